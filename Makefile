@@ -1,0 +1,35 @@
+# The two commands: `make run` and `make test`. Everything they need is set up here.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+SW     := $(BIN)/sitewatch
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint setup clean
+
+run: setup
+	@scripts/ensure-system.sh run
+	$(SW) db start
+	$(SW) db migrate
+	$(SW) demo --if-empty
+	$(SW) serve --announce
+
+test: setup
+	@scripts/ensure-system.sh test
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check geo layers maps api tests
+	$(BIN)/mypy
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+clean:
+	-$(SW) db stop
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""The outside interfaces: FastAPI app factory, routers, errors and the `sitewatch` CLI."""

@@ -1,0 +1,52 @@
+"""The FastAPI app factory: settings in, app out; the pool opens and closes in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import psycopg
+from fastapi import FastAPI
+from psycopg_pool import ConnectionPool
+
+from api import errors
+from api.routes import health, maps
+from layers import db
+from layers.config import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; nothing connects until the lifespan starts."""
+    settings = settings or Settings()
+    pool: ConnectionPool[psycopg.Connection[object]] = ConnectionPool(
+        db.conninfo(settings),
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        open=False,
+        # A server restart leaves dead connections in the pool; check before handing out.
+        check=ConnectionPool.check_connection,
+        kwargs={"options": f"-c timezone={settings.timezone}"},
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # wait=False: the API starts (and answers 503 on data routes) even while the database
+        # is down, and the pool connects in the background once it is back.
+        pool.open(wait=False)
+        try:
+            yield
+        finally:
+            pool.close()
+
+    app = FastAPI(
+        title="sitewatch",
+        summary="文明城市创建 site monitoring: layers, issues, assignment, maps",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.pool = pool
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(maps.router)
+    return app

@@ -1,0 +1,171 @@
+"""The ``sitewatch`` command line: cluster, migrations, demo data, tokens and the server."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from layers import db, migrate, tokens
+from layers.cluster import ClusterError
+from layers.config import Settings
+from layers.errors import DomainError
+
+app = typer.Typer(help="sitewatch — 文明城市创建 site monitoring.", no_args_is_help=True)
+db_app = typer.Typer(help="The database: managed local cluster and migrations.",
+                     no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(token_app, name="token")
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+@contextmanager
+def _friendly_errors() -> Iterator[None]:
+    """Known failures print one clear line and exit 1, never a traceback."""
+    import psycopg
+
+    try:
+        yield
+    except (ClusterError, DomainError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        err.print(f"[red]error:[/red] cannot reach the database ({first}); "
+                  "is it running? try `sitewatch db start`")
+        raise typer.Exit(1) from None
+
+
+def _run(fn: Callable[[], T]) -> T:
+    with _friendly_errors():
+        return fn()
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Create (first time) and start the managed PostGIS cluster under .sitewatch/pgdata."""
+    settings = Settings()
+    if not settings.managed:
+        err.print("DATABASE_URL is set: using that server, no local cluster started.")
+        return
+    cluster = db.managed_cluster(settings)
+    _run(cluster.start)
+    print(f"PostGIS running: {cluster.conninfo()}")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the managed cluster (data is kept)."""
+    settings = Settings()
+    if not settings.managed:
+        err.print("DATABASE_URL is set: there is no local cluster to stop.")
+        return
+    _run(db.managed_cluster(settings).stop)
+    print("PostGIS stopped.")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Say whether the managed cluster is running; exit 0 if it is, 3 if not."""
+    settings = Settings()
+    if not settings.managed:
+        print("external database (DATABASE_URL)")
+        return
+    cluster = db.managed_cluster(settings)
+    state = _run(cluster.status)
+    print(f"{state}: {cluster.pgdata}")
+    if state != "running":
+        raise typer.Exit(3)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending schema migrations."""
+    applied = _run(lambda: migrate.apply(db.conninfo(Settings())))
+    print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied
+          else "schema up to date")
+
+
+@app.command()
+def demo(
+    issues: Annotated[int, typer.Option(min=0, max=5_000_000,
+                                        help="How many issues to generate.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same district.")] = 20260501,
+    if_empty: Annotated[bool, typer.Option("--if-empty",
+                                           help="Do nothing when data exists.")] = False,
+) -> None:
+    """Load the generated demo district (empty database only)."""
+    from layers import demo as demo_loader
+
+    settings = Settings()
+    with _friendly_errors(), db.connect(settings) as conn:
+        if demo_loader.has_data(conn):
+            if if_empty:
+                print("database already has data; demo not loaded")
+                return
+            raise DomainError("the database already has data; the demo loads only into an "
+                              "empty database")
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=err, transient=False) as progress:
+            tasks: dict[str, int] = {}
+
+            def report(step: str, done: int, total: int) -> None:
+                if step not in tasks:
+                    tasks[step] = progress.add_task(step, total=total)
+                progress.update(tasks[step], completed=done, total=total)
+
+            counts = demo_loader.load(conn, n_issues=issues, seed=seed, progress=report)
+    print("demo loaded: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option(help="admin|supervisor|inspector|unit|viewer")],
+    unit: Annotated[str | None, typer.Option(help="Unit code or name (role unit).")] = None,
+    name: Annotated[str, typer.Option(help="A label to recognise the token by.")] = "",
+    expires_days: Annotated[int | None, typer.Option(min=1, help="Expire after N days.")] = None,
+) -> None:
+    """Create a bearer token; it is printed once, on the last line, and stored only as a hash."""
+    expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
+    with _friendly_errors(), db.connect(Settings()) as conn:
+        token = tokens.create(conn, role=role, unit_code=unit, name=name, expires_at=expires)
+    err.print(f"token for role {role} (shown once; store it now):")
+    print(token)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    announce: Annotated[bool, typer.Option(
+        "--announce", help="Create an admin token and print it with the map URL.")] = False,
+) -> None:
+    """Serve the API and map pages (Ctrl-C stops cleanly)."""
+    import uvicorn
+
+    settings = Settings()
+    host = host or settings.host
+    port = port or settings.port
+    if announce:
+        with _friendly_errors(), db.connect(settings) as conn:
+            token = tokens.create(conn, role="admin", name="make run")
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - display only
+        print(f"\n  Map:         http://{shown}:{port}/maps/overview\n"
+              f"  API docs:    http://{shown}:{port}/docs\n"
+              f"  Admin token: {token}\n", flush=True)
+    sys.stdout.flush()
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="info")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,35 @@
+"""Typed request dependencies: the connection crosses the seam here, explicitly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+import psycopg
+from fastapi import Depends, Request
+from psycopg_pool import ConnectionPool
+
+from layers.config import Settings
+
+
+def get_pool(request: Request) -> ConnectionPool[psycopg.Connection[object]]:
+    """The app's pool, created by the factory and opened in its lifespan."""
+    pool: ConnectionPool[psycopg.Connection[object]] = request.app.state.pool
+    return pool
+
+
+def get_conn(request: Request) -> Iterator[psycopg.Connection[object]]:
+    """A pooled connection; the request's work commits when the handler returns."""
+    settings: Settings = request.app.state.settings
+    with get_pool(request).connection(timeout=settings.pool_timeout) as conn:
+        yield conn
+
+
+def get_settings(request: Request) -> Settings:
+    """The settings the app was created with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+Conn = Annotated[psycopg.Connection[object], Depends(get_conn)]
+AppSettings = Annotated[Settings, Depends(get_settings)]

@@ -1,0 +1,1 @@
+"""Pure spatial computation: arrays and GeoDataFrames in, results out (no database, no HTTP)."""

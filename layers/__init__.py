@@ -1,0 +1,1 @@
+"""The stored layers on PostGIS through psycopg 3: cluster, migrations, data, demo."""

@@ -1,0 +1,37 @@
+"""Settings, read from the environment only when a caller builds them (never at import)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration.
+
+    ``DATABASE_URL`` points sitewatch at an existing PostGIS server; without it the project
+    manages its own cluster under ``SITEWATCH_DATA_DIR/pgdata``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SITEWATCH_", extra="ignore")
+
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    data_dir: Path = Path(".sitewatch")
+    # The managed cluster listens on a unix socket only; the port just names the socket file,
+    # so it can never collide with a system server on TCP 5432.
+    pg_port: int = Field(default=54329, ge=1024, le=65535)
+    pg_database: str = "sitewatch"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    pool_min_size: int = Field(default=1, ge=0)
+    pool_max_size: int = Field(default=10, ge=1)
+    # Seconds a request waits for a pooled connection before answering 503.
+    pool_timeout: float = Field(default=5.0, gt=0)
+    timezone: str = "Asia/Shanghai"
+
+    @property
+    def managed(self) -> bool:
+        """True when sitewatch runs its own local cluster (no DATABASE_URL)."""
+        return not self.database_url

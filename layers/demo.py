@@ -1,0 +1,190 @@
+"""Load the generated demo district (geo.demo) into an empty database, bulk data by COPY."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import psycopg
+import shapely
+
+from geo.demo import DemoDistrict, generate_district, generate_issues
+from layers.assignment import assign_issues
+
+Progress = Callable[[str, int, int], None]
+TZ = ZoneInfo("Asia/Shanghai")
+CAMPAIGN_START = datetime(2026, 5, 1, tzinfo=TZ)
+CAMPAIGN_END = datetime(2026, 12, 31, 23, 59, tzinfo=TZ)
+# COPY in chunks so the progress bar moves and memory stays flat at a million issues.
+_CHUNK = 100_000
+_ISSUE_COLUMNS = ["public_id", "category", "wkb", "description", "source", "reported_at",
+                  "status", "reporter", "rework_count", "assigned_at", "rectified_at",
+                  "closed_at"]
+
+
+def _silent(_step: str, _done: int, _total: int) -> None:
+    """The default progress callback: report nothing."""
+
+
+def has_data(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the database already holds jurisdictions, sites or issues."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM jurisdiction) OR EXISTS (SELECT 1 FROM site)"
+        " OR EXISTS (SELECT 1 FROM issue)"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def load(
+    conn: psycopg.Connection[Any],
+    *,
+    n_issues: int = 3000,
+    seed: int = 20260501,
+    now: datetime | None = None,
+    progress: Progress = _silent,
+) -> dict[str, int]:
+    """Generate and load the demo district in one transaction; return row counts."""
+    now = now or datetime.now(TZ)
+    district = generate_district(seed)
+    with conn.transaction():
+        _load_units(conn, district)
+        _load_jurisdictions(conn, district)
+        _load_sites(conn, district)
+        categories = pd.DataFrame(
+            conn.execute("SELECT code, name_zh, site_layer, deadline_hours FROM category"
+                         " WHERE active ORDER BY code").fetchall(),
+            columns=["code", "name_zh", "site_layer", "deadline_hours"],
+        )
+        progress("generating issues", 0, 1)
+        issues = generate_issues(district, categories, n_issues, seed=seed,
+                                 start=CAMPAIGN_START, end=CAMPAIGN_END, now=now)
+        progress("generating issues", 1, 1)
+        _copy_issues(conn, issues, progress)
+        progress("assigning issues", 0, 1)
+        assign_issues(conn)
+        progress("assigning issues", 1, 1)
+        progress("writing audit trail", 0, 1)
+        _write_events(conn)
+        progress("writing audit trail", 1, 1)
+    return {
+        "units": len(district.units),
+        "jurisdictions": len(district.jurisdictions),
+        "sites": len(district.sites),
+        "issues": len(issues),
+    }
+
+
+def _load_units(conn: psycopg.Connection[Any], district: DemoDistrict) -> None:
+    # The four functional departments are seeded by migration; refresh their contacts.
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO unit (code, name, name_en, kind, leader, contact)"
+            " VALUES (%(code)s, %(name)s, %(name_en)s, %(kind)s, %(leader)s, %(contact)s)"
+            " ON CONFLICT (code) DO UPDATE SET name_en = EXCLUDED.name_en,"
+            " leader = EXCLUDED.leader, contact = EXCLUDED.contact",
+            district.units.to_dict("records"),
+        )
+
+
+def _load_jurisdictions(conn: psycopg.Connection[Any], district: DemoDistrict) -> None:
+    frame = district.jurisdictions
+    order = {"street": 0, "community": 1, "grid": 2}
+    frame = frame.iloc[frame["level"].map(order).argsort(kind="stable")]
+    rows = [
+        {"code": r.code, "name": r.name, "level": r.level, "parent": r.parent,
+         "unit": r.unit, "wkb": shapely.to_wkb(r.geometry)}
+        for r in frame.itertuples()
+    ]
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO jurisdiction (code, name, level, parent_id, unit_id, geom)"
+            " VALUES (%(code)s, %(name)s, %(level)s,"
+            " (SELECT id FROM jurisdiction WHERE code = %(parent)s),"
+            " (SELECT id FROM unit WHERE code = %(unit)s),"
+            " ST_Multi(ST_SetSRID(ST_GeomFromWKB(%(wkb)s), 4326)))",
+            rows,
+        )
+
+
+def _load_sites(conn: psycopg.Connection[Any], district: DemoDistrict) -> None:
+    rows = [
+        {"code": r.code, "name": r.name, "layer": r.layer, "unit": r.unit,
+         "buffer_m": float(r.buffer_m), "interval": int(r.inspection_interval_days),
+         "attributes": json.dumps(r.attributes, ensure_ascii=False),
+         "wkb": shapely.to_wkb(r.geometry)}
+        for r in district.sites.itertuples()
+    ]
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO site (code, name, layer, unit_id, buffer_m, inspection_interval_days,"
+            " attributes, geom) VALUES (%(code)s, %(name)s, %(layer)s,"
+            " (SELECT id FROM unit WHERE code = %(unit)s), %(buffer_m)s, %(interval)s,"
+            " %(attributes)s::jsonb, ST_SetSRID(ST_GeomFromWKB(%(wkb)s), 4326))",
+            rows,
+        )
+
+
+def _copy_issues(conn: psycopg.Connection[Any], issues: pd.DataFrame, progress: Progress
+                 ) -> None:
+    conn.execute(
+        "CREATE TEMP TABLE demo_issue (public_id text, category text, wkb text,"
+        " description text, source text, reported_at timestamptz, status text, reporter text,"
+        " rework_count int, assigned_at timestamptz, rectified_at timestamptz,"
+        " closed_at timestamptz) ON COMMIT DROP"
+    )
+    frame = issues.assign(
+        public_id=[f"SW{i:07d}" for i in range(1, len(issues) + 1)],
+        wkb=shapely.to_wkb(shapely.points(issues["lon"].to_numpy(), issues["lat"].to_numpy()),
+                           hex=True, include_srid=False),
+    )[_ISSUE_COLUMNS]
+    total = len(frame)
+    with conn.cursor().copy(
+        "COPY demo_issue FROM STDIN (FORMAT csv)"
+    ) as copy:
+        for start in range(0, total, _CHUNK):
+            buf = io.StringIO()
+            frame.iloc[start:start + _CHUNK].to_csv(buf, header=False, index=False,
+                                                    date_format="%Y-%m-%dT%H:%M:%S%z")
+            copy.write(buf.getvalue())
+            progress("copying issues", min(start + _CHUNK, total), total)
+    conn.execute(
+        "INSERT INTO issue (public_id, category_code, geom, description, source, reported_at,"
+        " status, reporter, rework_count, closed_at)"
+        " SELECT public_id, category, ST_SetSRID(wkb::geometry, 4326), description, source,"
+        " reported_at, status, reporter, rework_count, closed_at FROM demo_issue"
+    )
+    conn.execute("SELECT setval('issue_public_seq', greatest(%s, 1))", [total])
+
+
+def _write_events(conn: psycopg.Connection[Any]) -> None:
+    """The audit trail the demo issues would have: one event per stage they reached."""
+    conn.execute(
+        """
+        INSERT INTO issue_event (issue_id, at, actor, actor_role, action, from_status,
+                                 to_status, note)
+        SELECT i.id, e.at, e.actor, e.role, e.action, e.from_status, e.to_status, e.note
+        FROM demo_issue d
+        JOIN issue i ON i.public_id = d.public_id
+        LEFT JOIN unit lu ON lu.id = i.lead_unit_id
+        CROSS JOIN LATERAL (VALUES
+            (d.reported_at, coalesce(d.reporter, 'demo'), 'inspector', 'report', NULL,
+             'reported', '演示数据 demo data'),
+            (d.assigned_at, '创建办', 'admin', 'assign', 'reported', 'assigned', NULL),
+            (d.rectified_at, coalesce(lu.name, 'unit'), 'unit', 'rectify', 'assigned',
+             'rectified', NULL),
+            (CASE WHEN d.status = 'verified' THEN d.closed_at END, '督查指导组', 'supervisor',
+             'verify', 'rectified', 'verified', NULL),
+            (CASE WHEN d.status = 'rejected' THEN d.closed_at END, '创建办', 'admin',
+             'reject', 'reported', 'rejected', NULL),
+            (CASE WHEN d.status = 'duplicate' THEN d.closed_at END, '创建办', 'admin',
+             'mark_duplicate', 'reported', 'duplicate', NULL)
+        ) AS e(at, actor, role, action, from_status, to_status, note)
+        WHERE e.at IS NOT NULL
+        ORDER BY e.at
+        """
+    )

@@ -1,0 +1,73 @@
+"""API tokens: shown once at creation, stored only as a sha256 hash."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg.rows import class_row
+
+from layers.errors import NotFound, ValidationFailed
+
+ROLES = ("admin", "supervisor", "inspector", "unit", "viewer")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, as resolved from a bearer token."""
+
+    token_id: int
+    name: str
+    role: str
+    unit_id: int | None
+
+
+def _hash(token: str) -> bytes:
+    # Tokens carry 256 bits of randomness, so a fast unsalted hash is enough to make the
+    # stored value useless to a reader of the table.
+    return hashlib.sha256(token.encode()).digest()
+
+
+def create(
+    conn: psycopg.Connection[object],
+    *,
+    role: str,
+    unit_code: str | None = None,
+    name: str = "",
+    expires_at: datetime | None = None,
+) -> str:
+    """Create a token and return it; only its hash is stored."""
+    if role not in ROLES:
+        raise ValidationFailed(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+    if role == "unit" and not unit_code:
+        raise ValidationFailed("a unit token needs --unit (the unit's code or name)")
+    unit_id = None
+    if unit_code:
+        row = conn.execute(
+            "SELECT id FROM unit WHERE code = %s OR name = %s", [unit_code, unit_code]
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no unit with code or name {unit_code!r}")
+        unit_id = row[0]
+    token = "sw_" + secrets.token_urlsafe(32)
+    conn.execute(
+        "INSERT INTO api_token (name, token_hash, role, unit_id, expires_at)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        [name, _hash(token), role, unit_id, expires_at],
+    )
+    return token
+
+
+def authenticate(conn: psycopg.Connection[object], token: str) -> Principal | None:
+    """The principal for a live (unexpired, unrevoked) token, or None."""
+    with conn.cursor(row_factory=class_row(Principal)) as cur:
+        return cur.execute(
+            "UPDATE api_token SET last_used_at = now()"
+            " WHERE token_hash = %s AND revoked_at IS NULL"
+            " AND (expires_at IS NULL OR expires_at > now())"
+            " RETURNING id AS token_id, name, role, unit_id",
+            [_hash(token)],
+        ).fetchone()

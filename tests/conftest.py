@@ -1,0 +1,100 @@
+"""A throwaway PostGIS cluster per test session, and a fresh database per test.
+
+The cluster is the same managed-cluster code users run (layers.cluster), in a temporary
+folder on a port of its own. A template database is migrated once; each test gets a copy
+(CREATE DATABASE ... TEMPLATE), so tests never see each other's rows. Nothing here skips:
+if PostGIS cannot start, every database test errors, in CI and elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime
+from itertools import count
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from layers import migrate
+from layers.cluster import Cluster
+
+TEMPLATE = "sw_template"
+DEMO_TEMPLATE = "sw_demo"
+# A fixed "now" keeps the demo's statuses and overdue flags the same on every run.
+DEMO_NOW = datetime.fromisoformat("2026-11-20T10:00:00+08:00")
+_serial = count()
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    """A running private PostGIS cluster, destroyed after the session."""
+    root = Path(tempfile.mkdtemp(prefix="sw-test-"))
+    root.chmod(0o755)  # the server may run as an unprivileged user that must reach it
+    port = 55000 + os.getpid() % 5000
+    # Durability is irrelevant for throwaway test data; these make the suite much faster.
+    node = Cluster(root, port=port, database="postgres",
+                   options=("fsync=off", "synchronous_commit=off", "full_page_writes=off"))
+    node.start()
+    try:
+        with psycopg.connect(node.conninfo("postgres"), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
+        migrate.apply(node.conninfo(TEMPLATE))
+        yield node
+    finally:
+        node.destroy()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _clone(node: Cluster, template: str) -> str:
+    name = f"t{os.getpid()}_{next(_serial)}"
+    with psycopg.connect(node.conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template)))
+    return name
+
+
+def _drop(node: Cluster, name: str) -> None:
+    with psycopg.connect(node.conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
+
+
+@pytest.fixture
+def dsn(cluster: Cluster) -> Iterator[str]:
+    """Conninfo of a fresh, migrated, empty database of this test's own."""
+    name = _clone(cluster, TEMPLATE)
+    yield cluster.conninfo(name)
+    _drop(cluster, name)
+
+
+@pytest.fixture
+def conn(dsn: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """A connection to this test's own empty database."""
+    with psycopg.connect(dsn) as connection:
+        yield connection
+
+
+@pytest.fixture(scope="session")
+def demo_template(cluster: Cluster) -> str:
+    """A template database holding the default demo district (built once per session)."""
+    from layers import demo
+
+    with psycopg.connect(cluster.conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(DEMO_TEMPLATE), sql.Identifier(TEMPLATE)))
+    with psycopg.connect(cluster.conninfo(DEMO_TEMPLATE)) as conn:
+        demo.load(conn, now=DEMO_NOW)
+    return DEMO_TEMPLATE
+
+
+@pytest.fixture
+def demo_dsn(cluster: Cluster, demo_template: str) -> Iterator[str]:
+    """Conninfo of a fresh copy of the demo district, this test's own."""
+    name = _clone(cluster, demo_template)
+    yield cluster.conninfo(name)
+    _drop(cluster, name)
