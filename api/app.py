@@ -7,12 +7,14 @@ from contextlib import asynccontextmanager
 
 import psycopg
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
 from api import errors
 from api.routes import health, maps
 from layers import db
 from layers.config import Settings
+from maps.assets import STATIC_DIR
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -49,4 +51,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(maps.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -7,7 +7,8 @@ from typing import Any
 import folium
 import geopandas as gpd
 import pandas as pd
-from folium.plugins import Fullscreen
+
+from maps.assets import fullscreen_control, use_local_assets
 
 LABELS: dict[str, dict[str, str]] = {
     "zh": {
@@ -69,6 +70,7 @@ def build_overview(
     issues: gpd.GeoDataFrame,
     *,
     lang: str = "zh",
+    static_url: str = "/static",
 ) -> folium.Map:
     """Build the overview map.
 
@@ -79,6 +81,7 @@ def build_overview(
     issues : GeoDataFrame of points with ``public_id, category_zh, category_en, status,
         reported_at, deadline, lead_unit, overdue``.
     lang : ``"zh"`` (default) or ``"en"``.
+    static_url : where the vendored Leaflet is served (see ``maps.assets``).
     """
     t = LABELS["en" if lang == "en" else "zh"]
     bounds = (jurisdictions if len(jurisdictions) else sites).total_bounds
@@ -89,12 +92,12 @@ def build_overview(
     _add_jurisdictions(fmap, _jsonable(jurisdictions), t)
     _add_sites(fmap, _jsonable(sites), t, lang)
     _add_issues(fmap, _jsonable(issues), t, lang)
-    Fullscreen().add_to(fmap)
+    fullscreen_control(static_url).add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
     title = f'<h3 id="sw-title" style="position:absolute;z-index:1000;left:50px;top:0;' \
             f'background:#fffc;padding:2px 8px">{t["title"]}</h3>'
     fmap.get_root().html.add_child(folium.Element(title))  # type: ignore[attr-defined]
-    return fmap
+    return use_local_assets(fmap, static_url)
 
 
 def _add_jurisdictions(fmap: folium.Map, frame: gpd.GeoDataFrame, t: dict[str, str]) -> None:
