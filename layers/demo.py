@@ -13,7 +13,8 @@ import pandas as pd
 import psycopg
 import shapely
 
-from geo.demo import DemoDistrict, generate_district, generate_issues
+from geo.demo import DemoDistrict, generate_district
+from geo.demo_issues import generate_issues
 from layers.assignment import assign_issues
 
 Progress = Callable[[str, int, int], None]

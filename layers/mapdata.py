@@ -17,7 +17,7 @@ def _frame(conn: psycopg.Connection[Any], query: sql.Composable, params: Any = N
     # into shapely's vectorised decoder is as fast and needs no extra dependency.
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(query, params).fetchall()
-    columns = [d.name for d in cur.description or []]
+        columns = [d.name for d in cur.description or []]
     records = {c: [r[c] for r in rows] for c in columns if c != "wkb"}
     geometry = shapely.from_wkb([bytes(r["wkb"]) for r in rows]) if rows else []
     return gpd.GeoDataFrame(records, geometry=geometry, crs="EPSG:4326")
