@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import psycopg
 from fastapi import FastAPI
@@ -20,7 +21,7 @@ from maps.assets import STATIC_DIR
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; nothing connects until the lifespan starts."""
     settings = settings or Settings()
-    pool: ConnectionPool[psycopg.Connection[object]] = ConnectionPool(
+    pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
         db.conninfo(settings),
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,

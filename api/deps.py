@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import psycopg
 from fastapi import Depends, Request
@@ -12,13 +12,13 @@ from psycopg_pool import ConnectionPool
 from layers.config import Settings
 
 
-def get_pool(request: Request) -> ConnectionPool[psycopg.Connection[object]]:
+def get_pool(request: Request) -> ConnectionPool[psycopg.Connection[Any]]:
     """The app's pool, created by the factory and opened in its lifespan."""
-    pool: ConnectionPool[psycopg.Connection[object]] = request.app.state.pool
+    pool: ConnectionPool[psycopg.Connection[Any]] = request.app.state.pool
     return pool
 
 
-def get_conn(request: Request) -> Iterator[psycopg.Connection[object]]:
+def get_conn(request: Request) -> Iterator[psycopg.Connection[Any]]:
     """A pooled connection; the request's work commits when the handler returns."""
     settings: Settings = request.app.state.settings
     with get_pool(request).connection(timeout=settings.pool_timeout) as conn:
@@ -31,5 +31,5 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-Conn = Annotated[psycopg.Connection[object], Depends(get_conn)]
+Conn = Annotated[psycopg.Connection[Any], Depends(get_conn)]
 AppSettings = Annotated[Settings, Depends(get_settings)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from importlib import resources
+from typing import Any
 
 import psycopg
 
@@ -11,11 +12,12 @@ import psycopg
 # outside_all); a GPS fix on the far kerb of a border road is typically within 30 m.
 DEFAULT_TOLERANCE_M = 50.0
 
+# Packaged constant SQL; values always go in as parameters.
 _ASSIGN_SQL = resources.files("layers").joinpath("sql/assign_issues.sql").read_text("utf-8")
 
 
 def assign_issues(
-    conn: psycopg.Connection[object],
+    conn: psycopg.Connection[Any],
     ids: Sequence[int] | None = None,
     *,
     tolerance_m: float = DEFAULT_TOLERANCE_M,
@@ -26,7 +28,7 @@ def assign_issues(
     ``on_boundary``/``outside_all``/``via_buffer``, and the deadline when none is set.
     """
     cur = conn.execute(
-        _ASSIGN_SQL,  # type: ignore[arg-type]  # packaged constant SQL, values are parameters
+        _ASSIGN_SQL,
         {"ids": list(ids) if ids is not None else None, "tolerance_m": tolerance_m},
     )
     return cur.rowcount

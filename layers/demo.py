@@ -88,7 +88,7 @@ def _load_units(conn: psycopg.Connection[Any], district: DemoDistrict) -> None:
             " VALUES (%(code)s, %(name)s, %(name_en)s, %(kind)s, %(leader)s, %(contact)s)"
             " ON CONFLICT (code) DO UPDATE SET name_en = EXCLUDED.name_en,"
             " leader = EXCLUDED.leader, contact = EXCLUDED.contact",
-            district.units.to_dict("records"),
+            [{str(k): v for k, v in r.items()} for r in district.units.to_dict("records")],
         )
 
 

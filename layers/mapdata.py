@@ -11,7 +11,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 
-def _frame(conn: psycopg.Connection[Any], query: sql.Composable, params: Any = None
+def _frame(conn: psycopg.Connection[Any], query: sql.SQL, params: Any = None
            ) -> gpd.GeoDataFrame:
     # pandas.read_sql only supports SQLAlchemy or sqlite3 connections; WKB through psycopg
     # into shapely's vectorised decoder is as fast and needs no extra dependency.
@@ -19,7 +19,7 @@ def _frame(conn: psycopg.Connection[Any], query: sql.Composable, params: Any = N
         rows = cur.execute(query, params).fetchall()
         columns = [d.name for d in cur.description or []]
     records = {c: [r[c] for r in rows] for c in columns if c != "wkb"}
-    geometry = shapely.from_wkb([bytes(r["wkb"]) for r in rows]) if rows else []
+    geometry = shapely.from_wkb([bytes(r["wkb"]) for r in rows])
     return gpd.GeoDataFrame(records, geometry=geometry, crs="EPSG:4326")
 
 

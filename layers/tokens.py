@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import psycopg
 from psycopg.rows import class_row
@@ -32,7 +33,7 @@ def _hash(token: str) -> bytes:
 
 
 def create(
-    conn: psycopg.Connection[object],
+    conn: psycopg.Connection[Any],
     *,
     role: str,
     unit_code: str | None = None,
@@ -61,7 +62,7 @@ def create(
     return token
 
 
-def authenticate(conn: psycopg.Connection[object], token: str) -> Principal | None:
+def authenticate(conn: psycopg.Connection[Any], token: str) -> Principal | None:
     """The principal for a live (unexpired, unrevoked) token, or None."""
     with conn.cursor(row_factory=class_row(Principal)) as cur:
         return cur.execute(

@@ -32,7 +32,7 @@ def use_local_assets(fmap: folium.Map, base_url: str = "/static") -> folium.Map:
 def fullscreen_control(base_url: str = "/static") -> Fullscreen:
     """A fullscreen button whose script and style come from ``base_url``."""
     vendor = _vendor(base_url) + "/leaflet.fullscreen"
-    control = Fullscreen()
+    control = Fullscreen()  # type: ignore[no-untyped-call]  # folium's plugins are untyped
     control.default_js = [("Control.Fullscreen.js", f"{vendor}/Control.FullScreen.js")]
     control.default_css = [("Control.FullScreen.css", f"{vendor}/Control.FullScreen.css")]
     return control

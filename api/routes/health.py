@@ -36,7 +36,7 @@ def health(request: Request) -> JSONResponse:
     settings = get_settings(request)
     try:
         with get_pool(request).connection(timeout=settings.pool_timeout) as conn:
-            row = conn.execute("SELECT postgis_lib_version()").fetchone()
+            row = conn.execute("SELECT postgis_lib_version()::text").fetchone()
         body = Health(status="ok",
                       database=DatabaseHealth(status="ok", postgis=str(row[0]) if row else None))
         return JSONResponse(body.model_dump(), status_code=200)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ def fresh_root() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="sw-cluster-"))
     root.chmod(0o755)
     yield root / ".sitewatch"
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def test_start_restart_keeps_data_and_stop(fresh_root: Path) -> None:
