@@ -14,7 +14,7 @@ run: setup
 	$(SW) demo --if-empty
 	$(SW) serve --announce
 
-test: setup
+test: setup lint
 	@scripts/ensure-system.sh test
 	$(BIN)/python -m pytest
 
