@@ -79,6 +79,12 @@ def conn(dsn: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
         yield connection
 
 
+@pytest.fixture
+def demo_now() -> datetime:
+    """The fixed "now" the demo template was generated for."""
+    return DEMO_NOW
+
+
 @pytest.fixture(scope="session")
 def demo_template(cluster: Cluster) -> str:
     """A template database holding the default demo district (built once per session)."""
