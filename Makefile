@@ -25,6 +25,7 @@ lint: setup
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@PYTHON=$(PYTHON) scripts/ensure-system.sh venv
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

@@ -2,18 +2,24 @@
 # Make sure the OS has what sitewatch needs: PostgreSQL with PostGIS (unless DATABASE_URL is
 # set) and, for the test suite, Chromium with a CJK font. Installs Debian packages when it can
 # (root or passwordless sudo); otherwise stops with one line saying what to install.
-#   usage: scripts/ensure-system.sh [run|test]
+#   usage: scripts/ensure-system.sh [venv|run|test]
 set -euo pipefail
 purpose=${1:-run}
 
 need=()
-if [ -z "${DATABASE_URL:-}" ]; then
-  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
-  ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1 || need+=(postgresql-15-postgis-3)
+if [ "$purpose" = venv ]; then
+  # Debian splits venv/ensurepip out of python3.
+  "${PYTHON:-python3}" -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+elif [ -z "${DATABASE_URL:-}" ]; then
+  # The installed server's major version, else the distribution's default one.
+  pgver=$(ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sed 's#.*/postgresql/\([0-9]*\)/.*#\1#' | sort -n | tail -1)
+  [ -n "$pgver" ] || pgver=$(apt-cache depends postgresql 2>/dev/null | sed -n 's/.*Depends: postgresql-\([0-9][0-9]*\)$/\1/p' | head -1)
+  [ -n "$pgver" ] || pgver=15
+  [ -e "/usr/share/postgresql/$pgver/extension/postgis.control" ] || need+=("postgresql-$pgver-postgis-3")
 fi
 if [ "$purpose" = test ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
-  fc-list 2>/dev/null | grep -qi 'Noto Sans CJK' || need+=(fonts-noto-cjk)
+  compgen -G '/usr/share/fonts/opentype/noto/NotoSansCJK*' >/dev/null || need+=(fonts-noto-cjk)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 
@@ -31,4 +37,4 @@ if ! command -v apt-get >/dev/null 2>&1; then
 fi
 echo "installing OS packages: ${need[*]}"
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
