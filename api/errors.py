@@ -35,7 +35,10 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
 async def _domain(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     extra = {"errors": exc.details} if exc.details is not None else {}
-    return problem(exc.status, exc.code, exc.title, exc.message, **extra)
+    response = problem(exc.status, exc.code, exc.title, exc.message, **extra)
+    if exc.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
 
 
 async def _validation(_: Request, exc: Exception) -> JSONResponse:

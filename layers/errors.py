@@ -50,3 +50,19 @@ class DatabaseUnavailable(DomainError):
     status = 503
     code = "database-unavailable"
     title = "Service unavailable"
+
+
+class Unauthorized(DomainError):
+    """No valid credentials were presented."""
+
+    status = 401
+    code = "unauthorized"
+    title = "Unauthorized"
+
+
+class Forbidden(DomainError):
+    """The caller is known but may not do this."""
+
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"

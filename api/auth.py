@@ -1,0 +1,66 @@
+"""Bearer-token authentication and role checks, as request dependencies.
+
+The token is looked up by its hash (layers.tokens); roles are those of DESIGN.md. Route
+modules declare what they need with ``Depends(require_roles(...))`` or the ``Caller`` alias.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.deps import Conn
+from layers import tokens
+from layers.errors import Forbidden, Unauthorized
+from layers.tokens import Principal
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def optional_caller(request: Request, conn: Conn) -> Principal | None:
+    """The caller when a valid token is presented, None for anonymous requests.
+
+    A token that is presented but invalid is an error, not anonymity: clients must learn
+    that their token expired rather than silently see less.
+    """
+    token = _bearer(request)
+    if token is None:
+        if request.headers.get("authorization"):
+            raise Unauthorized("use 'Authorization: Bearer <token>'")
+        return None
+    principal = tokens.authenticate(conn, token)
+    if principal is None:
+        raise Unauthorized("the token is unknown, expired or revoked")
+    return principal
+
+
+def required_caller(principal: Annotated[Principal | None, Depends(optional_caller)]
+                    ) -> Principal:
+    """The authenticated caller; 401 without a token."""
+    if principal is None:
+        raise Unauthorized("this route needs 'Authorization: Bearer <token>'")
+    return principal
+
+
+def require_roles(*roles: str) -> Callable[[Principal], Principal]:
+    """A dependency admitting only callers with one of ``roles``."""
+
+    def check(principal: Annotated[Principal, Depends(required_caller)]) -> Principal:
+        if principal.role not in roles:
+            raise Forbidden(f"role {principal.role!r} may not do this; needs {', '.join(roles)}")
+        return principal
+
+    return check
+
+
+Caller = Annotated[Principal, Depends(required_caller)]
+MaybeCaller = Annotated[Principal | None, Depends(optional_caller)]
+Admin = Annotated[Principal, Depends(require_roles("admin"))]
