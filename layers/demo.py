@@ -15,9 +15,10 @@ import psycopg
 import shapely
 from psycopg import sql
 
+from geo.assign import RESULT_COLUMNS
 from geo.demo import DemoDistrict, generate_district
 from geo.demo_issues import generate_issues
-from layers.assignment import assign_issues
+from layers.assignment import as_db_values, load_assigner
 
 Progress = Callable[[str, int, int], None]
 TZ = ZoneInfo("Asia/Shanghai")
@@ -27,7 +28,7 @@ CAMPAIGN_END = datetime(2026, 12, 31, 23, 59, tzinfo=TZ)
 _CHUNK = 100_000
 _ISSUE_COLUMNS = ["public_id", "category", "wkb", "description", "source", "reported_at",
                   "status", "reporter", "rework_count", "assigned_at", "rectified_at",
-                  "closed_at"]
+                  "closed_at", *RESULT_COLUMNS]
 
 
 def _silent(_step: str, _done: int, _total: int) -> None:
@@ -67,11 +68,13 @@ def load(
         issues = generate_issues(district, categories, n_issues, seed=seed,
                                  start=CAMPAIGN_START, end=CAMPAIGN_END, now=now)
         progress("generating issues", 1, 1)
+        progress("assigning issues", 0, 1)
+        assigned = as_db_values(load_assigner(conn).assign(
+            issues["lon"].to_numpy(), issues["lat"].to_numpy(),
+            issues["category"].to_numpy(object)))
+        progress("assigning issues", 1, 1)
         with _secondary_indexes_deferred(conn, ["issue", "issue_event"]):
-            _copy_issues(conn, issues, progress)
-            progress("assigning issues", 0, 1)
-            assign_issues(conn)
-            progress("assigning issues", 1, 1)
+            _copy_issues(conn, pd.concat([issues, assigned], axis=1), progress)
             progress("writing audit trail", 0, 1)
             _write_events(conn)
             progress("writing audit trail", 1, 1)
@@ -168,8 +171,10 @@ def _copy_issues(conn: psycopg.Connection[Any], issues: pd.DataFrame, progress: 
     conn.execute(
         "CREATE TEMP TABLE demo_issue (public_id text, category text, wkb text,"
         " description text, source text, reported_at float8, status text, reporter text,"
-        " rework_count int, assigned_at float8, rectified_at float8, closed_at float8)"
-        " ON COMMIT DROP"
+        " rework_count int, assigned_at float8, rectified_at float8, closed_at float8,"
+        " jurisdiction_id bigint, territorial_unit_id bigint, on_boundary boolean,"
+        " outside_all boolean, site_id bigint, via_buffer boolean, functional_unit_id bigint,"
+        " lead_unit_id bigint) ON COMMIT DROP"
     )
     times = ["reported_at", "assigned_at", "rectified_at", "closed_at"]
     frame = issues.assign(
@@ -187,10 +192,15 @@ def _copy_issues(conn: psycopg.Connection[Any], issues: pd.DataFrame, progress: 
             progress("copying issues", min(start + _CHUNK, total), total)
     conn.execute(
         "INSERT INTO issue (public_id, category_code, geom, description, source, reported_at,"
-        " status, reporter, rework_count, closed_at)"
+        " status, reporter, rework_count, closed_at, deadline, jurisdiction_id,"
+        " territorial_unit_id, on_boundary, outside_all, site_id, via_buffer,"
+        " functional_unit_id, lead_unit_id)"
         " SELECT public_id, category, ST_SetSRID(wkb::geometry, 4326), description, source,"
-        " to_timestamp(reported_at), status, reporter, rework_count, to_timestamp(closed_at)"
-        " FROM demo_issue"
+        " to_timestamp(reported_at), status, reporter, rework_count, to_timestamp(closed_at),"
+        " to_timestamp(reported_at) + make_interval(hours => c.deadline_hours),"
+        " d.jurisdiction_id, d.territorial_unit_id, d.on_boundary, d.outside_all, d.site_id,"
+        " d.via_buffer, d.functional_unit_id, d.lead_unit_id"
+        " FROM demo_issue d JOIN category c ON c.code = d.category"
     )
     conn.execute("SELECT setval('issue_public_seq', greatest(%s, 1))", [total])
 

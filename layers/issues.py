@@ -1,0 +1,308 @@
+"""Issues: create them already assigned (one statement for one or many), read and list them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+import shapely
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from geo.assign import Assigner
+from layers.assignment import DEFAULT_TOLERANCE_M, as_db_values
+from layers.errors import NotFound, ValidationFailed
+
+SOURCES = ("self_inspection", "supervision", "external_assessment", "citizen")
+# Points farther than this outside the district's extent are refused as wrong coordinates
+# (swapped lon/lat, a GCJ-02 fix declared as WGS84 in another city); nearer ones are kept in
+# the unassigned queue if no polygon takes them.
+SERVICE_MARGIN_M = 2000.0
+
+
+@dataclass(frozen=True)
+class NewIssue:
+    """A problem as reported, coordinates already in WGS84."""
+
+    category: str
+    lon: float
+    lat: float
+    description: str
+    source: str = "self_inspection"
+    reported_at: datetime | None = None
+    photos: Sequence[str] = field(default_factory=tuple)
+    reporter: str | None = None
+    reporter_contact: str | None = None
+
+
+def _service_area_check(conn: psycopg.Connection[Any], lon: np.ndarray[Any, Any],
+                        lat: np.ndarray[Any, Any]) -> list[int]:
+    """Indexes of points outside the district's extent grown by SERVICE_MARGIN_M."""
+    row = conn.execute(
+        "SELECT ST_AsBinary(ST_Expand(ST_Extent(geom)::geometry, %s / 111000.0 * 1.2))"
+        " FROM jurisdiction", [SERVICE_MARGIN_M]).fetchone()
+    if row is None or row[0] is None:
+        return []
+    area = shapely.from_wkb(bytes(row[0]))
+    inside = shapely.contains_xy(area, lon, lat) | shapely.intersects_xy(area, lon, lat)
+    return np.flatnonzero(~inside).tolist()
+
+
+def create_many(
+    conn: psycopg.Connection[Any],
+    assigner: Assigner,
+    issues: Sequence[NewIssue],
+    *,
+    actor: str,
+    actor_role: str,
+    tolerance_m: float = DEFAULT_TOLERANCE_M,
+) -> list[str]:
+    """Validate, assign and store issues with their 'report' (and 'assign') events.
+
+    All or nothing: any invalid issue raises ValidationFailed listing every bad one (by
+    position) and nothing is written. Returns the public ids in input order.
+    """
+    if not issues:
+        return []
+    frame = pd.DataFrame([vars(i) for i in issues])
+    errors = _validate(conn, issues, assigner)
+    if errors:
+        raise ValidationFailed("some issues are not valid; nothing was stored", details=errors)
+    result = as_db_values(assigner.assign(frame["lon"].to_numpy(np.float64),
+                                          frame["lat"].to_numpy(np.float64),
+                                          frame["category"].to_numpy(object),
+                                          tolerance_m=tolerance_m))
+    rows = conn.execute(_INSERT, _insert_params(frame, result, actor, actor_role)).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _validate(conn: psycopg.Connection[Any], issues: Sequence[NewIssue], assigner: Assigner
+              ) -> list[dict[str, Any]]:
+    errors: list[dict[str, Any]] = []
+
+    def bad(i: int, field_name: str, message: str) -> None:
+        errors.append({"index": i, "field": field_name, "message": message})
+
+    known = assigner.category_layer.keys()
+    active = {r[0] for r in conn.execute("SELECT code FROM category WHERE active")}
+    for i, row in enumerate(issues):
+        if row.category not in known or row.category not in active:
+            bad(i, "category", f"unknown or inactive category {row.category!r}")
+        if not (np.isfinite(row.lon) and -180 <= row.lon <= 180):
+            bad(i, "lon", "longitude must be a number between -180 and 180")
+        if not (np.isfinite(row.lat) and -90 <= row.lat <= 90):
+            bad(i, "lat", "latitude must be a number between -90 and 90")
+        if not isinstance(row.description, str) or not 1 <= len(row.description.strip()) <= 4000:
+            bad(i, "description", "description must be 1 to 4000 characters")
+        if row.source not in SOURCES:
+            bad(i, "source", f"source must be one of {', '.join(SOURCES)}")
+    in_range = [e["index"] for e in errors if e["field"] in ("lon", "lat")]
+    ok = np.setdiff1d(np.arange(len(issues)), in_range)
+    lon = np.array([i.lon for i in issues], np.float64)
+    lat = np.array([i.lat for i in issues], np.float64)
+    for i in _service_area_check(conn, lon[ok], lat[ok]):
+        bad(int(ok[i]), "location", "the point is outside the district's service area")
+    return errors
+
+
+def _insert_params(frame: pd.DataFrame, result: pd.DataFrame, actor: str, actor_role: str
+                   ) -> dict[str, Any]:
+    def ids(column: str) -> list[int | None]:
+        return [None if pd.isna(v) else int(v) for v in result[column]]
+
+    return {
+        "category": frame["category"].tolist(),
+        "lon": frame["lon"].astype(float).tolist(),
+        "lat": frame["lat"].astype(float).tolist(),
+        "description": [d.strip() for d in frame["description"]],
+        "source": frame["source"].tolist(),
+        "reported_at": [None if pd.isna(t) else t for t in frame["reported_at"]],
+        "photos": [json.dumps(list(p), ensure_ascii=False) for p in frame["photos"]],
+        "reporter": frame["reporter"].tolist(),
+        "reporter_contact": frame["reporter_contact"].tolist(),
+        "jurisdiction_id": ids("jurisdiction_id"),
+        "territorial_unit_id": ids("territorial_unit_id"),
+        "functional_unit_id": ids("functional_unit_id"),
+        "lead_unit_id": ids("lead_unit_id"),
+        "site_id": ids("site_id"),
+        "on_boundary": result["on_boundary"].tolist(),
+        "outside_all": result["outside_all"].tolist(),
+        "via_buffer": result["via_buffer"].tolist(),
+        "actor": actor,
+        "actor_role": actor_role,
+    }
+
+
+# One statement for one issue or thousands: arrays in, rows and their events out, in order.
+_INSERT = """
+WITH input AS (
+    SELECT * FROM unnest(
+        %(category)s::text[], %(lon)s::float8[], %(lat)s::float8[], %(description)s::text[],
+        %(source)s::text[], %(reported_at)s::timestamptz[], %(photos)s::jsonb[],
+        %(reporter)s::text[], %(reporter_contact)s::text[], %(jurisdiction_id)s::bigint[],
+        %(territorial_unit_id)s::bigint[], %(functional_unit_id)s::bigint[],
+        %(lead_unit_id)s::bigint[], %(site_id)s::bigint[], %(on_boundary)s::boolean[],
+        %(outside_all)s::boolean[], %(via_buffer)s::boolean[]
+    ) WITH ORDINALITY AS t(category, lon, lat, description, source, reported_at, photos,
+                           reporter, reporter_contact, jurisdiction_id, territorial_unit_id,
+                           functional_unit_id, lead_unit_id, site_id, on_boundary,
+                           outside_all, via_buffer, n)
+), inserted AS (
+    INSERT INTO issue (category_code, geom, description, source, reported_at, photos,
+                       reporter, reporter_contact, status, deadline, jurisdiction_id,
+                       territorial_unit_id, functional_unit_id, lead_unit_id, site_id,
+                       on_boundary, outside_all, via_buffer)
+    SELECT i.category, ST_SetSRID(ST_MakePoint(i.lon, i.lat), 4326), i.description, i.source,
+           coalesce(i.reported_at, now()), i.photos, i.reporter, i.reporter_contact,
+           CASE WHEN i.lead_unit_id IS NULL THEN 'reported' ELSE 'assigned' END,
+           coalesce(i.reported_at, now()) + make_interval(hours => c.deadline_hours),
+           i.jurisdiction_id, i.territorial_unit_id, i.functional_unit_id, i.lead_unit_id,
+           i.site_id, i.on_boundary, i.outside_all, i.via_buffer
+    FROM input i JOIN category c ON c.code = i.category
+    ORDER BY i.n
+    RETURNING id, public_id, status, reported_at, jurisdiction_id, territorial_unit_id,
+              functional_unit_id, lead_unit_id, site_id, on_boundary, outside_all, via_buffer
+), numbered AS (
+    SELECT *, row_number() OVER (ORDER BY id) AS n FROM inserted
+), events AS (
+    INSERT INTO issue_event (issue_id, at, actor, actor_role, action, from_status, to_status,
+                             data)
+    SELECT id, reported_at, %(actor)s, %(actor_role)s, 'report', NULL, 'reported', '{}'
+    FROM numbered
+    UNION ALL
+    SELECT id, now(), 'sitewatch', 'system', 'assign', 'reported', 'assigned',
+           jsonb_build_object('jurisdiction_id', jurisdiction_id,
+                              'territorial_unit_id', territorial_unit_id,
+                              'functional_unit_id', functional_unit_id,
+                              'lead_unit_id', lead_unit_id, 'site_id', site_id,
+                              'on_boundary', on_boundary, 'outside_all', outside_all,
+                              'via_buffer', via_buffer)
+    FROM numbered WHERE status = 'assigned'
+)
+SELECT public_id FROM numbered ORDER BY n
+"""
+
+
+_ISSUE_SELECT = sql.SQL("""
+SELECT i.id, i.public_id, i.category_code AS category, c.name_zh AS category_zh,
+       c.name_en AS category_en, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.description,
+       i.photos, i.source, i.reported_at, i.status, i.deadline, i.closed_at,
+       i.deadline < now() AND i.status IN ('reported', 'assigned', 'rectified') AS overdue,
+       j.code AS jurisdiction, j.name AS jurisdiction_name,
+       tu.code AS territorial_unit, fu.code AS functional_unit, lu.code AS lead_unit,
+       lu.name AS lead_unit_name, s.code AS site, s.name AS site_name,
+       i.on_boundary, i.outside_all, i.via_buffer, i.rework_count, i.version
+FROM issue i JOIN category c ON c.code = i.category_code
+LEFT JOIN jurisdiction j ON j.id = i.jurisdiction_id
+LEFT JOIN unit tu ON tu.id = i.territorial_unit_id
+LEFT JOIN unit fu ON fu.id = i.functional_unit_id
+LEFT JOIN unit lu ON lu.id = i.lead_unit_id
+LEFT JOIN site s ON s.id = i.site_id
+""")
+
+
+def get(conn: psycopg.Connection[Any], public_id: str) -> dict[str, Any]:
+    """One issue by public id, with names of its ground, site and units."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(_ISSUE_SELECT + sql.SQL(" WHERE i.public_id = %s"),
+                          [public_id]).fetchone()
+    if row is None:
+        raise NotFound(f"no issue {public_id!r}")
+    return row
+
+
+@dataclass(frozen=True)
+class IssueFilter:
+    """Filters of ``GET /api/v1/issues``; None means "any"."""
+
+    bbox: tuple[float, float, float, float] | None = None
+    status: Sequence[str] = ()
+    category: Sequence[str] = ()
+    unit: str | None = None
+    jurisdiction: str | None = None
+    site: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    overdue: bool | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+def list_issues(conn: psycopg.Connection[Any], f: IssueFilter) -> tuple[list[dict[str, Any]],
+                                                                       int]:
+    """Issues matching ``f`` (newest first, paged) and the total number matching."""
+    clauses: list[sql.Composable] = []
+    params: list[Any] = []
+    if f.bbox is not None:
+        clauses.append(sql.SQL("i.geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)"))
+        params.extend(f.bbox)
+    if f.status:
+        clauses.append(sql.SQL("i.status = ANY(%s)"))
+        params.append(list(f.status))
+    if f.category:
+        clauses.append(sql.SQL("i.category_code = ANY(%s)"))
+        params.append(list(f.category))
+    if f.unit:
+        clauses.append(sql.SQL("(lu.code = %s OR tu.code = %s OR fu.code = %s)"))
+        params.extend([f.unit] * 3)
+    if f.jurisdiction:
+        # A community's code also finds the issues in its grids.
+        clauses.append(sql.SQL(
+            "ST_Covers((SELECT geom FROM jurisdiction WHERE code = %s), i.geom)"))
+        params.append(f.jurisdiction)
+    if f.site:
+        clauses.append(sql.SQL("s.code = %s"))
+        params.append(f.site)
+    if f.since:
+        clauses.append(sql.SQL("i.reported_at >= %s"))
+        params.append(f.since)
+    if f.until:
+        clauses.append(sql.SQL("i.reported_at < %s"))
+        params.append(f.until)
+    if f.overdue is not None:
+        clauses.append(sql.SQL("(i.deadline < now() AND i.status IN"
+                               " ('reported', 'assigned', 'rectified')) = %s"))
+        params.append(f.overdue)
+    where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            _ISSUE_SELECT + where + sql.SQL(" ORDER BY i.reported_at DESC, i.id DESC"
+                                            " LIMIT %s OFFSET %s"),
+            [*params, f.limit, f.offset]).fetchall()
+        total = cur.execute(
+            sql.SQL("SELECT count(*) AS n FROM ({}) q").format(_ISSUE_SELECT + where),
+            params).fetchone()
+    return rows, int(total["n"]) if total else 0
+
+
+def nearby_open(conn: psycopg.Connection[Any], public_id: str, radius_m: float = 50.0
+                ) -> list[dict[str, Any]]:
+    """Open issues of the same category within ``radius_m`` of this one (duplicate hints)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("""
+            SELECT o.public_id, o.status, o.reported_at,
+                   round(ST_Distance(o.geom::geography, i.geom::geography)::numeric, 1)
+                       AS distance_m
+            FROM issue i JOIN issue o ON o.category_code = i.category_code AND o.id <> i.id
+            WHERE i.public_id = %s AND o.status IN ('reported', 'assigned', 'rectified')
+              -- degree prefilter for the index: radius/55000 covers longitude below 60°
+              AND ST_DWithin(o.geom, i.geom, %s / 55000.0)
+              AND ST_DWithin(o.geom::geography, i.geom::geography, %s)
+            ORDER BY distance_m, o.id LIMIT 10""", [public_id, radius_m, radius_m]).fetchall()
+
+
+def events(conn: psycopg.Connection[Any], public_id: str) -> list[dict[str, Any]]:
+    """The audit trail of one issue, oldest first."""
+    get(conn, public_id)
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("""
+            SELECT e.at, e.actor, e.actor_role, e.action, e.from_status, e.to_status, e.note,
+                   e.evidence, e.data
+            FROM issue_event e JOIN issue i ON i.id = e.issue_id
+            WHERE i.public_id = %s ORDER BY e.at, e.id""", [public_id]).fetchall()
