@@ -12,8 +12,9 @@ from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
 from api import errors
-from api.routes import health, maps
+from api.routes import health, issues, maps
 from layers import db
+from layers.assignment import AssignerCache
 from layers.config import Settings
 from maps.assets import STATIC_DIR
 
@@ -49,8 +50,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.pool = pool
+    app.state.assigner_cache = AssignerCache()
     errors.install(app)
     app.include_router(health.router)
     app.include_router(maps.router)
+    app.include_router(issues.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

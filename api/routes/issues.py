@@ -1,0 +1,133 @@
+"""``/api/v1/issues``: report a problem (stored already assigned), list, read, audit trail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from api.auth import require_roles
+from api.deps import Conn
+from api.schemas.issues import (
+    IssueCollection,
+    IssueCreate,
+    IssueCreated,
+    IssueEvent,
+    IssueFeature,
+    Nearby,
+    Status,
+    feature,
+)
+from geo.crs import lonlat_to_wgs84
+from layers import issues
+from layers.assignment import AssignerCache
+from layers.errors import ValidationFailed
+from layers.tokens import Principal
+
+router = APIRouter(prefix="/api/v1/issues", tags=["issues"])
+GEOJSON = "application/geo+json"
+Reporter = Annotated[Principal, Depends(require_roles("admin", "supervisor", "inspector"))]
+CRS_NAMES = {"wgs84": "EPSG:4326", "cgcs2000": "EPSG:4490", "gcj02": "gcj02"}
+
+
+def _geojson(model: IssueFeature | IssueCreated | IssueCollection, status: int = 200
+             ) -> JSONResponse:
+    return JSONResponse(model.model_dump(mode="json", by_alias=True), status_code=status,
+                        media_type=GEOJSON)
+
+
+@router.post("", status_code=201, response_model=IssueCreated,
+             responses={422: {"description": "invalid input (problem+json)"}})
+def create_issue(body: IssueCreate, conn: Conn, caller: Reporter, request: Request,
+                 nearby_radius_m: Annotated[float, Query(gt=0, le=500)] = 50.0
+                 ) -> JSONResponse:
+    """Report a problem; it is stored already assigned to its ground, site and units.
+
+    Coordinates are converted to WGS84 from the declared ``crs`` first. The response carries
+    open issues of the same category within ``nearby_radius_m`` (possible duplicates).
+    """
+    lon, lat = body.coordinates()
+    wlon, wlat = lonlat_to_wgs84(np.array([lon]), np.array([lat]), CRS_NAMES[body.crs])
+    new = issues.NewIssue(
+        category=body.category, lon=float(wlon[0]), lat=float(wlat[0]),
+        description=body.description, source=body.source, reported_at=body.reported_at,
+        photos=tuple(body.photos), reporter=body.reporter or caller.name or caller.role,
+        reporter_contact=body.reporter_contact)
+    cache: AssignerCache = request.app.state.assigner_cache
+    try:
+        [public_id] = issues.create_many(conn, cache.get(conn), [new],
+                                         actor=caller.name or f"token {caller.token_id}",
+                                         actor_role=caller.role)
+    except ValidationFailed as exc:
+        # One issue: report the fields, not list positions.
+        details = exc.details if isinstance(exc.details, list) else []
+        raise ValidationFailed(exc.message.replace("some issues are", "the issue is"),
+                               details=[{k: v for k, v in d.items() if k != "index"}
+                                        for d in details]) from None
+    created = feature(issues.get(conn, public_id))
+    nearby = [Nearby(id=n["public_id"], status=n["status"], reported_at=n["reported_at"],
+                     distance_m=float(n["distance_m"]))
+              for n in issues.nearby_open(conn, public_id, nearby_radius_m)]
+    response = _geojson(IssueCreated(**created.model_dump(), nearby=nearby), 201)
+    response.headers["Location"] = f"/api/v1/issues/{public_id}"
+    return response
+
+
+def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
+    if value is None:
+        return None
+    try:
+        parts = [float(v) for v in value.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 4 or not (parts[0] < parts[2] and parts[1] < parts[3]) \
+            or not all(np.isfinite(parts)):
+        raise ValidationFailed("bbox must be minlon,minlat,maxlon,maxlat with min < max",
+                               details=[{"location": ["query", "bbox"]}])
+    return parts[0], parts[1], parts[2], parts[3]
+
+
+@router.get("", response_model=IssueCollection)
+def list_issues(
+    conn: Conn,
+    request: Request,
+    bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
+    status: Annotated[list[Status] | None, Query()] = None,
+    category: Annotated[list[str] | None, Query()] = None,
+    unit: Annotated[str | None, Query(description="unit code (lead, territorial or "
+                                                  "functional)")] = None,
+    jurisdiction: Annotated[str | None, Query(description="jurisdiction code")] = None,
+    site: Annotated[str | None, Query(description="site code")] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    overdue: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JSONResponse:
+    """Issues as GeoJSON, newest first, with filters and paging links."""
+    rows, total = issues.list_issues(conn, issues.IssueFilter(
+        bbox=_bbox(bbox), status=status or (), category=category or (), unit=unit,
+        jurisdiction=jurisdiction, site=site, since=since, until=until, overdue=overdue,
+        limit=limit, offset=offset))
+    links = [{"rel": "self", "href": str(request.url), "type": GEOJSON}]
+    if offset + len(rows) < total:
+        links.append({"rel": "next", "type": GEOJSON,
+                      "href": str(request.url.include_query_params(offset=offset + limit))})
+    return _geojson(IssueCollection.model_validate({
+        "features": [feature(r) for r in rows], "numberMatched": total,
+        "numberReturned": len(rows), "links": links}))
+
+
+@router.get("/{public_id}", response_model=IssueFeature)
+def get_issue(public_id: str, conn: Conn) -> JSONResponse:
+    """One issue as a GeoJSON Feature."""
+    return _geojson(feature(issues.get(conn, public_id)))
+
+
+@router.get("/{public_id}/events", response_model=list[IssueEvent])
+def issue_events(public_id: str, conn: Conn) -> list[IssueEvent]:
+    """The issue's audit trail, oldest first."""
+    return [IssueEvent.model_validate(e) for e in issues.events(conn, public_id)]

@@ -1,0 +1,149 @@
+"""Request and response models of the issue routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from geojson_pydantic import Point
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Source = Literal["self_inspection", "supervision", "external_assessment", "citizen"]
+Status = Literal["reported", "assigned", "rectified", "verified", "rejected", "duplicate"]
+InputCrs = Literal["wgs84", "cgcs2000", "gcj02"]
+
+
+class IssueCreate(BaseModel):
+    """A new problem: where (a GeoJSON point, or lon/lat) in a declared CRS, what and who."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [
+            {"category": "MKT-01", "lon": 120.7012, "lat": 31.3105, "crs": "gcj02",
+             "description": "农贸市场北门外占道经营，三个摊位", "source": "self_inspection"},
+            {"category": "CON-02", "location": {"type": "Point", "coordinates": [120.69, 31.3]},
+             "description": "工地东侧裸土未覆盖", "source": "supervision",
+             "photos": ["https://example.org/p/1.jpg"]},
+        ]},
+    )
+
+    category: str = Field(min_length=1, max_length=20, description="category code, e.g. CTY-05")
+    location: Point | None = Field(None, description="GeoJSON Point; or give lon and lat")
+    lon: float | None = Field(None, ge=-180, le=180)
+    lat: float | None = Field(None, ge=-90, le=90)
+    crs: InputCrs = Field("wgs84", description="CRS of the coordinates: phones in China "
+                                                "usually give gcj02")
+    description: str = Field(min_length=1, max_length=4000)
+    source: Source = "self_inspection"
+    reported_at: datetime | None = Field(None, description="when found; default now")
+    photos: list[str] = Field(default_factory=list, max_length=9)
+    reporter: str | None = Field(None, max_length=100)
+    reporter_contact: str | None = Field(None, max_length=100)
+
+    @model_validator(mode="after")
+    def _one_location(self) -> IssueCreate:
+        has_point = self.location is not None
+        has_lonlat = self.lon is not None and self.lat is not None
+        if has_point == has_lonlat or (self.lon is None) != (self.lat is None):
+            raise ValueError("give either location (GeoJSON Point) or both lon and lat")
+        if self.reported_at is not None and self.reported_at.tzinfo is None:
+            raise ValueError("reported_at needs a time zone, e.g. 2026-05-03T09:00:00+08:00")
+        if any(len(p) > 500 for p in self.photos):
+            raise ValueError("a photo reference is at most 500 characters")
+        return self
+
+    def coordinates(self) -> tuple[float, float]:
+        """(lon, lat) as given, in ``crs``."""
+        if self.location is not None:
+            return float(self.location.coordinates[0]), float(self.location.coordinates[1])
+        assert self.lon is not None and self.lat is not None
+        return self.lon, self.lat
+
+
+class IssueProperties(BaseModel):
+    """An issue's fields, with its ground, site and units by code and name."""
+
+    id: str = Field(description="the public id, also Open311 service_request_id")
+    category: str
+    category_zh: str
+    category_en: str
+    description: str
+    photos: list[str]
+    source: Source
+    status: Status
+    reported_at: datetime
+    deadline: datetime | None
+    closed_at: datetime | None
+    overdue: bool
+    jurisdiction: str | None
+    jurisdiction_name: str | None
+    territorial_unit: str | None
+    functional_unit: str | None
+    lead_unit: str | None
+    lead_unit_name: str | None
+    site: str | None
+    site_name: str | None
+    on_boundary: bool
+    outside_all: bool
+    via_buffer: bool
+    rework_count: int
+    version: int
+
+
+class IssueFeature(BaseModel):
+    """An issue as a GeoJSON Feature."""
+
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: Point
+    properties: IssueProperties
+
+
+class Nearby(BaseModel):
+    """An open issue of the same category close by: perhaps the same problem."""
+
+    id: str
+    status: Status
+    reported_at: datetime
+    distance_m: float
+
+
+class IssueCreated(IssueFeature):
+    """The stored issue, already assigned, with possible duplicates nearby."""
+
+    nearby: list[Nearby]
+
+
+class IssueCollection(BaseModel):
+    """A page of issues as a GeoJSON FeatureCollection."""
+
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
+
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[IssueFeature]
+    number_matched: int = Field(alias="numberMatched")
+    number_returned: int = Field(alias="numberReturned")
+    links: list[dict[str, Any]]
+
+
+class IssueEvent(BaseModel):
+    """One entry of the append-only audit trail."""
+
+    at: datetime
+    actor: str
+    actor_role: str | None
+    action: str
+    from_status: str | None
+    to_status: str | None
+    note: str | None
+    evidence: list[Any]
+    data: dict[str, Any]
+
+
+def feature(row: dict[str, Any]) -> IssueFeature:
+    """An IssueFeature from a row of ``layers.issues``."""
+    props = {**row, "id": row["public_id"]}
+    return IssueFeature(id=row["public_id"],
+                        geometry=Point.model_validate(
+                            {"type": "Point", "coordinates": [row["lon"], row["lat"]]}),
+                        properties=IssueProperties.model_validate(props))

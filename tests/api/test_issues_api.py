@@ -1,0 +1,168 @@
+"""POST /api/v1/issues stores an issue already assigned; listing, reading, audit trail."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.schemas.issues import IssueCollection, IssueCreated, IssueEvent
+from geo.crs import wgs84_to_gcj02
+from layers import tokens
+from layers.config import Settings
+
+
+@pytest.fixture
+def client(demo_dsn: str) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(database_url=demo_dsn))) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def inspector(demo_dsn: str) -> dict[str, str]:
+    with psycopg.connect(demo_dsn) as conn:
+        return {"Authorization": "Bearer " + tokens.create(conn, role="inspector", name="巡查员A")}
+
+
+@pytest.fixture
+def market(demo_dsn: str) -> tuple[float, float, str, str]:
+    """A point inside a demo market, with the market's code and its grid's code."""
+    with psycopg.connect(demo_dsn) as conn:
+        row = conn.execute("""
+            SELECT ST_X(p), ST_Y(p), s.code, j.code
+            FROM site s, ST_PointOnSurface(s.geom) p, jurisdiction j
+            WHERE s.layer = 'market' AND j.level = 'grid' AND ST_Covers(j.geom, p)
+            ORDER BY s.code LIMIT 1""").fetchone()
+    assert row is not None
+    return row[0], row[1], row[2], row[3]
+
+
+def test_created_issue_is_assigned_and_audited(client: TestClient, inspector: dict[str, str],
+                                               market: tuple[float, float, str, str]) -> None:
+    lon, lat, site, grid = market
+    response = client.post("/api/v1/issues", headers=inspector, json={
+        "category": "MKT-01", "lon": lon, "lat": lat, "description": "北门外占道经营"})
+    assert response.status_code == 201, response.text
+    assert response.headers["content-type"] == "application/geo+json"
+    created = IssueCreated.model_validate(response.json())
+    props = created.properties
+    assert props.status == "assigned"
+    assert props.site == site
+    assert props.jurisdiction == grid
+    assert props.functional_unit == "CG"  # MKT-01's department
+    assert props.lead_unit == "CG"
+    assert props.territorial_unit is not None
+    assert props.deadline is not None
+    assert (props.deadline - props.reported_at).total_seconds() == 24 * 3600
+    assert response.headers["location"] == f"/api/v1/issues/{created.id}"
+
+    trail = client.get(f"/api/v1/issues/{created.id}/events").json()
+    events = [IssueEvent.model_validate(e) for e in trail]
+    assert [(e.action, e.to_status) for e in events] == [("report", "reported"),
+                                                          ("assign", "assigned")]
+    assert events[0].actor == "巡查员A"
+    assert events[1].data["site_id"] is not None
+
+    fetched = client.get(f"/api/v1/issues/{created.id}").json()
+    assert fetched["properties"]["site"] == site
+
+
+def test_gcj02_coordinates_are_converted(client: TestClient, inspector: dict[str, str],
+                                         market: tuple[float, float, str, str]) -> None:
+    lon, lat, site, _ = market
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    response = client.post("/api/v1/issues", headers=inspector, json={
+        "category": "MKT-02", "location": {"type": "Point",
+                                           "coordinates": [float(glon), float(glat)]},
+        "crs": "gcj02", "description": "流动摊贩"})
+    assert response.status_code == 201, response.text
+    got = response.json()["geometry"]["coordinates"]
+    assert abs(got[0] - lon) < 1e-7 and abs(got[1] - lat) < 1e-7
+    assert response.json()["properties"]["site"] == site
+    declared_wrong = client.post("/api/v1/issues", headers=inspector, json={
+        "category": "MKT-02", "lon": float(glon), "lat": float(glat), "crs": "wgs84",
+        "description": "流动摊贩"})
+    assert declared_wrong.json()["geometry"]["coordinates"] != got  # ~500 m apart
+
+
+def test_nearby_open_issues_of_the_same_category_are_hinted(
+        client: TestClient, inspector: dict[str, str],
+        market: tuple[float, float, str, str]) -> None:
+    lon, lat, _, _ = market
+    body = {"category": "MKT-04", "lon": lon, "lat": lat, "description": "市场周边暴露垃圾"}
+    first = client.post("/api/v1/issues", headers=inspector, json=body).json()
+    second = client.post("/api/v1/issues", headers=inspector,
+                         json={**body, "lon": lon + 0.0001}).json()
+    assert first["id"] in [n["id"] for n in second["nearby"]]
+    assert all(n["distance_m"] <= 50 for n in second["nearby"])
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"category": "NOPE-01"}, "category"),
+        ({"lon": 100.0, "lat": 31.3}, "location"),
+        ({"lon": 200.0}, "lon"),
+        ({"description": ""}, "description"),
+        ({"description": "x" * 4001}, "description"),
+        ({"source": "rumour"}, "source"),
+        ({"crs": "bd09"}, "crs"),
+        ({"reported_at": "2026-05-03T09:00:00"}, "reported_at"),
+        ({"unexpected": 1}, "unexpected"),
+    ],
+)
+def test_bad_input_is_a_422_problem_and_stores_nothing(
+        client: TestClient, inspector: dict[str, str], demo_dsn: str,
+        market: tuple[float, float, str, str], body: dict[str, object], field: str) -> None:
+    lon, lat, _, _ = market
+    good = {"category": "CTY-05", "lon": lon, "lat": lat, "description": "暴露垃圾"}
+    with psycopg.connect(demo_dsn) as conn:
+        before = conn.execute("SELECT count(*) FROM issue").fetchone()
+    response = client.post("/api/v1/issues", headers=inspector, json={**good, **body})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert field in response.text
+    assert "Traceback" not in response.text
+    with psycopg.connect(demo_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM issue").fetchone() == before
+
+
+def test_reporting_needs_a_reporting_role(client: TestClient, demo_dsn: str,
+                                          market: tuple[float, float, str, str]) -> None:
+    lon, lat, _, _ = market
+    body = {"category": "CTY-05", "lon": lon, "lat": lat, "description": "暴露垃圾"}
+    assert client.post("/api/v1/issues", json=body).status_code == 401
+    with psycopg.connect(demo_dsn) as conn:
+        viewer = tokens.create(conn, role="viewer")
+    denied = client.post("/api/v1/issues", json=body,
+                         headers={"Authorization": f"Bearer {viewer}"})
+    assert denied.status_code == 403
+    assert denied.json()["code"] == "forbidden"
+    bad = client.post("/api/v1/issues", json=body, headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 401
+    assert bad.headers["www-authenticate"] == "Bearer"
+
+
+def test_list_filters_and_paging(client: TestClient) -> None:
+    page = client.get("/api/v1/issues", params={"status": "assigned", "limit": 5})
+    assert page.status_code == 200
+    collection = IssueCollection.model_validate(page.json())
+    body = page.json()
+    assert body["numberReturned"] == len(collection.features) <= 5
+    assert all(f.properties.status == "assigned" for f in collection.features)
+    assert any(link["rel"] == "next" for link in body["links"])
+    overdue = client.get("/api/v1/issues", params={"overdue": "true", "limit": 1000}).json()
+    assert all(f["properties"]["overdue"] for f in overdue["features"])
+    bbox = client.get("/api/v1/issues", params={"bbox": "120.0,31.0,120.1,31.1"}).json()
+    assert bbox["numberMatched"] == 0
+    bad = client.get("/api/v1/issues", params={"bbox": "1,2,3"})
+    assert bad.status_code == 422
+
+
+def test_unknown_issue_is_404_problem(client: TestClient) -> None:
+    response = client.get("/api/v1/issues/SW9999999")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
