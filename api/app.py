@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
 from api import errors
-from api.routes import health, issues, maps
+from api.routes import catalog, checks, health, issues, maps
 from layers import db
 from layers.assignment import AssignerCache
 from layers.config import Settings
@@ -54,6 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(maps.router)
+    app.include_router(catalog.router)
     app.include_router(issues.router)
+    app.include_router(checks.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

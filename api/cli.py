@@ -133,6 +133,38 @@ def demo(
     print("demo loaded: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
+@app.command()
+def check(
+    out: Annotated[str | None, typer.Option(help="Write the findings to a GeoJSON file.")] = None,
+    min_area_m2: Annotated[float, typer.Option(min=0, help="Ignore smaller slivers.")] = 1.0,
+) -> None:
+    """Check the jurisdictions: gaps, overlaps, children outside parents, invalid rings."""
+    from geo.quality import check_jurisdictions, summary
+    from layers import mapdata
+
+    with _friendly_errors(), db.connect(Settings()) as conn:
+        findings = check_jurisdictions(mapdata.jurisdictions(conn), min_area_m2=min_area_m2)
+    for row in findings.itertuples():
+        area = "" if row.area_m2 != row.area_m2 else f"{row.area_m2:,.1f} m²"
+        print(f"{row.kind:15} {','.join(map(str, row.codes)):40} {area:>14}  {row.detail_zh}")
+    print("summary: " + ", ".join(f"{k} {v}" for k, v in summary(findings).items()))
+    if out:
+        findings.to_file(out, driver="GeoJSON")
+        print(f"findings written to {out}")
+
+
+@app.command()
+def reassign() -> None:
+    """Re-run assignment for every open issue (after boundary or rule changes)."""
+    from layers.assignment import load_assigner
+    from layers.assignment import reassign as reassign_open
+
+    with _friendly_errors(), db.connect(Settings()) as conn:
+        err.print("reassigning open issues ...")
+        counts = reassign_open(conn, load_assigner(conn), actor="sitewatch reassign")
+    print(f"examined {counts['examined']}, changed {counts['changed']} (each change audited)")
+
+
 @token_app.command("create")
 def token_create(
     role: Annotated[str, typer.Option(help="admin|supervisor|inspector|unit|viewer")],

@@ -31,5 +31,7 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-Conn = Annotated[psycopg.Connection[Any], Depends(get_conn)]
+# scope="function": the request's work commits before the response is sent, so a client never
+# hears "created" for something a failed commit then lost.
+Conn = Annotated[psycopg.Connection[Any], Depends(get_conn, scope="function")]
 AppSettings = Annotated[Settings, Depends(get_settings)]

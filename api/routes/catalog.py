@@ -1,0 +1,241 @@
+"""REST for the reference layers under ``/api/v1``: units, categories, site layers,
+jurisdictions and sites. Spatial resources are GeoJSON (``application/geo+json``).
+
+Reads are public; writes need an admin token. Handlers only translate HTTP to calls into
+``layers/``, which owns the SQL and makes each write all-or-nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.responses import JSONResponse
+
+from api.auth import Admin
+from api.deps import Conn
+from api.schemas.catalog import (
+    BBox,
+    Category,
+    CategoryCreate,
+    CategoryPatch,
+    Code,
+    JurisdictionCollection,
+    JurisdictionCreate,
+    JurisdictionFeature,
+    JurisdictionPatch,
+    LayerCode,
+    Level,
+    SiteCollection,
+    SiteCreate,
+    SiteFeature,
+    SiteLayer,
+    SiteLayerCreate,
+    SitePatch,
+    Unit,
+    UnitCreate,
+    UnitPatch,
+    jurisdiction_feature,
+    parse_bbox,
+    site_feature,
+)
+from layers import categories, jurisdictions, sites, units
+
+
+class GeoJSONResponse(JSONResponse):
+    """JSON with the GeoJSON media type of RFC 7946."""
+
+    media_type = "application/geo+json"
+
+
+def bbox_query(
+    bbox: Annotated[str | None, Query(
+        description="minx,miny,maxx,maxy in EPSG:4326; keeps features that intersect it",
+        examples=["120.55,31.25,120.65,31.35"])] = None,
+) -> BBox | None:
+    """The parsed ``bbox`` query parameter (422 problem when malformed)."""
+    return None if bbox is None else parse_bbox(bbox)
+
+
+BBoxFilter = Annotated[BBox | None, Depends(bbox_query)]
+_WRITE: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no valid token"}, 403: {"description": "not an admin"}}
+_CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "conflicts with existing data"}}
+
+router = APIRouter(prefix="/api/v1", tags=["catalog"])
+
+
+# -- units -----------------------------------------------------------------------------------
+
+@router.get("/units", tags=["units"])
+def list_units(conn: Conn) -> list[Unit]:
+    """Every responsible unit."""
+    return [Unit.model_validate(r) for r in units.list_all(conn)]
+
+
+@router.get("/units/{code}", tags=["units"])
+def get_unit(conn: Conn, code: str) -> Unit:
+    """One unit by code."""
+    return Unit.model_validate(units.get(conn, code))
+
+
+@router.post("/units", status_code=status.HTTP_201_CREATED, tags=["units"],
+             responses={**_WRITE, **_CONFLICT})
+def create_unit(conn: Conn, _: Admin, body: UnitCreate, response: Response) -> Unit:
+    """Add a unit (admin)."""
+    unit = Unit.model_validate(units.create(conn, **body.model_dump()))
+    response.headers["Location"] = f"/api/v1/units/{unit.code}"
+    return unit
+
+
+@router.patch("/units/{code}", tags=["units"], responses={**_WRITE, **_CONFLICT})
+def update_unit(conn: Conn, _: Admin, code: str, body: UnitPatch) -> Unit:
+    """Change some of a unit's fields (admin)."""
+    return Unit.model_validate(units.update(conn, code, body.changes()))
+
+
+@router.delete("/units/{code}", status_code=status.HTTP_204_NO_CONTENT, tags=["units"],
+               response_class=Response, responses={**_WRITE, **_CONFLICT})
+def delete_unit(conn: Conn, _: Admin, code: str) -> None:
+    """Delete a unit (admin); 409 while issues name it as responsible."""
+    units.delete(conn, code)
+
+
+# -- categories ------------------------------------------------------------------------------
+
+@router.get("/categories", tags=["categories"])
+def list_categories(conn: Conn, active: bool | None = None) -> list[Category]:
+    """The problem catalog; ``active`` narrows it to current or retired categories."""
+    return [Category.model_validate(r) for r in categories.list_all(conn, active=active)]
+
+
+@router.get("/categories/{code}", tags=["categories"])
+def get_category(conn: Conn, code: str) -> Category:
+    """One category by code."""
+    return Category.model_validate(categories.get(conn, code))
+
+
+@router.post("/categories", status_code=status.HTTP_201_CREATED, tags=["categories"],
+             responses={**_WRITE, **_CONFLICT})
+def create_category(conn: Conn, _: Admin, body: CategoryCreate, response: Response
+                    ) -> Category:
+    """Add a category (admin)."""
+    category = Category.model_validate(categories.create(conn, **body.model_dump()))
+    response.headers["Location"] = f"/api/v1/categories/{category.code}"
+    return category
+
+
+@router.patch("/categories/{code}", tags=["categories"], responses=_WRITE)
+def update_category(conn: Conn, _: Admin, code: str, body: CategoryPatch
+                    ) -> Category:
+    """Change a category (admin); ``{"active": false}`` retires it."""
+    return Category.model_validate(categories.update(conn, code, body.changes()))
+
+
+# -- site layers -----------------------------------------------------------------------------
+
+@router.get("/site-layers", tags=["sites"])
+def list_site_layers(conn: Conn) -> list[SiteLayer]:
+    """Every site layer, built-in ones first."""
+    return [SiteLayer.model_validate(r) for r in sites.site_layers(conn)]
+
+
+@router.post("/site-layers", status_code=status.HTTP_201_CREATED, tags=["sites"],
+             responses={**_WRITE, **_CONFLICT})
+def create_site_layer(conn: Conn, _: Admin, body: SiteLayerCreate) -> SiteLayer:
+    """Add a site layer (admin); sites and categories can use it at once."""
+    return SiteLayer.model_validate(sites.create_layer(conn, **body.model_dump()))
+
+
+# -- jurisdictions ---------------------------------------------------------------------------
+
+@router.get("/jurisdictions", response_class=GeoJSONResponse, tags=["jurisdictions"])
+def list_jurisdictions(
+    conn: Conn,
+    bbox: BBoxFilter,
+    level: Level | None = None,
+    parent: Annotated[Code | None, Query(description="the parent's code")] = None,
+) -> JurisdictionCollection:
+    """Jurisdictions as a FeatureCollection (MultiPolygons), coarsest level first."""
+    rows = jurisdictions.features(conn, level=level, parent=parent, bbox=bbox)
+    return JurisdictionCollection(type="FeatureCollection",
+                                  features=[jurisdiction_feature(r) for r in rows])
+
+
+@router.get("/jurisdictions/{code}", response_class=GeoJSONResponse, tags=["jurisdictions"])
+def get_jurisdiction(conn: Conn, code: str) -> JurisdictionFeature:
+    """One jurisdiction as a Feature."""
+    return jurisdiction_feature(jurisdictions.get(conn, code))
+
+
+@router.post("/jurisdictions", status_code=status.HTTP_201_CREATED,
+             response_class=GeoJSONResponse, tags=["jurisdictions"],
+             responses={**_WRITE, **_CONFLICT})
+def create_jurisdiction(conn: Conn, _: Admin, body: JurisdictionCreate, response: Response
+                        ) -> JurisdictionFeature:
+    """Add a jurisdiction (admin); a parent is exactly one level up."""
+    props = body.properties
+    row = jurisdictions.create(
+        conn, code=props.code, name=props.name, level=props.level, parent=props.parent,
+        unit=props.unit, geometry=body.geometry.model_dump(mode="json", exclude_none=True))
+    response.headers["Location"] = f"/api/v1/jurisdictions/{props.code}"
+    return jurisdiction_feature(row)
+
+
+@router.patch("/jurisdictions/{code}", response_class=GeoJSONResponse,
+              tags=["jurisdictions"], responses={**_WRITE, **_CONFLICT})
+def update_jurisdiction(conn: Conn, _: Admin, code: str, body: JurisdictionPatch
+                        ) -> JurisdictionFeature:
+    """Change properties and/or the geometry of a jurisdiction (admin)."""
+    return jurisdiction_feature(jurisdictions.update(conn, code, body.changes()))
+
+
+@router.delete("/jurisdictions/{code}", status_code=status.HTTP_204_NO_CONTENT,
+               response_class=Response, tags=["jurisdictions"],
+               responses={**_WRITE, **_CONFLICT})
+def delete_jurisdiction(conn: Conn, _: Admin, code: str) -> None:
+    """Delete a jurisdiction (admin); 409 while it has children or issues refer to it."""
+    jurisdictions.delete(conn, code)
+
+
+# -- sites -----------------------------------------------------------------------------------
+
+@router.get("/sites", response_class=GeoJSONResponse, tags=["sites"])
+def list_sites(
+    conn: Conn,
+    bbox: BBoxFilter,
+    layer: Annotated[LayerCode | None, Query(examples=["market"])] = None,
+) -> SiteCollection:
+    """Sites as a FeatureCollection, optionally of one layer and within a bbox."""
+    rows = sites.features(conn, layer=layer, bbox=bbox)
+    return SiteCollection(type="FeatureCollection", features=[site_feature(r) for r in rows])
+
+
+@router.get("/sites/{code}", response_class=GeoJSONResponse, tags=["sites"])
+def get_site(conn: Conn, code: str) -> SiteFeature:
+    """One site as a Feature."""
+    return site_feature(sites.get(conn, code))
+
+
+@router.post("/sites", status_code=status.HTTP_201_CREATED, response_class=GeoJSONResponse,
+             tags=["sites"], responses={**_WRITE, **_CONFLICT})
+def create_site(conn: Conn, _: Admin, body: SiteCreate, response: Response) -> SiteFeature:
+    """Add a site (admin): a point or an area on an existing layer."""
+    row = sites.create(conn, **body.properties.model_dump(),
+                       geometry=body.geometry.model_dump(mode="json", exclude_none=True))
+    response.headers["Location"] = f"/api/v1/sites/{body.properties.code}"
+    return site_feature(row)
+
+
+@router.patch("/sites/{code}", response_class=GeoJSONResponse, tags=["sites"],
+              responses={**_WRITE, **_CONFLICT})
+def update_site(conn: Conn, _: Admin, code: str, body: SitePatch) -> SiteFeature:
+    """Change properties and/or the geometry of a site (admin)."""
+    return site_feature(sites.update(conn, code, body.changes()))
+
+
+@router.delete("/sites/{code}", status_code=status.HTTP_204_NO_CONTENT,
+               response_class=Response, tags=["sites"], responses={**_WRITE, **_CONFLICT})
+def delete_site(conn: Conn, _: Admin, code: str) -> None:
+    """Delete a site (admin); its issues stay, unlinked."""
+    sites.delete(conn, code)
