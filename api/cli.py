@@ -19,6 +19,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from api.cli_io import export, import_app
 from layers import db, migrate, tokens
 from layers.cluster import ClusterError
 from layers.config import Settings
@@ -30,6 +31,8 @@ db_app = typer.Typer(help="The database: managed local cluster and migrations.",
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
+app.add_typer(import_app, name="import")
+app.command("export")(export)
 err = Console(stderr=True)
 T = TypeVar("T")
 

@@ -174,3 +174,52 @@ def _store_changes(conn: psycopg.Connection[Any], ids: np.ndarray[Any, Any],
         [actor],
     )
 
+
+
+def footprint(conn: psycopg.Connection[Any], table: str, code: str) -> bytes | None:
+    """The area (EPSG:4326 WKB) in which a jurisdiction or site can decide an assignment.
+
+    A site reaches as far as its surroundings buffer; a jurisdiction as far as the
+    nearest-polygon tolerance around it.
+    """
+    if table == "site":
+        query = sql.SQL("SELECT ST_AsBinary(ST_Buffer(geom::geography, greatest(buffer_m, 1))"
+                        "::geometry) FROM site WHERE code = %s")
+    elif table == "jurisdiction":
+        query = sql.SQL("SELECT ST_AsBinary(ST_Buffer(geom::geography, %s)::geometry)"
+                        " FROM jurisdiction WHERE code = %s")
+    else:
+        raise ValueError(f"no footprint for table {table!r}")
+    params: list[Any] = [code] if table == "site" else [DEFAULT_TOLERANCE_M, code]
+    row = conn.execute(query, params).fetchone()
+    return bytes(row[0]) if row and row[0] is not None else None
+
+
+def reassign_changed(
+    conn: psycopg.Connection[Any],
+    before: bytes | None,
+    after: bytes | None,
+    *,
+    actor: str,
+    only_shape: bool = False,
+) -> dict[str, int]:
+    """Reassign the open issues a change of one jurisdiction or site can affect.
+
+    ``before``/``after`` are the row's footprints (see :func:`footprint`). When only the shape
+    changed, answers can change only where the old and new footprints differ (their
+    symmetric difference); otherwise (a new owner unit, say) everywhere in either.
+    """
+    if before is None and after is None:
+        return {"examined": 0, "changed": 0}
+    row = conn.execute(
+        "SELECT ST_AsBinary(CASE WHEN %(shape)s THEN ST_SymDifference(a, b)"
+        " ELSE ST_Union(a, b) END)"
+        " FROM (SELECT coalesce(ST_GeomFromWKB(%(a)s, 4326), ST_GeomFromWKB(%(b)s, 4326)) AS a,"
+        "              coalesce(ST_GeomFromWKB(%(b)s, 4326), ST_GeomFromWKB(%(a)s, 4326)) AS b"
+        " ) x",
+        {"a": before, "b": after, "shape": only_shape and before is not None
+         and after is not None}).fetchone()
+    region = bytes(row[0]) if row and row[0] is not None else None
+    if region is None:
+        return {"examined": 0, "changed": 0}
+    return reassign(conn, load_assigner(conn), actor=actor, region_wkb=region)

@@ -15,7 +15,7 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.rows import dict_row
 
-from layers import units
+from layers import assignment, units
 from layers.errors import Conflict, NotFound, ValidationFailed
 
 LEVELS = ("street", "community", "grid")
@@ -146,8 +146,12 @@ def create(
     geometry: Mapping[str, Any],
     parent: str | None = None,
     unit: str | None = None,
+    actor: str = "sitewatch",
 ) -> dict[str, Any]:
-    """Insert a jurisdiction (geometry: GeoJSON Polygon or MultiPolygon) and return it."""
+    """Insert a jurisdiction (geometry: GeoJSON Polygon or MultiPolygon) and return it.
+
+    Open issues it now covers (or is nearest to) are reassigned in the same transaction.
+    """
     with conn.transaction():
         exprs, params = _columns(conn, {"code": code, "name": name, "level": level,
                                         "parent": parent, "unit": unit, "geometry": geometry})
@@ -155,17 +159,20 @@ def create(
             sql.SQL(", ").join(map(sql.Identifier, exprs)), sql.SQL(", ").join(exprs.values()))
         _write(conn, query, params, code)
         _check_hierarchy(conn, code)
+        assignment.reassign_changed(conn, None, assignment.footprint(conn, "jurisdiction", code),
+                                    actor=actor)
         return get(conn, code)
 
 
-def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any]
-           ) -> dict[str, Any]:
+def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any], *,
+           actor: str = "sitewatch") -> dict[str, Any]:
     """Apply ``changes`` (a subset of :data:`FIELDS`) and return the jurisdiction."""
     with conn.transaction():
         get(conn, code)
         exprs, params = _columns(conn, changes)
         if not exprs:
             return get(conn, code)
+        before = assignment.footprint(conn, "jurisdiction", code)
         exprs["updated_at"] = sql.SQL("now()")
         new_code = str(changes.get("code", code))
         query = sql.SQL("UPDATE jurisdiction SET {} WHERE code = {}").format(
@@ -174,6 +181,11 @@ def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any]
             sql.Placeholder("_code"))
         _write(conn, query, {**params, "_code": code}, new_code)
         _check_hierarchy(conn, new_code)
+        if set(changes) - {"name", "code"}:
+            # Open issues follow the new boundary or owner; closed ones keep theirs.
+            assignment.reassign_changed(
+                conn, before, assignment.footprint(conn, "jurisdiction", new_code),
+                actor=actor, only_shape=set(changes) <= {"geometry", "name", "code"})
         return get(conn, new_code)
 
 

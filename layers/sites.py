@@ -16,7 +16,7 @@ from psycopg import errors, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from layers import units
+from layers import assignment, units
 from layers.errors import Conflict, NotFound, ValidationFailed
 
 FIELDS = ("code", "name", "layer", "unit", "buffer_m", "inspection_interval_days",
@@ -134,8 +134,12 @@ def create(
     buffer_m: float = 0.0,
     inspection_interval_days: int | None = None,
     attributes: Mapping[str, Any] | None = None,
+    actor: str = "sitewatch",
 ) -> dict[str, Any]:
-    """Insert a site (geometry: GeoJSON Point, Polygon or MultiPolygon) and return it."""
+    """Insert a site (geometry: GeoJSON Point, Polygon or MultiPolygon) and return it.
+
+    Open issues within its area or surroundings are relinked in the same transaction.
+    """
     with conn.transaction():
         exprs, params = _columns(conn, {
             "code": code, "name": name, "layer": layer, "unit": unit, "buffer_m": buffer_m,
@@ -144,17 +148,20 @@ def create(
         query = sql.SQL("INSERT INTO site ({}) VALUES ({})").format(
             sql.SQL(", ").join(map(sql.Identifier, exprs)), sql.SQL(", ").join(exprs.values()))
         _write(conn, query, params, code)
+        assignment.reassign_changed(conn, None, assignment.footprint(conn, "site", code),
+                                    actor=actor)
         return get(conn, code)
 
 
-def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any]
-           ) -> dict[str, Any]:
+def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any], *,
+           actor: str = "sitewatch") -> dict[str, Any]:
     """Apply ``changes`` (a subset of :data:`FIELDS`) and return the site."""
     with conn.transaction():
         get(conn, code)
         exprs, params = _columns(conn, changes)
         if not exprs:
             return get(conn, code)
+        before = assignment.footprint(conn, "site", code)
         exprs["updated_at"] = sql.SQL("now()")
         new_code = str(changes.get("code", code))
         query = sql.SQL("UPDATE site SET {} WHERE code = {}").format(
@@ -162,12 +169,20 @@ def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any]
                                for k, v in exprs.items()),
             sql.Placeholder("_code"))
         _write(conn, query, {**params, "_code": code}, new_code)
+        if set(changes) & {"geometry", "buffer_m", "layer", "unit"}:
+            assignment.reassign_changed(conn, before, assignment.footprint(conn, "site", new_code),
+                                        actor=actor)
         return get(conn, new_code)
 
 
-def delete(conn: psycopg.Connection[Any], code: str) -> None:
-    """Delete a site; its issues stay and lose the link, its specific rules go with it."""
+def delete(conn: psycopg.Connection[Any], code: str, *, actor: str = "sitewatch") -> None:
+    """Delete a site; its issues stay and lose the link, its specific rules go with it.
+
+    Open issues it held are relinked to whatever site now takes them, if any.
+    """
     with conn.transaction():
+        before = assignment.footprint(conn, "site", code)
         cur = conn.execute("DELETE FROM site WHERE code = %s", [code])
-    if cur.rowcount == 0:
-        raise NotFound(f"no site with code {code!r}")
+        if cur.rowcount == 0:
+            raise NotFound(f"no site with code {code!r}")
+        assignment.reassign_changed(conn, before, None, actor=actor)

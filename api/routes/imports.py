@@ -1,0 +1,144 @@
+"""``POST /api/v1/imports`` (GIS files and spreadsheets in) and ``GET /api/v1/exports/{layer}``.
+
+An import is all or nothing: 201 with the report, or a 422 problem whose ``errors`` lists every
+bad row (``{"row", "field", "message"}``). Jurisdictions, sites and responsibility rules need
+an admin token; issues may also be imported by a supervisor. Exports are public for now.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse
+from pydantic import BaseModel
+from starlette.background import BackgroundTask
+
+from api.auth import Caller
+from api.deps import Conn
+from layers import exports, imports
+from layers.errors import DomainError, Forbidden, ValidationFailed
+from layers.gisfile import SUFFIXES
+
+router = APIRouter(prefix="/api/v1", tags=["imports"])
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+_CHUNK = 1024 * 1024
+ImportKind = Literal["jurisdictions", "sites", "issues", "responsibilities"]
+ExportFormat = Literal["geojson", "gpkg", "csv", "xlsx"]
+
+
+class PayloadTooLarge(DomainError):
+    """The upload is larger than the service accepts."""
+
+    status = 413
+    code = "payload-too-large"
+    title = "Payload too large"
+
+
+class Repair(BaseModel):
+    """A geometry that make_valid repaired unambiguously."""
+
+    row: int
+    repair: str
+
+
+class ImportReportOut(BaseModel):
+    """What an import did (``layers.imports.ImportReport``)."""
+
+    kind: ImportKind
+    rows: int
+    created: int
+    updated: int
+    repaired: list[Repair]
+    reassigned: dict[str, int]
+    issue_ids: list[str]
+
+
+_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+
+
+def _safe_name(filename: str | None) -> str:
+    """The upload's own file name (shown back in messages), reduced to harmless characters."""
+    name = re.sub(r"[^\w.\-]", "_", Path(filename or "").name)[-100:]
+    return name if name and not name.startswith(".") else "upload"
+
+
+def _save(upload: UploadFile, folder: Path) -> Path:
+    name = _safe_name(upload.filename)
+    if Path(name).suffix.lower() not in SUFFIXES:
+        raise ValidationFailed(f"{name}: unsupported file type; use one of "
+                               f"{', '.join(sorted(SUFFIXES))}")
+    target = folder / name
+    written = 0
+    with target.open("wb") as out:
+        while chunk := upload.file.read(_CHUNK):
+            written += len(chunk)
+            if written > MAX_UPLOAD_BYTES:
+                raise PayloadTooLarge(f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB")
+            out.write(chunk)
+    return target
+
+
+@router.post("/imports", status_code=201, response_model=ImportReportOut,
+             responses={s: _PROBLEM for s in (401, 403, 413, 422)})
+def create_import(
+    request: Request,
+    conn: Conn,
+    caller: Caller,
+    kind: Annotated[ImportKind, Form(description="What the file holds.")],
+    file: Annotated[UploadFile, File(description="GeoJSON, GeoPackage, zipped Shapefile, "
+                                                 "KML, CSV or XLSX; at most 50 MB.")],
+    crs: Annotated[str | None, Form(description="The file's CRS when it has none: wgs84 "
+                                                "(default for sheets), cgcs2000, gcj02, "
+                                                "EPSG:xxxx.")] = None,
+    layer: Annotated[str | None, Form(description="Site layer for kind=sites.")] = None,
+) -> ImportReportOut:
+    """Import a file all or nothing; 422 lists every bad row and nothing is stored."""
+    allowed = ("admin", "supervisor") if kind == "issues" else ("admin",)
+    if caller.role not in allowed:
+        raise Forbidden(f"role {caller.role!r} may not import {kind}; needs "
+                        f"{' or '.join(allowed)}")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_UPLOAD_BYTES + _CHUNK:
+        raise PayloadTooLarge(f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB")
+    actor = caller.name or f"token {caller.token_id}"
+    with tempfile.TemporaryDirectory(prefix="sw-import-") as folder:
+        path = _save(file, Path(folder))
+        report: Any
+        if kind == "jurisdictions":
+            report = imports.import_jurisdictions(conn, path, crs=crs, actor=actor)
+        elif kind == "sites":
+            report = imports.import_sites(conn, path, layer=layer, crs=crs, actor=actor)
+        elif kind == "issues":
+            report = imports.import_issues(conn, path, crs=crs, actor=actor,
+                                           actor_role=caller.role)
+        else:
+            report = imports.import_responsibilities(conn, path, actor=actor)
+    return ImportReportOut.model_validate(report, from_attributes=True)
+
+
+@router.get("/exports/{layer}", response_class=FileResponse,
+            responses={200: {"content": {t: {} for t in exports.MEDIA_TYPES.values()},
+                             "description": "The layer as a file download."},
+                       404: _PROBLEM, 422: _PROBLEM})
+def export_layer(
+    conn: Conn,
+    layer: Annotated[str, PathParam(pattern=r"^[a-z][a-z0-9_]{1,39}$",
+                                    description="jurisdictions, a site layer or issues")],
+    fmt: Annotated[ExportFormat, Query(alias="format")] = "geojson",
+) -> FileResponse:
+    """Download a layer as GeoJSON, GeoPackage, CSV or XLSX (EPSG:4326)."""
+    folder = tempfile.mkdtemp(prefix="sw-export-")
+    path = Path(folder) / f"{layer}.{fmt}"
+    try:
+        exports.export_layer(conn, layer, path, fmt=fmt)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return FileResponse(path, media_type=exports.MEDIA_TYPES[fmt], filename=path.name,
+                        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
