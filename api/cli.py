@@ -111,6 +111,8 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same district.")] = 20260501,
     if_empty: Annotated[bool, typer.Option("--if-empty",
                                            help="Do nothing when data exists.")] = False,
+    grids_per_community: Annotated[int | None, typer.Option(
+        min=1, max=999, help="Grids per community instead of 3-6 (benchmarks).")] = None,
 ) -> None:
     """Load the generated demo district (empty database only)."""
     from layers import demo as demo_loader
@@ -132,7 +134,8 @@ def demo(
                     tasks[step] = progress.add_task(step, total=total)
                 progress.update(tasks[step], completed=done, total=total)
 
-            counts = demo_loader.load(conn, n_issues=issues, seed=seed, progress=report)
+            counts = demo_loader.load(conn, n_issues=issues, seed=seed, progress=report,
+                                      grids_per_community=grids_per_community)
     print("demo loaded: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 

@@ -50,11 +50,12 @@ def load(
     n_issues: int = 3000,
     seed: int = 20260501,
     now: datetime | None = None,
+    grids_per_community: int | None = None,
     progress: Progress = _silent,
 ) -> dict[str, int]:
     """Generate and load the demo district in one transaction; return row counts."""
     now = now or datetime.now(TZ)
-    district = generate_district(seed)
+    district = generate_district(seed, grids_per_community=grids_per_community)
     with conn.transaction():
         _load_units(conn, district)
         _load_jurisdictions(conn, district)
@@ -73,13 +74,13 @@ def load(
             issues["lon"].to_numpy(), issues["lat"].to_numpy(),
             issues["category"].to_numpy(object)))
         progress("assigning issues", 1, 1)
-        with _secondary_indexes_deferred(conn, ["issue", "issue_event"]):
+        with _bulk_load_mode(conn, ["issue", "issue_event"]):
             _copy_issues(conn, pd.concat([issues, assigned], axis=1), progress)
             progress("writing audit trail", 0, 1)
             _write_events(conn)
             progress("writing audit trail", 1, 1)
-            progress("building indexes", 0, 1)
-        progress("building indexes", 1, 1)
+            progress("building indexes and keys", 0, 1)
+        progress("building indexes and keys", 1, 1)
     return {
         "units": len(district.units),
         "jurisdictions": len(district.jurisdictions),
@@ -139,25 +140,37 @@ def _load_sites(conn: psycopg.Connection[Any], district: DemoDistrict) -> None:
 
 
 @contextmanager
-def _secondary_indexes_deferred(conn: psycopg.Connection[Any], tables: list[str]
-                                ) -> Iterator[None]:
-    """Drop the tables' secondary indexes and rebuild them afterwards, in the same transaction.
+def _bulk_load_mode(conn: psycopg.Connection[Any], tables: list[str]) -> Iterator[None]:
+    """Drop the tables' secondary indexes and foreign keys; rebuild them afterwards.
 
-    Maintaining nine indexes row by row dominated loading a million issues; one rebuild per
-    index after the bulk writes is the standard bulk-load practice. Indexes that back a
-    constraint (primary key, unique) stay, because the load relies on them.
+    Maintaining nine indexes and six foreign-key triggers row by row dominated loading a
+    million issues; rebuilding each index once and validating each foreign key with one join
+    is the standard bulk-load practice. It all happens inside the caller's transaction, so
+    nobody ever sees the tables without them. Constraint indexes (primary key, unique) stay:
+    the load and the foreign keys rely on them.
     """
-    rows = conn.execute(
+    indexes = conn.execute(
         "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i"
         " WHERE i.indrelid = ANY (%s::regclass[])"
         " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
         [tables],
     ).fetchall()
-    for name, _ in rows:
+    foreign_keys = conn.execute(
+        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint"
+        " WHERE contype = 'f' AND conrelid = ANY (%s::regclass[])",
+        [tables],
+    ).fetchall()
+    for table, name, _ in foreign_keys:
+        conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+            sql.Identifier(table), sql.Identifier(name)))
+    for name, _ in indexes:
         conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
     yield
-    for _, definition in rows:
+    for _, definition in indexes:
         conn.execute(definition)
+    for table, name, definition in foreign_keys:
+        conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+            sql.Identifier(table), sql.Identifier(name), sql.SQL(definition)))
 
 
 def _epoch_seconds(column: pd.Series) -> pd.Series:

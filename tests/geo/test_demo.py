@@ -279,3 +279,14 @@ def test_tiny_counts_still_work(
 def test_start_after_now_is_rejected(district: DemoDistrict, categories: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="start"):
         generate_issues(district, categories, 10, seed=1, start=NOW, end=END, now=START)
+
+
+def test_dense_grids_keep_the_rest_of_the_district() -> None:
+    dense = generate_district(grids_per_community=20)
+    plain = generate_district()
+    levels = dense.jurisdictions["level"].value_counts()
+    assert int(levels["grid"]) == 20 * int(levels["community"])
+    pd.testing.assert_frame_equal(dense.sites, plain.sites)
+    communities = dense.jurisdictions[dense.jurisdictions["level"] == "community"]
+    grids = dense.jurisdictions[dense.jurisdictions["level"] == "grid"]
+    assert abs(grids.to_crs(4549).area.sum() - communities.to_crs(4549).area.sum()) < 1.0

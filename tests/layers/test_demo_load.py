@@ -67,11 +67,17 @@ def test_same_seed_loads_identical_data(demo_dsn: str, dsn: str, demo_now: datet
         assert fresh.execute(CHECKSUM).fetchone() == template.execute(CHECKSUM).fetchone()
 
 
-def test_load_restores_every_index(demo_dsn: str, dsn: str) -> None:
-    query = ("SELECT indexname, indexdef FROM pg_indexes"
-             " WHERE tablename IN ('issue', 'issue_event') ORDER BY 1")
+def test_load_restores_every_index_and_constraint(demo_dsn: str, dsn: str) -> None:
+    indexes = ("SELECT indexname, indexdef FROM pg_indexes"
+               " WHERE tablename IN ('issue', 'issue_event') ORDER BY 1")
+    constraints = ("SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid),"
+                   " convalidated FROM pg_constraint"
+                   " WHERE conrelid IN ('issue'::regclass, 'issue_event'::regclass) ORDER BY 1, 2")
     with psycopg.connect(dsn) as empty, psycopg.connect(demo_dsn) as loaded:
-        assert loaded.execute(query).fetchall() == empty.execute(query).fetchall()
+        assert loaded.execute(indexes).fetchall() == empty.execute(indexes).fetchall()
+        restored = loaded.execute(constraints).fetchall()
+        assert restored == empty.execute(constraints).fetchall()
+        assert sum(1 for r in restored if "FOREIGN KEY" in r[2]) >= 7
 
 
 def test_demo_loads_only_into_an_empty_database(demo_dsn: str) -> None:
