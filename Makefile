@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SW     := $(BIN)/sitewatch
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint setup clean
+.PHONY: run test lint bench setup clean
 
 run: setup
 	@scripts/ensure-system.sh run
@@ -19,8 +19,12 @@ test: setup lint
 	$(BIN)/python -m pytest
 
 lint: setup
-	$(BIN)/ruff check geo layers maps api tests
+	$(BIN)/ruff check geo layers maps api tests bench
 	$(BIN)/mypy
+
+bench: setup
+	@scripts/ensure-system.sh run
+	$(BIN)/python -m bench
 
 setup: $(STAMP)
 

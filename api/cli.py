@@ -160,14 +160,18 @@ def check(
 
 
 @app.command()
-def reassign() -> None:
+def reassign(
+    include_closed: Annotated[bool, typer.Option(
+        "--include-closed", help="Also closed issues (only to repair wrong data).")] = False,
+) -> None:
     """Re-run assignment for every open issue (after boundary or rule changes)."""
     from layers.assignment import load_assigner
-    from layers.assignment import reassign as reassign_open
+    from layers.assignment import reassign as reassign_all
 
     with _friendly_errors(), db.connect(Settings()) as conn:
-        err.print("reassigning open issues ...")
-        counts = reassign_open(conn, load_assigner(conn), actor="sitewatch reassign")
+        err.print("reassigning issues ...")
+        counts = reassign_all(conn, load_assigner(conn), actor="sitewatch reassign",
+                              include_closed=include_closed)
     print(f"examined {counts['examined']}, changed {counts['changed']} (each change audited)")
 
 

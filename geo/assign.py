@@ -91,10 +91,12 @@ class Assigner:
     s_area: NDArray[np.float64]
     s_geoms: GeomArray
     s_metric: GeomArray
-    rules: pd.DataFrame  # category, jurisdiction_id, site_id, unit_id, precedence, rank
+    # (category or None, jurisdiction id, site id, unit id) in application order
+    rules: list[tuple[str | None, int, int, int]]
     descendants: dict[int, IntArray]
     category_layer: dict[str, str | None]
     category_unit: dict[str, int]
+    active_categories: frozenset[str]
     to_metric: pyproj.Transformer
     j_tree: shapely.STRtree = field(init=False)
     j_metric_tree: shapely.STRtree = field(init=False)
@@ -118,7 +120,8 @@ class Assigner:
         jurisdictions : columns ``id, code, level, parent_id, unit_id, geometry``.
         sites : columns ``id, layer, unit_id, buffer_m, geometry``.
         rules : columns ``category_code, jurisdiction_id, site_id, unit_id, precedence``.
-        categories : columns ``code, site_layer, functional_unit_id``.
+        categories : columns ``code, site_layer, functional_unit_id`` and optionally
+            ``active`` (default: all active).
         """
         j_geoms = np.asarray(jurisdictions["geometry"], dtype=object)
         s_geoms = np.asarray(sites["geometry"], dtype=object)
@@ -145,6 +148,9 @@ class Assigner:
                                               strict=True)},
             category_unit={str(c): int(u) for c, u in zip(
                 categories["code"], _ids(categories["functional_unit_id"]), strict=True)},
+            active_categories=frozenset(
+                categories["code"][categories["active"].astype(bool)] if "active" in categories
+                else categories["code"]),
             to_metric=to_metric,
         )
 
@@ -158,19 +164,17 @@ class Assigner:
         lon = np.asarray(lon, np.float64)
         lat = np.asarray(lat, np.float64)
         category = np.asarray(category, dtype=object)
-        unknown = set(category) - self.category_layer.keys()
-        if unknown:
-            raise ValueError(f"unknown categories: {sorted(unknown)}")
+        which = self._category_index(category)
         points = np.asarray(shapely.points(lon, lat), dtype=object)
         mx, my = self.to_metric.transform(lon, lat)
         metric = np.asarray(shapely.points(mx, my), dtype=object)
         jur, on_boundary, outside = self._territorial(points, metric, tolerance_m)
-        layer = pd.Series(category).map(self.category_layer).to_numpy(object)
+        layer = self._category_layers[which]
         site, via_buffer = self._site(points, metric, layer)
         territorial_unit = _take(self.j_unit, jur)
         jurisdiction_id = _take(self.j_ids, jur)
         site_id = _take(self.s_ids, site)
-        functional = self._functional(category, jurisdiction_id, site_id)
+        functional = self._functional(category, which, jurisdiction_id, site_id)
         return pd.DataFrame({
             "jurisdiction_id": jurisdiction_id,
             "territorial_unit_id": territorial_unit,
@@ -181,6 +185,20 @@ class Assigner:
             "functional_unit_id": functional,
             "lead_unit_id": np.where(functional >= 0, functional, territorial_unit),
         })
+
+    def outside_service_area(self, lon: NDArray[np.float64], lat: NDArray[np.float64],
+                             margin_m: float) -> NDArray[np.bool_]:
+        """Whether points lie beyond the jurisdictions' extent grown by ``margin_m``.
+
+        Such points are wrong coordinates (swapped axes, a GCJ-02 fix declared as WGS84
+        elsewhere), not problems in the district. With no jurisdictions, nothing is outside.
+        """
+        if not len(self.j_geoms):
+            return np.zeros(len(lon), bool)
+        minx, miny, maxx, maxy = shapely.total_bounds(self.j_metric)
+        x, y = self.to_metric.transform(np.asarray(lon), np.asarray(lat))
+        return np.asarray((x < minx - margin_m) | (x > maxx + margin_m)
+                          | (y < miny - margin_m) | (y > maxy + margin_m), bool)
 
     def _territorial(self, points: GeomArray, metric: GeomArray, tolerance_m: float
                      ) -> tuple[IntArray, NDArray[np.bool_], NDArray[np.bool_]]:
@@ -247,23 +265,38 @@ class Assigner:
                 via_buffer[rest[qi[first]]] = True
         return chosen, via_buffer
 
-    def _functional(self, category: NDArray[np.object_], jurisdiction_id: IntArray,
-                    site_id: IntArray) -> IntArray:
-        unit = pd.Series(category).map(self.category_unit).to_numpy(np.int64, copy=True)
+    @property
+    def _category_codes(self) -> NDArray[np.object_]:
+        return np.array(sorted(self.category_layer), dtype=object)
+
+    @property
+    def _category_layers(self) -> NDArray[np.object_]:
+        return np.array([self.category_layer[c] for c in self._category_codes], dtype=object)
+
+    def _category_index(self, category: NDArray[np.object_]) -> IntArray:
+        """Each point's position in the sorted catalog; ValueError for unknown codes."""
+        codes = self._category_codes
+        which = np.searchsorted(codes, category) if len(codes) else np.zeros(len(category), int)
+        which = np.minimum(which, max(len(codes) - 1, 0))
+        known = codes[which] == category if len(codes) else np.zeros(len(category), bool)
+        if not np.all(known):
+            raise ValueError(f"unknown categories: {sorted(set(category[~known]))}")
+        return which
+
+    def _functional(self, category: NDArray[np.object_], which: IntArray,
+                    jurisdiction_id: IntArray, site_id: IntArray) -> IntArray:
+        defaults = np.array([self.category_unit[c] for c in self._category_codes], np.int64)
+        unit = defaults[which]
         # Rules are few and points many: one vectorised mask per rule, least specific first,
         # so that a more specific rule overwrites a less specific one.
-        for rule in self.rules.itertuples(index=False):
+        for code, area, site, owner in self.rules:
             mask = np.ones(len(category), bool)
-            code: Any = rule.category_code
-            site: Any = rule.site_id
-            area: Any = rule.jurisdiction_id
             if code is not None:
                 mask &= category == code
             if site != NONE:
                 mask &= site_id == site
             if area != NONE:
-                mask &= np.isin(jurisdiction_id, self.descendants.get(int(area), _NO_IDS))
-            owner: Any = rule.unit_id
+                mask &= np.isin(jurisdiction_id, self.descendants.get(area, _NO_IDS))
             unit[mask] = owner
         return unit
 
@@ -304,7 +337,8 @@ def _descendants(ids: IntArray, parents: IntArray) -> dict[int, IntArray]:
     return out
 
 
-def _prepare_rules(rules: pd.DataFrame, jurisdictions: pd.DataFrame) -> pd.DataFrame:
+def _prepare_rules(rules: pd.DataFrame, jurisdictions: pd.DataFrame
+                   ) -> list[tuple[str | None, int, int, int]]:
     """Rules in application order: least specific first; finer jurisdictions later."""
     rank = dict(zip(jurisdictions["id"].astype(np.int64),
                     jurisdictions["level"].map(LEVEL_RANK), strict=True))
@@ -319,5 +353,8 @@ def _prepare_rules(rules: pd.DataFrame, jurisdictions: pd.DataFrame) -> pd.DataF
     out["rank"] = [rank.get(j, 3) for j in out["jurisdiction_id"]]
     # Ascending precedence; at equal precedence coarse (high rank) before fine; then by id
     # descending via the stable sort of the incoming order reversed.
-    return out.iloc[::-1].sort_values(["precedence", "rank"], ascending=[True, False],
-                                      kind="stable").reset_index(drop=True)
+    ordered = out.iloc[::-1].sort_values(["precedence", "rank"], ascending=[True, False],
+                                         kind="stable")
+    return [(None if c is None else str(c), int(j), int(s), int(u)) for c, j, s, u in zip(
+        ordered["category_code"], ordered["jurisdiction_id"], ordered["site_id"],
+        ordered["unit_id"], strict=True)]

@@ -45,7 +45,8 @@ def load_assigner(conn: psycopg.Connection[Any]) -> Assigner:
                              " FROM site ORDER BY id")),
         _frame(conn, sql.SQL("SELECT category_code, jurisdiction_id, site_id, unit_id,"
                              " precedence FROM responsibility_rule ORDER BY id")),
-        _frame(conn, sql.SQL("SELECT code, site_layer, functional_unit_id FROM category")),
+        _frame(conn, sql.SQL("SELECT code, site_layer, functional_unit_id, active"
+                             " FROM category")),
     )
 
 
@@ -89,14 +90,17 @@ def reassign(
     actor: str,
     region_wkb: bytes | None = None,
     tolerance_m: float = DEFAULT_TOLERANCE_M,
+    include_closed: bool = False,
 ) -> dict[str, int]:
     """Re-run assignment for open issues and store what changed, with an audit event each.
 
     ``region_wkb`` (EPSG:4326) limits the work to issues inside it: after a boundary edit,
     only points in the symmetric difference of the old and new polygons can change answer.
-    Closed issues keep the units they were judged under. Returns counts examined/changed.
+    Closed issues keep the units they were judged under, unless ``include_closed`` (for
+    repairing wrong data, and for benchmarks). Returns counts examined/changed.
     """
-    where: sql.Composable = sql.SQL("status IN ('reported', 'assigned', 'rectified')")
+    where: sql.Composable = (sql.SQL("true") if include_closed else
+                             sql.SQL("status IN ('reported', 'assigned', 'rectified')"))
     params: list[Any] = []
     if region_wkb is not None:
         where = sql.SQL("{} AND ST_Intersects(geom, ST_GeomFromWKB(%s, 4326))").format(where)
@@ -149,10 +153,16 @@ def _store_changes(conn: psycopg.Connection[Any], ids: np.ndarray[Any, Any],
     table.to_csv(text, header=False, index=False)
     with conn.cursor() as cur, cur.copy("COPY reassigned FROM STDIN (FORMAT csv)") as copy:
         copy.write(text.getvalue())
-    conn.execute(
-        """
-        WITH old AS (
-            SELECT i.id, to_jsonb(i) AS row FROM issue i JOIN reassigned r ON r.id = i.id
+    # Without statistics the planner guesses a tiny temp table and joins it to a million
+    # issues by nested loop: 18 s instead of under one for 20,000 changed rows.
+    conn.execute("ANALYZE reassigned")
+    before = sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(
+        sql.SQL("{}, i.{}").format(sql.Literal(c), sql.Identifier(c)) for c in RESULT_COLUMNS))
+    conn.execute(sql.SQL("""
+        WITH old AS MATERIALIZED (
+            -- The answers as they were, built once per row (not from to_jsonb of the whole
+            -- row per key: that cost 0.8 ms a row).
+            SELECT i.id, {before} AS before FROM issue i JOIN reassigned r ON r.id = i.id
         ), moved AS (
             UPDATE issue i SET
                 jurisdiction_id = r.jurisdiction_id, territorial_unit_id = r.territorial_unit_id,
@@ -160,17 +170,15 @@ def _store_changes(conn: psycopg.Connection[Any], ids: np.ndarray[Any, Any],
                 via_buffer = r.via_buffer, functional_unit_id = r.functional_unit_id,
                 lead_unit_id = r.lead_unit_id, version = i.version + 1, updated_at = now()
             FROM reassigned r WHERE r.id = i.id
-            RETURNING i.id, i.status, to_jsonb(r) - 'id' AS assignment
+            RETURNING i.id, i.status, to_jsonb(r) - 'id' AS after
         )
         INSERT INTO issue_event (issue_id, actor, actor_role, action, from_status, to_status,
                                  note, data)
         SELECT m.id, %s, 'system', 'reassign', m.status, m.status,
                '边界或责任规则变更，重新分派 reassigned after a boundary or rule change',
-               jsonb_build_object('before', (SELECT jsonb_object_agg(k, o.row -> k)
-                                             FROM jsonb_object_keys(m.assignment) k),
-                                  'after', m.assignment)
+               jsonb_build_object('before', o.before, 'after', m.after)
         FROM moved m JOIN old o ON o.id = m.id
-        """,
+        """).format(before=before),
         [actor],
     )
 

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import psycopg
-import shapely
 from psycopg import sql
 from psycopg.rows import dict_row
 
@@ -41,19 +40,6 @@ class NewIssue:
     reporter_contact: str | None = None
 
 
-def _service_area_check(conn: psycopg.Connection[Any], lon: np.ndarray[Any, Any],
-                        lat: np.ndarray[Any, Any]) -> list[int]:
-    """Indexes of points outside the district's extent grown by SERVICE_MARGIN_M."""
-    row = conn.execute(
-        "SELECT ST_AsBinary(ST_Expand(ST_Extent(geom)::geometry, %s / 111000.0 * 1.2))"
-        " FROM jurisdiction", [SERVICE_MARGIN_M]).fetchone()
-    if row is None or row[0] is None:
-        return []
-    area = shapely.from_wkb(bytes(row[0]))
-    inside = shapely.contains_xy(area, lon, lat) | shapely.intersects_xy(area, lon, lat)
-    return np.flatnonzero(~inside).tolist()
-
-
 def create_many(
     conn: psycopg.Connection[Any],
     assigner: Assigner,
@@ -70,29 +56,40 @@ def create_many(
     """
     if not issues:
         return []
-    frame = pd.DataFrame([vars(i) for i in issues])
-    errors = _validate(conn, issues, assigner)
+    return store(conn, *prepare(assigner, issues, tolerance_m=tolerance_m), actor=actor,
+                 actor_role=actor_role)
+
+
+def prepare(assigner: Assigner, issues: Sequence[NewIssue], *,
+            tolerance_m: float = DEFAULT_TOLERANCE_M) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validate and assign in process (no database); ValidationFailed lists every problem."""
+    errors = _validate(issues, assigner)
     if errors:
         raise ValidationFailed("some issues are not valid; nothing was stored", details=errors)
+    frame = pd.DataFrame([vars(i) for i in issues])
     result = as_db_values(assigner.assign(frame["lon"].to_numpy(np.float64),
                                           frame["lat"].to_numpy(np.float64),
                                           frame["category"].to_numpy(object),
                                           tolerance_m=tolerance_m))
+    return frame, result
+
+
+def store(conn: psycopg.Connection[Any], frame: pd.DataFrame, result: pd.DataFrame, *,
+          actor: str, actor_role: str) -> list[str]:
+    """Insert prepared issues and their events in one statement; public ids in order."""
     rows = conn.execute(_INSERT, _insert_params(frame, result, actor, actor_role)).fetchall()
     return [str(r[0]) for r in rows]
 
 
-def _validate(conn: psycopg.Connection[Any], issues: Sequence[NewIssue], assigner: Assigner
-              ) -> list[dict[str, Any]]:
+def _validate(issues: Sequence[NewIssue], assigner: Assigner) -> list[dict[str, Any]]:
+    """Every problem of every issue, by position; the engine knows the catalog and area."""
     errors: list[dict[str, Any]] = []
 
     def bad(i: int, field_name: str, message: str) -> None:
         errors.append({"index": i, "field": field_name, "message": message})
 
-    known = assigner.category_layer.keys()
-    active = {r[0] for r in conn.execute("SELECT code FROM category WHERE active")}
     for i, row in enumerate(issues):
-        if row.category not in known or row.category not in active:
+        if row.category not in assigner.active_categories:
             bad(i, "category", f"unknown or inactive category {row.category!r}")
         if not (np.isfinite(row.lon) and -180 <= row.lon <= 180):
             bad(i, "lon", "longitude must be a number between -180 and 180")
@@ -106,8 +103,9 @@ def _validate(conn: psycopg.Connection[Any], issues: Sequence[NewIssue], assigne
     ok = np.setdiff1d(np.arange(len(issues)), in_range)
     lon = np.array([i.lon for i in issues], np.float64)
     lat = np.array([i.lat for i in issues], np.float64)
-    for i in _service_area_check(conn, lon[ok], lat[ok]):
-        bad(int(ok[i]), "location", "the point is outside the district's service area")
+    outside = assigner.outside_service_area(lon[ok], lat[ok], SERVICE_MARGIN_M)
+    for position in np.flatnonzero(outside).tolist():
+        bad(int(ok[position]), "location", "the point is outside the district's service area")
     return errors
 
 
