@@ -19,8 +19,13 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from geo.assign import NONE, RESULT_COLUMNS, Assigner
+from layers.bulk import bulk_write_mode
 
 OPEN_STATUSES = ("reported", "assigned", "rectified")
+_FLAGS = ("on_boundary", "outside_all", "via_buffer")
+# From this many changed answers on, reassignment rebuilds the issue tables' indexes and
+# foreign keys once (layers.bulk) instead of maintaining them row by row.
+BULK_CHANGES = 100_000
 # A point this far outside every jurisdiction polygon still goes to the nearest one (flagged
 # outside_all); a phone's GPS fix on the far kerb of a border road is typically within 30 m.
 DEFAULT_TOLERANCE_M = 50.0
@@ -106,7 +111,7 @@ def reassign(
         where = sql.SQL("{} AND ST_Intersects(geom, ST_GeomFromWKB(%s, 4326))").format(where)
         params.append(region_wkb)
     current = _copy_out(conn, sql.SQL(
-        "SELECT id, ST_X(geom) AS lon, ST_Y(geom) AS lat, category_code, {cols}"
+        "SELECT id, status, ST_X(geom) AS lon, ST_Y(geom) AS lat, category_code, {cols}"
         " FROM issue WHERE {where}").format(
             cols=sql.SQL(", ").join(map(sql.Identifier, RESULT_COLUMNS)), where=where), params)
     if current.empty:
@@ -114,8 +119,13 @@ def reassign(
     result = assigner.assign(current["lon"].to_numpy(), current["lat"].to_numpy(),
                              current["category_code"].to_numpy(object), tolerance_m=tolerance_m)
     changed = ~(current[RESULT_COLUMNS].reset_index(drop=True) == result).all(axis=1).to_numpy()
-    if changed.any():
-        _store_changes(conn, current["id"].to_numpy()[changed], result[changed], actor)
+    if changed.sum() >= BULK_CHANGES:
+        # A new jurisdiction set moves most issues: rebuilding indexes and keys once beats
+        # maintaining them per row, at the price of locking the issue tables meanwhile.
+        with bulk_write_mode(conn, ["issue", "issue_event"]):
+            _store_changes(conn, current[changed], result[changed], actor)
+    elif changed.any():
+        _store_changes(conn, current[changed], result[changed], actor)
     return {"examined": len(current), "changed": int(changed.sum())}
 
 
@@ -133,55 +143,58 @@ def _copy_out(conn: psycopg.Connection[Any], query: sql.Composed, params: list[A
     buf.seek(0)
     frame = pd.read_csv(buf, dtype={"category_code": str})
     for column in RESULT_COLUMNS:
-        if column in ("on_boundary", "outside_all", "via_buffer"):
+        if column in _FLAGS:
             frame[column] = frame[column].map({"t": True, "f": False}).astype(bool)
         else:
             frame[column] = frame[column].fillna(NONE).astype(np.int64)
     return frame
 
 
-def _store_changes(conn: psycopg.Connection[Any], ids: np.ndarray[Any, Any],
+def _store_changes(conn: psycopg.Connection[Any], changed: pd.DataFrame,
                    after: pd.DataFrame, actor: str) -> None:
-    """Write the new answers and one 'reassign' event per issue, old and new values in it."""
-    conn.execute(
-        "CREATE TEMP TABLE reassigned (id bigint PRIMARY KEY, jurisdiction_id bigint,"
-        " territorial_unit_id bigint, on_boundary boolean, outside_all boolean,"
-        " site_id bigint, via_buffer boolean, functional_unit_id bigint, lead_unit_id bigint)"
-        " ON COMMIT DROP")
-    table = as_db_values(after).assign(id=ids)[["id", *RESULT_COLUMNS]]
+    """Write the new answers and one 'reassign' event per issue with old and new values.
+
+    ``changed`` holds the issues as read (id, status and the old answers); both old and new
+    go into one temp table, so the events are built from it without reading issue again.
+    """
+    columns = sql.SQL(", ").join(
+        sql.SQL("{} {}, {} {}").format(
+            sql.Identifier(c), sql.SQL("boolean" if c in _FLAGS else "bigint"),
+            sql.Identifier("old_" + c), sql.SQL("boolean" if c in _FLAGS else "bigint"))
+        for c in RESULT_COLUMNS)
+    conn.execute(sql.SQL("CREATE TEMP TABLE reassigned (id bigint PRIMARY KEY, status text, {})"
+                         " ON COMMIT DROP").format(columns))
+    table = pd.concat([
+        changed[["id", "status"]].reset_index(drop=True),
+        as_db_values(after.reset_index(drop=True)),
+        as_db_values(changed[RESULT_COLUMNS].reset_index(drop=True)).add_prefix("old_"),
+    ], axis=1)
+    ordered = ["id", "status", *[x for c in RESULT_COLUMNS for x in (c, "old_" + c)]]
     text = io.StringIO()
-    table.to_csv(text, header=False, index=False)
+    table[ordered].to_csv(text, header=False, index=False)
     with conn.cursor() as cur, cur.copy("COPY reassigned FROM STDIN (FORMAT csv)") as copy:
         copy.write(text.getvalue())
     # Without statistics the planner guesses a tiny temp table and joins it to a million
     # issues by nested loop: 18 s instead of under one for 20,000 changed rows.
     conn.execute("ANALYZE reassigned")
-    before = sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(
-        sql.SQL("{}, i.{}").format(sql.Literal(c), sql.Identifier(c)) for c in RESULT_COLUMNS))
-    conn.execute(sql.SQL("""
-        WITH old AS MATERIALIZED (
-            -- The answers as they were, built once per row (not from to_jsonb of the whole
-            -- row per key: that cost 0.8 ms a row).
-            SELECT i.id, {before} AS before FROM issue i JOIN reassigned r ON r.id = i.id
-        ), moved AS (
-            UPDATE issue i SET
-                jurisdiction_id = r.jurisdiction_id, territorial_unit_id = r.territorial_unit_id,
-                on_boundary = r.on_boundary, outside_all = r.outside_all, site_id = r.site_id,
-                via_buffer = r.via_buffer, functional_unit_id = r.functional_unit_id,
-                lead_unit_id = r.lead_unit_id, version = i.version + 1, updated_at = now()
-            FROM reassigned r WHERE r.id = i.id
-            RETURNING i.id, i.status, to_jsonb(r) - 'id' AS after
-        )
-        INSERT INTO issue_event (issue_id, actor, actor_role, action, from_status, to_status,
-                                 note, data)
-        SELECT m.id, %s, 'system', 'reassign', m.status, m.status,
-               '边界或责任规则变更，重新分派 reassigned after a boundary or rule change',
-               jsonb_build_object('before', o.before, 'after', m.after)
-        FROM moved m JOIN old o ON o.id = m.id
-        """).format(before=before),
-        [actor],
-    )
+    conn.execute(sql.SQL(
+        "UPDATE issue i SET {}, version = i.version + 1, updated_at = now()"
+        " FROM reassigned r WHERE r.id = i.id").format(sql.SQL(", ").join(
+            sql.SQL("{} = r.{}").format(sql.Identifier(c), sql.Identifier(c))
+            for c in RESULT_COLUMNS)))
 
+    def as_json(prefix: str) -> sql.Composed:
+        return sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(
+            sql.SQL("{}, r.{}").format(sql.Literal(c), sql.Identifier(prefix + c))
+            for c in RESULT_COLUMNS))
+
+    conn.execute(sql.SQL(
+        "INSERT INTO issue_event (issue_id, actor, actor_role, action, from_status, to_status,"
+        " note, data)"
+        " SELECT r.id, %s, 'system', 'reassign', r.status, r.status,"
+        " '边界或责任规则变更，重新分派 reassigned after a boundary or rule change',"
+        " jsonb_build_object('before', {}, 'after', {}) FROM reassigned r").format(
+            as_json("old_"), as_json("")), [actor])
 
 
 def footprint(conn: psycopg.Connection[Any], table: str, code: str) -> bytes | None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,12 +12,12 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import psycopg
 import shapely
-from psycopg import sql
 
 from geo.assign import RESULT_COLUMNS
 from geo.demo import DemoDistrict, generate_district
 from geo.demo_issues import generate_issues
 from layers.assignment import as_db_values, load_assigner
+from layers.bulk import bulk_write_mode
 
 Progress = Callable[[str, int, int], None]
 TZ = ZoneInfo("Asia/Shanghai")
@@ -74,7 +73,7 @@ def load(
             issues["lon"].to_numpy(), issues["lat"].to_numpy(),
             issues["category"].to_numpy(object)))
         progress("assigning issues", 1, 1)
-        with _bulk_load_mode(conn, ["issue", "issue_event"]):
+        with bulk_write_mode(conn, ["issue", "issue_event"]):
             _copy_issues(conn, pd.concat([issues, assigned], axis=1), progress)
             progress("writing audit trail", 0, 1)
             _write_events(conn)
@@ -137,40 +136,6 @@ def _load_sites(conn: psycopg.Connection[Any], district: DemoDistrict) -> None:
             " %(attributes)s::jsonb, ST_SetSRID(ST_GeomFromWKB(%(wkb)s), 4326))",
             rows,
         )
-
-
-@contextmanager
-def _bulk_load_mode(conn: psycopg.Connection[Any], tables: list[str]) -> Iterator[None]:
-    """Drop the tables' secondary indexes and foreign keys; rebuild them afterwards.
-
-    Maintaining nine indexes and six foreign-key triggers row by row dominated loading a
-    million issues; rebuilding each index once and validating each foreign key with one join
-    is the standard bulk-load practice. It all happens inside the caller's transaction, so
-    nobody ever sees the tables without them. Constraint indexes (primary key, unique) stay:
-    the load and the foreign keys rely on them.
-    """
-    indexes = conn.execute(
-        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i"
-        " WHERE i.indrelid = ANY (%s::regclass[])"
-        " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
-        [tables],
-    ).fetchall()
-    foreign_keys = conn.execute(
-        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint"
-        " WHERE contype = 'f' AND conrelid = ANY (%s::regclass[])",
-        [tables],
-    ).fetchall()
-    for table, name, _ in foreign_keys:
-        conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
-            sql.Identifier(table), sql.Identifier(name)))
-    for name, _ in indexes:
-        conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
-    yield
-    for _, definition in indexes:
-        conn.execute(definition)
-    for table, name, definition in foreign_keys:
-        conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
-            sql.Identifier(table), sql.Identifier(name), sql.SQL(definition)))
 
 
 def _epoch_seconds(column: pd.Series) -> pd.Series:
