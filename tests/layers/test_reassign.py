@@ -58,8 +58,11 @@ def test_incremental_after_a_boundary_edit_matches_full_and_single(demo_dsn: str
         incremental = reassign(conn, assigner, actor="test", region_wkb=region)
         after_full = reassign(conn, assigner, actor="test")
         after = conn.execute(STORED).fetchall()
+        # Each event names what changed, old and new: {"jurisdiction_id": [12, 13], ...}.
         reassign_events = conn.execute(
-            "SELECT count(*), count(*) FILTER (WHERE data ? 'before' AND data ? 'after')"
+            "SELECT count(*), count(*) FILTER (WHERE data <> '{}' AND (SELECT bool_and("
+            "   jsonb_typeof(v) = 'array' AND jsonb_array_length(v) = 2 AND v -> 0 <> v -> 1)"
+            "   FROM jsonb_each(data) AS x(k, v)))"
             " FROM issue_event WHERE action = 'reassign'").fetchone()
     assert incremental["changed"] > 0
     assert incremental["examined"] < len(before) / 5  # only the strip was looked at
