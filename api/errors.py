@@ -34,7 +34,13 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
 
 async def _domain(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    extra = {"errors": exc.details} if exc.details is not None else {}
+    # A list of details is "what is wrong" (fields, rows); a mapping is the current state of
+    # the thing, which a client needs to resolve a conflict.
+    extra: dict[str, Any] = {}
+    if isinstance(exc.details, list):
+        extra["errors"] = exc.details
+    elif isinstance(exc.details, dict):
+        extra["current"] = exc.details
     response = problem(exc.status, exc.code, exc.title, exc.message, **extra)
     if exc.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"

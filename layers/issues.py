@@ -196,6 +196,13 @@ SELECT i.id, i.public_id, i.category_code AS category, c.name_zh AS category_zh,
        c.name_en AS category_en, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.description,
        i.photos, i.source, i.reported_at, i.status, i.deadline, i.closed_at,
        i.deadline < now() AND i.status IN ('reported', 'assigned', 'rectified') AS overdue,
+       -- The digital urban-management traffic light: green before 80 per cent of the time,
+       -- yellow up to the deadline, red after it; none once closed.
+       CASE WHEN i.status NOT IN ('reported', 'assigned', 'rectified') OR i.deadline IS NULL
+                THEN NULL
+            WHEN now() > i.deadline THEN 'red'
+            WHEN now() >= i.reported_at + (i.deadline - i.reported_at) * 0.8 THEN 'yellow'
+            ELSE 'green' END AS traffic_light,
        j.code AS jurisdiction, j.name AS jurisdiction_name,
        tu.code AS territorial_unit, fu.code AS functional_unit, lu.code AS lead_unit,
        lu.name AS lead_unit_name, s.code AS site, s.name AS site_name,

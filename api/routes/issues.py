@@ -9,7 +9,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from api.auth import require_roles
+from api.auth import Caller, require_roles
 from api.deps import Conn
 from api.schemas.issues import (
     IssueCollection,
@@ -19,10 +19,11 @@ from api.schemas.issues import (
     IssueFeature,
     Nearby,
     Status,
+    TransitionRequest,
     feature,
 )
 from geo.crs import lonlat_to_wgs84
-from layers import issues
+from layers import issues, lifecycle
 from layers.assignment import AssignerCache
 from layers.errors import ValidationFailed
 from layers.tokens import Principal
@@ -131,3 +132,21 @@ def get_issue(public_id: str, conn: Conn) -> JSONResponse:
 def issue_events(public_id: str, conn: Conn) -> list[IssueEvent]:
     """The issue's audit trail, oldest first."""
     return [IssueEvent.model_validate(e) for e in issues.events(conn, public_id)]
+
+
+@router.post("/{public_id}/transitions", response_model=IssueFeature,
+             responses={409: {"description": "stale version or impossible from the current "
+                                             "status; the problem carries `current`"},
+                        403: {"description": "the caller's role or unit may not do this"}})
+def transition(public_id: str, body: TransitionRequest, conn: Conn, caller: Caller
+               ) -> JSONResponse:
+    """Move the issue through its lifecycle (交办, 整改, 核查, 返工, 不予受理, 重复, 延期).
+
+    Checked against the caller's role and unit, written to the audit trail in the same
+    transaction, and refused with 409 when ``version`` is not the current one.
+    """
+    lifecycle.apply(conn, public_id, lifecycle.Transition(
+        action=body.action, version=body.version, note=body.note, unit=body.unit,
+        duplicate_of=body.duplicate_of, deadline=body.deadline,
+        evidence=tuple(body.evidence)), caller)
+    return _geojson(feature(issues.get(conn, public_id)))

@@ -75,6 +75,9 @@ class IssueProperties(BaseModel):
     deadline: datetime | None
     closed_at: datetime | None
     overdue: bool
+    traffic_light: Literal["green", "yellow", "red"] | None = Field(
+        description="green < 80% of the time allowed, yellow up to the deadline, red after; "
+                    "none when closed")
     jurisdiction: str | None
     jurisdiction_name: str | None
     territorial_unit: str | None
@@ -124,6 +127,32 @@ class IssueCollection(BaseModel):
     number_matched: int = Field(alias="numberMatched")
     number_returned: int = Field(alias="numberReturned")
     links: list[dict[str, Any]]
+
+
+class TransitionRequest(BaseModel):
+    """A lifecycle action on an issue, with the version the caller last saw."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [
+            {"action": "rectify", "version": 2, "note": "已清理", "evidence": ["sha256:ab12..."]},
+            {"action": "reopen", "version": 3, "note": "仍有摊位占道"},
+            {"action": "extend_deadline", "version": 2,
+             "deadline": "2026-06-05T18:00:00+08:00", "note": "需协调市政"},
+        ]},
+    )
+
+    action: Literal["assign", "rectify", "verify", "reopen", "reject", "mark_duplicate",
+                    "extend_deadline"]
+    version: int = Field(ge=1, description="the issue's version as last read (optimistic "
+                                           "locking: a stale version gets 409)")
+    note: str | None = Field(None, max_length=4000)
+    unit: str | None = Field(None, max_length=40, description="assign: lead unit code")
+    duplicate_of: str | None = Field(None, max_length=40,
+                                     description="mark_duplicate: the original's id")
+    deadline: datetime | None = Field(None, description="extend_deadline: the new deadline")
+    evidence: list[str] = Field(default_factory=list, max_length=9,
+                                description="rectify: references to 'after' photos")
 
 
 class IssueEvent(BaseModel):
