@@ -295,7 +295,8 @@ def _polygonal(geoms: GeomArray) -> GeomArray:
     parts, owner = _flat_parts(geoms)
     keep = shapely.get_type_id(parts) == _POLYGON
     out = np.array([shapely.MultiPolygon()] * len(geoms), dtype=object)
-    return shapely.multipolygons(parts[keep], indices=owner[keep], out=out)  # type: ignore[no-any-return]
+    polygons: GeomArray = shapely.multipolygons(parts[keep], indices=owner[keep], out=out)
+    return polygons
 
 
 def _pieces(geoms: GeomArray, min_area: float) -> tuple[GeomArray, NDArray[np.intp]]:

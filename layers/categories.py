@@ -13,7 +13,7 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.rows import dict_row
 
-from layers import units
+from layers import statements, units
 from layers.errors import Conflict, NotFound, ValidationFailed
 
 COLUMNS = ("code", "name_zh", "name_en", "site_layer", "functional_unit", "deadline_hours",
@@ -84,9 +84,7 @@ def create(
             "code": code, "name_zh": name_zh, "name_en": name_en, "site_layer": site_layer,
             "functional_unit": functional_unit, "deadline_hours": deadline_hours,
             "points": points, "dcm_event_class": dcm_event_class, "active": active})
-        query = sql.SQL("INSERT INTO category ({}) VALUES ({})").format(
-            sql.SQL(", ").join(map(sql.Identifier, columns)),
-            sql.SQL(", ").join(map(sql.Placeholder, columns)))
+        query = statements.insert("category", statements.placeholders(columns))
         try:
             with conn.transaction():
                 conn.execute(query, columns)
@@ -106,10 +104,7 @@ def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any]
         columns = _columns(conn, changes)
         if not columns:
             return get(conn, code)
-        query = sql.SQL("UPDATE category SET {} WHERE code = {}").format(
-            sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k))
-                               for k in columns),
-            sql.Placeholder("_code"))
+        query = statements.update_by_code("category", statements.placeholders(columns))
         try:
             with conn.transaction():
                 conn.execute(query, {**columns, "_code": code})

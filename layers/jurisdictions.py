@@ -15,7 +15,7 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.rows import dict_row
 
-from layers import assignment, units
+from layers import assignment, statements, units
 from layers.errors import Conflict, NotFound, ValidationFailed
 
 LEVELS = ("street", "community", "grid")
@@ -155,8 +155,7 @@ def create(
     with conn.transaction():
         exprs, params = _columns(conn, {"code": code, "name": name, "level": level,
                                         "parent": parent, "unit": unit, "geometry": geometry})
-        query = sql.SQL("INSERT INTO jurisdiction ({}) VALUES ({})").format(
-            sql.SQL(", ").join(map(sql.Identifier, exprs)), sql.SQL(", ").join(exprs.values()))
+        query = statements.insert("jurisdiction", exprs)
         _write(conn, query, params, code)
         _check_hierarchy(conn, code)
         assignment.reassign_changed(conn, None, assignment.footprint(conn, "jurisdiction", code),
@@ -175,10 +174,7 @@ def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any],
         before = assignment.footprint(conn, "jurisdiction", code)
         exprs["updated_at"] = sql.SQL("now()")
         new_code = str(changes.get("code", code))
-        query = sql.SQL("UPDATE jurisdiction SET {} WHERE code = {}").format(
-            sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), v)
-                               for k, v in exprs.items()),
-            sql.Placeholder("_code"))
+        query = statements.update_by_code("jurisdiction", exprs)
         _write(conn, query, {**params, "_code": code}, new_code)
         _check_hierarchy(conn, new_code)
         if set(changes) - {"name", "code"}:

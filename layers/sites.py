@@ -16,7 +16,7 @@ from psycopg import errors, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from layers import assignment, units
+from layers import assignment, statements, units
 from layers.errors import Conflict, NotFound, ValidationFailed
 
 FIELDS = ("code", "name", "layer", "unit", "buffer_m", "inspection_interval_days",
@@ -145,8 +145,7 @@ def create(
             "code": code, "name": name, "layer": layer, "unit": unit, "buffer_m": buffer_m,
             "inspection_interval_days": inspection_interval_days,
             "attributes": attributes, "geometry": geometry})
-        query = sql.SQL("INSERT INTO site ({}) VALUES ({})").format(
-            sql.SQL(", ").join(map(sql.Identifier, exprs)), sql.SQL(", ").join(exprs.values()))
+        query = statements.insert("site", exprs)
         _write(conn, query, params, code)
         assignment.reassign_changed(conn, None, assignment.footprint(conn, "site", code),
                                     actor=actor)
@@ -164,10 +163,7 @@ def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any],
         before = assignment.footprint(conn, "site", code)
         exprs["updated_at"] = sql.SQL("now()")
         new_code = str(changes.get("code", code))
-        query = sql.SQL("UPDATE site SET {} WHERE code = {}").format(
-            sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), v)
-                               for k, v in exprs.items()),
-            sql.Placeholder("_code"))
+        query = statements.update_by_code("site", exprs)
         _write(conn, query, {**params, "_code": code}, new_code)
         if set(changes) & {"geometry", "buffer_m", "layer", "unit"}:
             assignment.reassign_changed(conn, before, assignment.footprint(conn, "site", new_code),

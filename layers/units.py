@@ -13,6 +13,7 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.rows import dict_row
 
+from layers import statements
 from layers.errors import Conflict, NotFound, ValidationFailed
 
 COLUMNS = ("code", "name", "name_en", "kind", "leader", "contact")
@@ -83,11 +84,8 @@ def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any]
         raise ValueError(f"not unit columns: {sorted(unknown)}")
     if not changes:
         return get(conn, code)
-    assignments = sql.SQL(", ").join(
-        sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in changes)
-    query = sql.SQL("UPDATE unit SET {} WHERE code = {} RETURNING {}").format(
-        assignments, sql.Placeholder("_code"),
-        sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
+    query = statements.update_by_code("unit", statements.placeholders(changes)) + sql.SQL(
+        " RETURNING {}").format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
     try:
         with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
             row = cur.execute(query, {**changes, "_code": code}).fetchone()

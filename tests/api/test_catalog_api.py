@@ -64,12 +64,6 @@ def count(dsn: str, table: str) -> int:
 
 
 @pytest.fixture
-def client(dsn: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=dsn))) as test_client:
-        yield test_client
-
-
-@pytest.fixture
 def admin(dsn: str) -> dict[str, str]:
     return make_token(dsn, "admin")
 

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
-import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.app import create_app
 from api.cli import app as cli
-from layers.config import Settings
-
-
-@pytest.fixture
-def client(demo_dsn: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=demo_dsn))) as test_client:
-        yield test_client
 
 
 def _push_grid_into_neighbour(dsn: str) -> tuple[str, str]:
@@ -38,17 +27,17 @@ def _push_grid_into_neighbour(dsn: str) -> tuple[str, str]:
     return row[0], row[1]
 
 
-def test_demo_jurisdictions_are_clean(client: TestClient) -> None:
-    body = client.get("/api/v1/checks/jurisdictions").json()
+def test_demo_jurisdictions_are_clean(demo_client: TestClient) -> None:
+    body = demo_client.get("/api/v1/checks/jurisdictions").json()
     assert body["type"] == "FeatureCollection"
     assert body["features"] == []
     assert set(body["summary"].values()) == {0}
 
 
-def test_an_overlap_is_reported_with_its_area_and_geometry(client: TestClient,
+def test_an_overlap_is_reported_with_its_area_and_geometry(demo_client: TestClient,
                                                            demo_dsn: str) -> None:
     grown, neighbour = _push_grid_into_neighbour(demo_dsn)
-    response = client.get("/api/v1/checks/jurisdictions")
+    response = demo_client.get("/api/v1/checks/jurisdictions")
     assert response.headers["content-type"] == "application/geo+json"
     overlaps = [f for f in response.json()["features"] if f["properties"]["kind"] == "overlap"]
     assert len(overlaps) >= 1

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from layers import tokens
-from layers.config import Settings
-
-
-@pytest.fixture
-def client(demo_dsn: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=demo_dsn))) as test_client:
-        yield test_client
 
 
 @pytest.fixture
@@ -42,20 +33,20 @@ def _open_issue_in_grid(dsn: str) -> tuple[str, str, dict[str, Any]]:
 
 
 def test_moving_a_boundary_moves_open_issues_and_audits_it(
-        client: TestClient, admin: dict[str, str], demo_dsn: str) -> None:
+        demo_client: TestClient, admin: dict[str, str], demo_dsn: str) -> None:
     public_id, sibling, grown = _open_issue_in_grid(demo_dsn)
-    response = client.patch(f"/api/v1/jurisdictions/{sibling}", headers=admin,
+    response = demo_client.patch(f"/api/v1/jurisdictions/{sibling}", headers=admin,
                             json={"geometry": grown})
     assert response.status_code == 200, response.text
-    moved = client.get(f"/api/v1/issues/{public_id}").json()["properties"]
+    moved = demo_client.get(f"/api/v1/issues/{public_id}").json()["properties"]
     # The grown sibling now covers the point too; on the shared area the smaller code wins,
     # so the issue either stays (flagged on the new border) or moves to the sibling.
     assert moved["jurisdiction"] == sibling or moved["on_boundary"]
-    actions = [e["action"] for e in client.get(f"/api/v1/issues/{public_id}/events").json()]
+    actions = [e["action"] for e in demo_client.get(f"/api/v1/issues/{public_id}/events").json()]
     assert actions[-1] == "reassign"
 
 
-def test_a_new_site_links_the_open_issues_on_it(client: TestClient, admin: dict[str, str],
+def test_a_new_site_links_the_open_issues_on_it(demo_client: TestClient, admin: dict[str, str],
                                                 demo_dsn: str) -> None:
     with psycopg.connect(demo_dsn) as conn:
         row = conn.execute("""
@@ -68,11 +59,11 @@ def test_a_new_site_links_the_open_issues_on_it(client: TestClient, admin: dict[
     square = {"type": "Polygon", "coordinates": [[[lon - d, lat - d], [lon + d, lat - d],
                                                    [lon + d, lat + d], [lon - d, lat + d],
                                                    [lon - d, lat - d]]]}
-    created = client.post("/api/v1/sites", headers=admin, json={
+    created = demo_client.post("/api/v1/sites", headers=admin, json={
         "type": "Feature", "geometry": square,
         "properties": {"code": "NEW01", "name": "新建农贸市场", "layer": "market"}})
     assert created.status_code == 201, created.text
-    assert client.get(f"/api/v1/issues/{public_id}").json()["properties"]["site"] == "NEW01"
-    deleted = client.delete("/api/v1/sites/NEW01", headers=admin)
+    assert demo_client.get(f"/api/v1/issues/{public_id}").json()["properties"]["site"] == "NEW01"
+    deleted = demo_client.delete("/api/v1/sites/NEW01", headers=admin)
     assert deleted.status_code == 204
-    assert client.get(f"/api/v1/issues/{public_id}").json()["properties"]["site"] != "NEW01"
+    assert demo_client.get(f"/api/v1/issues/{public_id}").json()["properties"]["site"] != "NEW01"

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from layers.config import Settings
-
-
-@pytest.fixture
-def client(dsn: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=dsn))) as test_client:
-        yield test_client
 
 
 def test_health_ok_with_postgis_version(client: TestClient) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -21,12 +20,6 @@ from layers.config import Settings
 
 PROBLEM = "application/problem+json"
 runner = CliRunner()
-
-
-@pytest.fixture
-def client(dsn: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=dsn))) as test_client:
-        yield test_client
 
 
 def _token(dsn: str, role: str) -> dict[str, str]:

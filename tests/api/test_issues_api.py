@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from api.schemas.issues import IssueCollection, IssueCreated, IssueEvent
 from geo.crs import wgs84_to_gcj02
 from layers import tokens
-from layers.config import Settings
-
-
-@pytest.fixture
-def client(demo_dsn: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=demo_dsn))) as test_client:
-        yield test_client
 
 
 @pytest.fixture
@@ -40,10 +30,10 @@ def market(demo_dsn: str) -> tuple[float, float, str, str]:
     return row[0], row[1], row[2], row[3]
 
 
-def test_created_issue_is_assigned_and_audited(client: TestClient, inspector: dict[str, str],
+def test_created_issue_is_assigned_and_audited(demo_client: TestClient, inspector: dict[str, str],
                                                market: tuple[float, float, str, str]) -> None:
     lon, lat, site, grid = market
-    response = client.post("/api/v1/issues", headers=inspector, json={
+    response = demo_client.post("/api/v1/issues", headers=inspector, json={
         "category": "MKT-01", "lon": lon, "lat": lat, "description": "北门外占道经营"})
     assert response.status_code == 201, response.text
     assert response.headers["content-type"] == "application/geo+json"
@@ -59,22 +49,22 @@ def test_created_issue_is_assigned_and_audited(client: TestClient, inspector: di
     assert (props.deadline - props.reported_at).total_seconds() == 24 * 3600
     assert response.headers["location"] == f"/api/v1/issues/{created.id}"
 
-    trail = client.get(f"/api/v1/issues/{created.id}/events").json()
+    trail = demo_client.get(f"/api/v1/issues/{created.id}/events").json()
     events = [IssueEvent.model_validate(e) for e in trail]
     assert [(e.action, e.to_status) for e in events] == [("report", "reported"),
                                                           ("assign", "assigned")]
     assert events[0].actor == "巡查员A"
     assert events[1].data["site_id"] is not None
 
-    fetched = client.get(f"/api/v1/issues/{created.id}").json()
+    fetched = demo_client.get(f"/api/v1/issues/{created.id}").json()
     assert fetched["properties"]["site"] == site
 
 
-def test_gcj02_coordinates_are_converted(client: TestClient, inspector: dict[str, str],
+def test_gcj02_coordinates_are_converted(demo_client: TestClient, inspector: dict[str, str],
                                          market: tuple[float, float, str, str]) -> None:
     lon, lat, site, _ = market
     glon, glat = wgs84_to_gcj02(lon, lat)
-    response = client.post("/api/v1/issues", headers=inspector, json={
+    response = demo_client.post("/api/v1/issues", headers=inspector, json={
         "category": "MKT-02", "location": {"type": "Point",
                                            "coordinates": [float(glon), float(glat)]},
         "crs": "gcj02", "description": "流动摊贩"})
@@ -82,19 +72,19 @@ def test_gcj02_coordinates_are_converted(client: TestClient, inspector: dict[str
     got = response.json()["geometry"]["coordinates"]
     assert abs(got[0] - lon) < 1e-7 and abs(got[1] - lat) < 1e-7
     assert response.json()["properties"]["site"] == site
-    declared_wrong = client.post("/api/v1/issues", headers=inspector, json={
+    declared_wrong = demo_client.post("/api/v1/issues", headers=inspector, json={
         "category": "MKT-02", "lon": float(glon), "lat": float(glat), "crs": "wgs84",
         "description": "流动摊贩"})
     assert declared_wrong.json()["geometry"]["coordinates"] != got  # ~500 m apart
 
 
 def test_nearby_open_issues_of_the_same_category_are_hinted(
-        client: TestClient, inspector: dict[str, str],
+        demo_client: TestClient, inspector: dict[str, str],
         market: tuple[float, float, str, str]) -> None:
     lon, lat, _, _ = market
     body = {"category": "MKT-04", "lon": lon, "lat": lat, "description": "市场周边暴露垃圾"}
-    first = client.post("/api/v1/issues", headers=inspector, json=body).json()
-    second = client.post("/api/v1/issues", headers=inspector,
+    first = demo_client.post("/api/v1/issues", headers=inspector, json=body).json()
+    second = demo_client.post("/api/v1/issues", headers=inspector,
                          json={**body, "lon": lon + 0.0001}).json()
     assert first["id"] in [n["id"] for n in second["nearby"]]
     assert all(n["distance_m"] <= 50 for n in second["nearby"])
@@ -115,13 +105,13 @@ def test_nearby_open_issues_of_the_same_category_are_hinted(
     ],
 )
 def test_bad_input_is_a_422_problem_and_stores_nothing(
-        client: TestClient, inspector: dict[str, str], demo_dsn: str,
+        demo_client: TestClient, inspector: dict[str, str], demo_dsn: str,
         market: tuple[float, float, str, str], body: dict[str, object], field: str) -> None:
     lon, lat, _, _ = market
     good = {"category": "CTY-05", "lon": lon, "lat": lat, "description": "暴露垃圾"}
     with psycopg.connect(demo_dsn) as conn:
         before = conn.execute("SELECT count(*) FROM issue").fetchone()
-    response = client.post("/api/v1/issues", headers=inspector, json={**good, **body})
+    response = demo_client.post("/api/v1/issues", headers=inspector, json={**good, **body})
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert field in response.text
@@ -130,39 +120,39 @@ def test_bad_input_is_a_422_problem_and_stores_nothing(
         assert conn.execute("SELECT count(*) FROM issue").fetchone() == before
 
 
-def test_reporting_needs_a_reporting_role(client: TestClient, demo_dsn: str,
+def test_reporting_needs_a_reporting_role(demo_client: TestClient, demo_dsn: str,
                                           market: tuple[float, float, str, str]) -> None:
     lon, lat, _, _ = market
     body = {"category": "CTY-05", "lon": lon, "lat": lat, "description": "暴露垃圾"}
-    assert client.post("/api/v1/issues", json=body).status_code == 401
+    assert demo_client.post("/api/v1/issues", json=body).status_code == 401
     with psycopg.connect(demo_dsn) as conn:
         viewer = tokens.create(conn, role="viewer")
-    denied = client.post("/api/v1/issues", json=body,
+    denied = demo_client.post("/api/v1/issues", json=body,
                          headers={"Authorization": f"Bearer {viewer}"})
     assert denied.status_code == 403
     assert denied.json()["code"] == "forbidden"
-    bad = client.post("/api/v1/issues", json=body, headers={"Authorization": "Bearer nope"})
+    bad = demo_client.post("/api/v1/issues", json=body, headers={"Authorization": "Bearer nope"})
     assert bad.status_code == 401
     assert bad.headers["www-authenticate"] == "Bearer"
 
 
-def test_list_filters_and_paging(client: TestClient) -> None:
-    page = client.get("/api/v1/issues", params={"status": "assigned", "limit": 5})
+def test_list_filters_and_paging(demo_client: TestClient) -> None:
+    page = demo_client.get("/api/v1/issues", params={"status": "assigned", "limit": 5})
     assert page.status_code == 200
     collection = IssueCollection.model_validate(page.json())
     body = page.json()
     assert body["numberReturned"] == len(collection.features) <= 5
     assert all(f.properties.status == "assigned" for f in collection.features)
     assert any(link["rel"] == "next" for link in body["links"])
-    overdue = client.get("/api/v1/issues", params={"overdue": "true", "limit": 1000}).json()
+    overdue = demo_client.get("/api/v1/issues", params={"overdue": "true", "limit": 1000}).json()
     assert all(f["properties"]["overdue"] for f in overdue["features"])
-    bbox = client.get("/api/v1/issues", params={"bbox": "120.0,31.0,120.1,31.1"}).json()
+    bbox = demo_client.get("/api/v1/issues", params={"bbox": "120.0,31.0,120.1,31.1"}).json()
     assert bbox["numberMatched"] == 0
-    bad = client.get("/api/v1/issues", params={"bbox": "1,2,3"})
+    bad = demo_client.get("/api/v1/issues", params={"bbox": "1,2,3"})
     assert bad.status_code == 422
 
 
-def test_unknown_issue_is_404_problem(client: TestClient) -> None:
-    response = client.get("/api/v1/issues/SW9999999")
+def test_unknown_issue_is_404_problem(demo_client: TestClient) -> None:
+    response = demo_client.get("/api/v1/issues/SW9999999")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
-import pytest
 from fastapi.testclient import TestClient
-
-from api.app import create_app
-from layers.config import Settings
 
 
 def shows(html: str, text: str) -> bool:
@@ -17,14 +12,8 @@ def shows(html: str, text: str) -> bool:
     return text in html or json.dumps(text)[1:-1] in html
 
 
-@pytest.fixture
-def client(demo_dsn: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=demo_dsn))) as test_client:
-        yield test_client
-
-
-def test_overview_shows_layers_in_chinese(client: TestClient) -> None:
-    response = client.get("/maps/overview")
+def test_overview_shows_layers_in_chinese(demo_client: TestClient) -> None:
+    response = demo_client.get("/maps/overview")
     assert response.status_code == 200
     html = response.text
     for label in ("社区", "网格", "农贸市场", "建筑工地", "老旧小区", "问题", "责任单位"):
@@ -34,13 +23,13 @@ def test_overview_shows_layers_in_chinese(client: TestClient) -> None:
     assert "cdn.jsdelivr.net" not in html
 
 
-def test_overview_in_english(client: TestClient) -> None:
-    html = client.get("/maps/overview", params={"lang": "en"}).text
+def test_overview_in_english(demo_client: TestClient) -> None:
+    html = demo_client.get("/maps/overview", params={"lang": "en"}).text
     assert shows(html, "Construction site")
     assert shows(html, "Responsible unit")
 
 
-def test_vendored_leaflet_is_served(client: TestClient) -> None:
-    response = client.get("/static/vendor/leaflet/leaflet.js")
+def test_vendored_leaflet_is_served(demo_client: TestClient) -> None:
+    response = demo_client.get("/static/vendor/leaflet/leaflet.js")
     assert response.status_code == 200
     assert "Leaflet" in response.text[:500]

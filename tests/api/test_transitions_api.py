@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from api.schemas.issues import IssueFeature
 from layers import tokens
-from layers.config import Settings
-
-
-@pytest.fixture
-def client(demo_dsn: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=demo_dsn))) as test_client:
-        yield test_client
 
 
 @pytest.fixture
@@ -37,16 +27,16 @@ def assigned(demo_dsn: str) -> tuple[str, int, dict[str, str], dict[str, str]]:
 
 
 def test_unit_rectifies_its_issue_and_the_trail_shows_it(
-        client: TestClient, assigned: tuple[str, int, dict[str, str], dict[str, str]]) -> None:
+        demo_client: TestClient, assigned: tuple[str, int, dict[str, str], dict[str, str]]) -> None:
     public_id, version, own, _ = assigned
-    response = client.post(f"/api/v1/issues/{public_id}/transitions", headers=own, json={
+    response = demo_client.post(f"/api/v1/issues/{public_id}/transitions", headers=own, json={
         "action": "rectify", "version": version, "note": "已清理",
         "evidence": ["sha256:0f1e"]})
     assert response.status_code == 200, response.text
     body = IssueFeature.model_validate(response.json())
     assert body.properties.status == "rectified"
     assert body.properties.version == version + 1
-    last = client.get(f"/api/v1/issues/{public_id}/events").json()[-1]
+    last = demo_client.get(f"/api/v1/issues/{public_id}/events").json()[-1]
     assert (last["action"], last["from_status"], last["to_status"]) == (
         "rectify", "assigned", "rectified")
     assert last["actor"] == "own unit"
@@ -54,41 +44,41 @@ def test_unit_rectifies_its_issue_and_the_trail_shows_it(
 
 
 def test_stale_version_is_409_with_the_current_state(
-        client: TestClient, assigned: tuple[str, int, dict[str, str], dict[str, str]]) -> None:
+        demo_client: TestClient, assigned: tuple[str, int, dict[str, str], dict[str, str]]) -> None:
     public_id, version, own, _ = assigned
     body = {"action": "rectify", "version": version, "evidence": ["sha256:1"]}
-    assert client.post(f"/api/v1/issues/{public_id}/transitions", headers=own,
+    assert demo_client.post(f"/api/v1/issues/{public_id}/transitions", headers=own,
                        json=body).status_code == 200
-    again = client.post(f"/api/v1/issues/{public_id}/transitions", headers=own, json=body)
+    again = demo_client.post(f"/api/v1/issues/{public_id}/transitions", headers=own, json=body)
     assert again.status_code == 409
     assert again.headers["content-type"] == "application/problem+json"
     assert again.json()["current"] == {"status": "rectified", "version": version + 1}
 
 
 def test_another_unit_and_wrong_roles_are_refused(
-        client: TestClient, demo_dsn: str,
+        demo_client: TestClient, demo_dsn: str,
         assigned: tuple[str, int, dict[str, str], dict[str, str]]) -> None:
     public_id, version, _, other = assigned
     body = {"action": "rectify", "version": version, "evidence": ["sha256:1"]}
     url = f"/api/v1/issues/{public_id}/transitions"
-    assert client.post(url, headers=other, json=body).status_code == 403
-    assert client.post(url, json=body).status_code == 401
+    assert demo_client.post(url, headers=other, json=body).status_code == 403
+    assert demo_client.post(url, json=body).status_code == 401
     with psycopg.connect(demo_dsn) as conn:
         inspector = tokens.create(conn, role="inspector")
-    verify = client.post(url, json={"action": "reject", "version": version},
+    verify = demo_client.post(url, json={"action": "reject", "version": version},
                          headers={"Authorization": f"Bearer {inspector}"})
     assert verify.status_code == 403
-    unknown = client.post(url, headers=other, json={"action": "close", "version": version})
+    unknown = demo_client.post(url, headers=other, json={"action": "close", "version": version})
     assert unknown.status_code == 422
 
 
-def test_open_issues_carry_a_traffic_light(client: TestClient) -> None:
-    features = client.get("/api/v1/issues", params={"status": ["assigned", "rectified"],
+def test_open_issues_carry_a_traffic_light(demo_client: TestClient) -> None:
+    features = demo_client.get("/api/v1/issues", params={"status": ["assigned", "rectified"],
                                                      "limit": 200}).json()["features"]
     lights = {f["properties"]["traffic_light"] for f in features}
     assert lights <= {"green", "yellow", "red"}
     assert "red" in lights  # the demo has overdue open issues
     assert all((f["properties"]["traffic_light"] == "red") == f["properties"]["overdue"]
                for f in features)
-    closed = client.get("/api/v1/issues", params={"status": "verified", "limit": 5}).json()
+    closed = demo_client.get("/api/v1/issues", params={"status": "verified", "limit": 5}).json()
     assert {f["properties"]["traffic_light"] for f in closed["features"]} == {None}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -40,11 +41,9 @@ def server(demo_dsn: str, tmp_path: Path) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
-            try:
+            with contextlib.suppress(httpx.TransportError):  # not listening yet
                 if httpx.get(f"{base}/health", timeout=1).status_code == 200:
                     break
-            except httpx.TransportError:
-                pass
             time.sleep(0.1)
         else:
             raise RuntimeError("server did not start: " + (tmp_path / "uvicorn.log").read_text())

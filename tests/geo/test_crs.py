@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import geopandas as gpd
 import numpy as np
 import pytest
@@ -86,11 +89,14 @@ def test_round_trip_on_random_points_in_china() -> None:
     assert np.median(np.hypot(gcj_lon - lon, gcj_lat - lat)) > 1e-3
 
 
+Converter = Callable[..., tuple[Any, Any]]
+
+
 @pytest.mark.parametrize("convert", [wgs84_to_gcj02, gcj02_to_wgs84])
-def test_points_outside_china_pass_through(convert: object) -> None:
+def test_points_outside_china_pass_through(convert: Converter) -> None:
     lon = np.array([2.35, -74.0, 139.69, 120.7, np.nan])
     lat = np.array([48.86, 40.7, 35.69, 60.0, 31.0])
-    out_lon, out_lat = convert(lon, lat)  # type: ignore[operator]
+    out_lon, out_lat = convert(lon, lat)
     np.testing.assert_array_equal(out_lon, lon)
     np.testing.assert_array_equal(out_lat, lat)
 
@@ -101,16 +107,16 @@ def test_in_china_bbox_edges() -> None:
 
 
 @pytest.mark.parametrize("convert", [wgs84_to_gcj02, gcj02_to_wgs84])
-def test_conversions_keep_shape_and_return_float64(convert: object) -> None:
+def test_conversions_keep_shape_and_return_float64(convert: Converter) -> None:
     lon = np.full((3, 4), 120.7)
     lat = np.full((3, 4), 31.31)
-    out_lon, out_lat = convert(lon, lat)  # type: ignore[operator]
+    out_lon, out_lat = convert(lon, lat)
     assert out_lon.shape == out_lat.shape == (3, 4)
     assert out_lon.dtype == out_lat.dtype == np.float64
-    scalar_lon, scalar_lat = convert(120, 31)  # type: ignore[operator]
+    scalar_lon, scalar_lat = convert(120, 31)
     assert scalar_lon.shape == scalar_lat.shape == ()
     assert scalar_lon.dtype == np.float64
-    broadcast_lon, _ = convert([120.1, 120.2], 31.3)  # type: ignore[operator]
+    broadcast_lon, _ = convert([120.1, 120.2], 31.3)
     assert broadcast_lon.shape == (2,)
 
 

@@ -75,7 +75,9 @@ def test_issue_export_filters_and_keeps_time_zones(demo_dsn: str, tmp_path: Path
     frame = pyogrio.read_dataframe(geojson)
     assert set(frame["status"]) == {"verified"} and len(frame) == n
     assert frame["reported_at"].dt.tz is not None
-    rows = list(openpyxl.load_workbook(sheet).active.iter_rows(values_only=True))  # type: ignore[union-attr]
+    active = openpyxl.load_workbook(sheet).active
+    assert active is not None
+    rows = list(active.iter_rows(values_only=True))
     assert rows[0][:2] == ("编号", "问题类别") and rows[1][:2] == ("public_id", "category")
     assert len(rows) == n + 2
     stamps = [pd.Timestamp(str(r[rows[1].index("reported_at")])) for r in rows[2:]]
