@@ -23,7 +23,7 @@ from api.schemas.issues import (
     feature,
 )
 from geo.crs import lonlat_to_wgs84
-from layers import issues, lifecycle
+from layers import idempotency, issues, lifecycle
 from layers.assignment import AssignerCache
 from layers.errors import ValidationFailed
 from layers.tokens import Principal
@@ -49,6 +49,8 @@ def create_issue(body: IssueCreate, conn: Conn, caller: Reporter, request: Reque
 
     Coordinates are converted to WGS84 from the declared ``crs`` first. The response carries
     open issues of the same category within ``nearby_radius_m`` (possible duplicates).
+    With an ``Idempotency-Key`` header, a retry of the same request returns the issue the
+    first one created (header ``Idempotent-Replayed: true``) instead of a second issue.
     """
     lon, lat = body.coordinates()
     wlon, wlat = lonlat_to_wgs84(np.array([lon]), np.array([lat]), CRS_NAMES[body.crs])
@@ -58,6 +60,28 @@ def create_issue(body: IssueCreate, conn: Conn, caller: Reporter, request: Reque
         photos=tuple(body.photos), reporter=body.reporter or caller.name or caller.role,
         reporter_contact=body.reporter_contact)
     cache: AssignerCache = request.app.state.assigner_cache
+    key = request.headers.get("idempotency-key")
+    with conn.transaction():
+        earlier = None
+        if key is not None:
+            earlier = idempotency.claim(conn, caller.token_id, key,
+                                        idempotency.request_hash(body.model_dump(mode="json")))
+        replayed = earlier is not None
+        public_id = earlier or _create(conn, cache, new, caller)
+        if key is not None and not replayed:
+            idempotency.remember(conn, caller.token_id, key, public_id)
+    created = feature(issues.get(conn, public_id))
+    nearby = [Nearby(id=n["public_id"], status=n["status"], reported_at=n["reported_at"],
+                     distance_m=float(n["distance_m"]))
+              for n in issues.nearby_open(conn, public_id, nearby_radius_m)]
+    response = _geojson(IssueCreated(**created.model_dump(), nearby=nearby), 201)
+    response.headers["Location"] = f"/api/v1/issues/{public_id}"
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _create(conn: Conn, cache: AssignerCache, new: issues.NewIssue, caller: Principal) -> str:
     try:
         [public_id] = issues.create_many(conn, cache.get(conn), [new],
                                          actor=caller.name or f"token {caller.token_id}",
@@ -68,13 +92,7 @@ def create_issue(body: IssueCreate, conn: Conn, caller: Reporter, request: Reque
         raise ValidationFailed(exc.message.replace("some issues are", "the issue is"),
                                details=[{k: v for k, v in d.items() if k != "index"}
                                         for d in details]) from None
-    created = feature(issues.get(conn, public_id))
-    nearby = [Nearby(id=n["public_id"], status=n["status"], reported_at=n["reported_at"],
-                     distance_m=float(n["distance_m"]))
-              for n in issues.nearby_open(conn, public_id, nearby_radius_m)]
-    response = _geojson(IssueCreated(**created.model_dump(), nearby=nearby), 201)
-    response.headers["Location"] = f"/api/v1/issues/{public_id}"
-    return response
+    return public_id
 
 
 def _bbox(value: str | None) -> tuple[float, float, float, float] | None:

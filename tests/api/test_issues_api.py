@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from api.app import create_app
 from api.schemas.issues import IssueCollection, IssueCreated, IssueEvent
 from geo.crs import wgs84_to_gcj02
 from layers import tokens
+from layers.config import Settings
 
 
 @pytest.fixture
@@ -156,3 +160,51 @@ def test_unknown_issue_is_404_problem(demo_client: TestClient) -> None:
     response = demo_client.get("/api/v1/issues/SW9999999")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_retry_with_the_same_idempotency_key_creates_one_issue(
+        demo_client: TestClient, inspector: dict[str, str], demo_dsn: str,
+        market: tuple[float, float, str, str]) -> None:
+    lon, lat, _, _ = market
+    body = {"category": "CTY-05", "lon": lon, "lat": lat, "description": "暴露垃圾"}
+    headers = {**inspector, "Idempotency-Key": "phone-7f3a-0001"}
+    first = demo_client.post("/api/v1/issues", headers=headers, json=body)
+    retry = demo_client.post("/api/v1/issues", headers=headers, json=body)
+    assert first.status_code == retry.status_code == 201
+    assert retry.json()["id"] == first.json()["id"]
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
+    with psycopg.connect(demo_dsn) as conn:
+        count = conn.execute("SELECT count(*) FROM issue WHERE description = '暴露垃圾'"
+                             " AND reported_at > now() - interval '1 hour'").fetchone()
+    assert count == (1,)
+    reused = demo_client.post("/api/v1/issues", headers=headers,
+                              json={**body, "description": "另一个问题"})
+    assert reused.status_code == 422
+    assert "Idempotency-Key" in reused.json()["detail"]
+
+
+def test_concurrent_retries_with_one_key_create_one_issue(
+        demo_dsn: str, inspector: dict[str, str], market: tuple[float, float, str, str]) -> None:
+    lon, lat, _, _ = market
+    body = {"category": "CTY-04", "lon": lon, "lat": lat, "description": "非法小广告"}
+    headers = {**inspector, "Idempotency-Key": "phone-race"}
+    app = create_app(Settings(database_url=demo_dsn))
+    ids: list[str] = []
+    with TestClient(app) as one, TestClient(app) as two:
+        barrier = threading.Barrier(2)
+
+        def post(client: TestClient) -> None:
+            barrier.wait()
+            ids.append(client.post("/api/v1/issues", headers=headers, json=body).json()["id"])
+
+        threads = [threading.Thread(target=post, args=(c,)) for c in (one, two)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert len(ids) == 2
+    assert ids[0] == ids[1]
+    with psycopg.connect(demo_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM issue WHERE description = '非法小广告'"
+                            ).fetchone() == (1,)
