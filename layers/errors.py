@@ -66,3 +66,11 @@ class Forbidden(DomainError):
     status = 403
     code = "forbidden"
     title = "Forbidden"
+
+
+class PayloadTooLarge(DomainError):
+    """The request body or an uploaded file is over its size limit."""
+
+    status = 413
+    code = "payload-too-large"
+    title = "Payload too large"

@@ -18,6 +18,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from layers import evidence
 from layers.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from layers.tokens import Principal
 
@@ -56,7 +57,7 @@ class Transition:
     unit: str | None = None  # assign: the lead unit (code), when the engine found none
     duplicate_of: str | None = None  # mark_duplicate: the public id of the original
     deadline: datetime | None = None  # extend_deadline: the new, later deadline
-    evidence: Sequence[str] = ()  # rectify: references to "after" photos
+    evidence: Sequence[str] = ()  # rectify: "sha256:..." references of uploaded photos
 
 
 def apply(conn: psycopg.Connection[Any], public_id: str, change: Transition,
@@ -92,6 +93,10 @@ def apply(conn: psycopg.Connection[Any], public_id: str, change: Transition,
             raise Conflict(f"cannot {change.action} an issue that is {issue['status']}",
                            details=current)
         updates, data = _particulars(cur, change, issue)
+        if change.action == "rectify":
+            # What the verifier will look at: when each photo was taken and how far from the
+            # issue (EXIF), next to the photo itself.
+            data["evidence"] = evidence.describe(conn, list(change.evidence), issue["id"])
         target = rule.target or issue["status"]
         cur.execute(
             "UPDATE issue SET status = %(target)s, version = version + 1, updated_at = now(),"

@@ -8,16 +8,18 @@ if PostGIS cannot start, every database test errors, in CI and elsewhere.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from itertools import count
 from pathlib import Path
 
 import psycopg
 import pytest
+from PIL import Image
 from psycopg import sql
 
 from layers import migrate
@@ -104,3 +106,47 @@ def demo_dsn(cluster: Cluster, demo_template: str) -> Iterator[str]:
     name = _clone(cluster, demo_template)
     yield cluster.conninfo(name)
     _drop(cluster, name)
+
+
+# -- photos ---------------------------------------------------------------------------------
+
+
+def make_jpeg(lon: float | None = None, lat: float | None = None,
+         taken: datetime | None = None, colour: tuple[int, int, int] = (200, 80, 40)) -> bytes:
+    """A small JPEG; with EXIF GPS (degrees/minutes/seconds) and DateTimeOriginal if given."""
+    image = Image.new("RGB", (64, 48), colour)
+    exif = Image.Exif()
+    if lon is not None and lat is not None:
+        exif[0x8825] = {1: "N" if lat >= 0 else "S", 2: _dms(abs(lat)),
+                        3: "E" if lon >= 0 else "W", 4: _dms(abs(lon))}
+    if taken is not None:
+        exif[0x8769] = {0x9003: taken.strftime("%Y:%m:%d %H:%M:%S")}
+    out = io.BytesIO()
+    image.save(out, "JPEG", exif=exif)
+    return out.getvalue()
+
+
+def make_png() -> bytes:
+    """A small PNG without EXIF."""
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (0, 128, 0)).save(out, "PNG")
+    return out.getvalue()
+
+
+def _dms(value: float) -> tuple[float, float, float]:
+    degrees = int(value)
+    minutes = int((value - degrees) * 60)
+    seconds = (value - degrees - minutes / 60) * 3600
+    return float(degrees), float(minutes), round(seconds, 4)
+
+
+@pytest.fixture
+def jpeg() -> Callable[..., bytes]:
+    """Make a real JPEG, optionally with EXIF GPS position and time."""
+    return make_jpeg
+
+
+@pytest.fixture
+def png() -> bytes:
+    """A real PNG without EXIF."""
+    return make_png()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -26,12 +28,25 @@ def assigned(demo_dsn: str) -> tuple[str, int, dict[str, str], dict[str, str]]:
             {"Authorization": f"Bearer {other}"})
 
 
+def _upload(client: TestClient, headers: dict[str, str], photo: bytes) -> str:
+    response = client.post("/api/v1/evidence", headers=headers,
+                           files={"file": ("after.jpg", photo, "image/jpeg")})
+    assert response.status_code == 201, response.text
+    return str(response.json()["ref"])
+
+
 def test_unit_rectifies_its_issue_and_the_trail_shows_it(
-        demo_client: TestClient, assigned: tuple[str, int, dict[str, str], dict[str, str]]) -> None:
+        demo_client: TestClient, assigned: tuple[str, int, dict[str, str], dict[str, str]],
+        jpeg: Callable[..., bytes]) -> None:
     public_id, version, own, _ = assigned
+    photo = jpeg(lon=120.70, lat=31.31)
+    ref = _upload(demo_client, own, photo)
+    fetched = demo_client.get(f"/api/v1/evidence/{ref}", headers=own)
+    assert fetched.status_code == 200
+    assert fetched.headers["content-type"] == "image/jpeg"
+    assert fetched.content == photo
     response = demo_client.post(f"/api/v1/issues/{public_id}/transitions", headers=own, json={
-        "action": "rectify", "version": version, "note": "已清理",
-        "evidence": ["sha256:0f1e"]})
+        "action": "rectify", "version": version, "note": "已清理", "evidence": [ref]})
     assert response.status_code == 200, response.text
     body = IssueFeature.model_validate(response.json())
     assert body.properties.status == "rectified"
@@ -40,13 +55,16 @@ def test_unit_rectifies_its_issue_and_the_trail_shows_it(
     assert (last["action"], last["from_status"], last["to_status"]) == (
         "rectify", "assigned", "rectified")
     assert last["actor"] == "own unit"
-    assert last["evidence"] == ["sha256:0f1e"]
+    assert last["evidence"] == [ref]
+    assert last["data"]["evidence"][0]["distance_m"] is not None
 
 
 def test_stale_version_is_409_with_the_current_state(
-        demo_client: TestClient, assigned: tuple[str, int, dict[str, str], dict[str, str]]) -> None:
+        demo_client: TestClient, assigned: tuple[str, int, dict[str, str], dict[str, str]],
+        jpeg: Callable[..., bytes]) -> None:
     public_id, version, own, _ = assigned
-    body = {"action": "rectify", "version": version, "evidence": ["sha256:1"]}
+    body = {"action": "rectify", "version": version,
+            "evidence": [_upload(demo_client, own, jpeg())]}
     assert demo_client.post(f"/api/v1/issues/{public_id}/transitions", headers=own,
                        json=body).status_code == 200
     again = demo_client.post(f"/api/v1/issues/{public_id}/transitions", headers=own, json=body)
@@ -59,7 +77,7 @@ def test_another_unit_and_wrong_roles_are_refused(
         demo_client: TestClient, demo_dsn: str,
         assigned: tuple[str, int, dict[str, str], dict[str, str]]) -> None:
     public_id, version, _, other = assigned
-    body = {"action": "rectify", "version": version, "evidence": ["sha256:1"]}
+    body = {"action": "rectify", "version": version, "evidence": ["sha256:" + "0" * 64]}
     url = f"/api/v1/issues/{public_id}/transitions"
     assert demo_client.post(url, headers=other, json=body).status_code == 403
     assert demo_client.post(url, json=body).status_code == 401
@@ -82,3 +100,19 @@ def test_open_issues_carry_a_traffic_light(demo_client: TestClient) -> None:
                for f in features)
     closed = demo_client.get("/api/v1/issues", params={"status": "verified", "limit": 5}).json()
     assert {f["properties"]["traffic_light"] for f in closed["features"]} == {None}
+
+
+def test_evidence_upload_refuses_what_is_not_a_photo(
+        demo_client: TestClient, assigned: tuple[str, int, dict[str, str], dict[str, str]],
+        jpeg: Callable[..., bytes]) -> None:
+    _, _, own, _ = assigned
+    fake = demo_client.post("/api/v1/evidence", headers=own,
+                            files={"file": ("after.jpg", b"<html>not a photo</html>",
+                                            "image/jpeg")})
+    assert fake.status_code == 422
+    assert fake.headers["content-type"] == "application/problem+json"
+    anonymous = demo_client.post("/api/v1/evidence",
+                                 files={"file": ("after.jpg", jpeg(), "image/jpeg")})
+    assert anonymous.status_code == 401
+    unknown = demo_client.get("/api/v1/evidence/sha256:" + "0" * 64, headers=own)
+    assert unknown.status_code == 404

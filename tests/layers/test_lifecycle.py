@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from layers import lifecycle
+from layers import evidence, lifecycle
 from layers.errors import Conflict, DomainError, Forbidden, ValidationFailed
 from layers.lifecycle import RULES, Transition
 from layers.tokens import ROLES, Principal
@@ -53,16 +55,22 @@ def _issue(conn: psycopg.Connection[Any], status: str, lead: int) -> str:
     return str(row[0])
 
 
-def _request(action: str, original: str) -> Transition:
+def _request(action: str, original: str, photo: str) -> Transition:
     """A complete request for ``action`` (the particulars each action needs)."""
     return Transition(action=action, version=1, note="备注", unit="C01",
                       duplicate_of=original, deadline=DEADLINE + timedelta(days=3),
-                      evidence=("sha256:after-photo",))
+                      evidence=(photo,))
 
 
-def test_every_action_role_and_status(conn: psycopg.Connection[Any]) -> None:
+def _photo(conn: psycopg.Connection[Any], root: Path, jpeg: Callable[..., bytes]) -> str:
+    return evidence.save(conn, root, jpeg(), token_id=None).ref
+
+
+def test_every_action_role_and_status(conn: psycopg.Connection[Any], tmp_path: Path,
+        jpeg: Callable[..., bytes]) -> None:
     own, _ = _setup(conn)
     original = _issue(conn, "assigned", own)
+    photo = _photo(conn, tmp_path, jpeg)
     mismatches = []
     assert set(RULES) == set(SPEC)
     for action, (sources, target, roles) in SPEC.items():
@@ -78,7 +86,7 @@ def test_every_action_role_and_status(conn: psycopg.Connection[Any]) -> None:
                 else:
                     expected = None
                 try:
-                    lifecycle.apply(conn, public_id, _request(action, original), caller)
+                    lifecycle.apply(conn, public_id, _request(action, original, photo), caller)
                     got: type[Exception] | None = None
                 except DomainError as exc:
                     got = type(exc)
@@ -98,21 +106,26 @@ def test_every_action_role_and_status(conn: psycopg.Connection[Any]) -> None:
     assert mismatches == []
 
 
-def test_a_unit_acts_only_on_its_own_issues(conn: psycopg.Connection[Any]) -> None:
+def test_a_unit_acts_only_on_its_own_issues(conn: psycopg.Connection[Any],
+                                            tmp_path: Path,
+        jpeg: Callable[..., bytes]) -> None:
     own, other = _setup(conn)
     mine, theirs = _issue(conn, "assigned", own), _issue(conn, "assigned", other)
     unit = Principal(token_id=1, name="湖东", role="unit", unit_id=own)
-    rectify = Transition(action="rectify", version=1, evidence=("sha256:x",))
+    rectify = Transition(action="rectify", version=1, evidence=(_photo(conn, tmp_path, jpeg),))
     lifecycle.apply(conn, mine, rectify, unit)
     with pytest.raises(Forbidden, match="responsible"):
         lifecycle.apply(conn, theirs, rectify, unit)
 
 
-def test_stale_version_is_refused_with_the_current_state(conn: psycopg.Connection[Any]) -> None:
+def test_stale_version_is_refused_with_the_current_state(conn: psycopg.Connection[Any],
+                                                         tmp_path: Path,
+        jpeg: Callable[..., bytes]) -> None:
     own, _ = _setup(conn)
     public_id = _issue(conn, "assigned", own)
     admin = Principal(token_id=1, name="a", role="admin", unit_id=None)
-    lifecycle.apply(conn, public_id, Transition("rectify", 1, evidence=("e",)), admin)
+    lifecycle.apply(conn, public_id, Transition("rectify", 1,
+                                                evidence=(_photo(conn, tmp_path, jpeg),)), admin)
     with pytest.raises(Conflict) as caught:
         lifecycle.apply(conn, public_id, Transition("reject", 1), admin)
     assert caught.value.details == {"status": "rectified", "version": 2}
@@ -147,18 +160,20 @@ def test_concurrent_transitions_exactly_one_wins(dsn: str) -> None:
         assert conn.execute("SELECT count(*) FROM issue_event").fetchone() == (1,)
 
 
-def test_particulars(conn: psycopg.Connection[Any]) -> None:
+def test_particulars(conn: psycopg.Connection[Any], tmp_path: Path,
+        jpeg: Callable[..., bytes]) -> None:
     own, _ = _setup(conn)
+    photo = _photo(conn, tmp_path, jpeg)
     supervisor = Principal(token_id=1, name="s", role="supervisor", unit_id=None)
     admin = Principal(token_id=2, name="a", role="admin", unit_id=None)
     a = _issue(conn, "assigned", own)
     with pytest.raises(ValidationFailed, match="photo"):
         lifecycle.apply(conn, a, Transition("rectify", 1), admin)
-    lifecycle.apply(conn, a, Transition("rectify", 1, evidence=("sha256:1",)), admin)
+    lifecycle.apply(conn, a, Transition("rectify", 1, evidence=(photo,)), admin)
     with pytest.raises(ValidationFailed, match="why"):
         lifecycle.apply(conn, a, Transition("reopen", 2), supervisor)
     lifecycle.apply(conn, a, Transition("reopen", 2, note="仍未清理"), supervisor)
-    lifecycle.apply(conn, a, Transition("rectify", 3, evidence=("sha256:2",)), admin)
+    lifecycle.apply(conn, a, Transition("rectify", 3, evidence=(photo,)), admin)
     lifecycle.apply(conn, a, Transition("verify", 4), supervisor)
     row = conn.execute("SELECT status, rework_count, closed_at IS NOT NULL FROM issue"
                        " WHERE public_id = %s", [a]).fetchone()

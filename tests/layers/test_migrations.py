@@ -23,7 +23,7 @@ def empty_dsn(cluster: Cluster) -> str:
 def test_up_from_empty_then_nothing_pending(empty_dsn: str) -> None:
     applied = migrate.apply(empty_dsn)
     assert applied == ["0001_schema", "0002_seed_catalog", "0003_layers_version",
-                       "0004_idempotency"]
+                       "0004_idempotency", "0005_evidence"]
     assert migrate.pending(empty_dsn) == []
     assert migrate.apply(empty_dsn) == []
     with psycopg.connect(empty_dsn) as conn:
@@ -32,7 +32,7 @@ def test_up_from_empty_then_nothing_pending(empty_dsn: str) -> None:
         gist = {r[0] for r in conn.execute(
             "SELECT tablename FROM pg_indexes WHERE indexdef LIKE '%USING gist%'")}
     assert {"unit", "jurisdiction", "site", "site_layer", "category", "responsibility_rule",
-            "issue", "issue_event", "api_token"} <= tables
+            "issue", "issue_event", "api_token", "idempotency_key", "evidence"} <= tables
     assert {"jurisdiction", "site", "issue"} <= gist
 
 

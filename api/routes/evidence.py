@@ -1,0 +1,49 @@
+"""``/api/v1/evidence``: upload a photo (JPEG/PNG), fetch it back by its content address."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Request, UploadFile
+from fastapi.responses import FileResponse
+from pydantic import BaseModel
+
+from api.auth import Caller
+from api.deps import Conn
+from layers import evidence
+from layers.config import Settings
+
+router = APIRouter(prefix="/api/v1/evidence", tags=["evidence"])
+
+
+class EvidenceOut(BaseModel):
+    """A stored photo: its reference for transitions, and what its EXIF says."""
+
+    ref: str
+    media_type: str
+    size_bytes: int
+    taken_at: str | None
+    lon: float | None
+    lat: float | None
+
+
+@router.post("", status_code=201, response_model=EvidenceOut)
+async def upload(file: Annotated[UploadFile, File(description="JPEG or PNG, at most 10 MB")],
+                 conn: Conn, caller: Caller, request: Request) -> EvidenceOut:
+    """Store a photo (checked by content; the same photo is stored once) and return its
+    ``sha256:`` reference, to be given as ``evidence`` when rectifying."""
+    content = await file.read(evidence.MAX_BYTES + 1)
+    settings: Settings = request.app.state.settings
+    stored = evidence.save(conn, settings.data_dir, content, token_id=caller.token_id)
+    return EvidenceOut(ref=stored.ref, media_type=stored.media_type,
+                       size_bytes=stored.size_bytes,
+                       taken_at=stored.taken_at.isoformat() if stored.taken_at else None,
+                       lon=stored.lon, lat=stored.lat)
+
+
+@router.get("/{ref}", response_class=FileResponse)
+def download(ref: str, conn: Conn, caller: Caller, request: Request) -> FileResponse:
+    """The photo itself."""
+    settings: Settings = request.app.state.settings
+    path, media_type = evidence.path_of(conn, settings.data_dir, ref)
+    return FileResponse(path, media_type=media_type)
