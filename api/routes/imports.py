@@ -22,7 +22,7 @@ from starlette.background import BackgroundTask
 from api.auth import Caller
 from api.deps import Conn
 from layers import exports, imports
-from layers.errors import DomainError, Forbidden, ValidationFailed
+from layers.errors import Forbidden, PayloadTooLarge, ValidationFailed
 from layers.gisfile import SUFFIXES
 
 router = APIRouter(prefix="/api/v1", tags=["imports"])
@@ -30,14 +30,6 @@ MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 _CHUNK = 1024 * 1024
 ImportKind = Literal["jurisdictions", "sites", "issues", "responsibilities"]
 ExportFormat = Literal["geojson", "gpkg", "csv", "xlsx"]
-
-
-class PayloadTooLarge(DomainError):
-    """The upload is larger than the service accepts."""
-
-    status = 413
-    code = "payload-too-large"
-    title = "Payload too large"
 
 
 class Repair(BaseModel):
