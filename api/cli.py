@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, TypeVar
 
 import typer
@@ -29,8 +29,11 @@ app = typer.Typer(help="sitewatch — 文明城市创建 site monitoring.", no_a
 db_app = typer.Typer(help="The database: managed local cluster and migrations.",
                      no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+calendar_app = typer.Typer(help="Holidays and make-up working days (working-day deadlines).",
+                           no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
+app.add_typer(calendar_app, name="calendar")
 app.add_typer(import_app, name="import")
 app.command("export")(export)
 err = Console(stderr=True)
@@ -173,6 +176,37 @@ def reassign(
         counts = reassign_all(conn, load_assigner(conn), actor="sitewatch reassign",
                               include_closed=include_closed)
     print(f"examined {counts['examined']}, changed {counts['changed']} (each change audited)")
+
+
+@calendar_app.command("set")
+def calendar_set(
+    day: Annotated[str, typer.Argument(help="YYYY-MM-DD")],
+    holiday: Annotated[bool, typer.Option("--holiday/--workday",
+                                          help="A day off (节假日) or a worked day (调休上班).")],
+    name: Annotated[str | None, typer.Option(help="e.g. 春节, 国庆节调休")] = None,
+) -> None:
+    """Mark a day as a holiday or a make-up working day, for working-day deadlines."""
+    from layers import calendar
+
+    try:
+        when = date.fromisoformat(day)
+    except ValueError:
+        err.print(f"[red]error:[/red] {day!r} is not a date (YYYY-MM-DD)")
+        raise typer.Exit(1) from None
+    with _friendly_errors(), db.connect(Settings()) as conn:
+        calendar.set_day(conn, when, working=not holiday, name=name)
+    print(f"{when}: {'holiday' if holiday else 'working day'}" + (f" ({name})" if name else ""))
+
+
+@calendar_app.command("list")
+def calendar_list(year: Annotated[int, typer.Argument(min=2000, max=2100)]) -> None:
+    """The holidays and make-up working days of a year."""
+    from layers import calendar
+
+    with _friendly_errors(), db.connect(Settings()) as conn:
+        for row in calendar.exceptions(conn, year):
+            kind = "working day" if row["working"] else "holiday"
+            print(f"{row['day']}  {kind:12} {row['name'] or ''}")
 
 
 @token_app.command("create")

@@ -17,10 +17,11 @@ from layers import statements, units
 from layers.errors import Conflict, NotFound, ValidationFailed
 
 COLUMNS = ("code", "name_zh", "name_en", "site_layer", "functional_unit", "deadline_hours",
-           "points", "dcm_event_class", "active")
+           "deadline_working_days", "points", "dcm_event_class", "active")
 _SELECT = sql.SQL(
     "SELECT c.code, c.name_zh, c.name_en, c.site_layer, u.code AS functional_unit,"
-    " c.deadline_hours, c.points::float8 AS points, c.dcm_event_class, c.active"
+    " c.deadline_hours, c.deadline_working_days, c.points::float8 AS points,"
+    " c.dcm_event_class, c.active"
     " FROM category c LEFT JOIN unit u ON u.id = c.functional_unit_id")
 
 
@@ -73,6 +74,7 @@ def create(
     name_en: str,
     deadline_hours: int,
     points: float,
+    deadline_working_days: int | None = None,
     site_layer: str | None = None,
     functional_unit: str | None = None,
     dcm_event_class: str | None = None,
@@ -83,7 +85,8 @@ def create(
         columns = _columns(conn, {
             "code": code, "name_zh": name_zh, "name_en": name_en, "site_layer": site_layer,
             "functional_unit": functional_unit, "deadline_hours": deadline_hours,
-            "points": points, "dcm_event_class": dcm_event_class, "active": active})
+            "deadline_working_days": deadline_working_days, "points": points,
+            "dcm_event_class": dcm_event_class, "active": active})
         query = statements.insert("category", statements.placeholders(columns))
         try:
             with conn.transaction():

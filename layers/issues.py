@@ -163,7 +163,8 @@ WITH input AS (
     SELECT i.category, ST_SetSRID(ST_MakePoint(i.lon, i.lat), 4326), i.description, i.source,
            coalesce(i.reported_at, now()), i.photos, i.reporter, i.reporter_contact,
            CASE WHEN i.lead_unit_id IS NULL THEN 'reported' ELSE 'assigned' END,
-           coalesce(i.reported_at, now()) + make_interval(hours => c.deadline_hours),
+           issue_deadline(coalesce(i.reported_at, now()), c.deadline_hours,
+                          c.deadline_working_days),
            i.jurisdiction_id, i.territorial_unit_id, i.functional_unit_id, i.lead_unit_id,
            i.site_id, i.on_boundary, i.outside_all, i.via_buffer
     FROM input i JOIN category c ON c.code = i.category

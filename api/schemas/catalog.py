@@ -40,6 +40,7 @@ BufferM = Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
 IntervalDays = Annotated[int, Field(ge=1, le=366)]
 Points = Annotated[float, Field(ge=0, le=9999.99, allow_inf_nan=False)]
 DeadlineHours = Annotated[int, Field(ge=1, le=8760)]
+WorkingDays = Annotated[int, Field(ge=1, le=60)]
 BBox = tuple[float, float, float, float]
 
 G = TypeVar("G", Point, Polygon, MultiPolygon)
@@ -153,6 +154,9 @@ class Category(BaseModel):
     site_layer: str | None
     functional_unit: str | None = Field(description="default functional unit's code")
     deadline_hours: int
+    deadline_working_days: int | None = Field(
+        None, description="when set, the deadline is this many working days (holidays and "
+                          "make-up working days per the calendar) instead of deadline_hours")
     points: float
     dcm_event_class: str | None
     active: bool
@@ -171,6 +175,7 @@ class CategoryCreate(BaseModel):
     name_en: EnglishName
     deadline_hours: DeadlineHours
     points: Points
+    deadline_working_days: WorkingDays | None = None
     site_layer: LayerCode | None = None
     functional_unit: Code | None = None
     dcm_event_class: Annotated[str, StringConstraints(max_length=200)] | None = None
@@ -184,6 +189,7 @@ class CategoryPatch(Patch):
     name_zh: Name | None = None
     name_en: EnglishName | None = None
     deadline_hours: DeadlineHours | None = None
+    deadline_working_days: WorkingDays | None = None
     points: Points | None = None
     site_layer: LayerCode | None = None
     functional_unit: Code | None = None

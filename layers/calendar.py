@@ -1,0 +1,36 @@
+"""The office calendar: public holidays and make-up working days, for working-day deadlines.
+
+Days not listed follow the week (Monday to Friday work). The database function
+``issue_deadline`` reads this table when it sets a deadline.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+
+def set_day(conn: psycopg.Connection[Any], day: date, *, working: bool,
+            name: str | None = None) -> None:
+    """Mark ``day`` as a working day or a day off (overrides the weekday rule)."""
+    conn.execute(
+        "INSERT INTO calendar_day (day, working, name) VALUES (%s, %s, %s)"
+        " ON CONFLICT (day) DO UPDATE SET working = EXCLUDED.working, name = EXCLUDED.name",
+        [day, working, name])
+
+
+def clear_day(conn: psycopg.Connection[Any], day: date) -> None:
+    """Let ``day`` follow the weekday rule again."""
+    conn.execute("DELETE FROM calendar_day WHERE day = %s", [day])
+
+
+def exceptions(conn: psycopg.Connection[Any], year: int) -> list[dict[str, Any]]:
+    """The listed days of ``year``, in order."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT day, working, name FROM calendar_day"
+            " WHERE day >= make_date(%s, 1, 1) AND day < make_date(%s + 1, 1, 1) ORDER BY day",
+            [year, year]).fetchall()
