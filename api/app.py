@@ -12,7 +12,17 @@ from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
 from api import errors
-from api.routes import catalog, checks, evidence, health, imports, issues, maps, scores
+from api.routes import (
+    accountability,
+    catalog,
+    checks,
+    evidence,
+    health,
+    imports,
+    issues,
+    maps,
+    scores,
+)
 from layers import db
 from layers.assignment import AssignerCache
 from layers.config import Settings
@@ -60,5 +70,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(evidence.router)
     app.include_router(imports.router)
     app.include_router(scores.router)
+    app.include_router(accountability.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

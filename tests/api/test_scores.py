@@ -83,3 +83,27 @@ def test_bad_periods_are_422(client: TestClient) -> None:
                       ).status_code == 422
     assert client.get("/api/v1/scores", params={"since": "yesterday"}).status_code == 422
     assert client.get("/api/v1/scores", params={"group": "street"}).status_code == 422
+
+
+@pytest.mark.usefixtures("scored")
+def test_accountability_register_explains_the_points_lost(client: TestClient,
+                                                          dsn: str) -> None:
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "INSERT INTO issue_event (issue_id, at, actor, actor_role, action, from_status,"
+            " to_status, note) SELECT id, closed_at, '督查指导组', 'supervisor', 'verify',"
+            " 'rectified', 'verified', '超期整改' FROM issue WHERE category_code = 'CTY-05'"
+            " AND rework_count = 1")
+    a = client.get("/api/v1/accountability", params={**PERIOD, "unit": "A"}).json()
+    assert (a["overdue"], a["reworks"], a["found_by_assessors"]) == (2, 1, 0)
+    assert [e["category"] for e in a["entries"]] == ["MKT-03", "CTY-05"]
+    late = a["entries"][1]
+    assert late["hours_late"] == pytest.approx(48.0)
+    assert [(e["action"], e["note"]) for e in late["events"]] == [("verify", "超期整改")]
+    scores = {r["code"]: r for r in client.get("/api/v1/scores", params=PERIOD).json()}
+    assert a["points_lost"] == pytest.approx(scores["A"]["points_lost"])
+    b = client.get("/api/v1/accountability", params={**PERIOD, "unit": "B"}).json()
+    assert (b["found_by_assessors"], len(b["entries"])) == (1, 1)  # rejected one not charged
+    assert b["points_lost"] == pytest.approx(scores["B"]["points_lost"])
+    missing = client.get("/api/v1/accountability", params={**PERIOD, "unit": "NOPE"})
+    assert missing.status_code == 404

@@ -1,0 +1,74 @@
+"""``/api/v1/accountability``: the 问责 register of one unit for a period."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from api.deps import Conn
+from layers import accountability
+from layers.errors import ValidationFailed
+
+router = APIRouter(prefix="/api/v1/accountability", tags=["scores"])
+
+
+class TrailEvent(BaseModel):
+    """An audit event proving an entry."""
+
+    at: datetime
+    actor: str
+    actor_role: str | None
+    action: str
+    from_status: str | None
+    to_status: str | None
+    note: str | None
+
+
+class Entry(BaseModel):
+    """An issue the unit is answerable for."""
+
+    public_id: str
+    category: str
+    category_zh: str
+    points: float
+    source: str
+    status: str
+    reported_at: datetime
+    deadline: datetime | None
+    closed_at: datetime | None
+    rework_count: int
+    overdue: bool
+    hours_late: float | None
+    found_by_assessors: bool
+    events: list[TrailEvent]
+
+
+class Register(BaseModel):
+    """The unit's register for the period, with totals."""
+
+    unit: dict[str, Any]
+    since: datetime
+    until: datetime
+    overdue: int
+    reworks: int
+    found_by_assessors: int
+    points_lost: float
+    entries: list[Entry]
+
+
+@router.get("", response_model=Register)
+def unit_register(
+    conn: Conn,
+    unit: Annotated[str, Query(max_length=40, description="unit code")],
+    since: datetime,
+    until: datetime,
+) -> Register:
+    """Issues the unit let run overdue, had to redo (返工) or lost at external assessment,
+    each with its audit trail."""
+    if since.tzinfo is None or until.tzinfo is None or since >= until:
+        raise ValidationFailed("since and until need time zones and since < until")
+    return Register.model_validate(accountability.register(conn, unit, since=since,
+                                                           until=until))
