@@ -196,14 +196,9 @@ _ISSUE_SELECT = sql.SQL("""
 SELECT i.id, i.public_id, i.category_code AS category, c.name_zh AS category_zh,
        c.name_en AS category_en, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.description,
        i.photos, i.source, i.reported_at, i.status, i.deadline, i.closed_at,
-       i.deadline < now() AND i.status IN ('reported', 'assigned', 'rectified') AS overdue,
-       -- The digital urban-management traffic light: green before 80 per cent of the time,
-       -- yellow up to the deadline, red after it; none once closed.
-       CASE WHEN i.status NOT IN ('reported', 'assigned', 'rectified') OR i.deadline IS NULL
-                THEN NULL
-            WHEN now() > i.deadline THEN 'red'
-            WHEN now() >= i.reported_at + (i.deadline - i.reported_at) * 0.8 THEN 'yellow'
-            ELSE 'green' END AS traffic_light,
+       coalesce(issue_traffic_light(i.status, i.reported_at, i.deadline) = 'red', false)
+           AS overdue,
+       issue_traffic_light(i.status, i.reported_at, i.deadline) AS traffic_light,
        j.code AS jurisdiction, j.name AS jurisdiction_name,
        tu.code AS territorial_unit, fu.code AS functional_unit, lu.code AS lead_unit,
        lu.name AS lead_unit_name, s.code AS site, s.name AS site_name,
@@ -276,8 +271,8 @@ def list_issues(conn: psycopg.Connection[Any], f: IssueFilter) -> tuple[list[dic
         clauses.append(sql.SQL("i.reported_at < %s"))
         params.append(f.until)
     if f.overdue is not None:
-        clauses.append(sql.SQL("(i.deadline < now() AND i.status IN"
-                               " ('reported', 'assigned', 'rectified')) = %s"))
+        clauses.append(sql.SQL("coalesce(issue_traffic_light(i.status, i.reported_at,"
+                               " i.deadline) = 'red', false) = %s"))
         params.append(f.overdue)
     where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")
     with conn.cursor(row_factory=dict_row) as cur:

@@ -49,8 +49,8 @@ def issues(conn: psycopg.Connection[Any], *, limit: int = 20000) -> gpd.GeoDataF
     return _frame(conn, sql.SQL(
         "SELECT i.public_id, i.category_code, c.name_zh AS category_zh,"
         " c.name_en AS category_en, i.status, i.reported_at, i.deadline,"
-        " u.name AS lead_unit, i.deadline < now()"
-        "   AND i.status IN ('reported', 'assigned', 'rectified') AS overdue,"
+        " u.name AS lead_unit,"
+        " issue_traffic_light(i.status, i.reported_at, i.deadline) AS traffic_light,"
         " ST_AsBinary(i.geom) AS wkb"
         " FROM issue i JOIN category c ON c.code = i.category_code"
         " LEFT JOIN unit u ON u.id = i.lead_unit_id"

@@ -38,7 +38,8 @@ STATUS_COLOURS = {
     "reported": "#f39c12", "assigned": "#e67e22", "rectified": "#3498db",
     "verified": "#27ae60", "rejected": "#95a5a6", "duplicate": "#95a5a6",
 }
-OVERDUE_COLOUR = "#c0392b"
+# Open issues take the deadline traffic light's colour; closed ones their status colour.
+LIGHT_COLOURS = {"green": "#27ae60", "yellow": "#f1c40f", "red": "#c0392b"}
 LAYER_STYLES = {
     "market": {"color": "#8e44ad", "fillColor": "#9b59b6"},
     "construction_site": {"color": "#d35400", "fillColor": "#e67e22"},
@@ -79,7 +80,7 @@ def build_overview(
     jurisdictions : GeoDataFrame with ``code, name, level, unit`` (EPSG:4326).
     sites : GeoDataFrame with ``name, layer, layer_zh, layer_en, unit, open_issues``.
     issues : GeoDataFrame of points with ``public_id, category_zh, category_en, status,
-        reported_at, deadline, lead_unit, overdue``.
+        reported_at, deadline, lead_unit, traffic_light`` (green|yellow|red or empty).
     lang : ``"zh"`` (default) or ``"en"``.
     static_url : where the vendored Leaflet is served (see ``maps.assets``).
     """
@@ -136,8 +137,8 @@ def _add_issues(fmap: folium.Map, frame: gpd.GeoDataFrame, t: dict[str, str], la
     category = "category_en" if lang == "en" else "category_zh"
     frame = frame.assign(
         status_label=frame["status"].map(t).fillna(frame["status"]),
-        colour=[OVERDUE_COLOUR if o == "True" else STATUS_COLOURS.get(s, "#555")
-                for s, o in zip(frame["status"], frame["overdue"].astype(str), strict=True)],
+        colour=[LIGHT_COLOURS.get(light) or STATUS_COLOURS.get(s, "#555")
+                for s, light in zip(frame["status"], frame["traffic_light"], strict=True)],
     )
     group = folium.FeatureGroup(name=t["issues"])
 

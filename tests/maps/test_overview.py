@@ -31,7 +31,7 @@ def _frames() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
          "status": ["assigned", "verified"],
          "reported_at": [datetime(2026, 5, 3, 9), datetime(2026, 6, 1, 10)],
          "deadline": [datetime(2026, 5, 4, 9), None], "lead_unit": ["城管", None],
-         "overdue": [True, False]},
+         "traffic_light": ["red", None]},
         geometry=[Point(120.65, 31.25), Point(120.66, 31.26)], crs=4326)
     return juris, sites, issues
 
