@@ -44,8 +44,8 @@ def register(conn: psycopg.Connection[Any], unit_code: str, *, since: datetime,
         entries = cur.execute(_ENTRIES, {"unit": unit["id"], "since": since,
                                          "until": until}).fetchall()
         events = cur.execute(
-            "SELECT issue_id, at, actor, actor_role, action, from_status, to_status, note"
-            " FROM issue_event WHERE issue_id = ANY(%s) ORDER BY at, id",
+            "SELECT issue_id, at, actor, actor_role, action, from_status, to_status, note,"
+            " evidence, data FROM issue_event WHERE issue_id = ANY(%s) ORDER BY at, id",
             [[e["id"] for e in entries]]).fetchall()
     trail: dict[int, list[dict[str, Any]]] = {}
     for event in events:

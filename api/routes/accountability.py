@@ -9,22 +9,11 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from api.deps import Conn
+from api.schemas.issues import IssueEvent
 from layers import accountability
 from layers.errors import ValidationFailed
 
 router = APIRouter(prefix="/api/v1/accountability", tags=["scores"])
-
-
-class TrailEvent(BaseModel):
-    """An audit event proving an entry."""
-
-    at: datetime
-    actor: str
-    actor_role: str | None
-    action: str
-    from_status: str | None
-    to_status: str | None
-    note: str | None
 
 
 class Entry(BaseModel):
@@ -43,7 +32,7 @@ class Entry(BaseModel):
     overdue: bool
     hours_late: float | None
     found_by_assessors: bool
-    events: list[TrailEvent]
+    events: list[IssueEvent]
 
 
 class Register(BaseModel):
