@@ -21,6 +21,7 @@ from api.routes import (
     imports,
     issues,
     maps,
+    orders,
     scores,
 )
 from layers import db
@@ -71,5 +72,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(imports.router)
     app.include_router(scores.router)
     app.include_router(accountability.router)
+    app.include_router(orders.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -192,7 +192,8 @@ SELECT public_id FROM numbered ORDER BY n
 """
 
 
-_ISSUE_SELECT = sql.SQL("""
+# Every read of issues (one, lists, supervision orders) selects the same columns.
+ISSUE_SELECT = sql.SQL("""
 SELECT i.id, i.public_id, i.category_code AS category, c.name_zh AS category_zh,
        c.name_en AS category_en, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.description,
        i.photos, i.source, i.reported_at, i.status, i.deadline, i.closed_at,
@@ -215,7 +216,7 @@ LEFT JOIN site s ON s.id = i.site_id
 def get(conn: psycopg.Connection[Any], public_id: str) -> dict[str, Any]:
     """One issue by public id, with names of its ground, site and units."""
     with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(_ISSUE_SELECT + sql.SQL(" WHERE i.public_id = %s"),
+        row = cur.execute(ISSUE_SELECT + sql.SQL(" WHERE i.public_id = %s"),
                           [public_id]).fetchone()
     if row is None:
         raise NotFound(f"no issue {public_id!r}")
@@ -277,11 +278,11 @@ def list_issues(conn: psycopg.Connection[Any], f: IssueFilter) -> tuple[list[dic
     where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            _ISSUE_SELECT + where + sql.SQL(" ORDER BY i.reported_at DESC, i.id DESC"
+            ISSUE_SELECT + where + sql.SQL(" ORDER BY i.reported_at DESC, i.id DESC"
                                             " LIMIT %s OFFSET %s"),
             [*params, f.limit, f.offset]).fetchall()
         total = cur.execute(
-            sql.SQL("SELECT count(*) AS n FROM ({}) q").format(_ISSUE_SELECT + where),
+            sql.SQL("SELECT count(*) AS n FROM ({}) q").format(ISSUE_SELECT + where),
             params).fetchone()
     return rows, int(total["n"]) if total else 0
 

@@ -1,0 +1,78 @@
+"""Real uvicorn and real headless Chromium for the browser tests, with no internet.
+
+Screenshots and PDFs go to ``test-artifacts/`` at the project root (or the folder named by
+``SITEWATCH_TEST_ARTIFACTS``), kept after the run for a person to look at.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+CHROMIUM = os.environ.get("SITEWATCH_CHROMIUM", "/usr/bin/chromium")
+# As root Chromium needs --no-sandbox; the background-networking flags stop it calling home
+# (this machine's network is closed, and a test must not depend on it).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(demo_dsn: str, tmp_path: Path) -> Iterator[str]:
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": demo_dsn}
+    log = (tmp_path / "uvicorn.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
+         "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            with contextlib.suppress(httpx.TransportError):  # not listening yet
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("server did not start: " + (tmp_path / "uvicorn.log").read_text())
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def artifacts(request: pytest.FixtureRequest) -> Path:
+    """This test's folder for screenshots a person may want to see."""
+    root = Path(os.environ.get("SITEWATCH_TEST_ARTIFACTS")
+                or Path(__file__).resolve().parents[2] / "test-artifacts")
+    folder = root / request.node.name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
