@@ -8,15 +8,17 @@ the traceback goes to the server log only, never into a body.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api import open311
 from layers.errors import DatabaseUnavailable, DomainError
 
 log = logging.getLogger("sitewatch.api")
@@ -77,11 +79,44 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
                    "Something went wrong on our side; it has been logged.")
 
 
+# Open311 clients expect the spec's own error document and its few statuses.
+_OPEN311_STATUS = {401: 403, 409: 400, 413: 400, 422: 400}
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def _open311_aware(handler: Handler) -> Handler:
+    """Under ``/open311/`` answer in GeoReport's error format (same message), else RFC 9457."""
+
+    async def respond(request: Request, exc: Exception) -> Response:
+        response = await handler(request, exc)
+        if not request.url.path.startswith("/open311/"):
+            return response
+        status = _OPEN311_STATUS.get(response.status_code, response.status_code)
+        return open311.error(open311.format_of(request.url.path), status, _describe(exc))
+
+    return respond
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, DomainError):
+        details = exc.details if isinstance(exc.details, list) else []
+        reasons = [str(d.get("message")) for d in details
+                   if isinstance(d, dict) and d.get("message")]
+        return exc.message + (": " + "; ".join(reasons) if reasons else "")
+    if isinstance(exc, RequestValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg')}"
+                         for e in exc.errors())
+    if isinstance(exc, StarletteHTTPException):
+        return exc.detail if isinstance(exc.detail, str) else "request failed"
+    if isinstance(exc, PoolTimeout | psycopg.OperationalError):
+        return "the database is unavailable; retry shortly"
+    return "something went wrong on our side; it has been logged"
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
-    app.add_exception_handler(DomainError, _domain)
-    app.add_exception_handler(RequestValidationError, _validation)
-    app.add_exception_handler(StarletteHTTPException, _http)
-    app.add_exception_handler(PoolTimeout, _database_down)
-    app.add_exception_handler(psycopg.OperationalError, _database_down)
-    app.add_exception_handler(Exception, _unexpected)
+    for kind, handler in ((DomainError, _domain), (RequestValidationError, _validation),
+                          (StarletteHTTPException, _http), (PoolTimeout, _database_down),
+                          (psycopg.OperationalError, _database_down),
+                          (Exception, _unexpected)):
+        app.add_exception_handler(kind, _open311_aware(handler))

@@ -203,7 +203,7 @@ SELECT i.id, i.public_id, i.category_code AS category, c.name_zh AS category_zh,
        j.code AS jurisdiction, j.name AS jurisdiction_name,
        tu.code AS territorial_unit, fu.code AS functional_unit, lu.code AS lead_unit,
        lu.name AS lead_unit_name, s.code AS site, s.name AS site_name,
-       i.on_boundary, i.outside_all, i.via_buffer, i.rework_count, i.version
+       i.on_boundary, i.outside_all, i.via_buffer, i.rework_count, i.version, i.updated_at
 FROM issue i JOIN category c ON c.code = i.category_code
 LEFT JOIN jurisdiction j ON j.id = i.jurisdiction_id
 LEFT JOIN unit tu ON tu.id = i.territorial_unit_id
@@ -228,6 +228,7 @@ class IssueFilter:
     """Filters of ``GET /api/v1/issues``; None means "any"."""
 
     bbox: tuple[float, float, float, float] | None = None
+    ids: Sequence[str] = ()  # public ids
     status: Sequence[str] = ()
     category: Sequence[str] = ()
     unit: str | None = None
@@ -248,6 +249,9 @@ def list_issues(conn: psycopg.Connection[Any], f: IssueFilter) -> tuple[list[dic
     if f.bbox is not None:
         clauses.append(sql.SQL("i.geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)"))
         params.extend(f.bbox)
+    if f.ids:
+        clauses.append(sql.SQL("i.public_id = ANY(%s)"))
+        params.append(list(f.ids))
     if f.status:
         clauses.append(sql.SQL("i.status = ANY(%s)"))
         params.append(list(f.status))

@@ -9,6 +9,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
+from api import reporting
 from api.auth import Caller, require_roles
 from api.deps import Conn
 from api.schemas.issues import (
@@ -23,8 +24,7 @@ from api.schemas.issues import (
     feature,
 )
 from geo.crs import lonlat_to_wgs84
-from layers import idempotency, issues, lifecycle
-from layers.assignment import AssignerCache
+from layers import issues, lifecycle
 from layers.errors import ValidationFailed
 from layers.tokens import Principal
 
@@ -59,17 +59,8 @@ def create_issue(body: IssueCreate, conn: Conn, caller: Reporter, request: Reque
         description=body.description, source=body.source, reported_at=body.reported_at,
         photos=tuple(body.photos), reporter=body.reporter or caller.name or caller.role,
         reporter_contact=body.reporter_contact)
-    cache: AssignerCache = request.app.state.assigner_cache
-    key = request.headers.get("idempotency-key")
-    with conn.transaction():
-        earlier = None
-        if key is not None:
-            earlier = idempotency.claim(conn, caller.token_id, key,
-                                        idempotency.request_hash(body.model_dump(mode="json")))
-        replayed = earlier is not None
-        public_id = earlier or _create(conn, cache, new, caller)
-        if key is not None and not replayed:
-            idempotency.remember(conn, caller.token_id, key, public_id)
+    public_id, replayed = reporting.report(conn, request, caller, new,
+                                           body.model_dump(mode="json"))
     created = feature(issues.get(conn, public_id))
     nearby = [Nearby(id=n["public_id"], status=n["status"], reported_at=n["reported_at"],
                      distance_m=float(n["distance_m"]))
@@ -79,20 +70,6 @@ def create_issue(body: IssueCreate, conn: Conn, caller: Reporter, request: Reque
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
-
-
-def _create(conn: Conn, cache: AssignerCache, new: issues.NewIssue, caller: Principal) -> str:
-    try:
-        [public_id] = issues.create_many(conn, cache.get(conn), [new],
-                                         actor=caller.name or f"token {caller.token_id}",
-                                         actor_role=caller.role)
-    except ValidationFailed as exc:
-        # One issue: report the fields, not list positions.
-        details = exc.details if isinstance(exc.details, list) else []
-        raise ValidationFailed(exc.message.replace("some issues are", "the issue is"),
-                               details=[{k: v for k, v in d.items() if k != "index"}
-                                        for d in details]) from None
-    return public_id
 
 
 def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
