@@ -37,7 +37,7 @@ def _actor() -> str:
 
 
 @contextmanager
-def _reported() -> Iterator[None]:
+def reported_errors() -> Iterator[None]:
     """Known failures print clear lines and exit 1, never a traceback."""
     try:
         yield
@@ -59,7 +59,7 @@ def _reported() -> Iterator[None]:
 
 def _import(what: str, run: Callable[[psycopg.Connection[Any]], imports.ImportReport]
             ) -> None:
-    with _reported(), db.connect(Settings()) as conn, err.status(f"importing {what}..."):
+    with reported_errors(), db.connect(Settings()) as conn, err.status(f"importing {what}..."):
         report = run(conn)
     print(f"{report.kind}: {report.rows} row(s), {report.created} created, "
           f"{report.updated} updated")
@@ -113,6 +113,6 @@ def export(
 ) -> None:
     """Export a layer to a GIS file or spreadsheet (EPSG:4326)."""
     target = out or Path(f"{layer}.{fmt}")
-    with _reported(), db.connect(Settings()) as conn, err.status(f"exporting {layer}..."):
+    with reported_errors(), db.connect(Settings()) as conn, err.status(f"exporting {layer}..."):
         count = exports.export_layer(conn, layer, target, fmt=fmt)
     print(f"wrote {count} feature(s) to {target}")

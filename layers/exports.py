@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import psycopg
 import shapely
 from psycopg.rows import dict_row
 
-from layers import issues
+from layers import issues, xlsx
 from layers.errors import NotFound, ValidationFailed
 
 FORMATS = {"geojson": "GeoJSON", "gpkg": "GPKG", "csv": "CSV", "xlsx": "XLSX"}
@@ -180,25 +181,21 @@ def _tabular(frame: gpd.GeoDataFrame) -> pd.DataFrame:
 
 def _write_xlsx(table: pd.DataFrame, path: Path, layer: str) -> None:
     from openpyxl import Workbook
-    from openpyxl.styles import Font
 
     book = Workbook()
     sheet = book.active
-    assert sheet is not None
+    assert sheet is not None  # a new workbook always has its first sheet
     sheet.title = layer[:31]
-    fields = [str(c) for c in table.columns]
-    sheet.append([LABELS.get(f, f) for f in fields])
-    sheet.append(fields)
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-    for cell in sheet[2]:
-        cell.font = Font(italic=True, color="808080")
-    sheet.freeze_panes = "A3"
+    xlsx.write_table(sheet, [str(c) for c in table.columns], LABELS, _cells(table))
+    book.save(path)
+
+
+def _cells(table: pd.DataFrame) -> Iterator[list[Any]]:
+    """The table's rows as plain Python values, each cell within Excel's limit."""
     for values in table.itertuples(index=False):
         row = [None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else
                v.item() if isinstance(v, np.generic) else v for v in values]
         if any(isinstance(v, str) and len(v) > XLSX_CELL_LIMIT for v in row):
             raise ValidationFailed("a geometry is too detailed for an Excel cell; export "
                                    "this layer as GeoPackage or GeoJSON")
-        sheet.append(row)
-    book.save(path)
+        yield row

@@ -1,50 +1,98 @@
-"""``/api/v1/scores``: who is losing points (谁丢分、谁负责), per unit or community."""
+"""``/api/v1/scores``: who is losing points (谁丢分、谁负责), per unit, community or site; the
+same ranking as a workbook for meetings (``/api/v1/scores.xlsx``); the campaign phases a
+ranking can be read by (``/api/v1/scores/phases``)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from datetime import date, datetime
+from typing import Annotated
+from urllib.parse import quote
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
 from api.deps import Conn
-from layers import scores
-from layers.errors import ValidationFailed
+from layers import phases, score_sheet, scores
+from layers.exports import MEDIA_TYPES
 
 router = APIRouter(prefix="/api/v1/scores", tags=["scores"])
 
 
 class Score(BaseModel):
-    """One unit's or community's standing in the period."""
+    """One unit's, community's or site's standing in the period."""
 
     rank: int
-    code: str
+    code: str | None  # a site may have no code
     name: str
     kind: str
+    layer: str | None  # sites only
     issues: int
     open: int
     overdue_open: int
     points_at_risk: float
     points_lost: float
     reworks: int
+    rework_rate: float | None
     on_time_rate: float | None
+    avg_hours_to_rectify: float | None
+
+
+class PhaseOut(BaseModel):
+    """A campaign phase; ``ends_on`` is its last day."""
+
+    code: str
+    year: int
+    name_zh: str
+    name_en: str
+    starts_on: date
+    ends_on: date
+
+
+def score_period(
+    conn: Conn,
+    since: Annotated[datetime | None, Query(description="default: 30 days ago")] = None,
+    until: Annotated[datetime | None, Query(description="default: now")] = None,
+    phase: Annotated[str | None, Query(max_length=40, description=(
+        "a campaign phase (attack, compliance, consolidation, ...) instead of since/until"
+    ))] = None,
+    year: Annotated[int | None, Query(ge=2000, le=2100, description=(
+        "the phase's campaign year; default: this year"))] = None,
+) -> phases.Period:
+    """since/until, or a campaign phase of a year; never both."""
+    return phases.resolve(conn, since=since, until=until, phase=phase, year=year)
+
+
+GroupQuery = Annotated[scores.Group, Query(description="unit, community or site")]
+PeriodDep = Annotated[phases.Period, Depends(score_period)]
 
 
 @router.get("", response_model=list[Score])
-def ranking(
-    conn: Conn,
-    group: Annotated[Literal["unit", "community"], Query()] = "unit",
-    since: Annotated[datetime | None, Query(description="default: 30 days ago")] = None,
-    until: Annotated[datetime | None, Query(description="default: now")] = None,
-) -> list[Score]:
-    """Points at risk (open issues) and points lost (external assessment, overdue), ranked
-    worst first; issues count in the period by when they were reported."""
-    until = until or datetime.now(UTC)
-    since = since or until - timedelta(days=30)
-    if since.tzinfo is None or until.tzinfo is None:
-        raise ValidationFailed("since and until need a time zone, e.g. 2026-05-01T00:00:00+08:00")
-    if since >= until:
-        raise ValidationFailed("since must be before until")
-    return [Score.model_validate(r) for r in scores.ranking(conn, group=group, since=since,
-                                                            until=until)]
+def ranking(conn: Conn, period: PeriodDep, group: GroupQuery = "unit") -> list[Score]:
+    """Points at risk (open issues) and points lost (external assessment, overdue), with
+    rework rate, on-time closure rate and time to rectify, ranked worst first; issues count in
+    the period by when they were reported."""
+    rows = scores.ranking(conn, group=group, since=period.since, until=period.until)
+    return [Score.model_validate(r) for r in rows]
+
+
+@router.get("/phases", response_model=list[PhaseOut])
+def campaign_phases(
+    conn: Conn, year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+) -> list[PhaseOut]:
+    """The campaign phases (重点攻坚, 全面达标, 巩固提高, ...), of one year or all, by date."""
+    return [PhaseOut.model_validate(p, from_attributes=True)
+            for p in phases.list_phases(conn, year)]
+
+
+# The router's prefix plus ".xlsx": /api/v1/scores.xlsx, a file beside the JSON ranking.
+@router.get(".xlsx", response_class=Response, responses={
+    200: {"content": {MEDIA_TYPES["xlsx"]: {}}, "description": "the ranking workbook"}})
+def ranking_workbook(conn: Conn, period: PeriodDep, group: GroupQuery = "unit") -> Response:
+    """The ranking as an XLSX workbook for meetings: title, bilingual headers, percentages."""
+    rows = scores.ranking(conn, group=group, since=period.since, until=period.until)
+    body = score_sheet.workbook(rows, group, period.since, period.until, phase=period.phase)
+    name = score_sheet.filename(group, period.since, period.until)
+    zh_name = f"得分排名-{name.removeprefix('scores-')}"
+    return Response(body, media_type=MEDIA_TYPES["xlsx"], headers={
+        "Content-Disposition": f"attachment; filename=\"{name}\"; "
+                               f"filename*=UTF-8''{quote(zh_name)}"})
