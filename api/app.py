@@ -21,6 +21,7 @@ from api.routes import (
     imports,
     issues,
     maps,
+    ogc,
     open311,
     orders,
     scores,
@@ -75,5 +76,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(accountability.router)
     app.include_router(orders.router)
     app.include_router(open311.router)
+    app.include_router(ogc.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -20,6 +20,8 @@ from rich.progress import (
 )
 
 from api.cli_io import export, import_app
+from api.cli_orders import orders_app
+from api.cli_reports import reports_app
 from layers import db, migrate, tokens
 from layers.cluster import ClusterError
 from layers.config import Settings
@@ -35,6 +37,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(import_app, name="import")
+app.add_typer(orders_app, name="orders")
+app.add_typer(reports_app)  # scores, phases
 app.command("export")(export)
 err = Console(stderr=True)
 T = TypeVar("T")

@@ -7,6 +7,7 @@ the traceback goes to the server log only, never into a body.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -85,10 +86,19 @@ Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 
 def _open311_aware(handler: Handler) -> Handler:
-    """Under ``/open311/`` answer in GeoReport's error format (same message), else RFC 9457."""
+    """Under ``/open311/`` answer in GeoReport's error format (same message), else RFC 9457.
+
+    OGC API Features asks for 400 (not 422) on invalid query parameters; the body stays
+    problem+json there.
+    """
 
     async def respond(request: Request, exc: Exception) -> Response:
         response = await handler(request, exc)
+        if request.url.path.startswith("/ogc/") and response.status_code == 422:
+            body = json.loads(bytes(response.body))
+            return problem(400, body["code"], body["title"], body["detail"],
+                           **{k: v for k, v in body.items()
+                              if k not in ("type", "title", "status", "detail", "code")})
         if not request.url.path.startswith("/open311/"):
             return response
         status = _OPEN311_STATUS.get(response.status_code, response.status_code)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 import pytest
 from psycopg import sql
@@ -22,9 +24,11 @@ def empty_dsn(cluster: Cluster) -> str:
 
 def test_up_from_empty_then_nothing_pending(empty_dsn: str) -> None:
     applied = migrate.apply(empty_dsn)
-    assert applied == ["0001_schema", "0002_seed_catalog", "0003_layers_version",
-                       "0004_idempotency", "0005_evidence", "0006_working_days",
-                       "0007_traffic_light"]
+    files = sorted(p.stem for p in (Path(migrate.__file__).parent / "migrations").glob("0*"))
+    assert applied[:7] == ["0001_schema", "0002_seed_catalog", "0003_layers_version",
+                           "0004_idempotency", "0005_evidence", "0006_working_days",
+                           "0007_traffic_light"]
+    assert applied == files  # every migration, in order
     assert migrate.pending(empty_dsn) == []
     assert migrate.apply(empty_dsn) == []
     with psycopg.connect(empty_dsn) as conn:
