@@ -1,0 +1,169 @@
+"""``/api/v1/hotspots``: significant hotspots (cells or areas), emerging hotspots, clusters;
+``/api/v1/sites/chronic``: sites where one problem keeps coming back (顽疾).
+
+Results are computed once per data version and query and then served from the app's cache
+(layers.hotspots.ResultCache); the statistics run in a worker thread (sync handlers), never
+on the event loop.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from api.deps import Conn
+from api.hotspot_features import (
+    area_features,
+    cell_features,
+    cluster_features,
+    emerging_features,
+)
+from api.schemas.hotspots import ChronicSite, HotspotCollection, HotspotFeature
+from geo.assign import Assigner
+from geo.hotspots.binning import DEFAULT_RESOLUTION, DEFAULT_RING
+from layers import hotspots
+from layers.assignment import AssignerCache
+from layers.hotspots import HotspotQuery, ResultCache
+
+router = APIRouter(tags=["hotspots"])
+GEOJSON = "application/geo+json"
+Normalise = Literal["none", "km2", "site"]
+PeriodQuery = Annotated[str | None, Query(description="START/END in ISO 8601, e.g. "
+                                                      "2026-05-01/2026-11-20")]
+CategoryQuery = Annotated[list[str] | None, Query(description="category codes")]
+
+
+def _cache(request: Request) -> ResultCache:
+    cache: ResultCache = request.app.state.hotspot_cache
+    return cache
+
+
+def _query(method: str, resolution: int, ring: int, cell_m: float, period: str | None,
+           category: list[str] | None, layer: str | None, normalise: Normalise,
+           confidence: int,
+           level: str, permutations: int = 0) -> HotspotQuery:
+    since, until = hotspots.parse_period(period)
+    return HotspotQuery(method="fishnet" if method == "fishnet" else "h3",
+                        resolution=resolution, ring=ring, cell_m=cell_m, since=since,
+                        until=until, categories=tuple(sorted(category or ())), layer=layer,
+                        normalise=normalise,
+                        confidence=confidence, level=level, permutations=permutations)
+
+
+def _collection(features: list[HotspotFeature], parameters: dict[str, Any]) -> JSONResponse:
+    body = HotspotCollection(features=features, parameters=parameters)
+    return JSONResponse(body.model_dump(mode="json", exclude_none=True), media_type=GEOJSON)
+
+
+@router.get("/api/v1/hotspots", response_model=HotspotCollection)
+def get_hotspots(
+    conn: Conn, request: Request,
+    method: Annotated[Literal["h3", "fishnet", "dbscan"], Query()] = "h3",
+    output: Annotated[Literal["areas", "cells"], Query()] = "areas",
+    resolution: Annotated[int, Query(ge=7, le=12)] = DEFAULT_RESOLUTION,
+    ring: Annotated[int, Query(ge=1, le=5)] = DEFAULT_RING,
+    cell_m: Annotated[float, Query(ge=25, le=2000)] = 100.0,
+    period: PeriodQuery = None, category: CategoryQuery = None,
+    layer: Annotated[str | None, Query(description="site layer")] = None,
+    normalise: Annotated[Normalise, Query()] = "none",
+    confidence: Annotated[Literal[90, 95, 99], Query()] = 95,
+    level: Annotated[Literal["street", "community", "grid"], Query()] = "community",
+    permutations: Annotated[int, Query(ge=0, le=9999)] = 0,
+    eps_m: Annotated[float, Query(gt=0, le=500)] = 25.0,
+    min_reports: Annotated[int, Query(ge=2, le=1000)] = 5,
+) -> JSONResponse:
+    """Getis-Ord Gi* hotspots with FDR: merged hot areas with their split across
+    jurisdictions and lead unit (``output=areas``), or every study cell with z, p, FDR p and
+    class (``output=cells``); ``method=dbscan`` clusters single reports instead."""
+    query = _query(method, resolution, ring, cell_m, period, category, layer, normalise,
+                   confidence, level, permutations)
+    params: dict[str, Any] = {"method": method, "output": output, **_describe(query)}
+    # The key is read before the data (see layers.hotspots): never a stale result.
+    key = (hotspots.data_version(conn), "hotspots", method, output, query, eps_m, min_reports)
+    assigner = _assigner(request, conn)
+
+    def compute() -> list[HotspotFeature]:
+        if method == "dbscan":
+            return cluster_features(hotspots.clusters(conn, query, eps_m=eps_m,
+                                                      min_reports=min_reports))
+        result = hotspots.hotspots(conn, assigner, query)
+        if output == "cells":
+            return cell_features(result.cells)
+        jurisdictions, units = hotspots.names(conn)
+        return area_features(result.areas, jurisdictions, units)
+
+    return _collection(_cache(request).get(key, compute), params)
+
+
+@router.get("/api/v1/hotspots/emerging", response_model=HotspotCollection)
+def get_emerging(
+    conn: Conn, request: Request,
+    method: Annotated[Literal["h3", "fishnet"], Query()] = "h3",
+    resolution: Annotated[int, Query(ge=7, le=12)] = DEFAULT_RESOLUTION,
+    ring: Annotated[int, Query(ge=1, le=5)] = DEFAULT_RING,
+    cell_m: Annotated[float, Query(ge=25, le=2000)] = 100.0,
+    period: PeriodQuery = None, category: CategoryQuery = None,
+    layer: Annotated[str | None, Query(description="site layer")] = None,
+    step_days: Annotated[float, Query(ge=1, le=90)] = 10.0,
+    time_window: Annotated[int, Query(ge=0, le=5)] = 1,
+    all_cells: bool = False,
+) -> JSONResponse:
+    """Emerging hotspots: Gi* per 10-day step (the inspection cycle), Mann-Kendall trend per
+    cell, ArcGIS Pro's categories (new, consecutive, intensifying, persistent, diminishing,
+    sporadic, oscillating, historical) and the rebound flag (反弹)."""
+    query = _query(method, resolution, ring, cell_m, period, category, layer, "none", 95,
+                   "community")
+    key = (hotspots.data_version(conn), "emerging", query, step_days, time_window, all_cells)
+    assigner = _assigner(request, conn)
+
+    def compute() -> list[HotspotFeature]:
+        found = hotspots.emerging(conn, assigner, query, step_days=step_days,
+                                  time_window=time_window)
+        return emerging_features(found, include_none=all_cells)
+
+    params = {**_describe(query), "step_days": step_days, "time_window": time_window}
+    return _collection(_cache(request).get(key, compute), params)
+
+
+@router.get("/api/v1/sites/chronic", response_model=list[ChronicSite])
+def get_chronic(
+    conn: Conn, request: Request, period: PeriodQuery = None, category: CategoryQuery = None,
+    layer: Annotated[str | None, Query(description="site layer")] = None,
+    window_days: Annotated[float, Query(gt=0, le=365)] = 14.0,
+    min_recurrences: Annotated[int, Query(ge=1, le=1000)] = 5,
+) -> list[ChronicSite]:
+    """Sites where the same category recurs within ``window_days`` after closure, ranked by
+    recurrences (久治不愈的顽疾)."""
+    query = _query("h3", DEFAULT_RESOLUTION, DEFAULT_RING, 100.0, period,
+                   category, layer, "none", 95, "community")
+    key = (hotspots.data_version(conn), "chronic", query, window_days, min_recurrences)
+
+    def compute() -> list[ChronicSite]:
+        ranked = hotspots.chronic(conn, query, window_days=window_days,
+                                  min_recurrences=min_recurrences)
+        return [ChronicSite(
+            rank=i + 1, site=str(r["code"]), name=str(r["name"]), layer=str(r["layer"]),
+            category=str(r["category"]), recurrences=int(r["recurrences"]),
+            issues=int(r["issues"]), share=round(float(r["share"]), 4),
+            site_recurrences=int(r["site_recurrences"]),
+            first_reported=r["first_reported"].isoformat(),
+            last_reported=r["last_reported"].isoformat())
+            for i, r in enumerate(ranked.to_dict("records"))]
+
+    return _cache(request).get(key, compute)
+
+
+def _assigner(request: Request, conn: Any) -> Assigner:
+    cache: AssignerCache = request.app.state.assigner_cache
+    return cache.get(conn)
+
+
+def _describe(query: HotspotQuery) -> dict[str, Any]:
+    return {"resolution": query.resolution, "ring": query.ring, "cell_m": query.cell_m,
+            "since": query.since.isoformat() if query.since else None,
+            "until": query.until.isoformat() if query.until else None,
+            "category": list(query.categories), "layer": query.layer,
+            "normalise": query.normalise, "confidence": query.confidence,
+            "level": query.level, "fdr": "benjamini-hochberg", "p": "two-sided analytic"}

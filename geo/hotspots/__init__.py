@@ -1,0 +1,89 @@
+"""Hotspot analysis: where problems are significantly concentrated, and whose ground that is.
+
+Modules: :mod:`~geo.hotspots.binning` (study grids, empty cells included),
+:mod:`~geo.hotspots.getis` (Gi*, two-sided p, FDR), :mod:`~geo.hotspots.areas` (merged
+hot areas split across jurisdictions), :mod:`~geo.hotspots.emerging` (space-time trends),
+:mod:`~geo.hotspots.chronic` (recurring problems at sites) and
+:mod:`~geo.hotspots.clusters` (DBSCAN of single reports). :func:`analyse` runs the cell and
+area pipeline on arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import shapely
+from numpy.typing import NDArray
+
+from geo.assign import Assigner
+from geo.hotspots.areas import hot_areas
+from geo.hotspots.binning import StudyGrid
+from geo.hotspots.getis import gi_star, permutation_p
+
+Normalise = Literal["none", "km2", "site"]
+CELL_COLUMNS = ["cell", "count", "value", "z", "p", "p_fdr", "gi_bin", "geometry"]
+
+
+@dataclass(frozen=True)
+class Hotspots:
+    """Cells (``CELL_COLUMNS``, plus ``p_sim`` with permutations), areas
+    (:data:`geo.hotspots.areas.AREA_COLUMNS`) and the number of issues outside the grid."""
+
+    cells: pd.DataFrame
+    areas: pd.DataFrame
+    outside: int
+
+
+def sites_per_cell(grid: StudyGrid, sites: NDArray[np.object_]) -> NDArray[np.float64]:
+    """How many of ``sites`` (polygons or points, EPSG:4326) touch each cell."""
+    counts = np.zeros(grid.size)
+    if len(sites):
+        cell, _ = shapely.STRtree(np.asarray(sites, dtype=object)).query(
+            grid.polygons, predicate="intersects")
+        counts = np.bincount(cell, minlength=grid.size).astype(np.float64)
+    return counts
+
+
+def cell_values(grid: StudyGrid, counts: NDArray[np.float64], normalise: Normalise = "none",
+                sites: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
+    """The variable Gi* is computed on: counts, counts per km², or counts per site.
+
+    Per site, a cell without any site counts as one place, so that reports on open ground
+    are not dropped.
+    """
+    if normalise == "km2":
+        return counts / grid.area_km2
+    if normalise == "site":
+        if sites is None:
+            raise ValueError("normalising per site needs the sites per cell")
+        return counts / np.maximum(sites, 1.0)
+    return counts.astype(np.float64)
+
+
+def analyse(grid: StudyGrid, lon: NDArray[np.float64], lat: NDArray[np.float64],
+            category: NDArray[np.object_], assigner: Assigner, *,
+            normalise: Normalise = "none", sites: NDArray[np.float64] | None = None,
+            fdr: bool = True, min_bin: int = 2, level: str = "community",
+            permutations: int = 0) -> Hotspots:
+    """Bin issues, run Gi* with FDR, merge hot cells into areas and split them by ground.
+
+    ``min_bin`` is the class an area's cells need (3/2/1: 99/95/90 % confidence, on
+    FDR-adjusted p-values when ``fdr``); ``permutations`` > 0 adds two-sided permutation
+    p-values (``p_sim``) to confirm the analytic ones; they never decide the class.
+    """
+    cell = grid.locate(lon, lat)
+    counts = grid.counts(cell)
+    values = cell_values(grid, counts, normalise, sites)
+    result = gi_star(values, grid.neighbours, fdr=fdr)
+    cells = pd.DataFrame({
+        "cell": grid.ids, "count": counts.astype(np.int64), "value": values, "z": result.z,
+        "p": result.p, "p_fdr": result.p_fdr, "gi_bin": result.gi_bin,
+        "geometry": grid.polygons})
+    if permutations > 0:
+        cells["p_sim"] = permutation_p(values, grid.neighbours, permutations)
+    areas = hot_areas(grid, result, cell, np.asarray(category, dtype=object), assigner,
+                      min_bin=min_bin, level=level)
+    return Hotspots(cells=cells, areas=areas, outside=int((cell < 0).sum()))

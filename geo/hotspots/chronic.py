@@ -1,0 +1,76 @@
+"""Chronic sites (顽疾): the same problem coming back at the same site soon after closure.
+
+A **recurrence** is an issue at a site reported within ``window_days`` after the previous
+issue of the same category at that site was closed as verified (a rejected or duplicate
+report closed nothing). A site is
+chronic for a category that recurs at least ``min_recurrences`` times and makes up at least
+``min_share`` of all recurrences at the site: a chronic site is one problem that is not cured
+at the root, whereas a place where many kinds of problem recur is a hotspot (the hotspot
+analysis finds those). Pairs are ranked by recurrence count, then by the site's total.
+
+Reports that arrive while the previous one is still open are not recurrences: they are the
+same unsolved problem reported again (duplicates), not a problem that came back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_WINDOW_DAYS = 14
+DEFAULT_MIN_RECURRENCES = 5
+DEFAULT_MIN_SHARE = 0.5
+CHRONIC_COLUMNS = ["site_id", "category", "recurrences", "issues", "share", "site_recurrences",
+                   "first_reported", "last_reported"]
+
+
+def chronic_sites(issues: pd.DataFrame, *, window_days: float = DEFAULT_WINDOW_DAYS,
+                  min_recurrences: int = DEFAULT_MIN_RECURRENCES,
+                  min_share: float = DEFAULT_MIN_SHARE) -> pd.DataFrame:
+    """Rank chronic (site, category) pairs.
+
+    Parameters
+    ----------
+    issues : columns ``site_id`` (missing: no site), ``category``, ``reported_at``,
+        ``closed_at`` (missing while open) and ``status``; times tz-aware or naive alike.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per chronic (site, category) with ``CHRONIC_COLUMNS``; ``site_recurrences``
+        is the site's total over all its categories and ``share`` this category's part of
+        it. Ordered most chronic first.
+
+    Examples
+    --------
+    >>> t = pd.to_datetime(["2026-05-01", "2026-05-10", "2026-05-20", "2026-05-21"])
+    >>> frame = pd.DataFrame({"site_id": [7, 7, 7, 7], "category": ["a"] * 4,
+    ...     "reported_at": t, "status": ["verified", "verified", "verified", "reported"],
+    ...     "closed_at": pd.to_datetime(["2026-05-05", "2026-05-15", "2026-05-25", None])})
+    >>> chronic_sites(frame, min_recurrences=1)[["site_id", "recurrences"]].values.tolist()
+    [[7, 2]]
+    """
+    frame = issues[issues["site_id"].notna()].copy()
+    if frame.empty:
+        return pd.DataFrame(columns=CHRONIC_COLUMNS)
+    frame["site_id"] = frame["site_id"].astype(np.int64)
+    frame = frame.sort_values(["site_id", "category", "reported_at"], kind="stable")
+    closed = frame["closed_at"].where(frame["status"] == "verified")
+    group = [frame["site_id"], frame["category"]]
+    previous_close = closed.groupby(group).shift()
+    window = pd.Timedelta(days=window_days)
+    recurs = ((frame["reported_at"] >= previous_close)
+              & (frame["reported_at"] <= previous_close + window))
+    frame["recurs"] = recurs.fillna(False).astype(bool)
+    pairs = frame.groupby(["site_id", "category"], sort=False).agg(
+        recurrences=("recurs", "sum"), issues=("recurs", "size"),
+        first_reported=("reported_at", "min"), last_reported=("reported_at", "max"),
+    ).reset_index()
+    pairs["site_recurrences"] = pairs.groupby("site_id")["recurrences"].transform("sum")
+    pairs["share"] = pairs["recurrences"] / pairs["site_recurrences"].where(
+        pairs["site_recurrences"] > 0)
+    chronic = pairs[(pairs["recurrences"] >= min_recurrences)
+                    & (pairs["share"] >= min_share)]
+    chronic = chronic.sort_values(["recurrences", "site_recurrences", "site_id"],
+                                  ascending=[False, False, True], kind="stable")
+    return chronic[CHRONIC_COLUMNS].reset_index(drop=True)

@@ -1,0 +1,269 @@
+"""Hotspots, emerging hotspots and chronic sites from the stored issues (geo.hotspots).
+
+Issues are read with one COPY; the statistics run in :mod:`geo.hotspots`. Results are cached
+per *data version*: the assignment inputs' ``layers_version`` together with the issue
+table's row count, the sum of its row versions and its largest id. Every write path bumps an
+issue's ``version`` (optimistic locking), so any insert, update or delete changes the key.
+Callers read the key *before* the issues: a write committed in between then lands in a
+result filed under the older key, never a stale result under the newer one. The check costs
+one scan of the issue table (tens of milliseconds at a million rows), not the analysis.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+import pandas as pd
+import psycopg
+import shapely
+from psycopg import sql
+
+from geo.assign import LEVEL_RANK, Assigner
+from geo.hotspots import Hotspots, analyse, sites_per_cell
+from geo.hotspots.binning import DEFAULT_RESOLUTION, DEFAULT_RING, StudyGrid, fishnet_grid, h3_grid
+from geo.hotspots.chronic import chronic_sites
+from geo.hotspots.clusters import cluster_summary, dbscan_labels
+from geo.hotspots.emerging import Emerging, bin_times, emerging_hotspots, time_steps
+from layers.assignment import layers_version
+from layers.errors import ValidationFailed
+
+Method = Literal["h3", "fishnet"]
+T = TypeVar("T")
+# Rejected and duplicate reports are not problems on the ground.
+COUNTED = ("reported", "assigned", "rectified", "verified")
+
+
+@dataclass(frozen=True)
+class HotspotQuery:
+    """What to analyse; hashable, so it is part of the cache key."""
+
+    method: Method = "h3"
+    resolution: int = DEFAULT_RESOLUTION
+    ring: int = DEFAULT_RING
+    cell_m: float = 100.0
+    since: datetime | None = None
+    until: datetime | None = None
+    categories: tuple[str, ...] = ()
+    layer: str | None = None
+    normalise: Literal["none", "km2", "site"] = "none"
+    confidence: int = 95
+    level: str = "community"
+    permutations: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method == "h3" and not 7 <= self.resolution <= 12:
+            raise ValidationFailed("H3 分辨率须在 7–12 之间 / resolution must be 7-12")
+        if not 1 <= self.ring <= 5:
+            raise ValidationFailed("邻域环数须在 1–5 之间 / ring must be 1-5")
+        if self.method == "fishnet" and not 25 <= self.cell_m <= 2000:
+            raise ValidationFailed("格网边长须在 25–2000 米之间 / cell_m must be 25-2000 m")
+        if self.confidence not in (90, 95, 99):
+            raise ValidationFailed("置信度须为 90、95 或 99 / confidence must be 90, 95 or 99")
+        if self.level not in LEVEL_RANK:
+            raise ValidationFailed("层级须为 street、community 或 grid / level must be street,"
+                                   " community or grid")
+        if not 0 <= self.permutations <= 9999:
+            raise ValidationFailed("置换次数须在 0–9999 之间 / permutations must be 0-9999")
+        if self.since and self.until and self.since >= self.until:
+            raise ValidationFailed("起始时间须早于结束时间 / since must be before until")
+
+    @property
+    def min_bin(self) -> int:
+        """The Gi bin an area's cells need at this confidence."""
+        return {99: 3, 95: 2, 90: 1}[self.confidence]
+
+
+def parse_period(text: str | None) -> tuple[datetime | None, datetime | None]:
+    """``START/END`` (ISO 8601 dates or times, either side may be empty) as datetimes."""
+    if not text:
+        return None, None
+    start, sep, end = text.partition("/")
+    if not sep:
+        raise ValidationFailed("时段格式应为 开始/结束 / period must be START/END, e.g."
+                               " 2026-05-01/2026-11-20")
+    try:
+        since = datetime.fromisoformat(start) if start else None
+        until = datetime.fromisoformat(end) if end else None
+    except ValueError:
+        raise ValidationFailed(f"无法识别的时段 / not a period: {text!r}") from None
+    if until is not None and len(end) == 10:
+        until += timedelta(days=1)  # a date as the end means that whole day
+    return since, until
+
+
+def data_version(conn: psycopg.Connection[Any]) -> tuple[int, ...]:
+    """The cache key part that changes whenever assignment inputs or issues change."""
+    row = conn.execute("SELECT count(*), coalesce(sum(version), 0), coalesce(max(id), 0)"
+                       " FROM issue").fetchone()
+    assert row is not None
+    return (layers_version(conn), *(int(v) for v in row))
+
+
+class ResultCache:
+    """The last few results per (data version, query), shared by the app's requests."""
+
+    def __init__(self, size: int = 32) -> None:
+        self._lock = threading.Lock()
+        self._items: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self._size = size
+        self.hits = 0
+
+    def get(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        """The cached value for ``key``, computing it (outside the lock) when missing."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return self._items[key]  # type: ignore[no-any-return]
+        value = compute()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return value
+
+
+def read_issues(conn: psycopg.Connection[Any], query: HotspotQuery,
+                columns: str = "ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat,"
+                               " i.category_code AS category") -> pd.DataFrame:
+    """Counted issues matching the query's period, categories and site layer, by COPY."""
+    where = [sql.SQL("i.status = ANY(%s)")]
+    params: list[Any] = [list(COUNTED)]
+    if query.since is not None:
+        where.append(sql.SQL("i.reported_at >= %s"))
+        params.append(query.since)
+    if query.until is not None:
+        where.append(sql.SQL("i.reported_at < %s"))
+        params.append(query.until)
+    if query.categories:
+        where.append(sql.SQL("i.category_code = ANY(%s)"))
+        params.append(list(query.categories))
+    if query.layer is not None:
+        where.append(sql.SQL("i.site_id IN (SELECT id FROM site WHERE layer = %s)"))
+        params.append(query.layer)
+    select = sql.SQL("SELECT {} FROM issue i WHERE {}").format(
+        sql.SQL(columns), sql.SQL(" AND ").join(where))
+    buf = io.BytesIO()
+    copy = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER true)").format(select)
+    with conn.cursor() as cur, cur.copy(copy, params) as stream:
+        for chunk in stream:
+            buf.write(chunk)
+    buf.seek(0)
+    return pd.read_csv(buf, dtype={"category": str})
+
+
+def study_area(assigner: Assigner) -> Any:
+    """The union of the coarsest jurisdictions (the street): the hotspot study area."""
+    if not len(assigner.j_geoms):
+        raise ValidationFailed("尚无辖区，无法分析热点 / no jurisdictions to analyse")
+    coarsest = assigner.j_rank == assigner.j_rank.max()
+    return shapely.union_all(assigner.j_geoms[coarsest])
+
+
+def study_grid(assigner: Assigner, query: HotspotQuery) -> StudyGrid:
+    """The grid the query asks for over the study area."""
+    area = study_area(assigner)
+    if query.method == "fishnet":
+        return fishnet_grid(area, query.cell_m, query.ring)
+    return h3_grid(area, query.resolution, query.ring)
+
+
+def hotspots(conn: psycopg.Connection[Any], assigner: Assigner, query: HotspotQuery
+             ) -> Hotspots:
+    """Cells and merged hot areas for the query (see :func:`geo.hotspots.analyse`)."""
+    frame = read_issues(conn, query)
+    grid = study_grid(assigner, query)
+    sites = None
+    if query.normalise == "site":
+        mask = (assigner.s_layer == query.layer) if query.layer else np.ones(
+            len(assigner.s_ids), bool)
+        sites = sites_per_cell(grid, assigner.s_geoms[mask])
+    return analyse(grid, frame["lon"].to_numpy(np.float64), frame["lat"].to_numpy(np.float64),
+                   frame["category"].to_numpy(object), assigner, normalise=query.normalise,
+                   sites=sites, min_bin=query.min_bin, level=query.level,
+                   permutations=query.permutations)
+
+
+@dataclass(frozen=True)
+class EmergingResult:
+    """The grid, the step edges (epoch seconds) and the per-cell classification."""
+
+    grid: StudyGrid
+    edges: np.ndarray[Any, np.dtype[np.float64]]
+    result: Emerging
+
+
+def emerging(conn: psycopg.Connection[Any], assigner: Assigner, query: HotspotQuery, *,
+             step_days: float = 10.0, time_window: int = 1) -> EmergingResult:
+    """The space-time cube of the query's period in ``step_days`` steps, classified."""
+    frame = read_issues(conn, query, "ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat,"
+                                     " extract(epoch FROM i.reported_at) AS t")
+    end = query.until.timestamp() if query.until else _now(conn)
+    start = query.since.timestamp() if query.since else (
+        float(frame["t"].min()) if len(frame) else end - step_days * 86400)
+    try:
+        edges, steps = time_steps(start, end, step_days * 86400.0)
+    except ValueError:
+        raise ValidationFailed("时段短于一个时间步 / the period is shorter than one"
+                               " time step") from None
+    if steps < 3:
+        raise ValidationFailed("趋势分析至少需要 3 个时间步 / a trend needs at least 3 steps")
+    grid = study_grid(assigner, query)
+    cell = grid.locate(frame["lon"].to_numpy(np.float64), frame["lat"].to_numpy(np.float64))
+    step = bin_times(frame["t"].to_numpy(np.float64), edges)
+    ok = (cell >= 0) & (step >= 0)
+    cube = np.bincount(step[ok] * grid.size + cell[ok], minlength=steps * grid.size
+                       ).reshape(steps, grid.size).T.astype(np.float64)
+    if query.normalise == "km2":
+        cube = cube / grid.area_km2[:, None]
+    result = emerging_hotspots(cube, grid.neighbours, time_window=time_window)
+    return EmergingResult(grid=grid, edges=edges, result=result)
+
+
+def _now(conn: psycopg.Connection[Any]) -> float:
+    row = conn.execute("SELECT extract(epoch FROM now())").fetchone()
+    assert row is not None
+    return float(row[0])
+
+
+def chronic(conn: psycopg.Connection[Any], query: HotspotQuery, *, window_days: float,
+            min_recurrences: int) -> pd.DataFrame:
+    """Chronic (site, category) pairs with the site's code, name and layer, ranked."""
+    frame = read_issues(conn, query, "i.site_id, i.category_code AS category, i.status,"
+                                     " extract(epoch FROM i.reported_at) AS reported_at,"
+                                     " extract(epoch FROM i.closed_at) AS closed_at")
+    for column in ("reported_at", "closed_at"):
+        frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
+    # Rejected and duplicate reports are filtered by read_issues; verification closes.
+    ranked = chronic_sites(frame, window_days=window_days, min_recurrences=min_recurrences)
+    sites = pd.DataFrame(conn.execute("SELECT id, code, name, layer FROM site").fetchall(),
+                         columns=["site_id", "code", "name", "layer"])
+    return ranked.merge(sites, on="site_id", how="left")
+
+
+def clusters(conn: psycopg.Connection[Any], query: HotspotQuery, *, eps_m: float,
+             min_reports: int) -> pd.DataFrame:
+    """DBSCAN clusters of the query's issues (duplicate-heavy spots)."""
+    frame = read_issues(conn, query)
+    labels = dbscan_labels(frame["lon"].to_numpy(np.float64), frame["lat"].to_numpy(np.float64),
+                           eps_m=eps_m, min_reports=min_reports)
+    return cluster_summary(frame["lon"].to_numpy(np.float64), frame["lat"].to_numpy(np.float64),
+                           frame["category"].to_numpy(object), labels)
+
+
+def names(conn: psycopg.Connection[Any]) -> tuple[dict[int, tuple[str, str]],
+                                                   dict[int, tuple[str, str]]]:
+    """Jurisdiction and unit ids to (code, name), for labelling results."""
+    jur = {int(i): (str(c), str(n)) for i, c, n in conn.execute(
+        "SELECT id, code, name FROM jurisdiction").fetchall()}
+    units = {int(i): (str(c), str(n)) for i, c, n in conn.execute(
+        "SELECT id, code, name FROM unit").fetchall()}
+    return jur, units
+
