@@ -1,0 +1,85 @@
+"""Emerging-hotspot categories on constructed series (one per class), Mann-Kendall, rebound."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy import stats
+
+from geo.hotspots.emerging import (
+    bin_times,
+    classify_series,
+    emerging_hotspots,
+    mann_kendall,
+    rebounding,
+    time_steps,
+)
+
+H, C, O = 1, -1, 0
+# Ten steps each; trend +1/-1 is a significant increasing/decreasing trend of z.
+SERIES = {
+    "new": ([O] * 9 + [H], 0),
+    "consecutive": ([O] * 7 + [H] * 3, 0),
+    "intensifying": ([H] * 10, 1),
+    "persistent": ([H] * 10, 0),
+    "diminishing": ([H] * 10, -1),
+    "sporadic": ([O, H, O, O, H, H, O, O, O, H], 0),
+    "oscillating": ([C, O, H, O, C, O, O, O, O, H], 0),
+    "historical": ([H] * 9 + [O], 0),
+    "": ([O] * 10, 0),
+}
+
+
+@pytest.mark.parametrize("expected", list(SERIES))
+def test_each_hot_category_on_a_constructed_series(expected: str) -> None:
+    row, trend = SERIES[expected]
+    got = classify_series(np.array([row], np.int8), np.array([trend], float))
+    assert got.tolist() == [expected]
+
+
+def test_mann_kendall_agrees_with_kendalls_s_and_counts_ties() -> None:
+    rng = np.random.default_rng(0)
+    series = rng.normal(size=(5, 12))
+    z, _ = mann_kendall(series)
+    n = 12
+    for row, value in zip(series, z, strict=True):
+        tau = stats.kendalltau(np.arange(n), row).statistic
+        s = tau * n * (n - 1) / 2
+        var = n * (n - 1) * (2 * n + 5) / 18
+        assert value == pytest.approx((s - np.sign(s)) / np.sqrt(var))
+    # Ties: [1, 1, 2, 3] has S = 5 and Var = (4*3*13 - 2*1*9) / 18 = 7.667.
+    z_tied, _ = mann_kendall(np.array([[1.0, 1.0, 2.0, 3.0]]))
+    assert z_tied[0] == pytest.approx(4 / np.sqrt(138 / 18))
+
+
+def test_rebound_needs_a_hot_run_a_cleared_gap_and_a_new_hot_run() -> None:
+    rows = np.array([
+        [H, H, H, O, O, O, O, H, H, H],  # hot, cleared, hot again: a rebound
+        [H, H, H, O, O, O, O, O, O, H],  # a single final hot step: noise
+        [H, O, H, O, H, O, O, H, H, H],  # never cleared for three steps
+        [H, H, H, H, H, H, H, H, H, H],  # never cleared
+    ], np.int8)
+    assert rebounding(rows).tolist() == [True, False, False, False]
+
+
+def test_a_cleared_cell_that_turns_hot_again_is_found_in_a_cube() -> None:
+    # Thirty cells in a row (path graph), 18 steps; cell 15 is busy, quiet for 6 steps, busy.
+    n, steps = 30, 18
+    spatial = sp.csr_array(sp.diags([1.0, 1.0, 1.0], [-1, 0, 1], shape=(n, n)))
+    rng = np.random.default_rng(2)
+    cube = rng.poisson(5.0, (n, steps)).astype(float)
+    cube[15, :6] += 40
+    cube[15, 12:] += 40
+    found = emerging_hotspots(cube, spatial)
+    # Gi* sums the neighbourhood, so the busy cell's two neighbours rebound with it.
+    assert np.flatnonzero(found.rebounding).tolist() == [14, 15, 16]
+    assert found.category[15] == "sporadic hot"
+    assert (found.bins[15, 6:12] == 0).all()
+    assert (found.category[:13] == "none").all() and (found.category[18:] == "none").all()
+
+
+def test_time_steps_end_at_the_period_end_and_bin_times() -> None:
+    edges, steps = time_steps(0.0, 95.0, 10.0)
+    assert steps == 9 and edges[-1] == 95.0 and edges[0] == 5.0
+    assert bin_times(np.array([0.0, 5.0, 14.9, 95.0, 96.0]), edges).tolist() == [-1, 0, 0, 8, -1]
