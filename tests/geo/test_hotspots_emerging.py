@@ -16,18 +16,18 @@ from geo.hotspots.emerging import (
     time_steps,
 )
 
-H, C, O = 1, -1, 0
+H, C, Q = 1, -1, 0  # hot, cold, quiet
 # Ten steps each; trend +1/-1 is a significant increasing/decreasing trend of z.
 SERIES = {
-    "new": ([O] * 9 + [H], 0),
-    "consecutive": ([O] * 7 + [H] * 3, 0),
+    "new": ([Q] * 9 + [H], 0),
+    "consecutive": ([Q] * 7 + [H] * 3, 0),
     "intensifying": ([H] * 10, 1),
     "persistent": ([H] * 10, 0),
     "diminishing": ([H] * 10, -1),
-    "sporadic": ([O, H, O, O, H, H, O, O, O, H], 0),
-    "oscillating": ([C, O, H, O, C, O, O, O, O, H], 0),
-    "historical": ([H] * 9 + [O], 0),
-    "": ([O] * 10, 0),
+    "sporadic": ([Q, H, Q, Q, H, H, Q, Q, Q, H], 0),
+    "oscillating": ([C, Q, H, Q, C, Q, Q, Q, Q, H], 0),
+    "historical": ([H] * 9 + [Q], 0),
+    "": ([Q] * 10, 0),
 }
 
 
@@ -55,9 +55,9 @@ def test_mann_kendall_agrees_with_kendalls_s_and_counts_ties() -> None:
 
 def test_rebound_needs_a_hot_run_a_cleared_gap_and_a_new_hot_run() -> None:
     rows = np.array([
-        [H, H, H, O, O, O, O, H, H, H],  # hot, cleared, hot again: a rebound
-        [H, H, H, O, O, O, O, O, O, H],  # a single final hot step: noise
-        [H, O, H, O, H, O, O, H, H, H],  # never cleared for three steps
+        [H, H, H, Q, Q, Q, Q, H, H, H],  # hot, cleared, hot again: a rebound
+        [H, H, H, Q, Q, Q, Q, Q, Q, H],  # a single final hot step: noise
+        [H, Q, H, Q, H, Q, Q, H, H, H],  # never cleared for three steps
         [H, H, H, H, H, H, H, H, H, H],  # never cleared
     ], np.int8)
     assert rebounding(rows).tolist() == [True, False, False, False]
