@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
-from api import errors
+from api import errors, guards
 from api.routes import (
     accountability,
     catalog,
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.pool = pool
     app.state.assigner_cache = AssignerCache()
     errors.install(app)
+    guards.install(app, settings)
     app.include_router(health.router)
     app.include_router(maps.router)
     app.include_router(catalog.router)

@@ -123,6 +123,18 @@ def _describe(exc: Exception) -> str:
     return "something went wrong on our side; it has been logged"
 
 
+def error_response(path: str, status: int, code: str, title: str, detail: str,
+                   headers: dict[str, str] | None = None) -> Response:
+    """An error for a request to ``path`` answered before any route runs (middleware)."""
+    if path.startswith("/open311/"):
+        response = open311.error(open311.format_of(path),
+                                 _OPEN311_STATUS.get(status, status), detail)
+    else:
+        response = problem(status, code, title, detail)
+    response.headers.update(headers or {})
+    return response
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
     for kind, handler in ((DomainError, _domain), (RequestValidationError, _validation),

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     # Seconds a request waits for a pooled connection before answering 503.
     pool_timeout: float = Field(default=5.0, gt=0)
     timezone: str = "Asia/Shanghai"
+    # Guards (api.guards): per-address limits in the `limits` notation, body size, CORS.
+    anonymous_rate: str = "120/minute"
+    failed_auth_rate: str = "20/minute"
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    cors_origins: str = ""  # comma-separated; empty: CORS off
 
     @property
     def managed(self) -> bool:

@@ -1,0 +1,160 @@
+"""Guards in front of every route: rate limits, request size limits, CORS.
+
+- **Anonymous requests** (no ``Authorization`` header) are limited per client address
+  (``SITEWATCH_ANONYMOUS_RATE``, default 120/minute): the public routes (maps, OGC API
+  Features, Open311 reads) cannot be scraped or flooded from one address.
+- **Failed authentication** (401, or 403 for a bad Open311 ``api_key``) is counted per
+  address; past ``SITEWATCH_FAILED_AUTH_RATE`` (default 20/minute) the address gets 429 for
+  anything it sends with credentials, so tokens cannot be guessed. Tokens are created only with
+  the command line (``sitewatch token create``), never over HTTP.
+- Authenticated work is not rate limited: an inspection round ending with thirty phones
+  submitting at once must not be refused.
+- **Bodies** are limited by path (imports 64 MB, evidence 12 MB, everything else
+  ``SITEWATCH_MAX_BODY_BYTES``, default 5 MB): by Content-Length before reading, and for
+  chunked uploads by reading up to the limit first: 413 problem.
+- **CORS** is off unless ``SITEWATCH_CORS_ORIGINS`` lists origins.
+
+Limits are counted in each server process (the ``limits`` library, in memory); behind a
+reverse proxy, run uvicorn with ``--proxy-headers`` so the client address is the real one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import error_response
+from layers.config import Settings
+
+MB = 1024 * 1024
+BODY_LIMITS = (("/api/v1/imports", 64 * MB), ("/api/v1/evidence", 12 * MB))
+_EXEMPT = ("/health", "/static/")
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return bytes(value)
+    return None
+
+
+class RateLimits:
+    """Per-address limits for anonymous requests and failed authentication."""
+
+    def __init__(self, app: ASGIApp, *, anonymous: str, failed_auth: str) -> None:
+        self.app = app
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.anonymous = parse(anonymous)
+        self.failed_auth = parse(failed_auth)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path.startswith(_EXEMPT):
+            await self.app(scope, receive, send)
+            return
+        address = (scope.get("client") or ("unknown",))[0]
+        open311_post = path.startswith("/open311/") and scope["method"] == "POST"
+        credentials = _header(scope, b"authorization") is not None or open311_post
+        if credentials and not self.limiter.test(self.failed_auth, "auth", address):
+            await self._refuse(scope, receive, send, self.failed_auth, "auth", address,
+                               "too many failed authentications from this address")
+            return
+        if not credentials and not self.limiter.hit(self.anonymous, "anon", address):
+            await self._refuse(scope, receive, send, self.anonymous, "anon", address,
+                               "too many requests without a token from this address")
+            return
+        status = 0
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        await self.app(scope, receive, watch)
+        if credentials and (status == 401 or (open311_post and status == 403)):
+            self.limiter.hit(self.failed_auth, "auth", address)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: Any,
+                      kind: str, address: str, detail: str) -> None:
+        reset = self.limiter.get_window_stats(limit, kind, address).reset_time
+        wait = max(1, math.ceil(reset - time.time()))
+        response = error_response(scope["path"], 429, "rate-limited", "Too many requests",
+                                  f"{detail}; retry in {wait} s",
+                                  headers={"Retry-After": str(wait)})
+        await response(scope, receive, send)
+
+
+class BodyLimit:
+    """Refuse request bodies over the path's limit, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, *, default: int) -> None:
+        self.app = app
+        self.default = default
+
+    def limit(self, path: str) -> int:
+        return next((size for prefix, size in BODY_LIMITS if path.startswith(prefix)),
+                    self.default)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit(scope["path"])
+        detail = f"the request body is larger than {limit / MB:g} MB"
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            response = error_response(scope["path"], 413, "payload-too-large",
+                                      "Payload too large", detail)
+            await response(scope, receive, send)
+            return
+        if declared is not None:  # the server holds the body to its declared length
+            await self.app(scope, receive, send)
+            return
+        # Chunked: read it here, up to the limit, then hand it on. (Raising from inside the
+        # app's body read would surface as FastAPI's generic 400, not as 413.)
+        chunks: list[bytes] = []
+        seen = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
+            if seen > limit:
+                response = error_response(scope["path"], 413, "payload-too-large",
+                                          "Payload too large", detail)
+                await response(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Add the guards; the last added runs first (CORS, then rate limits, then sizes)."""
+    app.add_middleware(BodyLimit, default=settings.max_body_bytes)
+    app.add_middleware(RateLimits, anonymous=settings.anonymous_rate,
+                       failed_auth=settings.failed_auth_rate)
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"],
+                           allow_headers=["Authorization", "Content-Type", "Idempotency-Key"])
