@@ -228,6 +228,29 @@ def token_create(
     print(token)
 
 
+@token_app.command("revoke")
+def token_revoke(
+    token: Annotated[str, typer.Argument(help="The token's id (see `token list`) or the token.")],
+) -> None:
+    """Revoke a token at once; requests with it get 401 from now on."""
+    with _friendly_errors(), db.connect(Settings()) as conn:
+        row = tokens.revoke(conn, token)
+    print(f"token {row['id']} ({row['role']}{', ' + row['name'] if row['name'] else ''})"
+          f" revoked at {row['revoked_at']:%Y-%m-%d %H:%M:%S %z}")
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """Tokens with their role, unit and state (the tokens themselves are never stored)."""
+    with _friendly_errors(), db.connect(Settings()) as conn:
+        rows = tokens.list_tokens(conn)
+    for r in rows:
+        state = "live" if r["live"] else ("revoked" if r["revoked_at"] else "expired")
+        used = f"{r['last_used_at']:%Y-%m-%d %H:%M}" if r["last_used_at"] else "never used"
+        print(f"{r['id']:>5}  {r['role']:10} {r['unit'] or '-':10} {state:8} {used:16} "
+              f"{r['name']}")
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import class_row
+from psycopg.rows import class_row, dict_row
 
 from layers.errors import NotFound, ValidationFailed
 
@@ -72,3 +72,32 @@ def authenticate(conn: psycopg.Connection[Any], token: str) -> Principal | None:
             " RETURNING id AS token_id, name, role, unit_id",
             [_hash(token)],
         ).fetchone()
+
+
+def revoke(conn: psycopg.Connection[Any], token_or_id: str) -> dict[str, Any]:
+    """Revoke a token, named by its id (see ``list_tokens``) or by the token itself.
+
+    Revoking is final and immediate: the next request with it gets 401. Revoking a revoked
+    token changes nothing (its first revocation time stands).
+    """
+    by_id = token_or_id.isdigit()
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            "UPDATE api_token SET revoked_at = coalesce(revoked_at, now())"
+            " WHERE (%(by_id)s AND id = %(id)s) OR (NOT %(by_id)s AND token_hash = %(hash)s)"
+            " RETURNING id, name, role, revoked_at",
+            {"by_id": by_id, "id": int(token_or_id) if by_id else None,
+             "hash": None if by_id else _hash(token_or_id)}).fetchone()
+    if row is None:
+        raise NotFound("no such token (give its id from `sitewatch token list`, or the token)")
+    return row
+
+
+def list_tokens(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    """Every token's metadata (never the token: only its hash is stored)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT t.id, t.name, t.role, u.code AS unit, t.created_at, t.expires_at,"
+            " t.revoked_at, t.last_used_at,"
+            " t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now()) AS live"
+            " FROM api_token t LEFT JOIN unit u ON u.id = t.unit_id ORDER BY t.id").fetchall()

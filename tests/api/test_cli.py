@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
+from layers import tokens
 
 runner = CliRunner()
 
@@ -62,3 +63,27 @@ def test_unreachable_database_is_one_clear_line() -> None:
     assert result.exit_code == 1
     assert "cannot reach the database" in result.output
     assert "Traceback" not in result.output
+
+
+def test_token_revoke_by_id_or_token_takes_effect_at_once(dsn: str) -> None:
+    env = {"DATABASE_URL": dsn}
+    with psycopg.connect(dsn) as conn:
+        first = tokens.create(conn, role="viewer", name="领导甲")
+        second = tokens.create(conn, role="inspector", name="巡查员乙")
+        assert tokens.authenticate(conn, first) is not None
+    listed = runner.invoke(app, ["token", "list"], env=env)
+    assert listed.exit_code == 0
+    lines = [line.split() for line in listed.stdout.splitlines()]
+    assert [(line[1], line[3]) for line in lines] == [("viewer", "live"), ("inspector", "live")]
+    by_id = runner.invoke(app, ["token", "revoke", lines[0][0]], env=env)
+    assert by_id.exit_code == 0, by_id.output
+    by_token = runner.invoke(app, ["token", "revoke", second], env=env)
+    assert by_token.exit_code == 0 and "巡查员乙" in by_token.stdout
+    with psycopg.connect(dsn) as conn:
+        assert tokens.authenticate(conn, first) is None
+        assert tokens.authenticate(conn, second) is None
+    states = [line.split()[3] for line in
+              runner.invoke(app, ["token", "list"], env=env).stdout.splitlines()]
+    assert states == ["revoked", "revoked"]
+    unknown = runner.invoke(app, ["token", "revoke", "sw_nothing"], env=env)
+    assert unknown.exit_code == 1 and "no such token" in unknown.output
