@@ -18,6 +18,7 @@ from api.routes import (
     checks,
     evidence,
     health,
+    hotspots,
     imports,
     issues,
     maps,
@@ -29,6 +30,7 @@ from api.routes import (
 from layers import db
 from layers.assignment import AssignerCache
 from layers.config import Settings
+from layers.hotspots import ResultCache
 from maps.assets import STATIC_DIR
 
 
@@ -64,10 +66,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.pool = pool
     app.state.assigner_cache = AssignerCache()
+    app.state.hotspot_cache = ResultCache()
     errors.install(app)
     guards.install(app, settings)
     app.include_router(health.router)
     app.include_router(maps.router)
+    # Before catalog: /api/v1/sites/chronic must not be read as a site code.
+    app.include_router(hotspots.router)
     app.include_router(catalog.router)
     app.include_router(issues.router)
     app.include_router(checks.router)

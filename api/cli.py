@@ -19,6 +19,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from api.cli_hotspots import hotspots_command
 from api.cli_io import export, import_app
 from api.cli_orders import orders_app
 from api.cli_reports import reports_app
@@ -40,6 +41,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(orders_app, name="orders")
 app.add_typer(reports_app)  # scores, phases
 app.command("export")(export)
+app.command("hotspots")(hotspots_command)
 err = Console(stderr=True)
 T = TypeVar("T")
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,7 @@ Method = Literal["h3", "fishnet"]
 T = TypeVar("T")
 # Rejected and duplicate reports are not problems on the ground.
 COUNTED = ("reported", "assigned", "rectified", "verified")
+DISTRICT_TZ = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,11 @@ class HotspotQuery:
 
 
 def parse_period(text: str | None) -> tuple[datetime | None, datetime | None]:
-    """``START/END`` (ISO 8601 dates or times, either side may be empty) as datetimes."""
+    """``START/END`` (ISO 8601 dates or times, either side may be empty) as datetimes.
+
+    >>> parse_period("2026-05-01/2026-05-31")[1].isoformat()
+    '2026-06-01T00:00:00+08:00'
+    """
     if not text:
         return None, None
     start, sep, end = text.partition("/")
@@ -95,7 +101,10 @@ def parse_period(text: str | None) -> tuple[datetime | None, datetime | None]:
         raise ValidationFailed(f"无法识别的时段 / not a period: {text!r}") from None
     if until is not None and len(end) == 10:
         until += timedelta(days=1)  # a date as the end means that whole day
-    return since, until
+    # Dates and times without an offset are the district's local time.
+    return tuple(  # type: ignore[return-value]
+        None if t is None else t if t.tzinfo else t.replace(tzinfo=DISTRICT_TZ)
+        for t in (since, until))
 
 
 def data_version(conn: psycopg.Connection[Any]) -> tuple[int, ...]:
@@ -234,7 +243,7 @@ def _now(conn: psycopg.Connection[Any]) -> float:
 
 
 def chronic(conn: psycopg.Connection[Any], query: HotspotQuery, *, window_days: float,
-            min_recurrences: int) -> pd.DataFrame:
+            min_recurrences: int | None = None) -> pd.DataFrame:
     """Chronic (site, category) pairs with the site's code, name and layer, ranked."""
     frame = read_issues(conn, query, "i.site_id, i.category_code AS category, i.status,"
                                      " extract(epoch FROM i.reported_at) AS reported_at,"

@@ -132,10 +132,11 @@ def get_chronic(
     conn: Conn, request: Request, period: PeriodQuery = None, category: CategoryQuery = None,
     layer: Annotated[str | None, Query(description="site layer")] = None,
     window_days: Annotated[float, Query(gt=0, le=365)] = 14.0,
-    min_recurrences: Annotated[int, Query(ge=1, le=1000)] = 5,
+    min_recurrences: Annotated[int | None, Query(ge=1, le=1000, description=(
+        "default: one per 10-day inspection cycle over the period"))] = None,
 ) -> list[ChronicSite]:
     """Sites where the same category recurs within ``window_days`` after closure, ranked by
-    recurrences (久治不愈的顽疾)."""
+    recurrences (久治不愈的顽疾); by default chronic means it came back about every cycle."""
     query = _query("h3", DEFAULT_RESOLUTION, DEFAULT_RING, 100.0, period,
                    category, layer, "none", 95, "community")
     key = (hotspots.data_version(conn), "chronic", query, window_days, min_recurrences)

@@ -18,14 +18,14 @@ import numpy as np
 import pandas as pd
 
 DEFAULT_WINDOW_DAYS = 14
-DEFAULT_MIN_RECURRENCES = 5
+DEFAULT_CYCLE_DAYS = 10
 DEFAULT_MIN_SHARE = 0.5
 CHRONIC_COLUMNS = ["site_id", "category", "recurrences", "issues", "share", "site_recurrences",
                    "first_reported", "last_reported"]
 
 
 def chronic_sites(issues: pd.DataFrame, *, window_days: float = DEFAULT_WINDOW_DAYS,
-                  min_recurrences: int = DEFAULT_MIN_RECURRENCES,
+                  min_recurrences: int | None = None, cycle_days: float = DEFAULT_CYCLE_DAYS,
                   min_share: float = DEFAULT_MIN_SHARE) -> pd.DataFrame:
     """Rank chronic (site, category) pairs.
 
@@ -33,6 +33,9 @@ def chronic_sites(issues: pd.DataFrame, *, window_days: float = DEFAULT_WINDOW_D
     ----------
     issues : columns ``site_id`` (missing: no site), ``category``, ``reported_at``,
         ``closed_at`` (missing while open) and ``status``; times tz-aware or naive alike.
+    min_recurrences : by default one per inspection cycle (``cycle_days``, the supervision
+        group's 10 days) over the span of the reports, at least 3: a problem that came back
+        after closure on average every cycle.
 
     Returns
     -------
@@ -51,6 +54,10 @@ def chronic_sites(issues: pd.DataFrame, *, window_days: float = DEFAULT_WINDOW_D
     [[7, 2]]
     """
     frame = issues[issues["site_id"].notna()].copy()
+    if min_recurrences is None:
+        span = (frame["reported_at"].max() - frame["reported_at"].min()) if len(frame) else None
+        cycles = int(span / pd.Timedelta(days=cycle_days)) if span is not None else 0
+        min_recurrences = max(3, cycles)
     if frame.empty:
         return pd.DataFrame(columns=CHRONIC_COLUMNS)
     frame["site_id"] = frame["site_id"].astype(np.int64)
