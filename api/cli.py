@@ -20,6 +20,7 @@ from rich.progress import (
 )
 
 from api.cli_hotspots import hotspots_command
+from api.cli_inspect import inspect_app
 from api.cli_io import export, import_app
 from api.cli_orders import orders_app
 from api.cli_reports import reports_app
@@ -38,6 +39,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(import_app, name="import")
+app.add_typer(inspect_app, name="inspect")
 app.add_typer(orders_app, name="orders")
 app.add_typer(reports_app)  # scores, phases
 app.command("export")(export)
