@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench import reassign
+from bench import hotspots, reassign
 from bench.harness import Results, machine, private_cluster
 
 
@@ -22,6 +22,7 @@ def main() -> None:
         print(f"assignment benchmarks: {n_issues:,} issues, {grids} grids per community",
               flush=True)
         dsn = reassign.run(results, node, n_issues, grids)
+        hotspots.run(results, dsn)
         text = results.markdown(machine(dsn))
     out = Path(__file__).with_name("RESULTS.md")
     out.write_text(text, encoding="utf-8")
