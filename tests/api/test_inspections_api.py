@@ -125,9 +125,11 @@ def test_who_may_read_plan_and_record(demo_client: TestClient, demo_dsn: str,
     assert planned.status_code in expected[may_plan]
     visit = demo_client.post(f"{BASE}/{round_id}/stops/1/visit", headers=headers)
     assert visit.status_code in expected[may_record]
-    for anonymous in (demo_client.get(BASE), demo_client.get(f"{BASE}/{round_id}"),
-                      demo_client.post(BASE, json={})):
-        assert anonymous.status_code == 401
+    anonymous = {"Authorization": ""}  # overrides any header the client sends by default
+    for response in (demo_client.get(BASE, headers=anonymous),
+                     demo_client.get(f"{BASE}/{round_id}", headers=anonymous),
+                     demo_client.post(BASE, headers=anonymous, json={})):
+        assert response.status_code == 401
 
 
 def test_visits_and_findings_become_issues_of_the_round(
@@ -154,7 +156,8 @@ def test_visits_and_findings_become_issues_of_the_round(
     ids = response.json()["issues"]
     assert response.json()["round_id"] == round_id and len(ids) == 2
     for public_id in ids:
-        issue = demo_client.get(f"/api/v1/issues/{public_id}").json()["properties"]
+        issue = demo_client.get(f"/api/v1/issues/{public_id}",
+                                headers=inspector).json()["properties"]
         assert issue["source"] == "supervision" and issue["lead_unit"] is not None
     read = demo_client.get(f"{BASE}/{round_id}", headers=inspector).json()
     assert read["round"]["findings"] == 2 and read["round"]["status"] == "in_progress"
