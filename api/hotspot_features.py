@@ -37,11 +37,9 @@ def _unit(units: Names, unit_id: int | None) -> Unit | None:
 
 def cell_features(cells: pd.DataFrame) -> list[HotspotFeature]:
     """One feature per study cell."""
-    has_sim = "p_sim" in cells
     return [HotspotFeature(geometry=_geometry(r["geometry"]), properties=CellProperties(
         cell=str(r["cell"]), count=int(r["count"]), value=float(r["value"]), z=float(r["z"]),
-        p=float(r["p"]), p_fdr=float(r["p_fdr"]), gi_bin=int(r["gi_bin"]),
-        p_sim=float(r["p_sim"]) if has_sim else None))
+        p=float(r["p"]), p_fdr=float(r["p_fdr"]), gi_bin=int(r["gi_bin"])))
         for r in cells.to_dict("records")]
 
 

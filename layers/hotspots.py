@@ -57,7 +57,6 @@ class HotspotQuery:
     normalise: Literal["none", "km2", "site"] = "none"
     confidence: int = 95
     level: str = "community"
-    permutations: int = 0
 
     def __post_init__(self) -> None:
         if self.method == "h3" and not 7 <= self.resolution <= 12:
@@ -71,8 +70,6 @@ class HotspotQuery:
         if self.level not in LEVEL_RANK:
             raise ValidationFailed("层级须为 street、community 或 grid / level must be street,"
                                    " community or grid")
-        if not 0 <= self.permutations <= 9999:
-            raise ValidationFailed("置换次数须在 0–9999 之间 / permutations must be 0-9999")
         if self.since and self.until and self.since >= self.until:
             raise ValidationFailed("起始时间须早于结束时间 / since must be before until")
 
@@ -196,8 +193,7 @@ def hotspots(conn: psycopg.Connection[Any], assigner: Assigner, query: HotspotQu
         sites = sites_per_cell(grid, assigner.s_geoms[mask])
     return analyse(grid, frame["lon"].to_numpy(np.float64), frame["lat"].to_numpy(np.float64),
                    frame["category"].to_numpy(object), assigner, normalise=query.normalise,
-                   sites=sites, min_bin=query.min_bin, level=query.level,
-                   permutations=query.permutations)
+                   sites=sites, min_bin=query.min_bin, level=query.level)
 
 
 @dataclass(frozen=True)

@@ -43,13 +43,13 @@ def _cache(request: Request) -> ResultCache:
 def _query(method: str, resolution: int, ring: int, cell_m: float, period: str | None,
            category: list[str] | None, layer: str | None, normalise: Normalise,
            confidence: int,
-           level: str, permutations: int = 0) -> HotspotQuery:
+           level: str) -> HotspotQuery:
     since, until = hotspots.parse_period(period)
     return HotspotQuery(method="fishnet" if method == "fishnet" else "h3",
                         resolution=resolution, ring=ring, cell_m=cell_m, since=since,
                         until=until, categories=tuple(sorted(category or ())), layer=layer,
                         normalise=normalise,
-                        confidence=confidence, level=level, permutations=permutations)
+                        confidence=confidence, level=level)
 
 
 def _collection(features: list[HotspotFeature], parameters: dict[str, Any]) -> JSONResponse:
@@ -70,7 +70,6 @@ def get_hotspots(
     normalise: Annotated[Normalise, Query()] = "none",
     confidence: Annotated[Literal[90, 95, 99], Query()] = 95,
     level: Annotated[Literal["street", "community", "grid"], Query()] = "community",
-    permutations: Annotated[int, Query(ge=0, le=9999)] = 0,
     eps_m: Annotated[float, Query(gt=0, le=500)] = 25.0,
     min_reports: Annotated[int, Query(ge=2, le=1000)] = 5,
 ) -> JSONResponse:
@@ -78,7 +77,7 @@ def get_hotspots(
     jurisdictions and lead unit (``output=areas``), or every study cell with z, p, FDR p and
     class (``output=cells``); ``method=dbscan`` clusters single reports instead."""
     query = _query(method, resolution, ring, cell_m, period, category, layer, normalise,
-                   confidence, level, permutations)
+                   confidence, level)
     params: dict[str, Any] = {"method": method, "output": output, **_describe(query)}
     # The key is read before the data (see layers.hotspots): never a stale result.
     key = (hotspots.data_version(conn), "hotspots", method, output, query, eps_m, min_reports)

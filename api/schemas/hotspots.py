@@ -33,7 +33,6 @@ class CellProperties(BaseModel):
     p: float
     p_fdr: float
     gi_bin: int
-    p_sim: float | None = None
 
 
 class AreaProperties(BaseModel):

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from geo.assign import Assigner
 from geo.hotspots.areas import hot_areas
 from geo.hotspots.binning import StudyGrid
-from geo.hotspots.getis import gi_star, permutation_p
+from geo.hotspots.getis import gi_star
 
 Normalise = Literal["none", "km2", "site"]
 CELL_COLUMNS = ["cell", "count", "value", "z", "p", "p_fdr", "gi_bin", "geometry"]
@@ -29,7 +29,7 @@ CELL_COLUMNS = ["cell", "count", "value", "z", "p", "p_fdr", "gi_bin", "geometry
 
 @dataclass(frozen=True)
 class Hotspots:
-    """Cells (``CELL_COLUMNS``, plus ``p_sim`` with permutations), areas
+    """Cells (``CELL_COLUMNS``), areas
     (:data:`geo.hotspots.areas.AREA_COLUMNS`) and the number of issues outside the grid."""
 
     cells: pd.DataFrame
@@ -66,13 +66,11 @@ def cell_values(grid: StudyGrid, counts: NDArray[np.float64], normalise: Normali
 def analyse(grid: StudyGrid, lon: NDArray[np.float64], lat: NDArray[np.float64],
             category: NDArray[np.object_], assigner: Assigner, *,
             normalise: Normalise = "none", sites: NDArray[np.float64] | None = None,
-            fdr: bool = True, min_bin: int = 2, level: str = "community",
-            permutations: int = 0) -> Hotspots:
+            fdr: bool = True, min_bin: int = 2, level: str = "community") -> Hotspots:
     """Bin issues, run Gi* with FDR, merge hot cells into areas and split them by ground.
 
     ``min_bin`` is the class an area's cells need (3/2/1: 99/95/90 % confidence, on
-    FDR-adjusted p-values when ``fdr``); ``permutations`` > 0 adds two-sided permutation
-    p-values (``p_sim``) to confirm the analytic ones; they never decide the class.
+    FDR-adjusted p-values when ``fdr``).
     """
     cell = grid.locate(lon, lat)
     counts = grid.counts(cell)
@@ -82,8 +80,6 @@ def analyse(grid: StudyGrid, lon: NDArray[np.float64], lat: NDArray[np.float64],
         "cell": grid.ids, "count": counts.astype(np.int64), "value": values, "z": result.z,
         "p": result.p, "p_fdr": result.p_fdr, "gi_bin": result.gi_bin,
         "geometry": grid.polygons})
-    if permutations > 0:
-        cells["p_sim"] = permutation_p(values, grid.neighbours, permutations)
     areas = hot_areas(grid, result, cell, np.asarray(category, dtype=object), assigner,
                       min_bin=min_bin, level=level)
     return Hotspots(cells=cells, areas=areas, outside=int((cell < 0).sum()))

@@ -11,7 +11,13 @@ import shapely
 from esda.getisord import G_Local
 
 from geo.hotspots.binning import h3_grid
-from geo.hotspots.getis import classify, fdr_adjust, gi_star, gi_star_z, two_sided_p
+from geo.hotspots.getis import (
+    classify,
+    fdr_adjust,
+    gi_star,
+    gi_star_z,
+    two_sided_p,
+)
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +109,4 @@ def test_the_study_grid_covers_the_whole_area_including_empty_ground() -> None:
     full = gi_star_z(counts, grid.neighbours)[occupied]
     dropped = gi_star_z(counts[occupied], grid.neighbours[occupied][:, occupied])
     assert full.mean() > dropped.mean() + 1
+
