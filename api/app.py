@@ -7,11 +7,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
 from api import errors, guards
+from api.auth import required_caller
 from api.routes import (
     accountability,
     catalog,
@@ -20,6 +21,7 @@ from api.routes import (
     health,
     hotspots,
     imports,
+    inspections,
     issues,
     maps,
     ogc,
@@ -69,19 +71,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.hotspot_cache = ResultCache()
     errors.install(app)
     guards.install(app, settings)
-    app.include_router(health.router)
-    app.include_router(maps.router)
-    # Before catalog: /api/v1/sites/chronic must not be read as a site code.
-    app.include_router(hotspots.router)
-    app.include_router(catalog.router)
-    app.include_router(issues.router)
-    app.include_router(checks.router)
-    app.include_router(evidence.router)
-    app.include_router(imports.router)
-    app.include_router(scores.router)
-    app.include_router(accountability.router)
-    app.include_router(orders.router)
-    app.include_router(open311.router)
-    app.include_router(ogc.router)
+    # Public: probes, maps and the standard interfaces (public fields only without a token).
+    for public in (health.router, maps.router, open311.router, ogc.router):
+        app.include_router(public)
+    # /api/v1: every route needs a token; docs/access.md says what each role may do.
+    signed_in = [Depends(required_caller)]
+    for router in (hotspots.router,  # before catalog: /api/v1/sites/chronic is not a site
+                   catalog.router, issues.router, checks.router, evidence.router,
+                   imports.router, scores.router, accountability.router, inspections.router,
+                   orders.router):
+        app.include_router(router, dependencies=signed_in)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -55,7 +55,7 @@ def register(conn: psycopg.Connection[Any], unit_code: str, *, since: datetime,
         if not entry["overdue"]:
             entry["hours_late"] = None
     return {
-        "unit": {k: unit[k] for k in ("code", "name", "leader")},
+        "unit": {k: unit[k] for k in ("id", "code", "name", "leader")},
         "since": since, "until": until,
         "overdue": sum(e["overdue"] for e in entries),
         "reworks": sum(e["rework_count"] for e in entries),

@@ -18,7 +18,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from layers import evidence
+from layers import access, evidence
 from layers.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from layers.tokens import Principal
 
@@ -82,8 +82,8 @@ def apply(conn: psycopg.Connection[Any], public_id: str, change: Transition,
         if caller.role not in rule.roles:
             raise Forbidden(f"role {caller.role!r} may not {change.action}; "
                             f"needs {' or '.join(rule.roles)}")
-        if rule.own_unit_only and caller.role == "unit" and caller.unit_id not in (
-                issue["lead_unit_id"], issue["territorial_unit_id"],
+        if rule.own_unit_only and caller.role == "unit" and not access.responsible(
+                caller, issue["lead_unit_id"], issue["territorial_unit_id"],
                 issue["functional_unit_id"]):
             raise Forbidden("a unit may act only on the issues it is responsible for")
         if issue["version"] != change.version:

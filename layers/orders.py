@@ -147,7 +147,7 @@ def _unit_id(conn: psycopg.Connection[Any], unit: str) -> int:
 
 _HEADER = """
 SELECT o.id, o.code, o.kind, o.level, o.issued_at, o.issued_by, o.note, o.acknowledged_at,
-       o.acknowledged_by, u.code AS unit, u.name AS unit_name, u.name_en AS unit_name_en,
+       o.acknowledged_by, o.unit_id, u.code AS unit, u.name AS unit_name, u.name_en AS unit_name_en,
        u.leader AS unit_leader, u.contact AS unit_contact,
        (SELECT name FROM jurisdiction WHERE level = 'street' ORDER BY code LIMIT 1) AS street,
        count(x.issue_id) AS issues,

@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from api.auth import Caller
 from api.deps import Conn
 from api.schemas.issues import IssueEvent
-from layers import accountability
+from layers import access, accountability
 from layers.errors import ValidationFailed
 
 router = APIRouter(prefix="/api/v1/accountability", tags=["scores"])
@@ -51,6 +52,7 @@ class Register(BaseModel):
 @router.get("", response_model=Register)
 def unit_register(
     conn: Conn,
+    caller: Caller,
     unit: Annotated[str, Query(max_length=40, description="unit code")],
     since: datetime,
     until: datetime,
@@ -59,5 +61,6 @@ def unit_register(
     each with its audit trail."""
     if since.tzinfo is None or until.tzinfo is None or since >= until:
         raise ValidationFailed("since and until need time zones and since < until")
-    return Register.model_validate(accountability.register(conn, unit, since=since,
-                                                           until=until))
+    found = accountability.register(conn, unit, since=since, until=until)
+    access.require_own_unit(caller, found["unit"].pop("id"), "accountability register")
+    return Register.model_validate(found)

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from api.auth import Caller
 from api.deps import Conn
-from layers import evidence
+from layers import access, evidence
 from layers.config import Settings
 
 router = APIRouter(prefix="/api/v1/evidence", tags=["evidence"])
@@ -46,4 +46,5 @@ def download(ref: str, conn: Conn, caller: Caller, request: Request) -> FileResp
     """The photo itself."""
     settings: Settings = request.app.state.settings
     path, media_type = evidence.path_of(conn, settings.data_dir, ref)
+    access.require_evidence(conn, caller, ref)
     return FileResponse(path, media_type=media_type)

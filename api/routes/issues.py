@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from api import reporting
-from api.auth import Caller, require_roles
+from api.auth import Caller, MaybeCaller, require_roles
 from api.deps import Conn
 from api.schemas.issues import (
     IssueCollection,
@@ -24,7 +24,7 @@ from api.schemas.issues import (
     feature,
 )
 from geo.crs import lonlat_to_wgs84
-from layers import issues, lifecycle
+from layers import access, issues, lifecycle
 from layers.errors import ValidationFailed
 from layers.tokens import Principal
 
@@ -90,6 +90,7 @@ def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
 def list_issues(
     conn: Conn,
     request: Request,
+    caller: MaybeCaller,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
     status: Annotated[list[Status] | None, Query()] = None,
     category: Annotated[list[str] | None, Query()] = None,
@@ -108,6 +109,7 @@ def list_issues(
         bbox=_bbox(bbox), status=status or (), category=category or (), unit=unit,
         jurisdiction=jurisdiction, site=site, since=since, until=until, overdue=overdue,
         limit=limit, offset=offset))
+    rows = _with_personal_data(conn, caller, rows)
     links = [{"rel": "self", "href": str(request.url), "type": GEOJSON}]
     if offset + len(rows) < total:
         links.append({"rel": "next", "type": GEOJSON,
@@ -118,14 +120,24 @@ def list_issues(
 
 
 @router.get("/{public_id}", response_model=IssueFeature)
-def get_issue(public_id: str, conn: Conn) -> JSONResponse:
-    """One issue as a GeoJSON Feature."""
-    return _geojson(feature(issues.get(conn, public_id)))
+def get_issue(public_id: str, conn: Conn, caller: MaybeCaller) -> JSONResponse:
+    """One issue as a GeoJSON Feature (reporter fields for admins and supervisors)."""
+    [row] = _with_personal_data(conn, caller, [issues.get(conn, public_id)])
+    return _geojson(feature(row))
+
+
+def _with_personal_data(conn: Conn, caller: Principal | None, rows: list[dict[str, Any]]
+                        ) -> list[dict[str, Any]]:
+    if not access.sees_personal_data(caller) or not rows:
+        return rows
+    personal = access.personal_data(conn, [r["public_id"] for r in rows])
+    return [{**r, **personal.get(r["public_id"], {})} for r in rows]
 
 
 @router.get("/{public_id}/events", response_model=list[IssueEvent])
-def issue_events(public_id: str, conn: Conn) -> list[IssueEvent]:
-    """The issue's audit trail, oldest first."""
+def issue_events(public_id: str, conn: Conn, caller: Caller) -> list[IssueEvent]:
+    """The issue's audit trail, oldest first (a unit: of its own issues only)."""
+    access.require_issue_detail(conn, caller, public_id)
     return [IssueEvent.model_validate(e) for e in issues.events(conn, public_id)]
 
 

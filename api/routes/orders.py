@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import Caller, require_roles
 from api.deps import Conn
-from layers import orders
+from layers import access, orders
 from layers.tokens import Principal
 from maps.orders import order_html, order_xlsx
 
@@ -137,37 +137,54 @@ def escalate(body: OrderRequest, conn: Conn, caller: Supervisor, response: Respo
 @router.get("", response_model=OrderList)
 def list_orders(
     conn: Conn,
+    caller: Caller,
     unit: Annotated[str | None, Query(max_length=40, description="unit code")] = None,
     kind: Literal["order", "escalation"] | None = None,
     acknowledged: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> OrderList:
-    """Orders newest first; ``acknowledged=false`` lists those still waiting for receipt."""
+    """Orders newest first; ``acknowledged=false`` lists those still waiting for receipt.
+
+    A unit sees its own orders only, whatever ``unit`` says.
+    """
+    if caller.role == "unit":
+        unit = _own_unit_code(conn, caller)
     rows, total = orders.list_orders(conn, orders.OrderFilter(
         unit=unit, kind=kind, acknowledged=acknowledged, limit=limit, offset=offset))
     return OrderList(orders=[OrderSummary.model_validate(r) for r in rows], total=total,
                      limit=limit, offset=offset)
 
 
+def _own_unit_code(conn: Conn, caller: Principal) -> str:
+    row = conn.execute("SELECT code FROM unit WHERE id = %s", [caller.unit_id]).fetchone()
+    return str(row[0]) if row else ""
+
+
+def _readable(conn: Conn, caller: Principal, code: str) -> dict[str, Any]:
+    order = orders.get(conn, code)
+    access.require_own_unit(caller, order["unit_id"], "supervision orders")
+    return order
+
+
 @router.get("/{code}", response_model=Order)
-def get_order(code: str, conn: Conn) -> Order:
+def get_order(code: str, conn: Conn, caller: Caller) -> Order:
     """The order with its issues as listed and as they stand now."""
-    return Order.model_validate(orders.get(conn, code))
+    return Order.model_validate(_readable(conn, caller, code))
 
 
 @router.get("/{code}/print", response_class=HTMLResponse)
-def print_order(code: str, conn: Conn, lang: Lang = "zh") -> HTMLResponse:
+def print_order(code: str, conn: Conn, caller: Caller, lang: Lang = "zh") -> HTMLResponse:
     """The order as a printable A4 page (Chinese; ``lang=en`` for English labels)."""
-    order = orders.get(conn, code)
+    order = _readable(conn, caller, code)
     return HTMLResponse(order_html(order, orders.outlines(conn), lang))
 
 
 @router.get("/{code}/xlsx", response_class=Response,
             responses={200: {"content": {XLSX: {}}, "description": "the order as XLSX"}})
-def order_workbook(code: str, conn: Conn, lang: Lang = "zh") -> Response:
+def order_workbook(code: str, conn: Conn, caller: Caller, lang: Lang = "zh") -> Response:
     """The order as an Excel workbook, for the unit's files."""
-    body = order_xlsx(orders.get(conn, code), lang)
+    body = order_xlsx(_readable(conn, caller, code), lang)
     return Response(body, media_type=XLSX,
                     headers={"Content-Disposition": f'attachment; filename="{code}.xlsx"'})
 

@@ -91,6 +91,8 @@ class IssueProperties(BaseModel):
     via_buffer: bool
     rework_count: int
     version: int
+    reporter: str | None = Field(None, description="admin and supervisor only")
+    reporter_contact: str | None = Field(None, description="admin and supervisor only")
 
 
 class IssueFeature(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -12,7 +11,6 @@ from fastapi.testclient import TestClient
 from psycopg import sql
 from pydantic import TypeAdapter
 
-from api.app import create_app
 from api.schemas.catalog import (
     Category,
     JurisdictionCollection,
@@ -22,7 +20,6 @@ from api.schemas.catalog import (
     Unit,
 )
 from layers import jurisdictions, sites, tokens
-from layers.config import Settings
 from layers.errors import ValidationFailed
 
 GEOJSON = "application/geo+json"
@@ -69,9 +66,8 @@ def admin(dsn: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def demo(demo_dsn: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=demo_dsn))) as test_client:
-        yield test_client
+def demo(demo_client: TestClient) -> TestClient:
+    return demo_client
 
 
 def add_street(client: TestClient, admin: dict[str, str], code: str = "S1") -> None:
@@ -141,11 +137,12 @@ WRITES = [
 
 @pytest.mark.parametrize(("method", "path", "body"), WRITES)
 def test_writes_need_an_admin_token(client: TestClient, dsn: str, method: str, path: str,
-                                    body: dict[str, Any] | None) -> None:
+                                    body: dict[str, Any] | None,
+                                    anonymous: dict[str, str]) -> None:
     before = client.get("/api/v1/units").json(), client.get("/api/v1/categories").json()
     kwargs: dict[str, Any] = {} if body is None else {"json": body}
-    anonymous = client.request(method, path, **kwargs)
-    assert anonymous.status_code == 401 and anonymous.headers["content-type"] == PROBLEM
+    response = client.request(method, path, headers=anonymous, **kwargs)
+    assert response.status_code == 401 and response.headers["content-type"] == PROBLEM
     viewer = client.request(method, path, headers=make_token(dsn, "viewer"), **kwargs)
     assert viewer.status_code == 403 and viewer.headers["content-type"] == PROBLEM
     after = client.get("/api/v1/units").json(), client.get("/api/v1/categories").json()

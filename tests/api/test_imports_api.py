@@ -35,8 +35,8 @@ def _sites_geojson(names: list[str], layers: list[str]) -> bytes:
     return frame.to_json().encode()
 
 
-def test_import_needs_a_token(client: TestClient) -> None:
-    response = client.post("/api/v1/imports", data={"kind": "sites"},
+def test_import_needs_a_token(client: TestClient, anonymous: dict[str, str]) -> None:
+    response = client.post("/api/v1/imports", data={"kind": "sites"}, headers=anonymous,
                            files={"file": ("s.geojson", _sites_geojson(["a"], ["market"]))})
     assert response.status_code == 401
     assert response.headers["content-type"] == PROBLEM
@@ -118,12 +118,12 @@ def test_supervisor_imports_issues_with_declared_crs(demo_dsn: str) -> None:
     assert row is not None and row[0] < 120.70 and row[1] == "supervisor"
 
 
-def test_export_downloads_a_layer(demo_dsn: str) -> None:
-    with TestClient(create_app(Settings(database_url=demo_dsn))) as client:
-        response = client.get("/api/v1/exports/jurisdictions", params={"format": "geojson"})
-        sheet = client.get("/api/v1/exports/market", params={"format": "xlsx"})
-        missing = client.get("/api/v1/exports/zoo")
-        bad_format = client.get("/api/v1/exports/market", params={"format": "shp"})
+def test_export_downloads_a_layer(demo_client: TestClient) -> None:
+    client = demo_client
+    response = client.get("/api/v1/exports/jurisdictions", params={"format": "geojson"})
+    sheet = client.get("/api/v1/exports/market", params={"format": "xlsx"})
+    missing = client.get("/api/v1/exports/zoo")
+    bad_format = client.get("/api/v1/exports/market", params={"format": "shp"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/geo+json")
     assert 'filename="jurisdictions.geojson"' in response.headers["content-disposition"]

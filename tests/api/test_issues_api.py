@@ -125,10 +125,11 @@ def test_bad_input_is_a_422_problem_and_stores_nothing(
 
 
 def test_reporting_needs_a_reporting_role(demo_client: TestClient, demo_dsn: str,
-                                          market: tuple[float, float, str, str]) -> None:
+                                          market: tuple[float, float, str, str],
+                                          anonymous: dict[str, str]) -> None:
     lon, lat, _, _ = market
     body = {"category": "CTY-05", "lon": lon, "lat": lat, "description": "暴露垃圾"}
-    assert demo_client.post("/api/v1/issues", json=body).status_code == 401
+    assert demo_client.post("/api/v1/issues", json=body, headers=anonymous).status_code == 401
     with psycopg.connect(demo_dsn) as conn:
         viewer = tokens.create(conn, role="viewer")
     denied = demo_client.post("/api/v1/issues", json=body,

@@ -40,13 +40,13 @@ def test_supervisor_issues_orders_once(demo_client: TestClient,
 
 @pytest.mark.parametrize("role", ["inspector", "viewer", "unit"])
 def test_only_supervisors_and_admins_issue_orders(demo_client: TestClient, demo_dsn: str,
-                                                  role: str) -> None:
+                                                  role: str, anonymous: dict[str, str]) -> None:
     headers = _bearer(demo_dsn, role, unit="CG" if role == "unit" else None)
     for path in ("/api/v1/orders", "/api/v1/orders/escalate"):
         response = demo_client.post(path, headers=headers, json={})
         assert response.status_code == 403
         assert response.headers["content-type"] == "application/problem+json"
-    assert demo_client.post("/api/v1/orders", json={}).status_code == 401
+    assert demo_client.post("/api/v1/orders", json={}, headers=anonymous).status_code == 401
     assert demo_client.get("/api/v1/orders").json()["total"] == 0
 
 

@@ -74,13 +74,13 @@ def test_stale_version_is_409_with_the_current_state(
 
 
 def test_another_unit_and_wrong_roles_are_refused(
-        demo_client: TestClient, demo_dsn: str,
+        demo_client: TestClient, demo_dsn: str, anonymous: dict[str, str],
         assigned: tuple[str, int, dict[str, str], dict[str, str]]) -> None:
     public_id, version, _, other = assigned
     body = {"action": "rectify", "version": version, "evidence": ["sha256:" + "0" * 64]}
     url = f"/api/v1/issues/{public_id}/transitions"
     assert demo_client.post(url, headers=other, json=body).status_code == 403
-    assert demo_client.post(url, json=body).status_code == 401
+    assert demo_client.post(url, json=body, headers=anonymous).status_code == 401
     with psycopg.connect(demo_dsn) as conn:
         inspector = tokens.create(conn, role="inspector")
     verify = demo_client.post(url, json={"action": "reject", "version": version},
@@ -104,15 +104,15 @@ def test_open_issues_carry_a_traffic_light(demo_client: TestClient) -> None:
 
 def test_evidence_upload_refuses_what_is_not_a_photo(
         demo_client: TestClient, assigned: tuple[str, int, dict[str, str], dict[str, str]],
-        jpeg: Callable[..., bytes]) -> None:
+        jpeg: Callable[..., bytes], anonymous: dict[str, str]) -> None:
     _, _, own, _ = assigned
     fake = demo_client.post("/api/v1/evidence", headers=own,
                             files={"file": ("after.jpg", b"<html>not a photo</html>",
                                             "image/jpeg")})
     assert fake.status_code == 422
     assert fake.headers["content-type"] == "application/problem+json"
-    anonymous = demo_client.post("/api/v1/evidence",
-                                 files={"file": ("after.jpg", jpeg(), "image/jpeg")})
-    assert anonymous.status_code == 401
+    nobody = demo_client.post("/api/v1/evidence", headers=anonymous,
+                              files={"file": ("after.jpg", jpeg(), "image/jpeg")})
+    assert nobody.status_code == 401
     unknown = demo_client.get("/api/v1/evidence/sha256:" + "0" * 64, headers=own)
     assert unknown.status_code == 404

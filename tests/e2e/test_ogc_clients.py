@@ -6,34 +6,40 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import psycopg
 import pyogrio
 import pytest
 from owslib.ogcapi.features import Features
 
+from layers import tokens
+
 COLLECTIONS = ["jurisdictions", "construction_site", "market", "old_compound", "issues"]
 
 
-def _rest_ids(base: str, collection: str) -> set[str]:
+def _rest_ids(rest: httpx.Client, collection: str) -> set[str]:
     """The ids the REST API gives for the collection (paging through issues)."""
     if collection == "jurisdictions":
-        body = httpx.get(f"{base}/api/v1/jurisdictions", timeout=60).json()
+        body = rest.get("/api/v1/jurisdictions").json()
         return {f["properties"]["code"] for f in body["features"]}
     if collection != "issues":
-        body = httpx.get(f"{base}/api/v1/sites", params={"layer": collection},
-                         timeout=60).json()
+        body = rest.get("/api/v1/sites", params={"layer": collection}).json()
         return {f["properties"]["code"] for f in body["features"]}
     ids: set[str] = set()
-    url: str | None = f"{base}/api/v1/issues?limit=1000"
+    url: str | None = "/api/v1/issues?limit=1000"
     while url is not None:
-        page = httpx.get(url, timeout=60).json()
+        page = rest.get(url).json()
         ids.update(f["id"] for f in page["features"])
         url = next((link["href"] for link in page["links"] if link["rel"] == "next"), None)
     return ids
 
 
 @pytest.fixture
-def rest(server: str) -> dict[str, set[str]]:
-    return {c: _rest_ids(server, c) for c in COLLECTIONS}
+def rest(server: str, demo_dsn: str) -> dict[str, set[str]]:
+    with psycopg.connect(demo_dsn) as conn:
+        token = tokens.create(conn, role="viewer")
+    with httpx.Client(base_url=server, timeout=60,
+                      headers={"Authorization": f"Bearer {token}"}) as client:
+        return {c: _rest_ids(client, c) for c in COLLECTIONS}
 
 
 def test_gdal_reads_every_collection(server: str, rest: dict[str, set[str]]) -> None:

@@ -9,7 +9,7 @@ import psycopg
 from PIL import Image
 from playwright.sync_api import Browser
 
-from layers import orders
+from layers import orders, tokens
 
 SUPERVISOR = orders.Issuer("督查组 王五", "supervisor")
 
@@ -21,7 +21,10 @@ def test_printable_order_renders_on_a4_with_chinese_text(server: str, demo_dsn: 
         written = orders.issue_orders(conn, SUPERVISOR, note="请于期限内整改到位")
         code = max(written, key=lambda o: int(o["issues"]))["code"]
         order = orders.get(conn, code)
-    page = browser.new_page(viewport={"width": 900, "height": 1200})
+        token = tokens.create(conn, role="unit", unit_code=order["unit"])
+    # The page needs the unit's token, as the unit's work page sends it when it opens orders.
+    page = browser.new_page(viewport={"width": 900, "height": 1200},
+                            extra_http_headers={"Authorization": f"Bearer {token}"})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.route("**/*", lambda route: route.continue_()

@@ -1,0 +1,80 @@
+"""Who may see what: the rules behind docs/access.md, in one place.
+
+- Every ``/api/v1`` route needs a token; the public interfaces (maps, Open311 reads, OGC API
+  Features) show public fields only.
+- Reporters' personal data (name, contact) is read only by the roles that handle reports:
+  admin and supervisor.
+- A unit is responsible for an issue when it is the issue's lead, territorial or functional
+  unit. A unit token sees its own issues in full (audit trail, photos), its own orders and its
+  own accountability register; of the rest it sees the public fields. It never sees the
+  supervision group's inspection plans: inspections are unannounced.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from layers.errors import Forbidden, NotFound
+from layers.tokens import Principal
+
+PERSONAL_DATA_READERS = ("admin", "supervisor")
+
+
+def sees_personal_data(caller: Principal | None) -> bool:
+    """Whether the caller may read reporters' names and contacts."""
+    return caller is not None and caller.role in PERSONAL_DATA_READERS
+
+
+def responsible(caller: Principal, lead: int | None, territorial: int | None,
+                functional: int | None) -> bool:
+    """Whether the caller's unit answers for an issue with these units."""
+    return caller.unit_id is not None and caller.unit_id in (lead, territorial, functional)
+
+
+def require_issue_detail(conn: psycopg.Connection[Any], caller: Principal,
+                         public_id: str) -> None:
+    """A unit reads an issue's audit trail and photos only when the issue is its own."""
+    if caller.role != "unit":
+        return
+    row = conn.execute("SELECT lead_unit_id, territorial_unit_id, functional_unit_id"
+                       " FROM issue WHERE public_id = %s", [public_id]).fetchone()
+    if row is None:
+        raise NotFound(f"no issue {public_id!r}")
+    if not responsible(caller, *row):
+        raise Forbidden("a unit sees the details of its own issues only")
+
+
+def require_own_unit(caller: Principal, unit_id: int, what: str) -> None:
+    """A unit reads only its own ``what`` (orders, accountability register)."""
+    if caller.role == "unit" and caller.unit_id != unit_id:
+        raise Forbidden(f"a unit sees its own {what} only")
+
+
+def require_evidence(conn: psycopg.Connection[Any], caller: Principal, ref: str) -> None:
+    """A unit fetches a photo it uploaded, or one attached to (or reported with) its issues."""
+    if caller.role != "unit":
+        return
+    sha256 = ref.removeprefix("sha256:")
+    ref = f"sha256:{sha256}"
+    row = conn.execute("""
+        SELECT EXISTS (SELECT 1 FROM evidence e JOIN api_token t ON t.id = e.uploaded_by
+                       WHERE e.sha256 = %(sha)s AND t.unit_id = %(unit)s)
+            OR EXISTS (SELECT 1 FROM issue i
+                       WHERE %(unit)s IN (i.lead_unit_id, i.territorial_unit_id,
+                                          i.functional_unit_id)
+                         AND (i.photos ? %(ref)s OR EXISTS (
+                              SELECT 1 FROM issue_event v
+                              WHERE v.issue_id = i.id AND v.evidence ? %(ref)s)))""",
+                       {"sha": sha256, "unit": caller.unit_id, "ref": ref}).fetchone()
+    if not (row and row[0]):
+        raise Forbidden("a unit sees the photos of its own issues only")
+
+
+def personal_data(conn: psycopg.Connection[Any], public_ids: list[str]
+                  ) -> dict[str, dict[str, str | None]]:
+    """Reporter name and contact by public id (for PERSONAL_DATA_READERS only)."""
+    rows = conn.execute("SELECT public_id, reporter, reporter_contact FROM issue"
+                        " WHERE public_id = ANY(%s)", [public_ids]).fetchall()
+    return {r[0]: {"reporter": r[1], "reporter_contact": r[2]} for r in rows}
