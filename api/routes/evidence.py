@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
-from api.auth import Caller
+from api.auth import Caller, require_roles
 from api.deps import Conn
 from layers import access, evidence
 from layers.config import Settings
+from layers.tokens import Principal
 
+# Leaders (viewer) read; the people in the field and the units take the photos.
+Uploader = Annotated[Principal, Depends(require_roles("admin", "supervisor", "inspector",
+                                                      "unit"))]
 router = APIRouter(prefix="/api/v1/evidence", tags=["evidence"])
 
 
@@ -29,7 +33,7 @@ class EvidenceOut(BaseModel):
 
 @router.post("", status_code=201, response_model=EvidenceOut)
 async def upload(file: Annotated[UploadFile, File(description="JPEG or PNG, at most 10 MB")],
-                 conn: Conn, caller: Caller, request: Request) -> EvidenceOut:
+                 conn: Conn, caller: Uploader, request: Request) -> EvidenceOut:
     """Store a photo (checked by content; the same photo is stored once) and return its
     ``sha256:`` reference, to be given as ``evidence`` when rectifying."""
     content = await file.read(evidence.MAX_BYTES + 1)
