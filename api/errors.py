@@ -74,6 +74,16 @@ async def _database_down(_: Request, exc: Exception) -> JSONResponse:
     return problem(err.status, err.code, err.title, err.message)
 
 
+async def _bad_data(_: Request, exc: Exception) -> JSONResponse:
+    # SQLSTATE class 22 (data exception) and psycopg's own refusals (a NUL character in
+    # text) come from values a client sent that slipped past validation: the client's error,
+    # told without echoing SQL or the value.
+    log.info("data exception from request input: %s", type(exc).__name__)
+    return problem(422, "invalid-value", "Invalid value",
+                   "A value in the request cannot be stored or compared (for example, it "
+                   "contains a NUL character or is out of range).")
+
+
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return problem(500, "internal-error", "Internal error",
@@ -140,5 +150,6 @@ def install(app: FastAPI) -> None:
     for kind, handler in ((DomainError, _domain), (RequestValidationError, _validation),
                           (StarletteHTTPException, _http), (PoolTimeout, _database_down),
                           (psycopg.OperationalError, _database_down),
+                          (psycopg.DataError, _bad_data),
                           (Exception, _unexpected)):
         app.add_exception_handler(kind, _open311_aware(handler))

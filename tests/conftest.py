@@ -108,6 +108,14 @@ def demo_dsn(cluster: Cluster, demo_template: str) -> Iterator[str]:
     _drop(cluster, name)
 
 
+@pytest.fixture(scope="module")
+def module_demo_dsn(cluster: Cluster, demo_template: str) -> Iterator[str]:
+    """A copy of the demo district shared by one test module (for long property runs)."""
+    name = _clone(cluster, demo_template)
+    yield cluster.conninfo(name)
+    _drop(cluster, name)
+
+
 # -- photos ---------------------------------------------------------------------------------
 
 

@@ -264,10 +264,12 @@ RECIPES: dict[str, Callable[[World, str], Request]] = {
 def world(demo_dsn: str, tmp_path: Path, jpeg: Callable[..., bytes]) -> Iterator[
         tuple[TestClient, World]]:
     with psycopg.connect(demo_dsn, autocommit=True) as conn:
-        own, other = conn.execute("""
+        pair = conn.execute("""
             SELECT u.code, (SELECT code FROM unit WHERE id <> u.id AND kind = 'territorial'
                             ORDER BY code LIMIT 1)
-            FROM unit u WHERE u.kind = 'territorial' ORDER BY u.code LIMIT 1""").fetchone() or ("", "")
+            FROM unit u WHERE u.kind = 'territorial' ORDER BY u.code LIMIT 1""").fetchone()
+        assert pair is not None
+        own, other = pair
         own_id = conn.execute("SELECT id FROM unit WHERE code = %s", [own]).fetchone()
         assert own_id is not None
         headers: dict[str, dict[str, str]] = {"anonymous": {}}

@@ -33,15 +33,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def server(demo_dsn: str, tmp_path: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def serve(dsn: str, folder: Path, **env: str) -> Iterator[str]:
+    """A real uvicorn serving the app on ``dsn`` (data dir and log under ``folder``)."""
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": demo_dsn}
-    log = (tmp_path / "uvicorn.log").open("w")
+    environment = {**os.environ, "DATABASE_URL": dsn, "SITEWATCH_DATA_DIR": str(folder),
+                   **env}
+    log_path = folder / "uvicorn.log"
+    log = log_path.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
          "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT)
+        env=environment, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -50,12 +53,29 @@ def server(demo_dsn: str, tmp_path: Path) -> Iterator[str]:
                     break
             time.sleep(0.1)
         else:
-            raise RuntimeError("server did not start: " + (tmp_path / "uvicorn.log").read_text())
+            raise RuntimeError("server did not start: " + log_path.read_text())
         yield base
     finally:
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture
+def server(demo_dsn: str, tmp_path: Path) -> Iterator[str]:
+    """The app on this test's own copy of the demo district."""
+    with serve(demo_dsn, tmp_path) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def module_server(module_demo_dsn: str, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[tuple[str, str]]:
+    """One server (and its demo copy) for a whole module; anonymous rate limit lifted, as a
+    property-based run sends thousands of requests from one address."""
+    with serve(module_demo_dsn, tmp_path_factory.mktemp("server"),
+               SITEWATCH_ANONYMOUS_RATE="1000000/minute") as base:
+        yield base, module_demo_dsn
 
 
 @pytest.fixture
