@@ -36,8 +36,11 @@ def features(
     level: str | None = None,
     parent: str | None = None,
     bbox: BBox | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Jurisdictions (geometry as a GeoJSON dict), filtered, coarsest level first."""
+    """Jurisdictions (geometry as a GeoJSON dict), filtered, coarsest level first, then by
+    code (a stable order for paging)."""
     where: list[sql.Composable] = []
     params: list[Any] = []
     if level is not None:
@@ -52,8 +55,9 @@ def features(
     query = sql.Composed([_SELECT])
     if where:
         query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
-    query += sql.SQL(" ORDER BY array_position(%s::text[], j.level), j.code")
-    params.append(list(LEVELS))
+    query += sql.SQL(" ORDER BY array_position(%s::text[], j.level), j.code"
+                     " LIMIT %s OFFSET %s")
+    params.extend([list(LEVELS), limit, offset])
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, params).fetchall()
 

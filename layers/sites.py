@@ -57,9 +57,11 @@ def _check_layer(conn: psycopg.Connection[Any], layer: str) -> None:
 
 
 def features(
-    conn: psycopg.Connection[Any], *, layer: str | None = None, bbox: BBox | None = None
+    conn: psycopg.Connection[Any], *, layer: str | None = None, bbox: BBox | None = None,
+    limit: int | None = None, offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Sites (geometry as a GeoJSON dict), by layer and code; an unknown layer is a 422."""
+    """Sites (geometry as a GeoJSON dict), by layer and code (a stable order for paging);
+    an unknown layer is a 422."""
     where: list[sql.Composable] = []
     params: list[Any] = []
     if layer is not None:
@@ -73,7 +75,9 @@ def features(
     if where:
         query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(query + sql.SQL(" ORDER BY s.layer, s.code"), params).fetchall()
+        return cur.execute(query + sql.SQL(" ORDER BY s.layer, s.code, s.id"
+                                           " LIMIT %s OFFSET %s"),
+                           [*params, limit, offset]).fetchall()
 
 
 def get(conn: psycopg.Connection[Any], code: str) -> dict[str, Any]:

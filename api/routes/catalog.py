@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from api.auth import Admin
-from api.deps import Conn
+from api.deps import Conn, PageQuery
 from api.schemas.catalog import (
     BBox,
     Category,
@@ -155,11 +155,14 @@ def list_jurisdictions(
     bbox: BBoxFilter,
     level: Level | None = None,
     parent: Annotated[Code | None, Query(description="the parent's code")] = None,
+    *, page: PageQuery, request: Request, response: Response,
 ) -> JurisdictionCollection:
-    """Jurisdictions as a FeatureCollection (MultiPolygons), coarsest level first."""
-    rows = jurisdictions.features(conn, level=level, parent=parent, bbox=bbox)
-    return JurisdictionCollection(type="FeatureCollection",
-                                  features=[jurisdiction_feature(r) for r in rows])
+    """Jurisdictions as a FeatureCollection (MultiPolygons), coarsest level first; a
+    ``Link: <...>; rel="next"`` header points to the next page."""
+    rows = jurisdictions.features(conn, level=level, parent=parent, bbox=bbox,
+                                  limit=page.limit + 1, offset=page.offset)
+    return JurisdictionCollection(type="FeatureCollection", features=[
+        jurisdiction_feature(r) for r in page.trim(rows, request, response)])
 
 
 @router.get("/jurisdictions/{code}", response_class=GeoJSONResponse, tags=["jurisdictions"])
@@ -205,10 +208,14 @@ def list_sites(
     conn: Conn,
     bbox: BBoxFilter,
     layer: Annotated[LayerCode | None, Query(examples=["market"])] = None,
+    *, page: PageQuery, request: Request, response: Response,
 ) -> SiteCollection:
-    """Sites as a FeatureCollection, optionally of one layer and within a bbox."""
-    rows = sites.features(conn, layer=layer, bbox=bbox)
-    return SiteCollection(type="FeatureCollection", features=[site_feature(r) for r in rows])
+    """Sites as a FeatureCollection, optionally of one layer and within a bbox; a
+    ``Link: <...>; rel="next"`` header points to the next page."""
+    rows = sites.features(conn, layer=layer, bbox=bbox, limit=page.limit + 1,
+                          offset=page.offset)
+    return SiteCollection(type="FeatureCollection", features=[
+        site_feature(r) for r in page.trim(rows, request, response)])
 
 
 @router.get("/sites/{code}", response_class=GeoJSONResponse, tags=["sites"])

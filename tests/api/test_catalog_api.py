@@ -463,3 +463,21 @@ def test_layers_refuse_invalid_geometry_without_the_api(dsn: str) -> None:
         row = conn.execute("SELECT (SELECT count(*) FROM jurisdiction)"
                            " + (SELECT count(*) FROM site)").fetchone()
         assert row == (0,)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/sites", "/api/v1/jurisdictions"])
+def test_lists_page_with_link_headers_in_a_stable_order(demo: TestClient, path: str) -> None:
+    everything = [f["id"] for f in demo.get(path).json()["features"]]
+    assert "link" not in demo.get(path).headers  # one page holds the demo
+    walked: list[str] = []
+    url: str | None = f"{path}?limit=7"
+    while url is not None:
+        response = demo.get(url)
+        assert response.status_code == 200
+        page = [f["id"] for f in response.json()["features"]]
+        assert 0 < len(page) <= 7
+        walked.extend(page)
+        link = response.headers.get("link")
+        url = link.split(">")[0].lstrip("<") if link else None
+        assert link is None or link.endswith('; rel="next"')
+    assert walked == everything and len(set(walked)) == len(walked) > 7
