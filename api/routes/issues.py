@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from api import reporting
 from api.auth import Caller, MaybeCaller, require_roles
 from api.deps import Conn
+from api.schemas.catalog import parse_bbox
 from api.schemas.issues import (
     IssueCollection,
     IssueCreate,
@@ -25,7 +26,6 @@ from api.schemas.issues import (
 )
 from geo.crs import lonlat_to_wgs84
 from layers import access, issues, lifecycle
-from layers.errors import ValidationFailed
 from layers.tokens import Principal
 
 router = APIRouter(prefix="/api/v1/issues", tags=["issues"])
@@ -73,17 +73,7 @@ def create_issue(body: IssueCreate, conn: Conn, caller: Reporter, request: Reque
 
 
 def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
-    if value is None:
-        return None
-    try:
-        parts = [float(v) for v in value.split(",")]
-    except ValueError:
-        parts = []
-    if len(parts) != 4 or not (parts[0] < parts[2] and parts[1] < parts[3]) \
-            or not all(np.isfinite(parts)):
-        raise ValidationFailed("bbox must be minlon,minlat,maxlon,maxlat with min < max",
-                               details=[{"location": ["query", "bbox"]}])
-    return parts[0], parts[1], parts[2], parts[3]
+    return None if value is None else parse_bbox(value)
 
 
 @router.get("", response_model=IssueCollection)

@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.auth import MaybeCaller
 from api.deps import Conn
+from api.schemas.catalog import parse_bbox
 from layers import features
 from layers.errors import ValidationFailed
 
@@ -121,15 +122,10 @@ def collection(collection_id: str, conn: Conn, request: Request) -> Response:
 def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
     if value is None:
         return None
-    try:
-        parts = [float(v) for v in value.split(",")]
-    except ValueError:
-        parts = []
+    parts = value.split(",")
     if len(parts) == 6:  # minx, miny, minz, maxx, maxy, maxz: heights do not apply here
         parts = [parts[0], parts[1], parts[3], parts[4]]
-    if len(parts) != 4 or parts[1] > parts[3]:
-        raise ValidationFailed("bbox is minlon,minlat,maxlon,maxlat (CRS84)")
-    return parts[0], parts[1], parts[2], parts[3]
+    return parse_bbox(",".join(parts))
 
 
 def _instant(text: str, *, end: bool) -> datetime | None:

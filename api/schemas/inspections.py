@@ -6,9 +6,9 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from geojson_pydantic import LineString, Point
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas.issues import InputCrs
+from api.schemas.issues import FoundAt
 
 RoundStatus = Literal["planned", "in_progress", "done"]
 
@@ -139,36 +139,14 @@ class RoundCollection(BaseModel):
     features: list[StopFeature | RouteFeature]
 
 
-class FindingCreate(BaseModel):
+class FindingCreate(FoundAt):
     """A problem found on the round; it becomes an issue (source supervision)."""
 
     model_config = ConfigDict(extra="forbid")
 
     category: str = Field(min_length=1, max_length=20)
-    location: Point | None = None
-    lon: float | None = Field(None, ge=-180, le=180)
-    lat: float | None = Field(None, ge=-90, le=90)
-    crs: InputCrs = "wgs84"
     description: str = Field(min_length=1, max_length=4000)
     seq: int | None = Field(None, ge=1, description="the stop it was found at")
-    photos: list[str] = Field(default_factory=list, max_length=9)
-    reported_at: datetime | None = None
-
-    @model_validator(mode="after")
-    def _one_location(self) -> FindingCreate:
-        if (self.location is not None) == (self.lon is not None or self.lat is not None) \
-                or (self.lon is None) != (self.lat is None):
-            raise ValueError("give either location (GeoJSON Point) or both lon and lat")
-        if self.reported_at is not None and self.reported_at.tzinfo is None:
-            raise ValueError("reported_at needs a time zone, e.g. 2026-05-03T09:00:00+08:00")
-        return self
-
-    def coordinates(self) -> tuple[float, float]:
-        """(lon, lat) as given, in ``crs``."""
-        if self.location is not None:
-            return float(self.location.coordinates[0]), float(self.location.coordinates[1])
-        assert self.lon is not None and self.lat is not None
-        return self.lon, self.lat
 
 
 class FindingsCreate(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from geojson_pydantic import Point
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -13,35 +13,22 @@ Status = Literal["reported", "assigned", "rectified", "verified", "rejected", "d
 InputCrs = Literal["wgs84", "cgcs2000", "gcj02"]
 
 
-class IssueCreate(BaseModel):
-    """A new problem: where (a GeoJSON point, or lon/lat) in a declared CRS, what and who."""
+class FoundAt(BaseModel):
+    """Where and when a problem was found: a GeoJSON point or lon/lat, in a declared CRS.
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [
-            {"category": "MKT-01", "lon": 120.7012, "lat": 31.3105, "crs": "gcj02",
-             "description": "农贸市场北门外占道经营，三个摊位", "source": "self_inspection"},
-            {"category": "CON-02", "location": {"type": "Point", "coordinates": [120.69, 31.3]},
-             "description": "工地东侧裸土未覆盖", "source": "supervision",
-             "photos": ["https://example.org/p/1.jpg"]},
-        ]},
-    )
+    Shared by every way a problem comes in (a report, an inspection round's finding).
+    """
 
-    category: str = Field(min_length=1, max_length=20, description="category code, e.g. CTY-05")
     location: Point | None = Field(None, description="GeoJSON Point; or give lon and lat")
     lon: float | None = Field(None, ge=-180, le=180)
     lat: float | None = Field(None, ge=-90, le=90)
     crs: InputCrs = Field("wgs84", description="CRS of the coordinates: phones in China "
                                                 "usually give gcj02")
-    description: str = Field(min_length=1, max_length=4000)
-    source: Source = "self_inspection"
     reported_at: datetime | None = Field(None, description="when found; default now")
     photos: list[str] = Field(default_factory=list, max_length=9)
-    reporter: str | None = Field(None, max_length=100)
-    reporter_contact: str | None = Field(None, max_length=100)
 
     @model_validator(mode="after")
-    def _one_location(self) -> IssueCreate:
+    def _one_location(self) -> Self:
         has_point = self.location is not None
         has_lonlat = self.lon is not None and self.lat is not None
         if has_point == has_lonlat or (self.lon is None) != (self.lat is None):
@@ -58,6 +45,27 @@ class IssueCreate(BaseModel):
             return float(self.location.coordinates[0]), float(self.location.coordinates[1])
         assert self.lon is not None and self.lat is not None
         return self.lon, self.lat
+
+
+class IssueCreate(FoundAt):
+    """A new problem: where (a GeoJSON point, or lon/lat) in a declared CRS, what and who."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [
+            {"category": "MKT-01", "lon": 120.7012, "lat": 31.3105, "crs": "gcj02",
+             "description": "农贸市场北门外占道经营，三个摊位", "source": "self_inspection"},
+            {"category": "CON-02", "location": {"type": "Point", "coordinates": [120.69, 31.3]},
+             "description": "工地东侧裸土未覆盖", "source": "supervision",
+             "photos": ["https://example.org/p/1.jpg"]},
+        ]},
+    )
+
+    category: str = Field(min_length=1, max_length=20, description="category code, e.g. CTY-05")
+    description: str = Field(min_length=1, max_length=4000)
+    source: Source = "self_inspection"
+    reporter: str | None = Field(None, max_length=100)
+    reporter_contact: str | None = Field(None, max_length=100)
 
 
 class IssueProperties(BaseModel):
