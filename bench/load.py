@@ -1,0 +1,90 @@
+"""A closed-loop HTTP load generator: N asyncio clients on loopback, each sending its next
+request as soon as the previous one is answered; throughput and latency percentiles.
+
+Separate from the scenarios so the ingest and read benchmarks measure the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from bench.harness import percentile
+
+# (method, path, json body or None) for client ``c``'s ``n``-th request.
+Request = Callable[[int, int], tuple[str, str, Any]]
+
+
+@dataclass
+class Stats:
+    """What one run measured (requests answered within the measuring window)."""
+
+    seconds: float
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    transport_errors: int = 0
+
+    @property
+    def ok(self) -> int:
+        """Requests answered 2xx."""
+        return sum(n for s, n in self.statuses.items() if 200 <= s < 300)
+
+    @property
+    def throughput(self) -> float:
+        """Successful requests per second."""
+        return self.ok / self.seconds
+
+    def ms(self, q: float) -> float:
+        """The q-th latency percentile in milliseconds."""
+        return percentile(self.latencies, q) * 1000 if self.latencies else float("nan")
+
+    def failures(self) -> str:
+        """Non-2xx statuses and transport errors, or an empty string."""
+        bad = {s: n for s, n in self.statuses.items() if not 200 <= s < 300}
+        parts = [f"{n}x {s}" for s, n in sorted(bad.items())]
+        if self.transport_errors:
+            parts.append(f"{self.transport_errors} transport errors")
+        return ", ".join(parts)
+
+
+async def _run(base: str, request: Request, headers: list[dict[str, str]], warmup: float,
+               seconds: float) -> Stats:
+    clients = len(headers)
+    stats = Stats(seconds)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    start = time.perf_counter()
+    measure_from, stop_at = start + warmup, start + warmup + seconds
+
+    async def client(c: int, http: httpx.AsyncClient) -> None:
+        n = 0
+        while (now := time.perf_counter()) < stop_at:
+            method, path, body = request(c, n)
+            n += 1
+            try:
+                response = await http.request(method, path, json=body, headers=headers[c])
+                status = response.status_code
+            except httpx.TransportError:
+                status = 0
+            done = time.perf_counter()
+            if now >= measure_from and done <= stop_at:
+                if status:
+                    stats.statuses[status] += 1
+                    stats.latencies.append(done - now)
+                else:
+                    stats.transport_errors += 1
+
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
+        await asyncio.gather(*(client(c, http) for c in range(clients)))
+    return stats
+
+
+def run(base: str, request: Request, headers: list[dict[str, str]], *, warmup: float = 3.0,
+        seconds: float = 20.0) -> Stats:
+    """Drive ``len(headers)`` concurrent clients (client c sends ``headers[c]``)."""
+    return asyncio.run(_run(base, request, headers, warmup, seconds))
