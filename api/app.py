@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.pool = pool
     app.state.assigner_cache = AssignerCache()
     app.state.hotspot_cache = ResultCache()
+    app.state.map_cache = ResultCache(size=8)  # overview data per data version and period
     errors.install(app)
     guards.install(app, settings)
     # Public: probes, maps and the standard interfaces (public fields only without a token).

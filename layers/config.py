@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     failed_auth_rate: str = "20/minute"
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     cors_origins: str = ""  # comma-separated; empty: CORS off
+    # 天地图 basemap key (browser key from console.tianditu.gov.cn); empty: no Tianditu layer.
+    tianditu_key: str = ""
 
     @property
     def managed(self) -> bool:

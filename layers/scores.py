@@ -36,6 +36,11 @@ from psycopg.rows import dict_row
 Group = Literal["unit", "community", "site"]
 GROUPS: tuple[Group, ...] = ("unit", "community", "site")
 
+# Whether issue ``i`` lost its category's points (one definition: rankings and maps).
+LOST = sql.SQL("""i.status NOT IN ('rejected', 'duplicate')
+    AND (i.source = 'external_assessment'
+         OR (i.deadline IS NOT NULL AND coalesce(i.closed_at, now()) > i.deadline))""")
+
 _MEASURES = sql.SQL("""
     count(*) AS issues,
     count(*) FILTER (WHERE i.status IN ('reported', 'assigned', 'rectified')) AS open,
@@ -43,11 +48,7 @@ _MEASURES = sql.SQL("""
                      AND i.deadline < now()) AS overdue_open,
     coalesce(sum(c.points) FILTER (WHERE i.status IN ('reported', 'assigned', 'rectified')),
              0)::float8 AS points_at_risk,
-    coalesce(sum(c.points) FILTER (
-        WHERE i.status NOT IN ('rejected', 'duplicate')
-          AND (i.source = 'external_assessment'
-               OR (i.deadline IS NOT NULL AND coalesce(i.closed_at, now()) > i.deadline))),
-        0)::float8 AS points_lost,
+    coalesce(sum(c.points) FILTER (WHERE {lost}), 0)::float8 AS points_lost,
     coalesce(sum(i.rework_count), 0)::int AS reworks,
     round(count(*) FILTER (WHERE i.rework_count > 0)::numeric
           / nullif(count(*) FILTER (WHERE i.status IN ('rectified', 'verified')
@@ -57,7 +58,7 @@ _MEASURES = sql.SQL("""
     round(count(*) FILTER (WHERE i.status = 'verified' AND i.closed_at <= i.deadline)::numeric
           / nullif(count(*) FILTER (WHERE i.status = 'verified'), 0), 3)::float8
         AS on_time_rate
-""")
+""").format(lost=LOST)
 
 # The first rectification of each issue; the (issue_id, at) index answers it per issue.
 _FIRST_RECTIFY = sql.SQL("""

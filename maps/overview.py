@@ -1,104 +1,108 @@
-"""The office's overview map: jurisdictions, site layers and issues on one folium map."""
+"""The office's overview map: jurisdictions, site layers, issues (as H3 counts, a heat layer
+and vector tiles), a community choropleth, search and a period filter."""
 
 from __future__ import annotations
 
+import html
+import json
+from dataclasses import dataclass, field
 from typing import Any
 
+import branca.colormap as cm
 import folium
 import geopandas as gpd
+import h3
 import pandas as pd
+from folium.plugins import HeatMap, Search, VectorGridProtobuf
 
 from maps.assets import fullscreen_control, use_local_assets
+from maps.labels import labels
+from maps.page import (
+    LIGHT_COLOURS,
+    STATUS_COLOURS,
+    PageOptions,
+    add_config,
+    add_legend,
+    add_title,
+    basemaps,
+    escape_frame,
+    new_map,
+    shift_lattice,
+)
 
-LABELS: dict[str, dict[str, str]] = {
-    "zh": {
-        "title": "文明城市创建 · 阵地与问题总览",
-        "street": "街道", "community": "社区", "grid": "网格",
-        "issues": "问题", "name": "名称", "unit": "责任单位", "open_issues": "未办结问题",
-        "category": "类别", "status": "状态", "reported_at": "发现时间",
-        "deadline": "整改期限", "lead_unit": "牵头单位", "id": "编号", "layer": "图层",
-        "reported": "已发现", "assigned": "已交办", "rectified": "已整改",
-        "verified": "已核查办结", "rejected": "不予受理", "duplicate": "重复",
-        "overdue": "已超期",
-    },
-    "en": {
-        "title": "Civilized city campaign · sites and issues",
-        "street": "Street", "community": "Communities", "grid": "Grids",
-        "issues": "Issues", "name": "Name", "unit": "Responsible unit",
-        "open_issues": "Open issues", "category": "Category", "status": "Status",
-        "reported_at": "Reported", "deadline": "Deadline", "lead_unit": "Lead unit",
-        "id": "ID", "layer": "Layer",
-        "reported": "Reported", "assigned": "Assigned", "rectified": "Rectified",
-        "verified": "Verified (closed)", "rejected": "Rejected", "duplicate": "Duplicate",
-        "overdue": "Overdue",
-    },
-}
-
-STATUS_COLOURS = {
-    "reported": "#f39c12", "assigned": "#e67e22", "rectified": "#3498db",
-    "verified": "#27ae60", "rejected": "#95a5a6", "duplicate": "#95a5a6",
-}
-# Open issues take the deadline traffic light's colour; closed ones their status colour.
-LIGHT_COLOURS = {"green": "#27ae60", "yellow": "#f1c40f", "red": "#c0392b"}
-LAYER_STYLES = {
-    "market": {"color": "#8e44ad", "fillColor": "#9b59b6"},
-    "construction_site": {"color": "#d35400", "fillColor": "#e67e22"},
-    "old_compound": {"color": "#16a085", "fillColor": "#1abc9c"},
+LAYER_STYLES: dict[str, dict[str, str | None]] = {
+    "market": {"color": "#8e44ad", "fillColor": "#9b59b6", "dashArray": None},
+    "construction_site": {"color": "#d35400", "fillColor": "#e67e22", "dashArray": "6 3"},
+    "old_compound": {"color": "#16a085", "fillColor": "#1abc9c", "dashArray": "2 3"},
 }
 LEVEL_STYLES = {
     "street": {"color": "#2c3e50", "weight": 3, "fillOpacity": 0.0},
     "community": {"color": "#34495e", "weight": 2, "fillOpacity": 0.03},
     "grid": {"color": "#7f8c8d", "weight": 1, "dashArray": "4 4", "fillOpacity": 0.0},
 }
+CELL_COLOURS = ["#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"]
 
 
-def _jsonable(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Timestamps as ISO text and missing values as empty strings, so GeoJSON can carry them."""
-    out = frame.copy()
-    for column in out.columns:
-        if column == out.geometry.name:
-            continue
-        if pd.api.types.is_datetime64_any_dtype(out[column]):
-            out[column] = out[column].dt.strftime("%Y-%m-%d %H:%M").fillna("")
-        elif out[column].dtype == object:
-            out[column] = out[column].map(lambda v: "" if v is None else str(v))
-    return out
+@dataclass
+class OverviewData:
+    """What the overview shows; frames in EPSG:4326, public fields only."""
+
+    jurisdictions: gpd.GeoDataFrame  # code, name, level, unit
+    sites: gpd.GeoDataFrame  # code, name, layer, layer_zh, layer_en, unit, open_issues,
+    #                          overdue, last_inspection
+    cells: dict[int, pd.DataFrame]  # resolution -> cell, issues, open, overdue
+    communities: pd.DataFrame  # code, issues, open, points_lost (for the period)
+    categories: dict[str, str] = field(default_factory=dict)  # code -> name in the language
+    phases: list[tuple[str, str]] = field(default_factory=list)  # (value "code:year", label)
+    selection: dict[str, str] = field(default_factory=dict)  # the period/measure chosen
+    period_label: str = ""
+    tile_query: str = ""  # query string the vector tiles take (the period)
 
 
-def build_overview(
-    jurisdictions: gpd.GeoDataFrame,
-    sites: gpd.GeoDataFrame,
-    issues: gpd.GeoDataFrame,
-    *,
-    lang: str = "zh",
-    static_url: str = "/static",
-) -> folium.Map:
-    """Build the overview map.
+def build_overview(data: OverviewData, options: PageOptions | None = None,
+                   measure: str = "points_lost") -> folium.Map:
+    """Build the overview map (see :class:`OverviewData`); ``measure`` is ``points_lost``
+    or ``open`` for the community choropleth."""
+    options = options or PageOptions()
+    t = labels(options.lang)
+    frame = data.jurisdictions if len(data.jurisdictions) else data.sites
+    bounds = frame.total_bounds if len(frame) else None
+    fmap = new_map(bounds)
+    basemaps(fmap, t, options)
+    juris = escape_frame(data.jurisdictions)
+    _add_choropleth(fmap, juris, data.communities, t, measure)
+    _add_jurisdictions(fmap, juris, t)
+    cell_layers = _add_cells(fmap, data.cells, t)
+    tiles = _add_issue_tiles(fmap, t, options, data.tile_query)
+    _add_sites(fmap, escape_frame(data.sites), t, options.lang)
+    _add_search(fmap, juris, escape_frame(data.sites), t)
+    fullscreen_control(options.static_url).add_to(fmap)
+    control = folium.LayerControl(collapsed=False)
+    control.add_to(fmap)
+    add_title(fmap, t["title"], f'{t["period"]}: {data.period_label or t["all_time"]}')
+    _add_period_form(fmap, t, data, measure, options.lang)
+    rows = [(LIGHT_COLOURS["green"], t["light_green"]), (LIGHT_COLOURS["yellow"],
+             t["light_yellow"]), (LIGHT_COLOURS["red"], t["light_red"]),
+            (STATUS_COLOURS["verified"], t["closed"])]
+    rows += [(str(LAYER_STYLES[k]["fillColor"]), t["layer"] + ": " + str(name))
+             for k, name in _layer_names(data.sites, options.lang).items() if k in LAYER_STYLES]
+    rows += [(CELL_COLOURS[0], t["cells"] + " ↓"), (CELL_COLOURS[-1], t["cells"] + " ↑")]
+    notes = [t["tiles_note"] if options.tiles_url else "", t["offline_note"]]
+    add_legend(fmap, t["legend"], rows, [n for n in notes if n])
+    add_config(fmap, {
+        "t": t, "control": control.get_name(), "categories": data.categories,
+        "shift": shift_lattice(bounds) if bounds is not None else None,
+        "cells": {"group": cell_layers[0], "layers": cell_layers[1]},
+        "tiles": tiles, "counts": {str(r): len(c) for r, c in data.cells.items()},
+    })
+    return use_local_assets(fmap, options.static_url)
 
-    Parameters
-    ----------
-    jurisdictions : GeoDataFrame with ``code, name, level, unit`` (EPSG:4326).
-    sites : GeoDataFrame with ``name, layer, layer_zh, layer_en, unit, open_issues``.
-    issues : GeoDataFrame of points with ``public_id, category_zh, category_en, status,
-        reported_at, deadline, lead_unit, traffic_light`` (green|yellow|red or empty).
-    lang : ``"zh"`` (default) or ``"en"``.
-    static_url : where the vendored Leaflet is served (see ``maps.assets``).
-    """
-    t = LABELS["en" if lang == "en" else "zh"]
-    bounds = (jurisdictions if len(jurisdictions) else sites).total_bounds
-    fmap = folium.Map(tiles=None, control_scale=True, prefer_canvas=True)
-    folium.TileLayer("OpenStreetMap", name="OpenStreetMap").add_to(fmap)
-    if len(jurisdictions) or len(sites):
-        fmap.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
-    _add_jurisdictions(fmap, _jsonable(jurisdictions), t)
-    _add_sites(fmap, _jsonable(sites), t, lang)
-    _add_issues(fmap, _jsonable(issues), t, lang)
-    fullscreen_control(static_url).add_to(fmap)
-    folium.LayerControl(collapsed=False).add_to(fmap)
-    title = f'<h3 id="sw-title" style="position:absolute;z-index:1000;left:50px;top:0;' \
-            f'background:#fffc;padding:2px 8px">{t["title"]}</h3>'
-    fmap.get_root().html.add_child(folium.Element(title))  # type: ignore[attr-defined]
-    return use_local_assets(fmap, static_url)
+
+def _layer_names(sites: gpd.GeoDataFrame, lang: str) -> dict[str, str]:
+    column = "layer_en" if lang == "en" else "layer_zh"
+    if sites.empty:
+        return {}
+    return dict(zip(sites["layer"], sites[column], strict=True))
 
 
 def _add_jurisdictions(fmap: folium.Map, frame: gpd.GeoDataFrame, t: dict[str, str]) -> None:
@@ -107,54 +111,170 @@ def _add_jurisdictions(fmap: folium.Map, frame: gpd.GeoDataFrame, t: dict[str, s
         if part.empty:
             continue
         group = folium.FeatureGroup(name=t[level], show=level != "grid")
-        folium.GeoJson(
+        fields, aliases = ["name", "unit"], [t["name"], t["unit"]]
+        layer = folium.GeoJson(
             part[["code", "name", "unit", "geometry"]].to_json(),
             style_function=lambda _f, s=style: s,
-            tooltip=folium.GeoJsonTooltip(["name", "unit"], aliases=[t["name"], t["unit"]]),
-        ).add_to(group)
+            tooltip=folium.GeoJsonTooltip(["name"], labels=False, sticky=False),
+            popup=folium.GeoJsonPopup(fields, aliases=aliases) if level != "street" else None,
+        )
+        layer.add_to(group)
         group.add_to(fmap)
+        if level == "community":
+            # Labels at each community's inner point; names are escaped text.
+            for row in part.itertuples():
+                point = row.geometry.representative_point()
+                folium.Marker([point.y, point.x], icon=folium.DivIcon(
+                    html=f'<div class="sw-label" style="font:12px sans-serif;color:#2c3e50;'
+                         f'white-space:nowrap;text-shadow:0 0 3px #fff">{row.name}</div>',
+                    icon_size=(0, 0)), interactive=False).add_to(group)
+
+
+def _add_choropleth(fmap: folium.Map, juris: gpd.GeoDataFrame, measures: pd.DataFrame,
+                    t: dict[str, str], measure: str) -> None:
+    communities = juris[juris["level"] == "community"][["code", "name", "unit", "geometry"]]
+    if communities.empty:
+        return
+    merged = communities.merge(measures, on="code", how="left").fillna(
+        {"issues": 0, "open": 0, "points_lost": 0.0})
+    merged["points_lost"] = merged["points_lost"].astype(float).round(1)
+    top = max(float(merged[measure].max()), 1.0)
+    scale = cm.LinearColormap(["#fff5f0", "#fb6a4a", "#67000d"], vmin=0, vmax=top)
+    group = folium.FeatureGroup(name=f'{t["choropleth"]}: {t[measure]}', show=False)
+    folium.GeoJson(
+        merged.to_json(),
+        style_function=lambda f: {"color": "#555", "weight": 1, "fillOpacity": 0.6,
+                                  "fillColor": scale(float(f["properties"][measure]))},
+        popup=folium.GeoJsonPopup(["name", "unit", "points_lost", "open", "issues"],
+                                  aliases=[t["name"], t["unit"], t["points_lost"],
+                                           t["open"], t["issue_count"]]),
+    ).add_to(group)
+    group.add_to(fmap)
+
+
+def _cell_features(cells: pd.DataFrame, top: float) -> dict[str, Any]:
+    features = []
+    for cell, issues, n_open, overdue in zip(cells["cell"], cells["issues"], cells["open"],
+                                             cells["overdue"], strict=True):
+        ring = [[round(lng, 6), round(lat, 6)] for lat, lng in h3.cell_to_boundary(cell)]
+        level = min(int(len(CELL_COLOURS) * float(issues) / top), len(CELL_COLOURS) - 1)
+        features.append({"type": "Feature", "geometry": {
+            "type": "Polygon", "coordinates": [[*ring, ring[0]]]},
+            "properties": {"n": int(issues), "open": int(n_open),
+                           "overdue": int(overdue), "c": CELL_COLOURS[level]}})
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _add_cells(fmap: folium.Map, cells: dict[int, pd.DataFrame], t: dict[str, str]
+               ) -> tuple[str, dict[str, str]]:
+    """One group; its child per resolution is switched by zoom in sitewatch.js."""
+    group = folium.FeatureGroup(name=t["cells"])
+    names = {}
+    for res, frame in sorted(cells.items()):
+        top = max(float(frame["issues"].max()) if len(frame) else 1.0, 1.0) + 1e-9
+        layer = folium.GeoJson(
+            _cell_features(frame, top),
+            style_function=lambda f: {"color": f["properties"]["c"], "weight": 0.5,
+                                      "fillColor": f["properties"]["c"], "fillOpacity": 0.45},
+            tooltip=folium.GeoJsonTooltip(["n", "open", "overdue"], aliases=[
+                t["issue_count"], t["open_issues"], t["overdue_issues"]]))
+        layer.add_to(group)
+        names[str(res)] = layer.get_name()
+    group.add_to(fmap)
+    finest = max(cells) if cells else None
+    if finest is not None and len(cells[finest]):
+        frame = cells[finest]
+        top = float(frame["issues"].max())
+        points = [[*h3.cell_to_latlng(c), round(float(n) / top, 4)]
+                  for c, n in zip(frame["cell"], frame["issues"], strict=True)]
+        HeatMap(points, name=t["heat"], show=False, radius=18, blur=14,
+                min_opacity=0.3).add_to(fmap)  # type: ignore[no-untyped-call]
+    return group.get_name(), names
+
+
+def _add_issue_tiles(fmap: folium.Map, t: dict[str, str], options: PageOptions,
+                     query: str) -> str | None:
+    if options.tiles_url is None:
+        return None
+    url = options.tiles_url + "?" + (query or "v=1")
+    light = dict(LIGHT_COLOURS)
+    # A JS object: VectorGrid styles are functions of each feature's properties.
+    style = ("function(p){var c=" + _js(light) + "[p.light]||" + _js(STATUS_COLOURS)
+             + "[p.status]||'#555';"
+             "return {radius:4,weight:1,color:c,fillColor:c,fillOpacity:0.85,fill:true};}")
+    opts = ("{vectorTileLayerStyles:{issues:" + style + "},interactive:true,minZoom:14,"
+            "maxNativeZoom:20,maxZoom:22,rendererFactory:L.canvas.tile,swTileUrl:"
+            + _js(url) + ",getFeatureId:function(f){return f.properties.id;}}")
+    layer = VectorGridProtobuf(url, t["issues"], opts)
+    layer.add_to(fmap)
+    return str(layer.get_name())
+
+
+def _js(value: Any) -> str:
+    return json.dumps(value).replace("<", "\\u003c")
 
 
 def _add_sites(fmap: folium.Map, frame: gpd.GeoDataFrame, t: dict[str, str], lang: str) -> None:
+    if frame.empty:
+        return
     layer_name = "layer_en" if lang == "en" else "layer_zh"
+    frame = frame.assign(last_inspection=frame["last_inspection"].replace("", t["never"]))
     for layer, part in frame.groupby("layer", sort=True):
         style = {"weight": 2, "fillOpacity": 0.35,
                  **LAYER_STYLES.get(str(layer), {"color": "#2980b9", "fillColor": "#3498db"})}
         group = folium.FeatureGroup(name=str(part[layer_name].iloc[0]))
         folium.GeoJson(
-            part[["name", "unit", "open_issues", layer_name, "geometry"]].to_json(),
+            part[["code", "name", "unit", "open_issues", "overdue", "last_inspection",
+                  layer_name, "geometry"]].to_json(),
             style_function=lambda _f, s=style: s,
+            marker=folium.CircleMarker(radius=6),
+            tooltip=folium.GeoJsonTooltip(["name"], labels=False),
             popup=folium.GeoJsonPopup(
-                ["name", layer_name, "unit", "open_issues"],
-                aliases=[t["name"], t["layer"], t["unit"], t["open_issues"]]),
+                ["name", layer_name, "unit", "open_issues", "overdue", "last_inspection"],
+                aliases=[t["name"], t["layer"], t["unit"], t["open_issues"],
+                         t["overdue_issues"], t["last_inspection"]]),
         ).add_to(group)
         group.add_to(fmap)
 
 
-def _add_issues(fmap: folium.Map, frame: gpd.GeoDataFrame, t: dict[str, str], lang: str) -> None:
-    if frame.empty:
+def _add_search(fmap: folium.Map, juris: gpd.GeoDataFrame, sites: gpd.GeoDataFrame,
+                t: dict[str, str]) -> None:
+    """Search by site or community name over an invisible layer of their inner points."""
+    parts = [juris[juris["level"] == "community"][["name", "geometry"]],
+             sites[["name", "geometry"]]]
+    points = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    if points.empty:
         return
-    category = "category_en" if lang == "en" else "category_zh"
-    frame = frame.assign(
-        status_label=frame["status"].map(t).fillna(frame["status"]),
-        colour=[LIGHT_COLOURS.get(light) or STATUS_COLOURS.get(s, "#555")
-                for s, light in zip(frame["status"], frame["traffic_light"], strict=True)],
-    )
-    group = folium.FeatureGroup(name=t["issues"])
+    index = gpd.GeoDataFrame(points, geometry=gpd.GeoSeries(points.geometry).representative_point(),
+                             crs=4326)
+    layer = folium.GeoJson(index.to_json(), name="search", control=False,
+                           marker=folium.CircleMarker(radius=1),
+                           style_function=lambda _f: {"opacity": 0, "fillOpacity": 0})
+    layer.add_to(fmap)
+    Search(layer, search_label="name", geom_type="Point", search_zoom=16,  # type: ignore[no-untyped-call]
+           placeholder=t["search"], collapsed=False, position="topleft",
+           textErr=t["not_found"]).add_to(fmap)
 
-    def style(feature: dict[str, Any]) -> dict[str, Any]:
-        colour = feature["properties"]["colour"]
-        return {"color": colour, "fillColor": colour, "radius": 4, "weight": 1,
-                "fillOpacity": 0.8}
 
-    folium.GeoJson(
-        frame[["public_id", category, "status_label", "reported_at", "deadline", "lead_unit",
-               "colour", "geometry"]].to_json(),
-        marker=folium.CircleMarker(),
-        style_function=style,
-        popup=folium.GeoJsonPopup(
-            ["public_id", category, "status_label", "reported_at", "deadline", "lead_unit"],
-            aliases=[t["id"], t["category"], t["status"], t["reported_at"], t["deadline"],
-                     t["lead_unit"]]),
-    ).add_to(group)
-    group.add_to(fmap)
+def _add_period_form(fmap: folium.Map, t: dict[str, str], data: OverviewData, measure: str,
+                     lang: str) -> None:
+    """A plain GET form: the server builds the page for the chosen period (phase or days)."""
+    sel = data.selection
+    phase_options = [f'<option value="">{html.escape(t["all_time"])}</option>'] + [
+        f'<option value="{html.escape(v)}"{" selected" if sel.get("phase") == v else ""}>'
+        f'{html.escape(label)}</option>' for v, label in data.phases]
+    measures = "".join(
+        f'<option value="{m}"{" selected" if m == measure else ""}>{html.escape(t[m])}</option>'
+        for m in ("points_lost", "open"))
+    form = (
+        f'<form id="sw-period" method="get" style="position:absolute;z-index:1000;left:50px;'
+        f'top:62px;background:#fffd;padding:4px 8px;border-radius:4px;font:12px sans-serif">'
+        f'<input type="hidden" name="lang" value="{"en" if lang == "en" else "zh"}">'
+        f'<label>{html.escape(t["phase"])} <select name="phase">{"".join(phase_options)}'
+        f'</select></label> <label>{html.escape(t["since"])} <input type="date" name="since"'
+        f' value="{html.escape(sel.get("since", ""))}"></label> '
+        f'<label>{html.escape(t["until"])} <input type="date" name="until"'
+        f' value="{html.escape(sel.get("until", ""))}"></label> '
+        f'<label>{html.escape(t["measure"])} <select name="measure">{measures}</select></label>'
+        f' <button type="submit">{html.escape(t["apply"])}</button></form>')
+    fmap.get_root().html.add_child(folium.Element(form))  # type: ignore[attr-defined]

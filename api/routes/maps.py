@@ -1,25 +1,78 @@
-"""Browser map pages (``/maps/...``), built by ``maps/`` from the stored layers."""
+"""Browser map pages (``/maps/...``) and issue vector tiles (``/tiles/issues/...``).
+
+Public: they show public fields only (no reporter, contact or description), like Open311
+reads. A unit's supervision orders are not public: ``/maps/units/{unit}`` fetches them in the
+browser with the token the user pasted (docs/access.md).
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import HTMLResponse, Response
 
-from api.deps import Conn
-from layers import mapdata
-from maps.overview import build_overview
+from api import map_pages
+from api.deps import AppSettings, Conn
+from geo.crs import wgs84_to_gcj02
+from layers import mapviews
 
-router = APIRouter(prefix="/maps", tags=["maps"])
+router = APIRouter(tags=["maps"])
+Lang = Annotated[Literal["zh", "en"], Query(description="page language")]
+Day = Annotated[str | None, Query(description="local date YYYY-MM-DD (inclusive)",
+                                  max_length=10)]
+PhaseQuery = Annotated[str | None, Query(max_length=50, description=(
+    "campaign phase code, or code:year as the page's form sends it"))]
 
 
-# A plain ``def`` handler: FastAPI runs it in its thread pool, so the database reads and the
+# Plain ``def`` handlers: FastAPI runs them in its thread pool, so the database reads and the
 # CPU-bound folium rendering stay off the event loop.
-@router.get("/overview", response_class=HTMLResponse)
-def overview(conn: Conn, lang: Literal["zh", "en"] = Query("zh")) -> HTMLResponse:
-    """The office's overview map: jurisdictions, site layers and recent issues."""
-    fmap = build_overview(
-        mapdata.jurisdictions(conn), mapdata.sites(conn), mapdata.issues(conn), lang=lang
-    )
-    return HTMLResponse(fmap.get_root().render())
+@router.get("/maps/overview", response_class=HTMLResponse)
+def overview(conn: Conn, request: Request, settings: AppSettings, lang: Lang = "zh",
+             phase: PhaseQuery = None, year: Annotated[int | None, Query(ge=2000, le=2100)]
+             = None, since: Day = None, until: Day = None,
+             measure: Literal["points_lost", "open"] = "points_lost") -> HTMLResponse:
+    """The office's overview map for a period (all, a campaign phase, or days)."""
+    selected = map_pages.parse_period(conn, phase, year, since, until)
+    page = map_pages.overview(conn, request.app.state.map_cache, selected, lang=lang,
+                              measure=measure, tianditu_key=settings.tianditu_key)
+    return HTMLResponse(page)
+
+
+@router.get("/maps/hotspots", response_class=HTMLResponse)
+def hotspot_map(conn: Conn, request: Request, settings: AppSettings, lang: Lang = "zh"
+                ) -> HTMLResponse:
+    """Gi* cells by class, hot areas (jurisdiction split, lead unit), emerging categories,
+    chronic sites; computed once per data version (the hotspot cache)."""
+    return HTMLResponse(map_pages.hotspots_for_request(conn, request, lang=lang,
+                                           tianditu_key=settings.tianditu_key))
+
+
+@router.get("/maps/units/{unit}", response_class=HTMLResponse)
+def unit_map(conn: Conn, settings: AppSettings,
+             unit: Annotated[str, Path(max_length=40)], lang: Lang = "zh") -> HTMLResponse:
+    """What one unit must act on: its ground, its open and overdue issues (public fields);
+    its supervision orders are fetched by the page with the unit's own token."""
+    return HTMLResponse(map_pages.unit(conn, unit, lang=lang,
+                                       tianditu_key=settings.tianditu_key))
+
+
+@router.get("/tiles/issues/{z}/{x}/{y}.mvt",
+            responses={200: {"content": {"application/vnd.mapbox-vector-tile": {}}}})
+def issue_tile(conn: Conn, z: Annotated[int, Path(ge=0, le=22)],
+               x: Annotated[int, Path(ge=0)], y: Annotated[int, Path(ge=0)],
+               phase: PhaseQuery = None,
+               year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+               since: Day = None, until: Day = None,
+               crs: Literal["wgs84", "gcj02"] = "wgs84") -> Response:
+    """Single issues of one tile (public fields, at most ``mapviews.TILE_LIMIT``, open and
+    newest first); ``crs=gcj02`` shifts them to line up with a GCJ-02 basemap."""
+    selected = map_pages.parse_period(conn, phase, year, since, until)
+    shift = (0.0, 0.0)
+    if crs == "gcj02":
+        lon, lat = map_pages.tile_centre(z, x, y)
+        glon, glat = wgs84_to_gcj02(lon, lat)
+        shift = (float(glon) - lon, float(glat) - lat)
+    body = mapviews.issue_tile(conn, z, x, y, selected, shift=shift)
+    return Response(body, media_type="application/vnd.mapbox-vector-tile",
+                    headers={"Cache-Control": "max-age=60"})

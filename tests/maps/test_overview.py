@@ -1,14 +1,23 @@
-"""The overview map builder: data in, folium map out, no database needed."""
+"""The map builders: data in, folium map out, no database needed."""
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 
 import geopandas as gpd
+import numpy as np
+import pandas as pd
 from shapely import Point, box
 
-from maps.overview import build_overview
+from geo.crs import wgs84_to_gcj02
+from maps.assets import inline_assets
+from maps.overview import OverviewData, build_overview
+from maps.page import PageOptions, shift_lattice
+from maps.unit import UnitData, build_unit
+
+EVIL = '<img src=x onerror=alert(1)><script>alert(2)</script>'
 
 
 def shows(html: str, text: str) -> bool:
@@ -16,50 +25,87 @@ def shows(html: str, text: str) -> bool:
     return text in html or json.dumps(text)[1:-1] in html
 
 
-def _frames() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+def _data(site_name: str = "星海农贸市场") -> OverviewData:
     juris = gpd.GeoDataFrame(
         {"code": ["1", "11"], "name": ["园区街道", "湖东社区"], "level": ["street", "community"],
          "unit": [None, "湖东社区居委会"]},
         geometry=[box(120.6, 31.2, 120.8, 31.4), box(120.6, 31.2, 120.7, 31.3)], crs=4326)
     sites = gpd.GeoDataFrame(
-        {"name": ["星海农贸市场"], "layer": ["market"], "layer_zh": ["农贸市场"],
-         "layer_en": ["Farmers' market"], "unit": ["湖东社区居委会"], "open_issues": [3]},
+        {"code": ["M1"], "name": [site_name], "layer": ["market"], "layer_zh": ["农贸市场"],
+         "layer_en": ["Farmers' market"], "unit": ["湖东社区居委会"], "open_issues": [3],
+         "overdue": [1], "last_inspection": [pd.Timestamp("2026-05-03T01:00Z")]},
         geometry=[box(120.65, 31.25, 120.651, 31.251)], crs=4326)
-    issues = gpd.GeoDataFrame(
-        {"public_id": ["SW0000001", "SW0000002"], "category_zh": ["占道经营", "暴露垃圾"],
-         "category_en": ["Business occupying the road", "Exposed rubbish"],
-         "status": ["assigned", "verified"],
-         "reported_at": [datetime(2026, 5, 3, 9), datetime(2026, 6, 1, 10)],
-         "deadline": [datetime(2026, 5, 4, 9), None], "lead_unit": ["城管", None],
-         "traffic_light": ["red", None]},
-        geometry=[Point(120.65, 31.25), Point(120.66, 31.26)], crs=4326)
-    return juris, sites, issues
+    cells = {9: pd.DataFrame({"cell": ["89309a4a0b7ffff"], "issues": [5], "open": [2],
+                              "overdue": [1]})}
+    communities = pd.DataFrame({"code": ["11"], "issues": [5], "open": [2],
+                                "points_lost": [1.5]})
+    return OverviewData(juris, sites, cells, communities, categories={"CTY-05": "暴露垃圾"},
+                        phases=[("attack:2026", "2026 重点攻坚")])
 
 
-def test_overview_has_every_layer_and_popups() -> None:
-    html = build_overview(*_frames()).get_root().render()
-    for text in ("园区街道", "湖东社区", "星海农贸市场", "SW0000001", "2026-05-03 09:00",
-                 "已交办", "责任单位"):
-        assert shows(html, text)
-    # the overdue issue is drawn red, the closed one green
-    assert "#c0392b" in html and "#27ae60" in html
+def test_overview_has_every_layer_popups_and_local_time() -> None:
+    html = build_overview(_data()).get_root().render()
+    for text in ("园区街道", "湖东社区", "星海农贸市场", "湖东社区居委会", "2026-05-03 09:00",
+                 "问题密度（H3 蜂窝）", "问题（单个）", "社区专题: 失分", "2026 重点攻坚"):
+        assert shows(html, text), text
+    assert "/tiles/issues/{z}/{x}/{y}.mvt" in html
 
 
-def test_overview_english_labels() -> None:
-    html = build_overview(*_frames(), lang="en").get_root().render()
-    assert "Business occupying the road" in html
-    assert shows(html, "Assigned") and not shows(html, "已交办")
+def test_overview_english_has_no_chinese_labels() -> None:
+    html = build_overview(_data("Star market"), PageOptions(lang="en")).get_root().render()
+    legend = re.search(r'<div id="sw-legend".*?</div></div>', html, re.S)
+    assert legend and not re.search(r"[\u4e00-\u9fff]", legend[0])
+    assert shows(html, "Issue density (H3 cells)") and shows(html, "Open issues")
 
 
-def test_overview_links_local_leaflet_only() -> None:
-    html = build_overview(*_frames(), static_url="/assets").get_root().render()
-    assert "/assets/vendor/leaflet/leaflet.js" in html
-    assert "/assets/vendor/leaflet.fullscreen/Control.FullScreen.js" in html
-    assert "https://" not in html.split("<body>")[0].replace(
-        "https://{s}.tile.openstreetmap.org", "")
+def test_overview_links_local_assets_only() -> None:
+    html = build_overview(_data(), PageOptions(static_url="/assets")).get_root().render()
+    head = html.split("<body>")[0]
+    for path in ("leaflet/leaflet.js", "leaflet.fullscreen/Control.FullScreen.js",
+                 "leaflet.heat/leaflet-heat.js", "leaflet-search/dist/leaflet-search.min.js",
+                 "leaflet.vectorgrid/Leaflet.VectorGrid.bundled.min.js"):
+        assert f"/assets/vendor/{path}" in head
+    assert "https://" not in head
 
 
-def test_overview_with_no_issues_still_renders() -> None:
-    juris, sites, issues = _frames()
-    html = build_overview(juris, sites, issues.iloc[0:0]).get_root().render()
-    assert shows(html, "湖东社区")
+def test_user_text_is_escaped_everywhere() -> None:
+    html = build_overview(_data(EVIL)).get_root().render()
+    assert "<img src=x" not in html and "<script>alert" not in html
+    assert "lt;img src=x onerror=alert(1)" in html  # escaped (folium also \\u0026-escapes &)
+
+
+def test_standalone_page_inlines_every_local_asset() -> None:
+    html = inline_assets(build_overview(_data(), PageOptions(tiles_url=None))
+                         .get_root().render())
+    assert 'src="/static/' not in html and 'href="/static/' not in html
+    assert "L.heatLayer" in html and "L.Control.Search" in html
+    assert "/tiles/issues" not in html  # no server to ask for tiles
+
+
+def test_gcj_lattice_interpolates_the_published_shift() -> None:
+    lattice = shift_lattice([120.6, 31.2, 120.8, 31.4])
+    nx = lattice["nx"]
+    # Known point (geo.crs doctest): Suzhou 120.70, 31.31 moves ~+0.00432° east.
+    lon, lat = 120.7034, 31.3071
+    fx, fy = (lon - lattice["lon0"]) / lattice["step"], (lat - lattice["lat0"]) / lattice["step"]
+    i, j = int(fx), int(fy)
+    u, v = fx - i, fy - j
+    grid = np.array(lattice["dlon"]).reshape(lattice["ny"], nx)
+    dlon = (grid[j, i] * (1 - u) * (1 - v) + grid[j, i + 1] * u * (1 - v)
+            + grid[j + 1, i] * (1 - u) * v + grid[j + 1, i + 1] * u * v)
+    exact = float(wgs84_to_gcj02(lon, lat)[0]) - lon
+    assert abs(dlon - exact) < 5e-7  # 5 cm
+    assert 0.004 < exact < 0.005
+
+
+def test_unit_page_is_phone_ready_and_public() -> None:
+    issues = pd.DataFrame({
+        "public_id": ["SW1"], "category_zh": ["暴露垃圾"], "category_en": ["Rubbish"],
+        "status": ["assigned"], "reported_at": [datetime(2026, 5, 1)],
+        "deadline": [datetime(2026, 5, 2)], "lead_unit": ["城管"], "site": [EVIL],
+        "traffic_light": ["red"], "overdue": [True], "lon": [120.65], "lat": [31.25]})
+    data = _data()
+    html = build_unit(UnitData("C11", "湖东社区居委会", data.jurisdictions.iloc[1:], issues,
+                               data.jurisdictions)).get_root().render()
+    assert 'name="viewport"' in html and 'id="sw-orders"' in html
+    assert "<img src=x" not in html and shows(html, "SW1")

@@ -1,0 +1,147 @@
+"""What every map page shares: basemaps, the GCJ-02 shift, escaping, title, legend and the
+page configuration read by ``static/sitewatch/sitewatch.js``."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from geo.crs import wgs84_to_gcj02
+
+STATUS_COLOURS = {
+    "reported": "#f39c12", "assigned": "#e67e22", "rectified": "#3498db",
+    "verified": "#27ae60", "rejected": "#95a5a6", "duplicate": "#95a5a6",
+}
+# Open issues take the deadline traffic light's colour; closed ones their status colour.
+LIGHT_COLOURS = {"green": "#27ae60", "yellow": "#f1c40f", "red": "#c0392b"}
+TIANDITU = ("https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile"
+            "&VERSION=1.0.0&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles"
+            "&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}&tk={key}")
+GAODE = ("https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8"
+         "&x={x}&y={y}&z={z}")
+BLANK_TILE = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42"
+              "mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=")
+# The GCJ-02 offset is sampled on this lattice (degrees, ≈ 1 km) and interpolated in the
+# browser: the offset's shortest wave is ~30 km, so bilinear interpolation is within
+# centimetres, and the published formula lives once, in geo.crs.
+SHIFT_STEP = 0.01
+
+
+@dataclass(frozen=True)
+class PageOptions:
+    """Per-request page settings."""
+
+    lang: str = "zh"
+    static_url: str = "/static"
+    tianditu_key: str = ""
+    # Where vector tiles come from; None: a standalone page without a server.
+    tiles_url: str | None = "/tiles/issues/{z}/{x}/{y}.mvt"
+
+
+def escape_frame(frame: gpd.GeoDataFrame | pd.DataFrame) -> Any:
+    """Text columns HTML-escaped, timestamps as local "YYYY-MM-DD HH:MM", missing as "".
+
+    folium's popups and tooltips build HTML from property values, so user input (site names,
+    descriptions) must arrive escaped: ``<img onerror=...>`` then shows as text.
+    """
+    out = frame.copy()
+    geometry = out.geometry.name if isinstance(out, gpd.GeoDataFrame) else None
+    for column in out.columns:
+        if column == geometry:
+            continue
+        values = out[column]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            if getattr(values.dt, "tz", None) is not None:
+                values = values.dt.tz_convert("Asia/Shanghai")
+            out[column] = values.dt.strftime("%Y-%m-%d %H:%M").fillna("")
+        elif values.dtype == object or pd.api.types.is_string_dtype(values):
+            out[column] = values.map(lambda v: "" if v is None or v is pd.NaT
+                                     else html.escape(str(v)))
+    return out
+
+
+def basemaps(fmap: folium.Map, t: dict[str, str], options: PageOptions) -> None:
+    """OpenStreetMap (default), Tianditu when a key is set, AutoNavi (GCJ-02), none."""
+    folium.TileLayer("OpenStreetMap", name=t["basemap_osm"]).add_to(fmap)
+    if options.tianditu_key:
+        folium.TileLayer(
+            TIANDITU.replace("{layer}", "vec").replace("{key}", options.tianditu_key),
+            name=t["basemap_tianditu"], attr="© 天地图 Tianditu", subdomains="01234567",
+            max_zoom=18, show=False).add_to(fmap)
+    folium.TileLayer(GAODE, name=t["basemap_gaode"], attr="© 高德地图 AutoNavi",
+                     subdomains="1234", max_zoom=18, sw_gcj=True, show=False).add_to(fmap)
+    # A base layer with no tiles: the map is readable offline without failed tile requests.
+    folium.TileLayer(BLANK_TILE, name=t["basemap_none"], attr=" ", show=False).add_to(fmap)
+    if options.tianditu_key:
+        folium.TileLayer(
+            TIANDITU.replace("{layer}", "cva").replace("{key}", options.tianditu_key),
+            name=t["basemap_tianditu_label"], attr="© 天地图 Tianditu", subdomains="01234567",
+            overlay=True, show=False, max_zoom=18).add_to(fmap)
+
+
+def shift_lattice(bounds: Sequence[float]) -> dict[str, Any]:
+    """The GCJ-02 offset (degrees) on a lattice covering ``bounds`` (minx, miny, maxx, maxy)
+    with a margin, for the browser to shift overlays when a GCJ-02 basemap is chosen."""
+    minx, miny, maxx, maxy = (float(b) for b in bounds)
+    lon0, lat0 = np.floor(minx / SHIFT_STEP) * SHIFT_STEP - SHIFT_STEP, \
+        np.floor(miny / SHIFT_STEP) * SHIFT_STEP - SHIFT_STEP
+    nx = int(np.ceil((maxx - lon0) / SHIFT_STEP)) + 2
+    ny = int(np.ceil((maxy - lat0) / SHIFT_STEP)) + 2
+    lon, lat = np.meshgrid(lon0 + SHIFT_STEP * np.arange(nx), lat0 + SHIFT_STEP * np.arange(ny))
+    glon, glat = wgs84_to_gcj02(lon.ravel(), lat.ravel())
+    return {"lon0": round(float(lon0), 6), "lat0": round(float(lat0), 6), "step": SHIFT_STEP,
+            "nx": nx, "ny": ny,
+            "dlon": np.round(glon - lon.ravel(), 9).tolist(),
+            "dlat": np.round(glat - lat.ravel(), 9).tolist()}
+
+
+def add_title(fmap: folium.Map, text: str, subtitle: str = "") -> None:
+    """The page title, top left, escaped."""
+    sub = f'<div id="sw-subtitle" style="font-size:12px">{html.escape(subtitle)}</div>' \
+        if subtitle else ""
+    block = (f'<div id="sw-head" style="position:absolute;z-index:1000;left:150px;top:4px;'
+             f'max-width:calc(100% - 420px);background:#fffd;padding:2px 8px;'
+             f'border-radius:4px;font:13px sans-serif"><h3 id="sw-title" style="margin:2px 0;'
+             f'font-size:16px">{html.escape(text)}</h3>{sub}</div>')
+    fmap.get_root().html.add_child(folium.Element(block))  # type: ignore[attr-defined]
+
+
+def add_legend(fmap: folium.Map, title: str, rows: list[tuple[str, str]],
+               notes: Sequence[str] = ()) -> None:
+    """A legend box, bottom right: (colour, label) rows, then notes; all escaped."""
+    items = "".join(
+        f'<div><span style="display:inline-block;width:12px;height:12px;margin-right:4px;'
+        f'vertical-align:middle;background:{html.escape(colour)};border:1px solid #555">'
+        f'</span>{html.escape(label)}</div>' for colour, label in rows)
+    extra = "".join(f'<div style="color:#555;margin-top:4px">{html.escape(n)}</div>'
+                    for n in notes)
+    block = (f'<div id="sw-legend" class="leaflet-control" style="position:absolute;'
+             f'z-index:1000;right:10px;bottom:24px;background:#fffe;padding:6px 8px;'
+             f'border-radius:4px;font:12px sans-serif;max-width:240px;max-height:45vh;'
+             f'overflow:auto"><b>{html.escape(title)}</b>{items}{extra}</div>')
+    fmap.get_root().html.add_child(folium.Element(block))  # type: ignore[attr-defined]
+
+
+def add_config(fmap: folium.Map, config: dict[str, Any]) -> None:
+    """``window.SW``: what sitewatch.js needs (map name, labels, lattice, layers)."""
+    text = json.dumps({"map": fmap.get_name(), **config}, ensure_ascii=False)
+    # JSON inside <script>: "<" escaped so no value can close the element.
+    text = text.replace("<", "\\u003c")
+    script = f"<script>window.SW = {text};</script>"
+    fmap.get_root().header.add_child(folium.Element(script))  # type: ignore[attr-defined]
+
+
+def new_map(bounds: Sequence[float] | None) -> folium.Map:
+    """A map with a scale bar, canvas rendering, no default tiles, fitted to ``bounds``."""
+    fmap = folium.Map(tiles=None, control_scale=True, prefer_canvas=True)
+    if bounds is not None and np.all(np.isfinite(bounds)):
+        fmap.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
+    return fmap

@@ -1,0 +1,123 @@
+"""One unit's work map: its ground, its open and overdue issues, its supervision orders;
+laid out for a phone (the legend and orders fold under the map on narrow screens)."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any
+
+import folium
+import geopandas as gpd
+import pandas as pd
+
+from maps.assets import fullscreen_control, use_local_assets
+from maps.labels import labels
+from maps.page import (
+    LIGHT_COLOURS,
+    STATUS_COLOURS,
+    PageOptions,
+    add_config,
+    add_legend,
+    add_title,
+    basemaps,
+    escape_frame,
+    new_map,
+    shift_lattice,
+)
+
+
+@dataclass
+class UnitData:
+    """A unit and what it must act on (public fields; orders only when the caller may)."""
+
+    code: str
+    name: str
+    ground: gpd.GeoDataFrame  # jurisdictions the unit owns
+    issues: pd.DataFrame  # public_id, category_zh/en, status, deadline, lon, lat, ...
+    district: gpd.GeoDataFrame  # every jurisdiction, to frame the map when it owns none
+    orders: list[dict[str, Any]] | None = None  # embedded by the CLI only
+
+
+def build_unit(data: UnitData, options: PageOptions | None = None) -> folium.Map:
+    """Build the unit's map page."""
+    options = options or PageOptions(tiles_url=None)
+    t = labels(options.lang)
+    frame = data.ground if len(data.ground) else data.district
+    bounds = frame.total_bounds if len(frame) else None
+    if len(data.issues) and not len(data.ground):
+        bounds = [data.issues["lon"].min(), data.issues["lat"].min(),
+                  data.issues["lon"].max(), data.issues["lat"].max()]
+    fmap = new_map(bounds)
+    fmap.get_root().header.add_child(folium.Element(  # type: ignore[attr-defined]
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'))
+    basemaps(fmap, t, options)
+    ground = folium.FeatureGroup(name=t["ground"])
+    if len(data.ground):
+        folium.GeoJson(escape_frame(data.ground[["code", "name", "geometry"]]).to_json(),
+                       style_function=lambda _f: {"color": "#2c3e50", "weight": 2,
+                                                  "fillOpacity": 0.05},
+                       tooltip=folium.GeoJsonTooltip(["name"], labels=False)).add_to(ground)
+    ground.add_to(fmap)
+    issues = escape_frame(data.issues)
+    overdue = pd.Series(data.issues["overdue"], dtype="boolean").fillna(False).astype(bool)
+    _issues(fmap, issues[~overdue.to_numpy()], t["unit_open"], t, options.lang)
+    _issues(fmap, issues[overdue.to_numpy()], t["unit_overdue"], t, options.lang)
+    fullscreen_control(options.static_url).add_to(fmap)
+    control = folium.LayerControl(collapsed=True)
+    control.add_to(fmap)
+    add_title(fmap, f'{t["unit_title"]} · {data.name}',
+              f'{t["unit_open"]} {len(data.issues)} · {t["unit_overdue"]} '
+              f'{int(overdue.sum())}')
+    add_legend(fmap, t["legend"], [(LIGHT_COLOURS["green"], t["light_green"]),
+                                   (LIGHT_COLOURS["yellow"], t["light_yellow"]),
+                                   (LIGHT_COLOURS["red"], t["light_red"])])
+    _orders(fmap, data, t)
+    add_config(fmap, {"t": t, "control": control.get_name(), "unit": data.code,
+                      "shift": shift_lattice(bounds) if bounds is not None else None})
+    return use_local_assets(fmap, options.static_url)
+
+
+def _issues(fmap: folium.Map, frame: pd.DataFrame, name: str, t: dict[str, str],
+            lang: str) -> None:
+    group = folium.FeatureGroup(name=name)
+    if len(frame):
+        category = "category_en" if lang == "en" else "category_zh"
+        points = gpd.GeoDataFrame(
+            frame.assign(
+                status_label=frame["status"].map(lambda s: t.get(s, s)),
+                colour=[LIGHT_COLOURS.get(light) or STATUS_COLOURS.get(status, "#555")
+                        for status, light in zip(frame["status"], frame["traffic_light"],
+                                                 strict=True)]),
+            geometry=gpd.points_from_xy(frame["lon"].astype(float), frame["lat"].astype(float)),
+            crs=4326)
+        fields = ["public_id", category, "status_label", "deadline", "site", "lead_unit"]
+        folium.GeoJson(
+            points[[*fields, "colour", "geometry"]].to_json(),
+            marker=folium.CircleMarker(radius=7),
+            style_function=lambda f: {"color": f["properties"]["colour"], "weight": 1,
+                                      "fillColor": f["properties"]["colour"],
+                                      "fillOpacity": 0.85},
+            popup=folium.GeoJsonPopup(fields, aliases=[t["id"], t["category"], t["status"],
+                                                       t["deadline"], t["site"],
+                                                       t["lead_unit"]]),
+        ).add_to(group)
+    group.add_to(fmap)
+
+
+def _orders(fmap: folium.Map, data: UnitData, t: dict[str, str]) -> None:
+    """The orders box: filled here when the CLI embeds them, else by sitewatch.js with the
+    token the user pasted (the page itself is public; orders are not)."""
+    style = ("position:absolute;z-index:1000;left:10px;bottom:24px;background:#fffe;"
+             "padding:6px 8px;border-radius:4px;font:12px sans-serif;"
+             "max-width:min(320px, calc(100% - 40px));max-height:30vh;overflow:auto")
+    if data.orders is None:
+        box = f'<div id="sw-orders" style="{style}"></div>'
+    else:
+        items = "".join(
+            f'<div class="sw-order">{html.escape(str(o["code"]))} · {t["still_open"]} '
+            f'{int(o["still_open"])} · {t["overdue_now"]} {int(o["overdue_now"])}</div>'
+            for o in data.orders) or html.escape(t["orders_none"])
+        box = (f'<div id="sw-orders-static" style="{style}"><b>{html.escape(t["orders"])}</b>'
+               f'{items}</div>')
+    fmap.get_root().html.add_child(folium.Element(box))  # type: ignore[attr-defined]
