@@ -1,0 +1,135 @@
+"""The field pages, phone first: ``/report`` (an inspector reports a problem) and
+``/units/{unit}/work`` (a unit's to-do: rectify with an after photo, sign for orders).
+
+The pages are shells: the HTML carries labels and no data, and the page's script reads and
+writes through the same ``/api/v1`` as every client, with the token kept in the browser. So
+the server renders them without the database and a cached shell works on a bad connection.
+Chinese first; ``lang="en"`` gives English for every label, including the script's messages
+(handed to it as JSON, so the script holds no words of its own).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import jinja2
+
+_env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                          autoescape=jinja2.select_autoescape(["html"]),
+                          undefined=jinja2.StrictUndefined)
+Lang = Literal["zh", "en"]
+
+COMMON: dict[str, dict[str, str]] = {
+    "zh": {
+        "app": "文明城市创建", "other_lang": "English", "token": "令牌", "sign_in": "登录",
+        "sign_out": "退出", "token_hint": "请输入管理员发给你的令牌（只需一次，保存在本机）",
+        "signed_in": "已登录", "no_token": "请先登录",
+        "bad_token": "令牌无效、已过期或已撤销，请重新登录",
+        "forbidden": "此令牌无权进行该操作", "offline": "网络不通，请稍后重试",
+        "server_error": "服务器暂时不可用，请稍后重试", "loading": "加载中…",
+        "photo": "照片", "deadline": "整改时限",
+    },
+    "en": {
+        "app": "Civilized City Campaign", "other_lang": "中文", "token": "Token",
+        "sign_in": "Sign in", "sign_out": "Sign out",
+        "token_hint": "Enter the token the office gave you (once; it is kept on this device)",
+        "signed_in": "Signed in", "no_token": "Please sign in first",
+        "bad_token": "The token is unknown, expired or revoked; please sign in again",
+        "forbidden": "This token may not do that", "offline": "No connection; try again later",
+        "server_error": "The server is unavailable; try again later", "loading": "Loading…",
+        "photo": "Photo", "deadline": "Deadline",
+    },
+}
+
+REPORT: dict[str, dict[str, str]] = {
+    "zh": {
+        "title": "问题上报", "position": "位置", "locating": "正在定位…",
+        "located": "已定位（精度约 {m} 米）", "drag_hint": "位置不准时可拖动图钉校正",
+        "moved": "已手动校正位置", "no_position": "无法获取定位，请拖动图钉到问题位置",
+        "near_site": "附近点位：{name}（{layer}，{m} 米）",
+        "in_site": "位于点位：{name}（{layer}）",
+        "no_site": "附近没有监测点位", "category": "问题类别", "choose": "请选择问题类别",
+        "relevant": "本点位常见问题", "city_wide": "通用问题", "other_layers": "其他点位问题",
+        "note": "问题描述", "note_hint": "例如：市场北门外占道经营，三个摊位",
+        "photo_hint": "拍照或选择照片", "submit": "提交", "sending": "正在提交…",
+        "uploading": "正在上传照片…", "retry": "重新发送", "discard": "放弃",
+        "pending": "有一份未确认送达的上报，可重新发送（不会重复）",
+        "send_failed": "发送未确认：{why}。可重新发送，不会重复上报",
+        "invalid": "请检查：{why}", "need_category": "请选择问题类别",
+        "need_note": "请填写问题描述", "need_position": "尚未获得位置",
+        "assigned": "已上报并交办", "replayed": "（重复提交已合并为同一问题）",
+        "issue_id": "问题编号", "community": "属地社区", "ground": "所在网格",
+        "lead_unit": "牵头单位", "site": "点位", "none": "无", "unassigned": "待人工交办",
+        "new_report": "再报一个", "nearby_dupes": "附近已有 {n} 个同类未结问题，请留意是否重复",
+    },
+    "en": {
+        "title": "Report a problem", "position": "Position", "locating": "Locating…",
+        "located": "Located (about {m} m accuracy)",
+        "drag_hint": "Drag the pin if the position is off", "moved": "Position corrected by hand",
+        "no_position": "No position from the phone; drag the pin to the problem",
+        "near_site": "Nearby site: {name} ({layer}, {m} m)", "in_site": "At site: {name} ({layer})",
+        "no_site": "No monitored site nearby", "category": "Category",
+        "choose": "Choose a category", "relevant": "Common at this site",
+        "city_wide": "Anywhere", "other_layers": "Other sites' problems",
+        "note": "Description", "note_hint": "e.g. three stalls on the road outside the market's "
+                                            "north gate",
+        "photo_hint": "Take or choose a photo", "submit": "Submit", "sending": "Submitting…",
+        "uploading": "Uploading the photo…", "retry": "Send again", "discard": "Discard",
+        "pending": "A report was not confirmed; send it again (it will not be duplicated)",
+        "send_failed": "Not confirmed: {why}. Send again; it will not be duplicated",
+        "invalid": "Please check: {why}", "need_category": "Choose a category",
+        "need_note": "Write a description", "need_position": "No position yet",
+        "assigned": "Reported and assigned", "replayed": " (the retry was merged into one issue)",
+        "issue_id": "Issue", "community": "Community", "ground": "Grid",
+        "lead_unit": "Lead unit", "site": "Site", "none": "none",
+        "unassigned": "waiting for manual assignment", "new_report": "Report another",
+        "nearby_dupes": "{n} open issue(s) of this category nearby: is it a duplicate?",
+    },
+}
+
+WORK: dict[str, dict[str, str]] = {
+    "zh": {
+        "title": "整改任务", "unit": "责任单位", "issues": "待整改问题",
+        "none_open": "没有待整改的问题", "reported": "发现时间", "map": "地图",
+        "green": "正常", "yellow": "临期", "red": "超期", "after_photo": "整改后照片",
+        "rectify": "提交整改", "rectifying": "正在提交整改…", "need_photo": "请先拍整改后照片",
+        "rectified": "已提交整改，等待核查", "stale": "该问题已被他人更新，已重新加载，请再次提交",
+        "orders": "督办单", "no_orders": "没有督办单", "order": "督办单",
+        "escalation": "升级督办单",
+        "issued": "签发", "open_count": "未整改 {n} / 共 {total}", "overdue_count": "超期 {n}",
+        "acknowledge": "签收", "acknowledged": "已签收 {at}", "print": "查看/打印",
+        "no_photo": "无照片",
+    },
+    "en": {
+        "title": "Work list", "unit": "Unit", "issues": "Issues to rectify",
+        "none_open": "Nothing to rectify", "reported": "Reported", "map": "Map",
+        "green": "on time", "yellow": "due soon", "red": "overdue", "after_photo": "After photo",
+        "rectify": "Rectified", "rectifying": "Sending…",
+        "need_photo": "Take the after photo first",
+        "rectified": "Rectification sent; waiting for verification",
+        "stale": "Someone changed this issue; reloaded, please send again",
+        "orders": "Supervision orders", "no_orders": "No supervision orders",
+        "order": "Supervision order", "escalation": "Escalated order", "issued": "Issued",
+        "open_count": "{n} open of {total}", "overdue_count": "{n} overdue",
+        "acknowledge": "Sign for it", "acknowledged": "Signed for {at}", "print": "View / print",
+        "no_photo": "no photo",
+    },
+}
+
+
+def labels(page: dict[str, dict[str, str]], lang: Lang) -> dict[str, str]:
+    """The page's labels with the common ones, in ``lang``."""
+    return {**COMMON[lang], **page[lang]}
+
+
+def report_html(lang: Lang = "zh") -> str:
+    """The report page shell."""
+    return _env.get_template("field_report.html").render(
+        lang=lang, t=labels(REPORT, lang), other_lang="zh" if lang == "en" else "en")
+
+
+def work_html(unit: str, lang: Lang = "zh") -> str:
+    """The unit work page shell; ``unit`` is only echoed (escaped), the script loads data."""
+    return _env.get_template("field_work.html").render(
+        lang=lang, t=labels(WORK, lang), unit=unit, other_lang="zh" if lang == "en" else "en")

@@ -1,0 +1,86 @@
+"""The field pages' shells and the nearby-categories route behind /report."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from maps import field
+
+STATIC = Path(field.__file__).parent / "static" / "field"
+TEMPLATES = Path(field.__file__).parent / "templates"
+CJK = re.compile(r"[\u3000-\u9fff\uff00-\uffef]")
+
+
+@pytest.mark.parametrize("page", [field.REPORT, field.WORK])
+def test_every_label_the_pages_use_exists_in_both_languages(page: dict[str, dict[str, str]]
+                                                            ) -> None:
+    zh, en = field.labels(page, "zh"), field.labels(page, "en")
+    assert zh.keys() == en.keys()
+    assert not any(CJK.search(v) for k, v in en.items() if k != "other_lang")
+    name = "report" if page is field.REPORT else "work"
+    used = set(re.findall(r"\bT\.(\w+)", (STATIC / f"{name}.js").read_text()
+                          + (STATIC / "common.js").read_text()))
+    used |= set(re.findall(r"\bt\.(\w+)", (TEMPLATES / f"field_{name}.html").read_text()
+                           + (TEMPLATES / "field_base.html").read_text()))
+    used |= {"green", "yellow", "red"} if name == "work" else set()  # T[light]
+    assert used - zh.keys() == set()
+
+
+def test_pages_are_public_shells_in_chinese_or_english(demo_client: TestClient,
+                                                       anonymous: dict[str, str]) -> None:
+    report = demo_client.get("/report", headers=anonymous)
+    assert report.status_code == 200
+    assert "问题上报" in report.text and "/static/vendor/leaflet/leaflet.js" in report.text
+    english = demo_client.get("/report", params={"lang": "en"}, headers=anonymous).text
+    assert CJK.findall(english) == list("中文")
+    work = demo_client.get("/units/SQ01/work", params={"lang": "en"}, headers=anonymous)
+    assert work.status_code == 200 and "Work list" in work.text
+
+
+def test_the_unit_in_the_path_is_escaped(demo_client: TestClient) -> None:
+    html = demo_client.get('/units/"><img src=x onerror=alert(1)>/work').text
+    assert "<img" not in html
+    assert 'data-unit="&#34;&gt;&lt;img src=x onerror=alert(1)&gt;"' in html
+
+
+def test_categories_of_the_nearest_market_come_first(demo_client: TestClient,
+                                                     demo_dsn: str) -> None:
+    with psycopg.connect(demo_dsn) as conn:
+        row = conn.execute("""
+            SELECT code, name, ST_X(p), ST_Y(p) FROM (
+                SELECT code, name, ST_PointOnSurface(geom) AS p FROM site
+                WHERE layer = 'market' ORDER BY code LIMIT 1) s""").fetchone()
+    assert row is not None
+    code, name, lon, lat = row
+    body = demo_client.get("/api/v1/field/nearby", params={"lon": lon, "lat": lat}).json()
+    assert body["site"]["code"] == code and body["site"]["name"] == name
+    assert body["site"]["distance_m"] == 0
+    layers = [c["site_layer"] for c in body["categories"]]
+    relevant = [c["relevant"] for c in body["categories"]]
+    first_other = relevant.index(False)
+    assert set(layers[:first_other]) == {"market"} and not any(relevant[first_other:])
+    assert layers[first_other] is None  # then the city-wide categories
+    assert len(body["categories"]) == len(demo_client.get(
+        "/api/v1/categories", params={"active": True}).json())
+
+
+def test_far_from_every_site_city_wide_categories_come_first(demo_client: TestClient
+                                                             ) -> None:
+    body = demo_client.get("/api/v1/field/nearby", params={"lon": 121.9, "lat": 31.9}).json()
+    assert body["site"] is None
+    assert body["categories"][0]["site_layer"] is None
+    assert not any(c["relevant"] for c in body["categories"])
+
+
+def test_nearby_needs_a_token_and_a_position(demo_client: TestClient,
+                                            anonymous: dict[str, str]) -> None:
+    assert demo_client.get("/api/v1/field/nearby", params={"lon": 120.7, "lat": 31.3},
+                           headers=anonymous).status_code == 401
+    bad = demo_client.get("/api/v1/field/nearby", params={"lon": 200, "lat": 31.3})
+    assert bad.status_code == 422
+    assert bad.headers["content-type"] == "application/problem+json"
