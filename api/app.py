@@ -18,6 +18,7 @@ from api.routes import (
     catalog,
     checks,
     evidence,
+    field,
     health,
     hotspots,
     imports,
@@ -73,14 +74,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     guards.install(app, settings)
     # Public: probes, maps and the standard interfaces (public fields only without a token).
-    for public in (health.router, maps.router, open311.router, ogc.router):
+    for public in (health.router, maps.router, open311.router, ogc.router, field.pages):
         app.include_router(public)
     # /api/v1: every route needs a token; docs/access.md says what each role may do.
     signed_in = [Depends(required_caller)]
     for router in (hotspots.router,  # before catalog: /api/v1/sites/chronic is not a site
                    catalog.router, issues.router, checks.router, evidence.router,
                    imports.router, scores.router, accountability.router, inspections.router,
-                   orders.router):
+                   orders.router, field.router):
         app.include_router(router, dependencies=signed_in)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
