@@ -90,7 +90,7 @@ REPORT: dict[str, dict[str, str]] = {
 
 WORK: dict[str, dict[str, str]] = {
     "zh": {
-        "title": "整改任务", "unit": "责任单位", "issues": "待整改问题",
+        "title": "整改任务", "unit": "责任单位", "unit_map": "单位地图", "issues": "待整改问题",
         "none_open": "没有待整改的问题", "reported": "发现时间", "map": "地图",
         "green": "正常", "yellow": "临期", "red": "超期", "after_photo": "整改后照片",
         "rectify": "提交整改", "rectifying": "正在提交整改…", "need_photo": "请先拍整改后照片",
@@ -102,7 +102,7 @@ WORK: dict[str, dict[str, str]] = {
         "no_photo": "无照片",
     },
     "en": {
-        "title": "Work list", "unit": "Unit", "issues": "Issues to rectify",
+        "title": "Work list", "unit": "Unit", "unit_map": "Unit map", "issues": "Issues to rectify",
         "none_open": "Nothing to rectify", "reported": "Reported", "map": "Map",
         "green": "on time", "yellow": "due soon", "red": "overdue", "after_photo": "After photo",
         "rectify": "Rectified", "rectifying": "Sending…",
