@@ -154,6 +154,9 @@ PERIOD = {"since": "2026-01-01T00:00:00+08:00", "until": "2027-01-01T00:00:00+08
 RECIPES: dict[str, Callable[[World, str], Request]] = {
     "GET /health": _get("/health"),
     "GET /maps/overview": _get("/maps/overview"),
+    "GET /maps/hotspots": _get("/maps/hotspots"),
+    "GET /maps/units/{unit}": _get("/maps/units/{w.own_unit}"),
+    "GET /tiles/issues/{z}/{x}/{y}.mvt": _get("/tiles/issues/16/54740/26761.mvt"),
     "GET /api/v1/units": _get("/api/v1/units"),
     "GET /api/v1/units/{code}": _get("/api/v1/units/{w.own_unit}"),
     "POST /api/v1/units": lambda w, _: ("POST", "/api/v1/units", {"json": {
