@@ -22,6 +22,7 @@ from rich.progress import (
 from api.cli_hotspots import hotspots_command
 from api.cli_inspect import inspect_app
 from api.cli_io import export, import_app
+from api.cli_maps import map_command
 from api.cli_orders import orders_app
 from api.cli_reports import reports_app
 from layers import db, migrate, tokens
@@ -44,6 +45,7 @@ app.add_typer(orders_app, name="orders")
 app.add_typer(reports_app)  # scores, phases
 app.command("export")(export)
 app.command("hotspots")(hotspots_command)
+app.command("map")(map_command)
 err = Console(stderr=True)
 T = TypeVar("T")
 
