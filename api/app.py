@@ -13,6 +13,7 @@ from psycopg_pool import ConnectionPool
 
 from api import errors, guards
 from api.auth import required_caller
+from api.deps import DatabaseState
 from api.routes import (
     accountability,
     catalog,
@@ -36,6 +37,8 @@ from layers.config import Settings
 from layers.hotspots import ResultCache
 from maps.assets import STATIC_DIR
 
+RECONNECT_SECONDS = 5.0
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; nothing connects until the lifespan starts."""
@@ -48,6 +51,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # A server restart leaves dead connections in the pool; check before handing out.
         check=ConnectionPool.check_connection,
         kwargs={"options": f"-c timezone={settings.timezone}"},
+        # A failed reconnection backs off exponentially until this many seconds, then gives
+        # up; the next request starts a fresh attempt at once. So the API is back within
+        # seconds of the database, however long it was away (the default, 300 s, lets the
+        # backoff grow as long as the outage was).
+        reconnect_timeout=RECONNECT_SECONDS,
     )
 
     @asynccontextmanager
@@ -68,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.pool = pool
+    app.state.database = DatabaseState()
     app.state.assigner_cache = AssignerCache()
     app.state.hotspot_cache = ResultCache()
     app.state.map_cache = ResultCache(size=8)  # overview data per data version and period

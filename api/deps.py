@@ -8,7 +8,7 @@ from typing import Annotated, Any, TypeVar
 
 import psycopg
 from fastapi import Depends, Query, Request, Response
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from layers.config import Settings
 
@@ -21,11 +21,42 @@ def get_pool(request: Request) -> ConnectionPool[psycopg.Connection[Any]]:
     return pool
 
 
+# While the database is known to be away, a request waits this long for a connection rather
+# than the whole pool_timeout: the client hears "503, retry" at once instead of hanging.
+OUTAGE_WAIT_SECONDS = 0.5
+
+
+@dataclass
+class DatabaseState:
+    """What the last request learnt: could the pool reach the database?"""
+
+    reachable: bool = True
+
+
 def get_conn(request: Request) -> Iterator[psycopg.Connection[Any]]:
-    """A pooled connection; the request's work commits when the handler returns."""
+    """A pooled connection; the request's work commits when the handler returns.
+
+    PoolTimeout and OperationalError propagate (and become 503); they also mark the database
+    unreachable, so the following requests fail fast until one gets a connection again.
+    """
     settings: Settings = request.app.state.settings
-    with get_pool(request).connection(timeout=settings.pool_timeout) as conn:
-        yield conn
+    state: DatabaseState = request.app.state.database
+    pool = get_pool(request)
+    wait = settings.pool_timeout if state.reachable else min(OUTAGE_WAIT_SECONDS,
+                                                             settings.pool_timeout)
+    try:
+        with pool.connection(timeout=wait) as conn:
+            state.reachable = True
+            yield conn
+    except psycopg.OperationalError:
+        state.reachable = False
+        raise
+    except PoolTimeout:
+        stats = pool.get_stats()
+        # Timing out while the pool had room to grow means it could not connect: the
+        # database is away. At its maximum, the pool is merely busy.
+        state.reachable = stats["pool_size"] >= stats["pool_max"]
+        raise
 
 
 def get_settings(request: Request) -> Settings:

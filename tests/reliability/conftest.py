@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import random
 import signal
@@ -244,20 +245,26 @@ class Load:
                 *(self._supervisor(s, http, queue) for s in range(len(self.supervisors))))
 
 
+def begin_load(dsn: str, base: str, *, inspector_clients: int = 12,
+               supervisor_clients: int = 4, tag: str = "load", retry: bool = True) -> Load:
+    """Start a :class:`Load` on the server at ``base`` with fresh tokens in ``dsn``."""
+    points = report_points(dsn)
+    inspectors = [bearer(dsn, "inspector", f"phone {c}") for c in range(inspector_clients)]
+    supervisors = [bearer(dsn, "supervisor", f"supervisor {s}")
+                   for s in range(supervisor_clients)]
+    return Load(base, inspectors, supervisors, points, tag, retry=retry).start()
+
+
 @pytest.fixture
 def start_load(demo_dsn: str) -> Callable[..., Load]:
-    """Start a :class:`Load` against ``base`` with fresh tokens on the demo copy."""
-    points = report_points(demo_dsn)
-    inspectors = [bearer(demo_dsn, "inspector", f"phone {c}") for c in range(6)]
-    supervisors = [bearer(demo_dsn, "supervisor", f"supervisor {s}") for s in range(2)]
+    """:func:`begin_load` on this test's demo copy: ``start_load(base, **options)``."""
+    return functools.partial(begin_load, demo_dsn)
 
-    def start(base: str, *, inspector_clients: int = 12, supervisor_clients: int = 4,
-              tag: str = "load", retry: bool = True) -> Load:
-        return Load(base, inspectors * (inspector_clients // len(inspectors)),
-                    supervisors * (supervisor_clients // len(supervisors)), points, tag,
-                    retry=retry).start()
 
-    return start
+@pytest.fixture
+def load_on() -> Callable[..., Load]:
+    """:func:`begin_load` on any database: ``load_on(dsn, base, **options)``."""
+    return begin_load
 
 
 TRANSITIONS = ("assign", "rectify", "verify", "reopen", "reject", "mark_duplicate",
