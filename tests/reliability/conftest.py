@@ -101,14 +101,14 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         server.stop()
 
 
-def bearer(dsn: str, role: str, name: str, unit: str | None = None) -> dict[str, str]:
+def make_bearer(dsn: str, role: str, name: str, unit: str | None = None) -> dict[str, str]:
     """Headers carrying a new token of ``role``."""
     with psycopg.connect(dsn) as conn:
         token = tokens.create(conn, role=role, name=name, unit_code=unit)
     return {"Authorization": f"Bearer {token}"}
 
 
-def report_points(dsn: str, n: int = 500) -> list[tuple[str, float, float]]:
+def read_report_points(dsn: str, n: int = 500) -> list[tuple[str, float, float]]:
     """(category, lon, lat) of demo issues: places and categories a report may really have."""
     with psycopg.connect(dsn) as conn:
         rows = conn.execute("SELECT category_code, ST_X(geom), ST_Y(geom) FROM issue"
@@ -248,9 +248,9 @@ class Load:
 def begin_load(dsn: str, base: str, *, inspector_clients: int = 12,
                supervisor_clients: int = 4, tag: str = "load", retry: bool = True) -> Load:
     """Start a :class:`Load` on the server at ``base`` with fresh tokens in ``dsn``."""
-    points = report_points(dsn)
-    inspectors = [bearer(dsn, "inspector", f"phone {c}") for c in range(inspector_clients)]
-    supervisors = [bearer(dsn, "supervisor", f"supervisor {s}")
+    points = read_report_points(dsn)
+    inspectors = [make_bearer(dsn, "inspector", f"phone {c}") for c in range(inspector_clients)]
+    supervisors = [make_bearer(dsn, "supervisor", f"supervisor {s}")
                    for s in range(supervisor_clients)]
     return Load(base, inspectors, supervisors, points, tag, retry=retry).start()
 
@@ -309,3 +309,15 @@ def stored() -> Callable[[str, str], dict[str, dict[str, Any]]]:
 def assert_complete() -> Callable[[dict[str, Any]], None]:
     """:func:`check_complete`, for tests."""
     return check_complete
+
+
+@pytest.fixture
+def bearer() -> Callable[..., dict[str, str]]:
+    """:func:`make_bearer`, for tests: ``bearer(dsn, role, name)``."""
+    return make_bearer
+
+
+@pytest.fixture
+def report_points() -> Callable[..., list[tuple[str, float, float]]]:
+    """:func:`read_report_points`, for tests."""
+    return read_report_points
