@@ -56,9 +56,11 @@ _FIELD_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 # Display settings GDAL's LIBKML driver turns into columns; they are not the user's data.
 _LIBKML_STYLE = ("id", "timestamp", "begin", "end", "altitudeMode", "tessellate", "extrude",
                  "visibility", "drawOrder", "icon", "snippet")
+# A damaged file can also hand GEOS broken WKB, or GDAL undecodable text.
 _READ_ERRORS = (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
                 pyogrio.errors.FieldError, pyogrio.errors.GeometryError,
-                pyogrio.errors.FeatureError, pyogrio.errors.CRSError)
+                pyogrio.errors.FeatureError, pyogrio.errors.CRSError,
+                shapely.errors.GEOSException, ValueError)
 
 
 @dataclass
@@ -177,13 +179,14 @@ def _xlsx_records(path: Path) -> tuple[list[tuple[int, list[Any]]], list[tuple[i
     written by a script, not saved by Excel) has none, and guessing would be worse.
     """
     from openpyxl import load_workbook
-    from openpyxl.utils.exceptions import InvalidFileException
 
     check_zip(path)
     try:
         values_book = load_workbook(path, data_only=True)
         formula_book = load_workbook(path, data_only=False)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError):
+    except Exception:
+        # openpyxl fails on a damaged workbook with whatever its parsers raise (zlib, XML,
+        # KeyError, TypeError from its descriptors, ...): all of them mean a damaged file.
         raise ValidationFailed(f"{path.name}: not a readable XLSX workbook (damaged, "
                                "truncated or an old .xls?)") from None
     sheet, formulas = values_book.worksheets[0], formula_book.worksheets[0]
@@ -302,7 +305,8 @@ def check_zip(path: Path) -> list[zipfile.ZipInfo]:
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
-    except (zipfile.BadZipFile, OSError):
+    # A damaged directory can also name an unsupported zip version or compression method.
+    except (zipfile.BadZipFile, OSError, NotImplementedError, ValueError, EOFError):
         raise ValidationFailed(f"{path.name}: not a readable zip archive (damaged or "
                                "truncated?)") from None
     total = sum(m.file_size for m in members)
@@ -337,7 +341,10 @@ def _read_gis(path: Path, suffix: str, crs: str | None) -> gpd.GeoDataFrame:
             raise ValidationFailed(f"{path.name}: the {kind} file holds no layer")
         # KML folders are one data set split for display; a GeoPackage's layers are not.
         wanted = layers if suffix == ".kml" else layers[:1]
-        parts = [pyogrio.read_dataframe(source, layer=name) for name in wanted]
+        # NaN coordinates in a file make shapely's WKB parser warn; the geometry checks
+        # report those rows, so the warning is only noise.
+        with np.errstate(invalid="ignore"):
+            parts = [pyogrio.read_dataframe(source, layer=name) for name in wanted]
     except _READ_ERRORS:
         raise ValidationFailed(f"{path.name}: not a readable {kind} file (damaged or "
                                "truncated?)") from None
@@ -395,12 +402,17 @@ class GeometryCheck:
 
 
 POLYGONAL = ("Polygon", "MultiPolygon")
+# A boundary digitised from survey data has thousands of vertices; one with more than this is
+# a digitising accident (or an attack), and every point-in-polygon test, map page and tile
+# would carry its weight.
+MAX_VERTICES = 200_000
 # Repairs may move the area by less than this share; more means make_valid guessed.
 REPAIR_AREA_TOLERANCE = 0.01
 
 
 def check_geometries(geoms: Any, allowed: tuple[str, ...]) -> list[GeometryCheck]:
-    """Check each geometry: present, non-empty, finite, in range, of an allowed type, valid.
+    """Check each geometry: present, non-empty, finite, in range, of an allowed type, at most
+    ``MAX_VERTICES`` vertices, valid.
 
     An invalid polygon is repaired with ``shapely.make_valid`` only when the repair is
     unambiguous: the result is still a Polygon or MultiPolygon and its area differs from the
@@ -418,7 +430,12 @@ def check_geometries(geoms: Any, allowed: tuple[str, ...]) -> list[GeometryCheck
     out_of_range = np.zeros(len(values), dtype=bool)
     out_of_range[index[(np.abs(coords[:, 0]) > 180) | (np.abs(coords[:, 1]) > 90)]] = True
     types = shapely.get_type_id(present)
-    valid = shapely.is_valid(present)
+    vertices = shapely.get_num_coordinates(present)
+    huge = vertices > MAX_VERTICES
+    # Validity of a huge geometry is not needed to refuse it, and costs seconds.
+    checkable = present.copy()
+    checkable[huge] = None
+    valid = shapely.is_valid(checkable)
     checks = []
     for i, geom in enumerate(present):
         name = _TYPE_NAMES.get(int(types[i]), "?")
@@ -434,6 +451,10 @@ def check_geometries(geoms: Any, allowed: tuple[str, ...]) -> list[GeometryCheck
         elif name not in allowed:
             checks.append(GeometryCheck(error=f"a {name} where {' or '.join(allowed)} is "
                                               "expected"))
+        elif huge[i]:
+            checks.append(GeometryCheck(error=f"{int(vertices[i]):,} vertices (at most "
+                                              f"{MAX_VERTICES:,}): simplify it in the GIS "
+                                              "software first"))
         elif valid[i]:
             checks.append(GeometryCheck(geometry=geom))
         else:
