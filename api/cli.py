@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -115,6 +116,30 @@ def db_migrate() -> None:
     applied = _run(lambda: migrate.apply(db.conninfo(Settings())))
     print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied
           else "schema up to date")
+
+
+@db_app.command("backup")
+def db_backup(file: Annotated[Path, typer.Argument(help="The backup file to write (tar).")]
+              ) -> None:
+    """Back up the database (pg_dump custom format) and the evidence photos into FILE."""
+    from layers import backup
+
+    settings = Settings()
+    done = _run(lambda: backup.backup(db.conninfo(settings), settings.data_dir, file))
+    print(f"backed up: database {done.database_bytes:,} bytes, {done.photos} photo(s) -> {file}")
+
+
+@db_app.command("restore")
+def db_restore(file: Annotated[Path, typer.Argument(help="A file from `sitewatch db backup`.")]
+               ) -> None:
+    """Replace the database's contents with FILE's (one transaction) and restore its photos.
+    Stop the server first."""
+    from layers import backup
+
+    settings = Settings()
+    done = _run(lambda: backup.restore(db.conninfo(settings), settings.data_dir, file))
+    print(f"restored: database {done.database_bytes:,} bytes, {done.photos} photo(s) from "
+          f"{file}")
 
 
 @app.command()
