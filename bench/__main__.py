@@ -1,7 +1,8 @@
 """``make bench``: run every benchmark on a private cluster and write bench/RESULTS.md.
 
 Environment: ``BENCH_ISSUES`` (default 1,000,000) and ``BENCH_GRIDS_PER_COMMUNITY`` (default
-170, i.e. over 2,000 grid polygons) size the data set.
+170, i.e. over 2,000 grid polygons) size the data set; ``BENCH_LOAD_SECONDS`` (default 20)
+the length of each ingest and read run.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench import hotspots, reassign
+from bench import hotspots, ingest, reassign
 from bench.harness import Results, machine, private_cluster
 
 
@@ -17,12 +18,14 @@ def main() -> None:
     """Run the benchmarks and write the results table."""
     n_issues = int(os.environ.get("BENCH_ISSUES", "1000000"))
     grids = int(os.environ.get("BENCH_GRIDS_PER_COMMUNITY", "170"))
+    seconds = float(os.environ.get("BENCH_LOAD_SECONDS", "20"))
     results = Results()
     with private_cluster() as node:
         print(f"assignment benchmarks: {n_issues:,} issues, {grids} grids per community",
               flush=True)
         dsn = reassign.run(results, node, n_issues, grids)
         hotspots.run(results, dsn)
+        ingest.run(results, node, seconds)
         text = results.markdown(machine(dsn))
     out = Path(__file__).with_name("RESULTS.md")
     out.write_text(text, encoding="utf-8")

@@ -1,6 +1,7 @@
 """Ingest and reads under load: ``POST /api/v1/issues`` from 32 concurrent clients against
 the production server settings, next to a baseline route in the same processes that inserts
-one plain row; then issue listings with bbox filters and the overview map page.
+one plain row; then issue listings with bbox filters. (Map pages and tiles have their own
+benchmarks, with the map work.)
 
 The server is uvicorn with the app from ``bench.app`` (the production app plus the baseline
 route), ``--workers`` as README recommends (one per core), on the demo district in a durable
@@ -87,7 +88,7 @@ def _prepare(dsn: str) -> tuple[list[tuple[str, float, float]], list[str], str]:
     return [(str(c), float(x), float(y)) for c, x, y in rows], inspectors, viewer
 
 
-def _row(name: str, stats: load.Stats, note: str = "") -> str:
+def _row(stats: load.Stats, note: str = "") -> str:
     failures = stats.failures()
     return (f"{stats.throughput:.0f} req/s, p50 {stats.ms(50):.0f} ms, p99 {stats.ms(99):.0f}"
             f" ms" + (f" ({failures})" if failures else "") + (f"; {note}" if note else ""))
@@ -116,9 +117,6 @@ def run(results: Results, node: Cluster, seconds: float) -> str:
         box = f"{lon - 0.004:.6f},{lat - 0.003:.6f},{lon + 0.004:.6f},{lat + 0.003:.6f}"
         return "GET", f"/api/v1/issues?bbox={box}&limit=100", None
 
-    def overview(c: int, n: int) -> tuple[str, str, object]:
-        return "GET", "/maps/overview", None
-
     with tempfile.TemporaryDirectory(prefix="sw-bench-serve-") as folder, \
             serving(dsn, Path(folder)) as base:
         print(f"ingest: {CLIENTS} clients, {workers()} uvicorn workers, {seconds:.0f} s a run",
@@ -126,17 +124,14 @@ def run(results: Results, node: Cluster, seconds: float) -> str:
         base_stats = load.run(base, plain, per_client, seconds=seconds)
         ingest = load.run(base, report, per_client, seconds=seconds)
         reads = load.run(base, bbox, readers, seconds=seconds)
-        maps = load.run(base, overview, readers, seconds=max(5.0, seconds / 2))
     ratio = ingest.throughput / base_stats.throughput
-    results.add(Row(f"ingest POST /api/v1/issues, {CLIENTS} clients", _row("ingest", ingest),
-                    f"plain one-row insert: {_row('plain', base_stats)}",
+    results.add(Row(f"ingest POST /api/v1/issues, {CLIENTS} clients", _row(ingest),
+                    f"plain one-row insert: {_row(base_stats)}",
                     f"{ratio:.0%} of baseline", ">= 50 %, p99 < 100 ms",
                     f"validate + assign + audit + nearby; {workers()} workers; "
                     f"met: {ratio >= 0.5 and ingest.ms(99) < 100 and not ingest.failures()}"))
     results.add(Row(f"read GET /api/v1/issues?bbox (~800x650 m), {CLIENTS} clients",
-                    _row("bbox", reads), "—", "—", "—", "limit 100, GeoJSON with total"))
-    results.add(Row(f"read GET /maps/overview, {CLIENTS} clients", _row("map", maps),
-                    "—", "—", "—", "the whole demo district's page"))
+                    _row(reads), "—", "—", "—", "limit 100, GeoJSON with total"))
     return dsn
 
 
