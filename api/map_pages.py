@@ -61,19 +61,21 @@ def _tile_query(p: mapviews.MapPeriod) -> str:
 def overview_data(conn: psycopg.Connection[Any], cache: ResultCache, p: mapviews.MapPeriod,
                   lang: str) -> OverviewData:
     """Everything the overview shows for period ``p``, from the cache when nothing changed."""
+    # Only the aggregates over the issues are cached: names, units and inspection visits
+    # change without moving the data version, and reading them costs milliseconds.
     key = (hotspots.data_version(conn), "map-overview", p.since, p.until)
 
     def compute() -> dict[str, Any]:
-        sites = mapdata.sites(conn).drop(columns=["open_issues"]).merge(
-            mapviews.site_status(conn), on="code", how="left")
-        return {"jurisdictions": mapdata.jurisdictions(conn), "sites": sites,
-                "cells": mapviews.issue_cells(conn, p),
-                "communities": mapviews.community_measures(conn, p),
-                "categories": conn.execute("SELECT code, name_zh, name_en FROM category"
-                                           ).fetchall(),
-                "phases": phases.list_phases(conn)}
+        return {"cells": mapviews.issue_cells(conn, p),
+                "communities": mapviews.community_measures(conn, p)}
 
-    found = cache.get(key, compute)
+    found = {**cache.get(key, compute),
+             "jurisdictions": mapdata.jurisdictions(conn),
+             "sites": mapdata.sites(conn).drop(columns=["open_issues"]).merge(
+                 mapviews.site_status(conn), on="code", how="left"),
+             "categories": conn.execute("SELECT code, name_zh, name_en FROM category"
+                                        ).fetchall(),
+             "phases": phases.list_phases(conn)}
     en = lang == "en"
     selection = {**p.query()}
     if p.phase is not None:

@@ -249,7 +249,8 @@ def _add_search(fmap: folium.Map, juris: gpd.GeoDataFrame, sites: gpd.GeoDataFra
                              crs=4326)
     layer = folium.GeoJson(index.to_json(), name="search", control=False,
                            marker=folium.CircleMarker(radius=1),
-                           style_function=lambda _f: {"opacity": 0, "fillOpacity": 0})
+                           style_function=lambda _f: {"opacity": 0, "fillOpacity": 0,
+                                                      "interactive": False})
     layer.add_to(fmap)
     Search(layer, search_label="name", geom_type="Point", search_zoom=16,  # type: ignore[no-untyped-call]
            placeholder=t["search"], collapsed=False, position="topleft",

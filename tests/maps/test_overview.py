@@ -9,7 +9,7 @@ from datetime import datetime
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from shapely import Point, box
+from shapely import box
 
 from geo.crs import wgs84_to_gcj02
 from maps.assets import inline_assets
