@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench import hotspots, ingest, reassign
+from bench import hotspots, ingest, maps, reassign
 from bench.harness import Results, machine, private_cluster
 
 
@@ -25,6 +25,7 @@ def main() -> None:
               flush=True)
         dsn = reassign.run(results, node, n_issues, grids)
         hotspots.run(results, dsn)
+        maps.run(results, dsn)
         ingest.run(results, node, seconds)
         text = results.markdown(machine(dsn))
     out = Path(__file__).with_name("RESULTS.md")
