@@ -71,8 +71,7 @@ def overview_data(conn: psycopg.Connection[Any], cache: ResultCache, p: mapviews
 
     found = {**cache.get(key, compute),
              "jurisdictions": mapdata.jurisdictions(conn),
-             "sites": mapdata.sites(conn).drop(columns=["open_issues"]).merge(
-                 mapviews.site_status(conn), on="code", how="left"),
+             "sites": mapviews.sites(conn),
              "categories": conn.execute("SELECT code, name_zh, name_en FROM category"
                                         ).fetchall(),
              "phases": phases.list_phases(conn)}
@@ -132,7 +131,7 @@ def hotspot_data(conn: psycopg.Connection[Any], assigner: Assigner, cache: Resul
     def dump(features: Any) -> list[dict[str, Any]]:
         return [f.model_dump(mode="json", exclude_none=True) for f in features]
 
-    sites = mapdata.sites(conn)
+    sites = mapviews.sites(conn)
     chronic_rows = cache.get((version, "map-chronic", query, 14.0), chronic)
     return HotspotData(
         cells=dump(cache.get((version, "hotspots", "h3", "cells", query, 25.0, 5), cells)),

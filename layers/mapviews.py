@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+import geopandas as gpd
 import h3
 import numpy as np
 import pandas as pd
 import psycopg
+import shapely
 from psycopg import sql
 from psycopg.rows import dict_row
 
@@ -150,6 +152,22 @@ def community_measures(conn: psycopg.Connection[Any], p: MapPeriod) -> pd.DataFr
         GROUP BY m.code ORDER BY m.code""").format(lost=scores.LOST, where=where)
     rows = conn.execute(query, {"open": list(OPEN), **params}).fetchall()
     return pd.DataFrame(rows, columns=["code", "issues", "open", "points_lost"])
+
+
+def sites(conn: psycopg.Connection[Any]) -> gpd.GeoDataFrame:
+    """Every site (code, name, layer names, unit) with its open and overdue issues now and
+    its last inspection visit: a GeoDataFrame in EPSG:4326."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute("""
+            SELECT s.code, s.name, s.layer, l.name_zh AS layer_zh, l.name_en AS layer_en,
+                   u.name AS unit, ST_AsBinary(s.geom) AS wkb
+            FROM site s JOIN site_layer l ON l.code = s.layer
+            LEFT JOIN unit u ON u.id = s.unit_id ORDER BY s.layer, s.code""").fetchall()
+    frame = gpd.GeoDataFrame(
+        {c: [r[c] for r in rows] for c in ("code", "name", "layer", "layer_zh", "layer_en",
+                                           "unit")},
+        geometry=shapely.from_wkb([bytes(r["wkb"]) for r in rows]), crs="EPSG:4326")
+    return frame.merge(site_status(conn), on="code", how="left")
 
 
 def site_status(conn: psycopg.Connection[Any]) -> pd.DataFrame:

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
+from pathlib import Path
 
+import psycopg
+import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from api.cli import app
+
+runner = CliRunner()
 
 
 def shows(html: str, text: str) -> bool:
@@ -16,7 +25,8 @@ def test_overview_shows_layers_in_chinese(demo_client: TestClient) -> None:
     response = demo_client.get("/maps/overview")
     assert response.status_code == 200
     html = response.text
-    for label in ("社区", "网格", "农贸市场", "建筑工地", "老旧小区", "问题", "责任单位"):
+    for label in ("社区", "网格", "农贸市场", "建筑工地", "老旧小区", "问题（单个）", "责任单位",
+                  "最近巡查"):
         assert shows(html, label)
     # No CDN: the page links only our own copy of Leaflet.
     assert "/static/vendor/leaflet/leaflet.js" in html
@@ -25,7 +35,7 @@ def test_overview_shows_layers_in_chinese(demo_client: TestClient) -> None:
 
 def test_overview_in_english(demo_client: TestClient) -> None:
     html = demo_client.get("/maps/overview", params={"lang": "en"}).text
-    assert shows(html, "Construction site")
+    assert shows(html, "Construction site") and shows(html, "Last inspection")
     assert shows(html, "Responsible unit")
 
 
@@ -33,3 +43,75 @@ def test_vendored_leaflet_is_served(demo_client: TestClient) -> None:
     response = demo_client.get("/static/vendor/leaflet/leaflet.js")
     assert response.status_code == 200
     assert "Leaflet" in response.text[:500]
+
+
+def _tile_of(lon: float, lat: float, z: int = 16) -> tuple[int, int]:
+    n = 2 ** z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return x, y
+
+
+def test_issue_tiles_carry_public_fields_only_and_shift_for_gcj02(
+        demo_client: TestClient, demo_dsn: str) -> None:
+    with psycopg.connect(demo_dsn) as conn:
+        conn.execute("UPDATE issue SET reporter = 'SECRET-REPORTER', description ="
+                     " 'SECRET-TEXT'")
+        lon, lat = conn.execute("SELECT ST_X(geom), ST_Y(geom) FROM issue ORDER BY id"
+                                " LIMIT 1").fetchone()  # type: ignore[misc]
+    x, y = _tile_of(lon, lat)
+    plain = demo_client.get(f"/tiles/issues/16/{x}/{y}.mvt")
+    shifted = demo_client.get(f"/tiles/issues/16/{x}/{y}.mvt", params={"crs": "gcj02"})
+    assert plain.status_code == 200 and plain.content
+    assert plain.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    assert b"SECRET" not in plain.content and b"SW" in plain.content
+    assert shifted.content != plain.content  # same issues, moved ~500 m
+    empty = demo_client.get("/tiles/issues/16/0/0.mvt")
+    assert empty.status_code == 200 and empty.content == b""
+
+
+def test_bad_map_requests_are_problems_not_errors(demo_client: TestClient) -> None:
+    for path, params in (("/tiles/issues/3/1/1.mvt", {}), ("/tiles/issues/16/70000/1.mvt", {}),
+                         ("/maps/overview", {"phase": "nope:2026"}),
+                         ("/maps/overview", {"since": "2026-13-01"}),
+                         ("/maps/overview", {"since": "2026-06-01", "until": "2026-05-01"}),
+                         ("/maps/units/NOPE", {})):
+        response = demo_client.get(path, params=params)
+        assert response.status_code in (404, 422), (path, params, response.status_code)
+        assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_overview_counts_match_the_database(demo_client: TestClient, demo_dsn: str) -> None:
+    from layers import mapviews, scores
+
+    with psycopg.connect(demo_dsn) as conn:
+        p = mapviews.period(conn, phase="consolidation", year=2026)
+        cells = mapviews.issue_cells(conn, p)
+        counted = conn.execute("SELECT count(*) FROM issue WHERE status NOT IN ('rejected',"
+                               " 'duplicate') AND reported_at >= %s AND reported_at < %s",
+                               [p.since, p.until]).fetchone()
+        measures = mapviews.community_measures(conn, p)
+        ranking = scores.ranking(conn, group="community", since=p.bounded[0],
+                                 until=p.bounded[1])
+    assert counted is not None
+    assert all(int(c["issues"].sum()) == counted[0] for c in cells.values())
+    lost = {r["code"]: r["points_lost"] for r in ranking}
+    assert {r["code"]: r["points_lost"] for r in measures.to_dict("records")} == \
+        pytest.approx(lost)
+    page = demo_client.get("/maps/overview", params={"phase": "consolidation:2026",
+                                                     "lang": "en"})
+    assert page.status_code == 200 and "2026 Consolidation" in page.text
+
+
+def test_map_command_writes_standalone_pages(demo_dsn: str, tmp_path: Path) -> None:
+    env = {"DATABASE_URL": demo_dsn, "SITEWATCH_DATA_DIR": str(tmp_path)}
+    for args in (["--page", "overview"], ["--page", "hotspots", "--lang", "en"],
+                 ["--page", "unit", "--unit", "C01"]):
+        out = tmp_path / f"{args[1]}.html"
+        result = runner.invoke(app, ["map", "--out", str(out), *args], env=env)
+        assert result.exit_code == 0, result.output
+        html = out.read_text(encoding="utf-8")
+        assert 'src="/static' not in html and len(html) > 150_000  # Leaflet inlined
+    bad = runner.invoke(app, ["map", "--out", str(tmp_path / "x.html"), "--page", "unit"],
+                        env=env)
+    assert bad.exit_code == 1
