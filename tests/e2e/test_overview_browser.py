@@ -76,7 +76,7 @@ def test_overview_layers_cells_tiles_and_community_popup(module_server: tuple[st
     name, unit, lat, lon, n_issues = row
     # Zoomed in, single issues arrive as vector tiles.
     visit.js(f"new Promise(r => {{ swMap.once('zoomend', () => r(true));"
-             f" swMap.setView([{lat}, {lon}], 16); }})")
+             f" swMap.setView([{lat}, {lon}], 16, {{animate: false}}); }})")
     visit.page.wait_for_function("""() => { const t = window[SW.tiles]._vectorTiles;
         return Object.values(t).some(v => Object.keys(v._features).length > 0); }""")
     # Click the community (cells and sites hidden so the click reaches it).
@@ -160,7 +160,7 @@ def test_user_input_never_executes(module_server: tuple[str, str], browser: Brow
                             " WHERE s.name = %s", [EVIL_NAME]).fetchone()
     assert site is not None
     visit = Visit(browser, base, "/maps/overview")
-    visit.js(f"void swMap.setView([{site[0]}, {site[1]}], 18)")
+    visit.js(f"void swMap.setView([{site[0]}, {site[1]}], 18, {{animate: false}})")
     # Open every popup and tooltip of the sites: the name must show as text.
     for label in ("问题密度（H3 蜂窝）", "问题（单个）"):
         visit.page.get_by_label(label, exact=True).uncheck()
