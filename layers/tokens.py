@@ -63,15 +63,26 @@ def create(
 
 
 def authenticate(conn: psycopg.Connection[Any], token: str) -> Principal | None:
-    """The principal for a live (unexpired, unrevoked) token, or None."""
+    """The principal for a live (unexpired, unrevoked) token, or None.
+
+    ``last_used_at`` is refreshed at most once a minute and never waits for the row lock:
+    updating it on every request made all requests sharing one token (an Open311 app's key,
+    an office's shared inspector token) queue behind each other until each committed.
+    """
     with conn.cursor(row_factory=class_row(Principal)) as cur:
-        return cur.execute(
-            "UPDATE api_token SET last_used_at = now()"
+        principal = cur.execute(
+            "SELECT id AS token_id, name, role, unit_id FROM api_token"
             " WHERE token_hash = %s AND revoked_at IS NULL"
-            " AND (expires_at IS NULL OR expires_at > now())"
-            " RETURNING id AS token_id, name, role, unit_id",
+            " AND (expires_at IS NULL OR expires_at > now())",
             [_hash(token)],
         ).fetchone()
+    if principal is not None:
+        conn.execute(
+            "UPDATE api_token SET last_used_at = now() WHERE id = ("
+            " SELECT id FROM api_token WHERE id = %s"
+            " AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')"
+            " FOR UPDATE SKIP LOCKED)", [principal.token_id])
+    return principal
 
 
 def revoke(conn: psycopg.Connection[Any], token_or_id: str) -> dict[str, Any]:

@@ -87,3 +87,18 @@ def test_token_revoke_by_id_or_token_takes_effect_at_once(dsn: str) -> None:
     assert states == ["revoked", "revoked"]
     unknown = runner.invoke(app, ["token", "revoke", "sw_nothing"], env=env)
     assert unknown.exit_code == 1 and "no such token" in unknown.output
+
+
+def test_requests_sharing_a_token_do_not_wait_for_each_other(dsn: str) -> None:
+    with psycopg.connect(dsn) as first, psycopg.connect(dsn) as second:
+        token = tokens.create(first, role="inspector", name="共享")
+        first.commit()
+        # The first request authenticates (and stamps last use) and stays open ...
+        assert tokens.authenticate(first, token) is not None
+        second.execute("SET lock_timeout = '1s'")
+        # ... a second request with the same token must not block on that row.
+        assert tokens.authenticate(second, token) is not None
+        first.commit()
+        second.commit()
+        stamped = first.execute("SELECT last_used_at IS NOT NULL FROM api_token").fetchone()
+        assert stamped == (True,)
