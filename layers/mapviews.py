@@ -239,6 +239,13 @@ _TILE = sql.SQL("""
 """)
 
 
+def check_tile(z: int, x: int, y: int) -> None:
+    """ValidationFailed unless z/x/y is a tile this server serves."""
+    if not TILE_MIN_ZOOM <= z <= 22 or not (0 <= x < 2**z and 0 <= y < 2**z):
+        raise ValidationFailed(f"瓦片须在第 {TILE_MIN_ZOOM}–22 级且在范围内 / tile must be at"
+                               f" zoom {TILE_MIN_ZOOM}-22 and inside the world")
+
+
 def issue_tile(conn: psycopg.Connection[Any], z: int, x: int, y: int, p: MapPeriod, *,
                shift: tuple[float, float] = (0.0, 0.0), limit: int = TILE_LIMIT) -> bytes:
     """One Mapbox vector tile (layer ``issues``) of single issues with public fields.
@@ -247,9 +254,7 @@ def issue_tile(conn: psycopg.Connection[Any], z: int, x: int, y: int, p: MapPeri
     (the offset changes by well under a metre across a tile at the zooms served). An empty
     tile is ``b""``. ValidationFailed for a tile outside the zoom range or the world.
     """
-    if not TILE_MIN_ZOOM <= z <= 22 or not (0 <= x < 2**z and 0 <= y < 2**z):
-        raise ValidationFailed(f"瓦片须在第 {TILE_MIN_ZOOM}–22 级且在范围内 / tile must be at"
-                               f" zoom {TILE_MIN_ZOOM}-22 and inside the world")
+    check_tile(z, x, y)
     where, params = _where(p)
     row = conn.execute(_TILE.format(where=where), {
         "z": z, "x": x, "y": y, "dx": shift[0], "dy": shift[1], "open": list(OPEN),

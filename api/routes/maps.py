@@ -67,6 +67,7 @@ def issue_tile(conn: Conn, z: Annotated[int, Path(ge=0, le=22)],
                crs: Literal["wgs84", "gcj02"] = "wgs84") -> Response:
     """Single issues of one tile (public fields, at most ``mapviews.TILE_LIMIT``, open and
     newest first); ``crs=gcj02`` shifts them to line up with a GCJ-02 basemap."""
+    mapviews.check_tile(z, x, y)  # before the centre is computed from it
     selected = map_pages.parse_period(conn, phase, year, since, until)
     shift = (0.0, 0.0)
     if crs == "gcj02":

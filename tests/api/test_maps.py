@@ -72,6 +72,7 @@ def test_issue_tiles_carry_public_fields_only_and_shift_for_gcj02(
 
 def test_bad_map_requests_are_problems_not_errors(demo_client: TestClient) -> None:
     for path, params in (("/tiles/issues/3/1/1.mvt", {}), ("/tiles/issues/16/70000/1.mvt", {}),
+                         ("/tiles/issues/12/75415/8116995.mvt", {"crs": "gcj02"}),
                          ("/maps/overview", {"phase": "nope:2026"}),
                          ("/maps/overview", {"since": "2026-13-01"}),
                          ("/maps/overview", {"since": "2026-06-01", "until": "2026-05-01"}),
