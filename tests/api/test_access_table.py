@@ -260,6 +260,9 @@ RECIPES: dict[str, Callable[[World, str], Request]] = {
     "GET /ogc/collections/{collection_id}/items": _get("/ogc/collections/issues/items"),
     "GET /ogc/collections/{collection_id}/items/{feature_id}": _get(
         "/ogc/collections/issues/items/{w.own_issue}"),
+    "GET /report": _get("/report"),
+    "GET /units/{unit}/work": _get("/units/{w.own_unit}/work"),
+    "GET /api/v1/field/nearby": _get(f"/api/v1/field/nearby?lon={INSIDE[0]}&lat={INSIDE[1]}"),
 }
 
 
