@@ -63,7 +63,8 @@ def _tiles(conn: psycopg.Connection[Any], z: int = 16) -> list[tuple[int, int, i
 def run(results: Results, dsn: str, label: str = "") -> None:
     """Time the pages and tiles on the database at ``dsn`` and record the rows."""
     with psycopg.connect(dsn) as conn:
-        n = int(conn.execute("SELECT count(*) FROM issue").fetchone()[0])  # type: ignore[index]
+        row = conn.execute("SELECT count(*) FROM issue").fetchone()
+        n = int(row[0]) if row else 0
         tag = label or f"{n:,} issues"
         base_s, base_bytes = _baseline(conn)
         everything = mapviews.period(conn)

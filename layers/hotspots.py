@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -99,9 +99,10 @@ def parse_period(text: str | None) -> tuple[datetime | None, datetime | None]:
     if until is not None and len(end) == 10:
         until += timedelta(days=1)  # a date as the end means that whole day
     # Dates and times without an offset are the district's local time.
-    return tuple(  # type: ignore[return-value]
-        None if t is None else t if t.tzinfo else t.replace(tzinfo=DISTRICT_TZ)
-        for t in (since, until))
+    def local(t: datetime | None) -> datetime | None:
+        return None if t is None else t if t.tzinfo else t.replace(tzinfo=DISTRICT_TZ)
+
+    return local(since), local(until)
 
 
 def data_version(conn: psycopg.Connection[Any]) -> tuple[int, ...]:
@@ -127,7 +128,7 @@ class ResultCache:
             if key in self._items:
                 self._items.move_to_end(key)
                 self.hits += 1
-                return self._items[key]  # type: ignore[no-any-return]
+                return cast(T, self._items[key])
         value = compute()
         with self._lock:
             self._items[key] = value

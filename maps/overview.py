@@ -22,6 +22,7 @@ from maps.page import (
     STATUS_COLOURS,
     PageOptions,
     add_config,
+    add_html,
     add_legend,
     add_title,
     basemaps,
@@ -188,7 +189,7 @@ def _add_cells(fmap: folium.Map, cells: dict[int, pd.DataFrame], t: dict[str, st
         points = [[*h3.cell_to_latlng(c), round(float(n) / top, 4)]
                   for c, n in zip(frame["cell"], frame["issues"], strict=True)]
         HeatMap(points, name=t["heat"], show=False, radius=18, blur=14,
-                min_opacity=0.3).add_to(fmap)  # type: ignore[no-untyped-call]
+                min_opacity=0.3).add_to(fmap)  # type: ignore[no-untyped-call]  # folium plugin untyped
     return group.get_name(), names
 
 
@@ -252,7 +253,7 @@ def _add_search(fmap: folium.Map, juris: gpd.GeoDataFrame, sites: gpd.GeoDataFra
                            style_function=lambda _f: {"opacity": 0, "fillOpacity": 0,
                                                       "interactive": False})
     layer.add_to(fmap)
-    Search(layer, search_label="name", geom_type="Point", search_zoom=16,  # type: ignore[no-untyped-call]
+    Search(layer, search_label="name", geom_type="Point", search_zoom=16,  # type: ignore[no-untyped-call]  # untyped plugin
            placeholder=t["search"], collapsed=False, position="topleft",
            textErr=t["not_found"]).add_to(fmap)
 
@@ -278,4 +279,4 @@ def _add_period_form(fmap: folium.Map, t: dict[str, str], data: OverviewData, me
         f' value="{html.escape(sel.get("until", ""))}"></label> '
         f'<label>{html.escape(t["measure"])} <select name="measure">{measures}</select></label>'
         f' <button type="submit">{html.escape(t["apply"])}</button></form>')
-    fmap.get_root().html.add_child(folium.Element(form))  # type: ignore[attr-defined]
+    add_html(fmap, form)

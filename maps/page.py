@@ -103,6 +103,15 @@ def shift_lattice(bounds: Sequence[float]) -> dict[str, Any]:
             "dlat": np.round(glat - lat.ravel(), 9).tolist()}
 
 
+def add_html(fmap: folium.Map, markup: str, *, to: str = "html") -> None:
+    """Add raw ``markup`` to the page's body (``to="html"``) or head (``to="header"``).
+
+    The caller escapes what it puts in. (folium's root Figure declares no types for its
+    ``html``/``header`` elements; this is the one place that reaches them.)
+    """
+    getattr(fmap.get_root(), to).add_child(folium.Element(markup))
+
+
 def add_title(fmap: folium.Map, text: str, subtitle: str = "") -> None:
     """The page title, top left, escaped."""
     sub = f'<div id="sw-subtitle" style="font-size:12px">{html.escape(subtitle)}</div>' \
@@ -111,7 +120,7 @@ def add_title(fmap: folium.Map, text: str, subtitle: str = "") -> None:
              f'max-width:calc(100% - 420px);background:#fffd;padding:2px 8px;'
              f'border-radius:4px;font:13px sans-serif"><h3 id="sw-title" style="margin:2px 0;'
              f'font-size:16px">{html.escape(text)}</h3>{sub}</div>')
-    fmap.get_root().html.add_child(folium.Element(block))  # type: ignore[attr-defined]
+    add_html(fmap, block)
 
 
 def add_legend(fmap: folium.Map, title: str, rows: list[tuple[str, str]],
@@ -127,7 +136,7 @@ def add_legend(fmap: folium.Map, title: str, rows: list[tuple[str, str]],
              f'z-index:1000;right:10px;bottom:24px;background:#fffe;padding:6px 8px;'
              f'border-radius:4px;font:12px sans-serif;max-width:240px;max-height:45vh;'
              f'overflow:auto"><b>{html.escape(title)}</b>{items}{extra}</div>')
-    fmap.get_root().html.add_child(folium.Element(block))  # type: ignore[attr-defined]
+    add_html(fmap, block)
 
 
 def add_config(fmap: folium.Map, config: dict[str, Any]) -> None:
@@ -136,7 +145,7 @@ def add_config(fmap: folium.Map, config: dict[str, Any]) -> None:
     # JSON inside <script>: "<" escaped so no value can close the element.
     text = text.replace("<", "\\u003c")
     script = f"<script>window.SW = {text};</script>"
-    fmap.get_root().header.add_child(folium.Element(script))  # type: ignore[attr-defined]
+    add_html(fmap, script, to="header")
 
 
 def new_map(bounds: Sequence[float] | None) -> folium.Map:

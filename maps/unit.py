@@ -18,6 +18,7 @@ from maps.page import (
     STATUS_COLOURS,
     PageOptions,
     add_config,
+    add_html,
     add_legend,
     add_title,
     basemaps,
@@ -49,8 +50,8 @@ def build_unit(data: UnitData, options: PageOptions | None = None) -> folium.Map
         bounds = [data.issues["lon"].min(), data.issues["lat"].min(),
                   data.issues["lon"].max(), data.issues["lat"].max()]
     fmap = new_map(bounds)
-    fmap.get_root().header.add_child(folium.Element(  # type: ignore[attr-defined]
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'))
+    add_html(fmap, '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             to="header")
     basemaps(fmap, t, options)
     ground = folium.FeatureGroup(name=t["ground"])
     if len(data.ground):
@@ -120,4 +121,4 @@ def _orders(fmap: folium.Map, data: UnitData, t: dict[str, str]) -> None:
             for o in data.orders) or html.escape(t["orders_none"])
         box = (f'<div id="sw-orders-static" style="{style}"><b>{html.escape(t["orders"])}</b>'
                f'{items}</div>')
-    fmap.get_root().html.add_child(folium.Element(box))  # type: ignore[attr-defined]
+    add_html(fmap, box)

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -316,7 +317,8 @@ def world(demo_dsn: str, tmp_path: Path, jpeg: Callable[..., bytes]) -> Iterator
 
 def test_the_table_lists_every_route_of_the_app(world: tuple[TestClient, World]) -> None:
     client, _ = world
-    spec = client.app.openapi()  # type: ignore[attr-defined]
+    assert isinstance(client.app, FastAPI)
+    spec = client.app.openapi()
     operations = {(method.upper(), path) for path, ops in spec["paths"].items()
                   for method in ops}
     listed = {_route(label) for label, _ in read_table()}

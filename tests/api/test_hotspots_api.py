@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import shapely
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pyproj import Geod
 from typer.testing import CliRunner
@@ -111,7 +112,8 @@ def test_chronic_sites_are_the_planted_ones(demo_client: TestClient,
 
 
 def test_results_are_cached_per_data_version(demo_client: TestClient) -> None:
-    cache = demo_client.app.state.hotspot_cache  # type: ignore[attr-defined]
+    assert isinstance(demo_client.app, FastAPI)
+    cache = demo_client.app.state.hotspot_cache
     first = demo_client.get("/api/v1/hotspots").json()
     hits = cache.hits
     assert demo_client.get("/api/v1/hotspots").json() == first

@@ -57,8 +57,10 @@ def test_issue_tiles_carry_public_fields_only_and_shift_for_gcj02(
     with psycopg.connect(demo_dsn) as conn:
         conn.execute("UPDATE issue SET reporter = 'SECRET-REPORTER', description ="
                      " 'SECRET-TEXT'")
-        lon, lat = conn.execute("SELECT ST_X(geom), ST_Y(geom) FROM issue ORDER BY id"
-                                " LIMIT 1").fetchone()  # type: ignore[misc]
+        first = conn.execute("SELECT ST_X(geom), ST_Y(geom) FROM issue ORDER BY id"
+                             " LIMIT 1").fetchone()
+    assert first is not None
+    lon, lat = first
     x, y = _tile_of(lon, lat)
     plain = demo_client.get(f"/tiles/issues/16/{x}/{y}.mvt")
     shifted = demo_client.get(f"/tiles/issues/16/{x}/{y}.mvt", params={"crs": "gcj02"})
