@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
-from api import errors, guards
+from api import errors, guards, map_pages
 from api.auth import required_caller
 from api.deps import DatabaseState
 from api.routes import (
@@ -35,6 +35,7 @@ from layers import db
 from layers.assignment import AssignerCache
 from layers.config import Settings
 from layers.hotspots import ResultCache
+from layers.snapshots import Refresher, Snapshots
 from maps.assets import STATIC_DIR
 
 RECONNECT_SECONDS = 5.0
@@ -63,9 +64,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # wait=False: the API starts (and answers 503 on data routes) even while the database
         # is down, and the pool connects in the background once it is back.
         pool.open(wait=False)
+        refresher.start()
         try:
             yield
         finally:
+            refresher.stop()
+            app.state.snapshots.close()
             pool.close()
 
     app = FastAPI(
@@ -79,7 +83,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.database = DatabaseState()
     app.state.assigner_cache = AssignerCache()
     app.state.hotspot_cache = ResultCache()
-    app.state.map_cache = ResultCache(size=8)  # overview data per data version and period
+    # Map pages' analyses (layers/snapshots.py): served from stored snapshots, refreshed in
+    # the background, the landing views kept current by the refresher.
+    app.state.snapshots = Snapshots(pool.connection, max_stale=settings.snapshot_max_stale,
+                                    max_age=settings.snapshot_max_age)
+    refresher = Refresher(pool.connection, map_pages.landing_specs,
+                          settings.snapshot_interval, settings.snapshot_max_age)
+    app.state.refresher = refresher
     errors.install(app)
     guards.install(app, settings)
     # Public: probes, maps and the standard interfaces (public fields only without a token).

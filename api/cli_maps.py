@@ -11,10 +11,9 @@ from rich.console import Console
 from api import map_pages
 from api.cli_io import reported_errors
 from layers import db, orders
-from layers.assignment import load_assigner
 from layers.config import Settings
 from layers.errors import ValidationFailed
-from layers.hotspots import ResultCache
+from layers.snapshots import Snapshots
 from maps.assets import inline_assets
 from maps.page import PageOptions
 
@@ -33,8 +32,9 @@ def map_command(
 ) -> None:
     """Write a map page as one self-contained HTML file: scripts and styles inlined, no
     server needed. Basemap tiles still load from the internet when there is one; single
-    issues (vector tiles) need the server, so the file carries the H3 counts instead. A unit
-    page embeds the unit's supervision orders: send it to that unit only."""
+    issues (vector tiles) need the server, so the file carries the H3 counts instead. The
+    analysis is current (a stale snapshot is computed again and stored). A unit page embeds
+    the unit's supervision orders: send it to that unit only."""
     with reported_errors():
         if page not in ("overview", "hotspots", "unit"):
             raise ValidationFailed("--page 须为 overview、hotspots 或 unit / --page must be"
@@ -47,10 +47,9 @@ def map_command(
         with db.connect(settings) as conn:
             if page == "overview":
                 period = map_pages.parse_period(conn, phase, year, since, until)
-                html = map_pages.overview(conn, ResultCache(), period, options=options)
+                html = map_pages.overview(conn, Snapshots(), period, options=options)
             elif page == "hotspots":
-                html = map_pages.hotspots_page(conn, load_assigner(conn), ResultCache(),
-                                               options=options)
+                html = map_pages.hotspots_page(conn, Snapshots(), options=options)
             else:
                 assert unit is not None
                 rows: list[dict[str, Any]] = orders.list_orders(

@@ -1,27 +1,31 @@
 """Map pages as HTML: read the layers (layers.mapviews, layers.hotspots), build (maps/).
 
-Shared by the HTTP routes and ``sitewatch map``. Overview data are cached per data version
-and period (the key is read before the data, as layers.hotspots explains), so a page is
-rebuilt from memory until an issue or a layer changes.
+Shared by the HTTP routes and ``sitewatch map``. What takes seconds at a million issues (the
+overview's aggregates per period, the hotspot analysis) comes from analysis snapshots
+(layers/snapshots.py), so a page is built in well under a second; the page says when its
+analysis was computed.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import psycopg
-from fastapi import Request
 
 from api.hotspot_features import area_features, cell_features, emerging_features
-from geo.assign import Assigner
 from layers import hotspots, mapdata, mapviews, phases
+from layers.assignment import load_assigner
 from layers.errors import NotFound, ValidationFailed
-from layers.hotspots import HotspotQuery, ResultCache
+from layers.hotspots import HotspotQuery
+from layers.snapshots import Snapshot, Snapshots, Spec
 from maps.hotspots import HotspotData, build_hotspots
 from maps.overview import OverviewData, build_overview
-from maps.page import PageOptions
+from maps.page import AsOf, PageOptions
 from maps.unit import UnitData, build_unit
 
 
@@ -54,27 +58,34 @@ def tile_centre(z: int, x: int, y: int) -> tuple[float, float]:
     return lon, lat
 
 
+CELL_TYPES = {"cell": str, "issues": np.int64, "open": np.int64, "overdue": np.int64}
+
+
 def _tile_query(p: mapviews.MapPeriod) -> str:
     return "&".join(f"{k}={v}" for k, v in p.query().items())
 
 
-def overview_data(conn: psycopg.Connection[Any], cache: ResultCache, p: mapviews.MapPeriod,
+def overview_spec(p: mapviews.MapPeriod) -> Spec:
+    """The overview's aggregates over the issues of period ``p`` (cells, communities)."""
+    def compute(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+        cells = mapviews.issue_cells(conn, p)
+        return {"cells": {str(res): frame.to_dict(orient="list") for res, frame in cells.items()},
+                "communities": mapviews.community_measures(conn, p).to_dict(orient="list")}
+
+    ends = [t.isoformat() if t else "" for t in (p.since, p.until)]
+    return Spec(f"map-overview:{ends[0]}:{ends[1]}", compute)
+
+
+def overview_data(conn: psycopg.Connection[Any], snapshots: Snapshots, p: mapviews.MapPeriod,
                   lang: str) -> OverviewData:
-    """Everything the overview shows for period ``p``, from the cache when nothing changed."""
-    # Only the aggregates over the issues are cached: names, units and inspection visits
-    # change without moving the data version, and reading them costs milliseconds.
-    key = (hotspots.data_version(conn), "map-overview", p.since, p.until)
-
-    def compute() -> dict[str, Any]:
-        return {"cells": mapviews.issue_cells(conn, p),
-                "communities": mapviews.community_measures(conn, p)}
-
-    found = {**cache.get(key, compute),
-             "jurisdictions": mapdata.jurisdictions(conn),
-             "sites": mapviews.sites(conn),
-             "categories": conn.execute("SELECT code, name_zh, name_en FROM category"
-                                        ).fetchall(),
-             "phases": phases.list_phases(conn)}
+    """Everything the overview shows for period ``p``: the aggregates from their snapshot,
+    the rest (names, units, sites, inspection visits) read now, in milliseconds."""
+    snap = snapshots.get(conn, overview_spec(p))
+    cells = {int(res): pd.DataFrame(columns).astype(CELL_TYPES)
+             for res, columns in snap.payload["cells"].items()}
+    communities = pd.DataFrame(snap.payload["communities"],
+                               columns=["code", "issues", "open", "points_lost"])
+    categories = conn.execute("SELECT code, name_zh, name_en FROM category").fetchall()
     en = lang == "en"
     selection = {**p.query()}
     if p.phase is not None:
@@ -86,75 +97,79 @@ def overview_data(conn: psycopg.Connection[Any], cache: ResultCache, p: mapviews
         q = p.query()
         label = f'{q.get("since", "…")} – {q.get("until", "…")}'
     return OverviewData(
-        jurisdictions=found["jurisdictions"], sites=found["sites"], cells=found["cells"],
-        communities=found["communities"],
-        categories={c: (en_name if en else zh) for c, zh, en_name in found["categories"]},
+        jurisdictions=mapdata.jurisdictions(conn), sites=mapviews.sites(conn), cells=cells,
+        communities=communities,
+        categories={c: (en_name if en else zh) for c, zh, en_name in categories},
         phases=[(f"{ph.code}:{ph.year}", f"{ph.year} {ph.name_en if en else ph.name_zh}")
-                for ph in found["phases"]],
-        selection=selection, period_label=label, tile_query=_tile_query(p))
+                for ph in phases.list_phases(conn)],
+        selection=selection, period_label=label, tile_query=_tile_query(p),
+        as_of=as_of(snap))
 
 
-def overview(conn: psycopg.Connection[Any], cache: ResultCache, p: mapviews.MapPeriod, *,
+def as_of(snap: Snapshot) -> AsOf:
+    """When the page's analysis was computed, in the district's time, and if it is current."""
+    return AsOf(snap.computed_at.astimezone(phases.DISTRICT_TZ), snap.current)
+
+
+def overview(conn: psycopg.Connection[Any], snapshots: Snapshots, p: mapviews.MapPeriod, *,
              lang: str = "zh", measure: str = "points_lost", tianditu_key: str = "",
              options: PageOptions | None = None) -> str:
     """The overview page's HTML."""
     options = options or PageOptions(lang=lang, tianditu_key=tianditu_key)
-    fmap = build_overview(overview_data(conn, cache, p, lang), options, measure=measure)
+    fmap = build_overview(overview_data(conn, snapshots, p, lang), options, measure=measure)
     return str(fmap.get_root().render())
 
 
-def hotspot_data(conn: psycopg.Connection[Any], assigner: Assigner, cache: ResultCache
-                 ) -> HotspotData:
-    """Gi* cells, hot areas, emerging categories and chronic sites, with the REST routes'
-    cache keys (api/routes/hotspots.py defaults), so either warms the other."""
-    version = hotspots.data_version(conn)
+CHRONIC_SHOWN = ["code", "name", "layer", "category", "recurrences", "issues"]
+
+
+def _hotspot_payload(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    """The hotspot page's analysis at the REST routes' defaults (api/routes/hotspots.py):
+    one Gi* run for cells and areas, the space-time cube, chronic sites."""
+    assigner = load_assigner(conn)
     query = HotspotQuery()
-
-    def cells() -> Any:
-        return cell_features(hotspots.hotspots(conn, assigner, query).cells)
-
-    def areas() -> Any:
-        result = hotspots.hotspots(conn, assigner, query)
-        jurisdictions, units = hotspots.names(conn)
-        return area_features(result.areas, jurisdictions, units)
-
-    def emerging() -> Any:
-        try:
-            found = hotspots.emerging(conn, assigner, query)
-        except ValidationFailed:  # too short a record for a trend: nothing to show
-            return []
-        return emerging_features(found)
-
-    def chronic() -> Any:
-        return hotspots.chronic(conn, query, window_days=14.0)
+    result = hotspots.hotspots(conn, assigner, query)
+    jurisdictions, units = hotspots.names(conn)
+    try:
+        emerging = emerging_features(hotspots.emerging(conn, assigner, query))
+    except ValidationFailed:  # too short a record for a trend: nothing to show
+        emerging = []
+    chronic = hotspots.chronic(conn, query, window_days=14.0)[CHRONIC_SHOWN]
 
     def dump(features: Any) -> list[dict[str, Any]]:
         return [f.model_dump(mode="json", exclude_none=True) for f in features]
 
-    sites = mapviews.sites(conn)
-    chronic_rows = cache.get((version, "map-chronic", query, 14.0), chronic)
-    return HotspotData(
-        cells=dump(cache.get((version, "hotspots", "h3", "cells", query, 25.0, 5), cells)),
-        areas=dump(cache.get((version, "hotspots", "h3", "areas", query, 25.0, 5), areas)),
-        emerging=dump(cache.get((version, "emerging", query, 10.0, 1, False), emerging)),
-        chronic=chronic_rows, sites=sites)
+    return {"cells": dump(cell_features(result.cells)),
+            "areas": dump(area_features(result.areas, jurisdictions, units)),
+            "emerging": dump(emerging),
+            "chronic": chronic.astype(object).where(chronic.notna(), None).to_dict(
+                orient="list")}
 
 
-def hotspots_page(conn: psycopg.Connection[Any], assigner: Assigner, cache: ResultCache, *,
+HOTSPOT_SPEC = Spec("map-hotspots", _hotspot_payload)
+
+
+def hotspot_data(conn: psycopg.Connection[Any], snapshots: Snapshots) -> HotspotData:
+    """Gi* cells, hot areas, emerging categories and chronic sites from their snapshot."""
+    snap = snapshots.get(conn, HOTSPOT_SPEC)
+    found = snap.payload
+    return HotspotData(cells=found["cells"], areas=found["areas"], emerging=found["emerging"],
+                       chronic=pd.DataFrame(found["chronic"], columns=CHRONIC_SHOWN),
+                       sites=mapviews.sites(conn), as_of=as_of(snap))
+
+
+def hotspots_page(conn: psycopg.Connection[Any], snapshots: Snapshots, *,
                   lang: str = "zh", tianditu_key: str = "",
                   options: PageOptions | None = None) -> str:
     """The hotspot page's HTML."""
     options = options or PageOptions(lang=lang, tianditu_key=tianditu_key, tiles_url=None)
-    return str(build_hotspots(hotspot_data(conn, assigner, cache), options)
-               .get_root().render())
+    return str(build_hotspots(hotspot_data(conn, snapshots), options).get_root().render())
 
 
-def hotspots_for_request(conn: psycopg.Connection[Any], request: Request, *, lang: str,
-             tianditu_key: str) -> str:
-    """The hotspot page for a request (the app's assigner and hotspot caches)."""
-    assigner = request.app.state.assigner_cache.get(conn)
-    return hotspots_page(conn, assigner, request.app.state.hotspot_cache, lang=lang,
-                         tianditu_key=tianditu_key)
+def landing_specs() -> Iterator[Spec]:
+    """The snapshots behind the pages' landing views, kept current by the refresher."""
+    yield overview_spec(mapviews.MapPeriod())
+    yield HOTSPOT_SPEC
 
 
 def unit_data(conn: psycopg.Connection[Any], code: str) -> UnitData:

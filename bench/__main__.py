@@ -26,6 +26,7 @@ def main() -> None:
         dsn = reassign.run(results, node, n_issues, grids)
         hotspots.run(results, dsn)
         maps.run(results, dsn)
+        maps.run_sizes(results, node)
         ingest.run(results, node, seconds)
         text = results.markdown(machine(dsn))
     out = Path(__file__).with_name("RESULTS.md")

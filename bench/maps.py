@@ -1,10 +1,11 @@
 """Map pages at scale, against the page that embeds every issue.
 
 Baseline (same run): folium with 10,000 single issue markers and popups, the way the first
-overview was built (issue 7 measured 7 s and 10.7 MB). Measured: the overview page built
-from the stored layers, cold (empty cache) and warm (aggregates cached per data version), its
-size; the hotspot and unit pages (warm); vector tile latency at zoom 16 over the district.
-Targets (issue 7): every page < 1 s and < 2 MB at a million issues.
+overview was built (issue 7 measured 7 s and 10.7 MB). Measured at 1k, 100k and 1M issues:
+the overview and hotspot pages built from their analysis snapshot, right after a data change
+(stale snapshot served, refresh in the background) and on the first view ever (the request
+computes the snapshot), the background refresh's time; the unit page (read live); vector tile
+latency at zoom 16 over the district (1M). Targets (issue 7): every page < 1 s and < 2 MB.
 
 Run alone on databases that already hold the demo: ``python -m bench.maps DSN [DSN ...]``;
 or on a private cluster: ``python -m bench.maps 100000``.
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import folium
@@ -21,11 +24,12 @@ import psycopg
 
 from api import map_pages
 from bench.harness import Results, Row, fresh_database, percentile, private_cluster, timed
-from layers import demo, mapdata, mapviews
-from layers.assignment import load_assigner
-from layers.hotspots import ResultCache
+from layers import demo, mapdata, mapviews, snapshots
+from layers.snapshots import Snapshots, Spec
 
 BASELINE_MARKERS = 10_000
+# Page sizes reported besides the million-issue district (issue 7 asks for 1k, 100k, 1M).
+SMALLER = (1_000, 100_000)
 
 
 def _baseline(conn: psycopg.Connection[Any]) -> tuple[float, int]:
@@ -60,32 +64,60 @@ def _tiles(conn: psycopg.Connection[Any], z: int = 16) -> list[tuple[int, int, i
     return [(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
 
 
-def run(results: Results, dsn: str, label: str = "") -> None:
-    """Time the pages and tiles on the database at ``dsn`` and record the rows."""
+def _connector(dsn: str) -> Any:
+    @contextmanager
+    def connect() -> Iterator[psycopg.Connection[Any]]:
+        with psycopg.connect(dsn) as conn:
+            yield conn
+    return connect
+
+
+def _page_row(results: Results, conn: psycopg.Connection[Any], dsn: str, name: str,
+              spec: Spec, build: Callable[[Snapshots], str], baseline: str,
+              base_s: float, base_bytes: int) -> None:
+    """Time one page the three ways a reader meets it (see layers/snapshots.py):
+    built from the current snapshot; right after a data change (the stale snapshot served,
+    the refresh queued); the first view ever (no snapshot: the request computes it)."""
+    conn.execute("DELETE FROM analysis_snapshot WHERE key = %s", [spec.key])
+    conn.commit()
+    first, html = timed(lambda: build(Snapshots(_connector(dsn))))
+    conn.commit()
+    current = min(timed(lambda: build(Snapshots(_connector(dsn))))[0] for _ in range(3))
+    # A change the data version sees (an update that changes nothing else).
+    conn.execute("UPDATE issue SET updated_at = updated_at WHERE id = (SELECT min(id)"
+                 " FROM issue)")
+    conn.commit()
+    served = Snapshots(_connector(dsn))
+    stale, stale_html = timed(lambda: build(served))
+    conn.commit()
+    served.close()  # waits for the background refresh
+    refreshed = snapshots.read(conn, spec.key)
+    assert refreshed is not None and refreshed.data_version == snapshots.data_version(conn)
+    size = len(html.encode())
+    results.add(Row(
+        name, f"{current:.2f} s from the snapshot, {stale:.2f} s after a change, "
+        f"{size / 1e6:.2f} MB", baseline, f"{max(current, stale) / base_s:.2f}× time, "
+        f"{size / base_bytes:.2f}× size", "< 1 s, < 2 MB",
+        f"analysis refreshed in the background in {refreshed.seconds:.2f} s; first view"
+        f" ever (no snapshot) {first:.2f} s; stale page {len(stale_html.encode()) / 1e6:.2f}"
+        " MB"))
+
+
+def run(results: Results, dsn: str, label: str = "", *, tiles: bool = True) -> None:
+    """Time the pages (and tiles) on the database at ``dsn`` and record the rows."""
     with psycopg.connect(dsn) as conn:
         row = conn.execute("SELECT count(*) FROM issue").fetchone()
         n = int(row[0]) if row else 0
         tag = label or f"{n:,} issues"
         base_s, base_bytes = _baseline(conn)
-        everything = mapviews.period(conn)
-        cache = ResultCache()
-        cold, html = timed(lambda: map_pages.overview(conn, cache, everything))
-        warm = min(timed(lambda: map_pages.overview(conn, cache, everything))[0]
-                   for _ in range(3))
-        size = len(html.encode())
         baseline = f"{BASELINE_MARKERS:,} markers {base_s:.2f} s, {base_bytes / 1e6:.1f} MB"
-        results.add(Row(f"overview page, {tag}", f"cold {cold:.2f} s, warm {warm:.2f} s, "
-                        f"{size / 1e6:.2f} MB", baseline, f"{warm / base_s:.2f}× time, "
-                        f"{size / base_bytes:.2f}× size", "< 1 s, < 2 MB"))
-        assigner = load_assigner(conn)
-        hot_cache = ResultCache()
-        hot_cold, hot_html = timed(lambda: map_pages.hotspots_page(conn, assigner, hot_cache))
-        hot_warm = min(timed(lambda: map_pages.hotspots_page(conn, assigner, hot_cache))[0]
-                       for _ in range(3))
-        results.add(Row(f"hotspot page, {tag}", f"cold {hot_cold:.2f} s, warm {hot_warm:.2f} s,"
-                        f" {len(hot_html.encode()) / 1e6:.2f} MB", baseline,
-                        f"{hot_warm / base_s:.2f}× time", "< 1 s, < 2 MB",
-                        "cold runs Gi* and emerging hotspots (cached per data version)"))
+        everything = mapviews.period(conn)
+        _page_row(results, conn, dsn, f"overview page, {tag}",
+                  map_pages.overview_spec(everything),
+                  lambda s: map_pages.overview(conn, s, everything), baseline, base_s,
+                  base_bytes)
+        _page_row(results, conn, dsn, f"hotspot page, {tag}", map_pages.HOTSPOT_SPEC,
+                  lambda s: map_pages.hotspots_page(conn, s), baseline, base_s, base_bytes)
         unit = conn.execute("SELECT u.code FROM issue i JOIN unit u ON u.id = i.lead_unit_id"
                             " GROUP BY u.code ORDER BY count(*) DESC LIMIT 1").fetchone()
         if unit is not None:
@@ -93,7 +125,9 @@ def run(results: Results, dsn: str, label: str = "") -> None:
             results.add(Row(f"unit page (busiest unit), {tag}", f"{unit_s:.2f} s, "
                             f"{len(unit_html.encode()) / 1e6:.2f} MB", baseline,
                             f"{unit_s / base_s:.2f}× time", "< 1 s, < 2 MB",
-                            "open issues capped at 2,000 per page"))
+                            "no snapshot: read live; open issues capped at 2,000 per page"))
+        if not tiles:
+            return
         latencies, sizes = [], []
         for z, x, y in _tiles(conn):
             seconds, body = timed(lambda z=z, x=x, y=y: mapviews.issue_tile(
@@ -106,6 +140,18 @@ def run(results: Results, dsn: str, label: str = "") -> None:
                         baseline, "—", "p95 < 500 ms",
                         f"{len(latencies)} tiles over the district, ≤ "
                         f"{mapviews.TILE_LIMIT:,} issues each"))
+
+
+def run_sizes(results: Results, node: Any, sizes: tuple[int, ...] = SMALLER) -> None:
+    """The pages on fresh demo districts of ``sizes`` issues (the 1M one runs on the
+    assignment benchmark's database)."""
+    for n in sizes:
+        dsn = fresh_database(node, f"bench_maps_{n}")
+        with psycopg.connect(dsn) as conn:
+            demo.load(conn, n_issues=n, now=demo.CAMPAIGN_START.replace(month=11, day=20))
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+        run(results, dsn, tiles=False)
 
 
 def main() -> None:

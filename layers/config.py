@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     cors_origins: str = ""  # comma-separated; empty: CORS off
     # 天地图 basemap key (browser key from console.tianditu.gov.cn); empty: no Tianditu layer.
     tianditu_key: str = ""
+    # Analysis snapshots (layers/snapshots.py), in seconds: a stale snapshot is served (and
+    # refreshed in the background) while younger than max_stale; a current one is refreshed
+    # once older than max_age (overdue counts move with the clock); the refresher keeps the
+    # landing views current every interval (0: off).
+    snapshot_max_stale: float = Field(default=600.0, ge=0)
+    snapshot_max_age: float = Field(default=900.0, gt=0)
+    snapshot_interval: float = Field(default=30.0, ge=0)
 
     @property
     def managed(self) -> bool:

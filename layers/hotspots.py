@@ -1,12 +1,11 @@
 """Hotspots, emerging hotspots and chronic sites from the stored issues (geo.hotspots).
 
 Issues are read with one COPY; the statistics run in :mod:`geo.hotspots`. Results are cached
-per *data version*: the assignment inputs' ``layers_version`` together with the issue
-table's row count, the sum of its row versions and its largest id. Every write path bumps an
-issue's ``version`` (optimistic locking), so any insert, update or delete changes the key.
-Callers read the key *before* the issues: a write committed in between then lands in a
-result filed under the older key, never a stale result under the newer one. The check costs
-one scan of the issue table (tens of milliseconds at a million rows), not the analysis.
+per *data version* (:func:`layers.snapshots.data_version`): counters that triggers move in
+every transaction that changes the assignment inputs or the issue table, so any insert,
+update or delete changes the key and reading it costs two tiny queries. Callers read the key
+*before* the issues: a write committed in between then lands in a result filed under the
+older key, never a stale result under the newer one.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from geo.hotspots.binning import DEFAULT_RESOLUTION, DEFAULT_RING, StudyGrid, fi
 from geo.hotspots.chronic import chronic_sites
 from geo.hotspots.clusters import cluster_summary, dbscan_labels
 from geo.hotspots.emerging import Emerging, bin_times, emerging_hotspots, time_steps
-from layers.assignment import layers_version
+from layers import snapshots
 from layers.errors import ValidationFailed
 
 Method = Literal["h3", "fishnet"]
@@ -105,12 +104,10 @@ def parse_period(text: str | None) -> tuple[datetime | None, datetime | None]:
     return local(since), local(until)
 
 
-def data_version(conn: psycopg.Connection[Any]) -> tuple[int, ...]:
-    """The cache key part that changes whenever assignment inputs or issues change."""
-    row = conn.execute("SELECT count(*), coalesce(sum(version), 0), coalesce(max(id), 0)"
-                       " FROM issue").fetchone()
-    assert row is not None
-    return (layers_version(conn), *(int(v) for v in row))
+def data_version(conn: psycopg.Connection[Any]) -> str:
+    """The cache key part that changes whenever assignment inputs or issues change
+    (two counters moved by triggers: layers.snapshots.data_version)."""
+    return snapshots.data_version(conn)
 
 
 class ResultCache:
@@ -139,9 +136,13 @@ class ResultCache:
 
 def read_issues(conn: psycopg.Connection[Any], query: HotspotQuery,
                 columns: str = "ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat,"
-                               " i.category_code AS category") -> pd.DataFrame:
-    """Counted issues matching the query's period, categories and site layer, by COPY."""
+                               " i.category_code AS category", *,
+                at_sites: bool = False) -> pd.DataFrame:
+    """Counted issues matching the query's period, categories and site layer, by COPY;
+    ``at_sites``: only those linked to a site."""
     where = [sql.SQL("i.status = ANY(%s)")]
+    if at_sites:
+        where.append(sql.SQL("i.site_id IS NOT NULL"))
     params: list[Any] = [list(COUNTED)]
     if query.since is not None:
         where.append(sql.SQL("i.reported_at >= %s"))
@@ -244,7 +245,8 @@ def chronic(conn: psycopg.Connection[Any], query: HotspotQuery, *, window_days: 
     """Chronic (site, category) pairs with the site's code, name and layer, ranked."""
     frame = read_issues(conn, query, "i.site_id, i.category_code AS category, i.status,"
                                      " extract(epoch FROM i.reported_at) AS reported_at,"
-                                     " extract(epoch FROM i.closed_at) AS closed_at")
+                                     " extract(epoch FROM i.closed_at) AS closed_at",
+                       at_sites=True)  # chronic_sites looks at site-linked issues only
     for column in ("reported_at", "closed_at"):
         frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
     # Rejected and duplicate reports are filtered by read_issues; verification closes.

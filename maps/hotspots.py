@@ -14,6 +14,7 @@ import pandas as pd
 from maps.assets import fullscreen_control, use_local_assets
 from maps.labels import labels
 from maps.page import (
+    AsOf,
     PageOptions,
     add_config,
     add_legend,
@@ -43,6 +44,7 @@ class HotspotData:
     emerging: list[dict[str, Any]]
     chronic: pd.DataFrame  # code, name, layer, category, recurrences, issues, ...
     sites: gpd.GeoDataFrame  # code, name, geometry (to draw chronic sites)
+    as_of: AsOf | None = None  # when the analysis was computed
 
 
 def _collection(features: list[dict[str, Any]]) -> dict[str, Any]:
@@ -65,7 +67,7 @@ def build_hotspots(data: HotspotData, options: PageOptions | None = None) -> fol
     fullscreen_control(options.static_url).add_to(fmap)
     control = folium.LayerControl(collapsed=False)
     control.add_to(fmap)
-    add_title(fmap, t["hotspots_title"])
+    add_title(fmap, t["hotspots_title"], data.as_of.text(t) if data.as_of else "")
     rows = [(BIN_COLOURS[b], t[BIN_LABELS[b]]) for b in (3, 2, 1, 0, -1, -2, -3)]
     rows += [(c, t["emerging"] + ": " + t[f"em_{k}"]) for k, c in EMERGING_COLOURS.items()]
     rows += [("#000000", t["chronic"])]

@@ -20,6 +20,7 @@ from maps.labels import labels
 from maps.page import (
     LIGHT_COLOURS,
     STATUS_COLOURS,
+    AsOf,
     PageOptions,
     add_config,
     add_html,
@@ -58,6 +59,7 @@ class OverviewData:
     selection: dict[str, str] = field(default_factory=dict)  # the period/measure chosen
     period_label: str = ""
     tile_query: str = ""  # query string the vector tiles take (the period)
+    as_of: AsOf | None = None  # when the cells and community measures were computed
 
 
 def build_overview(data: OverviewData, options: PageOptions | None = None,
@@ -80,7 +82,8 @@ def build_overview(data: OverviewData, options: PageOptions | None = None,
     fullscreen_control(options.static_url).add_to(fmap)
     control = folium.LayerControl(collapsed=False)
     control.add_to(fmap)
-    add_title(fmap, t["title"], f'{t["period"]}: {data.period_label or t["all_time"]}')
+    period = f'{t["period"]}: {data.period_label or t["all_time"]}'
+    add_title(fmap, t["title"], f"{period} · {data.as_of.text(t)}" if data.as_of else period)
     _add_period_form(fmap, t, data, measure, options.lang)
     rows = [(LIGHT_COLOURS["green"], t["light_green"]), (LIGHT_COLOURS["yellow"],
              t["light_yellow"]), (LIGHT_COLOURS["red"], t["light_red"]),
@@ -155,8 +158,9 @@ def _add_choropleth(fmap: folium.Map, juris: gpd.GeoDataFrame, measures: pd.Data
 
 def _cell_features(cells: pd.DataFrame, top: float) -> dict[str, Any]:
     features = []
-    for cell, issues, n_open, overdue in zip(cells["cell"], cells["issues"], cells["open"],
-                                             cells["overdue"], strict=True):
+    # Plain lists: iterating pandas' string arrays costs ~10 µs an item (0.1 s a page).
+    columns = [cells[c].tolist() for c in ("cell", "issues", "open", "overdue")]
+    for cell, issues, n_open, overdue in zip(*columns, strict=True):
         ring = [[round(lng, 6), round(lat, 6)] for lat, lng in h3.cell_to_boundary(cell)]
         level = min(int(len(CELL_COLOURS) * float(issues) / top), len(CELL_COLOURS) - 1)
         features.append({"type": "Feature", "geometry": {
@@ -187,7 +191,8 @@ def _add_cells(fmap: folium.Map, cells: dict[int, pd.DataFrame], t: dict[str, st
         frame = cells[finest]
         top = float(frame["issues"].max())
         points = [[*h3.cell_to_latlng(c), round(float(n) / top, 4)]
-                  for c, n in zip(frame["cell"], frame["issues"], strict=True)]
+                  for c, n in zip(frame["cell"].tolist(), frame["issues"].tolist(),
+                                  strict=True)]
         HeatMap(points, name=t["heat"], show=False, radius=18, blur=14,
                 min_opacity=0.3).add_to(fmap)  # type: ignore[no-untyped-call]  # folium plugin untyped
     return group.get_name(), names

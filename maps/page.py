@@ -7,6 +7,7 @@ import html
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import folium
@@ -33,6 +34,20 @@ BLANK_TILE = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAw
 # browser: the offset's shortest wave is ~30 km, so bilinear interpolation is within
 # centimetres, and the published formula lives once, in geo.crs.
 SHIFT_STEP = 0.01
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """When a page's analysis was computed (district time) and whether data changed since
+    (then a newer one is being computed: layers/snapshots.py)."""
+
+    computed_at: datetime
+    current: bool = True
+
+    def text(self, t: dict[str, str]) -> str:
+        """The line the page shows, e.g. "统计于 2026-11-26 09:10（数据已变动，正在更新）"."""
+        line = f'{t["as_of"]} {self.computed_at:%Y-%m-%d %H:%M}'
+        return line if self.current else f'{line} {t["updating"]}'
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,11 @@ from psycopg import sql
 from layers import migrate
 from layers.cluster import Cluster
 
+# Servers in tests do not refresh map snapshots on their own (layers.snapshots.Refresher):
+# a refresh round per app start would cost seconds in every API test. The refresher's own
+# tests and the browser tests' servers turn it on.
+os.environ.setdefault("SITEWATCH_SNAPSHOT_INTERVAL", "0")
+
 TEMPLATE = "sw_template"
 DEMO_TEMPLATE = "sw_demo"
 # A fixed "now" keeps the demo's statuses and overdue flags the same on every run.

@@ -34,7 +34,7 @@ def overview(conn: Conn, request: Request, settings: AppSettings, lang: Lang = "
              measure: Literal["points_lost", "open"] = "points_lost") -> HTMLResponse:
     """The office's overview map for a period (all, a campaign phase, or days)."""
     selected = map_pages.parse_period(conn, phase, year, since, until)
-    page = map_pages.overview(conn, request.app.state.map_cache, selected, lang=lang,
+    page = map_pages.overview(conn, request.app.state.snapshots, selected, lang=lang,
                               measure=measure, tianditu_key=settings.tianditu_key)
     return HTMLResponse(page)
 
@@ -43,9 +43,9 @@ def overview(conn: Conn, request: Request, settings: AppSettings, lang: Lang = "
 def hotspot_map(conn: Conn, request: Request, settings: AppSettings, lang: Lang = "zh"
                 ) -> HTMLResponse:
     """Gi* cells by class, hot areas (jurisdiction split, lead unit), emerging categories,
-    chronic sites; computed once per data version (the hotspot cache)."""
-    return HTMLResponse(map_pages.hotspots_for_request(conn, request, lang=lang,
-                                           tianditu_key=settings.tianditu_key))
+    chronic sites; from the analysis snapshot (layers/snapshots.py)."""
+    return HTMLResponse(map_pages.hotspots_page(conn, request.app.state.snapshots, lang=lang,
+                                                tianditu_key=settings.tianditu_key))
 
 
 @router.get("/maps/units/{unit}", response_class=HTMLResponse)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import psycopg
@@ -118,3 +119,38 @@ def test_map_command_writes_standalone_pages(demo_dsn: str, tmp_path: Path) -> N
     bad = runner.invoke(app, ["map", "--out", str(tmp_path / "x.html"), "--page", "unit"],
                         env=env)
     assert bad.exit_code == 1
+
+
+def test_pages_are_built_from_snapshots_refreshed_in_the_background(
+        demo_client: TestClient, demo_dsn: str) -> None:
+    from fastapi import FastAPI
+
+    from api.map_pages import overview_spec
+    from layers import mapviews, snapshots
+
+    def subtitle(path: str, lang: str = "en") -> str:
+        page = demo_client.get(path, params={"lang": lang}).text
+        found = re.search(r'<div id="sw-subtitle"[^>]*>(.*?)</div>', page)
+        assert found is not None
+        return found.group(1)
+
+    first = subtitle("/maps/overview")
+    assert "analysed 20" in first and "updating" not in first
+    assert subtitle("/maps/hotspots").startswith("analysed 20")
+    counted = "SELECT count(*) FROM issue WHERE status NOT IN ('rejected', 'duplicate')"
+    with psycopg.connect(demo_dsn) as conn:
+        before = conn.execute(counted).fetchone()
+        conn.execute("UPDATE issue SET status = 'rejected' WHERE id = (SELECT min(id)"
+                     " FROM issue WHERE status = 'verified')")
+        conn.commit()
+        after = conn.execute(counted).fetchone()
+    assert before is not None and after is not None and after[0] == before[0] - 1
+    # The first request after the change gets the stale snapshot and queues the refresh.
+    assert subtitle("/maps/overview", "zh").endswith("（数据已变动，正在更新）")
+    assert isinstance(demo_client.app, FastAPI)
+    demo_client.app.state.snapshots.close()  # waits for the background refresh
+    assert "updating" not in subtitle("/maps/overview")
+    with psycopg.connect(demo_dsn) as conn:
+        found = snapshots.read(conn, overview_spec(mapviews.MapPeriod()).key)
+    assert found is not None
+    assert sum(found.payload["cells"]["8"]["issues"]) == after[0]

@@ -35,10 +35,11 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def serve(dsn: str, folder: Path, **env: str) -> Iterator[str]:
-    """A real uvicorn serving the app on ``dsn`` (data dir and log under ``folder``)."""
+    """A real uvicorn serving the app on ``dsn`` (data dir and log under ``folder``), with
+    the map snapshot refresher on, as in production."""
     port = _free_port()
     environment = {**os.environ, "DATABASE_URL": dsn, "SITEWATCH_DATA_DIR": str(folder),
-                   **env}
+                   "SITEWATCH_SNAPSHOT_INTERVAL": "10", **env}
     log_path = folder / "uvicorn.log"
     log = log_path.open("w")
     proc = subprocess.Popen(

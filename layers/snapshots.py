@@ -1,0 +1,244 @@
+"""Analysis snapshots: results that take seconds at scale, stored with their data version.
+
+A map page must be built in well under a second at a million issues, but some of what it
+shows cannot be computed that fast: the overview's counts per cell and community scan every
+issue (1.5–2 s at 1M), the hotspot analysis reads every point and runs Gi*, the space-time
+cube and the chronic-site ranking (about 7 s at 1M). So pages show the newest **snapshot** of
+such a result (table ``analysis_snapshot``), stamped with when it was computed:
+
+- a snapshot of the current data version is served as is;
+- a stale one (issues or layers changed since) is served while it is younger than
+  ``max_stale`` seconds, and a refresh is started in the background, so the next view is
+  current; the page says when its analysis was computed;
+- with no snapshot, or one too old, the request computes and stores it (what every request
+  did before snapshots). An advisory lock per key makes concurrent requests and server
+  processes compute it once; the others wait and read the result.
+
+:class:`Refresher` also keeps the default snapshots (the pages' landing views) current on its
+own, a few seconds after data change, so a leader opening a page rarely sees a stale one.
+
+The data version is :func:`data_version`: the assignment inputs' counter and the issue
+table's change counter (both moved by triggers in the writers' own transactions, migrations
+0003 and 0011), so reading it costs two tiny queries instead of a scan of the issue table.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+log = logging.getLogger(__name__)
+
+# How many snapshots are kept: the default views plus the periods people asked for lately.
+KEEP = 64
+
+Connect = Callable[[], AbstractContextManager[psycopg.Connection[Any]]]
+
+
+def data_version(conn: psycopg.Connection[Any]) -> str:
+    """A value that changes whenever issues or the assignment inputs change (and only then)."""
+    row = conn.execute("SELECT (SELECT version FROM layers_version),"
+                       " (SELECT sum(n) FROM issue_change)").fetchone()
+    assert row is not None
+    return f"{int(row[0] or 0)}.{int(row[1] or 0)}"
+
+
+def issue_changes(conn: psycopg.Connection[Any]) -> int:
+    """How many transactions have changed the issue table (the version's issue part)."""
+    row = conn.execute("SELECT sum(n) FROM issue_change").fetchone()
+    return int(row[0] or 0) if row else 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A stored result; ``current`` says whether it matches the data version it was read at."""
+
+    key: str
+    data_version: str
+    computed_at: datetime
+    seconds: float  # how long computing it took
+    payload: Any
+    age: float = 0.0  # seconds since computed, when read
+    current: bool = True
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What to snapshot: a key naming the result and how to compute it (JSON-able) on a
+    connection. The key must name everything the result depends on besides the data."""
+
+    key: str
+    compute: Callable[[psycopg.Connection[Any]], Any]
+
+
+def read(conn: psycopg.Connection[Any], key: str) -> Snapshot | None:
+    """The stored snapshot for ``key`` (``current`` not yet judged), or None."""
+    row = conn.execute("SELECT data_version, computed_at, seconds, payload,"
+                       " extract(epoch FROM now() - computed_at)"
+                       " FROM analysis_snapshot WHERE key = %s", [key]).fetchone()
+    if row is None:
+        return None
+    return Snapshot(key, str(row[0]), row[1], float(row[2]), row[3], float(row[4]))
+
+
+def fresh(found: Snapshot | None, version: str, max_age: float) -> bool:
+    """True when ``found`` was computed from ``version`` less than ``max_age`` seconds ago
+    (counts of overdue issues move with the clock, not only with the data)."""
+    return found is not None and found.data_version == version and found.age <= max_age
+
+
+def write(conn: psycopg.Connection[Any], key: str, version: str, payload: Any,
+          seconds: float) -> Snapshot:
+    """Store ``payload`` as the snapshot of ``key`` at ``version``; drop the least recently
+    computed beyond :data:`KEEP`."""
+    row = conn.execute("""
+        INSERT INTO analysis_snapshot (key, data_version, computed_at, seconds, payload)
+        VALUES (%s, %s, now(), %s, %s)
+        ON CONFLICT (key) DO UPDATE SET data_version = excluded.data_version,
+            computed_at = excluded.computed_at, seconds = excluded.seconds,
+            payload = excluded.payload
+        RETURNING computed_at""", [key, version, seconds, Jsonb(payload)]).fetchone()
+    assert row is not None
+    conn.execute("DELETE FROM analysis_snapshot WHERE key IN (SELECT key FROM"
+                 " analysis_snapshot ORDER BY computed_at DESC OFFSET %s)", [KEEP])
+    return Snapshot(key, version, row[0], seconds, payload)
+
+
+def compute_and_write(conn: psycopg.Connection[Any], spec: Spec,
+                      max_age: float = float("inf")) -> Snapshot:
+    """Compute ``spec`` at the current data version and store it, once across processes:
+    whoever holds the key's advisory lock computes; who waited reads the stored result.
+    The lock is the transaction's: the caller's commit publishes the snapshot and frees it."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('analysis_snapshot'), hashtext(%s))",
+                 [spec.key])
+    # Read the version before the data: a change landing during the computation then makes
+    # the stored snapshot look stale (computed again), never a stale one look current.
+    version = data_version(conn)
+    found = read(conn, spec.key)
+    if found is not None and fresh(found, version, max_age):
+        return found
+    started = time.perf_counter()
+    payload = spec.compute(conn)
+    return write(conn, spec.key, version, payload, time.perf_counter() - started)
+
+
+class Snapshots:
+    """The serving rule above, for one process.
+
+    ``connect`` opens a connection for background refreshes (None: never serve stale, e.g.
+    the CLI); ``max_stale`` and ``max_age`` are in seconds (config.Settings explains them).
+    """
+
+    def __init__(self, connect: Connect | None = None, *, max_stale: float = 600.0,
+                 max_age: float = 900.0) -> None:
+        self._connect = connect
+        self.max_stale = max_stale
+        self.max_age = max_age
+        self._pending: set[str] = set()
+        self._closed = False
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot") \
+            if connect is not None else None
+
+    def get(self, conn: psycopg.Connection[Any], spec: Spec) -> Snapshot:
+        """The snapshot a page should show now (see the module's rule)."""
+        found = read(conn, spec.key)
+        if found is not None:
+            version = data_version(conn)
+            if fresh(found, version, self.max_age):
+                return found
+            same = found.data_version == version
+            if self._pool is not None and (same or found.age <= self.max_stale):
+                self.refresh_later(spec)
+                return replace(found, current=same)
+        return compute_and_write(conn, spec, self.max_age)
+
+    def refresh_later(self, spec: Spec) -> None:
+        """Refresh ``spec`` in the background unless a refresh of it is already queued."""
+        if self._pool is None:
+            return
+        with self._lock:
+            if spec.key in self._pending or self._closed:
+                return
+            self._pending.add(spec.key)
+            self._pool.submit(self._refresh, spec)
+
+    def _refresh(self, spec: Spec) -> None:
+        assert self._connect is not None
+        try:
+            with self._connect() as conn:
+                compute_and_write(conn, spec, self.max_age)
+                conn.commit()
+        except Exception:  # a background job has no caller to tell; the next view retries
+            log.exception("refreshing snapshot %s failed", spec.key)
+        finally:
+            with self._lock:
+                self._pending.discard(spec.key)
+
+    def close(self) -> None:
+        """Stop taking refreshes and wait for the queued ones."""
+        with self._lock:
+            self._closed = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
+class Refresher:
+    """A daemon thread that, every ``interval`` seconds, refreshes the default snapshots
+    (``specs()``) whose data changed, so landing pages are current before anyone asks."""
+
+    def __init__(self, connect: Connect, specs: Callable[[], Iterator[Spec]],
+                 interval: float, max_age: float = 900.0) -> None:
+        self._connect = connect
+        self._specs = specs
+        self.interval = interval
+        self.max_age = max_age
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="snapshot-refresher",
+                                        daemon=True)
+
+    def start(self) -> None:
+        """Start refreshing (a no-op for a non-positive interval)."""
+        if self.interval > 0:
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current round."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def run_once(self) -> int:
+        """Refresh every default snapshot that is missing or stale; how many were."""
+        done = 0
+        for spec in self._specs():
+            with self._connect() as conn:
+                if not fresh(read(conn, spec.key), data_version(conn), self.max_age):
+                    # Another process refreshing the same key holds its lock: skip it.
+                    got = conn.execute("SELECT pg_try_advisory_xact_lock(hashtext("
+                                       "'analysis_snapshot'), hashtext(%s))",
+                                       [spec.key]).fetchone()
+                    if got and got[0]:
+                        compute_and_write(conn, spec, self.max_age)
+                        done += 1
+                conn.commit()
+        return done
+
+    def _run(self) -> None:
+        while True:  # a first round at start: a restarted server has its pages ready
+            try:
+                self.run_once()
+            except Exception:  # the database may be down for a while; try again next round
+                log.exception("snapshot refresh round failed")
+            if self._stop.wait(self.interval):
+                return

@@ -1,0 +1,187 @@
+"""Analysis snapshots: the cheap data version, the serving rule, the refresher."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from layers import snapshots
+from layers.snapshots import Refresher, Snapshots, Spec
+
+INSERT_ISSUE = ("INSERT INTO issue (category_code, geom, description, source) SELECT code,"
+                " ST_SetSRID(ST_MakePoint(120.6, 31.3), 4326), 'x', 'citizen'"
+                " FROM category ORDER BY code LIMIT 1")
+
+
+def _connector(dsn: str) -> Any:
+    @contextmanager
+    def connect() -> Iterator[psycopg.Connection[Any]]:
+        with psycopg.connect(dsn) as conn:
+            yield conn
+    return connect
+
+
+class Counting:
+    """A spec whose computation counts issues and how often it ran."""
+
+    def __init__(self, key: str = "test:count", pause: float = 0.0) -> None:
+        self.calls = 0
+        self.pause = pause
+        self.spec = Spec(key, self.compute)
+
+    def compute(self, conn: psycopg.Connection[Any]) -> dict[str, int]:
+        self.calls += 1
+        time.sleep(self.pause)
+        row = conn.execute("SELECT count(*) FROM issue").fetchone()
+        assert row is not None
+        return {"issues": int(row[0])}
+
+
+def test_version_moves_once_per_committed_transaction(dsn: str) -> None:
+    with psycopg.connect(dsn) as conn:
+        start = snapshots.data_version(conn)
+        conn.execute(INSERT_ISSUE)
+        conn.execute(INSERT_ISSUE)
+        conn.execute("UPDATE issue SET description = 'y'")
+        conn.commit()
+        one = snapshots.data_version(conn)
+        assert snapshots.issue_changes(conn) == 1
+        conn.execute(INSERT_ISSUE)
+        conn.rollback()
+        assert snapshots.data_version(conn) == one
+        conn.execute("UPDATE jurisdiction SET name = name")  # a layer statement, no rows
+        conn.commit()
+        assert snapshots.data_version(conn) not in (start, one)
+        assert snapshots.issue_changes(conn) == 1
+
+
+def test_concurrent_writers_do_not_queue_on_the_counter(dsn: str) -> None:
+    # A single counter row would make the second writer wait for the first one's commit.
+    with psycopg.connect(dsn) as first, psycopg.connect(dsn) as second:
+        first.execute(INSERT_ISSUE)  # holds its shard until it commits
+        second.execute("SET lock_timeout = '1s'")
+        second.execute(INSERT_ISSUE)
+        second.commit()
+        first.commit()
+        assert snapshots.issue_changes(first) == 2
+
+
+def test_current_snapshot_is_served_without_computing(dsn: str) -> None:
+    counting = Counting()
+    with psycopg.connect(dsn) as conn:
+        served = Snapshots().get(conn, counting.spec)
+        conn.commit()
+        assert (served.payload, served.current, counting.calls) == ({"issues": 0}, True, 1)
+        again = Snapshots().get(conn, counting.spec)
+        assert (again.payload, counting.calls) == ({"issues": 0}, 1)
+        assert again.computed_at == served.computed_at
+
+
+def test_stale_snapshot_is_served_and_refreshed_in_the_background(dsn: str) -> None:
+    counting = Counting()
+    served = Snapshots(_connector(dsn))
+    with psycopg.connect(dsn) as conn:
+        served.get(conn, counting.spec)
+        conn.execute(INSERT_ISSUE)
+        conn.commit()
+        stale = served.get(conn, counting.spec)
+        assert (stale.payload, stale.current) == ({"issues": 0}, False)
+        conn.commit()
+        served.close()  # waits for the queued refresh
+        fresh = served.get(conn, counting.spec)
+        assert (fresh.payload, fresh.current, counting.calls) == ({"issues": 1}, True, 2)
+
+
+def test_too_old_or_no_background_means_computed_now(dsn: str) -> None:
+    counting = Counting()
+    with psycopg.connect(dsn) as conn:
+        Snapshots().get(conn, counting.spec)
+        conn.execute(INSERT_ISSUE)
+        conn.commit()
+        # The CLI (no background refresh) always gets the current result.
+        assert Snapshots().get(conn, counting.spec).payload == {"issues": 1}
+        conn.execute(INSERT_ISSUE)
+        conn.commit()
+        strict = Snapshots(_connector(dsn), max_stale=0)
+        got = strict.get(conn, counting.spec)
+        strict.close()
+        assert (got.payload, got.current, counting.calls) == ({"issues": 2}, True, 3)
+
+
+def test_old_current_snapshot_is_recomputed_for_the_clock(dsn: str) -> None:
+    counting = Counting()
+    with psycopg.connect(dsn) as conn:
+        Snapshots().get(conn, counting.spec)
+        conn.execute("UPDATE analysis_snapshot SET computed_at = now() - interval '2 hours'")
+        conn.commit()
+        got = Snapshots(max_age=3600).get(conn, counting.spec)
+        assert counting.calls == 2
+        assert got.age < 60
+
+
+def test_concurrent_requests_compute_once(dsn: str) -> None:
+    counting = Counting(pause=0.5)
+    got: list[Any] = []
+
+    def ask() -> None:
+        with psycopg.connect(dsn) as conn:
+            got.append(Snapshots().get(conn, counting.spec).payload)
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert got == [{"issues": 0}] * 3
+    assert counting.calls == 1
+
+
+def test_only_the_newest_snapshots_are_kept(dsn: str) -> None:
+    with psycopg.connect(dsn) as conn:
+        for n in range(snapshots.KEEP + 3):
+            snapshots.write(conn, f"k{n}", "1.0", {"n": n}, 0.0)
+            conn.commit()
+        row = conn.execute("SELECT count(*), min(key) FILTER (WHERE key = 'k0')"
+                           " FROM analysis_snapshot").fetchone()
+        assert row == (snapshots.KEEP, None)
+        assert snapshots.read(conn, f"k{snapshots.KEEP + 2}") is not None
+
+
+def test_refresher_keeps_landing_snapshots_current(dsn: str) -> None:
+    one, two = Counting("test:one"), Counting("test:two")
+    connect: Any = _connector(dsn)
+
+    def specs() -> Iterator[Spec]:
+        yield one.spec
+        yield two.spec
+
+    refresher = Refresher(connect, specs, interval=0.05)
+    assert refresher.run_once() == 2
+    assert refresher.run_once() == 0
+    with psycopg.connect(dsn) as conn:
+        conn.execute(INSERT_ISSUE)
+        conn.commit()
+    refresher.start()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and two.calls < 2:
+        time.sleep(0.05)
+    refresher.stop()
+    assert (one.calls, two.calls) == (2, 2)
+    with psycopg.connect(dsn) as conn:
+        found = snapshots.read(conn, "test:two")
+        assert found is not None and found.payload == {"issues": 1}
+
+
+def test_refresher_off_never_starts(dsn: str) -> None:
+    counting = Counting()
+    connect: Any = _connector(dsn)
+    refresher = Refresher(connect, lambda: iter([counting.spec]), interval=0)
+    refresher.start()
+    time.sleep(0.2)
+    refresher.stop()
+    assert counting.calls == 0
