@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -166,9 +166,14 @@ def hotspots_page(conn: psycopg.Connection[Any], snapshots: Snapshots, *,
     return str(build_hotspots(hotspot_data(conn, snapshots), options).get_root().render())
 
 
-def landing_specs() -> Iterator[Spec]:
-    """The snapshots behind the pages' landing views, kept current by the refresher."""
+def landing_specs(conn: psycopg.Connection[Any]) -> Iterator[Spec]:
+    """The snapshots behind the pages' landing views, kept current by the refresher: the
+    overview of all time and of each phase of this campaign year (the page's period menu),
+    the hotspot page."""
     yield overview_spec(mapviews.MapPeriod())
+    year = datetime.now(phases.DISTRICT_TZ).year
+    for phase in phases.list_phases(conn, year):
+        yield overview_spec(mapviews.period(conn, phase=phase.code, year=year))
     yield HOTSPOT_SPEC
 
 

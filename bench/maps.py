@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import folium
@@ -64,14 +63,6 @@ def _tiles(conn: psycopg.Connection[Any], z: int = 16) -> list[tuple[int, int, i
     return [(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
 
 
-def _connector(dsn: str) -> Any:
-    @contextmanager
-    def connect() -> Iterator[psycopg.Connection[Any]]:
-        with psycopg.connect(dsn) as conn:
-            yield conn
-    return connect
-
-
 def _page_row(results: Results, conn: psycopg.Connection[Any], dsn: str, name: str,
               spec: Spec, build: Callable[[Snapshots], str], baseline: str,
               base_s: float, base_bytes: int) -> None:
@@ -80,14 +71,15 @@ def _page_row(results: Results, conn: psycopg.Connection[Any], dsn: str, name: s
     the refresh queued); the first view ever (no snapshot: the request computes it)."""
     conn.execute("DELETE FROM analysis_snapshot WHERE key = %s", [spec.key])
     conn.commit()
-    first, html = timed(lambda: build(Snapshots(_connector(dsn))))
+    first, html = timed(lambda: build(Snapshots(snapshots.connector(dsn))))
     conn.commit()
-    current = min(timed(lambda: build(Snapshots(_connector(dsn))))[0] for _ in range(3))
+    current = min(timed(lambda: build(Snapshots(snapshots.connector(dsn))))[0]
+                  for _ in range(3))
     # A change the data version sees (an update that changes nothing else).
     conn.execute("UPDATE issue SET updated_at = updated_at WHERE id = (SELECT min(id)"
                  " FROM issue)")
     conn.commit()
-    served = Snapshots(_connector(dsn))
+    served = Snapshots(snapshots.connector(dsn))
     stale, stale_html = timed(lambda: build(served))
     conn.commit()
     served.close()  # waits for the background refresh

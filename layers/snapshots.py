@@ -27,9 +27,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -43,6 +43,16 @@ log = logging.getLogger(__name__)
 KEEP = 64
 
 Connect = Callable[[], AbstractContextManager[psycopg.Connection[Any]]]
+
+
+def connector(conninfo: str) -> Connect:
+    """A ``Connect`` opening a new connection to ``conninfo`` each time (outside the app,
+    which passes its pool's ``connection``)."""
+    @contextmanager
+    def connect() -> Iterator[psycopg.Connection[Any]]:
+        with psycopg.connect(conninfo) as conn:
+            yield conn
+    return connect
 
 
 def data_version(conn: psycopg.Connection[Any]) -> str:
@@ -195,9 +205,10 @@ class Snapshots:
 
 class Refresher:
     """A daemon thread that, every ``interval`` seconds, refreshes the default snapshots
-    (``specs()``) whose data changed, so landing pages are current before anyone asks."""
+    (``specs(conn)``) whose data changed, so landing pages are current before anyone asks."""
 
-    def __init__(self, connect: Connect, specs: Callable[[], Iterator[Spec]],
+    def __init__(self, connect: Connect,
+                 specs: Callable[[psycopg.Connection[Any]], Iterable[Spec]],
                  interval: float, max_age: float = 900.0) -> None:
         self._connect = connect
         self._specs = specs
@@ -221,7 +232,9 @@ class Refresher:
     def run_once(self) -> int:
         """Refresh every default snapshot that is missing or stale; how many were."""
         done = 0
-        for spec in self._specs():
+        with self._connect() as conn:
+            wanted = list(self._specs(conn))
+        for spec in wanted:
             with self._connect() as conn:
                 if not fresh(read(conn, spec.key), data_version(conn), self.max_age):
                     # Another process refreshing the same key holds its lock: skip it.

@@ -154,3 +154,25 @@ def test_pages_are_built_from_snapshots_refreshed_in_the_background(
         found = snapshots.read(conn, overview_spec(mapviews.MapPeriod()).key)
     assert found is not None
     assert sum(found.payload["cells"]["8"]["issues"]) == after[0]
+
+
+def test_refresher_prepares_every_landing_view(demo_client: TestClient, demo_dsn: str) -> None:
+    from datetime import datetime
+
+    from api.map_pages import landing_specs
+    from layers import phases, snapshots
+    from layers.snapshots import Refresher
+
+    year = datetime.now(phases.DISTRICT_TZ).year
+    with psycopg.connect(demo_dsn) as conn:
+        menu = phases.list_phases(conn, year)
+    refresher = Refresher(snapshots.connector(demo_dsn), landing_specs, interval=0)
+    assert refresher.run_once() == 2 + len(menu) and len(menu) >= 3
+    stored = "SELECT key, computed_at FROM analysis_snapshot ORDER BY key"
+    with psycopg.connect(demo_dsn) as conn:
+        before = conn.execute(stored).fetchall()
+    for params in [{}, *({"phase": f"{p.code}:{year}"} for p in menu)]:
+        assert demo_client.get("/maps/overview", params=params).status_code == 200
+    assert demo_client.get("/maps/hotspots").status_code == 200
+    with psycopg.connect(demo_dsn) as conn:
+        assert conn.execute(stored).fetchall() == before  # every page came from a snapshot

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -16,14 +15,6 @@ from layers.snapshots import Refresher, Snapshots, Spec
 INSERT_ISSUE = ("INSERT INTO issue (category_code, geom, description, source) SELECT code,"
                 " ST_SetSRID(ST_MakePoint(120.6, 31.3), 4326), 'x', 'citizen'"
                 " FROM category ORDER BY code LIMIT 1")
-
-
-def _connector(dsn: str) -> Any:
-    @contextmanager
-    def connect() -> Iterator[psycopg.Connection[Any]]:
-        with psycopg.connect(dsn) as conn:
-            yield conn
-    return connect
 
 
 class Counting:
@@ -84,7 +75,7 @@ def test_current_snapshot_is_served_without_computing(dsn: str) -> None:
 
 def test_stale_snapshot_is_served_and_refreshed_in_the_background(dsn: str) -> None:
     counting = Counting()
-    served = Snapshots(_connector(dsn))
+    served = Snapshots(snapshots.connector(dsn))
     with psycopg.connect(dsn) as conn:
         served.get(conn, counting.spec)
         conn.execute(INSERT_ISSUE)
@@ -107,7 +98,7 @@ def test_too_old_or_no_background_means_computed_now(dsn: str) -> None:
         assert Snapshots().get(conn, counting.spec).payload == {"issues": 1}
         conn.execute(INSERT_ISSUE)
         conn.commit()
-        strict = Snapshots(_connector(dsn), max_stale=0)
+        strict = Snapshots(snapshots.connector(dsn), max_stale=0)
         got = strict.get(conn, counting.spec)
         strict.close()
         assert (got.payload, got.current, counting.calls) == ({"issues": 2}, True, 3)
@@ -154,9 +145,9 @@ def test_only_the_newest_snapshots_are_kept(dsn: str) -> None:
 
 def test_refresher_keeps_landing_snapshots_current(dsn: str) -> None:
     one, two = Counting("test:one"), Counting("test:two")
-    connect: Any = _connector(dsn)
+    connect = snapshots.connector(dsn)
 
-    def specs() -> Iterator[Spec]:
+    def specs(_: psycopg.Connection[Any]) -> Iterator[Spec]:
         yield one.spec
         yield two.spec
 
@@ -179,8 +170,8 @@ def test_refresher_keeps_landing_snapshots_current(dsn: str) -> None:
 
 def test_refresher_off_never_starts(dsn: str) -> None:
     counting = Counting()
-    connect: Any = _connector(dsn)
-    refresher = Refresher(connect, lambda: iter([counting.spec]), interval=0)
+    connect = snapshots.connector(dsn)
+    refresher = Refresher(connect, lambda _: [counting.spec], interval=0)
     refresher.start()
     time.sleep(0.2)
     refresher.stop()
