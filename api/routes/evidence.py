@@ -31,12 +31,15 @@ class EvidenceOut(BaseModel):
     lat: float | None
 
 
+# A plain ``def``, like every handler that uses the database: FastAPI runs it in its thread
+# pool. As ``async def`` the blocking psycopg calls and the image decoding ran on the event
+# loop and stalled every other request of the process meanwhile.
 @router.post("", status_code=201, response_model=EvidenceOut)
-async def upload(file: Annotated[UploadFile, File(description="JPEG or PNG, at most 10 MB")],
-                 conn: Conn, caller: Uploader, request: Request) -> EvidenceOut:
+def upload(file: Annotated[UploadFile, File(description="JPEG or PNG, at most 10 MB")],
+           conn: Conn, caller: Uploader, request: Request) -> EvidenceOut:
     """Store a photo (checked by content; the same photo is stored once) and return its
     ``sha256:`` reference, to be given as ``evidence`` when rectifying."""
-    content = await file.read(evidence.MAX_BYTES + 1)
+    content = file.file.read(evidence.MAX_BYTES + 1)
     settings: Settings = request.app.state.settings
     stored = evidence.save(conn, settings.data_dir, content, token_id=caller.token_id)
     return EvidenceOut(ref=stored.ref, media_type=stored.media_type,
