@@ -150,10 +150,15 @@ class Snapshots:
     """
 
     def __init__(self, connect: Connect | None = None, *, max_stale: float = 600.0,
-                 max_age: float = 900.0) -> None:
+                 max_age: float = 900.0, min_interval: float = 10.0) -> None:
         self._connect = connect
         self.max_stale = max_stale
         self.max_age = max_age
+        # Under a steady flow of reports the data version moves every second: a snapshot
+        # younger than this is served without queueing yet another refresh (the refresher
+        # or a later view brings it up to date), so each result is computed at most once
+        # per interval however many people look.
+        self.min_interval = min_interval
         self._pending: set[str] = set()
         self._closed = False
         self._lock = threading.Lock()
@@ -169,7 +174,8 @@ class Snapshots:
                 return found
             same = found.data_version == version
             if self._pool is not None and (same or found.age <= self.max_stale):
-                self.refresh_later(spec)
+                if found.age >= self.min_interval:
+                    self.refresh_later(spec)
                 return replace(found, current=same)
         return compute_and_write(conn, spec, self.max_age)
 
@@ -236,7 +242,11 @@ class Refresher:
             wanted = list(self._specs(conn))
         for spec in wanted:
             with self._connect() as conn:
-                if not fresh(read(conn, spec.key), data_version(conn), self.max_age):
+                found = read(conn, spec.key)
+                # Each server process runs a refresher: one that refreshed a key less than
+                # an interval ago (another process, or a page's background refresh) is enough.
+                due = found is None or found.age >= self.interval
+                if due and not fresh(found, data_version(conn), self.max_age):
                     # Another process refreshing the same key holds its lock: skip it.
                     got = conn.execute("SELECT pg_try_advisory_xact_lock(hashtext("
                                        "'analysis_snapshot'), hashtext(%s))",

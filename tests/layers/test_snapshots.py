@@ -75,10 +75,15 @@ def test_current_snapshot_is_served_without_computing(dsn: str) -> None:
 
 def test_stale_snapshot_is_served_and_refreshed_in_the_background(dsn: str) -> None:
     counting = Counting()
-    served = Snapshots(snapshots.connector(dsn))
+    served = Snapshots(snapshots.connector(dsn), min_interval=30)
     with psycopg.connect(dsn) as conn:
         served.get(conn, counting.spec)
         conn.execute(INSERT_ISSUE)
+        conn.commit()
+        # Younger than min_interval: served as it is, no refresh queued yet.
+        assert served.get(conn, counting.spec).current is False
+        assert counting.calls == 1
+        conn.execute("UPDATE analysis_snapshot SET computed_at = now() - interval '31 s'")
         conn.commit()
         stale = served.get(conn, counting.spec)
         assert (stale.payload, stale.current) == ({"issues": 0}, False)
@@ -157,6 +162,8 @@ def test_refresher_keeps_landing_snapshots_current(dsn: str) -> None:
     with psycopg.connect(dsn) as conn:
         conn.execute(INSERT_ISSUE)
         conn.commit()
+    # Refreshed less than an interval ago (as by another server process): not yet due.
+    assert Refresher(connect, specs, interval=60).run_once() == 0
     refresher.start()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and two.calls < 2:
