@@ -121,8 +121,13 @@ def run(results: Results, node: Cluster, seconds: float) -> str:
             serving(dsn, Path(folder)) as base:
         print(f"ingest: {CLIENTS} clients, {workers()} uvicorn workers, {seconds:.0f} s a run",
               flush=True)
-        base_stats = load.run(base, plain, per_client, seconds=seconds)
-        ingest = load.run(base, report, per_client, seconds=seconds)
+        # Alternated, half the time each, twice: the machine is shared and its speed drifts
+        # over a minute; a baseline measured wholly before the ingest would carry the drift.
+        half = seconds / 2
+        base_stats = load.run(base, plain, per_client, seconds=half)
+        ingest = load.run(base, report, per_client, seconds=half)
+        base_stats += load.run(base, plain, per_client, seconds=half)
+        ingest += load.run(base, report, per_client, seconds=half)
         reads = load.run(base, bbox, readers, seconds=seconds)
     ratio = ingest.throughput / base_stats.throughput
     results.add(Row(f"ingest POST /api/v1/issues, {CLIENTS} clients", _row(ingest),

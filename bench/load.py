@@ -30,6 +30,12 @@ class Stats:
     statuses: Counter[int] = field(default_factory=Counter)
     transport_errors: int = 0
 
+    def __add__(self, other: Stats) -> Stats:
+        """Two runs as one (their windows and answers together)."""
+        return Stats(self.seconds + other.seconds, self.latencies + other.latencies,
+                     self.statuses + other.statuses,
+                     self.transport_errors + other.transport_errors)
+
     @property
     def ok(self) -> int:
         """Requests answered 2xx."""
