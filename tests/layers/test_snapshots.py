@@ -183,3 +183,28 @@ def test_refresher_off_never_starts(dsn: str) -> None:
     time.sleep(0.2)
     refresher.stop()
     assert counting.calls == 0
+
+
+def test_who_waited_for_a_computation_takes_its_result(dsn: str) -> None:
+    # Reports keep moving the version: a request that waited for another's computation
+    # must not compute again (each waiter would queue behind the one before).
+    counting = Counting()
+    lock = ("SELECT pg_advisory_xact_lock(hashtext('analysis_snapshot'), hashtext(%s))")
+    got: list[Any] = []
+
+    def ask() -> None:
+        with psycopg.connect(dsn) as conn:
+            got.append(Snapshots().get(conn, counting.spec))
+
+    with psycopg.connect(dsn) as holder:
+        holder.execute(lock, [counting.spec.key])
+        waiter = threading.Thread(target=ask)
+        waiter.start()
+        time.sleep(0.5)  # the waiter is blocked on the lock
+        snapshots.write(holder, counting.spec.key, snapshots.data_version(holder),
+                        {"issues": -1}, 0.0)
+        holder.execute(INSERT_ISSUE)
+        holder.commit()  # publishes the snapshot and the change, frees the lock
+        waiter.join()
+    assert counting.calls == 0
+    assert got[0].payload == {"issues": -1} and got[0].current is False
