@@ -20,10 +20,13 @@ from pathlib import Path
 import psycopg
 import pytest
 from PIL import Image
+from fastapi.testclient import TestClient
 from psycopg import sql
 
-from layers import migrate
+from api.app import create_app
+from layers import migrate, tokens
 from layers.cluster import Cluster
+from layers.config import Settings
 
 # Servers in tests do not refresh map snapshots on their own (layers.snapshots.Refresher):
 # a refresh round per app start would cost seconds in every API test. The refresher's own
@@ -163,3 +166,46 @@ def jpeg() -> Callable[..., bytes]:
 def png() -> bytes:
     """A real PNG without EXIF."""
     return make_png()
+
+
+# --- HTTP clients on the app factory, one fresh database each ------------------------------
+
+
+def bearer(dsn: str, role: str, unit: str | None = None) -> dict[str, str]:
+    """Headers of a new token of ``role`` (a unit token needs the unit's code or name)."""
+    with psycopg.connect(dsn) as connection:
+        token = tokens.create(connection, role=role, unit_code=unit, name=f"test {role}")
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _signed_in(dsn: str, tmp_path: Path) -> TestClient:
+    # Every /api/v1 route needs a token: the clients read as a viewer (a leader) unless a test
+    # sends its own Authorization header (a test of anonymous access sends an empty one).
+    return TestClient(create_app(Settings(database_url=dsn, data_dir=tmp_path)),
+                      headers=bearer(dsn, "viewer"))
+
+
+@pytest.fixture
+def client(dsn: str, tmp_path: Path) -> Iterator[TestClient]:
+    """The app on this test's own empty, migrated database (files under tmp_path)."""
+    with _signed_in(dsn, tmp_path) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def demo_client(demo_dsn: str, tmp_path: Path) -> Iterator[TestClient]:
+    """The app on this test's own copy of the demo district (files under tmp_path)."""
+    with _signed_in(demo_dsn, tmp_path) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def anonymous() -> dict[str, str]:
+    """Headers that override the clients' default token: a request without credentials."""
+    return {"Authorization": ""}
+
+
+@pytest.fixture
+def bearer_for() -> Callable[..., dict[str, str]]:
+    """``bearer_for(dsn, role, unit=None)``: headers of a new token of that role."""
+    return bearer
