@@ -16,13 +16,26 @@ from layers import tokens
 from layers.errors import Forbidden, Unauthorized
 from layers.tokens import Principal
 
+# Set in the request's scope once a token has really authenticated: the rate limits
+# (api.guards) count a request as anonymous unless it carries this mark, so a made-up
+# Authorization header buys nothing.
+AUTHENTICATED = "sitewatch.authenticated"
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
+
+def bearer_token(header: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header value, else None."""
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         return None
     return value.strip()
+
+
+def authenticate(request: Request, conn: Conn, token: str) -> Principal | None:
+    """The live token's principal (marking the request authenticated), else None."""
+    principal = tokens.authenticate(conn, token)
+    if principal is not None:
+        request.scope[AUTHENTICATED] = True
+    return principal
 
 
 def optional_caller(request: Request, conn: Conn) -> Principal | None:
@@ -31,12 +44,12 @@ def optional_caller(request: Request, conn: Conn) -> Principal | None:
     A token that is presented but invalid is an error, not anonymity: clients must learn
     that their token expired rather than silently see less.
     """
-    token = _bearer(request)
+    token = bearer_token(request.headers.get("authorization", ""))
     if token is None:
         if request.headers.get("authorization"):
             raise Unauthorized("use 'Authorization: Bearer <token>'")
         return None
-    principal = tokens.authenticate(conn, token)
+    principal = authenticate(request, conn, token)
     if principal is None:
         raise Unauthorized("the token is unknown, expired or revoked")
     return principal

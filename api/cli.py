@@ -49,6 +49,8 @@ app.command("hotspots")(hotspots_command)
 app.command("map")(map_command)
 err = Console(stderr=True)
 T = TypeVar("T")
+# `serve --announce` (make run) prints a fresh admin token on every start.
+ANNOUNCED_TOKEN_LIFETIME = timedelta(hours=24)
 
 
 @contextmanager
@@ -288,7 +290,8 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     announce: Annotated[bool, typer.Option(
-        "--announce", help="Create an admin token and print it with the map URL.")] = False,
+        "--announce", help="Print the map URL and an admin token that expires in a day.")
+                        ] = False,
 ) -> None:
     """Serve the API and map pages (Ctrl-C stops cleanly)."""
     import uvicorn
@@ -298,14 +301,21 @@ def serve(
     port = port or settings.port
     if announce:
         with _friendly_errors(), db.connect(settings) as conn:
-            token = tokens.create(conn, role="admin", name="make run")
+            # Each start prints a token for the person at the console; it expires by itself,
+            # so restarts do not pile up lasting admin credentials.
+            token = tokens.create(conn, role="admin", name="make run",
+                                  expires_at=datetime.now(UTC) + ANNOUNCED_TOKEN_LIFETIME)
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - display only
         print(f"\n  Map:         http://{shown}:{port}/maps/overview\n"
               f"  API docs:    http://{shown}:{port}/docs\n"
-              f"  Admin token: {token}\n", flush=True)
+              f"  Admin token: {token}\n"
+              f"               (expires in 24 h; a lasting one: "
+              f"sitewatch token create --role admin --name NAME)\n", flush=True)
     sys.stdout.flush()
+    # proxy_headers=False: uvicorn would believe X-Forwarded-For from 127.0.0.1; the app
+    # believes it only from SITEWATCH_TRUSTED_PROXIES (api.guards).
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info")
+                log_level="info", proxy_headers=False)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
-"""Guards in front of every route: rate limits, request size limits, CORS.
+"""Guards in front of every route: rate limits, request size limits, CORS, proxies.
 
-- **Anonymous requests** (no ``Authorization`` header) are limited per client address
-  (``SITEWATCH_ANONYMOUS_RATE``, default 120/minute): the public routes (maps, OGC API
-  Features, Open311 reads) cannot be scraped or flooded from one address.
+- **Anonymous requests** are limited per client address (``SITEWATCH_ANONYMOUS_RATE``,
+  default 120/minute): the public routes (maps, OGC API Features, Open311 reads) cannot be
+  scraped or flooded from one address. A request is anonymous unless a token actually
+  authenticated (``api.auth.AUTHENTICATED``): any ``Authorization`` header that is not a live
+  token counts as anonymous. Once an address has used its anonymous quota, a request from it
+  that presents a bearer token passes only if the token is live (one lookup, made only then).
 - **Failed authentication** (401, or 403 for a bad Open311 ``api_key``) is counted per
   address; past ``SITEWATCH_FAILED_AUTH_RATE`` (default 20/minute) the address gets 429 for
   anything it sends with credentials, so tokens cannot be guessed. Tokens are created only with
@@ -13,9 +16,12 @@
   ``SITEWATCH_MAX_BODY_BYTES``, default 5 MB): by Content-Length before reading, and for
   chunked uploads by reading up to the limit first: 413 problem.
 - **CORS** is off unless ``SITEWATCH_CORS_ORIGINS`` lists origins.
+- **Client addresses** are the TCP peer's. ``X-Forwarded-For`` is believed only from the
+  reverse proxies named in ``SITEWATCH_TRUSTED_PROXIES`` (addresses or networks); by default
+  from nobody, since anyone can send the header and would otherwise pick an address per
+  request and never be limited.
 
-Limits are counted in each server process (the ``limits`` library, in memory); behind a
-reverse proxy, run uvicorn with ``--proxy-headers`` so the client address is the real one.
+Limits are counted in each server process (the ``limits`` library, in memory).
 """
 
 from __future__ import annotations
@@ -24,14 +30,18 @@ import math
 import time
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from api.auth import AUTHENTICATED, bearer_token
 from api.errors import error_response
+from layers import tokens
 from layers.config import Settings
 
 MB = 1024 * 1024
@@ -62,14 +72,24 @@ class RateLimits:
             return
         address = (scope.get("client") or ("unknown",))[0]
         open311_post = path.startswith("/open311/") and scope["method"] == "POST"
-        credentials = _header(scope, b"authorization") is not None or open311_post
+        header = (_header(scope, b"authorization") or b"").decode("latin-1")
+        credentials = bool(header.strip()) or open311_post
         if credentials and not self.limiter.test(self.failed_auth, "auth", address):
             await self._refuse(scope, receive, send, self.failed_auth, "auth", address,
                                "too many failed authentications from this address")
             return
-        if not credentials and not self.limiter.hit(self.anonymous, "anon", address):
+        if not credentials:
+            if not self.limiter.hit(self.anonymous, "anon", address):
+                await self._refuse(scope, receive, send, self.anonymous, "anon", address,
+                                   "too many requests without a token from this address")
+                return
+        elif (not open311_post and not self.limiter.test(self.anonymous, "anon", address)
+              and not await self._live(scope, header)):
+            # An Open311 POST passes: its api_key is checked by the route, and a bad one
+            # counts as a failed authentication.
+            self.limiter.hit(self.failed_auth, "auth", address)
             await self._refuse(scope, receive, send, self.anonymous, "anon", address,
-                               "too many requests without a token from this address")
+                               "too many requests without a valid token from this address")
             return
         status = 0
 
@@ -80,8 +100,28 @@ class RateLimits:
             await send(message)
 
         await self.app(scope, receive, watch)
+        if credentials and not scope.get(AUTHENTICATED):
+            # Credentials that did not authenticate (made up, or on a public route that never
+            # looked at them) are anonymous use of the address's quota.
+            self.limiter.hit(self.anonymous, "anon", address)
         if credentials and (status == 401 or (open311_post and status == 403)):
             self.limiter.hit(self.failed_auth, "auth", address)
+
+    async def _live(self, scope: Scope, header: str) -> bool:
+        """Whether the request's bearer token is live (a database lookup)."""
+        token = bearer_token(header)
+        if token is None:
+            return False
+        state = scope["app"].state
+
+        def lookup() -> bool:
+            try:
+                with state.pool.connection(timeout=state.settings.pool_timeout) as conn:
+                    return tokens.authenticate(conn, token) is not None
+            except Exception:  # no database: the route would fail anyway; stay refused
+                return False
+
+        return await anyio.to_thread.run_sync(lookup)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: Any,
                       kind: str, address: str, detail: str) -> None:
@@ -150,7 +190,7 @@ class BodyLimit:
 
 
 def install(app: FastAPI, settings: Settings) -> None:
-    """Add the guards; the last added runs first (CORS, then rate limits, then sizes)."""
+    """Add the guards; the last added runs first (proxies, CORS, rate limits, sizes)."""
     app.add_middleware(BodyLimit, default=settings.max_body_bytes)
     app.add_middleware(RateLimits, anonymous=settings.anonymous_rate,
                        failed_auth=settings.failed_auth_rate)
@@ -158,3 +198,6 @@ def install(app: FastAPI, settings: Settings) -> None:
     if origins:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"],
                            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"])
+    proxies = [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
+    if proxies:  # outermost: every guard sees the client's own address
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)

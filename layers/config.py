@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     failed_auth_rate: str = "20/minute"
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     cors_origins: str = ""  # comma-separated; empty: CORS off
+    # Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses or
+    # networks); empty: the header is ignored and the TCP peer is the client.
+    trusted_proxies: str = ""
     # 天地图 basemap key (browser key from console.tianditu.gov.cn); empty: no Tianditu layer.
     tianditu_key: str = ""
     # Analysis snapshots (layers/snapshots.py), in seconds: a stale snapshot is served (and

@@ -25,9 +25,10 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
 from api import open311, reporting
+from api.auth import authenticate
 from api.deps import Conn
 from api.open311 import Format
-from layers import categories, issues, tokens
+from layers import categories, issues
 from layers.errors import Forbidden, NotFound, ValidationFailed
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
@@ -130,7 +131,7 @@ def post_request(
     device_id: Annotated[str | None, Form()] = None,
 ) -> Response:
     """Report a problem; it is stored at once, already assigned (``Idempotency-Key`` honoured)."""
-    caller = tokens.authenticate(conn, api_key) if api_key else None
+    caller = authenticate(request, conn, api_key) if api_key else None
     if caller is None:
         raise Forbidden("api_key is missing, unknown, expired or revoked")
     if caller.role not in REPORTERS:
