@@ -19,6 +19,8 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 
 from fastapi.responses import Response
 
+from layers.text import xml_safe
+
 Format = Literal["json", "xml"]
 SPEC = "http://wiki.open311.org/GeoReport_v2"
 MEDIA = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
@@ -32,7 +34,7 @@ def _text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, datetime):
         return value.isoformat(timespec="seconds")
-    return str(value)
+    return xml_safe(str(value))
 
 
 def _json_value(value: Any) -> Any:
@@ -108,14 +110,13 @@ STAGES = {"reported": "已发现", "assigned": "已交办", "rectified": "已整
 
 
 def request_record(row: Mapping[str, Any]) -> dict[str, Any]:
-    """One issue as a GeoReport ``request`` (public fields only: no reporter data)."""
+    """One issue as a GeoReport ``request`` (public fields only: no reporter data, no photos)."""
     stage = f"{STAGES[row['status']]} ({row['status']})"
     if row.get("overdue"):
         stage += "; 已超期 (overdue)"
     if row.get("rework_count"):
         stage += f"; 返工 {row['rework_count']} 次 (reworked)"
     place = " ".join(p for p in (row.get("jurisdiction_name"), row.get("site_name")) if p)
-    photos = [p for p in row.get("photos") or [] if str(p).startswith(("http://", "https://"))]
     return {
         "service_request_id": row["public_id"],
         "status": "open" if row["status"] in OPEN_STATUSES else "closed",
@@ -133,5 +134,7 @@ def request_record(row: Mapping[str, Any]) -> dict[str, Any]:
         "zipcode": None,
         "lat": row["lat"],
         "long": row["lon"],
-        "media_url": photos[0] if photos else None,
+        # Reads are anonymous and photos are never public (docs/access.md): they may show
+        # people, plates, homes. A photo a citizen posted is kept for the staff, not echoed.
+        "media_url": None,
     }

@@ -3,6 +3,7 @@ idempotent when the client sends an ``Idempotency-Key``."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -18,10 +19,13 @@ def report(conn: psycopg.Connection[Any], request: Request, caller: Principal,
            new: issues.NewIssue, fingerprint: Any) -> tuple[str, bool]:
     """Store ``new`` (validated, assigned, audited); its public id and whether it was a replay.
 
+    What the caller may claim is checked first (:func:`layers.issues.check_report`).
+
     With an ``Idempotency-Key`` header, a retry carrying the same key and the same request
     (``fingerprint``, any JSON-able value) returns the first issue instead of a second one;
     the same key with a different request is a conflict.
     """
+    issues.check_report(new, caller.role, datetime.now(UTC))
     cache: AssignerCache = request.app.state.assigner_cache
     key = request.headers.get("idempotency-key")
     with conn.transaction():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -16,13 +16,25 @@ from psycopg.rows import dict_row
 
 from geo.assign import NONE, Assigner
 from layers.assignment import DEFAULT_TOLERANCE_M
-from layers.errors import NotFound, ValidationFailed
+from layers.errors import Forbidden, NotFound, ValidationFailed
 
 SOURCES = ("self_inspection", "supervision", "external_assessment", "citizen")
 # Points farther than this outside the district's extent are refused as wrong coordinates
 # (swapped lon/lat, a GCJ-02 fix declared as WGS84 in another city); nearer ones are kept in
 # the unassigned queue if no polygon takes them.
 SERVICE_MARGIN_M = 2000.0
+# Sources that say the supervision group or the national assessors found a problem weigh in
+# scores and accountability (points lost, 问责), so only the office and the supervision group
+# may claim them for a single report. (Findings of an inspection round are stored as
+# supervision by layers.inspection_visits: the round itself is the supervision group's.)
+SOURCE_ROLES = {"supervision": ("admin", "supervisor"),
+                "external_assessment": ("admin", "supervisor")}
+# A report's own reported_at may lie this long before its arrival (a phone that queued it
+# in a basement without signal) or after it (a phone's clock running ahead), no more: one
+# backdated into May would be overdue on arrival and cost its unit points, one dated 2999
+# would never fall due. Imports of old records keep their own rules (layers.imports).
+REPORT_MAX_DELAY = timedelta(hours=48)
+REPORT_MAX_AHEAD = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,21 @@ class NewIssue:
     photos: Sequence[str] = field(default_factory=tuple)
     reporter: str | None = None
     reporter_contact: str | None = None
+
+
+def check_report(new: NewIssue, role: str, received: datetime) -> None:
+    """Refuse what a single report may not claim: a source above the caller's role (403), a
+    ``reported_at`` outside ``received`` - 48 h ... ``received`` + 10 min (422)."""
+    allowed = SOURCE_ROLES.get(new.source)
+    if allowed is not None and role not in allowed:
+        raise Forbidden(f"source {new.source!r} may be set by {' or '.join(allowed)} only; "
+                        f"a report of role {role!r} is self_inspection or citizen")
+    at = new.reported_at
+    if at is not None and not received - REPORT_MAX_DELAY <= at <= received + REPORT_MAX_AHEAD:
+        message = (f"reported_at must lie within {REPORT_MAX_DELAY.total_seconds() / 3600:g} "
+                   f"hours before now and {REPORT_MAX_AHEAD.total_seconds() / 60:g} minutes "
+                   "after it (发现时间超出允许范围); older records go through an import")
+        raise ValidationFailed(message, details=[{"field": "reported_at", "message": message}])
 
 
 def create_many(

@@ -30,6 +30,7 @@ from api.deps import Conn
 from api.open311 import Format
 from layers import categories, issues
 from layers.errors import Forbidden, NotFound, ValidationFailed
+from layers.text import unsafe_character
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 REPORTERS = ("admin", "supervisor", "inspector")
@@ -146,6 +147,11 @@ def post_request(
     text = (description or "").strip() or str(category["name_zh"])
     if len(text) > 4000:
         raise ValidationFailed("description is longer than 4000 characters")
+    typed = {"description": text, "first_name": first_name, "last_name": last_name,
+             "email": email, "phone": phone, "device_id": device_id}
+    for field, problem in ((n, unsafe_character(v or "")) for n, v in typed.items()):
+        if problem is not None:
+            raise ValidationFailed(f"{field} holds a control character ({problem})")
     if media_url and (len(media_url) > 500
                       or not media_url.startswith(("http://", "https://"))):
         raise ValidationFailed("media_url must be an http(s) URL of at most 500 characters")

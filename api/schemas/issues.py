@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from geojson_pydantic import Point
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from layers.text import unsafe_character
 
 Source = Literal["self_inspection", "supervision", "external_assessment", "citizen"]
 Status = Literal["reported", "assigned", "rectified", "verified", "rejected", "duplicate"]
 InputCrs = Literal["wgs84", "cgcs2000", "gcj02"]
+
+
+def _printable(text: str) -> str:
+    problem = unsafe_character(text)
+    if problem is not None:
+        raise ValueError(f"control characters are not allowed (found {problem})")
+    return text
+
+
+# Free text a person typed: no control characters (they break XML feeds and workbooks).
+Text = Annotated[str, AfterValidator(_printable)]
 
 
 class FoundAt(BaseModel):
@@ -62,10 +75,10 @@ class IssueCreate(FoundAt):
     )
 
     category: str = Field(min_length=1, max_length=20, description="category code, e.g. CTY-05")
-    description: str = Field(min_length=1, max_length=4000)
+    description: Text = Field(min_length=1, max_length=4000)
     source: Source = "self_inspection"
-    reporter: str | None = Field(None, max_length=100)
-    reporter_contact: str | None = Field(None, max_length=100)
+    reporter: Text | None = Field(None, max_length=100)
+    reporter_contact: Text | None = Field(None, max_length=100)
 
 
 class IssueProperties(BaseModel):
@@ -76,7 +89,8 @@ class IssueProperties(BaseModel):
     category_zh: str
     category_en: str
     description: str
-    photos: list[str]
+    photos: list[str] = Field(description="photo references (sha256: or URLs); empty for a "
+                                          "unit token on another unit's issue")
     source: Source
     status: Status
     reported_at: datetime
@@ -156,7 +170,7 @@ class TransitionRequest(BaseModel):
                     "extend_deadline"]
     version: int = Field(ge=1, description="the issue's version as last read (optimistic "
                                            "locking: a stale version gets 409)")
-    note: str | None = Field(None, max_length=4000)
+    note: Text | None = Field(None, max_length=4000)
     unit: str | None = Field(None, max_length=40, description="assign: lead unit code")
     duplicate_of: str | None = Field(None, max_length=40,
                                      description="mark_duplicate: the original's id")

@@ -195,7 +195,7 @@ class Load:
             category, lon, lat = self.points[rng.randrange(len(self.points))]
             body = {"category": category, "lon": lon + rng.uniform(-1e-4, 1e-4),
                     "lat": lat + rng.uniform(-1e-4, 1e-4), "description": key,
-                    "source": "supervision"}
+                    "source": "self_inspection"}
             headers = {**self.inspectors[c % len(self.inspectors)], "Idempotency-Key": key}
             self.attempted.add(key)
             while True:

@@ -1,0 +1,35 @@
+"""Text from users, checked at the edge and made safe for the formats that carry it.
+
+XML 1.0 (Open311's ``.xml``, KML, XLSX) cannot hold C0 control characters other than tab,
+line feed and carriage return, nor lone UTF-16 surrogates (which JSON's ``\\ud800`` escapes
+can smuggle into a Python string), and PostgreSQL text cannot hold NUL. New text with them
+is refused; text already stored (an old import, a database restored from elsewhere) is
+written out with each one replaced by U+FFFD, so one bad record never breaks a whole feed.
+"""
+
+from __future__ import annotations
+
+import re
+
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+REPLACEMENT = "\ufffd"
+
+
+def unsafe_character(text: str) -> str | None:
+    """A description of the first character ``text`` may not hold, or None when it is clean.
+
+    >>> unsafe_character("占道经营\\n三个摊位")
+    >>> unsafe_character("bell\\x07")
+    'U+0007 at position 5'
+    """
+    found = _UNSAFE.search(text)
+    return None if found is None else f"U+{ord(found.group()):04X} at position {found.start()}"
+
+
+def xml_safe(text: str) -> str:
+    """``text`` with every character XML 1.0 cannot carry replaced by U+FFFD.
+
+    >>> xml_safe("a\\x00b\\x1bc")
+    'a\\ufffdb\\ufffdc'
+    """
+    return _UNSAFE.sub(REPLACEMENT, text)
