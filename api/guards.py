@@ -16,6 +16,11 @@
   ``SITEWATCH_MAX_BODY_BYTES``, default 5 MB): by Content-Length before reading, and for
   chunked uploads by reading up to the limit first: 413 problem.
 - **CORS** is off unless ``SITEWATCH_CORS_ORIGINS`` lists origins.
+- **Security headers** on every response (:class:`SecurityHeaders`): a Content-Security-Policy
+  (scripts, styles, connections from this server only; map tiles from the basemaps; never
+  framed), ``X-Content-Type-Options: nosniff``, and a referrer policy: the field pages, which
+  hold tokens, send no referrer at all; other pages send only their origin (the basemaps'
+  browser keys are checked against it).
 - **Client addresses** are the TCP peer's. ``X-Forwarded-For`` is believed only from the
   reverse proxies named in ``SITEWATCH_TRUSTED_PROXIES`` (addresses or networks); by default
   from nobody, since anyone can send the header and would otherwise pick an address per
@@ -43,6 +48,7 @@ from api.auth import AUTHENTICATED, bearer_token
 from api.errors import error_response
 from layers import tokens
 from layers.config import Settings
+from maps.page import BASEMAP_ORIGINS
 
 MB = 1024 * 1024
 BODY_LIMITS = (("/api/v1/imports", 64 * MB), ("/api/v1/evidence", 12 * MB))
@@ -189,9 +195,68 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+def _policy(**directives: str) -> bytes:
+    return "; ".join(f"{name.replace('_', '-')} {value}"
+                     for name, value in directives.items()).encode()
+
+
+_LOCKED = {"object_src": "'none'", "base_uri": "'none'", "form_action": "'self'",
+           "frame_ancestors": "'none'"}
+# Map pages are folium documents: their scripts and styles are inline by construction.
+_PAGES_POLICY = _policy(
+    default_src="'self'", script_src="'self' 'unsafe-inline'",
+    style_src="'self' 'unsafe-inline'",
+    img_src=" ".join(("'self'", "data:", "blob:", *BASEMAP_ORIGINS)),
+    connect_src="'self'", font_src="'self' data:", worker_src="'self' blob:", **_LOCKED)
+# The field pages hold a token: only their own files run, nothing inline.
+_FIELD_POLICY = _policy(
+    default_src="'self'", script_src="'self'", style_src="'self' 'unsafe-inline'",
+    img_src="'self' data: blob:", connect_src="'self'", worker_src="'self'",
+    manifest_src="'self'", **_LOCKED)
+# The OpenAPI pages load Swagger UI and ReDoc from their CDN; they hold no data of ours, so
+# they are only kept out of frames.
+_DOCS_POLICY = _policy(frame_ancestors="'none'")
+_FIELD_PATHS = ("/report", "/units/")
+_DOCS_PATHS = ("/docs", "/redoc")
+
+
+class SecurityHeaders:
+    """Content-Security-Policy, nosniff, referrer policy and no framing on every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        field = path.startswith(_FIELD_PATHS)
+        policy = (_FIELD_POLICY if field else
+                  _DOCS_POLICY if path.startswith(_DOCS_PATHS) else _PAGES_POLICY)
+        added = [(b"content-security-policy", policy),
+                 (b"x-content-type-options", b"nosniff"),
+                 (b"x-frame-options", b"DENY"),
+                 (b"referrer-policy", b"no-referrer" if field else b"strict-origin"),
+                 (b"cross-origin-opener-policy", b"same-origin")]
+        if scope.get("scheme") == "https":
+            added.append((b"strict-transport-security", b"max-age=31536000"))
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []),
+                                      *((k, v) for k, v in added if k not in names)]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def install(app: FastAPI, settings: Settings) -> None:
-    """Add the guards; the last added runs first (proxies, CORS, rate limits, sizes)."""
+    """Add the guards; the last added runs first (proxies, CORS, rate limits, headers,
+    sizes)."""
     app.add_middleware(BodyLimit, default=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(RateLimits, anonymous=settings.anonymous_rate,
                        failed_auth=settings.failed_auth_rate)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]

@@ -5,7 +5,8 @@ a page of features goes from the database to the client without being parsed and
 in Python. Features are ordered by a stable key, so ``offset`` paging never skips or repeats.
 
 Issues show public fields to everyone; the reporter's name and contact are added only for the
-roles that handle reports (admin, supervisor).
+roles that handle reports (admin, supervisor). Sites show only the attributes their layer's
+``public_attributes`` names (an admin's choice); admins and supervisors see all of them.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class Collection:
     where: str = "true"
     order: str = "f.id"
     temporal: str | None = None  # the column the datetime parameter filters
-    private: str | None = None  # extra properties for PRIVATE_READERS
+    private: str | None = None  # properties added (or replaced) for PRIVATE_READERS
 
 
 _JURISDICTIONS = Collection(
@@ -72,13 +73,17 @@ def _site_layer(code: str, name_zh: str, name_en: str) -> Collection:
     return Collection(
         id=code, title=f"{name_zh} {name_en}",
         description=f"Monitored sites of the layer {code} with their responsible units",
-        source="site f LEFT JOIN unit u ON u.id = f.unit_id",
+        source="site f JOIN site_layer sl ON sl.code = f.layer"
+               " LEFT JOIN unit u ON u.id = f.unit_id",
         fid="coalesce(f.code, 'site-' || f.id)",
         properties="json_build_object('code', f.code, 'name', f.name, 'layer', f.layer,"
                    " 'unit', u.code, 'unit_name', u.name, 'buffer_m', f.buffer_m,"
                    " 'inspection_interval_days', f.inspection_interval_days,"
-                   " 'attributes', f.attributes, 'updated_at', f.updated_at)",
-        where="f.layer = %(layer)s")
+                   " 'attributes', (SELECT coalesce(jsonb_object_agg(a.key, a.value), '{}')"
+                   "  FROM jsonb_each(f.attributes) a WHERE a.key = ANY(sl.public_attributes)),"
+                   " 'updated_at', f.updated_at)",
+        where="f.layer = %(layer)s",
+        private="json_build_object('attributes', f.attributes)")
 
 
 def collections(conn: psycopg.Connection[Any]) -> list[Collection]:

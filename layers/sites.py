@@ -8,16 +8,21 @@ Polygon or MultiPolygon, stored as given). Sites are addressed by their ``code``
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import psycopg
+import shapely
+from numpy.typing import NDArray
 from psycopg import errors, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from geo.assign import Assigner
 from layers import assignment, statements, units
 from layers.errors import Conflict, NotFound, ValidationFailed
+from layers.issues import SERVICE_MARGIN_M
 
 FIELDS = ("code", "name", "layer", "unit", "buffer_m", "inspection_interval_days",
           "attributes", "geometry")
@@ -27,27 +32,81 @@ _SELECT = sql.SQL(
     " s.inspection_interval_days, s.attributes, ST_AsGeoJSON(s.geom)::json AS geometry"
     " FROM site s LEFT JOIN unit u ON u.id = s.unit_id")
 _GEOM = sql.SQL("ST_Force2D(ST_SetSRID(ST_GeomFromGeoJSON({}::text), 4326))")
+OUTSIDE = (f"the site lies outside the district's service area (more than "
+           f"{SERVICE_MARGIN_M / 1000:g} km beyond its jurisdictions): swapped lon/lat or a wrong "
+           "crs?")
+
+
+def outside_service_area(assigner: Assigner, geometries: Sequence[Any]) -> NDArray[np.bool_]:
+    """Whether each geometry (shapely; None counts as inside) has a vertex beyond the
+    district's service area.
+
+    The rule that refuses reports (``Assigner.outside_service_area`` with
+    ``layers.issues.SERVICE_MARGIN_M``), applied to every vertex: a site there is a wrong
+    coordinate, and would pull the district's map and extent across the globe. With no
+    jurisdictions yet nothing is outside, as for reports: an office setting up often has
+    its site lists (from other departments) before the boundary file, and the boundaries are
+    checked on their own when they arrive.
+    """
+    values = np.asarray(geometries, dtype=object)
+    coords, index = shapely.get_coordinates(values, return_index=True)
+    far = assigner.outside_service_area(coords[:, 0], coords[:, 1], SERVICE_MARGIN_M)
+    out = np.zeros(len(values), bool)
+    out[index[far]] = True
+    return out
+
+
+def _check_service_area(conn: psycopg.Connection[Any], code: str) -> None:
+    """Refuse the stored (not yet committed) site ``code`` if it lies outside the area."""
+    row = conn.execute("SELECT ST_AsBinary(geom) FROM site WHERE code = %s", [code]).fetchone()
+    if row is None:
+        return
+    if outside_service_area(assignment.load_assigner(conn), [shapely.from_wkb(row[0])])[0]:
+        raise ValidationFailed(OUTSIDE, details=[{"field": "geometry", "message": OUTSIDE}])
 
 
 def site_layers(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
     """Every site layer, built-in ones first."""
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute("SELECT code, name_zh, name_en, builtin FROM site_layer"
-                           " ORDER BY NOT builtin, code").fetchall()
+        return cur.execute("SELECT code, name_zh, name_en, builtin, public_attributes"
+                           " FROM site_layer ORDER BY NOT builtin, code").fetchall()
 
 
-def create_layer(conn: psycopg.Connection[Any], *, code: str, name_zh: str, name_en: str
-                 ) -> dict[str, Any]:
-    """Add a site layer and return it; Conflict when the code is taken."""
+def create_layer(conn: psycopg.Connection[Any], *, code: str, name_zh: str, name_en: str,
+                 public_attributes: Sequence[str] = ()) -> dict[str, Any]:
+    """Add a site layer and return it; Conflict when the code is taken.
+
+    ``public_attributes``: the attribute names the public OGC collection shows (none else).
+    """
     try:
         with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
             row = cur.execute(
-                "INSERT INTO site_layer (code, name_zh, name_en) VALUES (%s, %s, %s)"
-                " RETURNING code, name_zh, name_en, builtin", [code, name_zh, name_en],
+                "INSERT INTO site_layer (code, name_zh, name_en, public_attributes)"
+                " VALUES (%s, %s, %s, %s)"
+                " RETURNING code, name_zh, name_en, builtin, public_attributes",
+                [code, name_zh, name_en, list(public_attributes)],
             ).fetchone()
     except errors.UniqueViolation:
         raise Conflict(f"a site layer with code {code!r} already exists") from None
     assert row is not None
+    return row
+
+
+def update_layer(conn: psycopg.Connection[Any], code: str, changes: dict[str, Any]
+                 ) -> dict[str, Any]:
+    """Change a layer's names or public attributes; NotFound for an unknown layer."""
+    allowed = {"name_zh", "name_en", "public_attributes"}
+    fields = {k: v for k, v in changes.items() if k in allowed}
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in fields)
+    with conn.cursor(row_factory=dict_row) as cur:
+        if fields:
+            cur.execute(sql.SQL("UPDATE site_layer SET {} WHERE code = %(code)s").format(
+                assignments), {**fields, "code": code})
+        row = cur.execute("SELECT code, name_zh, name_en, builtin, public_attributes"
+                          " FROM site_layer WHERE code = %s", [code]).fetchone()
+    if row is None:
+        raise NotFound(f"no site layer with code {code!r}")
     return row
 
 
@@ -151,6 +210,7 @@ def create(
             "attributes": attributes, "geometry": geometry})
         query = statements.insert("site", exprs)
         _write(conn, query, params, code)
+        _check_service_area(conn, code)
         assignment.reassign_changed(conn, None, assignment.footprint(conn, "site", code),
                                     actor=actor)
         return get(conn, code)
@@ -169,6 +229,8 @@ def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any],
         new_code = str(changes.get("code", code))
         query = statements.update_by_code("site", exprs)
         _write(conn, query, {**params, "_code": code}, new_code)
+        if "geometry" in changes:
+            _check_service_area(conn, new_code)
         if set(changes) & {"geometry", "buffer_m", "layer", "unit"}:
             assignment.reassign_changed(conn, before, assignment.footprint(conn, "site", new_code),
                                         actor=actor)

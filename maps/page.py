@@ -28,6 +28,10 @@ TIANDITU = ("https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=Ge
             "&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}&tk={key}")
 GAODE = ("https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8"
          "&x={x}&y={y}&z={z}")
+# Where the basemaps' tiles come from (folium's "OpenStreetMap" and the two above): the
+# pages' Content-Security-Policy admits images from these and nowhere else (api.guards).
+BASEMAP_ORIGINS = ("https://tile.openstreetmap.org", "https://*.tianditu.gov.cn",
+                   "https://*.is.autonavi.com")
 BLANK_TILE = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42"
               "mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=")
 # The GCJ-02 offset is sampled on this lattice (degrees, ≈ 1 km) and interpolated in the

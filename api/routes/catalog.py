@@ -31,6 +31,7 @@ from api.schemas.catalog import (
     SiteFeature,
     SiteLayer,
     SiteLayerCreate,
+    SiteLayerPatch,
     SitePatch,
     Unit,
     UnitCreate,
@@ -145,6 +146,12 @@ def list_site_layers(conn: Conn) -> list[SiteLayer]:
 def create_site_layer(conn: Conn, _: Admin, body: SiteLayerCreate) -> SiteLayer:
     """Add a site layer (admin); sites and categories can use it at once."""
     return SiteLayer.model_validate(sites.create_layer(conn, **body.model_dump()))
+
+
+@router.patch("/site-layers/{code}", tags=["sites"], responses=_WRITE)
+def update_site_layer(conn: Conn, _: Admin, code: str, body: SiteLayerPatch) -> SiteLayer:
+    """Rename a site layer or choose the attributes its public collection shows (admin)."""
+    return SiteLayer.model_validate(sites.update_layer(conn, code, body.changes()))
 
 
 # -- jurisdictions ---------------------------------------------------------------------------

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, time, timedelta
+from html import escape
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import URL
 
 from api.auth import MaybeCaller
 from api.deps import Conn
@@ -49,7 +51,16 @@ def _iso(value: Any) -> str:
 
 
 def _base(request: Request) -> str:
-    return str(request.url_for("landing")).rstrip("/")
+    # Links name the server as configured (SITEWATCH_PUBLIC_URL) when it is: the Host header
+    # is the caller's to choose, and a cache in front would hand its links to everyone.
+    public: str = request.app.state.settings.public_url.rstrip("/")
+    return f"{public}/ogc" if public else str(request.url_for("landing")).rstrip("/")
+
+
+def _here(request: Request) -> URL:
+    """This request's URL, on the configured public address when there is one."""
+    public: str = request.app.state.settings.public_url.rstrip("/")
+    return URL(f"{public}{request.url.path}?{request.url.query}") if public else request.url
 
 
 @router.get("/", name="landing", summary="Landing page")
@@ -61,16 +72,16 @@ def landing(request: Request, f: Literal["json", "html"] = "json") -> Response:
         {"rel": "alternate", "type": "text/html", "title": "this document as HTML",
          "href": f"{base}/?f=html"},
         {"rel": "service-desc", "type": "application/vnd.oai.openapi+json;version=3.0",
-         "title": "the API definition", "href": str(request.url_for("openapi"))},
+         "title": "the API definition", "href": f"{base.removesuffix('/ogc')}/openapi.json"},
         {"rel": "service-doc", "type": "text/html", "title": "the API documentation",
-         "href": str(request.url_for("swagger_ui_html"))},
+         "href": f"{base.removesuffix('/ogc')}/docs"},
         {"rel": "conformance", "type": JSON, "title": "conformance classes",
          "href": f"{base}/conformance"},
         {"rel": "data", "type": JSON, "title": "collections", "href": f"{base}/collections"},
     ]
     title = "sitewatch 文明城市创建 · OGC API Features"
     if f == "html":
-        items = "".join(f'<li><a href="{link["href"]}">{link["title"]}</a></li>'
+        items = "".join(f'<li><a href="{escape(link["href"])}">{escape(link["title"])}</a></li>'
                         for link in links[2:])
         return HTMLResponse(f'<!doctype html><html lang="zh-CN"><meta charset="utf-8">'
                             f"<title>{title}</title><h1>{title}</h1><ul>{items}</ul></html>")
@@ -187,7 +198,7 @@ def collection_items(
     page, matched = features.items(conn, c, features.Query(
         limit=limit, offset=offset, bbox=_bbox(bbox), since=since, until=until,
         private=_private(caller)))
-    self_url = request.url
+    self_url = _here(request)
     links = [{"rel": "self", "type": GEOJSON, "href": str(self_url)},
              {"rel": "collection", "type": JSON,
               "href": f"{_base(request)}/collections/{c.id}"}]
@@ -215,7 +226,7 @@ def collection_item(collection_id: str, feature_id: str, conn: Conn, request: Re
     feature = json.loads(features.item(conn, c, feature_id, private=_private(caller)))
     base = _base(request)
     feature["links"] = [
-        {"rel": "self", "type": GEOJSON, "href": str(request.url)},
+        {"rel": "self", "type": GEOJSON, "href": str(_here(request))},
         {"rel": "collection", "type": JSON, "href": f"{base}/collections/{c.id}"},
     ]
     return _json(feature, GEOJSON)

@@ -204,17 +204,42 @@ class SiteLayer(BaseModel):
     name_zh: str
     name_en: str
     builtin: bool
+    public_attributes: list[str] = Field(
+        description="attribute names the public OGC API collection shows; the others are "
+                    "read with a token only")
+
+
+# An imported attribute column's name, as the public whitelist names it.
+AttributeName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+PublicAttributes = Annotated[list[AttributeName], Field(max_length=200)]
 
 
 class SiteLayerCreate(BaseModel):
     """A new site layer added by an admin."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "code": "school", "name_zh": "校园周边", "name_en": "School surroundings"}]})
+        "code": "school", "name_zh": "校园周边", "name_en": "School surroundings",
+        "public_attributes": ["school_name"]}]})
 
     code: LayerCode
     name_zh: Name
     name_en: EnglishName
+    public_attributes: PublicAttributes = []
+
+
+class SiteLayerPatch(BaseModel):
+    """Changes to a site layer: its names, or which attributes the public sees."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "public_attributes": ["property_management", "households"]}]})
+
+    name_zh: Name | None = None
+    name_en: EnglishName | None = None
+    public_attributes: PublicAttributes | None = None
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the request sets."""
+        return self.model_dump(exclude_unset=True)
 
 
 # -- jurisdictions ---------------------------------------------------------------------------
