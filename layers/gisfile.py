@@ -25,7 +25,7 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import geopandas as gpd
@@ -37,6 +37,7 @@ import shapely
 
 from geo.crs import CGCS2000, WGS84, lonlat_to_wgs84, normalize_crs, to_wgs84
 from layers.errors import ValidationFailed
+from layers.gissource import gdal_source
 
 ROW = "row"
 GIS_SUFFIXES = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GeoPackage",
@@ -53,6 +54,12 @@ LON_NAMES = ("lon", "lng", "longitude", "经度", "x")
 LAT_NAMES = ("lat", "latitude", "纬度", "y")
 WKT_NAMES = ("wkt", "geom", "几何")
 _FIELD_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+# A value from a file quoted in an error message is cut to this many characters: enough to
+# find the cell, too few to carry a file's content back out.
+QUOTE_LIMIT = 40
+# Files that make GDAL open other files or URLs; a zipped shapefile needs none of them.
+_POINTER_SUFFIXES = (".vrt", ".gdalg.json", ".ovr", ".aux.xml")
+_SHP_MAGIC = b"\x00\x00\x27\x0a"
 # Display settings GDAL's LIBKML driver turns into columns; they are not the user's data.
 _LIBKML_STYLE = ("id", "timestamp", "begin", "end", "altitudeMode", "tessellate", "extrude",
                  "visibility", "drawOrder", "icon", "snippet")
@@ -79,6 +86,21 @@ class Table:
 def row_error(row: int | None, field_name: str | None, message: str) -> dict[str, Any]:
     """One entry of ``ValidationFailed.details``."""
     return {"row": row, "field": field_name, "message": message}
+
+
+def quoted(value: Any) -> str:
+    """A user's value for an error message: quoted, at most ``QUOTE_LIMIT`` characters (then
+    an ellipsis), control characters escaped. Every import error quoting a value uses this.
+
+    >>> quoted("a\\nb")
+    "'a\\\\nb'"
+    >>> len(quoted("x" * 1000))
+    43
+    """
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > QUOTE_LIMIT:
+        text = text[:QUOTE_LIMIT] + "…"
+    return repr(text)
 
 
 def read_any(path: Path, *, crs: str | None = None) -> gpd.GeoDataFrame:
@@ -136,7 +158,8 @@ def read_sheet(path: Path, *, header_names: frozenset[str] = frozenset()) -> Tab
     seen = [n.lower() for n in names if n]
     duplicated = sorted({n for n in seen if seen.count(n) > 1})
     if duplicated:
-        raise ValidationFailed(f"{path.name}: duplicate column names: {', '.join(duplicated)}")
+        raise ValidationFailed(f"{path.name}: duplicate column names: "
+                               f"{', '.join(quoted(n) for n in duplicated[:10])}")
     keep = [i for i, n in enumerate(names) if n]
     rows = [(number, [cells[i] if i < len(cells) else None for i in keep])
             for number, cells in records[header_at + 1:]]
@@ -180,6 +203,8 @@ def _xlsx_records(path: Path) -> tuple[list[tuple[int, list[Any]]], list[tuple[i
     """
     from openpyxl import load_workbook
 
+    # An XLSX is a zip of XML parts; openpyxl parses them with defusedxml (a dependency for
+    # this reason too), which refuses entity expansion.
     check_zip(path)
     try:
         values_book = load_workbook(path, data_only=True)
@@ -274,7 +299,7 @@ def _sheet_geometry(sheet: Table, crs: str | None) -> Table:
             if cell is None:
                 errors.append(row_error(number, name, "missing coordinate"))
             elif x is None or not math.isfinite(x):
-                errors.append(row_error(number, name, f"{cell!r} is not a finite number"))
+                errors.append(row_error(number, name, f"{quoted(cell)} is not a finite number"))
             elif label in (WGS84, CGCS2000, "GCJ02") and not -limit <= x <= limit:
                 errors.append(row_error(number, name, f"{x} is outside ±{limit:g} degrees"))
             else:
@@ -318,8 +343,16 @@ def check_zip(path: Path) -> list[zipfile.ZipInfo]:
 
 
 def _shapefile_source(path: Path) -> str:
+    """The ``/vsizip/`` source of the one ``.shp`` in our own archive ``path``.
+
+    Refuses member names that would leave the archive or reach another GDAL file system,
+    members that make GDAL open other files (``.vrt``), and a ``.shp`` that is not a shapefile
+    (GDAL would open a VRT named ``.shp`` as a VRT).
+    """
     members = [m.filename for m in check_zip(path) if not m.is_dir()
                and not m.filename.startswith("__MACOSX/")]
+    for member in members:
+        _check_member(path, member)
     shapes = [m for m in members if m.lower().endswith(".shp")]
     if len(shapes) != 1:
         raise ValidationFailed(f"{path.name}: the archive must hold exactly one .shp file "
@@ -329,12 +362,27 @@ def _shapefile_source(path: Path) -> str:
     if missing:
         raise ValidationFailed(f"{path.name}: the shapefile is incomplete: "
                                f"{' and '.join(missing)} missing")
+    with zipfile.ZipFile(path) as archive, archive.open(shapes[0]) as shp:
+        if shp.read(4) != _SHP_MAGIC:
+            raise ValidationFailed(f"{path.name}: the .shp file in the archive is not a "
+                                   "shapefile")
     return f"/vsizip/{path.resolve()}/{shapes[0]}"
+
+
+def _check_member(path: Path, name: str) -> None:
+    parts = PurePosixPath(name).parts
+    if (name.startswith(("/", "\\")) or "\\" in name or ":" in name or ".." in parts
+            or "/vsi" in name.lower() or not name.isprintable()):
+        raise ValidationFailed(f"{path.name}: refused: unsafe member name {quoted(name)} in "
+                               "the archive")
+    if name.lower().endswith(_POINTER_SUFFIXES):
+        raise ValidationFailed(f"{path.name}: refused: the archive holds {quoted(name)}; a "
+                               "zipped shapefile holds only .shp, .shx, .dbf, .prj, .cpg files")
 
 
 def _read_gis(path: Path, suffix: str, crs: str | None) -> gpd.GeoDataFrame:
     kind = GIS_SUFFIXES[suffix]
-    source = _shapefile_source(path) if suffix == ".zip" else str(path)
+    source = _shapefile_source(path) if suffix == ".zip" else gdal_source(path, suffix)
     try:
         layers = [str(name) for name, *_ in pyogrio.list_layers(source)]
         if not layers:

@@ -25,7 +25,7 @@ import pandas as pd
 import psycopg
 import shapely
 
-from layers import assignment, issues
+from layers import assignment, issues, sites
 from layers.errors import ValidationFailed
 from layers.gisfile import (
     LAT_NAMES,
@@ -38,6 +38,7 @@ from layers.gisfile import (
     cell_text,
     check_geometries,
     find_column,
+    quoted,
     read_file,
     read_sheet,
     row_error,
@@ -172,9 +173,9 @@ def _check_code(row: dict[str, Any], errors: _Errors, seen: dict[str, int],
             errors.add(row[ROW], "code", "code is required")
         return None
     if not CODE.match(code):
-        errors.add(row[ROW], "code", f"code {code!r} must be 1-40 letters, digits, _ . -")
+        errors.add(row[ROW], "code", f"code {quoted(code)} must be 1-40 letters, digits, _ . -")
     elif code in seen:
-        errors.add(row[ROW], "code", f"code {code!r} also appears on row {seen[code]}")
+        errors.add(row[ROW], "code", f"code {quoted(code)} also appears on row {seen[code]}")
     else:
         seen[code] = row[ROW]
     return code
@@ -193,7 +194,7 @@ def _check_unit(row: dict[str, Any], unit_ids: Mapping[str, int], errors: _Error
     if unit is None:
         return None
     if unit not in unit_ids:
-        errors.add(row[ROW], "unit", f"no unit with code or name {unit!r}")
+        errors.add(row[ROW], "unit", f"no unit with code or name {quoted(unit)}")
         return None
     return unit_ids[unit]
 
@@ -272,11 +273,11 @@ def _check_parent(row: dict[str, Any], levels: Mapping[str, str], errors: _Error
     if parent is None:
         errors.add(row[ROW], "parent", f"a {level} needs a parent {expected}")
     elif parent not in levels:
-        errors.add(row[ROW], "parent", f"unknown parent {parent!r} (not in the file or the "
+        errors.add(row[ROW], "parent", f"unknown parent {quoted(parent)} (not in the file or the "
                                        "database)")
     elif levels[parent] != expected:
-        errors.add(row[ROW], "parent", f"parent {parent!r} is a {levels[parent]}; a {level}'s "
-                                       f"parent must be a {expected}")
+        errors.add(row[ROW], "parent", f"parent {quoted(parent)} is a {levels[parent]}; a "
+                                       f"{level}'s parent must be a {expected}")
 
 
 def _check_hierarchy(conn: psycopg.Connection[Any], rows: Mapping[str, int], name: str
@@ -291,7 +292,8 @@ def _check_hierarchy(conn: psycopg.Connection[Any], rows: Mapping[str, int], nam
         raise ValidationFailed(
             f"{name}: the hierarchy would break; nothing was imported",
             details=[row_error(rows.get(str(parent)), "level",
-                               f"stored jurisdiction {child!r} no longer fits under {parent!r}")
+                               f"stored jurisdiction {quoted(child)} no longer fits under "
+                               f"{quoted(parent)}")
                      for child, parent in bad])
 
 
@@ -327,16 +329,21 @@ def import_sites(conn: psycopg.Connection[Any], path: Path, *, layer: str | None
         unit_ids = _unit_ids(conn)
         layers = set(_lookup(conn, "SELECT code, builtin FROM site_layer"))
         _geometries(rows, ("Point", *POLYGONAL), errors, report)
+        far = sites.outside_service_area(assignment.load_assigner(conn),
+                                         [r["geometry"] for r in rows])
         seen: dict[str, int] = {}
-        for row in rows:
+        for row, outside in zip(rows, far.tolist(), strict=True):
+            if outside:
+                errors.add(row[ROW], "geometry", sites.OUTSIDE)
             row["code"] = _check_code(row, errors, seen, required=False)
             row["name"] = _check_name(row, errors, 200)
             given = cell_text(row["layer"])
             if layer and given and given != layer:
-                errors.add(row[ROW], "layer", f"the row says {given!r} but {layer!r} was given")
+                errors.add(row[ROW], "layer", f"the row says {quoted(given)} but "
+                                              f"{quoted(layer)} was given")
             row["layer"] = given or layer
             if row["layer"] not in layers:
-                errors.add(row[ROW], "layer", f"unknown site layer {row['layer']!r}; known: "
+                errors.add(row[ROW], "layer", f"unknown site layer {quoted(row['layer'])}; known: "
                                               f"{', '.join(sorted(layers))}")
             row["unit_id"] = _check_unit(row, unit_ids, errors)
             row["buffer_m"] = _bounded(row, "buffer_m", 0, 1000, errors)
@@ -554,15 +561,15 @@ def _check_rule(row: dict[str, Any], categories: Mapping[str, str],
     category = cell_text(row["category"])
     row["category_code"] = categories.get(category) if category else None
     if category and row["category_code"] is None:
-        errors.add(n, "category", f"unknown category {category!r} (a code or Chinese name)")
+        errors.add(n, "category", f"unknown category {quoted(category)} (a code or Chinese name)")
     for key, column in (("community", "jurisdiction_id"), ("site", "site_id")):
         name = cell_text(row[key])
         ids = places[key].get(name, []) if name else []
         row[column] = ids[0] if len(ids) == 1 else None
         if name and not ids:
-            errors.add(n, key, f"no {key} with code or name {name!r}")
+            errors.add(n, key, f"no {key} with code or name {quoted(name)}")
         elif len(ids) > 1:
-            errors.add(n, key, f"{len(ids)} {key}s are named {name!r}; use the code")
+            errors.add(n, key, f"{len(ids)} {key}s are named {quoted(name)}; use the code")
     if not (category or cell_text(row["community"]) or cell_text(row["site"])):
         errors.add(n, None, "a rule needs a category, community or site")
     row["unit_id"] = _check_unit(row, unit_ids, errors)
