@@ -65,6 +65,12 @@ class MapPeriod:
         return out
 
 
+# Days a map period may name: a campaign's data lies well inside, and the arithmetic on the
+# last day (9999-12-31 plus one) must not overflow.
+EARLIEST_DAY = date(2000, 1, 1)
+LATEST_DAY = date(2099, 12, 31)
+
+
 def period(conn: psycopg.Connection[Any], *, phase: str | None = None, year: int | None = None,
            since: date | None = None, until: date | None = None) -> MapPeriod:
     """A campaign phase of a year, or local days ``since``..``until`` (inclusive), or all."""
@@ -74,6 +80,10 @@ def period(conn: psycopg.Connection[Any], *, phase: str | None = None, year: int
                                    " dates, not both")
         found = phases.get(conn, phase, year or datetime.now(phases.DISTRICT_TZ).year)
         return MapPeriod(found.since, found.until, found)
+    for name, day in (("since", since), ("until", until)):
+        if day is not None and not EARLIEST_DAY <= day <= LATEST_DAY:
+            raise ValidationFailed(f"{name}: 日期须在 {EARLIEST_DAY} 至 {LATEST_DAY} 之间 / "
+                                   f"must lie between {EARLIEST_DAY} and {LATEST_DAY}")
     start = datetime.combine(since, time(), phases.DISTRICT_TZ) if since else None
     end = datetime.combine(until + timedelta(days=1), time(), phases.DISTRICT_TZ) \
         if until else None
@@ -167,7 +177,9 @@ def sites(conn: psycopg.Connection[Any]) -> gpd.GeoDataFrame:
         {c: [r[c] for r in rows] for c in ("code", "name", "layer", "layer_zh", "layer_en",
                                            "unit")},
         geometry=shapely.from_wkb([bytes(r["wkb"]) for r in rows]), crs="EPSG:4326")
-    return frame.merge(site_status(conn), on="code", how="left")
+    # Without sites the empty code column has no type of its own; the merge needs text.
+    return frame.astype({"code": object}).merge(
+        site_status(conn).astype({"code": object}), on="code", how="left")
 
 
 def site_status(conn: psycopg.Connection[Any]) -> pd.DataFrame:

@@ -181,8 +181,10 @@ def _add_cells(fmap: folium.Map, cells: dict[int, pd.DataFrame], t: dict[str, st
             _cell_features(frame, top),
             style_function=lambda f: {"color": f["properties"]["c"], "weight": 0.5,
                                       "fillColor": f["properties"]["c"], "fillOpacity": 0.45},
+            # folium refuses a tooltip naming fields of no feature (an empty period).
             tooltip=folium.GeoJsonTooltip(["n", "open", "overdue"], aliases=[
-                t["issue_count"], t["open_issues"], t["overdue_issues"]]))
+                t["issue_count"], t["open_issues"], t["overdue_issues"]]) if len(frame)
+            else None)
         layer.add_to(group)
         names[str(res)] = layer.get_name()
     group.add_to(fmap)
@@ -248,9 +250,10 @@ def _add_search(fmap: folium.Map, juris: gpd.GeoDataFrame, sites: gpd.GeoDataFra
     """Search by site or community name over an invisible layer of their inner points."""
     parts = [juris[juris["level"] == "community"][["name", "geometry"]],
              sites[["name", "geometry"]]]
-    points = pd.concat([p for p in parts if len(p)], ignore_index=True)
-    if points.empty:
+    present = [p for p in parts if len(p)]
+    if not present:  # a new install: nothing to search yet
         return
+    points = pd.concat(present, ignore_index=True)
     index = gpd.GeoDataFrame(points, geometry=gpd.GeoSeries(points.geometry).representative_point(),
                              crs=4326)
     layer = folium.GeoJson(index.to_json(), name="search", control=False,
