@@ -38,6 +38,7 @@ import shapely
 from geo.crs import CGCS2000, WGS84, lonlat_to_wgs84, normalize_crs, to_wgs84
 from layers.errors import ValidationFailed
 from layers.gissource import gdal_source
+from layers.text import quoted
 
 ROW = "row"
 GIS_SUFFIXES = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GeoPackage",
@@ -54,9 +55,6 @@ LON_NAMES = ("lon", "lng", "longitude", "经度", "x")
 LAT_NAMES = ("lat", "latitude", "纬度", "y")
 WKT_NAMES = ("wkt", "geom", "几何")
 _FIELD_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
-# A value from a file quoted in an error message is cut to this many characters: enough to
-# find the cell, too few to carry a file's content back out.
-QUOTE_LIMIT = 40
 # Files that make GDAL open other files or URLs; a zipped shapefile needs none of them.
 _POINTER_SUFFIXES = (".vrt", ".gdalg.json", ".ovr", ".aux.xml")
 _SHP_MAGIC = b"\x00\x00\x27\x0a"
@@ -86,21 +84,6 @@ class Table:
 def row_error(row: int | None, field_name: str | None, message: str) -> dict[str, Any]:
     """One entry of ``ValidationFailed.details``."""
     return {"row": row, "field": field_name, "message": message}
-
-
-def quoted(value: Any) -> str:
-    """A user's value for an error message: quoted, at most ``QUOTE_LIMIT`` characters (then
-    an ellipsis), control characters escaped. Every import error quoting a value uses this.
-
-    >>> quoted("a\\nb")
-    "'a\\\\nb'"
-    >>> len(quoted("x" * 1000))
-    43
-    """
-    text = value if isinstance(value, str) else str(value)
-    if len(text) > QUOTE_LIMIT:
-        text = text[:QUOTE_LIMIT] + "…"
-    return repr(text)
 
 
 def read_any(path: Path, *, crs: str | None = None) -> gpd.GeoDataFrame:

@@ -38,11 +38,11 @@ from layers.gisfile import (
     cell_text,
     check_geometries,
     find_column,
-    quoted,
     read_file,
     read_sheet,
     row_error,
 )
+from layers.text import quoted
 
 LEVELS = ("street", "community", "grid")
 CODE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")

@@ -17,6 +17,7 @@ from psycopg.rows import dict_row
 from geo.assign import NONE, Assigner
 from layers.assignment import DEFAULT_TOLERANCE_M
 from layers.errors import Forbidden, NotFound, ValidationFailed
+from layers.text import quoted
 
 SOURCES = ("self_inspection", "supervision", "external_assessment", "citizen")
 # Points farther than this outside the district's extent are refused as wrong coordinates
@@ -117,7 +118,7 @@ def _validate(issues: Sequence[NewIssue], assigner: Assigner) -> list[dict[str, 
 
     for i, row in enumerate(issues):
         if row.category not in assigner.active_categories:
-            bad(i, "category", f"unknown or inactive category {row.category!r}")
+            bad(i, "category", f"unknown or inactive category {quoted(row.category)}")
         if not (np.isfinite(row.lon) and -180 <= row.lon <= 180):
             bad(i, "lon", "longitude must be a number between -180 and 180")
         if not (np.isfinite(row.lat) and -90 <= row.lat <= 90):
@@ -246,7 +247,7 @@ def get(conn: psycopg.Connection[Any], public_id: str) -> dict[str, Any]:
         row = cur.execute(ISSUE_SELECT + sql.SQL(" WHERE i.public_id = %s"),
                           [public_id]).fetchone()
     if row is None:
-        raise NotFound(f"no issue {public_id!r}")
+        raise NotFound(f"no issue {quoted(public_id)}")
     return row
 
 

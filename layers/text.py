@@ -10,9 +10,13 @@ written out with each one replaced by U+FFFD, so one bad record never breaks a w
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 REPLACEMENT = "\ufffd"
+# A user's value quoted in an error message is cut to this many characters: enough to find
+# the cell or field, too few to carry a file's content back out.
+QUOTE_LIMIT = 40
 
 
 def unsafe_character(text: str) -> str | None:
@@ -20,10 +24,10 @@ def unsafe_character(text: str) -> str | None:
 
     >>> unsafe_character("占道经营\\n三个摊位")
     >>> unsafe_character("bell\\x07")
-    'U+0007 at position 5'
+    'U+0007 as character 5'
     """
     found = _UNSAFE.search(text)
-    return None if found is None else f"U+{ord(found.group()):04X} at position {found.start()}"
+    return None if found is None else f"U+{ord(found.group()):04X} as character {found.start() + 1}"
 
 
 def xml_safe(text: str) -> str:
@@ -33,3 +37,18 @@ def xml_safe(text: str) -> str:
     'a\\ufffdb\\ufffdc'
     """
     return _UNSAFE.sub(REPLACEMENT, text)
+
+
+def quoted(value: Any) -> str:
+    """A user's value for an error message: quoted, at most ``QUOTE_LIMIT`` characters (then
+    an ellipsis), control characters escaped. Every error quoting a user's value uses this.
+
+    >>> quoted("a\\nb")
+    "'a\\\\nb'"
+    >>> len(quoted("x" * 1000))
+    43
+    """
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > QUOTE_LIMIT:
+        text = text[:QUOTE_LIMIT] + "…"
+    return repr(text)
