@@ -1,9 +1,14 @@
-"""Evidence photos: checked by content, stored content-addressed, EXIF position and time read.
+"""Evidence photos: checked by content, stored without metadata, EXIF position and time read.
 
-Files live under ``<data dir>/evidence/<first two hex digits>/<sha256>.<ext>``; the same
-photo uploaded twice is stored once. Only JPEG and PNG are accepted, recognised by their
-bytes (not by name or declared type) and decoded fully, so a truncated or disguised file is
-refused before anything is written.
+Files live under ``<data dir>/evidence/<first two hex digits>/<sha256>.<ext>``, named by the
+sha256 of the bytes uploaded, so the same photo uploaded twice is stored once (and a client
+can compute the reference of its file). Only JPEG and PNG are accepted, recognised by their
+bytes (not by name or declared type), their size checked from the header before any pixel is
+decoded, then decoded fully, so a truncated, disguised or oversized file is refused before
+anything is written. What is stored and served is a re-encoded copy without EXIF, ICC, XMP or
+comments: the position and time the EXIF gave are kept in the database, and nothing else of
+the camera's (its make, the exact place) leaves through a download. The upload as sent is kept
+only when the settings ask for it, under ``evidence/originals/``, for admins.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import hashlib
 import io
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,13 +25,27 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 from psycopg.rows import dict_row
 
-from layers.errors import NotFound, PayloadTooLarge, ValidationFailed
+from layers.errors import DomainError, NotFound, PayloadTooLarge, ValidationFailed
 
 MAX_BYTES = 10 * 2**20
-_KINDS = {b"\xff\xd8\xff": ("image/jpeg", "jpg"), b"\x89PNG\r\n\x1a\n": ("image/png", "png")}
+# A 50-megapixel phone sensor's full-resolution photo (8192 x 6144), the largest a phone in use
+# takes; most save 12 MP by default. Decoded, it is 150 MB (RGB) to 200 MB (RGBA); a 9,400 px
+# square PNG of 336 KB would decode to 250 MB, and a 20,000 px one to 1.2 GB.
+MAX_PIXELS = 8192 * 6144
+# Pillow's own guard agrees with ours: it warns above MAX_PIXELS and refuses above twice that,
+# whatever opens an image in this process.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# Decodes under way at once in this process, and how long an upload waits for one: with the
+# cap above, at most about 2 x 400 MB (pixels plus the rotated copy) instead of one decode per
+# request thread. Past the wait the client is told to retry (503) rather than queued forever.
+DECODE_SLOTS = 2
+DECODE_WAIT_S = 2.0
+decode_slots = threading.BoundedSemaphore(DECODE_SLOTS)
+_KINDS = {b"\xff\xd8\xff": ("image/jpeg", "jpg", "JPEG"),
+          b"\x89PNG\r\n\x1a\n": ("image/png", "png", "PNG")}
 _GPS_IFD = 0x8825
 _EXIF_IFD = 0x8769
 _DATETIME_ORIGINAL = 0x9003
@@ -34,19 +54,35 @@ _DATETIME_ORIGINAL = 0x9003
 _LOCAL = ZoneInfo("Asia/Shanghai")
 
 
+class Busy(DomainError):
+    """Every photo decoding slot of this process is taken; the client retries shortly."""
+
+    status = 503
+    code = "busy"
+    title = "Service unavailable"
+
+
 @dataclass(frozen=True)
 class Evidence:
     """A stored photo and what its EXIF says."""
 
-    ref: str  # "sha256:<hex>", what transitions and events refer to
+    ref: str  # "sha256:<hex>" of the upload, what transitions and events refer to
     media_type: str
-    size_bytes: int
+    size_bytes: int  # of the stored copy, the one a download returns
     taken_at: datetime | None
     lon: float | None
     lat: float | None
 
 
-def _kind(content: bytes) -> tuple[str, str]:
+@dataclass(frozen=True)
+class Uploader:
+    """Who uploads: the token and its unit (None: the CLI or a test)."""
+
+    token_id: int | None = None
+    unit_id: int | None = None
+
+
+def _kind(content: bytes) -> tuple[str, str, str]:
     for magic, kind in _KINDS.items():
         if content.startswith(magic):
             return kind
@@ -78,43 +114,110 @@ def _degrees(dms: Any, ref: str) -> float:
     return -value if ref in ("S", "W") else value
 
 
-def save(conn: psycopg.Connection[Any], root: Path, content: bytes, *,
-         token_id: int | None) -> Evidence:
-    """Check, store and register a photo; return its reference and EXIF facts."""
-    if len(content) > MAX_BYTES:
-        raise PayloadTooLarge(f"a photo may be at most {MAX_BYTES // 2**20} MB")
-    media_type, ext = _kind(content)
+_TOO_LARGE = (f"the photo has too many pixels (at most {MAX_PIXELS / 1e6:.0f} megapixels, "
+              "8192 x 6144); send it at a lower resolution")
+
+
+def _clean(content: bytes, driver: str
+           ) -> tuple[bytes, datetime | None, float | None, float | None]:
+    """The photo re-encoded upright without metadata, and its EXIF time and position."""
     try:
-        with Image.open(io.BytesIO(content)) as image:
+        # Only the driver the magic bytes named; open() reads the header, not the pixels.
+        with Image.open(io.BytesIO(content), formats=[driver]) as image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise ValidationFailed(_TOO_LARGE)
             taken_at, lon, lat = _exif(image)
             image.load()  # decodes every pixel: a truncated file fails here
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+            options: dict[str, Any] = {}
+            if driver == "JPEG":
+                # The camera's own quantisation tables and subsampling: re-encoding keeps the
+                # quality it chose instead of imposing ours.
+                options["qtables"] = getattr(image, "quantization", None)
+                sampling = JpegImagePlugin.get_sampling(image)
+                if sampling != -1:
+                    options["subsampling"] = sampling
+            elif "transparency" in image.info:
+                options["transparency"] = image.info["transparency"]
+            upright = ImageOps.exif_transpose(image)
+            # Pillow carries some metadata from ``info`` into what it writes (PNG's ICC
+            # profile, JPEG comments): the copy starts from none.
+            upright.info = {}
+            out = io.BytesIO()
+            upright.save(out, driver, **options)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own guard (a warning is an error where warnings are errors).
+        raise ValidationFailed(_TOO_LARGE) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ValidationFailed("the photo cannot be read (damaged or incomplete)") from exc
+    return out.getvalue(), taken_at, lon, lat
+
+
+def _decode(content: bytes, driver: str
+            ) -> tuple[bytes, datetime | None, float | None, float | None]:
+    if not decode_slots.acquire(timeout=DECODE_WAIT_S):
+        raise Busy("too many photos are being processed right now; retry in a few seconds")
+    try:
+        return _clean(content, driver)
+    finally:
+        decode_slots.release()
+
+
+def _write(path: Path, content: bytes) -> None:
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write then rename: a crash never leaves a half-written file under the final name.
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
+        tmp.write(content)
+    os.replace(tmp.name, path)
+
+
+def _file(root: Path, digest: str, ext: str, *, original: bool = False) -> Path:
+    base = root / "evidence" / "originals" if original else root / "evidence"
+    return base / digest[:2] / f"{digest}.{ext}"
+
+
+def save(conn: psycopg.Connection[Any], root: Path, content: bytes, *,
+         uploader: Uploader | None = None, keep_original: bool = False) -> Evidence:
+    """Check, clean, store and register a photo; return its reference and EXIF facts.
+
+    Raises PayloadTooLarge, ValidationFailed (not a readable JPEG/PNG, or over MAX_PIXELS)
+    or Busy (every decoding slot taken); nothing is written then.
+    """
+    if len(content) > MAX_BYTES:
+        raise PayloadTooLarge(f"a photo may be at most {MAX_BYTES // 2**20} MB")
+    media_type, ext, driver = _kind(content)
+    clean, taken_at, lon, lat = _decode(content, driver)
     digest = hashlib.sha256(content).hexdigest()
-    path = root / "evidence" / digest[:2] / f"{digest}.{ext}"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename: a crash never leaves a half-written file under the final name.
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
-            tmp.write(content)
-        os.replace(tmp.name, path)
+    _write(_file(root, digest, ext), clean)
+    if keep_original:
+        _write(_file(root, digest, ext, original=True), content)
+    who = uploader or Uploader()
     conn.execute(
-        "INSERT INTO evidence (sha256, media_type, size_bytes, taken_at, geom, uploaded_by)"
+        "INSERT INTO evidence (sha256, media_type, size_bytes, taken_at, geom)"
         " VALUES (%s, %s, %s, %s, CASE WHEN %s::float8 IS NULL THEN NULL"
-        " ELSE ST_SetSRID(ST_MakePoint(%s, %s), 4326) END, %s)"
+        " ELSE ST_SetSRID(ST_MakePoint(%s, %s), 4326) END)"
         " ON CONFLICT (sha256) DO NOTHING",
-        [digest, media_type, len(content), taken_at, lon, lon, lat, token_id])
-    return Evidence(f"sha256:{digest}", media_type, len(content), taken_at, lon, lat)
+        [digest, media_type, len(clean), taken_at, lon, lon, lat])
+    conn.execute(
+        "INSERT INTO evidence_upload (sha256, token_id, unit_id) VALUES (%s, %s, %s)"
+        " ON CONFLICT (sha256, token_id) DO NOTHING", [digest, who.token_id, who.unit_id])
+    return Evidence(f"sha256:{digest}", media_type, len(clean), taken_at, lon, lat)
 
 
-def path_of(conn: psycopg.Connection[Any], root: Path, ref: str) -> tuple[Path, str]:
-    """The stored file and media type of ``ref``; NotFound if unknown."""
+def path_of(conn: psycopg.Connection[Any], root: Path, ref: str, *, original: bool = False
+            ) -> tuple[Path, str]:
+    """The stored file (or the upload as sent) and media type of ``ref``; NotFound if unknown
+    or, for the original, not kept."""
     digest = ref.removeprefix("sha256:")
     row = conn.execute("SELECT media_type FROM evidence WHERE sha256 = %s", [digest]).fetchone()
     if row is None:
         raise NotFound(f"no evidence {ref!r}")
-    ext = "jpg" if row[0] == "image/jpeg" else "png"
-    return root / "evidence" / digest[:2] / f"{digest}.{ext}", str(row[0])
+    path = _file(root, digest, "jpg" if row[0] == "image/jpeg" else "png", original=original)
+    if original and not path.is_file():
+        raise NotFound(f"the original of {ref!r} was not kept (setting keep_original_photos)")
+    return path, str(row[0])
 
 
 def describe(conn: psycopg.Connection[Any], refs: list[str], issue_id: int

@@ -94,6 +94,9 @@ def apply(conn: psycopg.Connection[Any], public_id: str, change: Transition,
                            details=current)
         updates, data = _particulars(cur, change, issue)
         if change.action == "rectify":
+            # Only the caller's own uploads: naming a photo seen on another unit's issue would
+            # otherwise attach it here, and this unit could then download it.
+            access.require_own_evidence(conn, caller, list(change.evidence))
             # What the verifier will look at: when each photo was taken and how far from the
             # issue (EXIF), next to the photo itself.
             data["evidence"] = evidence.describe(conn, list(change.evidence), issue["id"])

@@ -99,7 +99,7 @@ def list_issues(
         bbox=_bbox(bbox), status=status or (), category=category or (), unit=unit,
         jurisdiction=jurisdiction, site=site, since=since, until=until, overdue=overdue,
         limit=limit, offset=offset))
-    rows = _with_personal_data(conn, caller, rows)
+    rows = _shown(conn, caller, rows)
     links = [{"rel": "self", "href": str(request.url), "type": GEOJSON}]
     if offset + len(rows) < total:
         links.append({"rel": "next", "type": GEOJSON,
@@ -111,14 +111,24 @@ def list_issues(
 
 @router.get("/{public_id}", response_model=IssueFeature)
 def get_issue(public_id: str, conn: Conn, caller: MaybeCaller) -> JSONResponse:
-    """One issue as a GeoJSON Feature (reporter fields for admins and supervisors)."""
-    [row] = _with_personal_data(conn, caller, [issues.get(conn, public_id)])
+    """One issue as a GeoJSON Feature (reporter fields for admins and supervisors; photos
+    for a unit only when the issue is its own)."""
+    [row] = _shown(conn, caller, [issues.get(conn, public_id)])
     return _geojson(feature(row))
 
 
-def _with_personal_data(conn: Conn, caller: Principal | None, rows: list[dict[str, Any]]
-                        ) -> list[dict[str, Any]]:
-    if not access.sees_personal_data(caller) or not rows:
+def _shown(conn: Conn, caller: Principal | None, rows: list[dict[str, Any]]
+           ) -> list[dict[str, Any]]:
+    """The rows as ``caller`` may see them (docs/access.md, "what a caller sees")."""
+    if not rows:
+        return rows
+    own = access.unit_code(conn, caller)
+    # An empty list, not null: clients iterate over photos; docs/access.md says it is empty
+    # for a unit on another unit's issue.
+    rows = [r if access.sees_photos(caller, (r["lead_unit"], r["territorial_unit"],
+                                             r["functional_unit"]), own)
+            else {**r, "photos": []} for r in rows]
+    if not access.sees_personal_data(caller):
         return rows
     personal = access.personal_data(conn, [r["public_id"] for r in rows])
     return [{**r, **personal.get(r["public_id"], {})} for r in rows]
@@ -146,4 +156,5 @@ def transition(public_id: str, body: TransitionRequest, conn: Conn, caller: Call
         action=body.action, version=body.version, note=body.note, unit=body.unit,
         duplicate_of=body.duplicate_of, deadline=body.deadline,
         evidence=tuple(body.evidence)), caller)
-    return _geojson(feature(issues.get(conn, public_id)))
+    [row] = _shown(conn, caller, [issues.get(conn, public_id)])
+    return _geojson(feature(row))
