@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     snapshot_max_stale: float = Field(default=600.0, ge=0)
     snapshot_max_age: float = Field(default=900.0, gt=0)
     snapshot_interval: float = Field(default=30.0, ge=0)
+    # Evidence photos are stored and served re-encoded without metadata (EXIF position, camera
+    # make); true also keeps each upload as sent, readable by admins only
+    # (GET /api/v1/evidence/{ref}?original=true).
+    keep_original_photos: bool = False
 
     @property
     def managed(self) -> bool:

@@ -66,6 +66,7 @@ class World:
     market: str = ""
     ground: str = ""
     other_unit: str = ""
+    client: TestClient | None = None
     serial: Iterator[int] = field(default_factory=lambda: count(1))
     stops: Iterator[int] = field(default_factory=lambda: count(1))
 
@@ -75,6 +76,16 @@ class World:
     def next_stop(self) -> int:
         """A stop of the round nobody has visited yet."""
         return next(self.stops)
+
+    def own_upload(self, who: str) -> str:
+        """A photo uploaded by ``who`` (a transition takes only the caller's own uploads);
+        the admin's photo when ``who`` may not upload."""
+        assert self.client is not None
+        if who == "anonymous":  # refused anyway; spares the anonymous rate limit
+            return self.evidence_ref
+        uploaded = self.client.post("/api/v1/evidence", headers=self.headers[who], files={
+            "file": ("after.jpg", self.photo, "image/jpeg")})
+        return str(uploaded.json()["ref"]) if uploaded.status_code == 201 else self.evidence_ref
 
     def issue(self, status: str, *, deadline: str = "now() + interval '3 days'") -> str:
         """A new issue of the own unit in ``status``, version 1."""
@@ -122,10 +133,10 @@ def _fresh_site(w: World) -> str:
 
 
 def _transition(action: str, status: str) -> Callable[[World, str], Request]:
-    def build(w: World, _: str) -> Request:
+    def build(w: World, who: str) -> Request:
         body: dict[str, Any] = {"action": action, "version": 1}
         if action == "rectify":
-            body["evidence"] = [w.evidence_ref]
+            body["evidence"] = [w.own_upload(who)]
         return "POST", f"/api/v1/issues/{w.issue(status)}/transitions", {"json": body}
     return build
 
@@ -207,6 +218,8 @@ RECIPES: dict[str, Callable[[World, str], Request]] = {
     "POST /api/v1/evidence": lambda w, _: ("POST", "/api/v1/evidence", {
         "files": {"file": ("after.jpg", w.photo, "image/jpeg")}}),
     "GET /api/v1/evidence/{ref}": _get("/api/v1/evidence/{w.evidence_ref}"),
+    "GET /api/v1/evidence/{ref} original": _get(
+        "/api/v1/evidence/{w.evidence_ref}?original=true"),
     "POST /api/v1/imports sites": lambda w, _: ("POST", "/api/v1/imports", {
         "data": {"kind": "sites", "layer": "market"},
         "files": {"file": ("sites.geojson", _geojson_file(_point(
@@ -292,8 +305,9 @@ def world(demo_dsn: str, tmp_path: Path, jpeg: Callable[..., bytes]) -> Iterator
         world.own_issue = world.issue("assigned")
         world.other_unit = other
         world.photo = jpeg()
-        with TestClient(create_app(Settings(database_url=demo_dsn, data_dir=tmp_path))
-                        ) as client:
+        with TestClient(create_app(Settings(database_url=demo_dsn, data_dir=tmp_path,
+                                            keep_original_photos=True))) as client:
+            world.client = client
             uploaded = client.post("/api/v1/evidence", headers=headers["admin"], files={
                 "file": ("before.jpg", jpeg(lon=INSIDE[0], lat=INSIDE[1]), "image/jpeg")})
             assert uploaded.status_code == 201, uploaded.text
@@ -361,3 +375,29 @@ def test_personal_data_and_own_orders_by_role(world: tuple[TestClient, World]) -
             assert len(units) > 1, who
     anonymous = client.get(f"/ogc/collections/issues/items/{w.own_issue}").json()
     assert "reporter" not in anonymous["properties"]
+
+
+def _field_row(starts: str) -> dict[str, bool]:
+    """{caller: shown} from the row of the field table that starts with ``starts``."""
+    for line in TABLE.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0].startswith(starts):
+            return {who: cell == "yes" for who, cell in zip(CALLERS, cells[1:], strict=True)}
+    raise AssertionError(f"docs/access.md has no field row {starts!r}")
+
+
+def test_photos_by_role_as_the_table_says(world: tuple[TestClient, World]) -> None:
+    client, w = world
+    shown = _field_row("photos")
+    for who in CALLERS[1:]:
+        issue = client.get(f"/api/v1/issues/{w.own_issue}", headers=w.headers[who]).json()
+        listed = client.get("/api/v1/issues", params={"unit": w.own_unit, "limit": 1000},
+                            headers=w.headers[who]).json()
+        [mine] = [f for f in listed["features"] if f["id"] == w.own_issue]
+        expected = [w.evidence_ref] if shown[who] else []
+        assert issue["properties"]["photos"] == expected, who
+        assert mine["properties"]["photos"] == expected, who
+    assert not shown["anonymous"]
+    request = client.get(f"/open311/v2/requests/{w.own_issue}.json").json()[0]
+    feature = client.get(f"/ogc/collections/issues/items/{w.own_issue}").json()
+    assert request["media_url"] is None and "photos" not in feature["properties"]
