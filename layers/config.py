@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses or
     # networks); empty: the header is ignored and the TCP peer is the client.
     trusted_proxies: str = ""
+    # The address users reach the server at (e.g. https://sitewatch.example.gov.cn); links in
+    # OGC API documents use it instead of the request's Host header when set.
+    public_url: str = ""
     # 天地图 basemap key (browser key from console.tianditu.gov.cn); empty: no Tianditu layer.
     tianditu_key: str = ""
     # Analysis snapshots (layers/snapshots.py), in seconds: a stale snapshot is served (and

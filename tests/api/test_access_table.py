@@ -187,6 +187,8 @@ RECIPES: dict[str, Callable[[World, str], Request]] = {
     "GET /api/v1/site-layers": _get("/api/v1/site-layers"),
     "POST /api/v1/site-layers": lambda w, _: ("POST", "/api/v1/site-layers", {"json": {
         "code": f"layer_{w.fresh()}", "name_zh": "测试图层", "name_en": "Test layer"}}),
+    "PATCH /api/v1/site-layers/{code}": lambda w, _: (
+        "PATCH", "/api/v1/site-layers/market", {"json": {"public_attributes": ["stalls"]}}),
     "GET /api/v1/jurisdictions": _get("/api/v1/jurisdictions"),
     "GET /api/v1/jurisdictions/{code}": _get("/api/v1/jurisdictions/{w.ground}"),
     "POST /api/v1/jurisdictions": lambda w, _: ("POST", "/api/v1/jurisdictions", {"json": {
