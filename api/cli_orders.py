@@ -17,6 +17,7 @@ from rich.table import Table
 from api.cli_io import reported_errors
 from layers import db, orders
 from layers.config import Settings
+from layers.xlsx import cell as sheet_cell
 from maps.orders import order_html, order_xlsx
 
 orders_app = typer.Typer(help="Supervision orders (督办单): issue, escalate, list, print.",
@@ -98,5 +99,5 @@ def print_order(
             target.write_text(order_html(order, orders.outlines(conn), lang), encoding="utf-8")
             out.print(f"wrote {target}")
         if xlsx is not None:
-            xlsx.write_bytes(order_xlsx(order, lang))
+            xlsx.write_bytes(order_xlsx(order, lang, cell=sheet_cell))
             out.print(f"wrote {xlsx}")

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     # make); true also keeps each upload as sent, readable by admins only
     # (GET /api/v1/evidence/{ref}?original=true).
     keep_original_photos: bool = False
+    # Exports (GET /api/v1/exports/...) formatting at once per process; the next hears 503.
+    export_concurrency: int = Field(default=2, ge=1)
 
     @property
     def managed(self) -> bool:

@@ -14,19 +14,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import psycopg
 import shapely
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from layers import issues, xlsx
-from layers.errors import NotFound, ValidationFailed
+from layers.errors import DomainError, NotFound, ValidationFailed
 
 FORMATS = {"geojson": "GeoJSON", "gpkg": "GPKG", "csv": "CSV", "xlsx": "XLSX"}
 MEDIA_TYPES = {
@@ -50,12 +54,21 @@ LABELS = {
     "outside_all": "辖区外", "via_buffer": "周边范围内", "rework_count": "返工次数",
     "lon": "经度", "lat": "纬度", "wkt": "几何(WKT)",
 }
-_ISSUE_FIELDS = ["public_id", "category", "category_zh", "description", "source", "status",
-                 "reported_at", "deadline", "closed_at", "overdue", "jurisdiction", "site",
-                 "lead_unit", "territorial_unit", "functional_unit", "on_boundary",
-                 "outside_all", "via_buffer", "rework_count"]
-# Exports hold every matching issue; the filter's paging is ignored.
-_NO_LIMIT = 2**62
+# The issue columns an export holds, in order, as read back from the spool.
+_ISSUE_DTYPES: dict[str, Any] = {
+    "public_id": str, "category": str, "category_zh": str, "description": str, "source": str,
+    "status": str, "reported_at": str, "deadline": str, "closed_at": str,
+    "overdue": "boolean", "jurisdiction": str, "site": str, "lead_unit": str,
+    "territorial_unit": str, "functional_unit": str, "on_boundary": "boolean",
+    "outside_all": "boolean", "via_buffer": "boolean", "rework_count": "Int64",
+    "lon": "float64", "lat": "float64"}
+_ISSUE_TIMES = ("reported_at", "deadline", "closed_at")
+# ISO 8601 with the offset of the session's time zone, to the second (to_char's pattern).
+_ISO_8601 = 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM'
+# Issues are read back from their spool this many at a time.
+CHUNK_ROWS = 20_000
+# One Excel sheet holds 1,048,576 rows; two are the header rows.
+XLSX_MAX_ROWS = 1_048_576 - 2
 
 
 def layer_names(conn: psycopg.Connection[Any]) -> list[str]:
@@ -64,31 +77,99 @@ def layer_names(conn: psycopg.Connection[Any]) -> list[str]:
     return ["jurisdictions", *layers, "issues"]
 
 
-def export_layer(conn: psycopg.Connection[Any], layer: str, path: Path, *, fmt: str,
-                 filters: issues.IssueFilter | None = None) -> int:
+class ExportsBusy(DomainError):
+    """Every export slot of this process is taken; the client may retry shortly."""
+
+    status = 503
+    code = "exports-busy"
+    title = "Service unavailable"
+
+
+@dataclass(frozen=True)
+class Extract:
+    """A layer read out of the database: formatting it needs no connection.
+
+    Jurisdictions and sites (bounded by what an import may hold) are a frame in memory;
+    issues, which grow without bound, a CSV file that COPY wrote and that is read back in
+    chunks of CHUNK_ROWS, so memory stays flat however many there are.
+    """
+
+    layer: str
+    rows: int
+    frame: gpd.GeoDataFrame | None = None
+    spool: Path | None = None
+
+    def chunks(self) -> Iterator[gpd.GeoDataFrame]:
+        """The features in order, time columns as ISO 8601 text; at least one chunk."""
+        if self.spool is None:
+            assert self.frame is not None  # extract() sets one of the two
+            yield self.frame
+            return
+        empty = True
+        for chunk in pd.read_csv(self.spool, chunksize=CHUNK_ROWS, dtype=_ISSUE_DTYPES,
+                                 true_values=["t"], false_values=["f"],
+                                 keep_default_na=False, na_values=[""]):
+            empty = False
+            yield _issue_chunk(chunk)
+        if empty:
+            yield _issue_chunk(pd.DataFrame({c: pd.Series(dtype=t)
+                                             for c, t in _ISSUE_DTYPES.items()}))
+
+
+def export_layer(conn: psycopg.Connection[Any], layer: str, path: Path, *, fmt: str) -> int:
     """Write ``layer`` to ``path`` in ``fmt``; return the number of features written.
 
-    ``filters`` narrows an issues export (paging ignored). Unknown layer: NotFound.
+    Unknown layer: NotFound. (A server does the two steps itself, to hand its connection
+    back between them: :func:`extract` and :func:`write`.)
+    """
+    with tempfile.TemporaryDirectory(prefix="sw-spool-") as folder:
+        return write(extract(conn, layer, Path(folder), fmt=fmt), path, fmt)
+
+
+def extract(conn: psycopg.Connection[Any], layer: str, folder: Path, *, fmt: str) -> Extract:
+    """Read ``layer`` for an export in ``fmt`` (a spool file goes into ``folder``).
+
+    This is the only step that needs ``conn``: a server hands its connection back before
+    :func:`write`. An XLSX export over one sheet's rows is refused here, before formatting.
     """
     if fmt not in FORMATS:
         raise ValidationFailed(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    if layer == "jurisdictions":
-        frame = _jurisdictions(conn)
-    elif layer == "issues":
-        frame = _issues(conn, filters or issues.IssueFilter())
+    cap = XLSX_MAX_ROWS if fmt == "xlsx" else None
+    if layer == "issues":
+        found = _spool_issues(conn, folder / "issues.spool.csv",
+                              limit=None if cap is None else cap + 1)
+    elif layer == "jurisdictions":
+        found = Extract(layer, 0, frame=_jurisdictions(conn))
     elif layer in layer_names(conn):
-        frame = _sites(conn, layer)
+        found = Extract(layer, 0, frame=_sites(conn, layer))
     else:
         raise NotFound(f"no layer {layer!r}; layers: {', '.join(layer_names(conn))}")
-    if fmt in ("geojson", "gpkg"):
-        _write_gis(frame, path, fmt, layer)
+    if found.frame is not None:
+        found = dataclasses.replace(found, rows=len(found.frame),
+                                    frame=_iso_times(found.frame))
+    if cap is not None and found.rows > cap:
+        raise ValidationFailed(f"{layer} has more than {cap:,} rows, more than one Excel sheet "
+                               "holds; export it as CSV, GeoJSON or "
+                               "GeoPackage instead")
+    return found
+
+
+def write(found: Extract, path: Path, fmt: str) -> int:
+    """Format ``found`` into ``path`` in ``fmt``, in one pass over its chunks; return the
+    number of features written."""
+    if fmt not in FORMATS:
+        raise ValidationFailed(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    # One layer per file: the export replaces an existing file instead of appending to it.
+    path.unlink(missing_ok=True)
+    if fmt == "geojson":
+        _write_geojson(found.chunks(), path, found.layer)
+    elif fmt == "gpkg":
+        _write_gpkg(found.chunks(), path, found.layer)
+    elif fmt == "csv":
+        _write_csv(found.chunks(), path)
     else:
-        table = _tabular(frame)
-        if fmt == "csv":
-            table.to_csv(path, index=False, encoding="utf-8-sig")
-        else:
-            _write_xlsx(table, path, layer)
-    return len(frame)
+        _write_xlsx(found.chunks(), path, found.layer)
+    return found.rows
 
 
 def _frame(conn: psycopg.Connection[Any], query: str, params: Any = None) -> gpd.GeoDataFrame:
@@ -140,12 +221,37 @@ def _typed(values: list[Any], index: pd.Index) -> pd.Series:
                      index=index, dtype=object)
 
 
-def _issues(conn: psycopg.Connection[Any], filters: issues.IssueFilter) -> gpd.GeoDataFrame:
-    rows, _ = issues.list_issues(conn, dataclasses.replace(filters, limit=_NO_LIMIT, offset=0))
-    columns = [*_ISSUE_FIELDS, "lon", "lat"]
-    frame = pd.DataFrame([[r[k] for k in columns] for r in rows], columns=columns)
+def _spool_issues(conn: psycopg.Connection[Any], spool: Path, *, limit: int | None
+                  ) -> Extract:
+    """COPY the issues (newest first, at most ``limit``) into ``spool`` as CSV.
+
+    COPY streams at the server's pace into a file, so the connection is busy only as long as
+    the rows take to arrive, and Python holds no row longer than one chunk of text.
+    """
+    times = {c: sql.SQL("to_char(i.{c}, {f}) AS {c}").format(
+        c=sql.Identifier(c), f=sql.Literal(_ISO_8601)) for c in _ISSUE_TIMES}
+    columns = sql.SQL(", ").join(times.get(c, sql.SQL("i.{}").format(sql.Identifier(c)))
+                                 for c in _ISSUE_DTYPES)
+    query = sql.SQL("SELECT {columns} FROM ({select}) i"
+                    " ORDER BY i.reported_at DESC, i.id DESC{limit}").format(
+        columns=columns, select=issues.ISSUE_SELECT,
+        limit=sql.SQL("") if limit is None else sql.SQL(" LIMIT {}").format(limit))
+    with conn.cursor() as cur, spool.open("wb") as out:
+        with cur.copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER)").format(query)
+                      ) as copy:
+            for data in copy:
+                out.write(data)
+        rows = cur.rowcount
+    return Extract("issues", rows, spool=spool)
+
+
+def _issue_chunk(frame: pd.DataFrame) -> gpd.GeoDataFrame:
+    """Issues read back from the spool: points from lon/lat, missing text as None."""
     points = shapely.points(frame.pop("lon").to_numpy(np.float64),
                             frame.pop("lat").to_numpy(np.float64))
+    for column, dtype in _ISSUE_DTYPES.items():
+        if dtype is str and column in frame:
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(points, index=frame.index),
                             crs="EPSG:4326")
 
@@ -154,24 +260,65 @@ def _time_columns(frame: pd.DataFrame) -> list[str]:
     return [str(c) for c in frame.columns if str(c).endswith("_at") or c == "deadline"]
 
 
-def _write_gis(frame: gpd.GeoDataFrame, path: Path, fmt: str, layer: str) -> None:
+def _iso_times(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Timestamps as ISO 8601 with offset, as the issues spool has them."""
     out = frame.copy()
     for column in _time_columns(out):
-        out[column] = pd.to_datetime(out[column], utc=fmt == "gpkg")
-    kwargs: dict[str, Any] = {"layer": layer} if fmt == "gpkg" else {}
-    # One layer per file: the export replaces an existing file instead of appending to it.
-    path.unlink(missing_ok=True)
-    out.to_file(path, driver=FORMATS[fmt], engine="pyogrio", **kwargs)
+        out[column] = [None if v is None or pd.isna(v) else pd.Timestamp(v).isoformat()
+                       for v in out[column]]
+    return out
+
+
+def _write_geojson(chunks: Iterator[gpd.GeoDataFrame], path: Path, layer: str) -> None:
+    """A FeatureCollection written feature by feature.
+
+    Measured reason for not using pyogrio here: appending to a GeoJSON file re-reads it,
+    so chunked appends grow quadratically (0.45 s for the first 50,000 features, 2.2 s for
+    the twelfth), and writing in one call needs the whole layer in memory.
+    """
+    with path.open("w", encoding="utf-8") as out:
+        out.write('{"type": "FeatureCollection", "name": ' + json.dumps(layer)
+                  + ', "features": [\n')
+        separator = ""
+        for chunk in chunks:
+            geometries = shapely.to_geojson(chunk.geometry.to_numpy())
+            table = pd.DataFrame(chunk.drop(columns=chunk.geometry.name))
+            for properties, geometry in zip(_records(table), geometries, strict=True):
+                out.write(f'{separator}{{"type": "Feature", "properties": '
+                          f'{json.dumps(properties, ensure_ascii=False, default=_plain)}, '
+                          f'"geometry": {geometry or "null"}}}')
+                separator = ",\n"
+        out.write("\n]}\n")
+
+
+def _write_gpkg(chunks: Iterator[gpd.GeoDataFrame], path: Path, layer: str) -> None:
+    # GeoPackage is SQLite: appending a chunk costs the chunk, not the file.
+    for n, chunk in enumerate(chunks):
+        out = chunk.copy()
+        for column in _time_columns(out):
+            out[column] = pd.to_datetime(out[column], utc=True, format="ISO8601")
+        out.to_file(path, driver="GPKG", engine="pyogrio", layer=layer, append=n > 0)
+
+
+def _write_csv(chunks: Iterator[gpd.GeoDataFrame], path: Path) -> None:
+    # utf-8-sig writes the BOM once, at the start, however many chunks follow.
+    with path.open("w", encoding="utf-8-sig", newline="") as out:
+        for n, chunk in enumerate(chunks):
+            table = _tabular(chunk)
+            for column in table.columns:
+                if table[column].dtype == object:
+                    table[column] = table[column].map(
+                        lambda v: xlsx.csv_text(v) if isinstance(v, str) else v)
+            # CRLF (RFC 4180) also makes the writer quote a cell holding a bare CR, which
+            # with "\n" line ends it would not, and a spreadsheet would split the row there.
+            table.to_csv(out, index=False, header=n == 0, lineterminator="\r\n")
 
 
 def _tabular(frame: gpd.GeoDataFrame) -> pd.DataFrame:
-    """Geometry as lon/lat (all points) or WKT; timestamps as ISO 8601 with offset."""
+    """Geometry as lon/lat (all points) or WKT."""
     geoms = frame.geometry.to_numpy()
     table = pd.DataFrame(frame.drop(columns=frame.geometry.name))
-    for column in _time_columns(table):
-        table[column] = [None if v is None or pd.isna(v) else pd.Timestamp(v).isoformat()
-                         for v in table[column]]
-    if len(geoms) and bool((shapely.get_type_id(geoms) == 0).all()):
+    if len(geoms) == 0 or bool((shapely.get_type_id(geoms) == 0).all()):
         table["lon"] = shapely.get_x(geoms)
         table["lat"] = shapely.get_y(geoms)
     else:
@@ -179,15 +326,31 @@ def _tabular(frame: gpd.GeoDataFrame) -> pd.DataFrame:
     return table
 
 
-def _write_xlsx(table: pd.DataFrame, path: Path, layer: str) -> None:
+def _write_xlsx(chunks: Iterator[gpd.GeoDataFrame], path: Path, layer: str) -> None:
     from openpyxl import Workbook
 
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None  # a new workbook always has its first sheet
-    sheet.title = layer[:31]
-    xlsx.write_table(sheet, [str(c) for c in table.columns], LABELS, _cells(table))
+    tables = (_tabular(chunk) for chunk in chunks)
+    first = next(tables)
+    # Write-only: rows stream to disk as they come, in linear time and flat memory.
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(layer[:31])
+    rows = (row for table in chain([first], tables) for row in _cells(table))
+    xlsx.write_table(sheet, [str(c) for c in first.columns], LABELS, rows)
     book.save(path)
+
+
+def _plain(value: object) -> object:
+    """Numpy scalars as Python values for JSON."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts, missing values (None, NaN, NA) as None."""
+    plain = table.astype(object)
+    # Column names are strings: the frames are built from SQL and attribute keys.
+    return cast(list[dict[str, Any]], plain.where(plain.notna(), None).to_dict("records"))
 
 
 def _cells(table: pd.DataFrame) -> Iterator[list[Any]]:
@@ -196,6 +359,6 @@ def _cells(table: pd.DataFrame) -> Iterator[list[Any]]:
         row = [None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else
                v.item() if isinstance(v, np.generic) else v for v in values]
         if any(isinstance(v, str) and len(v) > XLSX_CELL_LIMIT for v in row):
-            raise ValidationFailed("a geometry is too detailed for an Excel cell; export "
-                                   "this layer as GeoPackage or GeoJSON")
+            raise ValidationFailed("a value is too long for an Excel cell (a geometry too "
+                                   "detailed?); export this layer as GeoPackage or GeoJSON")
         yield row

@@ -66,17 +66,15 @@ def workbook(rows: Sequence[dict[str, Any]], group: Group, since: datetime, unti
 
     zh, en = title(group, since, until, phase)
     as_of = (as_of or datetime.now(DISTRICT_TZ)).astimezone(DISTRICT_TZ)
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None  # a new workbook always has its first sheet
-    sheet.title = "得分排名"
-    sheet.append([zh])
-    sheet.append([f"{en}; as of 截至 {as_of:%Y-%m-%d %H:%M}"])
-    sheet["A1"].font = Font(bold=True, size=14)
-    sheet["A2"].font = Font(italic=True, color="808080")
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("得分排名")
+    title_cells = [xlsx.cell(sheet, zh, font=Font(bold=True, size=14)),
+                   xlsx.cell(sheet, f"{en}; as of 截至 {as_of:%Y-%m-%d %H:%M}",
+                             font=Font(italic=True, color="808080"))]
     cells = ([KIND_NAMES.get(r[f], r[f]) if f == "kind" else r.get(f) for f in FIELDS]
              for r in rows)
-    xlsx.write_table(sheet, FIELDS, LABELS, cells, number_formats=NUMBER_FORMATS)
+    xlsx.write_table(sheet, FIELDS, LABELS, cells, number_formats=NUMBER_FORMATS,
+                     title=title_cells)
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

@@ -3,26 +3,82 @@
 A table has two header rows: Chinese labels for people, then the English field names in grey
 for machines (the importers recognise that row). Data follows; the headers stay frozen while
 scrolling, and columns are wide enough for their contents.
+
+Every cell value goes through :func:`cell`, the one place that makes stored text safe in a
+workbook: text stays text (a description ``=HYPERLINK(...)`` must not become a live formula,
+OWASP "CSV injection") and characters XML cannot hold are dropped (openpyxl refuses them, and
+one such description would fail every export). :func:`csv_text` does the same for CSV cells.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from itertools import chain, islice
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from openpyxl.cell.cell import Cell
+    from openpyxl.styles import Font
+    from openpyxl.worksheet._write_only import WriteOnlyWorksheet
     from openpyxl.worksheet.worksheet import Worksheet
 
 # Wider columns than this only push the rest of the table off the screen.
 MAX_WIDTH = 60
+# Column widths are measured on the first rows only: a write-only sheet takes its layout
+# before its first row, and a table may be a million rows long.
+WIDTH_SAMPLE = 1000
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP's list).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def write_table(sheet: Worksheet, fields: Sequence[str], labels: Mapping[str, str],
-                rows: Iterable[Sequence[object]], *,
-                number_formats: Mapping[str, str] | None = None) -> None:
-    """Append header rows and ``rows`` below whatever ``sheet`` already holds.
+def text(value: str) -> str:
+    """``value`` without the control characters an XLSX (XML 1.0) file cannot hold.
 
+    >>> text("bell\\x07 tab\\tkept")
+    'bell tab\\tkept'
+    """
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    return str(ILLEGAL_CHARACTERS_RE.sub("", value))
+
+
+def csv_text(value: str) -> str:
+    """A CSV cell that a spreadsheet shows as the text it is, never runs as a formula.
+
+    >>> csv_text('=HYPERLINK("http://x")'), csv_text("-3 lamps"), csv_text("路灯不亮")
+    ('\\'=HYPERLINK("http://x")', "'-3 lamps", '路灯不亮')
+    """
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
+def cell(sheet: Worksheet | WriteOnlyWorksheet, value: Any, *,
+         number_format: str | None = None, font: Font | None = None) -> Cell:
+    """A cell of ``sheet`` for ``sheet.append``: strings stored as text, whatever they start
+    with (openpyxl would store ``=...`` as a formula and ``#N/A`` as an error)."""
+    from openpyxl.cell import WriteOnlyCell
+
+    if isinstance(value, str):
+        result = WriteOnlyCell(sheet, text(value))
+        result.data_type = "s"
+    else:
+        result = WriteOnlyCell(sheet, value)
+    if number_format:
+        result.number_format = number_format
+    if font is not None:
+        result.font = font
+    return result
+
+
+def write_table(sheet: Worksheet | WriteOnlyWorksheet, fields: Sequence[str],
+                labels: Mapping[str, str], rows: Iterable[Sequence[object]], *,
+                number_formats: Mapping[str, str] | None = None,
+                title: Sequence[Cell] = ()) -> int:
+    """Write ``title`` (one cell a line), the two header rows and ``rows`` to an empty
+    ``sheet``; return the number of rows written.
+
+    One pass over ``rows`` and nothing kept but the first WIDTH_SAMPLE: on a write-only sheet
+    a table of any length streams to disk in constant memory and linear time.
     ``labels`` maps a field to its Chinese label (the field name when missing);
     ``number_formats`` maps a field to an Excel format such as ``"0.0%"``.
     """
@@ -30,30 +86,35 @@ def write_table(sheet: Worksheet, fields: Sequence[str], labels: Mapping[str, st
     from openpyxl.utils import get_column_letter
 
     header = [labels.get(f, f) for f in fields]
-    sheet.append(header)
-    labels_row = sheet.max_row
-    sheet.append(list(fields))
-    for cell in sheet[labels_row]:
-        cell.font = Font(bold=True)
-    for cell in sheet[labels_row + 1]:
-        cell.font = Font(italic=True, color="808080")
-    sheet.freeze_panes = f"A{labels_row + 2}"
+    remaining = iter(rows)
+    sample = list(islice(remaining, WIDTH_SAMPLE))
     widths = [max(_display_width(h), len(f)) for h, f in zip(header, fields, strict=True)]
-    formats = [(number_formats or {}).get(f) for f in fields]
-    for values in rows:
-        sheet.append(list(values))
-        for i, (cell, value) in enumerate(zip(sheet[sheet.max_row], values, strict=False)):
-            number_format = formats[i]
-            if number_format:
-                cell.number_format = number_format
+    for values in sample:
+        for i, value in enumerate(values[:len(widths)]):
             widths[i] = max(widths[i], _display_width(value))
+    # A write-only sheet has column_dimensions too (set up in its constructor); the type
+    # stubs miss it.
+    dimensions = sheet.column_dimensions  # type: ignore[union-attr]
     for i, width in enumerate(widths, start=1):
-        sheet.column_dimensions[get_column_letter(i)].width = min(width + 2, MAX_WIDTH)
+        dimensions[get_column_letter(i)].width = min(width + 2, MAX_WIDTH)
+    sheet.freeze_panes = f"A{len(title) + 3}"
+    for line in title:
+        sheet.append([line])
+    bold, grey = Font(bold=True), Font(italic=True, color="808080")
+    sheet.append([cell(sheet, h, font=bold) for h in header])
+    sheet.append([cell(sheet, f, font=grey) for f in fields])
+    formats = [(number_formats or {}).get(f) for f in fields]
+    written = 0
+    for values in chain(sample, remaining):
+        sheet.append([cell(sheet, v, number_format=f)
+                      for v, f in zip(values, formats, strict=False)])
+        written += 1
+    return written
 
 
 def _display_width(value: object) -> int:
     """Character cells ``value`` takes on screen: Chinese characters take two."""
     if value is None:
         return 0
-    text = value if isinstance(value, str) else str(value)
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    shown = value if isinstance(value, str) else str(value)
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in shown)

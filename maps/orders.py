@@ -10,15 +10,22 @@ outlines and the numbered issues, so it prints without tiles or network.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import shapely
 from shapely.geometry.base import BaseGeometry
+
+if TYPE_CHECKING:
+    from openpyxl.cell.cell import Cell
+    from openpyxl.worksheet.worksheet import Worksheet
+
+    # Makes the cell holding a value (api passes layers.xlsx.cell: maps may not import layers).
+    CellMaker = Callable[[Worksheet, Any], Cell]
 
 TEMPLATES = Path(__file__).parent / "templates"
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -187,8 +194,12 @@ def order_html(order: dict[str, Any], outlines: Sequence[tuple[str, str, BaseGeo
         issued_at=_when(order["issued_at"]), acknowledged_at=_when(order["acknowledged_at"]))
 
 
-def order_xlsx(order: dict[str, Any], lang: str = "zh") -> bytes:
-    """The order as a workbook: a header block, then one row per issue."""
+def order_xlsx(order: dict[str, Any], lang: str = "zh", *, cell: CellMaker) -> bytes:
+    """The order as a workbook: a header block, then one row per issue.
+
+    Every value goes through ``cell``, which must keep text text: descriptions and notes are
+    typed by people, and one starting with "=" must not become a live formula.
+    """
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font
     from openpyxl.utils import get_column_letter
@@ -200,7 +211,8 @@ def order_xlsx(order: dict[str, Any], lang: str = "zh") -> bytes:
     sheet = book.active
     assert sheet is not None
     sheet.title = order["code"]
-    sheet.append([f"{order['street'] or ''}{t['office']} {_title(order, lang)}"])
+    sheet.append([cell(sheet, f"{order['street'] or ''}{t['office']} "
+                                   f"{_title(order, lang)}")])
     sheet["A1"].font = Font(bold=True, size=14)
     sheet.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(COLUMNS))
     meta = [(t["number"], order["code"]), (t["unit"], order["unit_name"]),
@@ -209,22 +221,22 @@ def order_xlsx(order: dict[str, Any], lang: str = "zh") -> bytes:
             (t["note"], order["note"] or ""),
             (t["received_at"], order["acknowledged_at"] or "")]
     for label, value in meta:
-        sheet.append([label, value.replace(tzinfo=None) if isinstance(value, datetime)
-                      else value])
+        sheet.append([cell(sheet, label), cell(
+            sheet, value.replace(tzinfo=None) if isinstance(value, datetime) else value)])
         sheet.cell(sheet.max_row, 1).font = Font(bold=True)
     sheet.append([])
-    sheet.append([c.en if lang == "en" else c.zh for c in COLUMNS])
+    sheet.append([cell(sheet, c.en if lang == "en" else c.zh) for c in COLUMNS])
     header = sheet.max_row
-    for cell in sheet[header]:
-        cell.font = Font(bold=True)
+    for heading in sheet[header]:
+        heading.font = Font(bold=True)
     for item in order["items"]:
         values = item_values(order, item, lang)
-        sheet.append([values[c.key] for c in COLUMNS])
+        sheet.append([cell(sheet, values[c.key]) for c in COLUMNS])
     for index, column in enumerate(COLUMNS, start=1):
         sheet.column_dimensions[get_column_letter(index)].width = column.width
     for row in sheet.iter_rows(min_row=header + 1):
-        for cell in row:
-            cell.alignment = Alignment(wrap_text=True, vertical="top")
+        for written in row:
+            written.alignment = Alignment(wrap_text=True, vertical="top")
     sheet.freeze_panes = f"A{header + 1}"
     sheet.print_title_rows = f"{header}:{header}"
     sheet.page_setup.paperSize = sheet.PAPERSIZE_A4

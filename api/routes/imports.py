@@ -10,18 +10,22 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+import anyio.to_thread
+from fastapi import APIRouter, FastAPI, File, Form, Query, Request, Response, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
+from starlette.types import Receive, Scope, Send
 
 from api.auth import Caller
 from api.deps import Conn
 from layers import exports, imports
+from layers.config import Settings
 from layers.errors import Forbidden, PayloadTooLarge, ValidationFailed
 from layers.gisfile import SUFFIXES
 
@@ -30,6 +34,8 @@ MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 _CHUNK = 1024 * 1024
 ImportKind = Literal["jurisdictions", "sites", "issues", "responsibilities"]
 ExportFormat = Literal["geojson", "gpkg", "csv", "xlsx"]
+# Guards the first use of an app's export slots (two requests may arrive together).
+_attach = threading.Lock()
 
 
 class Repair(BaseModel):
@@ -114,23 +120,77 @@ def create_import(
     return ImportReportOut.model_validate(report, from_attributes=True)
 
 
+def export_slots(app: FastAPI) -> threading.BoundedSemaphore:
+    """The app's export slots (``settings.export_concurrency``), made on first use."""
+    found: threading.BoundedSemaphore | None = getattr(app.state, "export_slots", None)
+    if found is None:
+        with _attach:
+            found = getattr(app.state, "export_slots", None)
+            if found is None:
+                settings: Settings = app.state.settings
+                found = threading.BoundedSemaphore(settings.export_concurrency)
+                app.state.export_slots = found
+    return found
+
+
+class _ExportFile(Response):
+    """Formats an export when sent, then sends the file.
+
+    Sending happens after the handler returned, so the request's pooled connection (function
+    scoped, see api.deps.Conn) is back in the pool while the rows are formatted: a long export
+    holds a connection only while COPY reads. Formatting runs in a worker thread; a failure
+    there is raised before anything is sent and still becomes a problem+json. The export slot
+    is given back once the file is formatted, and the file deleted once it is sent.
+    """
+
+    def __init__(self, found: exports.Extract, fmt: str, folder: str,
+                 slots: threading.BoundedSemaphore) -> None:
+        self.found, self.fmt, self.folder, self.slots = found, fmt, folder, slots
+        self.background = None
+        self.status_code = 200
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = Path(self.folder) / f"{self.found.layer}.{self.fmt}"
+        try:
+            await anyio.to_thread.run_sync(exports.write, self.found, path, self.fmt)
+        except BaseException:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise
+        finally:
+            self.slots.release()
+        response = FileResponse(path, media_type=exports.MEDIA_TYPES[self.fmt],
+                                filename=path.name,
+                                background=BackgroundTask(shutil.rmtree, self.folder,
+                                                          ignore_errors=True))
+        await response(scope, receive, send)
+
+
 @router.get("/exports/{layer}", response_class=FileResponse,
             responses={200: {"content": {t: {} for t in exports.MEDIA_TYPES.values()},
                              "description": "The layer as a file download."},
-                       404: _PROBLEM, 422: _PROBLEM})
+                       404: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM})
 def export_layer(
+    request: Request,
     conn: Conn,
     layer: Annotated[str, PathParam(pattern=r"^[a-z][a-z0-9_]{1,39}$",
                                     description="jurisdictions, a site layer or issues")],
     fmt: Annotated[ExportFormat, Query(alias="format")] = "geojson",
-) -> FileResponse:
-    """Download a layer as GeoJSON, GeoPackage, CSV or XLSX (EPSG:4326)."""
+) -> Response:
+    """Download a layer as GeoJSON, GeoPackage, CSV or XLSX (EPSG:4326).
+
+    At most ``export_concurrency`` exports run at once per server process; another hears 503
+    with Retry-After at once. XLSX holds at most one sheet's rows (1,048,574): larger layers
+    are refused with a 422 that points to CSV, GeoJSON or GeoPackage.
+    """
+    slots = export_slots(request.app)
+    if not slots.acquire(blocking=False):
+        raise exports.ExportsBusy("导出任务繁忙，请稍后重试 / the server is busy with other "
+                                  "exports; retry in a few seconds")
     folder = tempfile.mkdtemp(prefix="sw-export-")
-    path = Path(folder) / f"{layer}.{fmt}"
     try:
-        exports.export_layer(conn, layer, path, fmt=fmt)
+        found = exports.extract(conn, layer, Path(folder), fmt=fmt)
     except BaseException:
+        slots.release()
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return FileResponse(path, media_type=exports.MEDIA_TYPES[fmt], filename=path.name,
-                        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
+    return _ExportFile(found, fmt, folder, slots)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import Caller, require_roles
 from api.deps import Conn
-from layers import access, orders
+from layers import access, orders, xlsx
 from layers.tokens import Principal
 from maps.orders import order_html, order_xlsx
 
@@ -184,7 +184,7 @@ def print_order(code: str, conn: Conn, caller: Caller, lang: Lang = "zh") -> HTM
             responses={200: {"content": {XLSX: {}}, "description": "the order as XLSX"}})
 def order_workbook(code: str, conn: Conn, caller: Caller, lang: Lang = "zh") -> Response:
     """The order as an Excel workbook, for the unit's files."""
-    body = order_xlsx(_readable(conn, caller, code), lang)
+    body = order_xlsx(_readable(conn, caller, code), lang, cell=xlsx.cell)
     return Response(body, media_type=XLSX,
                     headers={"Content-Disposition": f'attachment; filename="{code}.xlsx"'})
 

@@ -13,7 +13,6 @@ import shapely
 
 from layers import exports, imports
 from layers.errors import NotFound
-from layers.issues import IssueFilter
 
 
 def _geometries(conn: psycopg.Connection[tuple[object, ...]], query: str
@@ -59,22 +58,21 @@ def test_site_layer_round_trip_keeps_attributes(demo_dsn: str, tmp_path: Path, f
     assert attributes_after == attributes
 
 
-def test_issue_export_filters_and_keeps_time_zones(demo_dsn: str, tmp_path: Path) -> None:
+def test_issue_export_holds_every_issue_and_keeps_time_zones(
+        demo_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Several chunks, so that their seams (separators, header rows) are exercised.
+    monkeypatch.setattr(exports, "CHUNK_ROWS", 700)
     with psycopg.connect(demo_dsn) as conn:
-        expected = conn.execute("SELECT count(*) FROM issue WHERE status = 'verified'"
-                                ).fetchone()
+        expected = conn.execute("SELECT count(*) FROM issue").fetchone()
         geojson, sheet = tmp_path / "issues.geojson", tmp_path / "issues.xlsx"
-        n = exports.export_layer(conn, "issues", geojson, fmt="geojson",
-                                 filters=IssueFilter(status=["verified"], limit=5))
-        exports.export_layer(conn, "issues", sheet, fmt="xlsx",
-                             filters=IssueFilter(status=["verified"]))
-        stored = conn.execute("SELECT public_id, reported_at, ST_X(geom), ST_Y(geom)"
-                              " FROM issue ORDER BY id LIMIT 1").fetchone()
-    assert expected is not None and stored is not None
-    assert n == expected[0] > 5  # paging is ignored: every matching issue
+        n = exports.export_layer(conn, "issues", geojson, fmt="geojson")
+        exports.export_layer(conn, "issues", sheet, fmt="xlsx")
+    assert expected is not None
+    assert n == expected[0] > 3 * exports.CHUNK_ROWS
     frame = pyogrio.read_dataframe(geojson)
-    assert set(frame["status"]) == {"verified"} and len(frame) == n
+    assert len(frame) == n and frame["public_id"].is_unique
     assert frame["reported_at"].dt.tz is not None
+    assert frame["on_boundary"].dtype == bool and frame["rework_count"].dtype.kind == "i"
     active = openpyxl.load_workbook(sheet).active
     assert active is not None
     rows = list(active.iter_rows(values_only=True))
@@ -84,12 +82,14 @@ def test_issue_export_filters_and_keeps_time_zones(demo_dsn: str, tmp_path: Path
     assert all(s.tzinfo is not None for s in stamps)
 
 
-def test_csv_export_of_points_has_lon_lat(demo_dsn: str, tmp_path: Path) -> None:
+def test_csv_export_of_points_has_lon_lat(demo_dsn: str, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exports, "CHUNK_ROWS", 700)
     path = tmp_path / "issues.csv"
     with psycopg.connect(demo_dsn) as conn:
-        exports.export_layer(conn, "issues", path, fmt="csv",
-                             filters=IssueFilter(category=["MKT-01"]))
+        n = exports.export_layer(conn, "issues", path, fmt="csv")
     frame = pd.read_csv(path, encoding="utf-8-sig")
+    assert len(frame) == n and frame["public_id"].is_unique  # one header row, every chunk
     assert {"lon", "lat"} <= set(frame.columns) and "wkt" not in frame.columns
     assert frame["lon"].between(120, 121).all()
 
