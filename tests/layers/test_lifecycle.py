@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from layers import evidence, lifecycle
+from layers import evidence, lifecycle, tokens
 from layers.errors import Conflict, DomainError, Forbidden, ValidationFailed
 from layers.lifecycle import RULES, Transition
 from layers.tokens import ROLES, Principal
@@ -62,20 +62,32 @@ def _request(action: str, original: str, photo: str) -> Transition:
                       evidence=(photo,))
 
 
-def _photo(conn: psycopg.Connection[Any], root: Path, jpeg: Callable[..., bytes]) -> str:
-    return evidence.save(conn, root, jpeg(), token_id=None).ref
+def _token(conn: psycopg.Connection[Any]) -> int:
+    """The id of a new token (the callers below are built by hand around it)."""
+    tokens.create(conn, role="admin", name="uploader")
+    row = conn.execute("SELECT max(id) FROM api_token").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _photo(conn: psycopg.Connection[Any], root: Path, jpeg: Callable[..., bytes],
+           caller: Principal) -> str:
+    """A photo uploaded by ``caller``: transitions take only the caller's own uploads."""
+    return evidence.save(conn, root, jpeg(),
+                         uploader=evidence.Uploader(caller.token_id, caller.unit_id)).ref
 
 
 def test_every_action_role_and_status(conn: psycopg.Connection[Any], tmp_path: Path,
         jpeg: Callable[..., bytes]) -> None:
     own, _ = _setup(conn)
     original = _issue(conn, "assigned", own)
-    photo = _photo(conn, tmp_path, jpeg)
+    uploader = _token(conn)
+    photo = _photo(conn, tmp_path, jpeg, Principal(uploader, "uploader", "admin", None))
     mismatches = []
     assert set(RULES) == set(SPEC)
     for action, (sources, target, roles) in SPEC.items():
         for role in ROLES:
-            caller = Principal(token_id=1, name=f"{role}-1", role=role,
+            caller = Principal(token_id=uploader, name=f"{role}-1", role=role,
                                unit_id=own if role == "unit" else None)
             for status in STATUSES:
                 public_id = _issue(conn, status, own)
@@ -111,8 +123,9 @@ def test_a_unit_acts_only_on_its_own_issues(conn: psycopg.Connection[Any],
         jpeg: Callable[..., bytes]) -> None:
     own, other = _setup(conn)
     mine, theirs = _issue(conn, "assigned", own), _issue(conn, "assigned", other)
-    unit = Principal(token_id=1, name="湖东", role="unit", unit_id=own)
-    rectify = Transition(action="rectify", version=1, evidence=(_photo(conn, tmp_path, jpeg),))
+    unit = Principal(token_id=_token(conn), name="湖东", role="unit", unit_id=own)
+    rectify = Transition(action="rectify", version=1,
+                         evidence=(_photo(conn, tmp_path, jpeg, unit),))
     lifecycle.apply(conn, mine, rectify, unit)
     with pytest.raises(Forbidden, match="responsible"):
         lifecycle.apply(conn, theirs, rectify, unit)
@@ -123,9 +136,9 @@ def test_stale_version_is_refused_with_the_current_state(conn: psycopg.Connectio
         jpeg: Callable[..., bytes]) -> None:
     own, _ = _setup(conn)
     public_id = _issue(conn, "assigned", own)
-    admin = Principal(token_id=1, name="a", role="admin", unit_id=None)
-    lifecycle.apply(conn, public_id, Transition("rectify", 1,
-                                                evidence=(_photo(conn, tmp_path, jpeg),)), admin)
+    admin = Principal(token_id=_token(conn), name="a", role="admin", unit_id=None)
+    lifecycle.apply(conn, public_id, Transition(
+        "rectify", 1, evidence=(_photo(conn, tmp_path, jpeg, admin),)), admin)
     with pytest.raises(Conflict) as caught:
         lifecycle.apply(conn, public_id, Transition("reject", 1), admin)
     assert caught.value.details == {"status": "rectified", "version": 2}
@@ -163,9 +176,9 @@ def test_concurrent_transitions_exactly_one_wins(dsn: str) -> None:
 def test_particulars(conn: psycopg.Connection[Any], tmp_path: Path,
         jpeg: Callable[..., bytes]) -> None:
     own, _ = _setup(conn)
-    photo = _photo(conn, tmp_path, jpeg)
     supervisor = Principal(token_id=1, name="s", role="supervisor", unit_id=None)
-    admin = Principal(token_id=2, name="a", role="admin", unit_id=None)
+    admin = Principal(token_id=_token(conn), name="a", role="admin", unit_id=None)
+    photo = _photo(conn, tmp_path, jpeg, admin)
     a = _issue(conn, "assigned", own)
     with pytest.raises(ValidationFailed, match="photo"):
         lifecycle.apply(conn, a, Transition("rectify", 1), admin)
