@@ -9,8 +9,9 @@ analysis was computed.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from datetime import date, datetime
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from layers import hotspots, mapdata, mapviews, phases
 from layers.assignment import load_assigner
 from layers.errors import NotFound, ValidationFailed
 from layers.hotspots import HotspotQuery
-from layers.snapshots import Snapshot, Snapshots, Spec
+from layers.snapshots import Snapshot, Snapshots, Spec, adhoc
 from maps.hotspots import HotspotData, build_hotspots
 from maps.overview import OverviewData, build_overview
 from maps.page import AsOf, PageOptions
@@ -65,22 +66,59 @@ def _tile_query(p: mapviews.MapPeriod) -> str:
     return "&".join(f"{k}={v}" for k, v in p.query().items())
 
 
+Gate = Callable[[], AbstractContextManager[object]]
+
+
+def is_landing(p: mapviews.MapPeriod) -> bool:
+    """Whether ``p`` is a landing view (all time, or a phase of this campaign year): those
+    snapshots are kept current by the refresher and never evicted."""
+    if p.phase is not None:
+        return p.phase.year == datetime.now(phases.DISTRICT_TZ).year
+    return p.since is None and p.until is None
+
+
+def data_period(conn: psycopg.Connection[Any], p: mapviews.MapPeriod) -> mapviews.MapPeriod:
+    """``p`` as the whole days of it that hold issues, so that anyone's ad-hoc periods name
+    at most (days of data)² snapshots and every period outside the data the same empty one.
+    Landing views are returned as they are. Two index lookups."""
+    if is_landing(p):
+        return p
+    row = conn.execute("SELECT min(reported_at), max(reported_at) FROM issue").fetchone()
+    if row is None or row[0] is None:
+        return mapviews.MapPeriod()  # no issues at all: every period shows the same nothing
+
+    def day(t: datetime) -> datetime:
+        return datetime.combine(t.astimezone(phases.DISTRICT_TZ).date(), time(),
+                                phases.DISTRICT_TZ)
+
+    first, after = day(row[0]), day(row[1]) + timedelta(days=1)
+    since = max(p.since or first, first)
+    until = min(p.until or after, after)
+    if since >= until:
+        since = until = first
+    return mapviews.MapPeriod(since, until)
+
+
 def overview_spec(p: mapviews.MapPeriod) -> Spec:
-    """The overview's aggregates over the issues of period ``p`` (cells, communities)."""
+    """The overview's aggregates over the issues of period ``p`` (cells, communities); an
+    ad-hoc snapshot unless ``p`` is a landing view (pass ad-hoc periods through
+    :func:`data_period` first)."""
     def compute(conn: psycopg.Connection[Any]) -> dict[str, Any]:
         cells = mapviews.issue_cells(conn, p)
         return {"cells": {str(res): frame.to_dict(orient="list") for res, frame in cells.items()},
                 "communities": mapviews.community_measures(conn, p).to_dict(orient="list")}
 
     ends = [t.isoformat() if t else "" for t in (p.since, p.until)]
-    return Spec(f"map-overview:{ends[0]}:{ends[1]}", compute)
+    key = f"map-overview:{ends[0]}:{ends[1]}"
+    return Spec(key, compute) if is_landing(p) else adhoc(key, compute)
 
 
 def overview_data(conn: psycopg.Connection[Any], snapshots: Snapshots, p: mapviews.MapPeriod,
-                  lang: str) -> OverviewData:
-    """Everything the overview shows for period ``p``: the aggregates from their snapshot,
-    the rest (names, units, sites, inspection visits) read now, in milliseconds."""
-    snap = snapshots.get(conn, overview_spec(p))
+                  lang: str, gate: Gate | None = None) -> OverviewData:
+    """Everything the overview shows for period ``p``: the aggregates from their snapshot
+    (computed within ``gate`` when missing), the rest (names, units, sites, inspection
+    visits) read now, in milliseconds."""
+    snap = snapshots.get(conn, overview_spec(data_period(conn, p)), gate)
     cells = {int(res): pd.DataFrame(columns).astype(CELL_TYPES)
              for res, columns in snap.payload["cells"].items()}
     communities = pd.DataFrame(snap.payload["communities"],
@@ -113,10 +151,11 @@ def as_of(snap: Snapshot) -> AsOf:
 
 def overview(conn: psycopg.Connection[Any], snapshots: Snapshots, p: mapviews.MapPeriod, *,
              lang: str = "zh", measure: str = "points_lost", tianditu_key: str = "",
-             options: PageOptions | None = None) -> str:
+             options: PageOptions | None = None, gate: Gate | None = None) -> str:
     """The overview page's HTML."""
     options = options or PageOptions(lang=lang, tianditu_key=tianditu_key)
-    fmap = build_overview(overview_data(conn, snapshots, p, lang), options, measure=measure)
+    fmap = build_overview(overview_data(conn, snapshots, p, lang, gate), options,
+                          measure=measure)
     return str(fmap.get_root().render())
 
 
@@ -149,9 +188,11 @@ def _hotspot_payload(conn: psycopg.Connection[Any]) -> dict[str, Any]:
 HOTSPOT_SPEC = Spec("map-hotspots", _hotspot_payload)
 
 
-def hotspot_data(conn: psycopg.Connection[Any], snapshots: Snapshots) -> HotspotData:
-    """Gi* cells, hot areas, emerging categories and chronic sites from their snapshot."""
-    snap = snapshots.get(conn, HOTSPOT_SPEC)
+def hotspot_data(conn: psycopg.Connection[Any], snapshots: Snapshots,
+                 gate: Gate | None = None) -> HotspotData:
+    """Gi* cells, hot areas, emerging categories and chronic sites from their snapshot
+    (computed within ``gate`` when missing)."""
+    snap = snapshots.get(conn, HOTSPOT_SPEC, gate)
     found = snap.payload
     return HotspotData(cells=found["cells"], areas=found["areas"], emerging=found["emerging"],
                        chronic=pd.DataFrame(found["chronic"], columns=CHRONIC_SHOWN),
@@ -160,10 +201,11 @@ def hotspot_data(conn: psycopg.Connection[Any], snapshots: Snapshots) -> Hotspot
 
 def hotspots_page(conn: psycopg.Connection[Any], snapshots: Snapshots, *,
                   lang: str = "zh", tianditu_key: str = "",
-                  options: PageOptions | None = None) -> str:
+                  options: PageOptions | None = None, gate: Gate | None = None) -> str:
     """The hotspot page's HTML."""
     options = options or PageOptions(lang=lang, tianditu_key=tianditu_key, tiles_url=None)
-    return str(build_hotspots(hotspot_data(conn, snapshots), options).get_root().render())
+    return str(build_hotspots(hotspot_data(conn, snapshots, gate), options)
+               .get_root().render())
 
 
 def landing_specs(conn: psycopg.Connection[Any]) -> Iterator[Spec]:

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from geo.hotspots.budget import Limits
+
 
 class Settings(BaseSettings):
     """Runtime configuration.
@@ -50,6 +52,13 @@ class Settings(BaseSettings):
     snapshot_max_stale: float = Field(default=600.0, ge=0)
     snapshot_max_age: float = Field(default=900.0, gt=0)
     snapshot_interval: float = Field(default=30.0, ge=0)
+    # Analysis budgets (layers/budget.py; the other ceilings are geo.hotspots.budget.Limits):
+    # issues one analysis may read; heavy analyses running at once per process; seconds
+    # another waits for a slot, and how many may wait, before the next hears 503 at once.
+    analysis_max_rows: int = Field(default=Limits.max_rows, ge=1)
+    analysis_workers: int = Field(default=2, ge=1)
+    analysis_wait: float = Field(default=2.0, ge=0)
+    analysis_queue: int = Field(default=2, ge=0)
     # Evidence photos are stored and served re-encoded without metadata (EXIF position, camera
     # make); true also keeps each upload as sent, readable by admins only
     # (GET /api/v1/evidence/{ref}?original=true).

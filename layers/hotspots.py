@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -27,15 +27,16 @@ from psycopg import sql
 
 from geo.assign import LEVEL_RANK, Assigner
 from geo.hotspots import Hotspots, analyse, sites_per_cell
+from geo.hotspots import budget as geo_budget
 from geo.hotspots.binning import DEFAULT_RESOLUTION, DEFAULT_RING, StudyGrid, fishnet_grid, h3_grid
+from geo.hotspots.budget import Limits
 from geo.hotspots.chronic import chronic_sites
 from geo.hotspots.clusters import cluster_summary, dbscan_labels
 from geo.hotspots.emerging import Emerging, bin_times, emerging_hotspots, time_steps
-from layers import snapshots
+from layers import budget, snapshots
 from layers.errors import ValidationFailed
 
 Method = Literal["h3", "fishnet"]
-T = TypeVar("T")
 # Rejected and duplicate reports are not problems on the ground.
 COUNTED = ("reported", "assigned", "rectified", "verified")
 DISTRICT_TZ = ZoneInfo("Asia/Shanghai")
@@ -96,7 +97,10 @@ def parse_period(text: str | None) -> tuple[datetime | None, datetime | None]:
     except ValueError:
         raise ValidationFailed(f"无法识别的时段 / not a period: {text!r}") from None
     if until is not None and len(end) == 10:
-        until += timedelta(days=1)  # a date as the end means that whole day
+        try:
+            until += timedelta(days=1)  # a date as the end means that whole day
+        except OverflowError:  # 9999-12-31: no day follows it
+            raise ValidationFailed(f"时段超出范围 / period out of range: {text!r}") from None
     # Dates and times without an offset are the district's local time.
     def local(t: datetime | None) -> datetime | None:
         return None if t is None else t if t.tzinfo else t.replace(tzinfo=DISTRICT_TZ)
@@ -111,26 +115,37 @@ def data_version(conn: psycopg.Connection[Any]) -> str:
 
 
 class ResultCache:
-    """The last few results per (data version, query), shared by the app's requests."""
+    """The last few results per (data version, query), shared by the app's requests.
 
-    def __init__(self, size: int = 32) -> None:
+    Results are kept as the response bytes, so what the cache holds is measured, not
+    guessed: at most ``size`` of them and ``max_bytes`` in all (a few dozen answers of
+    thousands of cells each would otherwise hold gigabytes); one larger than a quarter of
+    that is served but not kept.
+    """
+
+    def __init__(self, size: int = 32, max_bytes: int = 64 * 2**20) -> None:
         self._lock = threading.Lock()
-        self._items: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self._items: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self.hits = 0
 
-    def get(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+    def get(self, key: tuple[Any, ...], compute: Callable[[], bytes]) -> bytes:
         """The cached value for ``key``, computing it (outside the lock) when missing."""
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 self.hits += 1
-                return cast(T, self._items[key])
+                return self._items[key]
         value = compute()
+        if len(value) > self._max_bytes // 4:
+            return value
         with self._lock:
+            self._bytes += len(value) - len(self._items.pop(key, b""))
             self._items[key] = value
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+            while len(self._items) > self._size or self._bytes > self._max_bytes:
+                self._bytes -= len(self._items.popitem(last=False)[1])
         return value
 
 
@@ -140,6 +155,20 @@ def read_issues(conn: psycopg.Connection[Any], query: HotspotQuery,
                 at_sites: bool = False) -> pd.DataFrame:
     """Counted issues matching the query's period, categories and site layer, by COPY;
     ``at_sites``: only those linked to a site."""
+    where, params = _filter(query, at_sites=at_sites)
+    select = sql.SQL("SELECT {} FROM issue i WHERE {}").format(sql.SQL(columns), where)
+    buf = io.BytesIO()
+    copy = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER true)").format(select)
+    with conn.cursor() as cur, cur.copy(copy, params) as stream:
+        for chunk in stream:
+            buf.write(chunk)
+    buf.seek(0)
+    return pd.read_csv(buf, dtype={"category": str})
+
+
+def _filter(query: HotspotQuery, *, at_sites: bool = False
+            ) -> tuple[sql.Composable, list[Any]]:
+    """The query's selection of issues as a condition on alias ``i``, with its values."""
     where = [sql.SQL("i.status = ANY(%s)")]
     if at_sites:
         where.append(sql.SQL("i.site_id IS NOT NULL"))
@@ -156,15 +185,25 @@ def read_issues(conn: psycopg.Connection[Any], query: HotspotQuery,
     if query.layer is not None:
         where.append(sql.SQL("i.site_id IN (SELECT id FROM site WHERE layer = %s)"))
         params.append(query.layer)
-    select = sql.SQL("SELECT {} FROM issue i WHERE {}").format(
-        sql.SQL(columns), sql.SQL(" AND ").join(where))
-    buf = io.BytesIO()
-    copy = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER true)").format(select)
-    with conn.cursor() as cur, cur.copy(copy, params) as stream:
-        for chunk in stream:
-            buf.write(chunk)
-    buf.seek(0)
-    return pd.read_csv(buf, dtype={"category": str})
+    return sql.SQL(" AND ").join(where), params
+
+
+# The parameters that narrow the issues an analysis reads, for a refusal to name.
+NARROWING = ("period", "category", "layer")
+
+
+def _checked_rows(conn: psycopg.Connection[Any], query: HotspotQuery, limit: Limits, *,
+                  at_sites: bool = False) -> tuple[int, float | None]:
+    """The issues the query reads and the first one's epoch; refused over the ceiling."""
+    rows, first = budget.count_issues(conn, *_filter(query, at_sites=at_sites))
+    budget.check_rows(rows, limit, NARROWING)
+    return rows, first
+
+
+def check_grid(assigner: Assigner, query: HotspotQuery, limit: Limits) -> tuple[int, int]:
+    """(cells, neighbours) of the query's study grid, refused over the ceilings."""
+    return budget.grid_size(assigner, query.method, query.resolution, query.ring,
+                            query.cell_m, limit)
 
 
 def study_area(assigner: Assigner) -> Any:
@@ -183,9 +222,14 @@ def study_grid(assigner: Assigner, query: HotspotQuery) -> StudyGrid:
     return h3_grid(area, query.resolution, query.ring)
 
 
-def hotspots(conn: psycopg.Connection[Any], assigner: Assigner, query: HotspotQuery
-             ) -> Hotspots:
-    """Cells and merged hot areas for the query (see :func:`geo.hotspots.analyse`)."""
+def hotspots(conn: psycopg.Connection[Any], assigner: Assigner, query: HotspotQuery,
+             limit: Limits | None = None) -> Hotspots:
+    """Cells and merged hot areas for the query (see :func:`geo.hotspots.analyse`);
+    :class:`layers.budget.OverBudget` before any work when it would exceed ``limit``."""
+    limit = limit or Limits()
+    study_area(assigner)  # no jurisdictions: say so rather than estimate nothing
+    _checked_rows(conn, query, limit)
+    check_grid(assigner, query, limit)
     frame = read_issues(conn, query)
     grid = study_grid(assigner, query)
     sites = None
@@ -208,8 +252,18 @@ class EmergingResult:
 
 
 def emerging(conn: psycopg.Connection[Any], assigner: Assigner, query: HotspotQuery, *,
-             step_days: float = 10.0, time_window: int = 1) -> EmergingResult:
-    """The space-time cube of the query's period in ``step_days`` steps, classified."""
+             step_days: float = 10.0, time_window: int = 1, limit: Limits | None = None
+             ) -> EmergingResult:
+    """The space-time cube of the query's period in ``step_days`` steps, classified;
+    :class:`layers.budget.OverBudget` before any work when it would exceed ``limit``."""
+    limit = limit or Limits()
+    study_area(assigner)
+    _, first = _checked_rows(conn, query, limit)
+    cells, near = check_grid(assigner, query, limit)
+    until = query.until.timestamp() if query.until else _now(conn)
+    since = query.since.timestamp() if query.since else (first if first is not None else until)
+    budget.check_cube(cells, near, geo_budget.steps(until - since, step_days), step_days,
+                      time_window, limit)
     frame = read_issues(conn, query, "ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat,"
                                      " extract(epoch FROM i.reported_at) AS t")
     end = query.until.timestamp() if query.until else _now(conn)
@@ -241,8 +295,9 @@ def _now(conn: psycopg.Connection[Any]) -> float:
 
 
 def chronic(conn: psycopg.Connection[Any], query: HotspotQuery, *, window_days: float,
-            min_recurrences: int | None = None) -> pd.DataFrame:
+            min_recurrences: int | None = None, limit: Limits | None = None) -> pd.DataFrame:
     """Chronic (site, category) pairs with the site's code, name and layer, ranked."""
+    _checked_rows(conn, query, limit or Limits(), at_sites=True)
     frame = read_issues(conn, query, "i.site_id, i.category_code AS category, i.status,"
                                      " extract(epoch FROM i.reported_at) AS reported_at,"
                                      " extract(epoch FROM i.closed_at) AS closed_at",
@@ -256,9 +311,13 @@ def chronic(conn: psycopg.Connection[Any], query: HotspotQuery, *, window_days: 
     return ranked.merge(sites, on="site_id", how="left")
 
 
-def clusters(conn: psycopg.Connection[Any], query: HotspotQuery, *, eps_m: float,
-             min_reports: int) -> pd.DataFrame:
-    """DBSCAN clusters of the query's issues (duplicate-heavy spots)."""
+def clusters(conn: psycopg.Connection[Any], assigner: Assigner, query: HotspotQuery, *,
+             eps_m: float, min_reports: int, limit: Limits | None = None) -> pd.DataFrame:
+    """DBSCAN clusters of the query's issues (duplicate-heavy spots); refused before any
+    work when their neighbour lists would exceed ``limit`` (estimated over the district)."""
+    limit = limit or Limits()
+    rows, _ = _checked_rows(conn, query, limit)
+    budget.check_dbscan(rows, assigner, eps_m, limit)
     frame = read_issues(conn, query)
     labels = dbscan_labels(frame["lon"].to_numpy(np.float64), frame["lat"].to_numpy(np.float64),
                            eps_m=eps_m, min_reports=min_reports)

@@ -33,6 +33,9 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from geo.hotspots.budget import Limits
+from layers import budget
+
 Group = Literal["unit", "community", "site"]
 GROUPS: tuple[Group, ...] = ("unit", "community", "site")
 
@@ -103,3 +106,12 @@ def ranking(conn: psycopg.Connection[Any], *, group: Group = "unit",
                     " * FROM ({}) s ORDER BY rank, code, name").format(base)
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, {"since": since, "until": until}).fetchall()
+
+
+def check_budget(conn: psycopg.Connection[Any], *, since: datetime, until: datetime,
+                 limit: Limits) -> None:
+    """Refuse (:class:`layers.budget.OverBudget`) a period of more issues than ``limit``
+    lets one analysis read; one count on the reported_at index."""
+    rows, _ = budget.count_issues(conn, sql.SQL("i.reported_at >= %s AND i.reported_at < %s"),
+                                  [since, until])
+    budget.check_rows(rows, limit, ("since", "until", "phase"))

@@ -17,6 +17,12 @@ such a result (table ``analysis_snapshot``), stamped with when it was computed:
 :class:`Refresher` also keeps the default snapshots (the pages' landing views) current on its
 own, a few seconds after data change, so a leader opening a page rarely sees a stale one.
 
+Anyone may ask for a page of another period, so those snapshots are *ad hoc* (:func:`adhoc`,
+keys under ``adhoc:``): only the :data:`KEEP` most recently computed of them are kept, and
+they never push out the landing views, whose keys are bounded by construction (all time, the
+year's phases, the hotspot page). Computing one in a request takes a slot of the caller's
+gate (:meth:`Snapshots.get`), like any heavy analysis.
+
 The data version is :func:`data_version`: the assignment inputs' counter and the issue
 table's change counter (both moved by triggers in the writers' own transactions, migrations
 0003 and 0011), so reading it costs two tiny queries instead of a scan of the issue table.
@@ -39,8 +45,10 @@ from psycopg.types.json import Jsonb
 
 log = logging.getLogger(__name__)
 
-# How many snapshots are kept: the default views plus the periods people asked for lately.
+# How many ad-hoc snapshots are kept (the periods people asked for lately); landing views
+# are kept besides them, whatever is asked.
 KEEP = 64
+ADHOC = "adhoc:"
 
 Connect = Callable[[], AbstractContextManager[psycopg.Connection[Any]]]
 
@@ -91,6 +99,12 @@ class Spec:
     compute: Callable[[psycopg.Connection[Any]], Any]
 
 
+def adhoc(key: str, compute: Callable[[psycopg.Connection[Any]], Any]) -> Spec:
+    """A spec for a view someone asked for (not a landing view): evicted after :data:`KEEP`
+    newer ad-hoc ones."""
+    return Spec(ADHOC + key, compute)
+
+
 def read(conn: psycopg.Connection[Any], key: str) -> Snapshot | None:
     """The stored snapshot for ``key`` (``current`` not yet judged), or None."""
     row = conn.execute("SELECT data_version, computed_at, seconds, payload,"
@@ -110,7 +124,7 @@ def fresh(found: Snapshot | None, version: str, max_age: float) -> bool:
 def write(conn: psycopg.Connection[Any], key: str, version: str, payload: Any,
           seconds: float) -> Snapshot:
     """Store ``payload`` as the snapshot of ``key`` at ``version``; drop the least recently
-    computed beyond :data:`KEEP`."""
+    computed ad-hoc ones beyond :data:`KEEP`."""
     row = conn.execute("""
         INSERT INTO analysis_snapshot (key, data_version, computed_at, seconds, payload)
         VALUES (%s, %s, clock_timestamp(), %s, %s)
@@ -120,7 +134,8 @@ def write(conn: psycopg.Connection[Any], key: str, version: str, payload: Any,
         RETURNING computed_at""", [key, version, seconds, Jsonb(payload)]).fetchone()
     assert row is not None
     conn.execute("DELETE FROM analysis_snapshot WHERE key IN (SELECT key FROM"
-                 " analysis_snapshot ORDER BY computed_at DESC OFFSET %s)", [KEEP])
+                 " analysis_snapshot WHERE starts_with(key, %s)"
+                 " ORDER BY computed_at DESC OFFSET %s)", [ADHOC, KEEP])
     return Snapshot(key, version, row[0], seconds, payload)
 
 
@@ -172,8 +187,10 @@ class Snapshots:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot") \
             if connect is not None else None
 
-    def get(self, conn: psycopg.Connection[Any], spec: Spec) -> Snapshot:
-        """The snapshot a page should show now (see the module's rule)."""
+    def get(self, conn: psycopg.Connection[Any], spec: Spec,
+            gate: Callable[[], AbstractContextManager[object]] | None = None) -> Snapshot:
+        """The snapshot a page should show now (see the module's rule); computing it here,
+        in the request, happens within ``gate()`` (a slot of bounded concurrency)."""
         found = read(conn, spec.key)
         if found is not None:
             version = data_version(conn)
@@ -184,7 +201,10 @@ class Snapshots:
                 if found.age >= self.min_interval:
                     self.refresh_later(spec)
                 return replace(found, current=same)
-        return compute_and_write(conn, spec, self.max_age)
+        if gate is None:
+            return compute_and_write(conn, spec, self.max_age)
+        with gate():
+            return compute_and_write(conn, spec, self.max_age)
 
     def refresh_later(self, spec: Spec) -> None:
         """Refresh ``spec`` in the background unless a refresh of it is already queued."""

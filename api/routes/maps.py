@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api import map_pages
 from api.deps import AppSettings, Conn
+from api.gate import request_gate
 from geo.crs import wgs84_to_gcj02
 from layers import mapviews
 
@@ -32,10 +33,12 @@ def overview(conn: Conn, request: Request, settings: AppSettings, lang: Lang = "
              phase: PhaseQuery = None, year: Annotated[int | None, Query(ge=2000, le=2100)]
              = None, since: Day = None, until: Day = None,
              measure: Literal["points_lost", "open"] = "points_lost") -> HTMLResponse:
-    """The office's overview map for a period (all, a campaign phase, or days)."""
+    """The office's overview map for a period (all, a campaign phase, or days); a period
+    that is not a landing view is counted over the days of it that hold issues."""
     selected = map_pages.parse_period(conn, phase, year, since, until)
     page = map_pages.overview(conn, request.app.state.snapshots, selected, lang=lang,
-                              measure=measure, tianditu_key=settings.tianditu_key)
+                              measure=measure, tianditu_key=settings.tianditu_key,
+                              gate=request_gate(request).slot)
     return HTMLResponse(page)
 
 
@@ -45,7 +48,8 @@ def hotspot_map(conn: Conn, request: Request, settings: AppSettings, lang: Lang 
     """Gi* cells by class, hot areas (jurisdiction split, lead unit), emerging categories,
     chronic sites; from the analysis snapshot (layers/snapshots.py)."""
     return HTMLResponse(map_pages.hotspots_page(conn, request.app.state.snapshots, lang=lang,
-                                                tianditu_key=settings.tianditu_key))
+                                                tianditu_key=settings.tianditu_key,
+                                                gate=request_gate(request).slot))
 
 
 @router.get("/maps/units/{unit}", response_class=HTMLResponse)

@@ -8,11 +8,12 @@ from datetime import date, datetime
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 
-from api.deps import Conn
-from layers import phases, score_sheet, scores
+from api.deps import AppSettings, Conn
+from api.gate import request_gate
+from layers import budget, phases, score_sheet, scores
 from layers.exports import MEDIA_TYPES
 
 router = APIRouter(prefix="/api/v1/scores", tags=["scores"])
@@ -67,11 +68,16 @@ PeriodDep = Annotated[phases.Period, Depends(score_period)]
 
 
 @router.get("", response_model=list[Score])
-def ranking(conn: Conn, period: PeriodDep, group: GroupQuery = "unit") -> list[Score]:
+def ranking(conn: Conn, request: Request, settings: AppSettings, period: PeriodDep,
+            group: GroupQuery = "unit") -> list[Score]:
     """Points at risk (open issues) and points lost (external assessment, overdue), with
     rework rate, on-time closure rate and time to rectify, ranked worst first; issues count in
-    the period by when they were reported."""
-    rows = scores.ranking(conn, group=group, since=period.since, until=period.until)
+    the period by when they were reported. A period of more issues than an analysis may read
+    is refused (422); the ranking runs in an analysis slot (503 while all are busy)."""
+    scores.check_budget(conn, since=period.since, until=period.until,
+                        limit=budget.limits(settings))
+    with request_gate(request).slot():
+        rows = scores.ranking(conn, group=group, since=period.since, until=period.until)
     return [Score.model_validate(r) for r in rows]
 
 

@@ -137,15 +137,18 @@ def test_concurrent_requests_compute_once(dsn: str) -> None:
     assert counting.calls == 1
 
 
-def test_only_the_newest_snapshots_are_kept(dsn: str) -> None:
+def test_only_the_newest_adhoc_snapshots_are_kept_and_landing_ones_always(dsn: str) -> None:
     with psycopg.connect(dsn) as conn:
+        snapshots.write(conn, "landing", "1.0", {"n": -1}, 0.0)
         for n in range(snapshots.KEEP + 3):
-            snapshots.write(conn, f"k{n}", "1.0", {"n": n}, 0.0)
+            snapshots.write(conn, snapshots.ADHOC + f"k{n}", "1.0", {"n": n}, 0.0)
             conn.commit()
-        row = conn.execute("SELECT count(*), min(key) FILTER (WHERE key = 'k0')"
+        row = conn.execute("SELECT count(*) FILTER (WHERE key LIKE 'adhoc:%%'),"
+                           " count(*) FILTER (WHERE key = 'adhoc:k0')"
                            " FROM analysis_snapshot").fetchone()
-        assert row == (snapshots.KEEP, None)
-        assert snapshots.read(conn, f"k{snapshots.KEEP + 2}") is not None
+        assert row == (snapshots.KEEP, 0)
+        assert snapshots.read(conn, f"adhoc:k{snapshots.KEEP + 2}") is not None
+        assert snapshots.read(conn, "landing") is not None
 
 
 def test_refresher_keeps_landing_snapshots_current(dsn: str) -> None:

@@ -1,0 +1,310 @@
+"""Hostile analysis requests: every analysis estimates its cost first and refuses what would
+not fit (422 naming the parameter), runs a few at a time (503 + Retry-After beyond), keeps
+the server process within 1 GB of its idle memory, and anonymous periods cannot evict the
+map pages' landing snapshots (issue 13, findings 3 and 9)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.gate import gate
+from layers.config import Settings
+
+PROBLEM = "application/problem+json"
+GIB = 2**30
+
+
+def _refused(response: httpx.Response, *parameters: str) -> None:
+    """A 422 problem whose errors name each of ``parameters``."""
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body = response.json()
+    assert body["code"] == "analysis-too-large"
+    named = {e["location"][-1] for e in body["errors"]}
+    assert set(parameters) <= named, body
+
+
+@pytest.mark.parametrize(("path", "params", "named"), [
+    ("/api/v1/hotspots", {"resolution": 12, "ring": 5, "output": "cells"}, ("resolution",)),
+    ("/api/v1/hotspots", {"resolution": 11, "ring": 5, "method": "fishnet", "cell_m": 25},
+     ("cell_m",)),
+    ("/api/v1/hotspots/emerging", {"resolution": 12}, ("resolution",)),
+    ("/api/v1/hotspots/emerging", {"step_days": 1, "period": "2000-01-01/2026-11-20"},
+     ("step_days", "period")),
+    ("/api/v1/hotspots/emerging", {"step_days": 2, "time_window": 5, "ring": 5},
+     ("step_days", "time_window")),
+])
+def test_over_budget_grids_and_cubes_are_422_naming_the_parameter(
+        demo_client: TestClient, path: str, params: dict[str, Any],
+        named: tuple[str, ...]) -> None:
+    _refused(demo_client.get(path, params=params), *named)  # type: ignore[arg-type]
+    assert demo_client.get(path).status_code == 200  # the defaults fit
+
+
+def test_the_refusal_says_how_large_and_what_to_lower(demo_client: TestClient) -> None:
+    detail = demo_client.get("/api/v1/hotspots", params={
+        "resolution": 11, "ring": 5, "method": "fishnet", "cell_m": 40}).json()
+    assert demo_client.get("/api/v1/hotspots", params={"resolution": 11, "ring": 5}
+                           ).status_code == 200
+    text = demo_client.get("/api/v1/hotspots", params={"resolution": 12, "ring": 5}
+                           ).json()["detail"]
+    assert "cells" in text and "lower resolution" in text, text
+    assert detail.get("code") != "internal-error"
+
+
+@pytest.fixture
+def few_rows_client(demo_dsn: str, tmp_path: Path,
+                    bearer_for: Callable[..., dict[str, str]]) -> Iterator[TestClient]:
+    """The demo district behind an app that may read at most 100 issues per analysis."""
+    settings = Settings(database_url=demo_dsn, data_dir=tmp_path, analysis_max_rows=100)
+    with TestClient(create_app(settings), headers=bearer_for(demo_dsn, "viewer")) as client:
+        yield client
+
+
+@pytest.mark.parametrize(("path", "params", "named"), [
+    ("/api/v1/hotspots", {}, "period"),
+    ("/api/v1/hotspots", {"method": "dbscan"}, "period"),
+    ("/api/v1/hotspots/emerging", {}, "period"),
+    ("/api/v1/sites/chronic", {}, "period"),
+    ("/api/v1/scores", {"since": "2026-05-01T00:00:00+08:00",
+                        "until": "2026-11-21T00:00:00+08:00"}, "since"),
+])
+def test_more_issues_than_an_analysis_may_read_is_422_naming_the_period(
+        few_rows_client: TestClient, path: str, params: dict[str, str], named: str) -> None:
+    _refused(few_rows_client.get(path, params=params), named)
+    narrow = {"period": "2026-11-19/2026-11-19"} if path != "/api/v1/scores" else {
+        "since": "2026-11-19T00:00:00+08:00", "until": "2026-11-19T06:00:00+08:00"}
+    assert few_rows_client.get(path, params=narrow).status_code in (200, 422)
+    if path in ("/api/v1/hotspots", "/api/v1/scores"):
+        assert few_rows_client.get(path, params=narrow).status_code == 200
+
+
+def test_a_busy_gate_answers_503_and_spares_health_and_reports(
+        demo_dsn: str, tmp_path: Path, bearer_for: Callable[..., dict[str, str]],
+        anonymous: dict[str, str]) -> None:
+    settings = Settings(database_url=demo_dsn, data_dir=tmp_path, analysis_workers=1,
+                        analysis_wait=0.0, analysis_queue=0)
+    with TestClient(create_app(settings), headers=bearer_for(demo_dsn, "viewer")) as client:
+        assert isinstance(client.app, FastAPI)
+        with gate(client.app).slot():  # another analysis is running
+            busy = client.get("/api/v1/hotspots", params={"resolution": 9})
+            assert busy.status_code == 503 and busy.headers["Retry-After"]
+            assert busy.headers["content-type"].startswith(PROBLEM)
+            page = client.get("/maps/overview", params={"since": "2026-06-01"},
+                              headers=anonymous)
+            assert page.status_code == 503
+            assert client.get("/health").status_code == 200
+            report = client.post("/api/v1/issues", headers=bearer_for(demo_dsn, "inspector"),
+                                 json={"category": "MKT-01", "lon": 120.70, "lat": 31.31,
+                                       "description": "gate test"})
+            assert report.status_code == 201, report.text
+        assert client.get("/api/v1/hotspots", params={"resolution": 9}).status_code == 200
+
+
+def test_the_result_cache_is_bounded_in_bytes() -> None:
+    from layers.hotspots import ResultCache
+
+    cache = ResultCache(size=32, max_bytes=1000)
+    for n in range(10):
+        assert cache.get(("k", n), lambda: b"x" * 200) == b"x" * 200
+    assert cache.get(("big",), lambda: b"y" * 600) == b"y" * 600  # served, not kept
+    kept = sum(cache.get(("k", n), lambda: b"") == b"x" * 200 for n in range(10))
+    assert kept <= 5
+
+
+# --- snapshots: anonymous periods ---------------------------------------------------------
+
+
+def _keys(dsn: str) -> set[str]:
+    with psycopg.connect(dsn) as conn:
+        return {k for (k,) in conn.execute("SELECT key FROM analysis_snapshot").fetchall()}
+
+
+def test_anonymous_periods_do_not_evict_landing_snapshots(
+        demo_client: TestClient, demo_dsn: str, anonymous: dict[str, str]) -> None:
+    from api.map_pages import landing_specs
+    from layers import snapshots
+    from layers.snapshots import Refresher
+
+    Refresher(snapshots.connector(demo_dsn), landing_specs, interval=0).run_once()
+    landing = _keys(demo_dsn)
+    assert len(landing) >= 3
+    for day in range(1, 72):  # 71 distinct periods inside the data's range
+        since = f"2026-{5 + day // 29:02d}-{1 + day % 28:02d}"
+        response = demo_client.get("/maps/overview", headers=anonymous,
+                                   params={"since": since, "until": "2026-11-20"})
+        assert response.status_code == 200
+    kept = _keys(demo_dsn)
+    assert landing <= kept
+    assert len(kept - landing) <= snapshots.KEEP
+
+
+def test_periods_outside_the_data_share_one_snapshot_and_bad_days_are_refused(
+        demo_client: TestClient, demo_dsn: str, anonymous: dict[str, str]) -> None:
+    def show(**params: str) -> httpx.Response:
+        return demo_client.get("/maps/overview", headers=anonymous, params=params)
+
+    before = _keys(demo_dsn)
+    for since, until in (("2001-01-01", "2001-12-31"), ("2099-01-01", "2099-12-31"),
+                         ("2000-01-01", "2000-01-02"), ("2030-01-01", "2030-12-31")):
+        page = show(since=since, until=until)
+        assert page.status_code == 200, (since, until, page.text[:300])
+    assert len(_keys(demo_dsn) - before) == 1  # the one empty period
+    whole = _keys(demo_dsn)
+    assert show(since="2000-01-01", until="2099-12-31").status_code == 200
+    assert show(since="2026-04-01", until="2026-12-31").status_code == 200
+    assert len(_keys(demo_dsn) - whole) == 1  # both clamp to the data's days
+    for bad in ({"since": "2026-05-01T10:00"}, {"until": "yesterday"},
+                {"since": "0001-01-01"}):
+        refused = show(**bad)
+        assert refused.status_code == 422 and refused.headers["content-type"].startswith(
+            PROBLEM)
+
+
+# --- the memory bound, on a real server process ------------------------------------------
+
+
+def _rss(pid: int) -> int:
+    """Resident memory of process ``pid`` in bytes (VmRSS)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+@contextlib.contextmanager
+def _server(dsn: str, folder: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """uvicorn on ``dsn`` as in production (tests/e2e/conftest.py's ``serve``), with its
+    process for measuring."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    env = {**os.environ, "DATABASE_URL": dsn, "SITEWATCH_DATA_DIR": str(folder),
+           "SITEWATCH_SNAPSHOT_INTERVAL": "10", "SITEWATCH_ANONYMOUS_RATE": "100000/minute"}
+    with (folder / "uvicorn.log").open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app",
+                                 "--factory", "--host", "127.0.0.1", "--port", str(port)],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(200):
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                        break
+                time.sleep(0.1)
+            else:
+                raise RuntimeError("server did not start")
+            yield base, proc
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+            print((folder / "uvicorn.log").read_text()[-3000:])
+
+
+class _Watch:
+    """Samples the server's RSS; kills it past ``ceiling`` so that a regression fails this
+    test instead of taking the machine's memory."""
+
+    def __init__(self, pid: int, ceiling: int) -> None:
+        self.pid, self.ceiling, self.peak = pid, ceiling, _rss(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            with contextlib.suppress(FileNotFoundError, AssertionError):
+                self.peak = max(self.peak, _rss(self.pid))
+                if self.peak > self.ceiling:
+                    os.kill(self.pid, 9)
+                    return
+
+    def __enter__(self) -> _Watch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# The heaviest each route allows (or just refuses): every answer is 200, 422 or 503.
+WORST: list[tuple[str, dict[str, Any]]] = [
+    ("/api/v1/hotspots", {"resolution": 12, "ring": 5, "output": "cells"}),
+    ("/api/v1/hotspots", {"resolution": 11, "ring": 5, "output": "cells"}),
+    ("/api/v1/hotspots", {"resolution": 11, "ring": 5, "normalise": "site",
+                          "confidence": 90}),
+    ("/api/v1/hotspots", {"method": "fishnet", "cell_m": 33, "ring": 3, "output": "cells"}),
+    ("/api/v1/hotspots", {"method": "fishnet", "cell_m": 40, "ring": 5, "output": "cells"}),
+    ("/api/v1/hotspots", {"method": "dbscan", "eps_m": 500, "min_reports": 2}),
+    ("/api/v1/hotspots/emerging", {"step_days": 1, "time_window": 5, "ring": 5,
+                                   "period": "2000-01-01/2099-12-31", "resolution": 12}),
+    ("/api/v1/hotspots/emerging", {"step_days": 1, "period": "2000-01-01/2099-12-31",
+                                   "resolution": 7, "ring": 1}),
+    ("/api/v1/hotspots/emerging", {"resolution": 10, "time_window": 5, "all_cells": True}),
+    ("/api/v1/hotspots/emerging", {"resolution": 10, "ring": 1, "step_days": 2,
+                                   "all_cells": True}),
+    ("/api/v1/hotspots/emerging", {"resolution": 9, "step_days": 1, "time_window": 5}),
+    ("/api/v1/hotspots/emerging", {"resolution": 11, "ring": 1, "step_days": 5}),
+    ("/api/v1/sites/chronic", {"window_days": 365, "min_recurrences": 1}),
+    ("/api/v1/scores", {"group": "site", "since": "2000-01-01T00:00:00+08:00",
+                        "until": "2100-01-01T00:00:00+08:00"}),
+    ("/maps/overview", {"since": "2000-01-01", "until": "2099-12-31"}),
+    ("/maps/hotspots", {}),
+    ("/tiles/issues/14/13684/6677.mvt", {"since": "2026-05-01"}),
+]
+
+
+def test_worst_requests_keep_the_server_within_a_gigabyte_of_idle(
+        module_demo_dsn: str, tmp_path: Path,
+        bearer_for: Callable[..., dict[str, str]]) -> None:
+    with _server(module_demo_dsn, tmp_path) as (base, proc):
+        headers = bearer_for(module_demo_dsn, "admin")
+        with httpx.Client(base_url=base, headers=headers, timeout=300) as http:
+            assert http.get("/health").status_code == 200
+            time.sleep(1.0)  # the refresher's first round at start
+            idle = _rss(proc.pid)
+            with _Watch(proc.pid, idle + 3 * GIB // 2) as watch:
+                answers = [http.get(path, params=params) for path, params in WORST]
+                statuses = [a.status_code for a in answers]
+                # And all at once: the gate turns the surplus away with 503.
+                burst: list[int] = []
+
+                def send(path: str, params: dict[str, Any]) -> None:
+                    # Another period: not in the cache, so each one computes.
+                    fresh = {**params, "period": "2026-05-02/2026-11-19"} \
+                        if path.startswith("/api/v1/hotspots") else params
+                    burst.append(http.get(path, params=fresh).status_code)
+
+                threads = [threading.Thread(target=send, args=item) for item in WORST]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                health = http.get("/health").status_code
+            grown = watch.peak - idle
+        print(f"idle RSS {idle / 2**20:.0f} MB, peak {watch.peak / 2**20:.0f} MB,"
+              f" statuses {statuses}, burst {sorted(burst)}")
+        for answer in answers:
+            if answer.status_code != 200:
+                print(answer.status_code, answer.url, answer.text[:400])
+    assert grown < GIB, f"grew {grown / 2**20:.0f} MB above idle"
+    assert health == 200
+    assert set(statuses) <= {200, 422} and 200 in statuses and 422 in statuses
+    assert set(burst) <= {200, 422, 503}
