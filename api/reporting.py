@@ -3,13 +3,14 @@ idempotent when the client sends an ``Idempotency-Key``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from fastapi import Request
 
-from layers import idempotency, issues
+from layers import access, idempotency, issues
 from layers.assignment import AssignerCache
 from layers.errors import ValidationFailed
 from layers.tokens import Principal
@@ -19,13 +20,16 @@ def report(conn: psycopg.Connection[Any], request: Request, caller: Principal,
            new: issues.NewIssue, fingerprint: Any) -> tuple[str, bool]:
     """Store ``new`` (validated, assigned, audited); its public id and whether it was a replay.
 
-    What the caller may claim is checked first (:func:`layers.issues.check_report`).
+    What the caller may claim is checked first (:func:`layers.issues.check_report`), and a
+    photo from our store must be one the caller (or its unit) uploaded: naming another's photo
+    would hand it to the units of the new issue.
 
     With an ``Idempotency-Key`` header, a retry carrying the same key and the same request
     (``fingerprint``, any JSON-able value) returns the first issue instead of a second one;
     the same key with a different request is a conflict.
     """
     issues.check_report(new, caller.role, datetime.now(UTC))
+    access.require_own_evidence(conn, caller, uploaded_photos(new.photos))
     cache: AssignerCache = request.app.state.assigner_cache
     key = request.headers.get("idempotency-key")
     with conn.transaction():
@@ -39,6 +43,11 @@ def report(conn: psycopg.Connection[Any], request: Request, caller: Principal,
         if key is not None:
             idempotency.remember(conn, caller.token_id, key, public_id)
     return public_id, False
+
+
+def uploaded_photos(photos: Sequence[str]) -> list[str]:
+    """The references to our own photo store among a report's photos (the rest are URLs)."""
+    return [p for p in photos if p.startswith("sha256:")]
 
 
 def _create(conn: psycopg.Connection[Any], cache: AssignerCache, new: issues.NewIssue,

@@ -60,12 +60,17 @@ def check_report(new: NewIssue, role: str, received: datetime) -> None:
     if allowed is not None and role not in allowed:
         raise Forbidden(f"source {new.source!r} may be set by {' or '.join(allowed)} only; "
                         f"a report of role {role!r} is self_inspection or citizen")
-    at = new.reported_at
+    check_reported_at(new.reported_at, received)
+
+
+def check_reported_at(at: datetime | None, received: datetime, field_name: str = "reported_at"
+                      ) -> None:
+    """ValidationFailed unless ``at`` (None: now) lies within the reporting window."""
     if at is not None and not received - REPORT_MAX_DELAY <= at <= received + REPORT_MAX_AHEAD:
         message = (f"reported_at must lie within {REPORT_MAX_DELAY.total_seconds() / 3600:g} "
                    f"hours before now and {REPORT_MAX_AHEAD.total_seconds() / 60:g} minutes "
                    "after it (发现时间超出允许范围); older records go through an import")
-        raise ValidationFailed(message, details=[{"field": "reported_at", "message": message}])
+        raise ValidationFailed(message, details=[{"field": field_name, "message": message}])
 
 
 def create_many(

@@ -8,12 +8,14 @@ unannounced inspection is meant to defeat.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
+from api import reporting
 from api.auth import require_roles
 from api.deps import Conn
 from api.routes.issues import CRS_NAMES
@@ -29,7 +31,7 @@ from api.schemas.inspections import (
 )
 from geo.crs import lonlat_to_wgs84
 from geo.sampling import RiskWeights
-from layers import inspection_visits, inspections
+from layers import access, inspection_visits, inspections, issues
 from layers.assignment import AssignerCache
 from layers.tokens import Principal
 
@@ -129,7 +131,10 @@ def record_findings(round_id: int, body: FindingsCreate, conn: Conn, caller: Fie
     stop as visited.
     """
     findings = []
-    for f in body.findings:
+    received = datetime.now(UTC)
+    for i, f in enumerate(body.findings):
+        issues.check_reported_at(f.reported_at, received, f"findings[{i}].reported_at")
+        access.require_own_evidence(conn, caller, reporting.uploaded_photos(f.photos))
         lon, lat = f.coordinates()
         wlon, wlat = lonlat_to_wgs84(np.array([lon]), np.array([lat]), CRS_NAMES[f.crs])
         findings.append(inspection_visits.Finding(

@@ -104,3 +104,31 @@ def test_a_stored_control_character_does_not_break_the_open311_xml_feed(
     one = demo_client.get(f"/open311/v2/requests/{row[0]}.xml", headers=anonymous)
     description = SafeET.fromstring(one.content).find("request/description")
     assert description is not None and description.text == "bad\ufffdbell\ufffd"
+
+
+def test_a_report_names_only_photos_its_reporter_uploaded(
+        demo_client: TestClient, demo_dsn: str, bearer_for: Bearer,
+        jpeg: Callable[..., bytes]) -> None:
+    # Naming another's photo in a new issue would hand it to that issue's units.
+    lon, lat = _inside(demo_dsn)
+    with psycopg.connect(demo_dsn) as conn:
+        unit = conn.execute("SELECT code FROM unit ORDER BY code LIMIT 1").fetchone()
+    assert unit is not None
+
+    def upload(headers: dict[str, str]) -> str:
+        made = demo_client.post("/api/v1/evidence", headers=headers, files={
+            "file": ("p.jpg", jpeg(lon=lon, lat=lat), "image/jpeg")})
+        assert made.status_code == 201, made.text
+        return str(made.json()["ref"])
+
+    theirs = upload(bearer_for(demo_dsn, "unit", unit[0]))
+    inspector = bearer_for(demo_dsn, "inspector")
+    body = {"category": "CTY-05", "lon": lon, "lat": lat, "description": "暴露垃圾"}
+    before = _count(demo_dsn)
+    refused = demo_client.post("/api/v1/issues", headers=inspector,
+                               json={**body, "photos": [theirs]})
+    assert refused.status_code == 422 and "upload the photo first" in refused.text
+    assert _count(demo_dsn) == before
+    mine = demo_client.post("/api/v1/issues", headers=inspector,
+                            json={**body, "photos": [upload(inspector)]})
+    assert mine.status_code == 201, mine.text
