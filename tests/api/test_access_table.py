@@ -120,7 +120,7 @@ def _fresh_street(w: World) -> str:
     code = f"ZZ{w.fresh()}"
     w.conn.execute("INSERT INTO jurisdiction (code, name, level, geom) VALUES"
                    " (%s, '测试街道', 'street', ST_Multi(ST_GeomFromGeoJSON(%s)))",
-                   [code, json.dumps(_square(121.9, 31.9))])
+                   [code, json.dumps(_square(120.727, 31.30))])
     return code
 
 
@@ -192,7 +192,9 @@ RECIPES: dict[str, Callable[[World, str], Request]] = {
     "GET /api/v1/jurisdictions": _get("/api/v1/jurisdictions"),
     "GET /api/v1/jurisdictions/{code}": _get("/api/v1/jurisdictions/{w.ground}"),
     "POST /api/v1/jurisdictions": lambda w, _: ("POST", "/api/v1/jurisdictions", {"json": {
-        "type": "Feature", "geometry": _square(121.8, 31.8),
+        # Beside the demo district: a street 100 km away would make the district's extent,
+        # and so every hotspot grid over it, too large for the analysis budget.
+        "type": "Feature", "geometry": _square(120.725, 31.30),
         "properties": {"code": f"NS{w.fresh()}", "name": "新街道", "level": "street"}}}),
     "PATCH /api/v1/jurisdictions/{code}": lambda w, _: (
         "PATCH", f"/api/v1/jurisdictions/{_fresh_street(w)}",
@@ -202,7 +204,7 @@ RECIPES: dict[str, Callable[[World, str], Request]] = {
     "GET /api/v1/sites": _get("/api/v1/sites"),
     "GET /api/v1/sites/{code}": _get("/api/v1/sites/{w.market}"),
     "POST /api/v1/sites": lambda w, _: ("POST", "/api/v1/sites", {"json": {
-        "type": "Feature", "geometry": _square(121.8, 31.8),
+        "type": "Feature", "geometry": _square(120.715, 31.295),
         "properties": {"code": f"NM{w.fresh()}", "name": "新市场", "layer": "market"}}}),
     "PATCH /api/v1/sites/{code}": lambda w, _: (
         "PATCH", f"/api/v1/sites/{_fresh_site(w)}", {"json": {"properties": {"name": "改名"}}}),
@@ -307,8 +309,11 @@ def world(demo_dsn: str, tmp_path: Path, jpeg: Callable[..., bytes]) -> Iterator
         world.own_issue = world.issue("assigned")
         world.other_unit = other
         world.photo = jpeg()
+        # Every row is sent as an anonymous caller from one address: lift the anonymous rate
+        # limit (its own tests are in tests/api/test_guards.py and tests/hostile).
         with TestClient(create_app(Settings(database_url=demo_dsn, data_dir=tmp_path,
-                                            keep_original_photos=True))) as client:
+                                            keep_original_photos=True,
+                                            anonymous_rate="100000/minute"))) as client:
             world.client = client
             uploaded = client.post("/api/v1/evidence", headers=headers["admin"], files={
                 "file": ("before.jpg", jpeg(lon=INSIDE[0], lat=INSIDE[1]), "image/jpeg")})

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -25,6 +25,11 @@ CHROMIUM = os.environ.get("SITEWATCH_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
+
+
+# The process id of each running server by its base URL, for tests that measure the server
+# process itself (its memory).
+SERVER_PIDS: dict[str, int] = {}
 
 
 def _free_port() -> int:
@@ -55,11 +60,19 @@ def serve(dsn: str, folder: Path, **env: str) -> Iterator[str]:
             time.sleep(0.1)
         else:
             raise RuntimeError("server did not start: " + log_path.read_text())
+        SERVER_PIDS[base] = proc.pid
         yield base
     finally:
+        SERVER_PIDS.pop(base, None)
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture
+def server_pid() -> Callable[[str], int]:
+    """``server_pid(base)``: the process id of the server at ``base``."""
+    return SERVER_PIDS.__getitem__
 
 
 @pytest.fixture

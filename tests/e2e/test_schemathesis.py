@@ -1,12 +1,18 @@
-"""Schemathesis over the whole OpenAPI of the running server, with and without tokens.
+"""Schemathesis over the whole OpenAPI of the running server, as every kind of caller.
 
-Every operation gets generated requests (valid and invalid) as an anonymous caller, a unit
-and an admin; the run fails on any 5xx and on any response that does not match the schema
-the route documents for its status code.
+Every operation gets generated requests (valid and invalid) as an anonymous caller, a viewer,
+a unit, an inspector, a supervisor and an admin; the run fails on any 5xx, on any response
+that does not match the schema the route documents for its status code, and if the server
+process's peak memory grew more than ``MEMORY_BOUND`` over its idle size or it stopped
+answering: no request may take the server down (docs/security.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
 import psycopg
 import pytest
 import schemathesis
@@ -18,6 +24,16 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 from layers import tokens
 
 CHECKS = [not_a_server_error, response_schema_conformance]
+# The stated bound: no request grows the server more than this above its idle size.
+MEMORY_BOUND = 1024 * 1024 * 1024
+
+
+def _kib(pid: int, field: str) -> int:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of a process, in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no {field} for process {pid}")
 
 
 @pytest.fixture(scope="module")
@@ -27,17 +43,21 @@ def callers(module_server: tuple[str, str]) -> dict[str, dict[str, str]]:
         unit = conn.execute("SELECT code FROM unit WHERE kind = 'territorial'"
                             " ORDER BY code LIMIT 1").fetchone()
         assert unit is not None
-        admin = tokens.create(conn, role="admin", name="schemathesis admin")
-        own = tokens.create(conn, role="unit", unit_code=unit[0], name="schemathesis unit")
-    return {"anonymous": {}, "unit": {"Authorization": f"Bearer {own}"},
-            "admin": {"Authorization": f"Bearer {admin}"}}
+        made = {role: tokens.create(conn, role=role, name=f"schemathesis {role}",
+                                    unit_code=unit[0] if role == "unit" else None)
+                for role in ("viewer", "unit", "inspector", "supervisor", "admin")}
+    return {"anonymous": {}, **{role: {"Authorization": f"Bearer {token}"}
+                                for role, token in made.items()}}
 
 
 def test_no_server_error_and_responses_match_the_schema(
-        module_server: tuple[str, str], callers: dict[str, dict[str, str]]) -> None:
+        module_server: tuple[str, str], callers: dict[str, dict[str, str]],
+        server_pid: Callable[[str], int]) -> None:
     # Hypothesis drives each operation here rather than through schemathesis' pytest plugin,
     # which does not run on pytest 9 ('Function' object has no attribute '_nodeid').
     base, _ = module_server
+    pid = server_pid(base)
+    idle = _kib(pid, "VmRSS")
     schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
     failures: list[str] = []
     operations = 0
@@ -47,7 +67,7 @@ def test_no_server_error_and_responses_match_the_schema(
 
         @given(case=st.one_of(operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
                               operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)))
-        @settings(max_examples=10, deadline=None, derandomize=True, database=None,
+        @settings(max_examples=8, deadline=None, derandomize=True, database=None,
                   suppress_health_check=list(HealthCheck))
         def check(case: schemathesis.Case) -> None:
             for headers in callers.values():
@@ -59,3 +79,6 @@ def test_no_server_error_and_responses_match_the_schema(
             failures.append(f"{operation.label}: {str(exc)[:1500]}")
     assert operations > 60
     assert failures == [], "\n\n".join(failures)
+    assert httpx.get(f"{base}/health", timeout=10).status_code == 200
+    peak = _kib(pid, "VmHWM")
+    assert peak - idle < MEMORY_BOUND, f"idle {idle >> 20} MiB, peak {peak >> 20} MiB"
