@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
-from api import errors, guards, map_pages
+from api import errors, gate, guards, map_pages
 from api.auth import required_caller
 from api.deps import DatabaseState
 from api.routes import (
@@ -83,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.database = DatabaseState()
     app.state.assigner_cache = AssignerCache()
     app.state.hotspot_cache = ResultCache()
+    # Heavy analyses take a slot of bounded concurrency (api/gate.py).
+    app.state.analysis_gate = gate.for_settings(settings)
     # Map pages' analyses (layers/snapshots.py): served from stored snapshots, refreshed in
     # the background, the landing views kept current by the refresher.
     app.state.snapshots = Snapshots(pool.connection, max_stale=settings.snapshot_max_stale,

@@ -16,13 +16,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 
 from layers.config import Settings
 from layers.errors import DomainError
 
 T = TypeVar("T")
-_attach = threading.Lock()
 
 
 class Busy(DomainError):
@@ -74,21 +73,13 @@ def _busy() -> Busy:
                 " retry in a few seconds")
 
 
-def gate(app: FastAPI) -> AnalysisGate:
-    """The app's gate, made on first use from its settings (one per app, so per process)."""
-    found: AnalysisGate | None = getattr(app.state, "analysis_gate", None)
-    if found is None:
-        with _attach:
-            found = getattr(app.state, "analysis_gate", None)
-            if found is None:
-                settings: Settings = app.state.settings
-                found = AnalysisGate(settings.analysis_workers, settings.analysis_wait,
-                                     settings.analysis_queue)
-                app.state.analysis_gate = found
-    return found
+def for_settings(settings: Settings) -> AnalysisGate:
+    """A process's gate, sized by its settings (the app factory makes one per app)."""
+    return AnalysisGate(settings.analysis_workers, settings.analysis_wait,
+                        settings.analysis_queue)
 
 
 def request_gate(request: Request) -> AnalysisGate:
     """The gate of the app serving ``request``."""
-    app: FastAPI = request.app
-    return gate(app)
+    found: AnalysisGate = request.app.state.analysis_gate
+    return found

@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.gate import gate
+from api.gate import AnalysisGate
 from layers.config import Settings
 
 PROBLEM = "application/problem+json"
@@ -103,7 +103,8 @@ def test_a_busy_gate_answers_503_and_spares_health_and_reports(
                         analysis_wait=0.0, analysis_queue=0)
     with TestClient(create_app(settings), headers=bearer_for(demo_dsn, "viewer")) as client:
         assert isinstance(client.app, FastAPI)
-        with gate(client.app).slot():  # another analysis is running
+        held: AnalysisGate = client.app.state.analysis_gate
+        with held.slot():  # another analysis is running
             busy = client.get("/api/v1/hotspots", params={"resolution": 9})
             assert busy.status_code == 503 and busy.headers["Retry-After"]
             assert busy.headers["content-type"].startswith(PROBLEM)
