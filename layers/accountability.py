@@ -11,9 +11,15 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
-from layers.errors import NotFound
+from layers.errors import NotFound, ValidationFailed
+
+# A register longer than this is no meeting document and its audit trails would hold
+# megabytes in memory: the caller narrows the period instead. (A unit of the demo district has
+# a few dozen entries a phase.)
+MAX_ENTRIES = 5000
 
 _ENTRIES = """
     SELECT i.id, i.public_id, i.category_code AS category, c.name_zh AS category_zh,
@@ -33,16 +39,29 @@ _ENTRIES = """
 """
 
 
+_COUNT = sql.SQL("SELECT count(*) AS n FROM ({}) e").format(sql.SQL(_ENTRIES))
+
+
 def register(conn: psycopg.Connection[Any], unit_code: str, *, since: datetime,
-             until: datetime) -> dict[str, Any]:
-    """The unit's entries in the period with their audit trails, and totals."""
+             until: datetime, max_entries: int = MAX_ENTRIES) -> dict[str, Any]:
+    """The unit's entries in the period with their audit trails, and totals.
+
+    ValidationFailed (naming since/until) when more than ``max_entries`` issues qualify.
+    """
     with conn.cursor(row_factory=dict_row) as cur:
         unit = cur.execute("SELECT id, code, name, leader FROM unit WHERE code = %s",
                            [unit_code]).fetchone()
         if unit is None:
             raise NotFound(f"no unit {unit_code!r}")
-        entries = cur.execute(_ENTRIES, {"unit": unit["id"], "since": since,
-                                         "until": until}).fetchall()
+        params = {"unit": unit["id"], "since": since, "until": until}
+        # Counted before anything is read (one index scan): the audit trails come after.
+        counted = cur.execute(_COUNT, params).fetchone()
+        if counted is not None and counted["n"] > max_entries:
+            message = (f"{counted['n']} issues qualify, at most {max_entries} per register:"
+                       " narrow since/until (缩短时段)")
+            raise ValidationFailed(message, details=[
+                {"field": name, "message": message} for name in ("since", "until")])
+        entries = cur.execute(_ENTRIES, params).fetchall()
         events = cur.execute(
             "SELECT issue_id, at, actor, actor_role, action, from_status, to_status, note,"
             " evidence, data FROM issue_event WHERE issue_id = ANY(%s) ORDER BY at, id",

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,9 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.gate import AnalysisGate
+from layers import accountability
 from layers.config import Settings
+from layers.errors import ValidationFailed
 
 PROBLEM = "application/problem+json"
 GIB = 2**30
@@ -310,3 +313,19 @@ def test_worst_requests_keep_the_server_within_a_gigabyte_of_idle(
     assert health == 200
     assert set(statuses) <= {200, 422} and 200 in statuses and 422 in statuses
     assert set(burst) <= {200, 422, 503}
+
+
+def test_an_accountability_register_too_long_to_read_is_refused_before_reading(
+        demo_dsn: str) -> None:
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    until = datetime(2027, 1, 1, tzinfo=UTC)
+    with psycopg.connect(demo_dsn) as conn:
+        units = [str(r[0]) for r in conn.execute("SELECT code FROM unit ORDER BY code")]
+        sizes = {u: len(accountability.register(conn, u, since=since, until=until)["entries"])
+                 for u in units}
+        unit, size = max(sizes.items(), key=lambda item: item[1])
+        assert size > 1
+        with pytest.raises(ValidationFailed, match="narrow since/until") as refused:
+            accountability.register(conn, unit, since=since, until=until,
+                                    max_entries=size - 1)
+        assert {d["field"] for d in refused.value.details} == {"since", "until"}
