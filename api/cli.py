@@ -26,7 +26,7 @@ from api.cli_io import export, import_app
 from api.cli_maps import map_command
 from api.cli_orders import orders_app
 from api.cli_reports import reports_app
-from layers import db, migrate, tokens
+from layers import db, evidence, migrate, tokens
 from layers.cluster import ClusterError
 from layers.config import Settings
 from layers.errors import DomainError
@@ -35,10 +35,12 @@ app = typer.Typer(help="sitewatch — 文明城市创建 site monitoring.", no_a
 db_app = typer.Typer(help="The database: managed local cluster and migrations.",
                      no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+evidence_app = typer.Typer(help="Evidence photos.", no_args_is_help=True)
 calendar_app = typer.Typer(help="Holidays and make-up working days (working-day deadlines).",
                            no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
+app.add_typer(evidence_app, name="evidence")
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(import_app, name="import")
 app.add_typer(inspect_app, name="inspect")
@@ -282,6 +284,17 @@ def token_list() -> None:
         used = f"{r['last_used_at']:%Y-%m-%d %H:%M}" if r["last_used_at"] else "never used"
         print(f"{r['id']:>5}  {r['role']:10} {r['unit'] or '-':10} {state:8} {used:16} "
               f"{r['name']}")
+
+
+@evidence_app.command("strip")
+def evidence_strip() -> None:
+    """Remove metadata (EXIF position, camera) from photos stored before uploads were cleaned;
+    references stay the same. With SITEWATCH_KEEP_ORIGINAL_PHOTOS each is kept for admins."""
+    settings = Settings()
+    with _friendly_errors(), db.connect(settings) as conn:
+        cleaned, already = evidence.strip_stored(conn, settings.data_dir,
+                                                 keep_original=settings.keep_original_photos)
+    print(f"{cleaned} photo(s) cleaned, {already} already without metadata")
 
 
 @app.command()

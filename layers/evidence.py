@@ -163,8 +163,8 @@ def _decode(content: bytes, driver: str
         decode_slots.release()
 
 
-def _write(path: Path, content: bytes) -> None:
-    if path.exists():
+def _write(path: Path, content: bytes, *, replace: bool = False) -> None:
+    if path.exists() and not replace:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     # Write then rename: a crash never leaves a half-written file under the final name.
@@ -204,6 +204,41 @@ def save(conn: psycopg.Connection[Any], root: Path, content: bytes, *,
         "INSERT INTO evidence_upload (sha256, token_id, unit_id) VALUES (%s, %s, %s)"
         " ON CONFLICT (sha256, token_id) DO NOTHING", [digest, who.token_id, who.unit_id])
     return Evidence(f"sha256:{digest}", media_type, len(clean), taken_at, lon, lat)
+
+
+def _has_metadata(content: bytes, driver: str) -> bool:
+    with Image.open(io.BytesIO(content), formats=[driver]) as image:
+        return bool(image.getexif()) or any(
+            key in image.info for key in ("exif", "icc_profile", "xmp", "comment",
+                                          "XML:com.adobe.xmp"))
+
+
+def strip_stored(conn: psycopg.Connection[Any], root: Path, *, keep_original: bool = False
+                 ) -> tuple[int, int]:
+    """Re-encode, in place and under the same reference, the stored photos that still carry
+    metadata (uploaded before photos were cleaned on the way in); (cleaned, already clean).
+
+    With ``keep_original`` each file as it was is kept first, for admins (as on upload).
+    """
+    rows = conn.execute("SELECT sha256, media_type FROM evidence ORDER BY sha256").fetchall()
+    cleaned = already = 0
+    for digest, media_type in rows:
+        ext, driver = ("jpg", "JPEG") if media_type == "image/jpeg" else ("png", "PNG")
+        path = _file(root, digest, ext)
+        if not path.is_file():
+            continue
+        content = path.read_bytes()
+        if not _has_metadata(content, driver):
+            already += 1
+            continue
+        clean = _clean(content, driver)[0]
+        if keep_original:
+            _write(_file(root, digest, ext, original=True), content)
+        _write(path, clean, replace=True)
+        conn.execute("UPDATE evidence SET size_bytes = %s WHERE sha256 = %s",
+                     [len(clean), digest])
+        cleaned += 1
+    return cleaned, already
 
 
 def path_of(conn: psycopg.Connection[Any], root: Path, ref: str, *, original: bool = False
