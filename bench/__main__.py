@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench import hotspots, ingest, maps, reassign
+from bench import exports, hotspots, ingest, maps, reassign
 from bench.harness import Results, machine, private_cluster
 
 
@@ -27,6 +27,7 @@ def main() -> None:
         hotspots.run(results, dsn)
         maps.run(results, dsn)
         maps.run_sizes(results, node)
+        exports.run_sizes(results, node, dsn)
         ingest.run(results, node, seconds)
         text = results.markdown(machine(dsn))
     out = Path(__file__).with_name("RESULTS.md")

@@ -70,6 +70,27 @@ def cell(sheet: Worksheet | WriteOnlyWorksheet, value: Any, *,
     return result
 
 
+def entry(sheet: Worksheet | WriteOnlyWorksheet, value: Any, *,
+          number_format: str | None = None) -> Any:
+    """What to append for ``value``: the value itself where openpyxl stores it as it is (the
+    fast path of a write-only sheet, which fills one reused cell), else :func:`cell`.
+
+    >>> from openpyxl import Workbook
+    >>> sheet = Workbook().active
+    >>> entry(sheet, "路灯\\x07"), entry(sheet, 3), entry(sheet, "=1+1").data_type
+    ('路灯', 3, 's')
+    """
+    from openpyxl.cell.cell import ERROR_CODES
+
+    if isinstance(value, str):
+        value = text(value)
+        if value.startswith("=") or value in ERROR_CODES:
+            return cell(sheet, value, number_format=number_format)
+    if number_format:
+        return cell(sheet, value, number_format=number_format)
+    return value
+
+
 def write_table(sheet: Worksheet | WriteOnlyWorksheet, fields: Sequence[str],
                 labels: Mapping[str, str], rows: Iterable[Sequence[object]], *,
                 number_formats: Mapping[str, str] | None = None,
@@ -106,7 +127,7 @@ def write_table(sheet: Worksheet | WriteOnlyWorksheet, fields: Sequence[str],
     formats = [(number_formats or {}).get(f) for f in fields]
     written = 0
     for values in chain(sample, remaining):
-        sheet.append([cell(sheet, v, number_format=f)
+        sheet.append([entry(sheet, v, number_format=f)
                       for v, f in zip(values, formats, strict=False)])
         written += 1
     return written
