@@ -7,7 +7,13 @@ English field names on row 2 for machines; data starts on row 3 and the headers 
 The importers recognise row 2, so an exported sheet can be edited and imported back.
 
 Timestamps keep their time zone: ISO 8601 with offset in GeoJSON, CSV and XLSX (Excel has no
-zone-aware type), UTC in GeoPackage (the GeoPackage spec stores DateTime as UTC).
+zone-aware type), UTC in GeoPackage (the GeoPackage spec stores DateTime as UTC). Issues are
+exported to the second.
+
+An export is two steps, so that a server holds a pooled connection only for the first:
+:func:`extract` reads (issues: COPY into a spool file), :func:`write` formats, one chunk at a
+time, in time linear in the rows and memory independent of them. Text from people stays text
+in every spreadsheet (:mod:`layers.xlsx`: no formulas, no characters XML cannot hold).
 """
 
 from __future__ import annotations
