@@ -8,19 +8,25 @@ if PostGIS cannot start, every database test errors, in CI and elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from itertools import count
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
-from PIL import Image
 from fastapi.testclient import TestClient
+from PIL import Image
 from psycopg import sql
 
 from api.app import create_app
@@ -209,3 +215,47 @@ def anonymous() -> dict[str, str]:
 def bearer_for() -> Callable[..., dict[str, str]]:
     """``bearer_for(dsn, role, unit=None)``: headers of a new token of that role."""
     return bearer
+
+
+
+# --- real server processes ---------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _serving(args: list[str], env: dict[str, str], folder: Path
+             ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``python -m <args> --port P`` on a free port of 127.0.0.1 (uvicorn, or ``api.cli
+    serve``) with ``env`` added; its base URL and process once /health answers. Its output
+    goes to ``folder/server.log``."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    log_path = folder / "server.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", *args, "--port", str(port)],
+                                env={**os.environ, **env}, stdout=log,
+                                stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(200):
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                        break
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+            else:
+                raise RuntimeError("server did not start: " + log_path.read_text())
+            if proc.poll() is not None:
+                raise RuntimeError("server exited: " + log_path.read_text())
+            yield base, proc
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def serving() -> Callable[..., contextlib.AbstractContextManager[
+        tuple[str, subprocess.Popen[bytes]]]]:
+    """``serving(args, env, folder)``: a real server process (see :func:`_serving`)."""
+    return _serving

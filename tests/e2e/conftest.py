@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
@@ -32,41 +28,21 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 SERVER_PIDS: dict[str, int] = {}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# uvicorn as in production, with the map snapshot refresher on.
+UVICORN = ["uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1"]
+Serving = Callable[..., contextlib.AbstractContextManager[tuple[str, subprocess.Popen[bytes]]]]
 
 
 @contextlib.contextmanager
-def serve(dsn: str, folder: Path, **env: str) -> Iterator[str]:
-    """A real uvicorn serving the app on ``dsn`` (data dir and log under ``folder``), with
-    the map snapshot refresher on, as in production."""
-    port = _free_port()
-    environment = {**os.environ, "DATABASE_URL": dsn, "SITEWATCH_DATA_DIR": str(folder),
-                   "SITEWATCH_SNAPSHOT_INTERVAL": "10", **env}
-    log_path = folder / "uvicorn.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port)],
-        env=environment, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            with contextlib.suppress(httpx.TransportError):  # not listening yet
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("server did not start: " + log_path.read_text())
+def serve(serving: Serving, dsn: str, folder: Path, **env: str) -> Iterator[str]:
+    """A real uvicorn serving the app on ``dsn`` (data dir and log under ``folder``)."""
+    with serving(UVICORN, {"DATABASE_URL": dsn, "SITEWATCH_DATA_DIR": str(folder),
+                           "SITEWATCH_SNAPSHOT_INTERVAL": "10", **env}, folder) as (base, proc):
         SERVER_PIDS[base] = proc.pid
-        yield base
-    finally:
-        SERVER_PIDS.pop(base, None)
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
+        try:
+            yield base
+        finally:
+            SERVER_PIDS.pop(base, None)
 
 
 @pytest.fixture
@@ -76,18 +52,18 @@ def server_pid() -> Callable[[str], int]:
 
 
 @pytest.fixture
-def server(demo_dsn: str, tmp_path: Path) -> Iterator[str]:
+def server(serving: Serving, demo_dsn: str, tmp_path: Path) -> Iterator[str]:
     """The app on this test's own copy of the demo district."""
-    with serve(demo_dsn, tmp_path) as base:
+    with serve(serving, demo_dsn, tmp_path) as base:
         yield base
 
 
 @pytest.fixture(scope="module")
-def module_server(module_demo_dsn: str, tmp_path_factory: pytest.TempPathFactory
-                  ) -> Iterator[tuple[str, str]]:
+def module_server(serving: Serving, module_demo_dsn: str,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """One server (and its demo copy) for a whole module; anonymous rate limit lifted, as a
     property-based run sends thousands of requests from one address."""
-    with serve(module_demo_dsn, tmp_path_factory.mktemp("server"),
+    with serve(serving, module_demo_dsn, tmp_path_factory.mktemp("server"),
                SITEWATCH_ANONYMOUS_RATE="1000000/minute") as base:
         yield base, module_demo_dsn
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -195,32 +193,14 @@ def _rss(pid: int) -> int:
 
 
 @contextlib.contextmanager
-def _server(dsn: str, folder: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """uvicorn on ``dsn`` as in production (tests/e2e/conftest.py's ``serve``), with its
-    process for measuring."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    env = {**os.environ, "DATABASE_URL": dsn, "SITEWATCH_DATA_DIR": str(folder),
+def _server(serving: Callable[..., Any], dsn: str, folder: Path
+            ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """uvicorn on ``dsn`` as in production, with its process for measuring."""
+    env = {"DATABASE_URL": dsn, "SITEWATCH_DATA_DIR": str(folder),
            "SITEWATCH_SNAPSHOT_INTERVAL": "10", "SITEWATCH_ANONYMOUS_RATE": "100000/minute"}
-    with (folder / "uvicorn.log").open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app",
-                                 "--factory", "--host", "127.0.0.1", "--port", str(port)],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(200):
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                        break
-                time.sleep(0.1)
-            else:
-                raise RuntimeError("server did not start")
-            yield base, proc
-        finally:
-            proc.terminate()
-            proc.wait(timeout=20)
-            print((folder / "uvicorn.log").read_text()[-3000:])
+    with serving(["uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1"], env,
+                 folder) as running:
+        yield running
 
 
 class _Watch:
@@ -277,9 +257,9 @@ WORST: list[tuple[str, dict[str, Any]]] = [
 
 
 def test_worst_requests_keep_the_server_within_a_gigabyte_of_idle(
-        module_demo_dsn: str, tmp_path: Path,
-        bearer_for: Callable[..., dict[str, str]]) -> None:
-    with _server(module_demo_dsn, tmp_path) as (base, proc):
+        module_demo_dsn: str, tmp_path: Path, bearer_for: Callable[..., dict[str, str]],
+        serving: Callable[..., Any]) -> None:
+    with _server(serving, module_demo_dsn, tmp_path) as (base, proc):
         headers = bearer_for(module_demo_dsn, "admin")
         with httpx.Client(base_url=base, headers=headers, timeout=300) as http:
             assert http.get("/health").status_code == 200

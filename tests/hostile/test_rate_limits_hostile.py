@@ -3,14 +3,9 @@ nor with X-Forwarded-For from a caller that is not a named proxy."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
@@ -56,32 +51,16 @@ def test_x_forwarded_for_is_ignored_unless_the_peer_is_a_named_proxy(
         assert codes == [200, 200, 200, 429, 429]
 
 
-def test_sitewatch_serve_ignores_x_forwarded_for_from_localhost(dsn: str,
-                                                                tmp_path: Path) -> None:
+def test_sitewatch_serve_ignores_x_forwarded_for_from_localhost(
+        dsn: str, tmp_path: Path, serving: Callable[..., Any]) -> None:
     # uvicorn on its own believes X-Forwarded-For from 127.0.0.1; `sitewatch serve` must not,
     # or every caller on the host (or behind a local tunnel) picks a new address per request.
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    env = {**os.environ, "DATABASE_URL": dsn, "SITEWATCH_DATA_DIR": str(tmp_path),
+    env = {"DATABASE_URL": dsn, "SITEWATCH_DATA_DIR": str(tmp_path),
            "SITEWATCH_ANONYMOUS_RATE": "3/minute"}
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.1)
+    with serving(["api.cli", "serve"], env, tmp_path) as (base, _):
         codes = [httpx.get(f"{base}/ogc/conformance", timeout=10,
                            headers={"X-Forwarded-For": f"198.51.100.{i}"}).status_code
                  for i in range(5)]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
     assert codes == [200, 200, 200, 429, 429]
 
 
