@@ -93,9 +93,14 @@ def campaign_phases(
 # The router's prefix plus ".xlsx": /api/v1/scores.xlsx, a file beside the JSON ranking.
 @router.get(".xlsx", response_class=Response, responses={
     200: {"content": {MEDIA_TYPES["xlsx"]: {}}, "description": "the ranking workbook"}})
-def ranking_workbook(conn: Conn, period: PeriodDep, group: GroupQuery = "unit") -> Response:
-    """The ranking as an XLSX workbook for meetings: title, bilingual headers, percentages."""
-    rows = scores.ranking(conn, group=group, since=period.since, until=period.until)
+def ranking_workbook(conn: Conn, request: Request, settings: AppSettings, period: PeriodDep,
+                     group: GroupQuery = "unit") -> Response:
+    """The ranking as an XLSX workbook for meetings: title, bilingual headers, percentages;
+    bounded and gated as the JSON ranking is."""
+    scores.check_budget(conn, since=period.since, until=period.until,
+                        limit=budget.limits(settings))
+    with request_gate(request).slot():
+        rows = scores.ranking(conn, group=group, since=period.since, until=period.until)
     body = score_sheet.workbook(rows, group, period.since, period.until, phase=period.phase)
     name = score_sheet.filename(group, period.since, period.until)
     zh_name = f"得分排名-{name.removeprefix('scores-')}"
