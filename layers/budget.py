@@ -1,17 +1,19 @@
 """Analysis budgets: refuse an analysis that would not fit before it starts.
 
 The estimates are :mod:`geo.hotspots.budget`'s, fed with what the database says cheaply: how
-many issues the query selects and since when (one indexed count), and the study area's extent
+many issues the query selects and since when (one indexed count), and the study area's size
 (the assignment engine's polygons, already in memory). A refusal is a 422 that names the
 parameters to change and the figure that was too large, so a client can fix the request.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
 import psycopg
+import pyproj
 import shapely
 from psycopg import sql
 
@@ -57,25 +59,52 @@ def count_issues(conn: psycopg.Connection[Any], where: sql.Composable, params: l
     return int(row[0]), None if row[1] is None else float(row[1])
 
 
-def study_km2(assigner: Assigner) -> float:
-    """The extent (bounding box, km²) of the coarsest jurisdictions: the ground a study grid
-    covers, over-estimated for odd shapes, never under."""
+_GEOD = pyproj.Geod(ellps="WGS84")
+
+
+def study_ground(assigner: Assigner) -> tuple[float, float]:
+    """(area km², boundary km) of the coarsest jurisdictions: the ground a study grid covers.
+
+    Measured on the ellipsoid polygon by polygon (their sum never under-estimates their
+    union). A bounding box over-estimated every shape that is not a rectangle, and a district
+    of two distant streets by orders of magnitude.
+    """
     if not len(assigner.j_geoms):
-        return 0.0
-    coarsest = assigner.j_geoms[assigner.j_rank == assigner.j_rank.max()]
-    minx, miny, maxx, maxy = shapely.total_bounds(coarsest).tolist()
-    return budget.extent_km2((minx, miny, maxx, maxy))
+        return 0.0, 0.0
+    area = boundary = 0.0
+    for geom in assigner.j_geoms[assigner.j_rank == assigner.j_rank.max()]:
+        signed, perimeter = _GEOD.geometry_area_perimeter(geom)
+        area += abs(signed)
+        boundary += perimeter
+    return area / 1e6, boundary / 1e3
+
+
+def _centre(assigner: Assigner) -> tuple[float, float] | None:
+    """(lon, lat) of the middle of the coarsest jurisdictions' extent; None without any."""
+    if not len(assigner.j_geoms):
+        return None
+    minx, miny, maxx, maxy = shapely.total_bounds(
+        assigner.j_geoms[assigner.j_rank == assigner.j_rank.max()]).tolist()
+    return (minx + maxx) / 2, (miny + maxy) / 2
+
+
+def study_km2(assigner: Assigner) -> float:
+    """The area (km²) of the coarsest jurisdictions."""
+    return study_ground(assigner)[0]
 
 
 def grid_size(assigner: Assigner, method: str, resolution: int, ring: int, cell_m: float,
               limit: Limits) -> tuple[int, int]:
     """(cells, neighbours per cell) of the study grid asked for; refused over the ceilings."""
-    km2 = study_km2(assigner)
+    area, boundary = study_ground(assigner)
+    width = cell_m * math.sqrt(2) if method == "fishnet" else budget.h3_width_m(resolution)
+    km2 = budget.ground_km2(area, boundary, width)
     if method == "fishnet":
         cells, knobs = budget.fishnet_cells(km2, cell_m), ("cell_m", "ring")
         size = f"cell_m {cell_m:g}"
     else:
-        cells, knobs = budget.h3_cells(km2, resolution), ("resolution", "ring")
+        cells, knobs = budget.h3_cells(km2, resolution, _centre(assigner)), ("resolution",
+                                                                             "ring")
         size = f"resolution {resolution}"
     near = budget.neighbours("fishnet" if method == "fishnet" else "h3", ring)
     if cells > limit.max_cells:

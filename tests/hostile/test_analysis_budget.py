@@ -23,7 +23,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.gate import AnalysisGate
-from layers import accountability
+from geo.hotspots.budget import Limits
+from layers import accountability, assignment, hotspots
 from layers.config import Settings
 from layers.errors import ValidationFailed
 
@@ -311,3 +312,25 @@ def test_an_accountability_register_too_long_to_read_is_refused_before_reading(
             accountability.register(conn, unit, since=since, until=until,
                                     max_entries=size - 1)
         assert {d["field"] for d in refused.value.details} == {"since", "until"}
+
+
+@pytest.mark.parametrize(("method", "resolution", "cell_m"),
+                         [("h3", 10, 100.0), ("h3", 11, 100.0), ("fishnet", 10, 75.0)])
+def test_the_grid_estimate_never_falls_short_of_the_grid(
+        demo_dsn: str, method: str, resolution: int, cell_m: float) -> None:
+    with psycopg.connect(demo_dsn) as conn:
+        assigner = assignment.load_assigner(conn)
+    query = hotspots.HotspotQuery(method=method, resolution=resolution, cell_m=cell_m)
+    estimated, _ = hotspots.check_grid(assigner, query, Limits(max_pairs=10**9))
+    real = hotspots.study_grid(assigner, query).size
+    # Close, too: a loose estimate refuses analyses that would fit.
+    assert real <= estimated <= 1.3 * real
+
+
+def test_a_second_street_far_away_does_not_inflate_the_estimate(
+        demo_client: TestClient, demo_dsn: str) -> None:
+    with psycopg.connect(demo_dsn) as conn:
+        conn.execute("INSERT INTO jurisdiction (code, name, level, geom) VALUES ('FAR', '飞地',"
+                     " 'street', ST_Multi(ST_MakeEnvelope(121.8, 31.8, 121.81, 31.81, 4326)))")
+    for path in ("/api/v1/hotspots", "/api/v1/hotspots/emerging"):
+        assert demo_client.get(path).status_code == 200
