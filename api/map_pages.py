@@ -19,8 +19,12 @@ import pandas as pd
 import psycopg
 
 from api.hotspot_features import area_features, cell_features, emerging_features
+from api.schemas.hotspots import HotspotFeature
+from geo.assign import Assigner
+from geo.hotspots.budget import Limits
 from layers import hotspots, mapdata, mapviews, phases
 from layers.assignment import load_assigner
+from layers.budget import OverBudget
 from layers.errors import NotFound, ValidationFailed
 from layers.hotspots import HotspotQuery
 from layers.snapshots import Snapshot, Snapshots, Spec, adhoc
@@ -162,6 +166,27 @@ def overview(conn: psycopg.Connection[Any], snapshots: Snapshots, p: mapviews.Ma
 CHRONIC_SHOWN = ["code", "name", "layer", "category", "recurrences", "issues"]
 
 
+# The hotspot page's time steps, finest first: a district too large (or a record too long)
+# for the space-time cube's budget in 10-day steps is shown in coarser ones rather than not
+# at all.
+PAGE_STEP_DAYS = (10.0, 15.0, 20.0, 30.0, 45.0, 60.0)
+
+
+def page_emerging(conn: psycopg.Connection[Any], assigner: Assigner, query: HotspotQuery,
+                  limit: Limits | None = None) -> list[HotspotFeature]:
+    """Emerging hotspots in the finest of :data:`PAGE_STEP_DAYS` the budget admits; none for
+    a record shorter than one step (or too large even in 60-day steps)."""
+    for step_days in PAGE_STEP_DAYS:
+        try:
+            return emerging_features(hotspots.emerging(conn, assigner, query,
+                                                       step_days=step_days, limit=limit))
+        except OverBudget:
+            continue
+        except ValidationFailed:  # too short a record for a trend: nothing to show
+            return []
+    return []
+
+
 def _hotspot_payload(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     """The hotspot page's analysis at the REST routes' defaults (api/routes/hotspots.py):
     one Gi* run for cells and areas, the space-time cube, chronic sites."""
@@ -169,10 +194,7 @@ def _hotspot_payload(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     query = HotspotQuery()
     result = hotspots.hotspots(conn, assigner, query)
     jurisdictions, units = hotspots.names(conn)
-    try:
-        emerging = emerging_features(hotspots.emerging(conn, assigner, query))
-    except ValidationFailed:  # too short a record for a trend: nothing to show
-        emerging = []
+    emerging = page_emerging(conn, assigner, query)
     chronic = hotspots.chronic(conn, query, window_days=14.0)[CHRONIC_SHOWN]
 
     def dump(features: Any) -> list[dict[str, Any]]:

@@ -21,10 +21,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from api import map_pages
 from api.app import create_app
 from api.gate import AnalysisGate
+from api.hotspot_features import emerging_features
 from geo.hotspots.budget import Limits
-from layers import accountability, assignment, hotspots
+from layers import accountability, assignment, budget, hotspots
 from layers.config import Settings
 from layers.errors import ValidationFailed
 
@@ -334,3 +336,28 @@ def test_a_second_street_far_away_does_not_inflate_the_estimate(
                      " 'street', ST_Multi(ST_MakeEnvelope(121.8, 31.8, 121.81, 31.81, 4326)))")
     for path in ("/api/v1/hotspots", "/api/v1/hotspots/emerging"):
         assert demo_client.get(path).status_code == 200
+
+
+def test_the_hotspot_page_shows_emerging_hotspots_in_coarser_steps_when_fine_ones_do_not_fit(
+        demo_dsn: str) -> None:
+    tight = Limits(max_cube=1_200_000)
+    query = hotspots.HotspotQuery()
+    with psycopg.connect(demo_dsn) as conn:
+        assigner = assignment.load_assigner(conn)
+        with pytest.raises(budget.OverBudget):
+            hotspots.emerging(conn, assigner, query, step_days=10.0, limit=tight)
+        coarser = next(days for days in map_pages.PAGE_STEP_DAYS if days > 10.0 and
+                       _fits(conn, assigner, query, days, tight))
+        expected = emerging_features(hotspots.emerging(conn, assigner, query,
+                                                       step_days=coarser, limit=tight))
+        shown = map_pages.page_emerging(conn, assigner, query, limit=tight)
+    assert expected and shown == expected
+
+
+def _fits(conn: psycopg.Connection[Any], assigner: Any, query: Any, days: float,
+          limit: Limits) -> bool:
+    try:
+        hotspots.emerging(conn, assigner, query, step_days=days, limit=limit)
+    except budget.OverBudget:
+        return False
+    return True
