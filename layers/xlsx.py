@@ -113,9 +113,7 @@ def write_table(sheet: Worksheet | WriteOnlyWorksheet, fields: Sequence[str],
     for values in sample:
         for i, value in enumerate(values[:len(widths)]):
             widths[i] = max(widths[i], _display_width(value))
-    # A write-only sheet has column_dimensions too (set up in its constructor); the type
-    # stubs miss it.
-    dimensions = sheet.column_dimensions  # type: ignore[union-attr]
+    dimensions = sheet.column_dimensions  # type: ignore[union-attr]  # write-only sheets have it too; the stubs miss it
     for i, width in enumerate(widths, start=1):
         dimensions[get_column_letter(i)].width = min(width + 2, MAX_WIDTH)
     sheet.freeze_panes = f"A{len(title) + 3}"

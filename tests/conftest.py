@@ -221,6 +221,25 @@ def bearer_for() -> Callable[..., dict[str, str]]:
 # --- real server processes ---------------------------------------------------------------
 
 
+def _child_env(env: dict[str, str]) -> dict[str, str]:
+    """This process's environment with ``env`` on top, for a child process."""
+    return {**os.environ, **env}
+
+
+def _sitewatch(args: list[str], dsn: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``sitewatch ARGS`` on ``dsn`` with its data under ``data_dir``; its output as text
+    (not checked: a test reads the exit code and output it expects)."""
+    return subprocess.run([sys.executable, "-m", "api.cli", *args], capture_output=True,
+                          text=True, timeout=120, check=False, env=_child_env(
+                              {"DATABASE_URL": dsn, "SITEWATCH_DATA_DIR": str(data_dir)}))
+
+
+@pytest.fixture(scope="session")
+def sitewatch() -> Callable[[list[str], str, Path], subprocess.CompletedProcess[str]]:
+    """``sitewatch(args, dsn, data_dir)``: the command line as a user runs it."""
+    return _sitewatch
+
+
 @contextlib.contextmanager
 def _serving(args: list[str], env: dict[str, str], folder: Path
              ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
@@ -233,7 +252,7 @@ def _serving(args: list[str], env: dict[str, str], folder: Path
     log_path = folder / "server.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen([sys.executable, "-m", *args, "--port", str(port)],
-                                env={**os.environ, **env}, stdout=log,
+                                env=_child_env(env), stdout=log,
                                 stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:

@@ -58,7 +58,7 @@ def _refused(response: httpx.Response, *parameters: str) -> None:
 def test_over_budget_grids_and_cubes_are_422_naming_the_parameter(
         demo_client: TestClient, path: str, params: dict[str, Any],
         named: tuple[str, ...]) -> None:
-    _refused(demo_client.get(path, params=params), *named)  # type: ignore[arg-type]
+    _refused(demo_client.get(path, params=params), *named)
     assert demo_client.get(path).status_code == 200  # the defaults fit
 
 

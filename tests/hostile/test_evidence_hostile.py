@@ -12,10 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import os
 import struct
-import subprocess
-import sys
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
@@ -311,7 +308,8 @@ def test_busy_decoders_answer_503_with_retry_after_and_store_nothing(
     assert _upload(client, inspector, jpeg()).status_code == 201
 
 
-def test_photos_stored_before_cleaning_are_stripped_in_place(dsn: str, tmp_path: Path) -> None:
+def test_photos_stored_before_cleaning_are_stripped_in_place(
+        dsn: str, tmp_path: Path, sitewatch: Callable[..., Any]) -> None:
     # As the old code stored it: the upload itself under its sha256, EXIF and all.
     raw = _camera_jpeg(120.7, 31.3)
     digest = hashlib.sha256(raw).hexdigest()
@@ -321,11 +319,11 @@ def test_photos_stored_before_cleaning_are_stripped_in_place(dsn: str, tmp_path:
     with psycopg.connect(dsn) as conn:
         conn.execute("INSERT INTO evidence (sha256, media_type, size_bytes) VALUES"
                      " (%s, 'image/jpeg', %s)", [digest, len(raw)])
-    env = {**os.environ, "DATABASE_URL": dsn, "SITEWATCH_DATA_DIR": str(tmp_path)}
 
     def strip() -> str:
-        return subprocess.run([sys.executable, "-m", "api.cli", "evidence", "strip"], env=env,
-                              capture_output=True, text=True, check=True, timeout=120).stdout
+        run = sitewatch(["evidence", "strip"], dsn, tmp_path)
+        assert run.returncode == 0, run.stderr
+        return run.stdout
 
     assert strip().startswith("1 photo(s) cleaned")
     with Image.open(path) as image:

@@ -52,7 +52,7 @@ def http_hits() -> Iterator[tuple[int, list[str]]]:
             self.do_GET()
 
         def log_message(self, *args: object) -> None:
-            pass
+            """Quiet: the test reads the hits, not the server's request log."""
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -3,12 +3,10 @@ imported site attributes, links built from a hostile Host header, the announced 
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -79,6 +77,12 @@ def test_anonymous_ogc_sites_show_only_the_attributes_an_admin_made_public(
                                 headers=bearer_for(demo_dsn, "viewer"),
                                 json={"public_attributes": ["owner_phone"]})
     assert refused.status_code == 403
+    # A list no admin would type is a clear 422 that changes nothing.
+    flood = demo_client.patch("/api/v1/site-layers/construction_site", headers=admin,
+                              json={"public_attributes": [f"a{i}" for i in range(201)]})
+    assert flood.status_code == 422 and "public_attributes" in flood.text
+    assert demo_client.patch("/api/v1/site-layers/nowhere", headers=admin,
+                             json={"public_attributes": []}).status_code == 404
     changed = demo_client.patch("/api/v1/site-layers/construction_site", headers=admin,
                                 json={"public_attributes": ["permit_no"]})
     assert changed.status_code == 200 and changed.json()["public_attributes"] == ["permit_no"]
@@ -105,16 +109,14 @@ def test_ogc_links_use_the_configured_public_address(demo_dsn: str, tmp_path: Pa
     assert all(h.startswith("https://sitewatch.example.gov.cn/") for h in hrefs), hrefs
 
 
-def test_the_announced_admin_token_expires(dsn: str, tmp_path: Path) -> None:
-    env = {**os.environ, "DATABASE_URL": dsn, "SITEWATCH_DATA_DIR": str(tmp_path)}
+def test_the_announced_admin_token_expires(dsn: str, tmp_path: Path,
+                                           sitewatch: Callable[..., Any]) -> None:
     # The port is taken by this test's own socket, so the server stops right after printing.
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        run = subprocess.run([sys.executable, "-m", "api.cli", "serve", "--announce",
-                              "--port", port], env=env, capture_output=True, text=True,
-                             timeout=120, check=False)
+        run = sitewatch(["serve", "--announce", "--port", port], dsn, tmp_path)
     assert "Admin token: sw_" in run.stdout
     with psycopg.connect(dsn) as conn:
         rows = conn.execute("SELECT expires_at - created_at FROM api_token WHERE role = 'admin'"
