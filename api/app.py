@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -85,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.hotspot_cache = ResultCache()
     # Heavy analyses take a slot of bounded concurrency (api/gate.py).
     app.state.analysis_gate = gate.for_settings(settings)
+    # Exports formatting at once in this process (api/routes/imports.py).
+    app.state.export_slots = threading.BoundedSemaphore(settings.export_concurrency)
     # Map pages' analyses (layers/snapshots.py): served from stored snapshots, refreshed in
     # the background, the landing views kept current by the refresher.
     app.state.snapshots = Snapshots(pool.connection, max_stale=settings.snapshot_max_stale,

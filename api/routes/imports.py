@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, FastAPI, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
@@ -25,7 +25,6 @@ from starlette.types import Receive, Scope, Send
 from api.auth import Caller
 from api.deps import Conn
 from layers import exports, imports
-from layers.config import Settings
 from layers.errors import Forbidden, PayloadTooLarge, ValidationFailed
 from layers.gisfile import SUFFIXES
 
@@ -35,7 +34,6 @@ _CHUNK = 1024 * 1024
 ImportKind = Literal["jurisdictions", "sites", "issues", "responsibilities"]
 ExportFormat = Literal["geojson", "gpkg", "csv", "xlsx"]
 # Guards the first use of an app's export slots (two requests may arrive together).
-_attach = threading.Lock()
 
 
 class Repair(BaseModel):
@@ -120,19 +118,6 @@ def create_import(
     return ImportReportOut.model_validate(report, from_attributes=True)
 
 
-def export_slots(app: FastAPI) -> threading.BoundedSemaphore:
-    """The app's export slots (``settings.export_concurrency``), made on first use."""
-    found: threading.BoundedSemaphore | None = getattr(app.state, "export_slots", None)
-    if found is None:
-        with _attach:
-            found = getattr(app.state, "export_slots", None)
-            if found is None:
-                settings: Settings = app.state.settings
-                found = threading.BoundedSemaphore(settings.export_concurrency)
-                app.state.export_slots = found
-    return found
-
-
 class _ExportFile(Response):
     """Formats an export when sent, then sends the file.
 
@@ -182,7 +167,7 @@ def export_layer(
     with Retry-After at once. XLSX holds at most one sheet's rows (1,048,574): larger layers
     are refused with a 422 that points to CSV, GeoJSON or GeoPackage.
     """
-    slots = export_slots(request.app)
+    slots: threading.BoundedSemaphore = request.app.state.export_slots
     if not slots.acquire(blocking=False):
         raise exports.ExportsBusy("导出任务繁忙，请稍后重试 / the server is busy with other "
                                   "exports; retry in a few seconds")
