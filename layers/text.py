@@ -30,13 +30,13 @@ def unsafe_character(text: str) -> str | None:
     return None if found is None else f"U+{ord(found.group()):04X} as character {found.start() + 1}"
 
 
-def xml_safe(text: str) -> str:
-    """``text`` with every character XML 1.0 cannot carry replaced by U+FFFD.
+def xml_safe(text: str, replacement: str = REPLACEMENT) -> str:
+    """``text`` with every character XML 1.0 cannot carry replaced (by U+FFFD, or as asked).
 
-    >>> xml_safe("a\\x00b\\x1bc")
-    'a\\ufffdb\\ufffdc'
+    >>> xml_safe("a\\x00b\\x1bc"), xml_safe("a\\x00b", "")
+    ('a\\ufffdb\\ufffdc', 'ab')
     """
-    return _UNSAFE.sub(REPLACEMENT, text)
+    return _UNSAFE.sub(replacement, text)
 
 
 def quoted(value: Any) -> str:

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain, islice
 from typing import TYPE_CHECKING, Any
 
+from layers.text import xml_safe
+
 if TYPE_CHECKING:
     from openpyxl.cell.cell import Cell
     from openpyxl.styles import Font
@@ -38,9 +40,7 @@ def text(value: str) -> str:
     >>> text("bell\\x07 tab\\tkept")
     'bell tab\\tkept'
     """
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    return str(ILLEGAL_CHARACTERS_RE.sub("", value))
+    return xml_safe(value, "")
 
 
 def csv_text(value: str) -> str:
