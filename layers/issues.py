@@ -58,8 +58,9 @@ def check_report(new: NewIssue, role: str, received: datetime) -> None:
     ``reported_at`` outside ``received`` - 48 h ... ``received`` + 10 min (422)."""
     allowed = SOURCE_ROLES.get(new.source)
     if allowed is not None and role not in allowed:
-        raise Forbidden(f"source {new.source!r} may be set by {' or '.join(allowed)} only; "
-                        f"a report of role {role!r} is self_inspection or citizen")
+        raise Forbidden(f"来源只能由督查组或创建办填写 / source {new.source!r} may be set by "
+                        f"{' or '.join(allowed)} only; a report of role {role!r} is "
+                        "self_inspection or citizen")
     check_reported_at(new.reported_at, received)
 
 
@@ -67,9 +68,11 @@ def check_reported_at(at: datetime | None, received: datetime, field_name: str =
                       ) -> None:
     """ValidationFailed unless ``at`` (None: now) lies within the reporting window."""
     if at is not None and not received - REPORT_MAX_DELAY <= at <= received + REPORT_MAX_AHEAD:
-        message = (f"reported_at must lie within {REPORT_MAX_DELAY.total_seconds() / 3600:g} "
-                   f"hours before now and {REPORT_MAX_AHEAD.total_seconds() / 60:g} minutes "
-                   "after it (发现时间超出允许范围); older records go through an import")
+        hours = REPORT_MAX_DELAY.total_seconds() / 3600
+        minutes = REPORT_MAX_AHEAD.total_seconds() / 60
+        message = (f"发现时间须在{hours:g}小时前至{minutes:g}分钟后之间，更早的记录请导入 / "
+                   f"reported_at must lie within {hours:g} hours before now and {minutes:g} "
+                   "minutes after it; older records go through an import")
         raise ValidationFailed(message, details=[{"field": field_name, "message": message}])
 
 
