@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
-from api import errors, gate, guards, map_pages
+from api import errors, gate, guards
 from api.auth import required_caller
 from api.deps import DatabaseState
 from api.routes import (
@@ -32,11 +32,12 @@ from api.routes import (
     orders,
     scores,
 )
-from layers import db
+from api.services import map_pages
+from layers.analysis.hotspots import ResultCache
+from layers.analysis.snapshots import Refresher, Snapshots
 from layers.assignment import AssignerCache
-from layers.config import Settings
-from layers.hotspots import ResultCache
-from layers.snapshots import Refresher, Snapshots
+from layers.db import database
+from layers.db.settings import Settings
 from maps.assets import STATIC_DIR
 
 RECONNECT_SECONDS = 5.0
@@ -46,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; nothing connects until the lifespan starts."""
     settings = settings or Settings()
     pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-        db.conninfo(settings),
+        database.conninfo(settings),
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
         open=False,
@@ -88,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.analysis_gate = gate.for_settings(settings)
     # Exports formatting at once in this process (api/routes/imports.py).
     app.state.export_slots = threading.BoundedSemaphore(settings.export_concurrency)
-    # Map pages' analyses (layers/snapshots.py): served from stored snapshots, refreshed in
+    # Map pages' analyses (layers/analysis/snapshots.py): served from stored snapshots, refreshed in
     # the background, the landing views kept current by the refresher.
     app.state.snapshots = Snapshots(pool.connection, max_stale=settings.snapshot_max_stale,
                                     max_age=settings.snapshot_max_age)

@@ -1,6 +1,6 @@
 """Bearer-token authentication and role checks, as request dependencies.
 
-The token is looked up by its hash (layers.tokens); roles are those of DESIGN.md. Route
+The token is looked up by its hash (layers.auth.tokens); roles are those of DESIGN.md. Route
 modules declare what they need with ``Depends(require_roles(...))`` or the ``Caller`` alias.
 """
 
@@ -12,9 +12,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.deps import Conn
-from layers import tokens
+from layers.auth import tokens
+from layers.auth.tokens import Principal
 from layers.errors import Forbidden, Unauthorized
-from layers.tokens import Principal
 
 # Set in the request's scope once a token has really authenticated: the rate limits
 # (api.guards) count a request as anonymous unless it carries this mark, so a made-up

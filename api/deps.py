@@ -10,7 +10,7 @@ import psycopg
 from fastapi import Depends, Query, Request, Response
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from layers.config import Settings
+from layers.db.settings import Settings
 
 T = TypeVar("T")
 

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import open311
+from api.schemas import open311
 from layers.errors import DatabaseUnavailable, DomainError
 
 log = logging.getLogger("sitewatch.api")

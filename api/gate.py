@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from fastapi import Request
 
-from layers.config import Settings
+from layers.db.settings import Settings
 from layers.errors import DomainError
 
 T = TypeVar("T")

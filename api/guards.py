@@ -46,8 +46,8 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.auth import AUTHENTICATED, bearer_token
 from api.errors import error_response
-from layers import tokens
-from layers.config import Settings
+from layers.auth import tokens
+from layers.db.settings import Settings
 from maps.page import BASEMAP_ORIGINS
 
 MB = 1024 * 1024

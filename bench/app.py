@@ -17,7 +17,7 @@ from api.app import create_app
 from api.auth import required_caller
 from api.deps import Conn
 from api.schemas.issues import IssueCreate
-from layers.config import Settings
+from layers.db.settings import Settings
 
 PLAIN_TABLE = """
 CREATE TABLE IF NOT EXISTS bench_plain (

@@ -1,6 +1,6 @@
 """Issue exports at scale: GeoJSON and XLSX of 100,000 and 1,000,000 issues.
 
-Each export runs in a fresh process, the way the server does it (``layers.exports.extract``
+Each export runs in a fresh process, the way the server does it (``layers.io.exports.extract``
 with a connection, the connection closed, then ``write``), and reports its time and its peak
 memory (the process's RSS high-water mark, VmHWM, imports included). Baseline (same run, same
 kind of process): the extract step alone, COPY of the same rows into the spool file, i.e. what
@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 
 from bench.harness import Results, Row, fresh_database, machine, private_cluster
-from layers import demo, exports
+from layers.io import demo, exports
 
 SIZES = (100_000, 1_000_000)
 FORMATS = ("geojson", "xlsx")

@@ -22,8 +22,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from layers import migrate
-from layers.cluster import Cluster
+from layers.db import migrate
+from layers.db.cluster import Cluster
 
 
 @dataclass

@@ -18,15 +18,16 @@ from datetime import timedelta
 import psycopg
 
 from bench.harness import Results, Row, fresh_database, private_cluster, timed
-from layers import demo, hotspots
+from layers.analysis import hotspots
 from layers.assignment import load_assigner
+from layers.io import demo
 
 NOW = demo.CAMPAIGN_START + timedelta(days=203)
 YEAR = hotspots.HotspotQuery(since=NOW - timedelta(days=360), until=NOW)
 _CHILD = """
 import json, resource, sys, psycopg
 from bench.hotspots import YEAR
-from layers import hotspots
+from layers.analysis import hotspots
 from layers.assignment import load_assigner
 with psycopg.connect(sys.argv[1]) as conn:
     engine = load_assigner(conn)

@@ -30,8 +30,9 @@ import psycopg
 from bench import load
 from bench.app import PLAIN_TABLE
 from bench.harness import Results, Row, fresh_database, machine, private_cluster
-from layers import demo, tokens
-from layers.cluster import Cluster
+from layers.auth import tokens
+from layers.db.cluster import Cluster
+from layers.io import demo
 
 CLIENTS = 32
 

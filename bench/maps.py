@@ -21,10 +21,12 @@ from typing import Any
 import folium
 import psycopg
 
-from api import map_pages
+from api.services import map_pages
 from bench.harness import Results, Row, fresh_database, percentile, private_cluster, timed
-from layers import demo, mapdata, mapviews, snapshots
-from layers.snapshots import Snapshots, Spec
+from layers.analysis import snapshots
+from layers.analysis.snapshots import Snapshots, Spec
+from layers.io import demo
+from layers.views import mapdata, mapviews
 
 BASELINE_MARKERS = 10_000
 # Page sizes reported besides the million-issue district (issue 7 asks for 1k, 100k, 1M).
@@ -67,7 +69,7 @@ def _tiles(conn: psycopg.Connection[Any], z: int = 16) -> list[tuple[int, int, i
 def _page_row(results: Results, conn: psycopg.Connection[Any], dsn: str, name: str,
               spec: Spec, build: Callable[[Snapshots], str], baseline: str,
               base_s: float, base_bytes: int) -> None:
-    """Time one page the three ways a reader meets it (see layers/snapshots.py):
+    """Time one page the three ways a reader meets it (see layers/analysis/snapshots.py):
     built from the current snapshot; right after a data change (the stale snapshot served,
     the refresh queued); the first view ever (no snapshot: the request computes it)."""
     conn.execute("DELETE FROM analysis_snapshot WHERE key = %s", [spec.key])
@@ -77,7 +79,7 @@ def _page_row(results: Results, conn: psycopg.Connection[Any], dsn: str, name: s
     current = min(timed(lambda: build(Snapshots(snapshots.connector(dsn))))[0]
                   for _ in range(3))
     # A change the data version sees (an update that changes nothing else), to a snapshot
-    # old enough to be refreshed (layers.snapshots: at most one refresh per min_interval).
+    # old enough to be refreshed (layers.analysis.snapshots: at most one refresh per min_interval).
     conn.execute("UPDATE issue SET updated_at = updated_at WHERE id = (SELECT min(id)"
                  " FROM issue)")
     conn.execute("UPDATE analysis_snapshot SET computed_at = now() - interval '1 minute'"

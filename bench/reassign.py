@@ -16,9 +16,11 @@ import numpy as np
 import psycopg
 
 from bench.harness import Results, Row, fresh_database, percentile, timed
-from layers import demo, issues, jurisdictions
 from layers.assignment import AssignerCache, load_assigner, reassign
-from layers.cluster import Cluster
+from layers.catalog import jurisdictions
+from layers.db.cluster import Cluster
+from layers.io import demo
+from layers.issues import records
 
 NOW = datetime.fromisoformat("2026-11-20T10:00:00+08:00")
 BASELINE_SQL = """
@@ -141,10 +143,10 @@ def _single(dsn: str, n: int = 500
             t1 = time.perf_counter()
             assigner = cache.get(conn)
             t2 = time.perf_counter()
-            prepared = issues.prepare(assigner, [issues.NewIssue(
+            prepared = records.prepare(assigner, [records.NewIssue(
                 category="CTY-05", lon=lon, lat=lat, description="bench")])
             t3 = time.perf_counter()
-            issues.store(conn, *prepared, actor="bench", actor_role="inspector")
+            records.store(conn, *prepared, actor="bench", actor_role="inspector")
             t4 = time.perf_counter()
             version.append(t2 - t1)
             engine.append(t3 - t2)

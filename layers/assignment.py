@@ -19,12 +19,12 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from geo.assign import NONE, RESULT_COLUMNS, Assigner
-from layers.bulk import bulk_write_mode
+from layers.db.bulk import bulk_write_mode
 
 OPEN_STATUSES = ("reported", "assigned", "rectified")
 _FLAGS = ("on_boundary", "outside_all", "via_buffer")
 # From this many changed answers on, reassignment rebuilds the issue tables' indexes and
-# foreign keys once (layers.bulk) instead of maintaining them row by row.
+# foreign keys once (layers.db.bulk) instead of maintaining them row by row.
 BULK_CHANGES = 100_000
 # A point this far outside every jurisdiction polygon still goes to the nearest one (flagged
 # outside_all); a phone's GPS fix on the far kerb of a border road is typically within 30 m.

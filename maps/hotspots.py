@@ -37,7 +37,7 @@ EMERGING_COLOURS = {"new": "#67000d", "consecutive": "#a50f15", "intensifying": 
 
 @dataclass
 class HotspotData:
-    """Hotspot features as GeoJSON dicts (api.hotspot_features) and the chronic ranking."""
+    """Hotspot features as GeoJSON dicts (api.services.hotspot_features) and the chronic ranking."""
 
     cells: list[dict[str, Any]]
     areas: list[dict[str, Any]]

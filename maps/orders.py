@@ -1,7 +1,7 @@
 """A supervision order (督办单) as paper: a printable A4 page and an XLSX workbook.
 
-Both take the order from :func:`layers.orders.get` and share one column definition, so the
-sheet a unit files and the page it signs list the same things in the same order. Chinese
+Both take the order from :func:`layers.supervision.orders.get` and share one column definition,
+so the sheet a unit files and the page it signs list the same things in the same order. Chinese
 first; ``lang="en"`` gives English labels (the data, such as descriptions, stays as entered).
 The page carries a location sketch (问题位置示意图) drawn as inline SVG from the district's
 outlines and the numbered issues, so it prints without tiles or network.
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from openpyxl.cell.cell import Cell
     from openpyxl.worksheet.worksheet import Worksheet
 
-    # Makes the cell holding a value (api passes layers.xlsx.cell: maps may not import layers).
+    # Makes the cell holding a value (api passes layers.io.xlsx.cell: maps may not import layers).
     CellMaker = Callable[[Worksheet, Any], Cell]
 
 TEMPLATES = Path(__file__).parent / "templates"

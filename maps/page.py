@@ -43,7 +43,7 @@ SHIFT_STEP = 0.01
 @dataclass(frozen=True)
 class AsOf:
     """When a page's analysis was computed (district time) and whether data changed since
-    (then a newer one is being computed: layers/snapshots.py)."""
+    (then a newer one is being computed: layers/analysis/snapshots.py)."""
 
     computed_at: datetime
     current: bool = True

@@ -1,6 +1,6 @@
 """A throwaway PostGIS cluster per test session, and a fresh database per test.
 
-The cluster is the same managed-cluster code users run (layers.cluster), in a temporary
+The cluster is the same managed-cluster code users run (layers.db.cluster), in a temporary
 folder on a port of its own. A template database is migrated once; each test gets a copy
 (CREATE DATABASE ... TEMPLATE), so tests never see each other's rows. Nothing here skips:
 if PostGIS cannot start, every database test errors, in CI and elsewhere.
@@ -30,11 +30,12 @@ from PIL import Image
 from psycopg import sql
 
 from api.app import create_app
-from layers import migrate, tokens
-from layers.cluster import Cluster
-from layers.config import Settings
+from layers.auth import tokens
+from layers.db import migrate
+from layers.db.cluster import Cluster
+from layers.db.settings import Settings
 
-# Servers in tests do not refresh map snapshots on their own (layers.snapshots.Refresher):
+# Servers in tests do not refresh map snapshots on their own (layers.analysis.snapshots.Refresher):
 # a refresh round per app start would cost seconds in every API test. The refresher's own
 # tests and the browser tests' servers turn it on.
 os.environ.setdefault("SITEWATCH_SNAPSHOT_INTERVAL", "0")
@@ -104,7 +105,7 @@ def demo_now() -> datetime:
 @pytest.fixture(scope="session")
 def demo_template(cluster: Cluster) -> str:
     """A template database holding the default demo district (built once per session)."""
-    from layers import demo
+    from layers.io import demo
 
     with psycopg.connect(cluster.conninfo("postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
@@ -229,7 +230,7 @@ def _child_env(env: dict[str, str]) -> dict[str, str]:
 def _sitewatch(args: list[str], dsn: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     """Run ``sitewatch ARGS`` on ``dsn`` with its data under ``data_dir``; its output as text
     (not checked: a test reads the exit code and output it expects)."""
-    return subprocess.run([sys.executable, "-m", "api.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "api.cli.main", *args], capture_output=True,
                           text=True, timeout=120, check=False, env=_child_env(
                               {"DATABASE_URL": dsn, "SITEWATCH_DATA_DIR": str(data_dir)}))
 
@@ -243,7 +244,7 @@ def sitewatch() -> Callable[[list[str], str, Path], subprocess.CompletedProcess[
 @contextlib.contextmanager
 def _serving(args: list[str], env: dict[str, str], folder: Path
              ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``python -m <args> --port P`` on a free port of 127.0.0.1 (uvicorn, or ``api.cli
+    """``python -m <args> --port P`` on a free port of 127.0.0.1 (uvicorn, or ``api.cli.main
     serve``) with ``env`` added; its base URL and process once /health answers. Its output
     goes to ``folder/server.log``."""
     with socket.socket() as probe:

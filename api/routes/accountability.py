@@ -11,8 +11,9 @@ from pydantic import BaseModel
 from api.auth import Caller
 from api.deps import Conn
 from api.schemas.issues import IssueEvent
-from layers import access, accountability
+from layers.auth import access
 from layers.errors import ValidationFailed
+from layers.supervision import accountability
 
 router = APIRouter(prefix="/api/v1/accountability", tags=["scores"])
 

@@ -40,7 +40,7 @@ from api.schemas.catalog import (
     parse_bbox,
     site_feature,
 )
-from layers import categories, jurisdictions, sites, units
+from layers.catalog import categories, jurisdictions, sites, units
 
 
 class GeoJSONResponse(JSONResponse):

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import Conn
 from geo.quality import check_jurisdictions, summary
-from layers import mapdata
+from layers.views import mapdata
 
 router = APIRouter(prefix="/api/v1/checks", tags=["checks"])
 

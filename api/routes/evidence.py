@@ -14,9 +14,10 @@ from pydantic import BaseModel
 
 from api.auth import Caller, require_roles
 from api.deps import Conn
-from layers import access, evidence
-from layers.config import Settings
-from layers.tokens import Principal
+from layers.auth import access
+from layers.auth.tokens import Principal
+from layers.db.settings import Settings
+from layers.issues import evidence
 
 # Leaders (viewer) read; the people in the field and the units take the photos.
 Uploader = Annotated[Principal, Depends(require_roles("admin", "supervisor", "inspector",

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from api.deps import Conn
-from layers import nearby
+from layers.issues import nearby
 from maps.field import report_html, work_html
 
 pages = APIRouter(tags=["field pages"])

@@ -2,9 +2,9 @@
 ``/api/v1/sites/chronic``: sites where one problem keeps coming back (顽疾).
 
 Results are computed once per data version and query and then served from the app's cache
-(layers.hotspots.ResultCache); the statistics run in a worker thread (sync handlers), never
+(layers.analysis.hotspots.ResultCache); the statistics run in a worker thread (sync handlers), never
 on the event loop, one of a few at a time (api.gate), after their cost was estimated
-(layers.budget): a request that would not fit is refused with a 422 naming what to change.
+(layers.analysis.budget): a request that would not fit is refused with a 422 naming what to change.
 """
 
 from __future__ import annotations
@@ -18,18 +18,18 @@ from pydantic import TypeAdapter
 
 from api.deps import AppSettings, Conn
 from api.gate import request_gate
-from api.hotspot_features import (
+from api.schemas.hotspots import ChronicSite, HotspotCollection, HotspotFeature
+from api.services.hotspot_features import (
     area_features,
     cell_features,
     cluster_features,
     emerging_features,
 )
-from api.schemas.hotspots import ChronicSite, HotspotCollection, HotspotFeature
 from geo.assign import Assigner
 from geo.hotspots.binning import DEFAULT_RESOLUTION, DEFAULT_RING
-from layers import budget, hotspots
+from layers.analysis import budget, hotspots
+from layers.analysis.hotspots import HotspotQuery, ResultCache
 from layers.assignment import AssignerCache
-from layers.hotspots import HotspotQuery, ResultCache
 
 router = APIRouter(tags=["hotspots"])
 GEOJSON = "application/geo+json"
@@ -94,7 +94,7 @@ def get_hotspots(
     query = _query(method, resolution, ring, cell_m, period, category, layer, normalise,
                    confidence, level)
     params: dict[str, Any] = {"method": method, "output": output, **_describe(query)}
-    # The key is read before the data (see layers.hotspots): never a stale result.
+    # The key is read before the data (see layers.analysis.hotspots): never a stale result.
     key = (hotspots.data_version(conn), "hotspots", method, output, query, eps_m, min_reports)
     assigner = _assigner(request, conn)
 

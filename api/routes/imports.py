@@ -24,9 +24,9 @@ from starlette.types import Receive, Scope, Send
 
 from api.auth import Caller
 from api.deps import Conn
-from layers import exports, imports
 from layers.errors import Forbidden, PayloadTooLarge, ValidationFailed
-from layers.gisfile import SUFFIXES
+from layers.io import exports, imports
+from layers.io.gisfile import SUFFIXES
 
 router = APIRouter(prefix="/api/v1", tags=["imports"])
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
@@ -44,7 +44,7 @@ class Repair(BaseModel):
 
 
 class ImportReportOut(BaseModel):
-    """What an import did (``layers.imports.ImportReport``)."""
+    """What an import did (``layers.io.imports.ImportReport``)."""
 
     kind: ImportKind
     rows: int

@@ -15,7 +15,6 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from api import reporting
 from api.auth import require_roles
 from api.deps import Conn
 from api.routes.issues import CRS_NAMES
@@ -29,11 +28,14 @@ from api.schemas.inspections import (
     route_feature,
     stop_feature,
 )
+from api.services import reporting
 from geo.crs import lonlat_to_wgs84
 from geo.sampling import RiskWeights
-from layers import access, inspection_visits, inspections, issues
 from layers.assignment import AssignerCache
-from layers.tokens import Principal
+from layers.auth import access
+from layers.auth.tokens import Principal
+from layers.inspections import rounds, visits
+from layers.issues import records
 
 router = APIRouter(prefix="/api/v1/inspections", tags=["inspections"])
 GEOJSON = "application/geo+json"
@@ -48,8 +50,8 @@ def _actor(caller: Principal) -> str:
 
 
 def _collection(conn: Conn, round_id: int) -> RoundCollection:
-    summary = RoundSummary.model_validate(inspections.get_round(conn, round_id))
-    rows = inspection_visits.stops(conn, round_id)
+    summary = RoundSummary.model_validate(rounds.get_round(conn, round_id))
+    rows = visits.stops(conn, round_id)
     return RoundCollection(
         round=summary, planned_for=summary.planned_for, seed=summary.seed,
         features=[*map(stop_feature, rows),
@@ -66,7 +68,7 @@ def list_rounds(conn: Conn, _: Reader,
                 offset: Annotated[int, Query(ge=0)] = 0) -> list[RoundSummary]:
     """Stored rounds, newest date first, with their progress."""
     return [RoundSummary.model_validate(r)
-            for r in inspections.list_rounds(conn, limit=limit, offset=offset)]
+            for r in rounds.list_rounds(conn, limit=limit, offset=offset)]
 
 
 @router.post("", status_code=201, response_model=RoundCollection,
@@ -79,15 +81,15 @@ def plan_round(body: PlanCreate, conn: Conn, caller: Planner) -> JSONResponse:
 
     With ``dry_run`` the proposal is returned (200) and nothing is stored.
     """
-    request = inspections.PlanRequest(
+    request = rounds.PlanRequest(
         size=body.size, seed=body.seed, cover_rounds=body.cover_rounds,
         planned_for=body.planned_for, interval_days=body.interval_days,
         recent_days=body.recent_days, weights=RiskWeights(**body.weights.model_dump()),
         start=body.start)
     if body.dry_run:
-        plan = inspections.propose(conn, request)
-        lists = inspection_visits.checklists(conn)
-        rows = [{**s, "checklist": inspection_visits.checklist_for(lists, s["layer"])}
+        plan = rounds.propose(conn, request)
+        lists = visits.checklists(conn)
+        rows = [{**s, "checklist": visits.checklist_for(lists, s["layer"])}
                 for s in plan["stops"]]
         return _geojson(RoundCollection(
             round=None, planned_for=plan["planned_for"], seed=plan["seed"],
@@ -95,7 +97,7 @@ def plan_round(body: PlanCreate, conn: Conn, caller: Planner) -> JSONResponse:
             uncoverable=plan["uncoverable"],
             features=[*map(stop_feature, rows),
                       *route_feature(rows, plan["route_length_m"], plan["params"]["start"])]))
-    stored = inspections.plan_and_store(conn, request, created_by=_actor(caller))
+    stored = rounds.plan_and_store(conn, request, created_by=_actor(caller))
     collection = _collection(conn, stored["id"])
     collection.min_size = stored["min_size"]
     collection.greedy_length_m = stored["greedy_length_m"]
@@ -117,7 +119,7 @@ def get_round(round_id: int, conn: Conn, _: Reader) -> JSONResponse:
 def visit_stop(round_id: int, seq: int, conn: Conn, caller: FieldTeam) -> StopProperties:
     """Record that the team was at the stop now."""
     return StopProperties.model_validate(
-        inspection_visits.visit(conn, round_id, seq, actor=_actor(caller)))
+        visits.visit(conn, round_id, seq, actor=_actor(caller)))
 
 
 @router.post("/{round_id}/findings", status_code=201, response_model=FindingsCreated,
@@ -133,15 +135,15 @@ def record_findings(round_id: int, body: FindingsCreate, conn: Conn, caller: Fie
     findings = []
     received = datetime.now(UTC)
     for i, f in enumerate(body.findings):
-        issues.check_reported_at(f.reported_at, received, f"findings[{i}].reported_at")
+        records.check_reported_at(f.reported_at, received, f"findings[{i}].reported_at")
         access.require_own_evidence(conn, caller, reporting.uploaded_photos(f.photos))
         lon, lat = f.coordinates()
         wlon, wlat = lonlat_to_wgs84(np.array([lon]), np.array([lat]), CRS_NAMES[f.crs])
-        findings.append(inspection_visits.Finding(
+        findings.append(visits.Finding(
             category=f.category, lon=float(wlon[0]), lat=float(wlat[0]),
             description=f.description, seq=f.seq, photos=tuple(f.photos),
             reported_at=f.reported_at))
     cache: AssignerCache = request.app.state.assigner_cache
-    ids = inspection_visits.record_findings(conn, cache.get(conn), round_id, findings,
+    ids = visits.record_findings(conn, cache.get(conn), round_id, findings,
                                             actor=_actor(caller), actor_role=caller.role)
     return FindingsCreated(round_id=round_id, issues=ids)

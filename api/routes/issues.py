@@ -9,7 +9,6 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from api import reporting
 from api.auth import Caller, MaybeCaller, require_roles
 from api.deps import Conn
 from api.schemas.catalog import parse_bbox
@@ -24,9 +23,11 @@ from api.schemas.issues import (
     TransitionRequest,
     feature,
 )
+from api.services import reporting
 from geo.crs import lonlat_to_wgs84
-from layers import access, issues, lifecycle
-from layers.tokens import Principal
+from layers.auth import access
+from layers.auth.tokens import Principal
+from layers.issues import lifecycle, records
 
 router = APIRouter(prefix="/api/v1/issues", tags=["issues"])
 GEOJSON = "application/geo+json"
@@ -54,17 +55,17 @@ def create_issue(body: IssueCreate, conn: Conn, caller: Reporter, request: Reque
     """
     lon, lat = body.coordinates()
     wlon, wlat = lonlat_to_wgs84(np.array([lon]), np.array([lat]), CRS_NAMES[body.crs])
-    new = issues.NewIssue(
+    new = records.NewIssue(
         category=body.category, lon=float(wlon[0]), lat=float(wlat[0]),
         description=body.description, source=body.source, reported_at=body.reported_at,
         photos=tuple(body.photos), reporter=body.reporter or caller.name or caller.role,
         reporter_contact=body.reporter_contact)
     public_id, replayed = reporting.report(conn, request, caller, new,
                                            body.model_dump(mode="json"))
-    created = feature(issues.get(conn, public_id))
+    created = feature(records.get(conn, public_id))
     nearby = [Nearby(id=n["public_id"], status=n["status"], reported_at=n["reported_at"],
                      distance_m=float(n["distance_m"]))
-              for n in issues.nearby_open(conn, public_id, nearby_radius_m)]
+              for n in records.nearby_open(conn, public_id, nearby_radius_m)]
     response = _geojson(IssueCreated(**created.model_dump(), nearby=nearby), 201)
     response.headers["Location"] = f"/api/v1/issues/{public_id}"
     if replayed:
@@ -95,7 +96,7 @@ def list_issues(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JSONResponse:
     """Issues as GeoJSON, newest first, with filters and paging links."""
-    rows, total = issues.list_issues(conn, issues.IssueFilter(
+    rows, total = records.list_issues(conn, records.IssueFilter(
         bbox=_bbox(bbox), status=status or (), category=category or (), unit=unit,
         jurisdiction=jurisdiction, site=site, since=since, until=until, overdue=overdue,
         limit=limit, offset=offset))
@@ -113,7 +114,7 @@ def list_issues(
 def get_issue(public_id: str, conn: Conn, caller: MaybeCaller) -> JSONResponse:
     """One issue as a GeoJSON Feature (reporter fields for admins and supervisors; photos
     for a unit only when the issue is its own)."""
-    [row] = _shown(conn, caller, [issues.get(conn, public_id)])
+    [row] = _shown(conn, caller, [records.get(conn, public_id)])
     return _geojson(feature(row))
 
 
@@ -138,7 +139,7 @@ def _shown(conn: Conn, caller: Principal | None, rows: list[dict[str, Any]]
 def issue_events(public_id: str, conn: Conn, caller: Caller) -> list[IssueEvent]:
     """The issue's audit trail, oldest first (a unit: of its own issues only)."""
     access.require_issue_detail(conn, caller, public_id)
-    return [IssueEvent.model_validate(e) for e in issues.events(conn, public_id)]
+    return [IssueEvent.model_validate(e) for e in records.events(conn, public_id)]
 
 
 @router.post("/{public_id}/transitions", response_model=IssueFeature,
@@ -156,5 +157,5 @@ def transition(public_id: str, body: TransitionRequest, conn: Conn, caller: Call
         action=body.action, version=body.version, note=body.note, unit=body.unit,
         duplicate_of=body.duplicate_of, deadline=body.deadline,
         evidence=tuple(body.evidence)), caller)
-    [row] = _shown(conn, caller, [issues.get(conn, public_id)])
+    [row] = _shown(conn, caller, [records.get(conn, public_id)])
     return _geojson(feature(row))

@@ -12,11 +12,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from api import map_pages
 from api.deps import AppSettings, Conn
 from api.gate import request_gate
+from api.services import map_pages
 from geo.crs import wgs84_to_gcj02
-from layers import mapviews
+from layers.views import mapviews
 
 router = APIRouter(tags=["maps"])
 Lang = Annotated[Literal["zh", "en"], Query(description="page language")]
@@ -46,7 +46,7 @@ def overview(conn: Conn, request: Request, settings: AppSettings, lang: Lang = "
 def hotspot_map(conn: Conn, request: Request, settings: AppSettings, lang: Lang = "zh"
                 ) -> HTMLResponse:
     """Gi* cells by class, hot areas (jurisdiction split, lead unit), emerging categories,
-    chronic sites; from the analysis snapshot (layers/snapshots.py)."""
+    chronic sites; from the analysis snapshot (layers/analysis/snapshots.py)."""
     return HTMLResponse(map_pages.hotspots_page(conn, request.app.state.snapshots, lang=lang,
                                                 tianditu_key=settings.tianditu_key,
                                                 gate=request_gate(request).slot))

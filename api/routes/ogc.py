@@ -24,8 +24,8 @@ from starlette.datastructures import URL
 from api.auth import MaybeCaller
 from api.deps import Conn
 from api.schemas.catalog import parse_bbox
-from layers import features
 from layers.errors import ValidationFailed
+from layers.views import features
 
 router = APIRouter(prefix="/ogc", tags=["ogc"])
 GEOJSON = "application/geo+json"

@@ -24,12 +24,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
-from api import open311, reporting
 from api.auth import authenticate
 from api.deps import Conn
-from api.open311 import Format
-from layers import categories, issues
+from api.schemas import open311
+from api.schemas.open311 import Format
+from api.services import reporting
+from layers.catalog import categories
 from layers.errors import Forbidden, NotFound, ValidationFailed
+from layers.issues import records
 from layers.text import unsafe_character
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
@@ -159,13 +161,13 @@ def post_request(
     contact = " ".join(p for p in (email, phone) if p) or None
     if (name and len(name) > 100) or (contact and len(contact) > 100):
         raise ValidationFailed("names and contact details are limited to 100 characters")
-    new = issues.NewIssue(category=service_code, lon=longitude, lat=latitude, description=text,
+    new = records.NewIssue(category=service_code, lon=longitude, lat=latitude, description=text,
                           source="citizen", photos=(media_url,) if media_url else (),
                           reporter=name or device_id, reporter_contact=contact)
     fingerprint = {"service_code": service_code, "lat": lat, "long": long,
                    "description": description, "media_url": media_url}
     public_id, replayed = reporting.report(conn, request, caller, new, fingerprint)
-    issue = issues.get(conn, public_id)
+    issue = records.get(conn, public_id)
     notice = (f"已交办 {issue['lead_unit_name']}" if issue["lead_unit_name"]
               else "待分派 (waiting for assignment)")
     if issue["deadline"] is not None:
@@ -215,16 +217,16 @@ def get_requests(
     if any(s not in ("open", "closed") for s in statuses):
         raise ValidationFailed("status is open, closed or both (comma-separated)")
     if ids:
-        filters = issues.IssueFilter(ids=ids, limit=MAX_REQUESTS)
+        filters = records.IssueFilter(ids=ids, limit=MAX_REQUESTS)
     else:
         if since is None and until is None:
             since = datetime.now(UTC) - DEFAULT_WINDOW
         ours = [s for s in open311.STAGES if
                 ("open" if s in open311.OPEN_STATUSES else "closed") in statuses]
-        filters = issues.IssueFilter(category=_split(service_code), status=ours, since=since,
+        filters = records.IssueFilter(category=_split(service_code), status=ours, since=since,
                                      until=until, limit=page_size,
                                      offset=(page - 1) * page_size)
-    rows, _ = issues.list_issues(conn, filters)
+    rows, _ = records.list_issues(conn, filters)
     return open311.records(fmt, "service_requests", "request",
                            [open311.request_record(r) for r in rows])
 
@@ -233,12 +235,12 @@ def get_requests(
 def get_request(service_request_id: str, fmt: Format, conn: Conn) -> Response:
     """One request, as a list of one (the spec's shape)."""
     return open311.records(fmt, "service_requests", "request",
-                           [open311.request_record(issues.get(conn, service_request_id))])
+                           [open311.request_record(records.get(conn, service_request_id))])
 
 
 @router.get("/tokens/{token}.{fmt}", summary="GET service_request_id from a token")
 def get_token(token: str, fmt: Format, conn: Conn) -> Response:
     """Requests are created at once, so a request's id is its own token."""
-    issue = issues.get(conn, token)
+    issue = records.get(conn, token)
     return open311.records(fmt, "service_requests", "request",
                            [{"service_request_id": issue["public_id"], "token": token}])

@@ -11,8 +11,10 @@ from pydantic import BaseModel, Field
 
 from api.auth import Caller, require_roles
 from api.deps import Conn
-from layers import access, orders, xlsx
-from layers.tokens import Principal
+from layers.auth import access
+from layers.auth.tokens import Principal
+from layers.io import xlsx
+from layers.supervision import orders
 from maps.orders import order_html, order_xlsx
 
 router = APIRouter(prefix="/api/v1/orders", tags=["orders"])

@@ -13,8 +13,10 @@ from pydantic import BaseModel
 
 from api.deps import AppSettings, Conn
 from api.gate import request_gate
-from layers import budget, phases, score_sheet, scores
-from layers.exports import MEDIA_TYPES
+from layers.analysis import budget
+from layers.catalog import phases
+from layers.io.exports import MEDIA_TYPES
+from layers.supervision import score_sheet, scores
 
 router = APIRouter(prefix="/api/v1/scores", tags=["scores"])
 

@@ -318,7 +318,7 @@ JurisdictionCollection = FeatureCollection[JurisdictionFeature]
 
 
 def jurisdiction_feature(row: dict[str, Any]) -> JurisdictionFeature:
-    """A Feature (id = code) from a ``layers.jurisdictions`` row."""
+    """A Feature (id = code) from a ``layers.catalog.jurisdictions`` row."""
     return JurisdictionFeature.model_validate(
         {"type": "Feature", "id": row["code"], "geometry": row["geometry"], "properties": row})
 
@@ -402,6 +402,6 @@ SiteCollection = FeatureCollection[SiteFeature]
 
 
 def site_feature(row: dict[str, Any]) -> SiteFeature:
-    """A Feature (id = code) from a ``layers.sites`` row."""
+    """A Feature (id = code) from a ``layers.catalog.sites`` row."""
     return SiteFeature.model_validate(
         {"type": "Feature", "id": row["code"], "geometry": row["geometry"], "properties": row})

@@ -194,7 +194,7 @@ class IssueEvent(BaseModel):
 
 
 def feature(row: dict[str, Any]) -> IssueFeature:
-    """An IssueFeature from a row of ``layers.issues``."""
+    """An IssueFeature from a row of ``layers.issues.records``."""
     props = {**row, "id": row["public_id"]}
     return IssueFeature(id=row["public_id"],
                         geometry=Point.model_validate(

@@ -22,8 +22,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from layers import orders, tokens
-from layers.config import Settings
+from layers.auth import tokens
+from layers.db.settings import Settings
+from layers.supervision import orders
 
 TABLE = Path(__file__).resolve().parents[2] / "docs" / "access.md"
 CALLERS = ("anonymous", "viewer", "inspector", "unit: own", "unit: other", "supervisor",

@@ -19,7 +19,8 @@ from api.schemas.catalog import (
     SiteFeature,
     Unit,
 )
-from layers import jurisdictions, sites, tokens
+from layers.auth import tokens
+from layers.catalog import jurisdictions, sites
 from layers.errors import ValidationFailed
 
 GEOJSON = "application/geo+json"

@@ -6,7 +6,7 @@ import psycopg
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.cli import app as cli
+from api.cli.main import app as cli
 
 
 def _push_grid_into_neighbour(dsn: str) -> tuple[str, str]:

@@ -8,8 +8,8 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from api.cli import app
-from layers import tokens
+from api.cli.main import app
+from layers.auth import tokens
 
 runner = CliRunner()
 

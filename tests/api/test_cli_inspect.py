@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 from typer.testing import CliRunner
 
-from api.cli_inspect import inspect_app
+from api.cli.inspect import inspect_app
 
 runner = CliRunner()
 

@@ -9,7 +9,7 @@ import psycopg
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
-from api.cli import app
+from api.cli.main import app
 
 runner = CliRunner()
 

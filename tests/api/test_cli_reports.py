@@ -10,8 +10,9 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from api.cli import app
-from layers import phases, scores
+from api.cli.main import app
+from layers.catalog import phases
+from layers.supervision import scores
 
 runner = CliRunner()
 

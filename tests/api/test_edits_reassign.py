@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from layers import tokens
+from layers.auth import tokens
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from layers import tokens
-from layers.config import Settings
+from layers.auth import tokens
+from layers.db.settings import Settings
 
 
 def _client(dsn: str, tmp_path: Path, **settings: object) -> TestClient:

@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 
 from api.app import create_app
 from api.deps import get_conn
-from layers.config import Settings
+from layers.db.settings import Settings
 
 
 def _api_routes(routes: list[Any]) -> list[APIRoute]:

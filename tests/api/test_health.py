@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from layers.config import Settings
+from layers.db.settings import Settings
 
 
 def test_health_ok_with_postgis_version(client: TestClient) -> None:

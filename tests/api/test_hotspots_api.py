@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from pyproj import Geod
 from typer.testing import CliRunner
 
-from api.cli import app
+from api.cli.main import app
 from geo.demo import DemoDistrict, generate_district
 
 PERIOD = "2026-05-01/2026-11-20T10:00:00+08:00"  # the demo's campaign start to its "now"

@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.app import create_app
-from api.cli import app as cli_app
+from api.cli.main import app as cli_app
 from api.routes import imports as imports_route
-from layers import tokens
-from layers.config import Settings
+from layers.auth import tokens
+from layers.db.settings import Settings
 
 PROBLEM = "application/problem+json"
 runner = CliRunner()

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.schemas.inspections import RoundCollection, RoundSummary, RouteFeature, StopFeature
-from layers import tokens
+from layers.auth import tokens
 
 BASE = "/api/v1/inspections"
 

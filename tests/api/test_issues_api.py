@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.schemas.issues import IssueCollection, IssueCreated, IssueEvent
 from geo.crs import wgs84_to_gcj02
-from layers import tokens
-from layers.config import Settings
+from layers.auth import tokens
+from layers.db.settings import Settings
 
 
 @pytest.fixture

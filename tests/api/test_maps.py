@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.cli import app
+from api.cli.main import app
 
 runner = CliRunner()
 
@@ -86,7 +86,8 @@ def test_bad_map_requests_are_problems_not_errors(demo_client: TestClient) -> No
 
 
 def test_overview_counts_match_the_database(demo_client: TestClient, demo_dsn: str) -> None:
-    from layers import mapviews, scores
+    from layers.supervision import scores
+    from layers.views import mapviews
 
     with psycopg.connect(demo_dsn) as conn:
         p = mapviews.period(conn, phase="consolidation", year=2026)
@@ -125,8 +126,9 @@ def test_pages_are_built_from_snapshots_refreshed_in_the_background(
         demo_client: TestClient, demo_dsn: str) -> None:
     from fastapi import FastAPI
 
-    from api.map_pages import overview_spec
-    from layers import mapviews, snapshots
+    from api.services.map_pages import overview_spec
+    from layers.analysis import snapshots
+    from layers.views import mapviews
 
     def subtitle(path: str, lang: str = "en") -> str:
         page = demo_client.get(path, params={"lang": lang}).text
@@ -161,9 +163,10 @@ def test_pages_are_built_from_snapshots_refreshed_in_the_background(
 def test_refresher_prepares_every_landing_view(demo_client: TestClient, demo_dsn: str) -> None:
     from datetime import datetime
 
-    from api.map_pages import landing_specs
-    from layers import phases, snapshots
-    from layers.snapshots import Refresher
+    from api.services.map_pages import landing_specs
+    from layers.analysis import snapshots
+    from layers.analysis.snapshots import Refresher
+    from layers.catalog import phases
 
     year = datetime.now(phases.DISTRICT_TZ).year
     with psycopg.connect(demo_dsn) as conn:

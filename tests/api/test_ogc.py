@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from layers import tokens
+from layers.auth import tokens
 
 SITE_LAYERS = ["construction_site", "market", "old_compound"]  # builtin, by code
 

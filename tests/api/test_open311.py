@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from layers import tokens
+from layers.auth import tokens
 
 BASE = "/open311/v2"
 INSIDE = {"lat": "31.3105", "long": "120.7002"}  # inside the demo district

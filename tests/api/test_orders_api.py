@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
-from layers import tokens
+from layers.auth import tokens
 
 
 def _bearer(dsn: str, role: str, unit: str | None = None, name: str = "") -> dict[str, str]:

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from api.schemas.issues import IssueFeature
-from layers import tokens
+from layers.auth import tokens
 
 
 @pytest.fixture

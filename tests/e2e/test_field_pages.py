@@ -18,7 +18,8 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
-from layers import orders, tokens
+from layers.auth import tokens
+from layers.supervision import orders
 
 PHONE = {"width": 360, "height": 740}
 

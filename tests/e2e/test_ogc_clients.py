@@ -11,7 +11,7 @@ import pyogrio
 import pytest
 from owslib.ogcapi.features import Features
 
-from layers import tokens
+from layers.auth import tokens
 
 COLLECTIONS = ["jurisdictions", "construction_site", "market", "old_compound", "issues"]
 

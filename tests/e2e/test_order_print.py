@@ -9,7 +9,8 @@ import psycopg
 from PIL import Image
 from playwright.sync_api import Browser
 
-from layers import orders, tokens
+from layers.auth import tokens
+from layers.supervision import orders
 
 SUPERVISOR = orders.Issuer("督查组 王五", "supervisor")
 

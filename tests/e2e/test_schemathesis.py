@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
-from layers import tokens
+from layers.auth import tokens
 
 CHECKS = [not_a_server_error, response_schema_conformance]
 # The stated bound: no request grows the server more than this above its idle size.

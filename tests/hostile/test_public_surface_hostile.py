@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from psycopg.types.json import Jsonb
 
 from api.app import create_app
-from layers.config import Settings
+from layers.db.settings import Settings
 
 Bearer = Callable[..., dict[str, str]]
 

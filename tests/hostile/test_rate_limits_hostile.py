@@ -11,7 +11,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from layers.config import Settings
+from layers.db.settings import Settings
 
 
 def _client(dsn: str, tmp_path: Path, peer: str = "203.0.113.7", **settings: object
@@ -57,7 +57,7 @@ def test_sitewatch_serve_ignores_x_forwarded_for_from_localhost(
     # or every caller on the host (or behind a local tunnel) picks a new address per request.
     env = {"DATABASE_URL": dsn, "SITEWATCH_DATA_DIR": str(tmp_path),
            "SITEWATCH_ANONYMOUS_RATE": "3/minute"}
-    with serving(["api.cli", "serve"], env, tmp_path) as (base, _):
+    with serving(["api.cli.main", "serve"], env, tmp_path) as (base, _):
         codes = [httpx.get(f"{base}/ogc/conformance", timeout=10,
                            headers={"X-Forwarded-For": f"198.51.100.{i}"}).status_code
                  for i in range(5)]

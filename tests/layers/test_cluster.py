@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from layers.cluster import Cluster, ClusterError
+from layers.db.cluster import Cluster, ClusterError
 
 
 @pytest.fixture

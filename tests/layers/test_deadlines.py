@@ -9,9 +9,10 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from api.cli import app as cli
-from layers import calendar, issues
+from api.cli.main import app as cli
 from layers.assignment import load_assigner
+from layers.catalog import calendar
+from layers.issues import records
 
 
 def _deadline(conn: psycopg.Connection[Any], reported: str, hours: int,
@@ -72,7 +73,7 @@ def test_new_issues_of_a_working_day_category_get_working_day_deadlines(
         conn: psycopg.Connection[Any]) -> None:
     conn.execute("UPDATE category SET deadline_working_days = 2 WHERE code = 'CMP-03'")
     reported = _at("2026-05-08T10:00:00+08:00")
-    [public_id] = issues.create_many(conn, load_assigner(conn), [issues.NewIssue(
+    [public_id] = records.create_many(conn, load_assigner(conn), [records.NewIssue(
         category="CMP-03", lon=120.7, lat=31.3, description="乱堆乱放", reported_at=reported)],
         actor="t", actor_role="inspector")
     row = conn.execute("SELECT deadline FROM issue WHERE public_id = %s",

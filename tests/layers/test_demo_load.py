@@ -7,8 +7,8 @@ from datetime import datetime
 import psycopg
 from typer.testing import CliRunner
 
-from api.cli import app
-from layers import demo
+from api.cli.main import app
+from layers.io import demo
 
 CHECKSUM = """
     SELECT md5(string_agg(concat_ws('|', i.public_id, i.category_code, ST_AsText(i.geom),

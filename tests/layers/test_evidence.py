@@ -13,8 +13,9 @@ import psycopg
 import pytest
 from PIL import Image
 
-from layers import evidence, lifecycle, tokens
+from layers.auth import tokens
 from layers.errors import PayloadTooLarge, ValidationFailed
+from layers.issues import evidence, lifecycle
 
 
 def test_jpeg_with_exif_is_stored_once_by_content(

@@ -11,8 +11,8 @@ import pyogrio
 import pytest
 import shapely
 
-from layers import exports, imports
 from layers.errors import NotFound
+from layers.io import exports, imports
 
 
 def _geometries(conn: psycopg.Connection[tuple[object, ...]], query: str

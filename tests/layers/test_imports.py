@@ -14,9 +14,9 @@ import shapely
 from pyproj import Geod
 
 from geo.crs import wgs84_to_gcj02
-from layers import imports
 from layers.errors import ValidationFailed
-from layers.gisfile import read_any
+from layers.io import imports
+from layers.io.gisfile import read_any
 
 STREET = shapely.box(120.68, 31.30, 120.72, 31.32)
 WEST = shapely.box(120.68, 31.30, 120.70, 31.32)

@@ -10,11 +10,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from layers import inspection_visits, inspections
 from layers.assignment import load_assigner
 from layers.errors import Conflict, NotFound, ValidationFailed
-from layers.inspection_visits import Finding
-from layers.inspections import PlanRequest
+from layers.inspections import rounds, visits
+from layers.inspections.rounds import PlanRequest
+from layers.inspections.visits import Finding
 
 DAY = date(2026, 12, 1)
 
@@ -33,14 +33,14 @@ def count(conn: psycopg.Connection[Any], query: str, *params: Any) -> int:
 
 
 def store(conn: psycopg.Connection[Any], now: datetime, **kwargs: Any) -> dict[str, Any]:
-    return inspections.plan_and_store(conn, PlanRequest(now=now, **kwargs), created_by="test")
+    return rounds.plan_and_store(conn, PlanRequest(now=now, **kwargs), created_by="test")
 
 
 def test_a_proposal_is_reproducible_and_stores_nothing(demo: psycopg.Connection[Any],
                                                        demo_now: datetime) -> None:
-    first = inspections.propose(demo, PlanRequest(seed=11, now=demo_now, planned_for=DAY))
-    again = inspections.propose(demo, PlanRequest(seed=11, now=demo_now, planned_for=DAY))
-    other = inspections.propose(demo, PlanRequest(seed=12, now=demo_now, planned_for=DAY))
+    first = rounds.propose(demo, PlanRequest(seed=11, now=demo_now, planned_for=DAY))
+    again = rounds.propose(demo, PlanRequest(seed=11, now=demo_now, planned_for=DAY))
+    other = rounds.propose(demo, PlanRequest(seed=12, now=demo_now, planned_for=DAY))
     ids = [s["site_id"] for s in first["stops"]]
     assert ids == [s["site_id"] for s in again["stops"]]
     assert ids != [s["site_id"] for s in other["stops"]]
@@ -73,7 +73,7 @@ def test_stored_rounds_visit_every_community_and_layer_within_cover_rounds(
 
 def test_risk_counts_the_sites_issues_and_falls_after_a_visit(
         demo: psycopg.Connection[Any], demo_now: datetime) -> None:
-    sites = inspections.candidates(demo, now=demo_now).set_index("site_id")
+    sites = rounds.candidates(demo, now=demo_now).set_index("site_id")
     issues = demo.execute("SELECT site_id, status, deadline, reported_at FROM issue"
                           " WHERE site_id IS NOT NULL").fetchall()
     open_ = ("reported", "assigned", "rectified")
@@ -89,9 +89,9 @@ def test_risk_counts_the_sites_issues_and_falls_after_a_visit(
     # to about 0; nothing else about the site changes.
     plan = store(demo, demo_now, seed=3, planned_for=DAY)
     soon = datetime.now(UTC) + timedelta(minutes=1)
-    before = inspections.candidates(demo, now=soon).set_index("site_id")
-    inspection_visits.visit(demo, plan["id"], 1, actor="test")
-    after = inspections.candidates(demo, now=soon).set_index("site_id")
+    before = rounds.candidates(demo, now=soon).set_index("site_id")
+    visits.visit(demo, plan["id"], 1, actor="test")
+    after = rounds.candidates(demo, now=soon).set_index("site_id")
     site = plan["stops"][0]["site_id"]
     assert after.loc[site, "risk"] == pytest.approx(before.loc[site, "risk"] - 3.0, abs=0.01)
     others = before.index != site
@@ -125,19 +125,19 @@ def test_a_round_too_small_is_refused_naming_the_minimum(demo: psycopg.Connectio
 def test_visits_move_the_round_from_planned_to_done(demo: psycopg.Connection[Any],
                                                     demo_now: datetime) -> None:
     plan = store(demo, demo_now, size=5, seed=4, planned_for=DAY)
-    assert inspections.get_round(demo, plan["id"])["status"] == "planned"
-    stop = inspection_visits.visit(demo, plan["id"], 2, actor="巡查员甲")
+    assert rounds.get_round(demo, plan["id"])["status"] == "planned"
+    stop = visits.visit(demo, plan["id"], 2, actor="巡查员甲")
     assert stop["visited_by"] == "巡查员甲" and stop["visited_at"] is not None
-    assert inspections.get_round(demo, plan["id"])["status"] == "in_progress"
+    assert rounds.get_round(demo, plan["id"])["status"] == "in_progress"
     with pytest.raises(Conflict, match="already visited"):
-        inspection_visits.visit(demo, plan["id"], 2, actor="巡查员乙")
+        visits.visit(demo, plan["id"], 2, actor="巡查员乙")
     with pytest.raises(NotFound):
-        inspection_visits.visit(demo, plan["id"], 99, actor="x")
+        visits.visit(demo, plan["id"], 99, actor="x")
     with pytest.raises(NotFound):
-        inspection_visits.visit(demo, plan["id"] + 1, 1, actor="x")
+        visits.visit(demo, plan["id"] + 1, 1, actor="x")
     for seq in (1, 3, 4, 5):
-        inspection_visits.visit(demo, plan["id"], seq, actor="巡查员甲")
-    summary = inspections.get_round(demo, plan["id"])
+        visits.visit(demo, plan["id"], seq, actor="巡查员甲")
+    summary = rounds.get_round(demo, plan["id"])
     assert (summary["status"], summary["visited"], summary["stops"]) == ("done", 5, 5)
 
 
@@ -145,9 +145,9 @@ def test_findings_become_supervision_issues_linked_to_the_round(
         demo: psycopg.Connection[Any], demo_now: datetime) -> None:
     plan = store(demo, demo_now, seed=5, planned_for=DAY)
     at = plan["stops"][1]
-    category = inspection_visits.checklist_for(inspection_visits.checklists(demo),
+    category = visits.checklist_for(visits.checklists(demo),
                                                at["layer"])[0]["code"]
-    ids = inspection_visits.record_findings(demo, load_assigner(demo), plan["id"], [
+    ids = visits.record_findings(demo, load_assigner(demo), plan["id"], [
         Finding(category=category, lon=at["lon"], lat=at["lat"], description="督查发现问题",
                 seq=2),
         Finding(category="CTY-05", lon=at["lon"] + 0.0005, lat=at["lat"],
@@ -164,10 +164,10 @@ def test_findings_become_supervision_issues_linked_to_the_round(
     assert rows[0][4] == at["site_id"]
     assert count(demo, "SELECT count(*) FROM issue_event e JOIN issue i ON i.id = e.issue_id"
                        " WHERE i.public_id = ANY(%s) AND e.action = 'report'", ids) == 2
-    stops = inspection_visits.stops(demo, plan["id"])
+    stops = visits.stops(demo, plan["id"])
     assert stops[1]["findings"] == [ids[0]] and stops[1]["visited_by"] == "督查组"
     assert stops[0]["visited_at"] is None
-    assert inspections.get_round(demo, plan["id"])["findings"] == 2
+    assert rounds.get_round(demo, plan["id"])["findings"] == 2
 
 
 def test_invalid_findings_store_nothing_and_name_each_problem(
@@ -176,7 +176,7 @@ def test_invalid_findings_store_nothing_and_name_each_problem(
     at = plan["stops"][0]
     issues_before = count(demo, "SELECT count(*) FROM issue")
     with pytest.raises(ValidationFailed) as bad:
-        inspection_visits.record_findings(demo, load_assigner(demo), plan["id"], [
+        visits.record_findings(demo, load_assigner(demo), plan["id"], [
             Finding(category="CTY-05", lon=at["lon"], lat=at["lat"], description="ok", seq=1),
             Finding(category="NOPE-01", lon=at["lon"], lat=at["lat"], description="x"),
             Finding(category="CTY-05", lon=at["lon"], lat=at["lat"], description="x", seq=42),
@@ -188,7 +188,7 @@ def test_invalid_findings_store_nothing_and_name_each_problem(
     assert count(demo, "SELECT count(*) FROM inspection_stop WHERE visited_at IS NOT NULL") \
         == 0
     with pytest.raises(NotFound):
-        inspection_visits.record_findings(demo, load_assigner(demo), plan["id"] + 1, [
+        visits.record_findings(demo, load_assigner(demo), plan["id"] + 1, [
             Finding(category="CTY-05", lon=at["lon"], lat=at["lat"], description="x")],
             actor="督查组", actor_role="supervisor")
 
@@ -198,9 +198,9 @@ def test_checklist_is_the_layers_categories_or_else_the_territorial_ones(
     demo.execute("INSERT INTO site_layer (code, name_zh, name_en)"
                  " VALUES ('back_street', '后街背巷', 'Back street')")
     demo.execute("UPDATE category SET active = false WHERE code = 'MKT-04'")
-    lists = inspection_visits.checklists(demo)
-    market = [c["code"] for c in inspection_visits.checklist_for(lists, "market")]
+    lists = visits.checklists(demo)
+    market = [c["code"] for c in visits.checklist_for(lists, "market")]
     assert market == ["MKT-01", "MKT-02", "MKT-03"]
-    street = [c["code"] for c in inspection_visits.checklist_for(lists, "back_street")]
+    street = [c["code"] for c in visits.checklist_for(lists, "back_street")]
     assert street and all(c.startswith(("CTY-", "BEH-")) for c in street)
     assert {"code", "name_zh", "name_en", "points"} <= set(lists["market"][0])

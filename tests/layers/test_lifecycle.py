@@ -11,15 +11,16 @@ from typing import Any
 import psycopg
 import pytest
 
-from layers import evidence, lifecycle, tokens
+from layers.auth import tokens
+from layers.auth.tokens import ROLES, Principal
 from layers.errors import Conflict, DomainError, Forbidden, ValidationFailed
-from layers.lifecycle import RULES, Transition
-from layers.tokens import ROLES, Principal
+from layers.issues import evidence, lifecycle
+from layers.issues.lifecycle import RULES, Transition
 
 STATUSES = ("reported", "assigned", "rectified", "verified", "rejected", "duplicate")
 CLOSED = ("verified", "rejected", "duplicate")
 DEADLINE = datetime.fromisoformat("2026-06-01T12:00:00+08:00")
-# The contract (DESIGN.md lifecycle; issue 4), written out independently of layers.lifecycle:
+# The contract (DESIGN.md lifecycle; issue 4), written out independently of layers.issues.lifecycle:
 # action -> (statuses it starts from, status it leads to, roles that may take it).
 SPEC: dict[str, tuple[set[str], str | None, set[str]]] = {
     "assign": ({"reported"}, "assigned", {"admin", "supervisor"}),

@@ -8,8 +8,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from layers import migrate
-from layers.cluster import Cluster
+from layers.db import migrate
+from layers.db.cluster import Cluster
 
 POINT = "ST_SetSRID(ST_MakePoint(120.70, 31.30), 4326)"
 

@@ -8,9 +8,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from layers import orders, tokens
+from layers.auth import tokens
 from layers.errors import Forbidden, NotFound, ValidationFailed
-from layers.orders import Issuer
+from layers.supervision import orders
+from layers.supervision.orders import Issuer
 
 SUPERVISOR = Issuer("督查组 张三", "supervisor")
 

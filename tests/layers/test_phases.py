@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 import pytest
 
-from layers import phases
+from layers.catalog import phases
 from layers.errors import Conflict, ValidationFailed
 
 Conn = psycopg.Connection[tuple[object, ...]]

@@ -9,8 +9,8 @@ from typing import Any
 
 import psycopg
 
-from layers import snapshots
-from layers.snapshots import Refresher, Snapshots, Spec
+from layers.analysis import snapshots
+from layers.analysis.snapshots import Refresher, Snapshots, Spec
 
 INSERT_ISSUE = ("INSERT INTO issue (category_code, geom, description, source) SELECT code,"
                 " ST_SetSRID(ST_MakePoint(120.6, 31.3), 4326), 'x', 'citizen'"

@@ -28,7 +28,7 @@ import httpx
 import psycopg
 import pytest
 
-from layers import tokens
+from layers.auth import tokens
 
 
 def free_port() -> int:

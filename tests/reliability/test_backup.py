@@ -12,9 +12,9 @@ import pytest
 from psycopg import sql
 from typer.testing import CliRunner
 
-from api.cli import app
-from layers import evidence
-from layers.cluster import Cluster
+from api.cli.main import app
+from layers.db.cluster import Cluster
+from layers.issues import evidence
 
 runner = CliRunner()
 

@@ -18,8 +18,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from layers import demo, migrate
-from layers.cluster import Cluster
+from layers.db import migrate
+from layers.db.cluster import Cluster
+from layers.io import demo
 
 # Longer than the pool's first reconnection delays (1 s, 2 s, 4 s, ...): recovery must not
 # wait for an exponential backoff that has grown as long as the outage.

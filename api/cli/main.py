@@ -1,0 +1,337 @@
+"""The ``sitewatch`` command line: cluster, migrations, demo data, tokens and the server."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from api.cli.hotspots import hotspots_command
+from api.cli.inspect import inspect_app
+from api.cli.io import export, import_app
+from api.cli.maps import map_command
+from api.cli.orders import orders_app
+from api.cli.reports import reports_app
+from layers.auth import tokens
+from layers.db import database, migrate
+from layers.db.cluster import ClusterError
+from layers.db.settings import Settings
+from layers.errors import DomainError
+from layers.issues import evidence
+
+app = typer.Typer(help="sitewatch — 文明城市创建 site monitoring.", no_args_is_help=True)
+db_app = typer.Typer(help="The database: managed local cluster and migrations.",
+                     no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+evidence_app = typer.Typer(help="Evidence photos.", no_args_is_help=True)
+calendar_app = typer.Typer(help="Holidays and make-up working days (working-day deadlines).",
+                           no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(token_app, name="token")
+app.add_typer(evidence_app, name="evidence")
+app.add_typer(calendar_app, name="calendar")
+app.add_typer(import_app, name="import")
+app.add_typer(inspect_app, name="inspect")
+app.add_typer(orders_app, name="orders")
+app.add_typer(reports_app)  # scores, phases
+app.command("export")(export)
+app.command("hotspots")(hotspots_command)
+app.command("map")(map_command)
+err = Console(stderr=True)
+T = TypeVar("T")
+# `serve --announce` (make run) prints a fresh admin token on every start.
+ANNOUNCED_TOKEN_LIFETIME = timedelta(hours=24)
+
+
+@contextmanager
+def _friendly_errors() -> Iterator[None]:
+    """Known failures print one clear line and exit 1, never a traceback."""
+    import psycopg
+
+    try:
+        yield
+    except (ClusterError, DomainError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        err.print(f"[red]error:[/red] cannot reach the database ({first}); "
+                  "is it running? try `sitewatch db start`")
+        raise typer.Exit(1) from None
+
+
+def _run(fn: Callable[[], T]) -> T:
+    with _friendly_errors():
+        return fn()
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Create (first time) and start the managed PostGIS cluster under .sitewatch/pgdata."""
+    settings = Settings()
+    if not settings.managed:
+        err.print("DATABASE_URL is set: using that server, no local cluster started.")
+        return
+    cluster = database.managed_cluster(settings)
+    _run(cluster.start)
+    print(f"PostGIS running: {cluster.conninfo()}")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the managed cluster (data is kept)."""
+    settings = Settings()
+    if not settings.managed:
+        err.print("DATABASE_URL is set: there is no local cluster to stop.")
+        return
+    _run(database.managed_cluster(settings).stop)
+    print("PostGIS stopped.")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Say whether the managed cluster is running; exit 0 if it is, 3 if not."""
+    settings = Settings()
+    if not settings.managed:
+        print("external database (DATABASE_URL)")
+        return
+    cluster = database.managed_cluster(settings)
+    state = _run(cluster.status)
+    print(f"{state}: {cluster.pgdata}")
+    if state != "running":
+        raise typer.Exit(3)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending schema migrations."""
+    applied = _run(lambda: migrate.apply(database.conninfo(Settings())))
+    print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied
+          else "schema up to date")
+
+
+@db_app.command("backup")
+def db_backup(file: Annotated[Path, typer.Argument(help="The backup file to write (tar).")]
+              ) -> None:
+    """Back up the database (pg_dump custom format) and the evidence photos into FILE."""
+    from layers.db import backup
+
+    settings = Settings()
+    done = _run(lambda: backup.backup(database.conninfo(settings), settings.data_dir, file))
+    print(f"backed up: database {done.database_bytes:,} bytes, {done.photos} photo(s) -> {file}")
+
+
+@db_app.command("restore")
+def db_restore(file: Annotated[Path, typer.Argument(help="A file from `sitewatch db backup`.")]
+               ) -> None:
+    """Replace the database's contents with FILE's (one transaction) and restore its photos.
+    Stop the server first."""
+    from layers.db import backup
+
+    settings = Settings()
+    done = _run(lambda: backup.restore(database.conninfo(settings), settings.data_dir, file))
+    print(f"restored: database {done.database_bytes:,} bytes, {done.photos} photo(s) from "
+          f"{file}")
+
+
+@app.command()
+def demo(
+    issues: Annotated[int, typer.Option(min=0, max=5_000_000,
+                                        help="How many issues to generate.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same district.")] = 20260501,
+    if_empty: Annotated[bool, typer.Option("--if-empty",
+                                           help="Do nothing when data exists.")] = False,
+    grids_per_community: Annotated[int | None, typer.Option(
+        min=1, max=999, help="Grids per community instead of 3-6 (benchmarks).")] = None,
+) -> None:
+    """Load the generated demo district (empty database only)."""
+    from layers.io import demo as demo_loader
+
+    settings = Settings()
+    with _friendly_errors(), database.connect(settings) as conn:
+        if demo_loader.has_data(conn):
+            if if_empty:
+                print("database already has data; demo not loaded")
+                return
+            raise DomainError("the database already has data; the demo loads only into an "
+                              "empty database")
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=err, transient=False) as progress:
+            tasks: dict[str, TaskID] = {}
+
+            def report(step: str, done: int, total: int) -> None:
+                if step not in tasks:
+                    tasks[step] = progress.add_task(step, total=total)
+                progress.update(tasks[step], completed=done, total=total)
+
+            counts = demo_loader.load(conn, n_issues=issues, seed=seed, progress=report,
+                                      grids_per_community=grids_per_community)
+    print("demo loaded: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+@app.command()
+def check(
+    out: Annotated[str | None, typer.Option(help="Write the findings to a GeoJSON file.")] = None,
+    min_area_m2: Annotated[float, typer.Option(min=0, help="Ignore smaller slivers.")] = 1.0,
+) -> None:
+    """Check the jurisdictions: gaps, overlaps, children outside parents, invalid rings."""
+    from geo.quality import check_jurisdictions, summary
+    from layers.views import mapdata
+
+    with _friendly_errors(), database.connect(Settings()) as conn:
+        findings = check_jurisdictions(mapdata.jurisdictions(conn), min_area_m2=min_area_m2)
+    for row in findings.itertuples():
+        area = "" if row.area_m2 != row.area_m2 else f"{row.area_m2:,.1f} m²"
+        print(f"{row.kind:15} {','.join(map(str, row.codes)):40} {area:>14}  {row.detail_zh}")
+    print("summary: " + ", ".join(f"{k} {v}" for k, v in summary(findings).items()))
+    if out:
+        findings.to_file(out, driver="GeoJSON")
+        print(f"findings written to {out}")
+
+
+@app.command()
+def reassign(
+    include_closed: Annotated[bool, typer.Option(
+        "--include-closed", help="Also closed issues (only to repair wrong data).")] = False,
+) -> None:
+    """Re-run assignment for every open issue (after boundary or rule changes)."""
+    from layers.assignment import load_assigner
+    from layers.assignment import reassign as reassign_all
+
+    with _friendly_errors(), database.connect(Settings()) as conn:
+        err.print("reassigning issues ...")
+        counts = reassign_all(conn, load_assigner(conn), actor="sitewatch reassign",
+                              include_closed=include_closed)
+    print(f"examined {counts['examined']}, changed {counts['changed']} (each change audited)")
+
+
+@calendar_app.command("set")
+def calendar_set(
+    day: Annotated[str, typer.Argument(help="YYYY-MM-DD")],
+    holiday: Annotated[bool, typer.Option("--holiday/--workday",
+                                          help="A day off (节假日) or a worked day (调休上班).")],
+    name: Annotated[str | None, typer.Option(help="e.g. 春节, 国庆节调休")] = None,
+) -> None:
+    """Mark a day as a holiday or a make-up working day, for working-day deadlines."""
+    from layers.catalog import calendar
+
+    try:
+        when = date.fromisoformat(day)
+    except ValueError:
+        err.print(f"[red]error:[/red] {day!r} is not a date (YYYY-MM-DD)")
+        raise typer.Exit(1) from None
+    with _friendly_errors(), database.connect(Settings()) as conn:
+        calendar.set_day(conn, when, working=not holiday, name=name)
+    print(f"{when}: {'holiday' if holiday else 'working day'}" + (f" ({name})" if name else ""))
+
+
+@calendar_app.command("list")
+def calendar_list(year: Annotated[int, typer.Argument(min=2000, max=2100)]) -> None:
+    """The holidays and make-up working days of a year."""
+    from layers.catalog import calendar
+
+    with _friendly_errors(), database.connect(Settings()) as conn:
+        for row in calendar.exceptions(conn, year):
+            kind = "working day" if row["working"] else "holiday"
+            print(f"{row['day']}  {kind:12} {row['name'] or ''}")
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option(help="admin|supervisor|inspector|unit|viewer")],
+    unit: Annotated[str | None, typer.Option(help="Unit code or name (role unit).")] = None,
+    name: Annotated[str, typer.Option(help="A label to recognise the token by.")] = "",
+    expires_days: Annotated[int | None, typer.Option(min=1, help="Expire after N days.")] = None,
+) -> None:
+    """Create a bearer token; it is printed once, on the last line, and stored only as a hash."""
+    expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
+    with _friendly_errors(), database.connect(Settings()) as conn:
+        token = tokens.create(conn, role=role, unit_code=unit, name=name, expires_at=expires)
+    err.print(f"token for role {role} (shown once; store it now):")
+    print(token)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token: Annotated[str, typer.Argument(help="The token's id (see `token list`) or the token.")],
+) -> None:
+    """Revoke a token at once; requests with it get 401 from now on."""
+    with _friendly_errors(), database.connect(Settings()) as conn:
+        row = tokens.revoke(conn, token)
+    print(f"token {row['id']} ({row['role']}{', ' + row['name'] if row['name'] else ''})"
+          f" revoked at {row['revoked_at']:%Y-%m-%d %H:%M:%S %z}")
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """Tokens with their role, unit and state (the tokens themselves are never stored)."""
+    with _friendly_errors(), database.connect(Settings()) as conn:
+        rows = tokens.list_tokens(conn)
+    for r in rows:
+        state = "live" if r["live"] else ("revoked" if r["revoked_at"] else "expired")
+        used = f"{r['last_used_at']:%Y-%m-%d %H:%M}" if r["last_used_at"] else "never used"
+        print(f"{r['id']:>5}  {r['role']:10} {r['unit'] or '-':10} {state:8} {used:16} "
+              f"{r['name']}")
+
+
+@evidence_app.command("strip")
+def evidence_strip() -> None:
+    """Remove metadata (EXIF position, camera) from photos stored before uploads were cleaned;
+    references stay the same. With SITEWATCH_KEEP_ORIGINAL_PHOTOS each is kept for admins."""
+    settings = Settings()
+    with _friendly_errors(), database.connect(settings) as conn:
+        cleaned, already = evidence.strip_stored(conn, settings.data_dir,
+                                                 keep_original=settings.keep_original_photos)
+    print(f"{cleaned} photo(s) cleaned, {already} already without metadata")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    announce: Annotated[bool, typer.Option(
+        "--announce", help="Print the map URL and an admin token that expires in a day.")
+                        ] = False,
+) -> None:
+    """Serve the API and map pages (Ctrl-C stops cleanly)."""
+    import uvicorn
+
+    settings = Settings()
+    host = host or settings.host
+    port = port or settings.port
+    if announce:
+        with _friendly_errors(), database.connect(settings) as conn:
+            # Each start prints a token for the person at the console; it expires by itself,
+            # so restarts do not pile up lasting admin credentials.
+            token = tokens.create(conn, role="admin", name="make run",
+                                  expires_at=datetime.now(UTC) + ANNOUNCED_TOKEN_LIFETIME)
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - display only
+        print(f"\n  Map:         http://{shown}:{port}/maps/overview\n"
+              f"  API docs:    http://{shown}:{port}/docs\n"
+              f"  Admin token: {token}\n"
+              f"               (expires in 24 h; a lasting one: "
+              f"sitewatch token create --role admin --name NAME)\n", flush=True)
+    sys.stdout.flush()
+    # proxy_headers=False: uvicorn would believe X-Forwarded-For from 127.0.0.1; the app
+    # believes it only from SITEWATCH_TRUSTED_PROXIES (api.guards).
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="info", proxy_headers=False)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,116 @@
+"""``sitewatch scores`` and ``sitewatch phases ...``: the ranking for meetings, on the terminal
+or as a workbook, and the campaign phases it can be read by."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from api.cli.io import reported_errors
+from layers.catalog import phases
+from layers.db import database
+from layers.db.settings import Settings
+from layers.errors import ValidationFailed
+from layers.supervision import score_sheet, scores
+
+reports_app = typer.Typer()
+phases_app = typer.Typer(help="Campaign phases (创建阶段) that scores can be read by.",
+                         no_args_is_help=True)
+reports_app.add_typer(phases_app, name="phases")
+out = Console(highlight=False)
+
+_GROUPS: dict[str, scores.Group] = {g: g for g in scores.GROUPS}
+DayOption = Annotated[str | None, typer.Option(help="YYYY-MM-DD, a local day, inclusive.")]
+
+
+def _day(text: str, what: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValidationFailed(f"{what} {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), phases.DISTRICT_TZ)
+
+
+def _percent(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate:.1%}"
+
+
+@reports_app.command("scores")
+def scores_command(
+    group: Annotated[str, typer.Option(help="unit, community or site.")] = "unit",
+    phase: Annotated[str | None, typer.Option(
+        help="A campaign phase (attack, compliance, consolidation) instead of --since/--until."
+    )] = None,
+    year: Annotated[int | None, typer.Option(min=2000, max=2100,
+                                             help="The phase's year (default: this year).")
+                    ] = None,
+    since: DayOption = None,
+    until: DayOption = None,
+    xlsx: Annotated[Path | None, typer.Option(help="Write the ranking to this XLSX file.")
+                    ] = None,
+) -> None:
+    """Scores and rankings (谁丢分、谁负责): points at risk and lost, rework and on-time rates."""
+    with reported_errors():
+        chosen = _GROUPS.get(group)
+        if chosen is None:
+            raise ValidationFailed(f"group {group!r}: one of {', '.join(_GROUPS)}")
+        with database.connect(Settings()) as conn:
+            period = phases.resolve(
+                conn, phase=phase, year=year,
+                since=_midnight(_day(since, "--since")) if since else None,
+                until=_midnight(_day(until, "--until") + timedelta(days=1)) if until else None)
+            rows = scores.ranking(conn, group=chosen, since=period.since, until=period.until)
+    zh_title, _ = score_sheet.title(chosen, period.since, period.until, period.phase)
+    if xlsx is not None:
+        xlsx.write_bytes(score_sheet.workbook(rows, chosen, period.since, period.until,
+                                              phase=period.phase))
+        print(f"wrote {len(rows)} row(s) to {xlsx}")
+        return
+    table = Table(title=zh_title)
+    for label in ("排名", "编码", "名称", "问题数", "未结案", "超期未结", "风险分值", "失分",
+                  "返工率", "按期结案率", "平均整改用时(小时)"):
+        table.add_column(label, justify="left" if label in ("编码", "名称") else "right")
+    for r in rows:
+        hours = "—" if r["avg_hours_to_rectify"] is None else f"{r['avg_hours_to_rectify']:.1f}"
+        table.add_row(str(r["rank"]), r["code"] or "", r["name"], str(r["issues"]),
+                      str(r["open"]), str(r["overdue_open"]), f"{r['points_at_risk']:.2f}",
+                      f"{r['points_lost']:.2f}", _percent(r["rework_rate"]),
+                      _percent(r["on_time_rate"]), hours)
+    out.print(table)
+
+
+@phases_app.command("list")
+def phases_list(
+    year: Annotated[int | None, typer.Option(min=2000, max=2100, help="Only this year.")] = None,
+) -> None:
+    """The campaign phases, by date."""
+    with reported_errors(), database.connect(Settings()) as conn:
+        found = phases.list_phases(conn, year)
+    for p in found:
+        print(f"{p.year}  {p.code:14} {p.starts_on} – {p.ends_on}  {p.name_zh} {p.name_en}")
+
+
+@phases_app.command("set")
+def phases_set(
+    code: Annotated[str, typer.Argument(help="e.g. attack, compliance, consolidation")],
+    starts_on: Annotated[str, typer.Argument(help="First day, YYYY-MM-DD.")],
+    ends_on: Annotated[str, typer.Argument(help="Last day, YYYY-MM-DD.")],
+    name_zh: Annotated[str | None, typer.Option(help="e.g. 重点攻坚 (needed for a new code)")
+                       ] = None,
+    name_en: Annotated[str | None, typer.Option(help="e.g. Key attack (needed for a new code)")
+                       ] = None,
+) -> None:
+    """Create or move a phase of the campaign year its first day falls in."""
+    with reported_errors(), database.connect(Settings()) as conn:
+        phase = phases.set_phase(conn, code, _day(starts_on, "start"), _day(ends_on, "end"),
+                                 name_zh=name_zh, name_en=name_en)
+    print(f"{phase.year} {phase.code}: {phase.starts_on} – {phase.ends_on} "
+          f"({phase.name_zh} {phase.name_en})")

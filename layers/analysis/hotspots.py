@@ -1,0 +1,336 @@
+"""Hotspots, emerging hotspots and chronic sites from the stored issues (geo.hotspots).
+
+Issues are read with one COPY; the statistics run in :mod:`geo.hotspots`. Results are cached
+per *data version* (:func:`layers.analysis.snapshots.data_version`): counters that triggers move in
+every transaction that changes the assignment inputs or the issue table, so any insert,
+update or delete changes the key and reading it costs two tiny queries. Callers read the key
+*before* the issues: a write committed in between then lands in a result filed under the
+older key, never a stale result under the newer one.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import psycopg
+import shapely
+from psycopg import sql
+
+from geo.assign import LEVEL_RANK, Assigner
+from geo.hotspots import Hotspots, analyse, sites_per_cell
+from geo.hotspots import budget as geo_budget
+from geo.hotspots.binning import DEFAULT_RESOLUTION, DEFAULT_RING, StudyGrid, fishnet_grid, h3_grid
+from geo.hotspots.budget import Limits
+from geo.hotspots.chronic import chronic_sites
+from geo.hotspots.clusters import cluster_summary, dbscan_labels
+from geo.hotspots.emerging import Emerging, bin_times, emerging_hotspots, time_steps
+from layers.analysis import budget, snapshots
+from layers.errors import ValidationFailed
+
+Method = Literal["h3", "fishnet"]
+# Rejected and duplicate reports are not problems on the ground.
+COUNTED = ("reported", "assigned", "rectified", "verified")
+DISTRICT_TZ = ZoneInfo("Asia/Shanghai")
+
+
+@dataclass(frozen=True)
+class HotspotQuery:
+    """What to analyse; hashable, so it is part of the cache key."""
+
+    method: Method = "h3"
+    resolution: int = DEFAULT_RESOLUTION
+    ring: int = DEFAULT_RING
+    cell_m: float = 100.0
+    since: datetime | None = None
+    until: datetime | None = None
+    categories: tuple[str, ...] = ()
+    layer: str | None = None
+    normalise: Literal["none", "km2", "site"] = "none"
+    confidence: int = 95
+    level: str = "community"
+
+    def __post_init__(self) -> None:
+        if self.method == "h3" and not 7 <= self.resolution <= 12:
+            raise ValidationFailed("H3 分辨率须在 7–12 之间 / resolution must be 7-12")
+        if not 1 <= self.ring <= 5:
+            raise ValidationFailed("邻域环数须在 1–5 之间 / ring must be 1-5")
+        if self.method == "fishnet" and not 25 <= self.cell_m <= 2000:
+            raise ValidationFailed("格网边长须在 25–2000 米之间 / cell_m must be 25-2000 m")
+        if self.confidence not in (90, 95, 99):
+            raise ValidationFailed("置信度须为 90、95 或 99 / confidence must be 90, 95 or 99")
+        if self.level not in LEVEL_RANK:
+            raise ValidationFailed("层级须为 street、community 或 grid / level must be street,"
+                                   " community or grid")
+        if self.since and self.until and self.since >= self.until:
+            raise ValidationFailed("起始时间须早于结束时间 / since must be before until")
+
+    @property
+    def min_bin(self) -> int:
+        """The Gi bin an area's cells need at this confidence."""
+        return {99: 3, 95: 2, 90: 1}[self.confidence]
+
+
+def parse_period(text: str | None) -> tuple[datetime | None, datetime | None]:
+    """``START/END`` (ISO 8601 dates or times, either side may be empty) as datetimes.
+
+    >>> parse_period("2026-05-01/2026-05-31")[1].isoformat()
+    '2026-06-01T00:00:00+08:00'
+    """
+    if not text:
+        return None, None
+    start, sep, end = text.partition("/")
+    if not sep:
+        raise ValidationFailed("时段格式应为 开始/结束 / period must be START/END, e.g."
+                               " 2026-05-01/2026-11-20")
+    try:
+        since = datetime.fromisoformat(start) if start else None
+        until = datetime.fromisoformat(end) if end else None
+    except ValueError:
+        raise ValidationFailed(f"无法识别的时段 / not a period: {text!r}") from None
+    if until is not None and len(end) == 10:
+        try:
+            until += timedelta(days=1)  # a date as the end means that whole day
+        except OverflowError:  # 9999-12-31: no day follows it
+            raise ValidationFailed(f"时段超出范围 / period out of range: {text!r}") from None
+    # Dates and times without an offset are the district's local time.
+    def local(t: datetime | None) -> datetime | None:
+        return None if t is None else t if t.tzinfo else t.replace(tzinfo=DISTRICT_TZ)
+
+    return local(since), local(until)
+
+
+def data_version(conn: psycopg.Connection[Any]) -> str:
+    """The cache key part that changes whenever assignment inputs or issues change
+    (two counters moved by triggers: layers.analysis.snapshots.data_version)."""
+    return snapshots.data_version(conn)
+
+
+class ResultCache:
+    """The last few results per (data version, query), shared by the app's requests.
+
+    Results are kept as the response bytes, so what the cache holds is measured, not
+    guessed: at most ``size`` of them and ``max_bytes`` in all (a few dozen answers of
+    thousands of cells each would otherwise hold gigabytes); one larger than a quarter of
+    that is served but not kept.
+    """
+
+    def __init__(self, size: int = 32, max_bytes: int = 64 * 2**20) -> None:
+        self._lock = threading.Lock()
+        self._items: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self.hits = 0
+
+    def get(self, key: tuple[Any, ...], compute: Callable[[], bytes]) -> bytes:
+        """The cached value for ``key``, computing it (outside the lock) when missing."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return self._items[key]
+        value = compute()
+        if len(value) > self._max_bytes // 4:
+            return value
+        with self._lock:
+            self._bytes += len(value) - len(self._items.pop(key, b""))
+            self._items[key] = value
+            while len(self._items) > self._size or self._bytes > self._max_bytes:
+                self._bytes -= len(self._items.popitem(last=False)[1])
+        return value
+
+
+def read_issues(conn: psycopg.Connection[Any], query: HotspotQuery,
+                columns: str = "ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat,"
+                               " i.category_code AS category", *,
+                at_sites: bool = False) -> pd.DataFrame:
+    """Counted issues matching the query's period, categories and site layer, by COPY;
+    ``at_sites``: only those linked to a site."""
+    where, params = _filter(query, at_sites=at_sites)
+    select = sql.SQL("SELECT {} FROM issue i WHERE {}").format(sql.SQL(columns), where)
+    buf = io.BytesIO()
+    copy = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER true)").format(select)
+    with conn.cursor() as cur, cur.copy(copy, params) as stream:
+        for chunk in stream:
+            buf.write(chunk)
+    buf.seek(0)
+    return pd.read_csv(buf, dtype={"category": str})
+
+
+def _filter(query: HotspotQuery, *, at_sites: bool = False
+            ) -> tuple[sql.Composable, list[Any]]:
+    """The query's selection of issues as a condition on alias ``i``, with its values."""
+    where = [sql.SQL("i.status = ANY(%s)")]
+    if at_sites:
+        where.append(sql.SQL("i.site_id IS NOT NULL"))
+    params: list[Any] = [list(COUNTED)]
+    if query.since is not None:
+        where.append(sql.SQL("i.reported_at >= %s"))
+        params.append(query.since)
+    if query.until is not None:
+        where.append(sql.SQL("i.reported_at < %s"))
+        params.append(query.until)
+    if query.categories:
+        where.append(sql.SQL("i.category_code = ANY(%s)"))
+        params.append(list(query.categories))
+    if query.layer is not None:
+        where.append(sql.SQL("i.site_id IN (SELECT id FROM site WHERE layer = %s)"))
+        params.append(query.layer)
+    return sql.SQL(" AND ").join(where), params
+
+
+# The parameters that narrow the issues an analysis reads, for a refusal to name.
+NARROWING = ("period", "category", "layer")
+
+
+def _checked_rows(conn: psycopg.Connection[Any], query: HotspotQuery, limit: Limits, *,
+                  at_sites: bool = False) -> tuple[int, float | None]:
+    """The issues the query reads and the first one's epoch; refused over the ceiling."""
+    rows, first = budget.count_issues(conn, *_filter(query, at_sites=at_sites))
+    budget.check_rows(rows, limit, NARROWING)
+    return rows, first
+
+
+def check_grid(assigner: Assigner, query: HotspotQuery, limit: Limits) -> tuple[int, int]:
+    """(cells, neighbours) of the query's study grid, refused over the ceilings."""
+    return budget.grid_size(assigner, query.method, query.resolution, query.ring,
+                            query.cell_m, limit)
+
+
+def study_area(assigner: Assigner) -> Any:
+    """The union of the coarsest jurisdictions (the street): the hotspot study area."""
+    if not len(assigner.j_geoms):
+        raise ValidationFailed("尚无辖区，无法分析热点 / no jurisdictions to analyse")
+    coarsest = assigner.j_rank == assigner.j_rank.max()
+    return shapely.union_all(assigner.j_geoms[coarsest])
+
+
+def study_grid(assigner: Assigner, query: HotspotQuery) -> StudyGrid:
+    """The grid the query asks for over the study area."""
+    area = study_area(assigner)
+    if query.method == "fishnet":
+        return fishnet_grid(area, query.cell_m, query.ring)
+    return h3_grid(area, query.resolution, query.ring)
+
+
+def hotspots(conn: psycopg.Connection[Any], assigner: Assigner, query: HotspotQuery,
+             limit: Limits | None = None) -> Hotspots:
+    """Cells and merged hot areas for the query (see :func:`geo.hotspots.analyse`);
+    :class:`layers.analysis.budget.OverBudget` before any work when it would exceed ``limit``."""
+    limit = limit or Limits()
+    study_area(assigner)  # no jurisdictions: say so rather than estimate nothing
+    _checked_rows(conn, query, limit)
+    check_grid(assigner, query, limit)
+    frame = read_issues(conn, query)
+    grid = study_grid(assigner, query)
+    sites = None
+    if query.normalise == "site":
+        mask = (assigner.s_layer == query.layer) if query.layer else np.ones(
+            len(assigner.s_ids), bool)
+        sites = sites_per_cell(grid, assigner.s_geoms[mask])
+    return analyse(grid, frame["lon"].to_numpy(np.float64), frame["lat"].to_numpy(np.float64),
+                   frame["category"].to_numpy(object), assigner, normalise=query.normalise,
+                   sites=sites, min_bin=query.min_bin, level=query.level)
+
+
+@dataclass(frozen=True)
+class EmergingResult:
+    """The grid, the step edges (epoch seconds) and the per-cell classification."""
+
+    grid: StudyGrid
+    edges: np.ndarray[Any, np.dtype[np.float64]]
+    result: Emerging
+
+
+def emerging(conn: psycopg.Connection[Any], assigner: Assigner, query: HotspotQuery, *,
+             step_days: float = 10.0, time_window: int = 1, limit: Limits | None = None
+             ) -> EmergingResult:
+    """The space-time cube of the query's period in ``step_days`` steps, classified;
+    :class:`layers.analysis.budget.OverBudget` before any work when it would exceed ``limit``."""
+    limit = limit or Limits()
+    study_area(assigner)
+    _, first = _checked_rows(conn, query, limit)
+    cells, near = check_grid(assigner, query, limit)
+    until = query.until.timestamp() if query.until else _now(conn)
+    since = query.since.timestamp() if query.since else (first if first is not None else until)
+    budget.check_cube(cells, near, geo_budget.steps(until - since, step_days), step_days,
+                      time_window, limit)
+    frame = read_issues(conn, query, "ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat,"
+                                     " extract(epoch FROM i.reported_at) AS t")
+    end = query.until.timestamp() if query.until else _now(conn)
+    start = query.since.timestamp() if query.since else (
+        float(frame["t"].min()) if len(frame) else end - step_days * 86400)
+    try:
+        edges, steps = time_steps(start, end, step_days * 86400.0)
+    except ValueError:
+        raise ValidationFailed("时段短于一个时间步 / the period is shorter than one"
+                               " time step") from None
+    if steps < 3:
+        raise ValidationFailed("趋势分析至少需要 3 个时间步 / a trend needs at least 3 steps")
+    grid = study_grid(assigner, query)
+    cell = grid.locate(frame["lon"].to_numpy(np.float64), frame["lat"].to_numpy(np.float64))
+    step = bin_times(frame["t"].to_numpy(np.float64), edges)
+    ok = (cell >= 0) & (step >= 0)
+    cube = np.bincount(step[ok] * grid.size + cell[ok], minlength=steps * grid.size
+                       ).reshape(steps, grid.size).T.astype(np.float64)
+    if query.normalise == "km2":
+        cube = cube / grid.area_km2[:, None]
+    result = emerging_hotspots(cube, grid.neighbours, time_window=time_window)
+    return EmergingResult(grid=grid, edges=edges, result=result)
+
+
+def _now(conn: psycopg.Connection[Any]) -> float:
+    row = conn.execute("SELECT extract(epoch FROM now())").fetchone()
+    assert row is not None
+    return float(row[0])
+
+
+def chronic(conn: psycopg.Connection[Any], query: HotspotQuery, *, window_days: float,
+            min_recurrences: int | None = None, limit: Limits | None = None) -> pd.DataFrame:
+    """Chronic (site, category) pairs with the site's code, name and layer, ranked."""
+    _checked_rows(conn, query, limit or Limits(), at_sites=True)
+    frame = read_issues(conn, query, "i.site_id, i.category_code AS category, i.status,"
+                                     " extract(epoch FROM i.reported_at) AS reported_at,"
+                                     " extract(epoch FROM i.closed_at) AS closed_at",
+                       at_sites=True)  # chronic_sites looks at site-linked issues only
+    for column in ("reported_at", "closed_at"):
+        frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
+    # Rejected and duplicate reports are filtered by read_issues; verification closes.
+    ranked = chronic_sites(frame, window_days=window_days, min_recurrences=min_recurrences)
+    sites = pd.DataFrame(conn.execute("SELECT id, code, name, layer FROM site").fetchall(),
+                         columns=["site_id", "code", "name", "layer"])
+    return ranked.merge(sites, on="site_id", how="left")
+
+
+def clusters(conn: psycopg.Connection[Any], assigner: Assigner, query: HotspotQuery, *,
+             eps_m: float, min_reports: int, limit: Limits | None = None) -> pd.DataFrame:
+    """DBSCAN clusters of the query's issues (duplicate-heavy spots); refused before any
+    work when their neighbour lists would exceed ``limit`` (estimated over the district)."""
+    limit = limit or Limits()
+    rows, _ = _checked_rows(conn, query, limit)
+    budget.check_dbscan(rows, assigner, eps_m, limit)
+    frame = read_issues(conn, query)
+    labels = dbscan_labels(frame["lon"].to_numpy(np.float64), frame["lat"].to_numpy(np.float64),
+                           eps_m=eps_m, min_reports=min_reports)
+    return cluster_summary(frame["lon"].to_numpy(np.float64), frame["lat"].to_numpy(np.float64),
+                           frame["category"].to_numpy(object), labels)
+
+
+def names(conn: psycopg.Connection[Any]) -> tuple[dict[int, tuple[str, str]],
+                                                   dict[int, tuple[str, str]]]:
+    """Jurisdiction and unit ids to (code, name), for labelling results."""
+    jur = {int(i): (str(c), str(n)) for i, c, n in conn.execute(
+        "SELECT id, code, name FROM jurisdiction").fetchall()}
+    units = {int(i): (str(c), str(n)) for i, c, n in conn.execute(
+        "SELECT id, code, name FROM unit").fetchall()}
+    return jur, units
+

@@ -1,0 +1,215 @@
+"""The jurisdiction hierarchy (街道 > 社区 > 网格): the ``jurisdiction`` table.
+
+Geometry goes in and out as GeoJSON geometry objects in EPSG:4326; PostGIS parses and
+writes it, and stores every area as a MultiPolygon. References (parent, owner unit) are
+codes. A parent is always exactly one level up, so the hierarchy can never form a cycle.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+from psycopg import errors, sql
+from psycopg.rows import dict_row
+
+from layers import assignment
+from layers.catalog import units
+from layers.db import statements
+from layers.errors import Conflict, NotFound, ValidationFailed
+
+LEVELS = ("street", "community", "grid")
+FIELDS = ("code", "name", "level", "parent", "unit", "geometry")
+BBox = tuple[float, float, float, float]
+_SELECT = sql.SQL(
+    "SELECT j.code, j.name, j.level, p.code AS parent, u.code AS unit,"
+    " ST_AsGeoJSON(j.geom)::json AS geometry"
+    " FROM jurisdiction j LEFT JOIN jurisdiction p ON p.id = j.parent_id"
+    " LEFT JOIN unit u ON u.id = j.unit_id")
+# GeoJSON in, 2D MultiPolygon in EPSG:4326 out, whatever the input's dimension.
+_AREA = sql.SQL("ST_Multi(ST_Force2D(ST_SetSRID(ST_GeomFromGeoJSON({}::text), 4326)))")
+
+
+def features(
+    conn: psycopg.Connection[Any],
+    *,
+    level: str | None = None,
+    parent: str | None = None,
+    bbox: BBox | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Jurisdictions (geometry as a GeoJSON dict), filtered, coarsest level first, then by
+    code (a stable order for paging)."""
+    where: list[sql.Composable] = []
+    params: list[Any] = []
+    if level is not None:
+        where.append(sql.SQL("j.level = %s"))
+        params.append(level)
+    if parent is not None:
+        where.append(sql.SQL("p.code = %s"))
+        params.append(parent)
+    if bbox is not None:
+        where.append(sql.SQL("ST_Intersects(j.geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))"))
+        params.extend(bbox)
+    query = sql.Composed([_SELECT])
+    if where:
+        query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
+    query += sql.SQL(" ORDER BY array_position(%s::text[], j.level), j.code"
+                     " LIMIT %s OFFSET %s")
+    params.extend([list(LEVELS), limit, offset])
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+def get(conn: psycopg.Connection[Any], code: str) -> dict[str, Any]:
+    """The jurisdiction with ``code``; NotFound otherwise."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(_SELECT + sql.SQL(" WHERE j.code = %s"), [code]).fetchone()
+    if row is None:
+        raise NotFound(f"no jurisdiction with code {code!r}")
+    return row
+
+
+def _columns(conn: psycopg.Connection[Any], values: Mapping[str, Any]
+             ) -> tuple[dict[str, sql.Composable], dict[str, Any]]:
+    """Request fields as column -> SQL expression, plus the parameters those expressions
+    name; references are resolved to ids here so an unknown code is a clear 422."""
+    unknown = set(values) - set(FIELDS)
+    if unknown:
+        raise ValueError(f"not jurisdiction fields: {sorted(unknown)}")
+    exprs: dict[str, sql.Composable] = {}
+    params: dict[str, Any] = {}
+    for field, value in values.items():
+        if field == "geometry":
+            exprs["geom"] = _AREA.format(sql.Placeholder("geom"))
+            params["geom"] = json.dumps(value)
+            continue
+        column = {"parent": "parent_id", "unit": "unit_id"}.get(field, field)
+        if value is not None and field == "parent":
+            value = _parent_id(conn, value)
+        elif value is not None and field == "unit":
+            value = units.resolve_id(conn, value)
+        exprs[column] = sql.Placeholder(column)
+        params[column] = value
+    return exprs, params
+
+
+def _parent_id(conn: psycopg.Connection[Any], code: str) -> int:
+    row = conn.execute("SELECT id FROM jurisdiction WHERE code = %s", [code]).fetchone()
+    if row is None:
+        raise ValidationFailed(f"no parent jurisdiction with code {code!r}")
+    return int(row[0])
+
+
+def _check_hierarchy(conn: psycopg.Connection[Any], code: str) -> None:
+    """A street has no parent; a community's parent is a street, a grid's a community.
+
+    Checked for the row and its children after a write, inside the write's transaction.
+    """
+    row = conn.execute(
+        "SELECT j.level, p.level FROM jurisdiction j"
+        " LEFT JOIN jurisdiction p ON p.id = j.parent_id WHERE j.code = %s", [code]).fetchone()
+    assert row is not None
+    level, parent_level = row
+    expected = None if level == "street" else LEVELS[LEVELS.index(level) - 1]
+    if parent_level != expected:
+        need = "no parent" if expected is None else f"a parent at level {expected!r}"
+        raise ValidationFailed(f"a jurisdiction at level {level!r} needs {need}")
+    child = conn.execute(
+        "SELECT c.code FROM jurisdiction c JOIN jurisdiction p ON p.id = c.parent_id"
+        " WHERE p.code = %s AND array_position(%s::text[], c.level)"
+        "  <> array_position(%s::text[], p.level) + 1 LIMIT 1",
+        [code, list(LEVELS), list(LEVELS)]).fetchone()
+    if child is not None:
+        raise ValidationFailed(
+            f"level {level!r} does not fit child jurisdiction {child[0]!r}; move it first")
+
+
+def _write(conn: psycopg.Connection[Any], query: sql.Composed, params: dict[str, Any],
+           code: str) -> None:
+    try:
+        with conn.transaction():
+            conn.execute(query, params)
+    except errors.UniqueViolation:
+        raise Conflict(f"a jurisdiction with code {code!r} already exists") from None
+    except errors.CheckViolation:
+        # The schema's checks (geometry valid and non-empty, street <=> no parent) back up
+        # the API's own validation; say which rule, never the database's text.
+        raise ValidationFailed("the jurisdiction breaks a data rule: its geometry must be "
+                               "a valid, non-empty area and only a street has no parent"
+                               ) from None
+
+
+def create(
+    conn: psycopg.Connection[Any],
+    *,
+    code: str,
+    name: str,
+    level: str,
+    geometry: Mapping[str, Any],
+    parent: str | None = None,
+    unit: str | None = None,
+    actor: str = "sitewatch",
+) -> dict[str, Any]:
+    """Insert a jurisdiction (geometry: GeoJSON Polygon or MultiPolygon) and return it.
+
+    Open issues it now covers (or is nearest to) are reassigned in the same transaction.
+    """
+    with conn.transaction():
+        exprs, params = _columns(conn, {"code": code, "name": name, "level": level,
+                                        "parent": parent, "unit": unit, "geometry": geometry})
+        query = statements.insert("jurisdiction", exprs)
+        _write(conn, query, params, code)
+        _check_hierarchy(conn, code)
+        assignment.reassign_changed(conn, None, assignment.footprint(conn, "jurisdiction", code),
+                                    actor=actor)
+        return get(conn, code)
+
+
+def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any], *,
+           actor: str = "sitewatch") -> dict[str, Any]:
+    """Apply ``changes`` (a subset of :data:`FIELDS`) and return the jurisdiction."""
+    with conn.transaction():
+        get(conn, code)
+        exprs, params = _columns(conn, changes)
+        if not exprs:
+            return get(conn, code)
+        before = assignment.footprint(conn, "jurisdiction", code)
+        exprs["updated_at"] = sql.SQL("now()")
+        new_code = str(changes.get("code", code))
+        query = statements.update_by_code("jurisdiction", exprs)
+        _write(conn, query, {**params, "_code": code}, new_code)
+        _check_hierarchy(conn, new_code)
+        if set(changes) - {"name", "code"}:
+            # Open issues follow the new boundary or owner; closed ones keep theirs.
+            assignment.reassign_changed(
+                conn, before, assignment.footprint(conn, "jurisdiction", new_code),
+                actor=actor, only_shape=set(changes) <= {"geometry", "name", "code"})
+        return get(conn, new_code)
+
+
+def delete(conn: psycopg.Connection[Any], code: str) -> None:
+    """Delete a jurisdiction; Conflict while it has children or issues refer to it."""
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM jurisdiction c WHERE c.parent_id = j.id),"
+            " EXISTS (SELECT 1 FROM issue i WHERE i.jurisdiction_id = j.id)"
+            " FROM jurisdiction j WHERE j.code = %s FOR UPDATE", [code]).fetchone()
+        if row is None:
+            raise NotFound(f"no jurisdiction with code {code!r}")
+        has_children, has_issues = row
+        if has_children:
+            raise Conflict(f"jurisdiction {code!r} has child jurisdictions; delete or move "
+                           "them first")
+        if has_issues:
+            raise Conflict(f"issues are assigned to jurisdiction {code!r}; it cannot be "
+                           "deleted")
+        try:
+            with conn.transaction():
+                conn.execute("DELETE FROM jurisdiction WHERE code = %s", [code])
+        except errors.ForeignKeyViolation:
+            # A child or issue added concurrently after the check above.
+            raise Conflict(f"jurisdiction {code!r} is still referenced") from None

@@ -1,0 +1,112 @@
+"""Responsible units (社区, functional departments): the ``unit`` table.
+
+Units are addressed by their stable ``code``; other layers refer to them by code too
+(:func:`resolve_id` turns a code from a request into the row id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+from psycopg import errors, sql
+from psycopg.rows import dict_row
+
+from layers.db import statements
+from layers.errors import Conflict, NotFound, ValidationFailed
+
+COLUMNS = ("code", "name", "name_en", "kind", "leader", "contact")
+_SELECT = sql.SQL("SELECT code, name, name_en, kind, leader, contact FROM unit")
+
+
+def list_all(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    """Every unit, territorial ones first, then by code."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(_SELECT + sql.SQL(" ORDER BY kind DESC, code")).fetchall()
+
+
+def get(conn: psycopg.Connection[Any], code: str) -> dict[str, Any]:
+    """The unit with ``code``; NotFound otherwise."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(_SELECT + sql.SQL(" WHERE code = %s"), [code]).fetchone()
+    if row is None:
+        raise NotFound(f"no unit with code {code!r}")
+    return row
+
+
+def resolve_id(conn: psycopg.Connection[Any], code: str) -> int:
+    """The row id of the unit a request names by ``code``; ValidationFailed if unknown."""
+    row = conn.execute("SELECT id FROM unit WHERE code = %s", [code]).fetchone()
+    if row is None:
+        raise ValidationFailed(f"no unit with code {code!r}")
+    return int(row[0])
+
+
+def _unique_conflict(exc: errors.UniqueViolation, code: str | None,
+                     name: str | None) -> Conflict:
+    # The constraint name says which key clashed; the database's own text is never shown.
+    if exc.diag.constraint_name == "unit_name_key":
+        return Conflict(f"a unit named {name!r} already exists")
+    return Conflict(f"a unit with code {code!r} already exists")
+
+
+def create(
+    conn: psycopg.Connection[Any],
+    *,
+    code: str,
+    name: str,
+    kind: str,
+    name_en: str | None = None,
+    leader: str | None = None,
+    contact: str | None = None,
+) -> dict[str, Any]:
+    """Insert a unit and return it; Conflict when its code or name is taken."""
+    try:
+        with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(
+                "INSERT INTO unit (code, name, name_en, kind, leader, contact)"
+                " VALUES (%s, %s, %s, %s, %s, %s)"
+                " RETURNING code, name, name_en, kind, leader, contact",
+                [code, name, name_en, kind, leader, contact],
+            ).fetchone()
+    except errors.UniqueViolation as exc:
+        raise _unique_conflict(exc, code, name) from None
+    assert row is not None
+    return row
+
+
+def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any]
+           ) -> dict[str, Any]:
+    """Apply ``changes`` (a subset of :data:`COLUMNS`) to the unit and return it."""
+    unknown = set(changes) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"not unit columns: {sorted(unknown)}")
+    if not changes:
+        return get(conn, code)
+    query = statements.update_by_code("unit", statements.placeholders(changes)) + sql.SQL(
+        " RETURNING {}").format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
+    try:
+        with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(query, {**changes, "_code": code}).fetchone()
+    except errors.UniqueViolation as exc:
+        raise _unique_conflict(exc, changes.get("code"), changes.get("name")) from None
+    if row is None:
+        raise NotFound(f"no unit with code {code!r}")
+    return row
+
+
+def delete(conn: psycopg.Connection[Any], code: str) -> None:
+    """Delete the unit; Conflict while issues still name it as responsible.
+
+    Jurisdictions, sites and categories it owned keep existing without an owner, and its
+    tokens go with it (the schema's ON DELETE rules).
+    """
+    try:
+        with conn.transaction():
+            cur = conn.execute("DELETE FROM unit WHERE code = %s", [code])
+    except errors.ForeignKeyViolation:
+        raise Conflict(f"unit {code!r} is still responsible for issues; "
+                       "reassign them before deleting it") from None
+    if cur.rowcount == 0:
+        raise NotFound(f"no unit with code {code!r}")

@@ -1,0 +1,73 @@
+"""Settings, read from the environment only when a caller builds them (never at import)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from geo.hotspots.budget import Limits
+
+
+class Settings(BaseSettings):
+    """Runtime configuration.
+
+    ``DATABASE_URL`` points sitewatch at an existing PostGIS server; without it the project
+    manages its own cluster under ``SITEWATCH_DATA_DIR/pgdata``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SITEWATCH_", extra="ignore")
+
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    data_dir: Path = Path(".sitewatch")
+    # The managed cluster listens on a unix socket only; the port just names the socket file,
+    # so it can never collide with a system server on TCP 5432.
+    pg_port: int = Field(default=54329, ge=1024, le=65535)
+    pg_database: str = "sitewatch"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    pool_min_size: int = Field(default=1, ge=0)
+    pool_max_size: int = Field(default=10, ge=1)
+    # Seconds a request waits for a pooled connection before answering 503.
+    pool_timeout: float = Field(default=5.0, gt=0)
+    timezone: str = "Asia/Shanghai"
+    # Guards (api.guards): per-address limits in the `limits` notation, body size, CORS.
+    anonymous_rate: str = "120/minute"
+    failed_auth_rate: str = "20/minute"
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    cors_origins: str = ""  # comma-separated; empty: CORS off
+    # Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses or
+    # networks); empty: the header is ignored and the TCP peer is the client.
+    trusted_proxies: str = ""
+    # The address users reach the server at (e.g. https://sitewatch.example.gov.cn); links in
+    # OGC API documents use it instead of the request's Host header when set.
+    public_url: str = ""
+    # 天地图 basemap key (browser key from console.tianditu.gov.cn); empty: no Tianditu layer.
+    tianditu_key: str = ""
+    # Analysis snapshots (layers/analysis/snapshots.py), in seconds: a stale snapshot is served (and
+    # refreshed in the background) while younger than max_stale; a current one is refreshed
+    # once older than max_age (overdue counts move with the clock); the refresher keeps the
+    # landing views current every interval (0: off).
+    snapshot_max_stale: float = Field(default=600.0, ge=0)
+    snapshot_max_age: float = Field(default=900.0, gt=0)
+    snapshot_interval: float = Field(default=30.0, ge=0)
+    # Analysis budgets (layers/analysis/budget.py; the other ceilings are
+    # geo.hotspots.budget.Limits):
+    # issues one analysis may read; heavy analyses running at once per process; seconds
+    # another waits for a slot, and how many may wait, before the next hears 503 at once.
+    analysis_max_rows: int = Field(default=Limits.max_rows, ge=1)
+    analysis_workers: int = Field(default=2, ge=1)
+    analysis_wait: float = Field(default=2.0, ge=0)
+    analysis_queue: int = Field(default=2, ge=0)
+    # Evidence photos are stored and served re-encoded without metadata (EXIF position, camera
+    # make); true also keeps each upload as sent, readable by admins only
+    # (GET /api/v1/evidence/{ref}?original=true).
+    keep_original_photos: bool = False
+    # Exports (GET /api/v1/exports/...) formatting at once per process; the next hears 503.
+    export_concurrency: int = Field(default=2, ge=1)
+
+    @property
+    def managed(self) -> bool:
+        """True when sitewatch runs its own local cluster (no DATABASE_URL)."""
+        return not self.database_url

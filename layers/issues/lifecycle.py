@@ -1,0 +1,162 @@
+"""The issue lifecycle: one state machine, checked against the caller, audited in the same
+transaction, with optimistic locking.
+
+``reported -> assigned -> rectified -> verified (closed)``; ``rectified -> assigned`` when
+verification fails (返工, counted); ``reported|assigned -> rejected|duplicate (closed)``.
+Deadlines can be extended by a supervisor while the issue is open. Overdue is never stored: it
+is derived from the deadline whenever an issue is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from layers.auth import access
+from layers.auth.tokens import Principal
+from layers.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from layers.issues import evidence
+
+OPEN = ("reported", "assigned", "rectified")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Where an action may start, where it leads, and who may take it."""
+
+    sources: tuple[str, ...]
+    target: str | None  # None: the status stays (deadline extension)
+    roles: tuple[str, ...]
+    own_unit_only: bool = False  # a unit acts only on issues it is responsible for
+
+
+RULES: dict[str, Rule] = {
+    "assign": Rule(("reported",), "assigned", ("admin", "supervisor")),
+    "rectify": Rule(("assigned",), "rectified", ("unit", "admin"), own_unit_only=True),
+    "verify": Rule(("rectified",), "verified", ("supervisor",)),
+    "reopen": Rule(("rectified",), "assigned", ("supervisor",)),
+    "reject": Rule(("reported", "assigned"), "rejected", ("admin", "supervisor")),
+    "mark_duplicate": Rule(("reported", "assigned"), "duplicate", ("admin", "supervisor")),
+    "extend_deadline": Rule(OPEN, None, ("supervisor",)),
+}
+ACTIONS = tuple(RULES)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A requested change: the action, the version the caller saw, and its particulars."""
+
+    action: str
+    version: int
+    note: str | None = None
+    unit: str | None = None  # assign: the lead unit (code), when the engine found none
+    duplicate_of: str | None = None  # mark_duplicate: the public id of the original
+    deadline: datetime | None = None  # extend_deadline: the new, later deadline
+    evidence: Sequence[str] = ()  # rectify: "sha256:..." references of uploaded photos
+
+
+def apply(conn: psycopg.Connection[Any], public_id: str, change: Transition,
+          caller: Principal) -> int:
+    """Take ``change`` on the issue for ``caller``; return the new version.
+
+    Raises NotFound, Forbidden (role or unit), Conflict (stale version, or the action is not
+    possible from the current status; ``details`` carries the current status and version) or
+    ValidationFailed (missing particulars). Nothing is written unless everything holds.
+    """
+    rule = RULES.get(change.action)
+    if rule is None:
+        raise ValidationFailed(f"unknown action {change.action!r}; one of {', '.join(ACTIONS)}")
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        issue = cur.execute(
+            "SELECT id, status, version, deadline, lead_unit_id, territorial_unit_id,"
+            " functional_unit_id FROM issue WHERE public_id = %s FOR UPDATE",
+            [public_id]).fetchone()
+        if issue is None:
+            raise NotFound(f"no issue {public_id!r}")
+        current = {"status": issue["status"], "version": issue["version"]}
+        if caller.role not in rule.roles:
+            raise Forbidden(f"role {caller.role!r} may not {change.action}; "
+                            f"needs {' or '.join(rule.roles)}")
+        if rule.own_unit_only and caller.role == "unit" and not access.responsible(
+                caller, issue["lead_unit_id"], issue["territorial_unit_id"],
+                issue["functional_unit_id"]):
+            raise Forbidden("a unit may act only on the issues it is responsible for")
+        if issue["version"] != change.version:
+            raise Conflict("the issue changed since you read it; reload and retry",
+                           details=current)
+        if issue["status"] not in rule.sources:
+            raise Conflict(f"cannot {change.action} an issue that is {issue['status']}",
+                           details=current)
+        updates, data = _particulars(cur, change, issue)
+        if change.action == "rectify":
+            # Only the caller's own uploads: naming a photo seen on another unit's issue would
+            # otherwise attach it here, and this unit could then download it.
+            access.require_own_evidence(conn, caller, list(change.evidence))
+            # What the verifier will look at: when each photo was taken and how far from the
+            # issue (EXIF), next to the photo itself.
+            data["evidence"] = evidence.describe(conn, list(change.evidence), issue["id"])
+        target = rule.target or issue["status"]
+        cur.execute(
+            "UPDATE issue SET status = %(target)s, version = version + 1, updated_at = now(),"
+            " closed_at = CASE WHEN %(target)s IN ('verified', 'rejected', 'duplicate')"
+            "   THEN now() END,"
+            " rework_count = rework_count + %(rework)s,"
+            " lead_unit_id = coalesce(%(lead)s, lead_unit_id),"
+            " deadline = coalesce(%(deadline)s, deadline),"
+            " duplicate_of = %(duplicate_of)s"
+            " WHERE id = %(id)s",
+            {"target": target, "id": issue["id"], **updates})
+        cur.execute(
+            "INSERT INTO issue_event (issue_id, actor, actor_role, action, from_status,"
+            " to_status, note, evidence, data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [issue["id"], caller.name or f"token {caller.token_id}", caller.role,
+             change.action, issue["status"], target, change.note,
+             Jsonb(list(change.evidence)), Jsonb(data)])
+        return int(issue["version"]) + 1
+
+
+def _particulars(cur: psycopg.Cursor[dict[str, Any]], change: Transition,
+                 issue: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Check what each action needs; return the column updates and the event's data."""
+    updates: dict[str, Any] = {"rework": 0, "lead": None, "deadline": None,
+                               "duplicate_of": None}
+    data: dict[str, Any] = {}
+    if change.action == "assign":
+        if change.unit:
+            row = cur.execute("SELECT id FROM unit WHERE code = %s", [change.unit]).fetchone()
+            if row is None:
+                raise ValidationFailed(f"no unit {change.unit!r}")
+            updates["lead"] = row["id"]
+            data["lead_unit"] = change.unit
+        elif issue["lead_unit_id"] is None:
+            raise ValidationFailed("this issue has no lead unit yet: give 'unit'")
+    elif change.action == "rectify":
+        if not change.evidence:
+            raise ValidationFailed("rectification needs at least one 'after' photo (evidence)")
+    elif change.action == "reopen":
+        updates["rework"] = 1
+        if not change.note:
+            raise ValidationFailed("say why verification failed (note)")
+    elif change.action == "mark_duplicate":
+        row = cur.execute("SELECT id FROM issue WHERE public_id = %s AND id <> %s",
+                          [change.duplicate_of, issue["id"]]).fetchone()
+        if row is None:
+            raise ValidationFailed("'duplicate_of' must name another existing issue")
+        updates["duplicate_of"] = row["id"]
+        data["duplicate_of"] = change.duplicate_of
+    elif change.action == "extend_deadline":
+        if change.deadline is None or change.deadline.tzinfo is None:
+            raise ValidationFailed("give the new 'deadline' with a time zone")
+        if issue["deadline"] is not None and change.deadline <= issue["deadline"]:
+            raise ValidationFailed("the new deadline must be later than the current one")
+        updates["deadline"] = change.deadline
+        data["deadline"] = {"from": issue["deadline"].isoformat()
+                            if issue["deadline"] else None,
+                            "to": change.deadline.isoformat()}
+    return updates, data

@@ -1,0 +1,85 @@
+"""The accountability register (问责): for a unit and a period, the issues it let run overdue,
+had to redo, or lost points on at external assessment, each with the events that prove it.
+
+What counts is the same as in :mod:`layers.supervision.scores` (points lost), so the register
+explains a unit's score line by line.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from layers.errors import NotFound, ValidationFailed
+
+# A register longer than this is no meeting document and its audit trails would hold
+# megabytes in memory: the caller narrows the period instead. (A unit of the demo district has
+# a few dozen entries a phase.)
+MAX_ENTRIES = 5000
+
+_ENTRIES = """
+    SELECT i.id, i.public_id, i.category_code AS category, c.name_zh AS category_zh,
+           c.points::float8 AS points, i.source, i.status, i.reported_at, i.deadline,
+           i.closed_at, i.rework_count,
+           i.deadline IS NOT NULL AND coalesce(i.closed_at, now()) > i.deadline AS overdue,
+           round((extract(epoch FROM coalesce(i.closed_at, now()) - i.deadline) / 3600)
+                 ::numeric, 1)::float8 AS hours_late,
+           i.source = 'external_assessment' AS found_by_assessors
+    FROM issue i JOIN category c ON c.code = i.category_code
+    WHERE i.lead_unit_id = %(unit)s
+      AND i.reported_at >= %(since)s AND i.reported_at < %(until)s
+      AND i.status NOT IN ('rejected', 'duplicate')
+      AND (i.source = 'external_assessment' OR i.rework_count > 0
+           OR (i.deadline IS NOT NULL AND coalesce(i.closed_at, now()) > i.deadline))
+    ORDER BY i.reported_at, i.id
+"""
+
+
+_COUNT = sql.SQL("SELECT count(*) AS n FROM ({}) e").format(sql.SQL(_ENTRIES))
+
+
+def register(conn: psycopg.Connection[Any], unit_code: str, *, since: datetime,
+             until: datetime, max_entries: int = MAX_ENTRIES) -> dict[str, Any]:
+    """The unit's entries in the period with their audit trails, and totals.
+
+    ValidationFailed (naming since/until) when more than ``max_entries`` issues qualify.
+    """
+    with conn.cursor(row_factory=dict_row) as cur:
+        unit = cur.execute("SELECT id, code, name, leader FROM unit WHERE code = %s",
+                           [unit_code]).fetchone()
+        if unit is None:
+            raise NotFound(f"no unit {unit_code!r}")
+        params = {"unit": unit["id"], "since": since, "until": until}
+        # Counted before anything is read (one index scan): the audit trails come after.
+        counted = cur.execute(_COUNT, params).fetchone()
+        if counted is not None and counted["n"] > max_entries:
+            message = (f"{counted['n']} issues qualify, at most {max_entries} per register:"
+                       " narrow since/until (缩短时段)")
+            raise ValidationFailed(message, details=[
+                {"field": name, "message": message} for name in ("since", "until")])
+        entries = cur.execute(_ENTRIES, params).fetchall()
+        events = cur.execute(
+            "SELECT issue_id, at, actor, actor_role, action, from_status, to_status, note,"
+            " evidence, data FROM issue_event WHERE issue_id = ANY(%s) ORDER BY at, id",
+            [[e["id"] for e in entries]]).fetchall()
+    trail: dict[int, list[dict[str, Any]]] = {}
+    for event in events:
+        trail.setdefault(event.pop("issue_id"), []).append(event)
+    for entry in entries:
+        entry["events"] = trail.get(entry.pop("id"), [])
+        if not entry["overdue"]:
+            entry["hours_late"] = None
+    return {
+        "unit": {k: unit[k] for k in ("id", "code", "name", "leader")},
+        "since": since, "until": until,
+        "overdue": sum(e["overdue"] for e in entries),
+        "reworks": sum(e["rework_count"] for e in entries),
+        "found_by_assessors": sum(e["found_by_assessors"] for e in entries),
+        "points_lost": round(sum(e["points"] for e in entries
+                                 if e["overdue"] or e["found_by_assessors"]), 2),
+        "entries": entries,
+    }
