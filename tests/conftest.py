@@ -45,6 +45,19 @@ DEMO_TEMPLATE = "sw_demo"
 # A fixed "now" keeps the demo's statuses and overdue flags the same on every run.
 DEMO_NOW = datetime.fromisoformat("2026-11-20T10:00:00+08:00")
 _serial = count()
+# Folders whose every test carries a marker (registered in pyproject.toml): `make check`
+# leaves them out, `make test` runs them.
+FOLDER_MARKERS = {"e2e": "browser", "reliability": "reliability"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test under a folder of :data:`FOLDER_MARKERS` with that folder's marker."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            marker = FOLDER_MARKERS.get(item.path.relative_to(here).parts[0])
+            if marker is not None:
+                item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")
