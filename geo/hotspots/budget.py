@@ -41,19 +41,6 @@ class Limits:
     max_dbscan_pairs: int = 20_000_000  # reports × reports within eps_m
 
 
-def extent_km2(bounds: tuple[float, float, float, float]) -> float:
-    """The area of a lon/lat bounding box (minx, miny, maxx, maxy) in km², on a sphere.
-
-    >>> round(extent_km2((120.68, 31.29, 120.72, 31.33)), 1)
-    16.9
-    """
-    minx, miny, maxx, maxy = bounds
-    radius = 6371.0088
-    width = math.radians(max(maxx - minx, 0.0))
-    band = math.sin(math.radians(maxy)) - math.sin(math.radians(miny))
-    return radius * radius * width * max(band, 0.0)
-
-
 def h3_cells(km2: float, resolution: int, at: tuple[float, float] | None = None) -> int:
     """H3 cells of ``resolution`` over ``km2`` of ground (at least one), sized as the cell at
     ``at`` (lon, lat) is: cells of one resolution differ by up to 2x over the globe, those of

@@ -45,9 +45,6 @@ from geo.hotspots.getis import fdr_adjust, gi_star_z, two_sided_p
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
-PATTERNS = ("new", "consecutive", "intensifying", "persistent", "diminishing", "sporadic",
-            "oscillating", "historical")
-DEFAULT_STEP_DAYS = 10
 _MOSTLY = 0.9
 
 
