@@ -10,14 +10,12 @@ import geopandas as gpd
 import typer
 from rich.console import Console
 
-from api.cli.io import reported_errors
+from api.cli.session import reported_errors, session
 from api.schemas.hotspots import HotspotCollection
 from api.services.hotspot_features import area_features, cell_features, emerging_features
 from geo.hotspots.binning import DEFAULT_RESOLUTION, DEFAULT_RING
 from layers.analysis import hotspots
 from layers.assignment import load_assigner
-from layers.db import database
-from layers.db.settings import Settings
 from layers.errors import ValidationFailed
 
 out = Console(highlight=False)
@@ -55,24 +53,23 @@ def hotspots_command(
             method="fishnet" if method == "fishnet" else "h3", resolution=resolution,
             ring=ring, since=since, until=until, categories=tuple(sorted(category or ())),
             layer=layer, confidence=confidence)
-        with database.connect(Settings()) as conn:
-            assigner = load_assigner(conn)
-            if output == "emerging":
-                features = emerging_features(hotspots.emerging(conn, assigner, query))
-            else:
-                result = hotspots.hotspots(conn, assigner, query)
-                jurisdictions, units = hotspots.names(conn)
-                features = (cell_features(result.cells) if output == "cells" else
-                            area_features(result.areas, jurisdictions, units))
-        body = HotspotCollection(features=features, parameters={"output": output}).model_dump(
-            mode="json", exclude_none=True)
-        if suffix == ".gpkg":
-            frame = gpd.GeoDataFrame.from_features(body["features"], crs="EPSG:4326")
-            for column in frame.columns:
-                if frame[column].map(lambda v: isinstance(v, list | dict)).any():
-                    frame[column] = frame[column].map(
-                        lambda v: json.dumps(v, ensure_ascii=False))
-            frame.to_file(out_file, driver="GPKG", layer=output)
+    with session() as conn:
+        assigner = load_assigner(conn)
+        if output == "emerging":
+            features = emerging_features(hotspots.emerging(conn, assigner, query))
         else:
-            out_file.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
+            result = hotspots.hotspots(conn, assigner, query)
+            jurisdictions, units = hotspots.names(conn)
+            features = (cell_features(result.cells) if output == "cells" else
+                        area_features(result.areas, jurisdictions, units))
+    body = HotspotCollection(features=features, parameters={"output": output}).model_dump(
+        mode="json", exclude_none=True)
+    if suffix == ".gpkg":
+        frame = gpd.GeoDataFrame.from_features(body["features"], crs="EPSG:4326")
+        for column in frame.columns:
+            if frame[column].map(lambda v: isinstance(v, list | dict)).any():
+                frame[column] = frame[column].map(lambda v: json.dumps(v, ensure_ascii=False))
+        frame.to_file(out_file, driver="GPKG", layer=output)
+    else:
+        out_file.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
     out.print(f"wrote {len(features)} {output} feature(s) to {out_file}")

@@ -6,43 +6,20 @@ before committing to a round; the stored round keeps its seed and parameters.
 
 from __future__ import annotations
 
-import getpass
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from typing import Annotated, Any
 
-import psycopg
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from layers.db import database
+from api.cli.session import actor, session
 from layers.db.settings import Settings
-from layers.errors import DomainError
 from layers.inspections import rounds
 
 inspect_app = typer.Typer(help="Inspection rounds (巡查/督查): plan the next one, list them.",
                           no_args_is_help=True)
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Known failures print clear lines and exit 1, never a traceback."""
-    try:
-        yield
-    except DomainError as exc:
-        err.print(f"[red]error:[/red] {escape(exc.message)}")
-        for d in exc.details if isinstance(exc.details, list) else []:
-            err.print(f"  {escape(str(d.get('field', '')))}: {escape(str(d.get('message')))}")
-        raise typer.Exit(1) from None
-    except psycopg.OperationalError:
-        err.print("[red]error:[/red] cannot reach the database; is it running? "
-                  "try `sitewatch db start`")
-        raise typer.Exit(1) from None
 
 
 def _parse_date(value: str | None) -> date | None:
@@ -98,12 +75,13 @@ def plan(
     request = rounds.PlanRequest(
         size=size, seed=seed, cover_rounds=cover_rounds, planned_for=_parse_date(on),
         interval_days=interval_days, start=_parse_start(start))
-    with _errors(), database.connect(Settings()) as conn:
+    settings = Settings()
+    with session(settings) as conn:
         if save:
-            result = rounds.plan_and_store(conn, request,
-                                                created_by=f"cli:{getpass.getuser()}")
+            result = rounds.plan_and_store(conn, request, zone=settings.zone,
+                                           created_by=actor())
         else:
-            result = rounds.propose(conn, request)
+            result = rounds.propose(conn, request, zone=settings.zone)
     table = Table("seq", "site", "layer", "community", "risk", "why 原因")
     for s in result["stops"]:
         table.add_row(str(s["seq"]), f"{s['site_code'] or ''} {s['site_name']}",
@@ -127,7 +105,7 @@ def plan(
 @inspect_app.command("list")
 def list_rounds(limit: Annotated[int, typer.Option(min=1, max=500)] = 20) -> None:
     """Stored rounds, newest first, with their progress."""
-    with _errors(), database.connect(Settings()) as conn:
+    with session() as conn:
         rows = rounds.list_rounds(conn, limit=limit)
     table = Table("id", "date", "status", "stops", "visited", "findings", "route m", "seed")
     for r in rows:

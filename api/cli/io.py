@@ -6,25 +6,18 @@ Imports are all or nothing; when a file has bad rows, each is printed on a line 
 
 from __future__ import annotations
 
-import getpass
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import psycopg
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from layers.db import database
-from layers.db.settings import Settings
-from layers.errors import DomainError, ValidationFailed
+from api.cli.session import actor, err, session
 from layers.io import exports, imports
 
 import_app = typer.Typer(help="Import GIS files and spreadsheets (all or nothing).",
                          no_args_is_help=True)
-err = Console(stderr=True, highlight=False)
 FileArg = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
                                          help="GeoJSON, GeoPackage, zipped Shapefile, KML, "
                                               "CSV or XLSX.")]
@@ -33,35 +26,9 @@ CrsOption = Annotated[str | None, typer.Option(
          "cgcs2000, gcj02 or EPSG:xxxx.")]
 
 
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
-@contextmanager
-def reported_errors() -> Iterator[None]:
-    """Known failures print clear lines and exit 1, never a traceback."""
-    try:
-        yield
-    except ValidationFailed as exc:
-        err.print(f"[red]error:[/red] {escape(exc.message)}")
-        for d in exc.details if isinstance(exc.details, list) else []:
-            where = "file" if d.get("row") is None else f"row {d['row']}"
-            field = f", {d['field']}" if d.get("field") else ""
-            err.print(f"  {escape(where + field)}: {escape(str(d.get('message')))}")
-        raise typer.Exit(1) from None
-    except DomainError as exc:
-        err.print(f"[red]error:[/red] {escape(exc.message)}")
-        raise typer.Exit(1) from None
-    except psycopg.OperationalError:
-        err.print("[red]error:[/red] cannot reach the database; is it running? "
-                  "try `sitewatch db start`")
-        raise typer.Exit(1) from None
-
-
 def _import(what: str, run: Callable[[psycopg.Connection[Any]], imports.ImportReport]
             ) -> None:
-    with (reported_errors(), database.connect(Settings()) as conn,
-          err.status(f"importing {what}...")):
+    with session() as conn, err.status(f"importing {what}..."):
         report = run(conn)
     print(f"{report.kind}: {report.rows} row(s), {report.created} created, "
           f"{report.updated} updated")
@@ -76,7 +43,7 @@ def _import(what: str, run: Callable[[psycopg.Connection[Any]], imports.ImportRe
 def import_jurisdictions(file: FileArg, crs: CrsOption = None) -> None:
     """Jurisdictions: code, name, level (street|community|grid), parent, [unit]."""
     _import("jurisdictions", lambda conn: imports.import_jurisdictions(
-        conn, file, crs=crs, actor=_actor()))
+        conn, file, crs=crs, actor=actor()))
 
 
 @import_app.command("sites")
@@ -88,21 +55,21 @@ def import_sites(
 ) -> None:
     """Sites: name, layer (or --layer), [code, unit, buffer_m]; other columns are attributes."""
     _import("sites", lambda conn: imports.import_sites(
-        conn, file, layer=layer, crs=crs, actor=_actor()))
+        conn, file, layer=layer, crs=crs, actor=actor()))
 
 
 @import_app.command("issues")
 def import_issues(file: FileArg, crs: CrsOption = None) -> None:
     """Issues: category, description, [reported_at, source, status] and a point or lon/lat."""
     _import("issues", lambda conn: imports.import_issues(
-        conn, file, crs=crs, actor=_actor(), actor_role="admin"))
+        conn, file, crs=crs, actor=actor(), actor_role="admin"))
 
 
 @import_app.command("responsibilities")
 def import_responsibilities(file: FileArg) -> None:
     """The task breakdown table (任务分解表): task, category, community or site, unit, ..."""
     _import("responsibility rules", lambda conn: imports.import_responsibilities(
-        conn, file, actor=_actor()))
+        conn, file, actor=actor()))
 
 
 def export(
@@ -115,7 +82,6 @@ def export(
 ) -> None:
     """Export a layer to a GIS file or spreadsheet (EPSG:4326)."""
     target = out or Path(f"{layer}.{fmt}")
-    with (reported_errors(), database.connect(Settings()) as conn,
-          err.status(f"exporting {layer}...")):
+    with session() as conn, err.status(f"exporting {layer}..."):
         count = exports.export_layer(conn, layer, target, fmt=fmt)
     print(f"wrote {count} feature(s) to {target}")

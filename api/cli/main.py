@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -26,9 +23,9 @@ from api.cli.io import export, import_app
 from api.cli.maps import map_command
 from api.cli.orders import orders_app
 from api.cli.reports import reports_app
+from api.cli.session import err, reported_errors, session
 from layers.auth import tokens
 from layers.db import database, migrate
-from layers.db.cluster import ClusterError
 from layers.db.settings import Settings
 from layers.errors import DomainError
 from layers.issues import evidence
@@ -51,32 +48,8 @@ app.add_typer(reports_app)  # scores, phases
 app.command("export")(export)
 app.command("hotspots")(hotspots_command)
 app.command("map")(map_command)
-err = Console(stderr=True)
-T = TypeVar("T")
 # `serve --announce` (make run) prints a fresh admin token on every start.
 ANNOUNCED_TOKEN_LIFETIME = timedelta(hours=24)
-
-
-@contextmanager
-def _friendly_errors() -> Iterator[None]:
-    """Known failures print one clear line and exit 1, never a traceback."""
-    import psycopg
-
-    try:
-        yield
-    except (ClusterError, DomainError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-    except psycopg.OperationalError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        err.print(f"[red]error:[/red] cannot reach the database ({first}); "
-                  "is it running? try `sitewatch db start`")
-        raise typer.Exit(1) from None
-
-
-def _run(fn: Callable[[], T]) -> T:
-    with _friendly_errors():
-        return fn()
 
 
 @db_app.command("start")
@@ -87,7 +60,8 @@ def db_start() -> None:
         err.print("DATABASE_URL is set: using that server, no local cluster started.")
         return
     cluster = database.managed_cluster(settings)
-    _run(cluster.start)
+    with reported_errors():
+        cluster.start()
     print(f"PostGIS running: {cluster.conninfo()}")
 
 
@@ -98,7 +72,8 @@ def db_stop() -> None:
     if not settings.managed:
         err.print("DATABASE_URL is set: there is no local cluster to stop.")
         return
-    _run(database.managed_cluster(settings).stop)
+    with reported_errors():
+        database.managed_cluster(settings).stop()
     print("PostGIS stopped.")
 
 
@@ -110,7 +85,8 @@ def db_status() -> None:
         print("external database (DATABASE_URL)")
         return
     cluster = database.managed_cluster(settings)
-    state = _run(cluster.status)
+    with reported_errors():
+        state = cluster.status()
     print(f"{state}: {cluster.pgdata}")
     if state != "running":
         raise typer.Exit(3)
@@ -119,7 +95,8 @@ def db_status() -> None:
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply pending schema migrations."""
-    applied = _run(lambda: migrate.apply(database.conninfo(Settings())))
+    with reported_errors():
+        applied = migrate.apply(database.conninfo(Settings()))
     print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied
           else "schema up to date")
 
@@ -131,7 +108,9 @@ def db_backup(file: Annotated[Path, typer.Argument(help="The backup file to writ
     from layers.db import backup
 
     settings = Settings()
-    done = _run(lambda: backup.backup(database.conninfo(settings), settings.data_dir, file))
+    with reported_errors():
+        done = backup.backup(database.conninfo(settings), settings.data_dir, file,
+                             pg_bindir=settings.pg_bindir)
     print(f"backed up: database {done.database_bytes:,} bytes, {done.photos} photo(s) -> {file}")
 
 
@@ -143,7 +122,9 @@ def db_restore(file: Annotated[Path, typer.Argument(help="A file from `sitewatch
     from layers.db import backup
 
     settings = Settings()
-    done = _run(lambda: backup.restore(database.conninfo(settings), settings.data_dir, file))
+    with reported_errors():
+        done = backup.restore(database.conninfo(settings), settings.data_dir, file,
+                              pg_bindir=settings.pg_bindir)
     print(f"restored: database {done.database_bytes:,} bytes, {done.photos} photo(s) from "
           f"{file}")
 
@@ -162,7 +143,7 @@ def demo(
     from layers.io import demo as demo_loader
 
     settings = Settings()
-    with _friendly_errors(), database.connect(settings) as conn:
+    with session(settings) as conn:
         if demo_loader.has_data(conn):
             if if_empty:
                 print("database already has data; demo not loaded")
@@ -192,7 +173,7 @@ def check(
     from geo.quality import check_jurisdictions, summary
     from layers.views import mapdata
 
-    with _friendly_errors(), database.connect(Settings()) as conn:
+    with session() as conn:
         findings = check_jurisdictions(mapdata.jurisdictions(conn), min_area_m2=min_area_m2)
     for row in findings.itertuples():
         area = "" if row.area_m2 != row.area_m2 else f"{row.area_m2:,.1f} m²"
@@ -212,7 +193,7 @@ def reassign(
     from layers.assignment import load_assigner
     from layers.assignment import reassign as reassign_all
 
-    with _friendly_errors(), database.connect(Settings()) as conn:
+    with session() as conn:
         err.print("reassigning issues ...")
         counts = reassign_all(conn, load_assigner(conn), actor="sitewatch reassign",
                               include_closed=include_closed)
@@ -234,7 +215,7 @@ def calendar_set(
     except ValueError:
         err.print(f"[red]error:[/red] {day!r} is not a date (YYYY-MM-DD)")
         raise typer.Exit(1) from None
-    with _friendly_errors(), database.connect(Settings()) as conn:
+    with session() as conn:
         calendar.set_day(conn, when, working=not holiday, name=name)
     print(f"{when}: {'holiday' if holiday else 'working day'}" + (f" ({name})" if name else ""))
 
@@ -244,7 +225,7 @@ def calendar_list(year: Annotated[int, typer.Argument(min=2000, max=2100)]) -> N
     """The holidays and make-up working days of a year."""
     from layers.catalog import calendar
 
-    with _friendly_errors(), database.connect(Settings()) as conn:
+    with session() as conn:
         for row in calendar.exceptions(conn, year):
             kind = "working day" if row["working"] else "holiday"
             print(f"{row['day']}  {kind:12} {row['name'] or ''}")
@@ -259,7 +240,7 @@ def token_create(
 ) -> None:
     """Create a bearer token; it is printed once, on the last line, and stored only as a hash."""
     expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
-    with _friendly_errors(), database.connect(Settings()) as conn:
+    with session() as conn:
         token = tokens.create(conn, role=role, unit_code=unit, name=name, expires_at=expires)
     err.print(f"token for role {role} (shown once; store it now):")
     print(token)
@@ -270,7 +251,7 @@ def token_revoke(
     token: Annotated[str, typer.Argument(help="The token's id (see `token list`) or the token.")],
 ) -> None:
     """Revoke a token at once; requests with it get 401 from now on."""
-    with _friendly_errors(), database.connect(Settings()) as conn:
+    with session() as conn:
         row = tokens.revoke(conn, token)
     print(f"token {row['id']} ({row['role']}{', ' + row['name'] if row['name'] else ''})"
           f" revoked at {row['revoked_at']:%Y-%m-%d %H:%M:%S %z}")
@@ -279,7 +260,7 @@ def token_revoke(
 @token_app.command("list")
 def token_list() -> None:
     """Tokens with their role, unit and state (the tokens themselves are never stored)."""
-    with _friendly_errors(), database.connect(Settings()) as conn:
+    with session() as conn:
         rows = tokens.list_tokens(conn)
     for r in rows:
         state = "live" if r["live"] else ("revoked" if r["revoked_at"] else "expired")
@@ -293,7 +274,7 @@ def evidence_strip() -> None:
     """Remove metadata (EXIF position, camera) from photos stored before uploads were cleaned;
     references stay the same. With SITEWATCH_KEEP_ORIGINAL_PHOTOS each is kept for admins."""
     settings = Settings()
-    with _friendly_errors(), database.connect(settings) as conn:
+    with session(settings) as conn:
         cleaned, already = evidence.strip_stored(conn, settings.data_dir,
                                                  keep_original=settings.keep_original_photos)
     print(f"{cleaned} photo(s) cleaned, {already} already without metadata")
@@ -315,7 +296,7 @@ def serve(
     host = host or settings.host
     port = port or settings.port
     if announce:
-        with _friendly_errors(), database.connect(settings) as conn:
+        with session(settings) as conn:
             # Each start prints a token for the person at the console; it expires by itself,
             # so restarts do not pile up lasting admin credentials.
             token = tokens.create(conn, role="admin", name="make run",

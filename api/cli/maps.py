@@ -8,10 +8,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from api.cli.io import reported_errors
+from api.cli.session import reported_errors, session
 from api.services import map_pages
 from layers.analysis.snapshots import Snapshots
-from layers.db import database
 from layers.db.settings import Settings
 from layers.errors import ValidationFailed
 from layers.supervision import orders
@@ -42,19 +41,19 @@ def map_command(
                                    " overview, hotspots or unit")
         if page == "unit" and not unit:
             raise ValidationFailed("--page unit 需要 --unit / --page unit needs --unit")
-        settings = Settings()
-        options = PageOptions(lang="en" if lang == "en" else "zh",
-                              tianditu_key=settings.tianditu_key, tiles_url=None)
-        with database.connect(settings) as conn:
-            if page == "overview":
-                period = map_pages.parse_period(conn, phase, year, since, until)
-                html = map_pages.overview(conn, Snapshots(), period, options=options)
-            elif page == "hotspots":
-                html = map_pages.hotspots_page(conn, Snapshots(), options=options)
-            else:
-                assert unit is not None
-                rows: list[dict[str, Any]] = orders.list_orders(
-                    conn, orders.OrderFilter(unit=unit, limit=500))[0]
-                html = map_pages.unit(conn, unit, orders=rows, options=options)
-        out_file.write_text(inline_assets(html, options.static_url), encoding="utf-8")
-        out.print(f"{out_file}: {out_file.stat().st_size / 1e6:.2f} MB")
+    settings = Settings()
+    options = PageOptions(lang="en" if lang == "en" else "zh",
+                          tianditu_key=settings.tianditu_key, tiles_url=None)
+    with session(settings) as conn:
+        if page == "overview":
+            period = map_pages.parse_period(conn, settings, phase, year, since, until)
+            html = map_pages.overview(conn, Snapshots(), period, options=options)
+        elif page == "hotspots":
+            html = map_pages.hotspots_page(conn, Snapshots(), options=options)
+        else:
+            assert unit is not None
+            rows: list[dict[str, Any]] = orders.list_orders(
+                conn, orders.OrderFilter(unit=unit, limit=500))[0]
+            html = map_pages.unit(conn, unit, orders=rows, options=options)
+    out_file.write_text(inline_assets(html, options.static_url), encoding="utf-8")
+    out.print(f"{out_file}: {out_file.stat().st_size / 1e6:.2f} MB")

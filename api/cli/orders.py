@@ -6,7 +6,6 @@ what became overdue since the last, so running it every hour or twice at once is
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,9 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.cli.io import reported_errors
-from layers.db import database
-from layers.db.settings import Settings
+from api.cli.session import actor, session
 from layers.io.xlsx import cell as sheet_cell
 from layers.supervision import orders
 from maps.orders import order_html, order_xlsx
@@ -31,7 +28,7 @@ SignedBy = Annotated[str | None, typer.Option(
 
 
 def _issuer(signed_by: str | None) -> orders.Issuer:
-    return orders.Issuer(signed_by or f"cli:{getpass.getuser()}", "supervisor")
+    return orders.Issuer(signed_by or actor(), "supervisor")
 
 
 def _report(written: list[dict[str, Any]], nothing: str) -> None:
@@ -48,7 +45,7 @@ def _report(written: list[dict[str, Any]], nothing: str) -> None:
 @orders_app.command("issue")
 def issue(unit: UnitOption = None, note: NoteOption = None, by: SignedBy = None) -> None:
     """One order per unit listing its open issues that no order has handed over yet."""
-    with reported_errors(), database.connect(Settings()) as conn:
+    with session() as conn:
         written = orders.issue_orders(conn, _issuer(by), unit=unit, note=note)
     _report(written, "nothing to hand over: every open issue is already on an order")
 
@@ -56,7 +53,7 @@ def issue(unit: UnitOption = None, note: NoteOption = None, by: SignedBy = None)
 @orders_app.command("escalate")
 def escalate(unit: UnitOption = None, note: NoteOption = None, by: SignedBy = None) -> None:
     """Escalate overdue open issues into new orders (each once per missed deadline)."""
-    with reported_errors(), database.connect(Settings()) as conn:
+    with session() as conn:
         written = orders.escalate(conn, _issuer(by), unit=unit, note=note)
     _report(written, "nothing newly overdue")
 
@@ -69,7 +66,7 @@ def list_orders(
     limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
 ) -> None:
     """Orders, newest first, with what is still open and overdue on each."""
-    with reported_errors(), database.connect(Settings()) as conn:
+    with session() as conn:
         rows, total = orders.list_orders(conn, orders.OrderFilter(
             unit=unit, acknowledged=False if pending else None, limit=limit))
     table = Table("order", "unit", "kind", "issued", "issues", "open", "overdue", "received")
@@ -94,7 +91,7 @@ def print_order(
     if lang not in ("zh", "en"):
         raise typer.BadParameter("lang is zh or en", param_hint="--lang")
     target = html or (None if xlsx else Path(f"{code}.html"))
-    with reported_errors(), database.connect(Settings()) as conn:
+    with session() as conn:
         order = orders.get(conn, code)
         if target is not None:
             target.write_text(order_html(order, orders.outlines(conn), lang), encoding="utf-8")

@@ -11,10 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.cli.io import reported_errors
+from api.cli.session import reported_errors, session
 from layers.catalog import phases
-from layers.db import database
-from layers.db.settings import Settings
 from layers.errors import ValidationFailed
 from layers.supervision import score_sheet, scores
 
@@ -62,12 +60,12 @@ def scores_command(
         chosen = _GROUPS.get(group)
         if chosen is None:
             raise ValidationFailed(f"group {group!r}: one of {', '.join(_GROUPS)}")
-        with database.connect(Settings()) as conn:
-            period = phases.resolve(
-                conn, phase=phase, year=year,
-                since=_midnight(_day(since, "--since")) if since else None,
-                until=_midnight(_day(until, "--until") + timedelta(days=1)) if until else None)
-            rows = scores.ranking(conn, group=chosen, since=period.since, until=period.until)
+    with session() as conn:
+        period = phases.resolve(
+            conn, phase=phase, year=year,
+            since=_midnight(_day(since, "--since")) if since else None,
+            until=_midnight(_day(until, "--until") + timedelta(days=1)) if until else None)
+        rows = scores.ranking(conn, group=chosen, since=period.since, until=period.until)
     zh_title, _ = score_sheet.title(chosen, period.since, period.until, period.phase)
     if xlsx is not None:
         xlsx.write_bytes(score_sheet.workbook(rows, chosen, period.since, period.until,
@@ -92,7 +90,7 @@ def phases_list(
     year: Annotated[int | None, typer.Option(min=2000, max=2100, help="Only this year.")] = None,
 ) -> None:
     """The campaign phases, by date."""
-    with reported_errors(), database.connect(Settings()) as conn:
+    with session() as conn:
         found = phases.list_phases(conn, year)
     for p in found:
         print(f"{p.year}  {p.code:14} {p.starts_on} – {p.ends_on}  {p.name_zh} {p.name_en}")
@@ -109,7 +107,7 @@ def phases_set(
                        ] = None,
 ) -> None:
     """Create or move a phase of the campaign year its first day falls in."""
-    with reported_errors(), database.connect(Settings()) as conn:
+    with session() as conn:
         phase = phases.set_phase(conn, code, _day(starts_on, "start"), _day(ends_on, "end"),
                                  name_zh=name_zh, name_en=name_en)
     print(f"{phase.year} {phase.code}: {phase.starts_on} – {phase.ends_on} "
