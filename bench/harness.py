@@ -24,6 +24,7 @@ from psycopg import sql
 
 from layers.db import migrate
 from layers.db.cluster import Cluster
+from layers.db.settings import Settings
 
 
 @dataclass
@@ -82,7 +83,8 @@ def private_cluster() -> Iterator[Cluster]:
     """A throwaway PostGIS cluster with default (durable) settings, like production."""
     root = Path(tempfile.mkdtemp(prefix="sw-bench-"))
     root.chmod(0o755)
-    node = Cluster(root, port=56000 + os.getpid() % 4000, database="postgres")
+    node = Cluster(root, port=56000 + os.getpid() % 4000, database="postgres",
+                   bindir=Settings().pg_bindir)
     node.start()
     try:
         yield node

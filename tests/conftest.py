@@ -68,7 +68,8 @@ def cluster() -> Iterator[Cluster]:
     port = 55000 + os.getpid() % 5000
     # Durability is irrelevant for throwaway test data; these make the suite much faster.
     node = Cluster(root, port=port, database="postgres",
-                   options=("fsync=off", "synchronous_commit=off", "full_page_writes=off"))
+                   options=("fsync=off", "synchronous_commit=off", "full_page_writes=off"),
+                   bindir=Settings().pg_bindir)
     node.start()
     try:
         with psycopg.connect(node.conninfo("postgres"), autocommit=True) as conn:

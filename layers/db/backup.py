@@ -4,7 +4,8 @@ disk, together in one tar file, so a restore brings back issues and the photos t
 The archive holds ``database.dump`` and ``evidence/<xx>/<sha256>.<ext>`` as they lie under
 the data dir. ``pg_dump``/``pg_restore`` come from the PostgreSQL installation matching the
 server's major version (a newer one also works; an older one refuses), found like the managed
-cluster's binaries (``SITEWATCH_PG_BINDIR``, ``/usr/lib/postgresql/<version>/bin``).
+cluster's binaries (``pg_bindir``, i.e. ``Settings.pg_bindir``, then
+``/usr/lib/postgresql/<version>/bin``).
 """
 
 from __future__ import annotations
@@ -42,14 +43,14 @@ class Summary:
     photos: int
 
 
-def _bindir(conninfo: str) -> Path:
-    """Client binaries at least as new as the server (pg_dump refuses older servers' peers)."""
+def _bindir(conninfo: str, override: Path | None) -> Path:
+    """Client binaries at least as new as the server (pg_dump refuses older servers' peers);
+    ``override`` (``Settings.pg_bindir``) is tried first."""
     with psycopg.connect(conninfo) as conn:
         row = conn.execute("SELECT current_setting('server_version_num')::int").fetchone()
     major = int(row[0]) // 10000 if row else 0
-    override = os.environ.get("SITEWATCH_PG_BINDIR")
-    candidates = [Path(override)] if override else []
-    candidates += [Path(f"/usr/lib/postgresql/{major}/bin"), find_bindir()]
+    candidates = [override] if override is not None else []
+    candidates += [Path(f"/usr/lib/postgresql/{major}/bin"), find_bindir(override)]
     for bindir in candidates:
         if (bindir / "pg_dump").exists() and (bindir / "pg_restore").exists():
             return bindir
@@ -65,12 +66,13 @@ def _run(program: Path, *args: str) -> None:
         raise BackupError(f"{program.name} failed: {tail}")
 
 
-def backup(conninfo: str, data_dir: Path, out: Path) -> Summary:
+def backup(conninfo: str, data_dir: Path, out: Path, *, pg_bindir: Path | None = None
+           ) -> Summary:
     """Write the database and the evidence photos under ``data_dir`` to the tar file ``out``.
 
     The file appears only when complete (written beside it, then renamed).
     """
-    bindir = _bindir(conninfo)
+    bindir = _bindir(conninfo, pg_bindir)
     photos = sorted(p for p in (data_dir / EVIDENCE).rglob("*") if p.is_file()) \
         if (data_dir / EVIDENCE).is_dir() else []
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -86,7 +88,8 @@ def backup(conninfo: str, data_dir: Path, out: Path) -> Summary:
         return Summary(dump.stat().st_size, len(photos))
 
 
-def restore(conninfo: str, data_dir: Path, archive_path: Path) -> Summary:
+def restore(conninfo: str, data_dir: Path, archive_path: Path, *,
+            pg_bindir: Path | None = None) -> Summary:
     """Replace the database's contents with the backup's and put its photos back.
 
     The database part is one transaction (``pg_restore --single-transaction --clean``): it
@@ -94,7 +97,7 @@ def restore(conninfo: str, data_dir: Path, archive_path: Path) -> Summary:
     missing ones written (each under a temporary name first). Stop the server before
     restoring: open sessions would hold the locks the restore needs.
     """
-    bindir = _bindir(conninfo)
+    bindir = _bindir(conninfo, pg_bindir)
     with tempfile.TemporaryDirectory(prefix="sw-restore-") as work:
         try:
             with tarfile.open(archive_path) as archive:

@@ -36,14 +36,13 @@ class ClusterError(RuntimeError):
     """The managed cluster could not be created, started or stopped; the message says why."""
 
 
-def find_bindir() -> Path:
+def find_bindir(override: Path | None = None) -> Path:
     """Return the newest PostgreSQL server bin directory on this machine.
 
-    ``SITEWATCH_PG_BINDIR`` overrides the search.
+    ``override`` (``Settings.pg_bindir``, from ``SITEWATCH_PG_BINDIR``) replaces the search.
     """
-    override = os.environ.get("SITEWATCH_PG_BINDIR")
-    if override:
-        candidates = [Path(override)]
+    if override is not None:
+        candidates = [override]
     else:
         candidates = sorted(
             Path("/usr/lib/postgresql").glob("*/bin"),
@@ -103,6 +102,8 @@ class Cluster:
     database: str = "sitewatch"
     # Extra ``-c name=value`` server settings (tests turn off fsync, for instance).
     options: tuple[str, ...] = ()
+    # The PostgreSQL bin directory to use (``Settings.pg_bindir``); None: the newest found.
+    bindir: Path | None = None
 
     @cached_property
     def _user(self) -> str | None:
@@ -155,7 +156,7 @@ class Cluster:
 
     def start(self) -> None:
         """Create the cluster if needed, start it, and ensure the database and PostGIS exist."""
-        bindir = find_bindir()
+        bindir = find_bindir(self.bindir)
         _check_postgis(bindir)
         if self.status() == "absent":
             self._init()
@@ -218,7 +219,7 @@ class Cluster:
             link.symlink_to(self.pgdata)
 
     def _pg(self, program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        cmd = [str(find_bindir() / program), *args]
+        cmd = [str(find_bindir(self.bindir) / program), *args]
         user = self._user
         if user is not None:
             cmd = ["runuser", "-u", user, "--", *cmd]

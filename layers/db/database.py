@@ -10,7 +10,8 @@ from layers.db.settings import Settings
 
 def managed_cluster(settings: Settings) -> Cluster:
     """The local cluster sitewatch manages for these settings."""
-    return Cluster(settings.data_dir, port=settings.pg_port, database=settings.pg_database)
+    return Cluster(settings.data_dir, port=settings.pg_port, database=settings.pg_database,
+                   bindir=settings.pg_bindir)
 
 
 def conninfo(settings: Settings) -> str:

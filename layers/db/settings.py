@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from geo.hotspots.budget import Limits
@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     # so it can never collide with a system server on TCP 5432.
     pg_port: int = Field(default=54329, ge=1024, le=65535)
     pg_database: str = "sitewatch"
+    # The PostgreSQL bin directory (initdb, pg_ctl, pg_dump, ...) for the managed cluster and
+    # backups; unset: the newest under /usr/lib/postgresql, else the one on PATH.
+    pg_bindir: Path | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     pool_min_size: int = Field(default=1, ge=0)
@@ -66,6 +69,12 @@ class Settings(BaseSettings):
     keep_original_photos: bool = False
     # Exports (GET /api/v1/exports/...) formatting at once per process; the next hears 503.
     export_concurrency: int = Field(default=2, ge=1)
+
+    @field_validator("pg_bindir", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        # SITEWATCH_PG_BINDIR= (empty) means "search", not the current directory.
+        return None if value == "" else value
 
     @property
     def managed(self) -> bool:

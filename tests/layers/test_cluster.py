@@ -12,6 +12,8 @@ import psycopg
 import pytest
 
 from layers.db.cluster import Cluster, ClusterError
+from layers.db.database import managed_cluster
+from layers.db.settings import Settings
 
 
 @pytest.fixture
@@ -54,6 +56,7 @@ def test_server_listens_on_its_own_socket_only(cluster: Cluster) -> None:
 def test_missing_binaries_give_one_actionable_line(
     fresh_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The setting reaches the cluster through Settings (the one reader of the environment).
     monkeypatch.setenv("SITEWATCH_PG_BINDIR", str(fresh_root / "no-such-bin"))
     with pytest.raises(ClusterError, match="apt-get install postgresql-15-postgis-3"):
-        Cluster(fresh_root, port=50999).start()
+        managed_cluster(Settings(data_dir=fresh_root, pg_port=50999)).start()

@@ -20,6 +20,7 @@ import pytest
 
 from layers.db import migrate
 from layers.db.cluster import Cluster
+from layers.db.settings import Settings
 from layers.io import demo
 
 # Longer than the pool's first reconnection delays (1 s, 2 s, 4 s, ...): recovery must not
@@ -36,7 +37,8 @@ def own_cluster() -> Iterator[Cluster]:
     root = Path(tempfile.mkdtemp(prefix="sw-restart-"))
     root.chmod(0o755)
     node = Cluster(root, port=50000 + os.getpid() % 5000, database="sitewatch",
-                   options=("fsync=off", "synchronous_commit=off", "full_page_writes=off"))
+                   options=("fsync=off", "synchronous_commit=off", "full_page_writes=off"),
+                   bindir=Settings().pg_bindir)
     node.start()
     try:
         migrate.apply(node.conninfo())
