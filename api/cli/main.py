@@ -200,6 +200,15 @@ def reassign(
     print(f"examined {counts['examined']}, changed {counts['changed']} (each change audited)")
 
 
+def _calendar_day(text: str) -> date:
+    """``text`` as a date, or a one-line error and exit code 1."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        err.print(f"[red]error:[/red] {text!r} is not a date (YYYY-MM-DD)")
+        raise typer.Exit(1) from None
+
+
 @calendar_app.command("set")
 def calendar_set(
     day: Annotated[str, typer.Argument(help="YYYY-MM-DD")],
@@ -210,14 +219,21 @@ def calendar_set(
     """Mark a day as a holiday or a make-up working day, for working-day deadlines."""
     from layers.catalog import calendar
 
-    try:
-        when = date.fromisoformat(day)
-    except ValueError:
-        err.print(f"[red]error:[/red] {day!r} is not a date (YYYY-MM-DD)")
-        raise typer.Exit(1) from None
+    when = _calendar_day(day)
     with session() as conn:
         calendar.set_day(conn, when, working=not holiday, name=name)
     print(f"{when}: {'holiday' if holiday else 'working day'}" + (f" ({name})" if name else ""))
+
+
+@calendar_app.command("unset")
+def calendar_unset(day: Annotated[str, typer.Argument(help="YYYY-MM-DD")]) -> None:
+    """Remove a day set by `calendar set`: it follows the week again (Monday to Friday work)."""
+    from layers.catalog import calendar
+
+    when = _calendar_day(day)
+    with session() as conn:
+        calendar.clear_day(conn, when)
+    print(f"{when}: unset, follows the week again")
 
 
 @calendar_app.command("list")

@@ -12,6 +12,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from layers.errors import NotFound
+
 
 def set_day(conn: psycopg.Connection[Any], day: date, *, working: bool,
             name: str | None = None) -> None:
@@ -23,8 +25,13 @@ def set_day(conn: psycopg.Connection[Any], day: date, *, working: bool,
 
 
 def clear_day(conn: psycopg.Connection[Any], day: date) -> None:
-    """Let ``day`` follow the weekday rule again."""
-    conn.execute("DELETE FROM calendar_day WHERE day = %s", [day])
+    """Let ``day`` follow the weekday rule again (undo :func:`set_day`).
+
+    Raises NotFound when ``day`` is not listed, so a mistyped date does not pass unnoticed.
+    """
+    if conn.execute("DELETE FROM calendar_day WHERE day = %s", [day]).rowcount == 0:
+        raise NotFound(f"{day} 不在办公日历中 / {day} is not in the office calendar: "
+                       "nothing to unset (see `sitewatch calendar list YEAR`)")
 
 
 def exceptions(conn: psycopg.Connection[Any], year: int) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from api.cli.main import app as cli
 from layers.assignment import load_assigner
 from layers.catalog import calendar
+from layers.errors import NotFound
 from layers.issues import records
 
 
@@ -54,6 +55,19 @@ def test_holidays_and_make_up_working_days(conn: psycopg.Connection[Any]) -> Non
         "2026-05-12T10:00:00+08:00")
 
 
+def test_an_unset_day_follows_the_week_again(conn: psycopg.Connection[Any]) -> None:
+    calendar.set_day(conn, date(2026, 5, 11), working=False, name="假日")
+    calendar.set_day(conn, date(2026, 5, 9), working=True, name="调休上班")
+    calendar.clear_day(conn, date(2026, 5, 11))
+    calendar.clear_day(conn, date(2026, 5, 9))
+    # Friday + 1 is Monday again: no Saturday worked, no Monday off.
+    assert _deadline(conn, "2026-05-08T10:00:00+08:00", 24, 1) == _at(
+        "2026-05-11T10:00:00+08:00")
+    assert calendar.exceptions(conn, 2026) == []
+    with pytest.raises(NotFound, match="not in the office calendar"):
+        calendar.clear_day(conn, date(2026, 5, 11))
+
+
 def test_a_long_holiday_is_spanned(conn: psycopg.Connection[Any]) -> None:
     for day in range(1, 9):  # a week-long festival, 1-8 October
         calendar.set_day(conn, date(2026, 10, day), working=False, name="国庆节")
@@ -81,7 +95,7 @@ def test_new_issues_of_a_working_day_category_get_working_day_deadlines(
     assert row == (_at("2026-05-12T10:00:00+08:00"),)
 
 
-def test_cli_sets_and_lists_the_calendar(dsn: str) -> None:
+def test_cli_sets_unsets_and_lists_the_calendar(dsn: str) -> None:
     runner = CliRunner()
     env = {"DATABASE_URL": dsn}
     assert runner.invoke(cli, ["calendar", "set", "2026-10-01", "--holiday", "--name", "国庆节"],
@@ -94,3 +108,11 @@ def test_cli_sets_and_lists_the_calendar(dsn: str) -> None:
     bad = runner.invoke(cli, ["calendar", "set", "10/01/2026", "--holiday"], env=env)
     assert bad.exit_code == 1
     assert "not a date" in bad.output
+    unset = runner.invoke(cli, ["calendar", "unset", "2026-10-10"], env=env)
+    assert unset.exit_code == 0, unset.output
+    listed = runner.invoke(cli, ["calendar", "list", "2026"], env=env)
+    assert "2026-10-10" not in listed.output
+    assert "2026-10-01  holiday      国庆节" in listed.output
+    again = runner.invoke(cli, ["calendar", "unset", "2026-10-10"], env=env)
+    assert again.exit_code == 1
+    assert "is not in the office calendar" in again.output
