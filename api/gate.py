@@ -24,12 +24,8 @@ from layers.errors import DomainError
 T = TypeVar("T")
 
 
-class Busy(DomainError):
+class Busy(DomainError, status=503, code="analysis-busy", title="Service busy"):
     """Every analysis slot is taken; the client may retry shortly (503, Retry-After)."""
-
-    status = 503
-    code = "analysis-busy"
-    title = "Service busy"
 
 
 class AnalysisGate:

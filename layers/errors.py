@@ -6,13 +6,27 @@ message. Database text never goes into these messages.
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 
 class DomainError(Exception):
-    """Base class: ``status`` and ``code`` are stable; ``message`` is safe for users."""
+    """Base class: ``status`` and ``code`` are stable; ``message`` is safe for users.
 
-    status = 400
-    code = "bad-request"
-    title = "Bad request"
+    A kind of error states its three in its class line, for example
+    ``class Gone(DomainError, status=410, code="gone", title="Gone")``; what it leaves out it
+    inherits.
+    """
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init_subclass__(cls, *, status: int | None = None, code: str | None = None,
+                          title: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.status = cls.status if status is None else status
+        cls.code = cls.code if code is None else code
+        cls.title = cls.title if title is None else title
 
     def __init__(self, message: str, *, details: object = None) -> None:
         super().__init__(message)
@@ -20,57 +34,32 @@ class DomainError(Exception):
         self.details = details
 
 
-class ValidationFailed(DomainError):
+class ValidationFailed(DomainError, status=422, code="validation-failed",
+                       title="Validation failed"):
     """Input was understood but is not acceptable."""
 
-    status = 422
-    code = "validation-failed"
-    title = "Validation failed"
 
-
-class NotFound(DomainError):
+class NotFound(DomainError, status=404, code="not-found", title="Not found"):
     """The thing named does not exist."""
 
-    status = 404
-    code = "not-found"
-    title = "Not found"
 
-
-class Conflict(DomainError):
+class Conflict(DomainError, status=409, code="conflict", title="Conflict"):
     """The request conflicts with the current state (stale version, duplicate key)."""
 
-    status = 409
-    code = "conflict"
-    title = "Conflict"
 
-
-class DatabaseUnavailable(DomainError):
+class DatabaseUnavailable(DomainError, status=503, code="database-unavailable",
+                          title="Service unavailable"):
     """The database cannot be reached right now; the client may retry."""
 
-    status = 503
-    code = "database-unavailable"
-    title = "Service unavailable"
 
-
-class Unauthorized(DomainError):
+class Unauthorized(DomainError, status=401, code="unauthorized", title="Unauthorized"):
     """No valid credentials were presented."""
 
-    status = 401
-    code = "unauthorized"
-    title = "Unauthorized"
 
-
-class Forbidden(DomainError):
+class Forbidden(DomainError, status=403, code="forbidden", title="Forbidden"):
     """The caller is known but may not do this."""
 
-    status = 403
-    code = "forbidden"
-    title = "Forbidden"
 
-
-class PayloadTooLarge(DomainError):
+class PayloadTooLarge(DomainError, status=413, code="payload-too-large",
+                      title="Payload too large"):
     """The request body or an uploaded file is over its size limit."""
-
-    status = 413
-    code = "payload-too-large"
-    title = "Payload too large"

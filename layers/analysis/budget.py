@@ -24,11 +24,8 @@ from layers.db.settings import Settings
 from layers.errors import ValidationFailed
 
 
-class OverBudget(ValidationFailed):
+class OverBudget(ValidationFailed, code="analysis-too-large", title="Analysis too large"):
     """The analysis asked for would exceed a ceiling; ``details`` lists the parameters."""
-
-    code = "analysis-too-large"
-    title = "Analysis too large"
 
 
 def limits(settings: Settings) -> Limits:

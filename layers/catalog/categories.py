@@ -13,9 +13,9 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.rows import dict_row
 
-from layers.catalog import units
+from layers.catalog import sites, tables, units
 from layers.db import statements
-from layers.errors import Conflict, NotFound, ValidationFailed
+from layers.errors import Conflict
 
 COLUMNS = ("code", "name_zh", "name_en", "site_layer", "functional_unit", "deadline_hours",
            "deadline_working_days", "points", "dcm_event_class", "active")
@@ -40,27 +40,15 @@ def list_all(conn: psycopg.Connection[Any], *, active: bool | None = None
 
 def get(conn: psycopg.Connection[Any], code: str) -> dict[str, Any]:
     """The category with ``code``; NotFound otherwise."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(_SELECT + sql.SQL(" WHERE c.code = %s"), [code]).fetchone()
-    if row is None:
-        raise NotFound(f"no category with code {code!r}")
-    return row
-
-
-def _check_layer(conn: psycopg.Connection[Any], layer: str | None) -> None:
-    if layer is not None and conn.execute(
-            "SELECT 1 FROM site_layer WHERE code = %s", [layer]).fetchone() is None:
-        raise ValidationFailed(f"no site layer with code {layer!r}")
+    return tables.by_code(conn, _SELECT, "c", code, "category")
 
 
 def _columns(conn: psycopg.Connection[Any], values: Mapping[str, Any]) -> dict[str, Any]:
     """Request fields to table columns: the unit code becomes its id, references checked."""
-    unknown = set(values) - set(COLUMNS)
-    if unknown:
-        raise ValueError(f"not category fields: {sorted(unknown)}")
+    tables.check_fields(values, COLUMNS, "category")
     columns = dict(values)
-    if "site_layer" in columns:
-        _check_layer(conn, columns["site_layer"])
+    if columns.get("site_layer") is not None:
+        sites.check_layer(conn, columns["site_layer"])
     if "functional_unit" in columns:
         unit = columns.pop("functional_unit")
         columns["functional_unit_id"] = None if unit is None else units.resolve_id(conn, unit)
@@ -89,11 +77,8 @@ def create(
             "deadline_working_days": deadline_working_days, "points": points,
             "dcm_event_class": dcm_event_class, "active": active})
         query = statements.insert("category", statements.placeholders(columns))
-        try:
-            with conn.transaction():
-                conn.execute(query, columns)
-        except errors.UniqueViolation:
-            raise Conflict(f"a category with code {code!r} already exists") from None
+        tables.write(conn, query, columns,
+                     taken=f"a category with code {code!r} already exists")
         return get(conn, code)
 
 
@@ -110,11 +95,8 @@ def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any]
             return get(conn, code)
         query = statements.update_by_code("category", statements.placeholders(columns))
         try:
-            with conn.transaction():
-                conn.execute(query, {**columns, "_code": code})
-        except errors.UniqueViolation:
-            raise Conflict(f"a category with code {changes.get('code')!r} already exists"
-                           ) from None
+            tables.write(conn, query, {**columns, "_code": code},
+                         taken=f"a category with code {changes.get('code')!r} already exists")
         except errors.ForeignKeyViolation:
             raise Conflict(f"category {code!r} is used by issues or responsibility rules;"
                            " its code cannot change") from None

@@ -16,13 +16,13 @@ from psycopg import errors, sql
 from psycopg.rows import dict_row
 
 from layers import assignment
-from layers.catalog import units
+from layers.catalog import tables, units
+from layers.catalog.tables import BBox
 from layers.db import statements
 from layers.errors import Conflict, NotFound, ValidationFailed
 
 LEVELS = ("street", "community", "grid")
 FIELDS = ("code", "name", "level", "parent", "unit", "geometry")
-BBox = tuple[float, float, float, float]
 _SELECT = sql.SQL(
     "SELECT j.code, j.name, j.level, p.code AS parent, u.code AS unit,"
     " ST_AsGeoJSON(j.geom)::json AS geometry"
@@ -43,22 +43,19 @@ def features(
 ) -> list[dict[str, Any]]:
     """Jurisdictions (geometry as a GeoJSON dict), filtered, coarsest level first, then by
     code (a stable order for paging)."""
-    where: list[sql.Composable] = []
+    clauses: list[sql.Composable] = []
     params: list[Any] = []
     if level is not None:
-        where.append(sql.SQL("j.level = %s"))
+        clauses.append(sql.SQL("j.level = %s"))
         params.append(level)
     if parent is not None:
-        where.append(sql.SQL("p.code = %s"))
+        clauses.append(sql.SQL("p.code = %s"))
         params.append(parent)
     if bbox is not None:
-        where.append(sql.SQL("ST_Intersects(j.geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))"))
+        clauses.append(tables.in_bbox("j"))
         params.extend(bbox)
-    query = sql.Composed([_SELECT])
-    if where:
-        query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
-    query += sql.SQL(" ORDER BY array_position(%s::text[], j.level), j.code"
-                     " LIMIT %s OFFSET %s")
+    query = tables.where(_SELECT, clauses) + sql.SQL(
+        " ORDER BY array_position(%s::text[], j.level), j.code LIMIT %s OFFSET %s")
     params.extend([list(LEVELS), limit, offset])
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, params).fetchall()
@@ -66,20 +63,14 @@ def features(
 
 def get(conn: psycopg.Connection[Any], code: str) -> dict[str, Any]:
     """The jurisdiction with ``code``; NotFound otherwise."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(_SELECT + sql.SQL(" WHERE j.code = %s"), [code]).fetchone()
-    if row is None:
-        raise NotFound(f"no jurisdiction with code {code!r}")
-    return row
+    return tables.by_code(conn, _SELECT, "j", code, "jurisdiction")
 
 
 def _columns(conn: psycopg.Connection[Any], values: Mapping[str, Any]
              ) -> tuple[dict[str, sql.Composable], dict[str, Any]]:
     """Request fields as column -> SQL expression, plus the parameters those expressions
     name; references are resolved to ids here so an unknown code is a clear 422."""
-    unknown = set(values) - set(FIELDS)
-    if unknown:
-        raise ValueError(f"not jurisdiction fields: {sorted(unknown)}")
+    tables.check_fields(values, FIELDS, "jurisdiction")
     exprs: dict[str, sql.Composable] = {}
     params: dict[str, Any] = {}
     for field, value in values.items():
@@ -89,19 +80,13 @@ def _columns(conn: psycopg.Connection[Any], values: Mapping[str, Any]
             continue
         column = {"parent": "parent_id", "unit": "unit_id"}.get(field, field)
         if value is not None and field == "parent":
-            value = _parent_id(conn, value)
+            value = tables.id_of(conn, "jurisdiction", value,
+                                 f"no parent jurisdiction with code {value!r}")
         elif value is not None and field == "unit":
             value = units.resolve_id(conn, value)
         exprs[column] = sql.Placeholder(column)
         params[column] = value
     return exprs, params
-
-
-def _parent_id(conn: psycopg.Connection[Any], code: str) -> int:
-    row = conn.execute("SELECT id FROM jurisdiction WHERE code = %s", [code]).fetchone()
-    if row is None:
-        raise ValidationFailed(f"no parent jurisdiction with code {code!r}")
-    return int(row[0])
 
 
 def _check_hierarchy(conn: psycopg.Connection[Any], code: str) -> None:
@@ -130,17 +115,11 @@ def _check_hierarchy(conn: psycopg.Connection[Any], code: str) -> None:
 
 def _write(conn: psycopg.Connection[Any], query: sql.Composed, params: dict[str, Any],
            code: str) -> None:
-    try:
-        with conn.transaction():
-            conn.execute(query, params)
-    except errors.UniqueViolation:
-        raise Conflict(f"a jurisdiction with code {code!r} already exists") from None
-    except errors.CheckViolation:
-        # The schema's checks (geometry valid and non-empty, street <=> no parent) back up
-        # the API's own validation; say which rule, never the database's text.
-        raise ValidationFailed("the jurisdiction breaks a data rule: its geometry must be "
-                               "a valid, non-empty area and only a street has no parent"
-                               ) from None
+    # The schema's checks: geometry valid and non-empty, street <=> no parent.
+    tables.write(conn, query, params,
+                 taken=f"a jurisdiction with code {code!r} already exists",
+                 broken="the jurisdiction breaks a data rule: its geometry must be a valid, "
+                        "non-empty area and only a street has no parent")
 
 
 def create(

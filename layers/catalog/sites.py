@@ -21,14 +21,14 @@ from psycopg.types.json import Jsonb
 
 from geo.assign import Assigner
 from layers import assignment
-from layers.catalog import units
+from layers.catalog import tables, units
+from layers.catalog.tables import BBox
 from layers.db import statements
 from layers.errors import Conflict, NotFound, ValidationFailed
 from layers.issues.records import SERVICE_MARGIN_M
 
 FIELDS = ("code", "name", "layer", "unit", "buffer_m", "inspection_interval_days",
           "attributes", "geometry")
-BBox = tuple[float, float, float, float]
 _SELECT = sql.SQL(
     "SELECT s.code, s.name, s.layer, u.code AS unit, s.buffer_m,"
     " s.inspection_interval_days, s.attributes, ST_AsGeoJSON(s.geom)::json AS geometry"
@@ -112,7 +112,8 @@ def update_layer(conn: psycopg.Connection[Any], code: str, changes: dict[str, An
     return row
 
 
-def _check_layer(conn: psycopg.Connection[Any], layer: str) -> None:
+def check_layer(conn: psycopg.Connection[Any], layer: str) -> None:
+    """Refuse a site layer that does not exist (a request names it)."""
     if conn.execute("SELECT 1 FROM site_layer WHERE code = %s", [layer]).fetchone() is None:
         raise ValidationFailed(f"no site layer with code {layer!r}")
 
@@ -123,39 +124,30 @@ def features(
 ) -> list[dict[str, Any]]:
     """Sites (geometry as a GeoJSON dict), by layer and code (a stable order for paging);
     an unknown layer is a 422."""
-    where: list[sql.Composable] = []
+    clauses: list[sql.Composable] = []
     params: list[Any] = []
     if layer is not None:
-        _check_layer(conn, layer)
-        where.append(sql.SQL("s.layer = %s"))
+        check_layer(conn, layer)
+        clauses.append(sql.SQL("s.layer = %s"))
         params.append(layer)
     if bbox is not None:
-        where.append(sql.SQL("ST_Intersects(s.geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))"))
+        clauses.append(tables.in_bbox("s"))
         params.extend(bbox)
-    query = sql.Composed([_SELECT])
-    if where:
-        query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
+    query = tables.where(_SELECT, clauses) + sql.SQL(
+        " ORDER BY s.layer, s.code, s.id LIMIT %s OFFSET %s")
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(query + sql.SQL(" ORDER BY s.layer, s.code, s.id"
-                                           " LIMIT %s OFFSET %s"),
-                           [*params, limit, offset]).fetchall()
+        return cur.execute(query, [*params, limit, offset]).fetchall()
 
 
 def get(conn: psycopg.Connection[Any], code: str) -> dict[str, Any]:
     """The site with ``code``; NotFound otherwise."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(_SELECT + sql.SQL(" WHERE s.code = %s"), [code]).fetchone()
-    if row is None:
-        raise NotFound(f"no site with code {code!r}")
-    return row
+    return tables.by_code(conn, _SELECT, "s", code, "site")
 
 
 def _columns(conn: psycopg.Connection[Any], values: Mapping[str, Any]
              ) -> tuple[dict[str, sql.Composable], dict[str, Any]]:
     """Request fields as column -> SQL expression plus the parameters they name."""
-    unknown = set(values) - set(FIELDS)
-    if unknown:
-        raise ValueError(f"not site fields: {sorted(unknown)}")
+    tables.check_fields(values, FIELDS, "site")
     exprs: dict[str, sql.Composable] = {}
     params: dict[str, Any] = {}
     for field, value in values.items():
@@ -166,7 +158,7 @@ def _columns(conn: psycopg.Connection[Any], values: Mapping[str, Any]
         else:
             exprs[column] = sql.Placeholder(column)
         if field == "layer":
-            _check_layer(conn, value)
+            check_layer(conn, value)
         elif field == "unit" and value is not None:
             value = units.resolve_id(conn, value)
         elif field == "attributes":
@@ -177,15 +169,9 @@ def _columns(conn: psycopg.Connection[Any], values: Mapping[str, Any]
 
 def _write(conn: psycopg.Connection[Any], query: sql.Composed, params: dict[str, Any],
            code: str | None) -> None:
-    try:
-        with conn.transaction():
-            conn.execute(query, params)
-    except errors.UniqueViolation:
-        raise Conflict(f"a site with code {code!r} already exists") from None
-    except errors.CheckViolation:
-        # Backs up the API's validation; the database's own text is never shown.
-        raise ValidationFailed("the site breaks a data rule: its geometry must be a valid, "
-                               "non-empty point or area and buffer_m within 0..1000") from None
+    tables.write(conn, query, params, taken=f"a site with code {code!r} already exists",
+                 broken="the site breaks a data rule: its geometry must be a valid, non-empty "
+                        "point or area and buffer_m within 0..1000")
 
 
 def create(

@@ -13,8 +13,9 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.rows import dict_row
 
+from layers.catalog import tables
 from layers.db import statements
-from layers.errors import Conflict, NotFound, ValidationFailed
+from layers.errors import Conflict, NotFound
 
 COLUMNS = ("code", "name", "name_en", "kind", "leader", "contact")
 _SELECT = sql.SQL("SELECT code, name, name_en, kind, leader, contact FROM unit")
@@ -28,19 +29,12 @@ def list_all(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
 
 def get(conn: psycopg.Connection[Any], code: str) -> dict[str, Any]:
     """The unit with ``code``; NotFound otherwise."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(_SELECT + sql.SQL(" WHERE code = %s"), [code]).fetchone()
-    if row is None:
-        raise NotFound(f"no unit with code {code!r}")
-    return row
+    return tables.by_code(conn, _SELECT, "unit", code, "unit")
 
 
 def resolve_id(conn: psycopg.Connection[Any], code: str) -> int:
     """The row id of the unit a request names by ``code``; ValidationFailed if unknown."""
-    row = conn.execute("SELECT id FROM unit WHERE code = %s", [code]).fetchone()
-    if row is None:
-        raise ValidationFailed(f"no unit with code {code!r}")
-    return int(row[0])
+    return tables.id_of(conn, "unit", code, f"no unit with code {code!r}")
 
 
 def _unique_conflict(exc: errors.UniqueViolation, code: str | None,
@@ -79,9 +73,7 @@ def create(
 def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any]
            ) -> dict[str, Any]:
     """Apply ``changes`` (a subset of :data:`COLUMNS`) to the unit and return it."""
-    unknown = set(changes) - set(COLUMNS)
-    if unknown:
-        raise ValueError(f"not unit columns: {sorted(unknown)}")
+    tables.check_fields(changes, COLUMNS, "unit")
     if not changes:
         return get(conn, code)
     query = statements.update_by_code("unit", statements.placeholders(changes)) + sql.SQL(

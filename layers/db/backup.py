@@ -27,12 +27,8 @@ DUMP = "database.dump"
 EVIDENCE = "evidence"
 
 
-class BackupError(DomainError):
+class BackupError(DomainError, status=500, code="backup-failed", title="Backup failed"):
     """A backup or restore could not be made; the message says why."""
-
-    status = 500
-    code = "backup-failed"
-    title = "Backup failed"
 
 
 @dataclass(frozen=True)

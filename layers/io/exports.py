@@ -84,12 +84,8 @@ def layer_names(conn: psycopg.Connection[Any]) -> list[str]:
     return ["jurisdictions", *layers, "issues"]
 
 
-class ExportsBusy(DomainError):
+class ExportsBusy(DomainError, status=503, code="exports-busy", title="Service unavailable"):
     """Every export slot of this process is taken; the client may retry shortly."""
-
-    status = 503
-    code = "exports-busy"
-    title = "Service unavailable"
 
 
 @dataclass(frozen=True)

@@ -54,12 +54,8 @@ _DATETIME_ORIGINAL = 0x9003
 _LOCAL = ZoneInfo("Asia/Shanghai")
 
 
-class Busy(DomainError):
+class Busy(DomainError, status=503, code="busy", title="Service unavailable"):
     """Every photo decoding slot of this process is taken; the client retries shortly."""
-
-    status = 503
-    code = "busy"
-    title = "Service unavailable"
 
 
 @dataclass(frozen=True)
