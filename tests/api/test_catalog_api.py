@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx2
 import psycopg
 import pytest
 import shapely
@@ -71,9 +72,15 @@ def demo(demo_client: TestClient) -> TestClient:
     return demo_client
 
 
+def post_jurisdiction(client: TestClient, admin: dict[str, str], geometry: dict[str, Any],
+                      **properties: Any) -> httpx2.Response:
+    body = feature(geometry, **properties)
+    return client.post("/api/v1/jurisdictions", headers=admin, json=body)
+
+
 def add_street(client: TestClient, admin: dict[str, str], code: str = "S1") -> None:
-    response = client.post("/api/v1/jurisdictions", headers=admin, json=feature(
-        square(120.60, 31.30, 0.1), code=code, name="星湖街道", level="street"))
+    response = post_jurisdiction(client, admin, square(120.60, 31.30, 0.1), code=code,
+                                 name="星湖街道", level="street")
     assert response.status_code == 201, response.text
 
 
@@ -199,9 +206,8 @@ def test_new_site_layer_takes_sites(client: TestClient, admin: dict[str, str]) -
 
 def test_jurisdiction_geojson_round_trip(client: TestClient, admin: dict[str, str]) -> None:
     add_street(client, admin)
-    created = client.post("/api/v1/jurisdictions", headers=admin, json=feature(
-        square(120.61, 31.31), code="S1001", name="星湖社区", level="community",
-        parent="S1", unit="CG"))
+    created = post_jurisdiction(client, admin, square(120.61, 31.31), code="S1001", name="星湖社区",
+                                level="community", parent="S1", unit="CG")
     assert created.status_code == 201, created.text
     assert created.headers["content-type"] == GEOJSON
     assert created.headers["location"] == "/api/v1/jurisdictions/S1001"
@@ -230,8 +236,7 @@ def test_jurisdiction_geojson_round_trip(client: TestClient, admin: dict[str, st
 
 def test_bowtie_is_422_naming_the_reason_and_nothing_is_written(
         client: TestClient, admin: dict[str, str], dsn: str) -> None:
-    response = client.post("/api/v1/jurisdictions", headers=admin, json=feature(
-        BOWTIE, code="S1", name="街道", level="street"))
+    response = post_jurisdiction(client, admin, BOWTIE, code="S1", name="街道", level="street")
     assert response.status_code == 422
     assert response.headers["content-type"] == PROBLEM
     assert "Self-intersection" in response.text
@@ -263,8 +268,7 @@ def test_bowtie_is_422_naming_the_reason_and_nothing_is_written(
 ])
 def test_unacceptable_geometry_is_422(client: TestClient, admin: dict[str, str], dsn: str,
                                       geometry: dict[str, Any], says: str) -> None:
-    response = client.post("/api/v1/jurisdictions", headers=admin, json=feature(
-        geometry, code="S1", name="街道", level="street"))
+    response = post_jurisdiction(client, admin, geometry, code="S1", name="街道", level="street")
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == PROBLEM
     assert says in response.text
@@ -274,14 +278,14 @@ def test_unacceptable_geometry_is_422(client: TestClient, admin: dict[str, str],
 def test_hierarchy_levels_are_enforced_all_or_nothing(
         client: TestClient, admin: dict[str, str]) -> None:
     add_street(client, admin)
-    grid_under_street = client.post("/api/v1/jurisdictions", headers=admin, json=feature(
-        square(120.61, 31.31), code="G1", name="网格", level="grid", parent="S1"))
+    grid_under_street = post_jurisdiction(client, admin, square(120.61, 31.31), code="G1",
+                                          name="网格", level="grid", parent="S1")
     assert grid_under_street.status_code == 422
     assert "parent at level 'community'" in grid_under_street.json()["detail"]
     assert client.get("/api/v1/jurisdictions/G1").status_code == 404
 
-    orphan = client.post("/api/v1/jurisdictions", headers=admin, json=feature(
-        square(120.61, 31.31), code="C1", name="社区", level="community"))
+    orphan = post_jurisdiction(client, admin, square(120.61, 31.31), code="C1", name="社区",
+                               level="community")
     assert orphan.status_code == 422
 
     # The rename and the bad level change come in one PATCH: neither may stick.
@@ -293,8 +297,8 @@ def test_hierarchy_levels_are_enforced_all_or_nothing(
 
 def test_duplicate_jurisdiction_code_is_409(client: TestClient, admin: dict[str, str]) -> None:
     add_street(client, admin)
-    again = client.post("/api/v1/jurisdictions", headers=admin, json=feature(
-        square(121.0, 31.0), code="S1", name="另一个街道", level="street"))
+    again = post_jurisdiction(client, admin, square(121.0, 31.0), code="S1", name="另一个街道",
+                              level="street")
     assert again.status_code == 409 and again.headers["content-type"] == PROBLEM
     assert "S1" in again.json()["detail"] and "duplicate key" not in again.text
 
@@ -302,8 +306,8 @@ def test_duplicate_jurisdiction_code_is_409(client: TestClient, admin: dict[str,
 def test_delete_jurisdiction_with_children_is_409(
         client: TestClient, admin: dict[str, str]) -> None:
     add_street(client, admin)
-    child = client.post("/api/v1/jurisdictions", headers=admin, json=feature(
-        square(120.61, 31.31), code="S1001", name="社区", level="community", parent="S1"))
+    child = post_jurisdiction(client, admin, square(120.61, 31.31), code="S1001", name="社区",
+                              level="community", parent="S1")
     assert child.status_code == 201
     refused = client.delete("/api/v1/jurisdictions/S1", headers=admin)
     assert refused.status_code == 409 and refused.headers["content-type"] == PROBLEM
