@@ -21,7 +21,6 @@ from psycopg.rows import dict_row
 from geo.assign import NONE, RESULT_COLUMNS, Assigner
 from layers.db.bulk import bulk_write_mode
 
-OPEN_STATUSES = ("reported", "assigned", "rectified")
 _FLAGS = ("on_boundary", "outside_all", "via_buffer")
 # From this many changed answers on, reassignment rebuilds the issue tables' indexes and
 # foreign keys once (layers.db.bulk) instead of maintaining them row by row.
@@ -105,7 +104,7 @@ def reassign(
     repairing wrong data, and for benchmarks). Returns counts examined/changed.
     """
     where: sql.Composable = (sql.SQL("true") if include_closed else
-                             sql.SQL("status IN ('reported', 'assigned', 'rectified')"))
+                             sql.SQL("issue_is_open(status)"))
     params: list[Any] = []
     if region_wkb is not None:
         where = sql.SQL("{} AND ST_Intersects(geom, ST_GeomFromWKB(%s, 4326))").format(where)

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import AliasChoices, BaseModel, Field
 
 from api.auth import Caller
 from api.deps import Conn
@@ -16,6 +16,9 @@ from layers.errors import ValidationFailed
 from layers.supervision import accountability
 
 router = APIRouter(prefix="/api/v1/accountability", tags=["scores"])
+
+# The register's "overdue" (a public field name, kept) is layers' ran_past_deadline.
+_RAN_PAST = AliasChoices("ran_past_deadline", "overdue")
 
 
 class Entry(BaseModel):
@@ -31,7 +34,9 @@ class Entry(BaseModel):
     deadline: datetime | None
     closed_at: datetime | None
     rework_count: int
-    overdue: bool
+    overdue: bool = Field(validation_alias=_RAN_PAST, description=(
+        "超时：截止后仍未办结，或在截止后才办结 / ran past its deadline: still open after it, or"
+        " closed after it (wider than an issue's `overdue`, which is open and past it now)"))
     hours_late: float | None
     found_by_assessors: bool
     events: list[IssueEvent]
@@ -43,7 +48,8 @@ class Register(BaseModel):
     unit: dict[str, Any]
     since: datetime
     until: datetime
-    overdue: int
+    overdue: int = Field(validation_alias=_RAN_PAST, description=(
+        "超时问题数 / entries that ran past their deadline (open after it or closed after it)"))
     reworks: int
     found_by_assessors: int
     points_lost: float

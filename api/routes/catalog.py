@@ -25,7 +25,6 @@ from api.schemas.catalog import (
     JurisdictionFeature,
     JurisdictionPatch,
     LayerCode,
-    Level,
     SiteCollection,
     SiteCreate,
     SiteFeature,
@@ -41,6 +40,7 @@ from api.schemas.catalog import (
     site_feature,
 )
 from layers.catalog import categories, jurisdictions, sites, units
+from layers.vocab import Level
 
 
 class GeoJSONResponse(JSONResponse):

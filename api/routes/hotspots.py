@@ -30,6 +30,7 @@ from geo.hotspots.binning import DEFAULT_RESOLUTION, DEFAULT_RING
 from layers.analysis import budget, hotspots
 from layers.analysis.hotspots import HotspotQuery, ResultCache
 from layers.assignment import AssignerCache
+from layers.vocab import Level
 
 router = APIRouter(tags=["hotspots"])
 GEOJSON = "application/geo+json"
@@ -84,7 +85,7 @@ def get_hotspots(
     # An int, not Literal[90, 95, 99]: a query string is text, and pydantic matches literals
     # strictly, so "90" was refused; HotspotQuery refuses anything but 90, 95 and 99.
     confidence: Annotated[int, Query(ge=90, le=99, description="90, 95 or 99")] = 95,
-    level: Annotated[Literal["street", "community", "grid"], Query()] = "community",
+    level: Annotated[Level, Query()] = "community",
     eps_m: Annotated[float, Query(gt=0, le=500)] = 25.0,
     min_reports: Annotated[int, Query(ge=2, le=1000)] = 5,
 ) -> Response:

@@ -19,7 +19,6 @@ from api.schemas.issues import (
     IssueEvent,
     IssueFeature,
     Nearby,
-    Status,
     TransitionRequest,
     feature,
 )
@@ -28,6 +27,7 @@ from geo.crs import lonlat_to_wgs84
 from layers.auth import access
 from layers.auth.tokens import Principal
 from layers.issues import lifecycle, records
+from layers.vocab import Status
 
 router = APIRouter(prefix="/api/v1/issues", tags=["issues"])
 GEOJSON = "application/geo+json"

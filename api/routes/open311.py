@@ -33,6 +33,7 @@ from layers.catalog import categories
 from layers.errors import Forbidden, NotFound, ValidationFailed
 from layers.issues import records
 from layers.text import unsafe_character
+from layers.vocab import OPEN_STATUSES, STATUSES
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 REPORTERS = ("admin", "supervisor", "inspector")
@@ -221,8 +222,8 @@ def get_requests(
     else:
         if since is None and until is None:
             since = datetime.now(UTC) - DEFAULT_WINDOW
-        ours = [s for s in open311.STAGES if
-                ("open" if s in open311.OPEN_STATUSES else "closed") in statuses]
+        ours = [s for s in STATUSES if
+                ("open" if s in OPEN_STATUSES else "closed") in statuses]
         filters = records.IssueFilter(category=_split(service_code), status=ours, since=since,
                                      until=until, limit=page_size,
                                      offset=(page - 1) * page_size)

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from layers.errors import ValidationFailed
+from layers.vocab import Level
 
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
 CategoryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,6}-[0-9]{2,3}$")]
@@ -34,7 +35,6 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 EnglishName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                                max_length=200)]
 ShortText = Annotated[str, StringConstraints(max_length=100)]
-Level = Literal["street", "community", "grid"]
 Kind = Literal["territorial", "functional"]
 BufferM = Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
 IntervalDays = Annotated[int, Field(ge=1, le=366)]

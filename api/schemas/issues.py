@@ -9,9 +9,8 @@ from geojson_pydantic import Point
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from layers.text import unsafe_character
+from layers.vocab import Action, Source, Status
 
-Source = Literal["self_inspection", "supervision", "external_assessment", "citizen"]
-Status = Literal["reported", "assigned", "rectified", "verified", "rejected", "duplicate"]
 InputCrs = Literal["wgs84", "cgcs2000", "gcj02"]
 
 
@@ -166,8 +165,7 @@ class TransitionRequest(BaseModel):
         ]},
     )
 
-    action: Literal["assign", "rectify", "verify", "reopen", "reject", "mark_duplicate",
-                    "extend_deadline"]
+    action: Action
     version: int = Field(ge=1, description="the issue's version as last read (optimistic "
                                            "locking: a stale version gets 409)")
     note: Text | None = Field(None, max_length=4000)

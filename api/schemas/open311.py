@@ -20,6 +20,7 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 from fastapi.responses import Response
 
 from layers.text import xml_safe
+from layers.vocab import OPEN_STATUSES, Status
 
 Format = Literal["json", "xml"]
 SPEC = "http://wiki.open311.org/GeoReport_v2"
@@ -103,10 +104,11 @@ def format_of(path: str) -> Format:
     return "xml" if path.endswith(".xml") else "json"
 
 
-# Our statuses to GeoReport's two, with our stage kept for status_notes (Chinese first).
-OPEN_STATUSES = ("reported", "assigned", "rectified")
-STAGES = {"reported": "已发现", "assigned": "已交办", "rectified": "已整改待核查",
-          "verified": "已核查办结", "rejected": "不予受理", "duplicate": "重复问题"}
+# Our statuses to GeoReport's two (open: layers.vocab.OPEN_STATUSES), with our stage kept for
+# status_notes (Chinese first).
+STAGES: dict[Status, str] = {
+    "reported": "已发现", "assigned": "已交办", "rectified": "已整改待核查",
+    "verified": "已核查办结", "rejected": "不予受理", "duplicate": "重复问题"}
 
 
 def request_record(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -35,10 +35,11 @@ from geo.hotspots.clusters import cluster_summary, dbscan_labels
 from geo.hotspots.emerging import Emerging, bin_times, emerging_hotspots, time_steps
 from layers.analysis import budget, snapshots
 from layers.errors import ValidationFailed
+from layers.vocab import DISMISSED_STATUSES, STATUSES, Status
 
 Method = Literal["h3", "fishnet"]
 # Rejected and duplicate reports are not problems on the ground.
-COUNTED = ("reported", "assigned", "rectified", "verified")
+COUNTED: tuple[Status, ...] = tuple(s for s in STATUSES if s not in DISMISSED_STATUSES)
 DISTRICT_TZ = ZoneInfo("Asia/Shanghai")
 
 

@@ -12,8 +12,7 @@ import psycopg
 from psycopg.rows import class_row, dict_row
 
 from layers.errors import NotFound, ValidationFailed
-
-ROLES = ("admin", "supervisor", "inspector", "unit", "viewer")
+from layers.vocab import ROLES
 
 
 @dataclass(frozen=True)

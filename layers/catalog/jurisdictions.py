@@ -20,8 +20,8 @@ from layers.catalog import tables, units
 from layers.catalog.tables import BBox
 from layers.db import statements
 from layers.errors import Conflict, NotFound, ValidationFailed
+from layers.vocab import LEVELS
 
-LEVELS = ("street", "community", "grid")
 FIELDS = ("code", "name", "level", "parent", "unit", "geometry")
 _SELECT = sql.SQL(
     "SELECT j.code, j.name, j.level, p.code AS parent, u.code AS unit,"

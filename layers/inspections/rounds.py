@@ -95,9 +95,8 @@ WITH counts AS (
     SELECT site_id,
            count(*) FILTER (WHERE reported_at > %(now)s - make_interval(days => %(recent)s)
                               AND reported_at <= %(now)s) AS recent,
-           count(*) FILTER (WHERE status IN ('reported', 'assigned', 'rectified')) AS open,
-           count(*) FILTER (WHERE status IN ('reported', 'assigned', 'rectified')
-                              AND deadline < %(now)s) AS overdue
+           count(*) FILTER (WHERE issue_is_open(status)) AS open,
+           count(*) FILTER (WHERE issue_is_overdue(status, deadline, %(now)s)) AS overdue
     FROM issue WHERE site_id IS NOT NULL GROUP BY site_id
 ), last_visit AS (
     SELECT site_id, max(visited_at) AS at FROM inspection_stop

@@ -45,8 +45,8 @@ from layers.io.gisfile import (
 )
 from layers.issues import records
 from layers.text import quoted
+from layers.vocab import AWAITING_UNIT_STATUSES, LEVELS
 
-LEVELS = ("street", "community", "grid")
 CODE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 # Naive times in an office's spreadsheet are Beijing time.
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
@@ -76,8 +76,6 @@ _EXPORT_ONLY = ("updated_at",)
 _LEVEL_NAMES = {"街道": "street", "社区": "community", "网格": "grid"}
 _SOURCE_NAMES = {"自查": "self_inspection", "督查": "supervision", "测评": "external_assessment",
                  "外部测评": "external_assessment", "市民": "citizen", "群众": "citizen"}
-# Issues arrive open; the assignment engine decides between reported and assigned.
-_OPEN = ("reported", "assigned")
 
 
 @dataclass
@@ -469,9 +467,11 @@ def _new_issue(row: dict[str, Any], categories: Mapping[str, str], now: datetime
     source = cell_text(row["source"]) or "self_inspection"
     source = _SOURCE_NAMES.get(source, source)
     status = cell_text(row["status"])
-    if status is not None and status not in _OPEN:
-        errors.add(n, "status", f"only open issues ({', '.join(_OPEN)}) can be imported; the "
-                                "assignment decides which")
+    # Issues arrive waiting for their unit; the assignment engine decides between reported
+    # and assigned.
+    if status is not None and status not in AWAITING_UNIT_STATUSES:
+        errors.add(n, "status", f"only open issues ({', '.join(AWAITING_UNIT_STATUSES)}) can"
+                   " be imported; the assignment decides which")
     try:
         reported_at = _timestamp(row["reported_at"])
     except ValueError:

@@ -22,8 +22,7 @@ from layers.auth import access
 from layers.auth.tokens import Principal
 from layers.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from layers.issues import evidence
-
-OPEN = ("reported", "assigned", "rectified")
+from layers.vocab import OPEN_STATUSES
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ RULES: dict[str, Rule] = {
     "reopen": Rule(("rectified",), "assigned", ("supervisor",)),
     "reject": Rule(("reported", "assigned"), "rejected", ("admin", "supervisor")),
     "mark_duplicate": Rule(("reported", "assigned"), "duplicate", ("admin", "supervisor")),
-    "extend_deadline": Rule(OPEN, None, ("supervisor",)),
+    "extend_deadline": Rule(OPEN_STATUSES, None, ("supervisor",)),
 }
 ACTIONS = tuple(RULES)
 

@@ -18,8 +18,8 @@ from geo.assign import NONE, Assigner
 from layers.assignment import DEFAULT_TOLERANCE_M
 from layers.errors import Forbidden, NotFound, ValidationFailed
 from layers.text import quoted
+from layers.vocab import SOURCES
 
-SOURCES = ("self_inspection", "supervision", "external_assessment", "citizen")
 # Points farther than this outside the district's extent are refused as wrong coordinates
 # (swapped lon/lat, a GCJ-02 fix declared as WGS84 in another city); nearer ones are kept in
 # the unassigned queue if no polygon takes them.
@@ -233,8 +233,7 @@ ISSUE_SELECT = sql.SQL("""
 SELECT i.id, i.public_id, i.category_code AS category, c.name_zh AS category_zh,
        c.name_en AS category_en, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.description,
        i.photos, i.source, i.reported_at, i.status, i.deadline, i.closed_at,
-       coalesce(issue_traffic_light(i.status, i.reported_at, i.deadline) = 'red', false)
-           AS overdue,
+       issue_is_overdue(i.status, i.deadline, now()) AS overdue,
        issue_traffic_light(i.status, i.reported_at, i.deadline) AS traffic_light,
        j.code AS jurisdiction, j.name AS jurisdiction_name,
        tu.code AS territorial_unit, fu.code AS functional_unit, lu.code AS lead_unit,
@@ -312,8 +311,7 @@ def list_issues(conn: psycopg.Connection[Any], f: IssueFilter) -> tuple[list[dic
         clauses.append(sql.SQL("i.reported_at < %s"))
         params.append(f.until)
     if f.overdue is not None:
-        clauses.append(sql.SQL("coalesce(issue_traffic_light(i.status, i.reported_at,"
-                               " i.deadline) = 'red', false) = %s"))
+        clauses.append(sql.SQL("issue_is_overdue(i.status, i.deadline, now()) = %s"))
         params.append(f.overdue)
     where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")
     with conn.cursor(row_factory=dict_row) as cur:
@@ -336,7 +334,7 @@ def nearby_open(conn: psycopg.Connection[Any], public_id: str, radius_m: float =
                    round(ST_Distance(o.geom::geography, i.geom::geography)::numeric, 1)
                        AS distance_m
             FROM issue i JOIN issue o ON o.category_code = i.category_code AND o.id <> i.id
-            WHERE i.public_id = %s AND o.status IN ('reported', 'assigned', 'rectified')
+            WHERE i.public_id = %s AND issue_is_open(o.status)
               -- degree prefilter for the index: radius/55000 covers longitude below 60°
               AND ST_DWithin(o.geom, i.geom, %s / 55000.0)
               AND ST_DWithin(o.geom::geography, i.geom::geography, %s)

@@ -1,8 +1,12 @@
-"""The accountability register (问责): for a unit and a period, the issues it let run overdue,
-had to redo, or lost points on at external assessment, each with the events that prove it.
+"""The accountability register (问责): for a unit and a period, the issues that ran past their
+deadline, that it had to redo, or that it lost points on at external assessment, each with the
+events that prove it.
 
-What counts is the same as in :mod:`layers.supervision.scores` (points lost), so the register
-explains a unit's score line by line.
+"Ran past its deadline" (``ran_past_deadline``, SQL ``issue_ran_past_deadline``) is still open
+after the deadline *or closed after it*: wider than "overdue" (open and past the deadline now,
+SQL ``issue_is_overdue``), because a late fix lost the points all the same. What counts is the
+same as in :mod:`layers.supervision.scores` (points lost), so the register explains a unit's
+score line by line. (The HTTP register keeps its field name ``overdue`` for this.)
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ _ENTRIES = """
     SELECT i.id, i.public_id, i.category_code AS category, c.name_zh AS category_zh,
            c.points::float8 AS points, i.source, i.status, i.reported_at, i.deadline,
            i.closed_at, i.rework_count,
-           i.deadline IS NOT NULL AND coalesce(i.closed_at, now()) > i.deadline AS overdue,
+           issue_ran_past_deadline(i.deadline, i.closed_at, now()) AS ran_past_deadline,
            round((extract(epoch FROM coalesce(i.closed_at, now()) - i.deadline) / 3600)
                  ::numeric, 1)::float8 AS hours_late,
            i.source = 'external_assessment' AS found_by_assessors
@@ -34,7 +38,7 @@ _ENTRIES = """
       AND i.reported_at >= %(since)s AND i.reported_at < %(until)s
       AND i.status NOT IN ('rejected', 'duplicate')
       AND (i.source = 'external_assessment' OR i.rework_count > 0
-           OR (i.deadline IS NOT NULL AND coalesce(i.closed_at, now()) > i.deadline))
+           OR issue_ran_past_deadline(i.deadline, i.closed_at, now()))
     ORDER BY i.reported_at, i.id
 """
 
@@ -71,15 +75,15 @@ def register(conn: psycopg.Connection[Any], unit_code: str, *, since: datetime,
         trail.setdefault(event.pop("issue_id"), []).append(event)
     for entry in entries:
         entry["events"] = trail.get(entry.pop("id"), [])
-        if not entry["overdue"]:
+        if not entry["ran_past_deadline"]:
             entry["hours_late"] = None
     return {
         "unit": {k: unit[k] for k in ("id", "code", "name", "leader")},
         "since": since, "until": until,
-        "overdue": sum(e["overdue"] for e in entries),
+        "ran_past_deadline": sum(e["ran_past_deadline"] for e in entries),
         "reworks": sum(e["rework_count"] for e in entries),
         "found_by_assessors": sum(e["found_by_assessors"] for e in entries),
         "points_lost": round(sum(e["points"] for e in entries
-                                 if e["overdue"] or e["found_by_assessors"]), 2),
+                                 if e["ran_past_deadline"] or e["found_by_assessors"]), 2),
         "entries": entries,
     }

@@ -31,9 +31,8 @@ from shapely.geometry.base import BaseGeometry
 from layers.auth.tokens import Principal
 from layers.errors import Forbidden, NotFound, ValidationFailed
 from layers.issues.records import ISSUE_SELECT
+from layers.vocab import AWAITING_UNIT_STATUSES
 
-# The unit still has to act on these; 'rectified' waits for the supervisor's check.
-ACTIONABLE = ("reported", "assigned")
 _LOCK = "sitewatch.supervision_order"
 
 
@@ -85,7 +84,9 @@ _NEW_OPEN = """
 SELECT i.id, i.lead_unit_id, i.status, i.deadline, 1 AS level,
        NULL::timestamptz AS escalated_deadline
 FROM issue i
-WHERE i.status IN ('reported', 'assigned') AND i.lead_unit_id IS NOT NULL
+-- issue_is_open is implied by the statuses awaiting the unit, but written out it lets even a
+-- generic plan (a prepared statement) prove the partial index on open issues.
+WHERE issue_is_open(i.status) AND i.status = ANY(%(awaiting)s) AND i.lead_unit_id IS NOT NULL
   AND (%(unit)s::bigint IS NULL OR i.lead_unit_id = %(unit)s)
   AND NOT EXISTS (SELECT 1 FROM supervision_order_item x WHERE x.issue_id = i.id)
 """
@@ -96,8 +97,8 @@ SELECT i.id, i.lead_unit_id, i.status, i.deadline,
             WHERE x.issue_id = i.id AND x.escalated_deadline IS NOT NULL)::int AS level,
        i.deadline AS escalated_deadline
 FROM issue i
-WHERE i.status IN ('reported', 'assigned') AND i.lead_unit_id IS NOT NULL
-  AND i.deadline < now()
+WHERE issue_is_overdue(i.status, i.deadline, now()) AND i.status = ANY(%(awaiting)s)
+  AND i.lead_unit_id IS NOT NULL
   AND (%(unit)s::bigint IS NULL OR i.lead_unit_id = %(unit)s)
   AND NOT EXISTS (SELECT 1 FROM supervision_order_item x
                   WHERE x.issue_id = i.id AND x.escalated_deadline = i.deadline)
@@ -131,7 +132,10 @@ def _write(conn: psycopg.Connection[Any], candidates: str, issuer: Issuer, *,
         # indexes would refuse the second, but as an error instead of "nothing to do").
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [_LOCK])
         query = _WRITE.replace("{candidates}", candidates)
-        return cur.execute(query, {"unit": unit_id, "kind": kind, "event": event,
+        # Only issues still waiting for the unit go on an order: a rectified one waits for
+        # the supervisor's check, not for the unit.
+        return cur.execute(query, {"unit": unit_id, "awaiting": list(AWAITING_UNIT_STATUSES),
+                                   "kind": kind, "event": event,
                                    "actor": issuer.name, "role": issuer.role,
                                    "note": note}).fetchall()
 
@@ -151,10 +155,9 @@ SELECT o.id, o.code, o.kind, o.level, o.issued_at, o.issued_by, o.note, o.acknow
        u.leader AS unit_leader, u.contact AS unit_contact,
        (SELECT name FROM jurisdiction WHERE level = 'street' ORDER BY code LIMIT 1) AS street,
        count(x.issue_id) AS issues,
-       count(x.issue_id) FILTER (WHERE i.status IN ('reported', 'assigned', 'rectified'))
-           AS still_open,
-       count(x.issue_id) FILTER (WHERE issue_traffic_light(i.status, i.reported_at, i.deadline)
-                                       = 'red') AS overdue_now
+       count(x.issue_id) FILTER (WHERE issue_is_open(i.status)) AS still_open,
+       count(x.issue_id) FILTER (WHERE issue_is_overdue(i.status, i.deadline, now()))
+           AS overdue_now
 FROM supervision_order o JOIN unit u ON u.id = o.unit_id
 LEFT JOIN supervision_order_item x ON x.order_id = o.id
 LEFT JOIN issue i ON i.id = x.issue_id

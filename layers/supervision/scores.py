@@ -3,9 +3,10 @@ unit, community or monitored site.
 
 - **Points at risk**: open issues (reported, assigned, rectified) times their category's points
   under the assessment standard: what an unannounced assessor would find today.
+- **Overdue open** (超期未结): open issues past their deadline now (SQL ``issue_is_overdue``).
 - **Points lost**: issues found by external assessment (测评), and issues that ran past their
-  deadline (still open after it, or closed after it), each counted once at its category's
-  points.
+  deadline (still open after it, or closed after it: SQL ``issue_ran_past_deadline``, a wider
+  set than overdue), each counted once at its category's points.
 - **On-time closure rate** (按期结案率): verified issues closed by their deadline over all
   verified issues.
 - **Reworks** (返工次数): failed verifications, all of them.
@@ -42,15 +43,14 @@ GROUPS: tuple[Group, ...] = ("unit", "community", "site")
 # Whether issue ``i`` lost its category's points (one definition: rankings and maps).
 LOST = sql.SQL("""i.status NOT IN ('rejected', 'duplicate')
     AND (i.source = 'external_assessment'
-         OR (i.deadline IS NOT NULL AND coalesce(i.closed_at, now()) > i.deadline))""")
+         OR issue_ran_past_deadline(i.deadline, i.closed_at, now()))""")
 
 _MEASURES = sql.SQL("""
     count(*) AS issues,
-    count(*) FILTER (WHERE i.status IN ('reported', 'assigned', 'rectified')) AS open,
-    count(*) FILTER (WHERE i.status IN ('reported', 'assigned', 'rectified')
-                     AND i.deadline < now()) AS overdue_open,
-    coalesce(sum(c.points) FILTER (WHERE i.status IN ('reported', 'assigned', 'rectified')),
-             0)::float8 AS points_at_risk,
+    count(*) FILTER (WHERE issue_is_open(i.status)) AS open,
+    count(*) FILTER (WHERE issue_is_overdue(i.status, i.deadline, now())) AS overdue_open,
+    coalesce(sum(c.points) FILTER (WHERE issue_is_open(i.status)), 0)::float8
+        AS points_at_risk,
     coalesce(sum(c.points) FILTER (WHERE {lost}), 0)::float8 AS points_lost,
     coalesce(sum(i.rework_count), 0)::int AS reworks,
     round(count(*) FILTER (WHERE i.rework_count > 0)::numeric

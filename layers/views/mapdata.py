@@ -38,7 +38,7 @@ def sites(conn: psycopg.Connection[Any]) -> gpd.GeoDataFrame:
         "SELECT s.code, s.name, s.layer, l.name_zh AS layer_zh, l.name_en AS layer_en,"
         " u.name AS unit, s.buffer_m,"
         " (SELECT count(*) FROM issue i WHERE i.site_id = s.id"
-        "   AND i.status IN ('reported', 'assigned', 'rectified')) AS open_issues,"
+        "   AND issue_is_open(i.status)) AS open_issues,"
         " ST_AsBinary(s.geom) AS wkb"
         " FROM site s JOIN site_layer l ON l.code = s.layer"
         " LEFT JOIN unit u ON u.id = s.unit_id ORDER BY s.layer, s.code"))

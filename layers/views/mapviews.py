@@ -25,7 +25,6 @@ from layers.catalog import phases
 from layers.errors import ValidationFailed
 from layers.supervision import scores
 
-OPEN = ("reported", "assigned", "rectified")
 # H3 resolutions the overview carries (≈ 0.74, 0.11 and 0.015 km² cells), by zoom in the page.
 CELL_RESOLUTIONS = (8, 9, 10)
 # Issues are snapped to this grid (degrees, ≈ 20 m) in SQL before H3 binning in Python: a
@@ -117,14 +116,14 @@ def issue_cells(conn: psycopg.Connection[Any], p: MapPeriod, *, unit: str | None
         SELECT gx * %(snap)s AS lon, gy * %(snap)s AS lat, n, open, overdue FROM (
             SELECT round(ST_X(i.geom) / %(snap)s)::int AS gx,
                    round(ST_Y(i.geom) / %(snap)s)::int AS gy, count(*) AS n,
-                   count(*) FILTER (WHERE i.status = ANY(%(open)s)) AS open,
-                   count(*) FILTER (WHERE i.status = ANY(%(open)s) AND i.deadline < now())
+                   count(*) FILTER (WHERE issue_is_open(i.status)) AS open,
+                   count(*) FILTER (WHERE issue_is_overdue(i.status, i.deadline, now()))
                        AS overdue
             FROM issue i {join}
             WHERE i.status NOT IN ('rejected', 'duplicate') AND {where}
             GROUP BY 1, 2) s""").format(
         join=sql.SQL(", unit u") if unit is not None else sql.SQL(""), where=where)
-    rows = conn.execute(query, {"snap": SNAP_DEG, "open": list(OPEN), "unit": unit,
+    rows = conn.execute(query, {"snap": SNAP_DEG, "unit": unit,
                                 **params}).fetchall()
     snapped = pd.DataFrame(rows, columns=["lon", "lat", "issues", "open", "overdue"])
     finest = max(resolutions)
@@ -151,7 +150,7 @@ def community_measures(conn: psycopg.Connection[Any], p: MapPeriod) -> pd.DataFr
     query = sql.SQL("""
         WITH per AS (
             SELECT i.jurisdiction_id, count(*) AS issues,
-                   count(*) FILTER (WHERE i.status = ANY(%(open)s)) AS open,
+                   count(*) FILTER (WHERE issue_is_open(i.status)) AS open,
                    coalesce(sum(c.points) FILTER (WHERE {lost}), 0)::float8 AS points_lost
             FROM issue i JOIN category c ON c.code = i.category_code
             WHERE {where} GROUP BY i.jurisdiction_id)
@@ -161,7 +160,7 @@ def community_measures(conn: psycopg.Connection[Any], p: MapPeriod) -> pd.DataFr
         JOIN jurisdiction m ON m.level = 'community' AND m.id = CASE
              WHEN j.level = 'community' THEN j.id ELSE j.parent_id END
         GROUP BY m.code ORDER BY m.code""").format(lost=scores.LOST, where=where)
-    rows = conn.execute(query, {"open": list(OPEN), **params}).fetchall()
+    rows = conn.execute(query, params).fetchall()
     return pd.DataFrame(rows, columns=["code", "issues", "open", "points_lost"])
 
 
@@ -192,12 +191,13 @@ def site_status(conn: psycopg.Connection[Any]) -> pd.DataFrame:
                    v.last_inspection
             FROM site s
             LEFT JOIN (SELECT site_id, count(*) AS open,
-                              count(*) FILTER (WHERE deadline < now()) AS overdue
-                       FROM issue WHERE status = ANY(%s) AND site_id IS NOT NULL
+                              count(*) FILTER (WHERE issue_is_overdue(status, deadline,
+                                                                      now())) AS overdue
+                       FROM issue WHERE issue_is_open(status) AND site_id IS NOT NULL
                        GROUP BY site_id) o ON o.site_id = s.id
             LEFT JOIN (SELECT site_id, max(visited_at) AS last_inspection
                        FROM inspection_stop GROUP BY site_id) v ON v.site_id = s.id
-            """, [list(OPEN)]).fetchall()
+            """).fetchall()
     return pd.DataFrame(rows, columns=["code", "open_issues", "overdue", "last_inspection"])
 
 
@@ -210,15 +210,16 @@ def unit_issues(conn: psycopg.Connection[Any], unit: str, *, limit: int = 2000
             SELECT i.public_id, c.name_zh AS category_zh, c.name_en AS category_en, i.status,
                    i.reported_at, i.deadline, l.name AS lead_unit, s.name AS site,
                    issue_traffic_light(i.status, i.reported_at, i.deadline) AS traffic_light,
-                   i.deadline < now() AS overdue, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat
+                   issue_is_overdue(i.status, i.deadline, now()) AS overdue,
+                   ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat
             FROM issue i JOIN unit u ON u.code = %s
                  AND u.id IN (i.lead_unit_id, i.territorial_unit_id, i.functional_unit_id)
             JOIN category c ON c.code = i.category_code
             LEFT JOIN unit l ON l.id = i.lead_unit_id
             LEFT JOIN site s ON s.id = i.site_id
-            WHERE i.status = ANY(%s)
+            WHERE issue_is_open(i.status)
             ORDER BY i.deadline NULLS LAST, i.reported_at LIMIT %s""",
-                           [unit, list(OPEN), limit]).fetchall()
+                           [unit, limit]).fetchall()
     columns = ["public_id", "category_zh", "category_en", "status", "reported_at",
                "deadline", "lead_unit", "site", "traffic_light", "overdue", "lon", "lat"]
     return pd.DataFrame(rows, columns=columns)
@@ -246,7 +247,7 @@ _TILE = sql.SQL("""
                             env.e, 4096, 16, true) AS geom
         FROM issue i CROSS JOIN env LEFT JOIN unit u ON u.id = i.lead_unit_id
         WHERE i.geom && ST_Transform(env.e, 4326) AND {where}
-        ORDER BY i.status = ANY(%(open)s) DESC, i.reported_at DESC
+        ORDER BY issue_is_open(i.status) DESC, i.reported_at DESC
         LIMIT %(limit)s)
     SELECT ST_AsMVT(pts, 'issues', 4096, 'geom') FROM pts WHERE geom IS NOT NULL
 """)
@@ -270,6 +271,6 @@ def issue_tile(conn: psycopg.Connection[Any], z: int, x: int, y: int, p: MapPeri
     check_tile(z, x, y)
     where, params = _where(p)
     row = conn.execute(_TILE.format(where=where), {
-        "z": z, "x": x, "y": y, "dx": shift[0], "dy": shift[1], "open": list(OPEN),
+        "z": z, "x": x, "y": y, "dx": shift[0], "dy": shift[1],
         "limit": limit, **params}).fetchone()
     return bytes(row[0]) if row and row[0] is not None else b""

@@ -12,10 +12,11 @@ import psycopg
 import pytest
 
 from layers.auth import tokens
-from layers.auth.tokens import ROLES, Principal
+from layers.auth.tokens import Principal
 from layers.errors import Conflict, DomainError, Forbidden, ValidationFailed
 from layers.issues import evidence, lifecycle
 from layers.issues.lifecycle import RULES, Transition
+from layers.vocab import ROLES
 
 STATUSES = ("reported", "assigned", "rectified", "verified", "rejected", "duplicate")
 CLOSED = ("verified", "rejected", "duplicate")

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from layers.assignment import OPEN_STATUSES, load_assigner, reassign
+from layers.assignment import load_assigner, reassign
+from layers.vocab import OPEN_STATUSES
 
 STORED = """
     SELECT id, ST_X(geom) AS lon, ST_Y(geom) AS lat, category_code, status,
