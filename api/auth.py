@@ -1,7 +1,8 @@
 """Bearer-token authentication and role checks, as request dependencies.
 
-The token is looked up by its hash (layers.auth.tokens); roles are those of DESIGN.md. Route
-modules declare what they need with ``Depends(require_roles(...))`` or the ``Caller`` alias.
+The token is looked up by its hash (layers.auth.tokens); which role may do what is the table of
+layers.auth.roles. Route modules declare what they need with
+``Depends(require_permission(...))`` or the ``Caller`` alias.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.deps import Conn
-from layers.auth import tokens
+from layers.auth import access, tokens
+from layers.auth.roles import Permission
 from layers.auth.tokens import Principal
-from layers.errors import Forbidden, Unauthorized
+from layers.errors import Unauthorized
 
 # Set in the request's scope once a token has really authenticated: the rate limits
 # (api.guards) count a request as anonymous unless it carries this mark, so a made-up
@@ -63,12 +65,12 @@ def required_caller(principal: Annotated[Principal | None, Depends(optional_call
     return principal
 
 
-def require_roles(*roles: str) -> Callable[[Principal], Principal]:
-    """A dependency admitting only callers with one of ``roles``."""
+def require_permission(permission: Permission) -> Callable[[Principal], Principal]:
+    """A dependency admitting only callers whose role holds ``permission`` (layers.auth.roles;
+    a unit holding it for its own things only is admitted, the route checks "own")."""
 
     def check(principal: Annotated[Principal, Depends(required_caller)]) -> Principal:
-        if principal.role not in roles:
-            raise Forbidden(f"role {principal.role!r} may not do this; needs {', '.join(roles)}")
+        access.require(principal, permission)
         return principal
 
     return check
@@ -76,4 +78,5 @@ def require_roles(*roles: str) -> Callable[[Principal], Principal]:
 
 Caller = Annotated[Principal, Depends(required_caller)]
 MaybeCaller = Annotated[Principal | None, Depends(optional_caller)]
-Admin = Annotated[Principal, Depends(require_roles("admin"))]
+#: The caller who may edit the catalog (units, categories, layers, jurisdictions, sites).
+Admin = Annotated[Principal, Depends(require_permission("edit_catalog"))]

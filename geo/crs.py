@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import geopandas as gpd
 import numpy as np
 import shapely
@@ -24,8 +26,10 @@ from pyproj.exceptions import CRSError
 
 __all__ = [
     "CGCS2000",
+    "CRS_NAMES",
     "GCJ02",
     "WGS84",
+    "CrsName",
     "gcj02_to_wgs84",
     "in_china_bbox",
     "lonlat_to_wgs84",
@@ -41,10 +45,15 @@ CGCS2000 = "EPSG:4490"
 #: Canonical label for GCJ-02; not an EPSG code because GCJ-02 has none.
 GCJ02 = "GCJ02"
 
-_ALIASES = {
-    "wgs84": WGS84, "wgs 84": WGS84, "wgs-84": WGS84, "epsg:4326": WGS84, "4326": WGS84,
-    "cgcs2000": CGCS2000, "cgcs 2000": CGCS2000, "epsg:4490": CGCS2000, "4490": CGCS2000,
-    "gcj02": GCJ02, "gcj-02": GCJ02, "gcj_02": GCJ02, "gcj 02": GCJ02,
+#: The short names clients and importers give a CRS (API ``crs`` fields, ``--crs``).
+CrsName = Literal["wgs84", "cgcs2000", "gcj02"]
+#: Each short name's canonical label (see :func:`normalize_crs`).
+CRS_NAMES: dict[CrsName, str] = {"wgs84": WGS84, "cgcs2000": CGCS2000, "gcj02": GCJ02}
+
+_ALIASES = dict[str, str](CRS_NAMES.items()) | {
+    "wgs 84": WGS84, "wgs-84": WGS84, "epsg:4326": WGS84, "4326": WGS84,
+    "cgcs 2000": CGCS2000, "epsg:4490": CGCS2000, "4490": CGCS2000,
+    "gcj-02": GCJ02, "gcj_02": GCJ02, "gcj 02": GCJ02,
 }
 
 # Krasovsky 1940 ellipsoid, on which the published GCJ-02 formula scales its offsets.

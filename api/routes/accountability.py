@@ -69,5 +69,6 @@ def unit_register(
     if since.tzinfo is None or until.tzinfo is None or since >= until:
         raise ValidationFailed("since and until need time zones and since < until")
     found = accountability.register(conn, unit, since=since, until=until)
-    access.require_own_unit(caller, found["unit"].pop("id"), "accountability register")
+    access.require_own_unit(caller, found["unit"].pop("id"), "read_accountability",
+                            "accountability register")
     return Register.model_validate(found)

@@ -12,16 +12,14 @@ from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
-from api.auth import Caller, require_roles
+from api.auth import Caller, require_permission
 from api.deps import Conn
 from layers.auth import access
 from layers.auth.tokens import Principal
 from layers.db.settings import Settings
 from layers.issues import evidence
 
-# Leaders (viewer) read; the people in the field and the units take the photos.
-Uploader = Annotated[Principal, Depends(require_roles("admin", "supervisor", "inspector",
-                                                      "unit"))]
+Uploader = Annotated[Principal, Depends(require_permission("upload_evidence"))]
 router = APIRouter(prefix="/api/v1/evidence", tags=["evidence"])
 
 

@@ -24,7 +24,8 @@ from starlette.types import Receive, Scope, Send
 
 from api.auth import Caller
 from api.deps import Conn
-from layers.errors import Forbidden, PayloadTooLarge, ValidationFailed
+from layers.auth import access
+from layers.errors import PayloadTooLarge, ValidationFailed
 from layers.io import exports, imports
 from layers.io.gisfile import SUFFIXES
 
@@ -95,14 +96,11 @@ def create_import(
     layer: Annotated[str | None, Form(description="Site layer for kind=sites.")] = None,
 ) -> ImportReportOut:
     """Import a file all or nothing; 422 lists every bad row and nothing is stored."""
-    allowed = ("admin", "supervisor") if kind == "issues" else ("admin",)
-    if caller.role not in allowed:
-        raise Forbidden(f"role {caller.role!r} may not import {kind}; needs "
-                        f"{' or '.join(allowed)}")
+    access.require(caller, "import_issues" if kind == "issues" else "import_layers")
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_UPLOAD_BYTES + _CHUNK:
         raise PayloadTooLarge(f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB")
-    actor = caller.name or f"token {caller.token_id}"
+    actor = caller.actor
     with tempfile.TemporaryDirectory(prefix="sw-import-") as folder:
         path = _save(file, Path(folder))
         report: Any

@@ -15,9 +15,8 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from api.auth import require_roles
+from api.auth import require_permission
 from api.deps import Conn
-from api.routes.issues import CRS_NAMES
 from api.schemas.inspections import (
     FindingsCreate,
     FindingsCreated,
@@ -39,14 +38,9 @@ from layers.issues import records
 
 router = APIRouter(prefix="/api/v1/inspections", tags=["inspections"])
 GEOJSON = "application/geo+json"
-Reader = Annotated[Principal, Depends(require_roles("admin", "supervisor", "inspector",
-                                                    "viewer"))]
-Planner = Annotated[Principal, Depends(require_roles("admin", "supervisor"))]
-FieldTeam = Annotated[Principal, Depends(require_roles("admin", "supervisor", "inspector"))]
-
-
-def _actor(caller: Principal) -> str:
-    return caller.name or f"token {caller.token_id}"
+Reader = Annotated[Principal, Depends(require_permission("read_inspections"))]
+Planner = Annotated[Principal, Depends(require_permission("plan_inspection"))]
+FieldTeam = Annotated[Principal, Depends(require_permission("inspect"))]
 
 
 def _collection(conn: Conn, round_id: int) -> RoundCollection:
@@ -97,7 +91,7 @@ def plan_round(body: PlanCreate, conn: Conn, caller: Planner) -> JSONResponse:
             uncoverable=plan["uncoverable"],
             features=[*map(stop_feature, rows),
                       *route_feature(rows, plan["route_length_m"], plan["params"]["start"])]))
-    stored = rounds.plan_and_store(conn, request, created_by=_actor(caller))
+    stored = rounds.plan_and_store(conn, request, created_by=caller.actor)
     collection = _collection(conn, stored["id"])
     collection.min_size = stored["min_size"]
     collection.greedy_length_m = stored["greedy_length_m"]
@@ -119,7 +113,7 @@ def get_round(round_id: int, conn: Conn, _: Reader) -> JSONResponse:
 def visit_stop(round_id: int, seq: int, conn: Conn, caller: FieldTeam) -> StopProperties:
     """Record that the team was at the stop now."""
     return StopProperties.model_validate(
-        visits.visit(conn, round_id, seq, actor=_actor(caller)))
+        visits.visit(conn, round_id, seq, actor=caller.actor))
 
 
 @router.post("/{round_id}/findings", status_code=201, response_model=FindingsCreated,
@@ -138,12 +132,12 @@ def record_findings(round_id: int, body: FindingsCreate, conn: Conn, caller: Fie
         records.check_reported_at(f.reported_at, received, f"findings[{i}].reported_at")
         access.require_own_evidence(conn, caller, reporting.uploaded_photos(f.photos))
         lon, lat = f.coordinates()
-        wlon, wlat = lonlat_to_wgs84(np.array([lon]), np.array([lat]), CRS_NAMES[f.crs])
+        wlon, wlat = lonlat_to_wgs84(np.array([lon]), np.array([lat]), f.crs)
         findings.append(visits.Finding(
             category=f.category, lon=float(wlon[0]), lat=float(wlat[0]),
             description=f.description, seq=f.seq, photos=tuple(f.photos),
             reported_at=f.reported_at))
     cache: AssignerCache = request.app.state.assigner_cache
     ids = visits.record_findings(conn, cache.get(conn), round_id, findings,
-                                            actor=_actor(caller), actor_role=caller.role)
+                                            actor=caller.actor, actor_role=caller.role)
     return FindingsCreated(round_id=round_id, issues=ids)

@@ -9,7 +9,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from api.auth import Caller, MaybeCaller, require_roles
+from api.auth import Caller, MaybeCaller, require_permission
 from api.deps import Conn
 from api.schemas.catalog import parse_bbox
 from api.schemas.issues import (
@@ -31,8 +31,7 @@ from layers.vocab import Status
 
 router = APIRouter(prefix="/api/v1/issues", tags=["issues"])
 GEOJSON = "application/geo+json"
-Reporter = Annotated[Principal, Depends(require_roles("admin", "supervisor", "inspector"))]
-CRS_NAMES = {"wgs84": "EPSG:4326", "cgcs2000": "EPSG:4490", "gcj02": "gcj02"}
+Reporter = Annotated[Principal, Depends(require_permission("report"))]
 
 
 def _geojson(model: IssueFeature | IssueCreated | IssueCollection, status: int = 200
@@ -54,7 +53,7 @@ def create_issue(body: IssueCreate, conn: Conn, caller: Reporter, request: Reque
     first one created (header ``Idempotent-Replayed: true``) instead of a second issue.
     """
     lon, lat = body.coordinates()
-    wlon, wlat = lonlat_to_wgs84(np.array([lon]), np.array([lat]), CRS_NAMES[body.crs])
+    wlon, wlat = lonlat_to_wgs84(np.array([lon]), np.array([lat]), body.crs)
     new = records.NewIssue(
         category=body.category, lon=float(wlon[0]), lat=float(wlat[0]),
         description=body.description, source=body.source, reported_at=body.reported_at,

@@ -24,6 +24,8 @@ from starlette.datastructures import URL
 from api.auth import MaybeCaller
 from api.deps import Conn
 from api.schemas.catalog import parse_bbox
+from layers.auth import access
+from layers.auth.tokens import Principal
 from layers.errors import ValidationFailed
 from layers.views import features
 
@@ -170,8 +172,8 @@ def _interval(value: str | None) -> tuple[datetime | None, datetime | None]:
     return at, at
 
 
-def _private(caller: Any) -> bool:
-    return caller is not None and caller.role in features.PRIVATE_READERS
+def _private(caller: Principal | None) -> bool:
+    return access.sees_personal_data(caller)
 
 
 @router.get("/collections/{collection_id}/items", summary="Features",

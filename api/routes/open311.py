@@ -29,6 +29,7 @@ from api.deps import Conn
 from api.schemas import open311
 from api.schemas.open311 import Format
 from api.services import reporting
+from layers.auth import roles
 from layers.catalog import categories
 from layers.errors import Forbidden, NotFound, ValidationFailed
 from layers.issues import records
@@ -36,7 +37,6 @@ from layers.text import unsafe_character
 from layers.vocab import OPEN_STATUSES, STATUSES
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
-REPORTERS = ("admin", "supervisor", "inspector")
 DEFAULT_WINDOW = timedelta(days=90)  # the spec's default when no dates are given
 MAX_REQUESTS = 1000  # the spec's suggested maximum per response
 CHANGESET = "2026-11-26T00:00:00+08:00"
@@ -138,7 +138,7 @@ def post_request(
     caller = authenticate(request, conn, api_key) if api_key else None
     if caller is None:
         raise Forbidden("api_key is missing, unknown, expired or revoked")
-    if caller.role not in REPORTERS:
+    if not roles.allows(caller.role, "report"):
         raise Forbidden(f"an api_key of role {caller.role!r} may not post requests")
     if not service_code:
         raise ValidationFailed("service_code is required")

@@ -9,16 +9,16 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from api.auth import Caller, require_roles
+from api.auth import Caller, require_permission
 from api.deps import Conn
-from layers.auth import access
+from layers.auth import access, roles
 from layers.auth.tokens import Principal
 from layers.io import xlsx
 from layers.supervision import orders
 from maps.orders import order_html, order_xlsx
 
 router = APIRouter(prefix="/api/v1/orders", tags=["orders"])
-Supervisor = Annotated[Principal, Depends(require_roles("admin", "supervisor"))]
+Supervisor = Annotated[Principal, Depends(require_permission("write_orders"))]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 Lang = Annotated[Literal["zh", "en"], Query(description="labels: zh (default) or en")]
 
@@ -108,7 +108,7 @@ def _written(rows: list[dict[str, Any]], response: Response) -> list[Written]:
 
 
 def _issuer(caller: Principal) -> orders.Issuer:
-    return orders.Issuer(caller.name or f"token {caller.token_id}", caller.role)
+    return orders.Issuer(caller.actor, caller.role)
 
 
 @router.post("", response_model=list[Written], status_code=201,
@@ -150,7 +150,8 @@ def list_orders(
 
     A unit sees its own orders only, whatever ``unit`` says.
     """
-    if caller.role == "unit":
+    access.require(caller, "read_orders")
+    if roles.own_only(caller.role, "read_orders"):
         unit = _own_unit_code(conn, caller)
     rows, total = orders.list_orders(conn, orders.OrderFilter(
         unit=unit, kind=kind, acknowledged=acknowledged, limit=limit, offset=offset))
@@ -165,7 +166,7 @@ def _own_unit_code(conn: Conn, caller: Principal) -> str:
 
 def _readable(conn: Conn, caller: Principal, code: str) -> dict[str, Any]:
     order = orders.get(conn, code)
-    access.require_own_unit(caller, order["unit_id"], "supervision orders")
+    access.require_own_unit(caller, order["unit_id"], "read_orders", "supervision orders")
     return order
 
 

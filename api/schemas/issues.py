@@ -8,10 +8,11 @@ from typing import Annotated, Any, Literal, Self
 from geojson_pydantic import Point
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from geo.crs import CrsName
 from layers.text import unsafe_character
 from layers.vocab import Action, Source, Status
 
-InputCrs = Literal["wgs84", "cgcs2000", "gcj02"]
+InputCrs = CrsName
 
 
 def _printable(text: str) -> str:

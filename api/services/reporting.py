@@ -55,7 +55,7 @@ def _create(conn: psycopg.Connection[Any], cache: AssignerCache, new: records.Ne
             caller: Principal) -> str:
     try:
         [public_id] = records.create_many(conn, cache.get(conn), [new],
-                                         actor=caller.name or f"token {caller.token_id}",
+                                         actor=caller.actor,
                                          actor_role=caller.role)
     except ValidationFailed as exc:
         # One issue: report the fields, not list positions.

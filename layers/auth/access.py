@@ -11,6 +11,9 @@
 - Photos: the staff roles see every issue's photos; a unit those of its own issues; anonymous
   callers none, anywhere. Evidence named in a transition must be the caller's own upload (its
   token's or its unit's), and the photo as uploaded (with its EXIF) is for admins only.
+
+Which role holds which permission is the table of ``layers.auth.roles``; this module applies
+it to a caller and a thing (an issue, an order, a photo).
 """
 
 from __future__ import annotations
@@ -19,17 +22,32 @@ from typing import Any
 
 import psycopg
 
+from layers.auth import roles
+from layers.auth.roles import Permission
 from layers.auth.tokens import Principal
 from layers.errors import Forbidden, NotFound, ValidationFailed
 
-PERSONAL_DATA_READERS = ("admin", "supervisor")
-# Roles that see the photos of every issue; a unit sees those of its own issues only.
-PHOTO_READERS = ("admin", "supervisor", "inspector", "viewer")
+
+def holds(caller: Principal, permission: Permission, units: tuple[int | None, ...] = ()
+          ) -> bool:
+    """Whether the caller holds ``permission`` for a thing that the units ``units`` (ids)
+    answer for: a unit holding it for its own things only must be one of them."""
+    if not roles.allows(caller.role, permission):
+        return False
+    if roles.own_only(caller.role, permission):
+        return caller.unit_id is not None and caller.unit_id in units
+    return True
+
+
+def require(caller: Principal, permission: Permission) -> None:
+    """Forbidden unless the caller's role holds ``permission`` (for all things or its own)."""
+    if not roles.allows(caller.role, permission):
+        raise Forbidden(roles.refusal(caller.role, permission))
 
 
 def sees_personal_data(caller: Principal | None) -> bool:
     """Whether the caller may read reporters' names and contacts."""
-    return caller is not None and caller.role in PERSONAL_DATA_READERS
+    return caller is not None and holds(caller, "read_personal_data")
 
 
 def responsible(caller: Principal, lead: int | None, territorial: int | None,
@@ -42,11 +60,11 @@ def sees_photos(caller: Principal | None, unit_codes: tuple[str | None, ...],
                 own_code: str | None) -> bool:
     """Whether the caller sees the photos of an issue whose lead, territorial and functional
     units are ``unit_codes``; ``own_code`` is the code of the caller's unit, if any."""
-    if caller is None:
+    if caller is None or not roles.allows(caller.role, "read_photos"):
         return False
-    if caller.role in PHOTO_READERS:
-        return True
-    return caller.role == "unit" and own_code is not None and own_code in unit_codes
+    if roles.own_only(caller.role, "read_photos"):
+        return own_code is not None and own_code in unit_codes
+    return True
 
 
 def unit_code(conn: psycopg.Connection[Any], caller: Principal | None) -> str | None:
@@ -77,26 +95,30 @@ def require_own_evidence(conn: psycopg.Connection[Any], caller: Principal,
 
 def require_original(caller: Principal) -> None:
     """The photo as uploaded, with its EXIF (position, camera), is read by admins only."""
-    if caller.role != "admin":
+    if not holds(caller, "read_original_photo"):
         raise Forbidden("only an admin reads the original of a photo (with its metadata)")
 
 
 def require_issue_detail(conn: psycopg.Connection[Any], caller: Principal,
                          public_id: str) -> None:
     """A unit reads an issue's audit trail and photos only when the issue is its own."""
-    if caller.role != "unit":
+    require(caller, "read_issue_details")
+    if not roles.own_only(caller.role, "read_issue_details"):
         return
     row = conn.execute("SELECT lead_unit_id, territorial_unit_id, functional_unit_id"
                        " FROM issue WHERE public_id = %s", [public_id]).fetchone()
     if row is None:
         raise NotFound(f"no issue {public_id!r}")
-    if not responsible(caller, *row):
+    if not holds(caller, "read_issue_details", tuple(row)):
         raise Forbidden("a unit sees the details of its own issues only")
 
 
-def require_own_unit(caller: Principal, unit_id: int, what: str) -> None:
-    """A unit reads only its own ``what`` (orders, accountability register)."""
-    if caller.role == "unit" and caller.unit_id != unit_id:
+def require_own_unit(caller: Principal, unit_id: int, permission: Permission, what: str
+                     ) -> None:
+    """The caller holds ``permission`` for a thing of unit ``unit_id``: a unit reads only its
+    own ``what`` (orders, accountability register)."""
+    require(caller, permission)
+    if not holds(caller, permission, (unit_id,)):
         raise Forbidden(f"a unit sees its own {what} only")
 
 
@@ -104,7 +126,8 @@ def require_evidence(conn: psycopg.Connection[Any], caller: Principal, ref: str)
     """A unit fetches a photo it (its unit) uploaded, or one attached to (or reported with)
     its issues. Transitions take only the caller's own uploads (``require_own_evidence``),
     so another unit's photo cannot become "attached" by naming it."""
-    if caller.role != "unit":
+    require(caller, "read_issue_details")
+    if not roles.own_only(caller.role, "read_issue_details"):
         return
     sha256 = ref.removeprefix("sha256:")
     ref = f"sha256:{sha256}"
@@ -128,7 +151,7 @@ def require_evidence(conn: psycopg.Connection[Any], caller: Principal, ref: str)
 
 def personal_data(conn: psycopg.Connection[Any], public_ids: list[str]
                   ) -> dict[str, dict[str, str | None]]:
-    """Reporter name and contact by public id (for PERSONAL_DATA_READERS only)."""
+    """Reporter name and contact by public id (for callers who ``sees_personal_data``)."""
     rows = conn.execute("SELECT public_id, reporter, reporter_contact FROM issue"
                         " WHERE public_id = ANY(%s)", [public_ids]).fetchall()
     return {r[0]: {"reporter": r[1], "reporter_contact": r[2]} for r in rows}

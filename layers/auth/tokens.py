@@ -24,6 +24,11 @@ class Principal:
     role: str
     unit_id: int | None
 
+    @property
+    def actor(self) -> str:
+        """Who the audit trail says acted: the token's person, else the token's number."""
+        return self.name or f"token {self.token_id}"
+
 
 def _hash(token: str) -> bytes:
     # Tokens carry 256 bits of randomness, so a fast unsalted hash is enough to make the

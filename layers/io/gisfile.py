@@ -35,7 +35,7 @@ import pyogrio
 import pyogrio.errors
 import shapely
 
-from geo.crs import CGCS2000, WGS84, lonlat_to_wgs84, normalize_crs, to_wgs84
+from geo.crs import CGCS2000, GCJ02, WGS84, lonlat_to_wgs84, normalize_crs, to_wgs84
 from layers.errors import ValidationFailed
 from layers.io.gissource import gdal_source
 from layers.text import quoted
@@ -283,7 +283,7 @@ def _sheet_geometry(sheet: Table, crs: str | None) -> Table:
                 errors.append(row_error(number, name, "missing coordinate"))
             elif x is None or not math.isfinite(x):
                 errors.append(row_error(number, name, f"{quoted(cell)} is not a finite number"))
-            elif label in (WGS84, CGCS2000, "GCJ02") and not -limit <= x <= limit:
+            elif label in (WGS84, CGCS2000, GCJ02) and not -limit <= x <= limit:
                 errors.append(row_error(number, name, f"{x} is outside ±{limit:g} degrees"))
             else:
                 out[i] = x

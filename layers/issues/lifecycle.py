@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from layers.auth import access
+from layers.auth.roles import Permission
 from layers.auth.tokens import Principal
 from layers.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from layers.issues import evidence
@@ -27,22 +28,22 @@ from layers.vocab import OPEN_STATUSES
 
 @dataclass(frozen=True)
 class Rule:
-    """Where an action may start, where it leads, and who may take it."""
+    """Where an action may start, where it leads, and the permission it takes (who holds it,
+    and whether a unit holds it for its own issues only, is the table of layers.auth.roles)."""
 
     sources: tuple[str, ...]
     target: str | None  # None: the status stays (deadline extension)
-    roles: tuple[str, ...]
-    own_unit_only: bool = False  # a unit acts only on issues it is responsible for
+    permission: Permission
 
 
 RULES: dict[str, Rule] = {
-    "assign": Rule(("reported",), "assigned", ("admin", "supervisor")),
-    "rectify": Rule(("assigned",), "rectified", ("unit", "admin"), own_unit_only=True),
-    "verify": Rule(("rectified",), "verified", ("supervisor",)),
-    "reopen": Rule(("rectified",), "assigned", ("supervisor",)),
-    "reject": Rule(("reported", "assigned"), "rejected", ("admin", "supervisor")),
-    "mark_duplicate": Rule(("reported", "assigned"), "duplicate", ("admin", "supervisor")),
-    "extend_deadline": Rule(OPEN_STATUSES, None, ("supervisor",)),
+    "assign": Rule(("reported",), "assigned", "assign"),
+    "rectify": Rule(("assigned",), "rectified", "rectify"),
+    "verify": Rule(("rectified",), "verified", "verify"),
+    "reopen": Rule(("rectified",), "assigned", "reopen"),
+    "reject": Rule(("reported", "assigned"), "rejected", "reject"),
+    "mark_duplicate": Rule(("reported", "assigned"), "duplicate", "mark_duplicate"),
+    "extend_deadline": Rule(OPEN_STATUSES, None, "extend_deadline"),
 }
 ACTIONS = tuple(RULES)
 
@@ -79,12 +80,10 @@ def apply(conn: psycopg.Connection[Any], public_id: str, change: Transition,
         if issue is None:
             raise NotFound(f"no issue {public_id!r}")
         current = {"status": issue["status"], "version": issue["version"]}
-        if caller.role not in rule.roles:
-            raise Forbidden(f"role {caller.role!r} may not {change.action}; "
-                            f"needs {' or '.join(rule.roles)}")
-        if rule.own_unit_only and caller.role == "unit" and not access.responsible(
-                caller, issue["lead_unit_id"], issue["territorial_unit_id"],
-                issue["functional_unit_id"]):
+        access.require(caller, rule.permission)
+        if not access.holds(caller, rule.permission, (
+                issue["lead_unit_id"], issue["territorial_unit_id"],
+                issue["functional_unit_id"])):
             raise Forbidden("a unit may act only on the issues it is responsible for")
         if issue["version"] != change.version:
             raise Conflict("the issue changed since you read it; reload and retry",
@@ -114,7 +113,7 @@ def apply(conn: psycopg.Connection[Any], public_id: str, change: Transition,
         cur.execute(
             "INSERT INTO issue_event (issue_id, actor, actor_role, action, from_status,"
             " to_status, note, evidence, data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [issue["id"], caller.name or f"token {caller.token_id}", caller.role,
+            [issue["id"], caller.actor, caller.role,
              change.action, issue["status"], target, change.note,
              Jsonb(list(change.evidence)), Jsonb(data)])
         return int(issue["version"]) + 1

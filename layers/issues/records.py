@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 
 from geo.assign import NONE, Assigner
 from layers.assignment import DEFAULT_TOLERANCE_M
+from layers.auth import roles
 from layers.errors import Forbidden, NotFound, ValidationFailed
 from layers.text import quoted
 from layers.vocab import SOURCES
@@ -25,11 +26,11 @@ from layers.vocab import SOURCES
 # the unassigned queue if no polygon takes them.
 SERVICE_MARGIN_M = 2000.0
 # Sources that say the supervision group or the national assessors found a problem weigh in
-# scores and accountability (points lost, 问责), so only the office and the supervision group
-# may claim them for a single report. (Findings of an inspection round are stored as
-# supervision by layers.inspections.visits: the round itself is the supervision group's.)
-SOURCE_ROLES = {"supervision": ("admin", "supervisor"),
-                "external_assessment": ("admin", "supervisor")}
+# scores and accountability (points lost, 问责), so a single report claims them only with the
+# permission report_as_supervision (layers.auth.roles). (Findings of an inspection round are
+# stored as supervision by layers.inspections.visits: the round itself is the supervision
+# group's.)
+SUPERVISION_SOURCES = ("supervision", "external_assessment")
 # A report's own reported_at may lie this long before its arrival (a phone that queued it
 # in a basement without signal) or after it (a phone's clock running ahead), no more: one
 # backdated into May would be overdue on arrival and cost its unit points, one dated 2999
@@ -56,8 +57,8 @@ class NewIssue:
 def check_report(new: NewIssue, role: str, received: datetime) -> None:
     """Refuse what a single report may not claim: a source above the caller's role (403), a
     ``reported_at`` outside ``received`` - 48 h ... ``received`` + 10 min (422)."""
-    allowed = SOURCE_ROLES.get(new.source)
-    if allowed is not None and role not in allowed:
+    if new.source in SUPERVISION_SOURCES and not roles.allows(role, "report_as_supervision"):
+        allowed = roles.holders("report_as_supervision")
         raise Forbidden(f"来源只能由督查组或创建办填写 / source {new.source!r} may be set by "
                         f"{' or '.join(allowed)} only; a report of role {role!r} is "
                         "self_inspection or citizen")

@@ -28,6 +28,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from shapely.geometry.base import BaseGeometry
 
+from layers.auth import access
 from layers.auth.tokens import Principal
 from layers.errors import Forbidden, NotFound, ValidationFailed
 from layers.issues.records import ISSUE_SELECT
@@ -227,12 +228,12 @@ def acknowledge(conn: psycopg.Connection[Any], code: str, caller: Principal,
                            " FOR UPDATE", [code]).fetchone()
         if row is None:
             raise NotFound(f"no supervision order {code!r}")
-        if caller.role != "admin" and not (caller.role == "unit" and caller.unit_id == row[1]):
+        if not access.holds(caller, "acknowledge_order", (row[1],)):
             raise Forbidden("only the unit the order is addressed to (or an admin) "
                             "acknowledges it")
         conn.execute("UPDATE supervision_order SET acknowledged_at = coalesce(%s, now()),"
                      " acknowledged_by = %s WHERE id = %s AND acknowledged_at IS NULL",
-                     [now, caller.name or f"token {caller.token_id}", row[0]])
+                     [now, caller.actor, row[0]])
     return get(conn, code)
 
 

@@ -19,8 +19,6 @@ import psycopg
 
 from layers.errors import NotFound
 
-PRIVATE_READERS = ("admin", "supervisor")
-
 
 @dataclass(frozen=True)
 class Collection:
@@ -36,7 +34,7 @@ class Collection:
     where: str = "true"
     order: str = "f.id"
     temporal: str | None = None  # the column the datetime parameter filters
-    private: str | None = None  # properties added (or replaced) for PRIVATE_READERS
+    private: str | None = None  # properties added (or replaced) for access.sees_personal_data
 
 
 _JURISDICTIONS = Collection(

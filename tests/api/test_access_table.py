@@ -22,7 +22,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from layers.auth import tokens
+from layers import vocab
+from layers.auth import roles, tokens
 from layers.db.settings import Settings
 from layers.supervision import orders
 
@@ -31,6 +32,33 @@ CALLERS = ("anonymous", "viewer", "inspector", "unit: own", "unit: other", "supe
            "admin")
 INSIDE = (120.7002, 31.3105)  # a point inside the demo district
 Request = tuple[str, str, dict[str, Any]]
+
+
+ROLE_COLUMNS = ("viewer", "inspector", "unit", "supervisor", "admin")
+
+
+def read_permission_table(text: str) -> dict[str, dict[str, str]]:
+    """{permission: {role: "yes"|"no"|"own"}} from the table headed ``| permission |``."""
+    rows: dict[str, dict[str, str]] = {}
+    inside = False
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0] == "permission":
+            assert tuple(cells[1:]) == ROLE_COLUMNS, cells
+            inside = True
+        elif inside and not line.startswith("|"):
+            break
+        elif inside and cells[0].startswith("`"):
+            rows[cells[0].split("`")[1]] = dict(zip(ROLE_COLUMNS, cells[1:], strict=True))
+    return rows
+
+
+def code_permission_table() -> dict[str, dict[str, str]]:
+    """The same shape, from layers.auth.roles."""
+    return {permission: {role: "own" if roles.own_only(role, permission)
+                         else "yes" if roles.allows(role, permission) else "no"
+                         for role in ROLE_COLUMNS}
+            for permission in roles.PERMISSION_NAMES}
 
 
 def read_table() -> list[tuple[str, dict[str, int]]]:
@@ -409,3 +437,24 @@ def test_photos_by_role_as_the_table_says(world: tuple[TestClient, World]) -> No
     request = client.get(f"/open311/v2/requests/{w.own_issue}.json").json()[0]
     feature = client.get(f"/ogc/collections/issues/items/{w.own_issue}").json()
     assert request["media_url"] is None and "photos" not in feature["properties"]
+
+
+def test_the_role_table_in_code_and_docs_agree() -> None:
+    documented = read_permission_table(TABLE.read_text(encoding="utf-8"))
+    assert documented, "docs/access.md has no '| permission |' table"
+    assert documented == code_permission_table()
+
+
+def test_a_role_changed_on_one_side_only_is_caught() -> None:
+    # The comparison must notice a single cell: drop the inspector's right to report.
+    text = TABLE.read_text(encoding="utf-8").replace(
+        "| `report` an issue (`POST /api/v1/issues`, Open311 `POST requests`) | no | yes |",
+        "| `report` an issue (`POST /api/v1/issues`, Open311 `POST requests`) | no | no |")
+    assert read_permission_table(text) != code_permission_table()
+
+
+def test_the_role_table_names_every_permission_once_with_known_roles() -> None:
+    assert set(roles.PERMISSIONS) == set(roles.PERMISSION_NAMES)
+    assert {r for held in roles.PERMISSIONS.values() for r in held} <= set(vocab.ROLES)
+    unit_holds = {p for p, held in roles.PERMISSIONS.items() if "unit" in held}
+    assert roles.UNIT_OWN_ONLY.issubset(unit_holds)

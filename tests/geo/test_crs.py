@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args
 
 import geopandas as gpd
 import numpy as np
@@ -12,7 +12,9 @@ import shapely
 from pyproj import Transformer
 
 from geo.crs import (
+    CRS_NAMES,
     GCJ02,
+    CrsName,
     gcj02_to_wgs84,
     in_china_bbox,
     lonlat_to_wgs84,
@@ -228,3 +230,10 @@ def test_lonlat_to_wgs84_variants() -> None:
     x, y = utm.transform(120.70, 31.31)
     lon, lat = lonlat_to_wgs84(x, y, "epsg:32651")
     assert (float(lon), float(lat)) == pytest.approx((120.70, 31.31), abs=1e-9)
+
+
+def test_each_short_crs_name_has_its_label_and_normalize_crs_knows_it() -> None:
+    # The API's crs fields and the importers' --crs take CrsName; each must map and parse.
+    assert set(get_args(CrsName)) == set(CRS_NAMES)
+    for name, label in CRS_NAMES.items():
+        assert normalize_crs(name) == normalize_crs(name.upper()) == label
