@@ -15,7 +15,6 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.rows import dict_row
 
-from layers import assignment
 from layers.catalog import tables, units
 from layers.catalog.tables import BBox
 from layers.db import statements
@@ -140,11 +139,9 @@ def create(
     with conn.transaction():
         exprs, params = _columns(conn, {"code": code, "name": name, "level": level,
                                         "parent": parent, "unit": unit, "geometry": geometry})
-        query = statements.insert("jurisdiction", exprs)
-        _write(conn, query, params, code)
-        _check_hierarchy(conn, code)
-        assignment.reassign_changed(conn, None, assignment.footprint(conn, "jurisdiction", code),
-                                    actor=actor)
+        with tables.reassigning(conn, "jurisdiction", code, actor=actor):
+            _write(conn, statements.insert("jurisdiction", exprs), params, code)
+            _check_hierarchy(conn, code)
         return get(conn, code)
 
 
@@ -156,17 +153,15 @@ def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any],
         exprs, params = _columns(conn, changes)
         if not exprs:
             return get(conn, code)
-        before = assignment.footprint(conn, "jurisdiction", code)
         exprs["updated_at"] = sql.SQL("now()")
         new_code = str(changes.get("code", code))
-        query = statements.update_by_code("jurisdiction", exprs)
-        _write(conn, query, {**params, "_code": code}, new_code)
-        _check_hierarchy(conn, new_code)
-        if set(changes) - {"name", "code"}:
-            # Open issues follow the new boundary or owner; closed ones keep theirs.
-            assignment.reassign_changed(
-                conn, before, assignment.footprint(conn, "jurisdiction", new_code),
-                actor=actor, only_shape=set(changes) <= {"geometry", "name", "code"})
+        # Open issues follow the new boundary or owner; closed ones keep theirs.
+        with tables.reassigning(conn, "jurisdiction", code, new_code=new_code, actor=actor,
+                                when=bool(set(changes) - {"name", "code"}),
+                                only_shape=set(changes) <= {"geometry", "name", "code"}):
+            _write(conn, statements.update_by_code("jurisdiction", exprs),
+                   {**params, "_code": code}, new_code)
+            _check_hierarchy(conn, new_code)
         return get(conn, new_code)
 
 

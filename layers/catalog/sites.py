@@ -196,11 +196,9 @@ def create(
             "code": code, "name": name, "layer": layer, "unit": unit, "buffer_m": buffer_m,
             "inspection_interval_days": inspection_interval_days,
             "attributes": attributes, "geometry": geometry})
-        query = statements.insert("site", exprs)
-        _write(conn, query, params, code)
-        _check_service_area(conn, code)
-        assignment.reassign_changed(conn, None, assignment.footprint(conn, "site", code),
-                                    actor=actor)
+        with tables.reassigning(conn, "site", code, actor=actor):
+            _write(conn, statements.insert("site", exprs), params, code)
+            _check_service_area(conn, code)
         return get(conn, code)
 
 
@@ -212,16 +210,15 @@ def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any],
         exprs, params = _columns(conn, changes)
         if not exprs:
             return get(conn, code)
-        before = assignment.footprint(conn, "site", code)
         exprs["updated_at"] = sql.SQL("now()")
         new_code = str(changes.get("code", code))
-        query = statements.update_by_code("site", exprs)
-        _write(conn, query, {**params, "_code": code}, new_code)
-        if "geometry" in changes:
-            _check_service_area(conn, new_code)
-        if set(changes) & {"geometry", "buffer_m", "layer", "unit"}:
-            assignment.reassign_changed(conn, before, assignment.footprint(conn, "site", new_code),
-                                        actor=actor)
+        with tables.reassigning(conn, "site", code, new_code=new_code, actor=actor,
+                                when=bool(set(changes) & {"geometry", "buffer_m", "layer",
+                                                          "unit"})):
+            _write(conn, statements.update_by_code("site", exprs), {**params, "_code": code},
+                   new_code)
+            if "geometry" in changes:
+                _check_service_area(conn, new_code)
         return get(conn, new_code)
 
 
@@ -230,9 +227,7 @@ def delete(conn: psycopg.Connection[Any], code: str, *, actor: str = "sitewatch"
 
     Open issues it held are relinked to whatever site now takes them, if any.
     """
-    with conn.transaction():
-        before = assignment.footprint(conn, "site", code)
+    with conn.transaction(), tables.reassigning(conn, "site", code, actor=actor):
         cur = conn.execute("DELETE FROM site WHERE code = %s", [code])
         if cur.rowcount == 0:
             raise NotFound(f"no site with code {code!r}")
-        assignment.reassign_changed(conn, before, None, actor=actor)

@@ -1,17 +1,20 @@
 """What the catalog tables addressed by ``code`` (units, categories, jurisdictions, sites)
 share: one row by its code, a code from a request turned into a row id, the fields a write
-accepts, and a write whose key clash or broken data rule becomes a domain error with a
-message of ours (the database's own text is never shown)."""
+accepts, a write whose key clash or broken data rule becomes a domain error with a message
+of ours (the database's own text is never shown), and, for the tables with a place
+(jurisdictions and sites), open issues following a row that is added, moved or removed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 from psycopg import errors, sql
 from psycopg.rows import dict_row
 
+from layers import assignment
 from layers.errors import Conflict, NotFound, ValidationFailed
 
 #: A bounding box in EPSG:4326: min lon, min lat, max lon, max lat.
@@ -74,3 +77,18 @@ def in_bbox(alias: str) -> sql.Composable:
     """The clause "``alias.geom`` intersects the box", its four parameters a :data:`BBox`."""
     return sql.SQL("ST_Intersects({}, ST_MakeEnvelope(%s, %s, %s, %s, 4326))").format(
         sql.Identifier(alias, "geom"))
+
+
+@contextmanager
+def reassigning(conn: psycopg.Connection[Any], table: str, code: str, *, actor: str,
+                new_code: str | None = None, when: bool = True, only_shape: bool = False
+                ) -> Iterator[None]:
+    """Around a write to the jurisdiction or site ``code`` (``new_code`` after it): open
+    issues its footprint held before or holds after are assigned again, audited as ``actor``,
+    in the caller's transaction. A row not there before (a create) or after (a delete) has
+    no footprint on that side. ``when`` false: the change cannot move an issue (a rename)."""
+    before = assignment.footprint(conn, table, code)
+    yield
+    if when:
+        after = assignment.footprint(conn, table, code if new_code is None else new_code)
+        assignment.reassign_changed(conn, before, after, actor=actor, only_shape=only_shape)
