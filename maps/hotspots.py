@@ -4,12 +4,13 @@ emerging-hotspot categories and chronic sites."""
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import tzinfo
 from typing import Any
 
 import folium
 import geopandas as gpd
-import pandas as pd
 
 from maps.assets import fullscreen_control, use_local_assets
 from maps.labels import labels
@@ -24,6 +25,7 @@ from maps.page import (
     new_map,
     shift_lattice,
 )
+from maps.records import ChronicSite, EmergingCell, GiCell, HotArea, Site, frame, geo_frame
 
 # Gi* bins (confidence 99/95/90 %), the ArcGIS colours people know.
 BIN_COLOURS = {3: "#d62f27", 2: "#ed7551", 1: "#fab984", 0: "#eeeeee",
@@ -37,13 +39,14 @@ EMERGING_COLOURS = {"new": "#67000d", "consecutive": "#a50f15", "intensifying": 
 
 @dataclass
 class HotspotData:
-    """Hotspot features as GeoJSON dicts (api.services.hotspot_features) and the chronic ranking."""
+    """Gi* cells, hot areas, emerging-hotspot cells and the chronic ranking, with the sites
+    to draw chronic ones."""
 
-    cells: list[dict[str, Any]]
-    areas: list[dict[str, Any]]
-    emerging: list[dict[str, Any]]
-    chronic: pd.DataFrame  # code, name, layer, category, recurrences, issues, ...
-    sites: gpd.GeoDataFrame  # code, name, geometry (to draw chronic sites)
+    cells: Sequence[GiCell]
+    areas: Sequence[HotArea]
+    emerging: Sequence[EmergingCell]
+    chronic: Sequence[ChronicSite]
+    sites: Sequence[Site]
     as_of: AsOf | None = None  # when the analysis was computed
 
 
@@ -51,19 +54,24 @@ def _collection(features: list[dict[str, Any]]) -> dict[str, Any]:
     return {"type": "FeatureCollection", "features": features}
 
 
-def build_hotspots(data: HotspotData, options: PageOptions | None = None) -> folium.Map:
+def _feature(geometry: Any, properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "Feature", "geometry": geometry, "properties": properties}
+
+
+def build_hotspots(data: HotspotData, options: PageOptions) -> folium.Map:
     """Build the hotspot map."""
-    options = options or PageOptions(tiles_url=None)
     t = labels(options.lang)
-    bounds = data.sites.total_bounds if len(data.sites) else None
+    bounds = gpd.GeoSeries([s.geometry for s in data.sites], crs=4326).total_bounds \
+        if data.sites else None
     if data.cells:
-        bounds = gpd.GeoDataFrame.from_features(data.cells, crs=4326).total_bounds
+        bounds = gpd.GeoDataFrame.from_features(
+            [_feature(c.geometry, {}) for c in data.cells], crs=4326).total_bounds
     fmap = new_map(bounds)
     basemaps(fmap, t, options)
     _cells(fmap, data.cells, t)
     _emerging(fmap, data.emerging, t)
     _areas(fmap, data.areas, t)
-    _chronic(fmap, data, t)
+    _chronic(fmap, data, t, options.zone)
     fullscreen_control(options.static_url).add_to(fmap)
     control = folium.LayerControl(collapsed=False)
     control.add_to(fmap)
@@ -77,15 +85,14 @@ def build_hotspots(data: HotspotData, options: PageOptions | None = None) -> fol
     return use_local_assets(fmap, options.static_url)
 
 
-def _cells(fmap: folium.Map, cells: list[dict[str, Any]], t: dict[str, str]) -> None:
+def _cells(fmap: folium.Map, cells: Sequence[GiCell], t: dict[str, str]) -> None:
     group = folium.FeatureGroup(name=t["gi_cells"])
     if cells:
-        for f in cells:
-            p = f["properties"]
-            p["class"] = t[BIN_LABELS[int(p["gi_bin"])]]
-            p["z"] = round(float(p["z"]), 2)
+        features = [_feature(c.geometry, {"gi_bin": c.gi_bin, "count": c.count,
+                                          "class": t[BIN_LABELS[c.gi_bin]], "z": round(c.z, 2)})
+                    for c in cells]
         folium.GeoJson(
-            _collection(cells),
+            _collection(features),
             style_function=lambda f: {
                 "color": "#999", "weight": 0.3, "fillOpacity": 0.55 if f["properties"]["gi_bin"]
                 else 0.08, "fillColor": BIN_COLOURS[int(f["properties"]["gi_bin"])]},
@@ -95,14 +102,13 @@ def _cells(fmap: folium.Map, cells: list[dict[str, Any]], t: dict[str, str]) -> 
     group.add_to(fmap)
 
 
-def _emerging(fmap: folium.Map, features: list[dict[str, Any]], t: dict[str, str]) -> None:
+def _emerging(fmap: folium.Map, cells: Sequence[EmergingCell], t: dict[str, str]) -> None:
     group = folium.FeatureGroup(name=t["emerging"], show=False)
-    shown = [f for f in features if f["properties"]["category"] in EMERGING_COLOURS]
+    shown = [_feature(c.geometry, {
+        "category": c.category, "hot_steps": c.hot_steps, "steps": c.steps,
+        "label": t[f"em_{c.category}"] + (f' · {t["rebounding"]}' if c.rebounding else "")})
+        for c in cells if c.category in EMERGING_COLOURS]
     if shown:
-        for f in shown:
-            p = f["properties"]
-            p["label"] = t[f'em_{p["category"]}'] + (f' · {t["rebounding"]}'
-                                                       if p.get("rebounding") else "")
         folium.GeoJson(
             _collection(shown),
             style_function=lambda f: {"color": "#333", "weight": 0.5, "fillOpacity": 0.6,
@@ -113,23 +119,15 @@ def _emerging(fmap: folium.Map, features: list[dict[str, Any]], t: dict[str, str
     group.add_to(fmap)
 
 
-def _unit_name(unit: dict[str, Any] | None) -> str:
-    return html.escape(unit["name"]) if unit else ""
-
-
-def _areas(fmap: folium.Map, areas: list[dict[str, Any]], t: dict[str, str]) -> None:
+def _areas(fmap: folium.Map, areas: Sequence[HotArea], t: dict[str, str]) -> None:
     group = folium.FeatureGroup(name=t["hot_areas"])
     if areas:
-        rows = []
-        for f in areas:
-            p = f["properties"]
-            rows.append({"type": "Feature", "geometry": f["geometry"], "properties": {
-                "issue_count": p["issue_count"], "peak_z": round(p["peak_z"], 2),
-                "area_km2": round(p["area_km2"], 3),
-                "share": html.escape(p.get("share_text", "")),
-                "lead_unit": _unit_name(p.get("lead_unit")),
-                "territorial_unit": _unit_name(p.get("territorial_unit")),
-                "functional_unit": _unit_name(p.get("functional_unit"))}})
+        rows = [_feature(a.geometry, {
+            "issue_count": a.issue_count, "peak_z": round(a.peak_z, 2),
+            "area_km2": round(a.area_km2, 3), "share": html.escape(a.share_text),
+            "lead_unit": html.escape(a.lead_unit or ""),
+            "territorial_unit": html.escape(a.territorial_unit or ""),
+            "functional_unit": html.escape(a.functional_unit or "")}) for a in areas]
         fields = ["issue_count", "peak_z", "area_km2", "share", "lead_unit",
                   "territorial_unit", "functional_unit"]
         folium.GeoJson(
@@ -142,14 +140,14 @@ def _areas(fmap: folium.Map, areas: list[dict[str, Any]], t: dict[str, str]) -> 
     group.add_to(fmap)
 
 
-def _chronic(fmap: folium.Map, data: HotspotData, t: dict[str, str]) -> None:
+def _chronic(fmap: folium.Map, data: HotspotData, t: dict[str, str], zone: tzinfo) -> None:
     group = folium.FeatureGroup(name=t["chronic"])
-    if len(data.chronic) and len(data.sites):
-        best = (data.chronic.sort_values("recurrences", ascending=False)
-                .drop_duplicates("code")[["code", "category", "recurrences"]])
-        sites = data.sites[["code", "name", "geometry"]].merge(best, on="code")
+    if data.chronic and data.sites:
+        best = (frame(data.chronic, ChronicSite).sort_values("recurrences", ascending=False)
+                .drop_duplicates("code"))
+        sites = geo_frame(data.sites, Site)[["code", "name", "geometry"]].merge(best, on="code")
         if len(sites):
-            sites = escape_frame(sites)
+            sites = escape_frame(sites, zone)
             sites["geometry"] = sites.geometry.representative_point()
             folium.GeoJson(
                 sites.to_json(), marker=folium.CircleMarker(radius=8),

@@ -1,31 +1,27 @@
-"""A supervision order (督办单) as paper: a printable A4 page and an XLSX workbook.
+"""A supervision order (督办单) as paper: a printable A4 page, and the table its workbook
+holds.
 
-Both take the order from :func:`layers.supervision.orders.get` and share one column definition,
-so the sheet a unit files and the page it signs list the same things in the same order. Chinese
-first; ``lang="en"`` gives English labels (the data, such as descriptions, stays as entered).
-The page carries a location sketch (问题位置示意图) drawn as inline SVG from the district's
-outlines and the numbered issues, so it prints without tiles or network.
+:func:`order_html` renders the page; :func:`order_table` lays the order out as one table with a
+heading, which the API hands to the workbook writer (``layers.io.xlsx.table_workbook``: maps
+may not import layers). Both take their columns and cell values from :data:`COLUMNS` and
+:func:`item_values`, so the sheet a unit files and the page it signs list the same things in
+the same order. Chinese first; ``lang="en"`` gives English labels (the data, such as
+descriptions, stays as entered). The page carries a location sketch (问题位置示意图) drawn as
+inline SVG from the district's outlines and the numbered issues, so it prints without tiles or
+network.
 """
 
 from __future__ import annotations
 
-import io
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
 import jinja2
 import shapely
 from shapely.geometry.base import BaseGeometry
-
-if TYPE_CHECKING:
-    from openpyxl.cell.cell import Cell
-    from openpyxl.worksheet.worksheet import Worksheet
-
-    # Makes the cell holding a value (api passes layers.io.xlsx.cell: maps may not import layers).
-    CellMaker = Callable[[Worksheet, Any], Cell]
 
 TEMPLATES = Path(__file__).parent / "templates"
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -71,22 +67,61 @@ LABELS: dict[str, dict[str, str]] = {
 
 
 @dataclass(frozen=True)
+class PrintedItem:
+    """An issue as the order lists it (what the page and the sheet show of it)."""
+
+    position: int
+    public_id: str
+    category: str
+    category_zh: str
+    category_en: str
+    site_name: str | None
+    jurisdiction_name: str | None
+    lon: float
+    lat: float
+    description: str
+    reported_at: datetime
+    deadline_listed: datetime | None
+    points: float
+
+
+@dataclass(frozen=True)
+class PrintedOrder:
+    """An order as it is printed: its letterhead, unit, signatures and issues."""
+
+    code: str
+    kind: Literal["order", "escalation"]
+    level: int
+    street: str | None
+    unit_name: str
+    unit_leader: str | None
+    unit_contact: str | None
+    issued_at: datetime
+    issued_by: str
+    note: str | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    items: Sequence[PrintedItem]
+
+
+@dataclass(frozen=True)
 class Column:
+    """A column of the order's table: its field name and labels."""
+
     key: str
     zh: str
     en: str
-    width: int  # XLSX column width, in characters
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("position", "序号", "No.", 6),
-    Column("public_id", "问题编号", "Issue", 12),
-    Column("category", "问题类别", "Category", 18),
-    Column("place", "位置", "Location", 24),
-    Column("description", "问题描述", "Description", 40),
-    Column("reported_at", "发现时间", "Reported", 17),
-    Column("deadline", "整改时限", "Deadline", 17),
-    Column("points", "分值", "Points", 7),
+    Column("position", "序号", "No."),
+    Column("public_id", "问题编号", "Issue"),
+    Column("category", "问题类别", "Category"),
+    Column("place", "位置", "Location"),
+    Column("description", "问题描述", "Description"),
+    Column("reported_at", "发现时间", "Reported"),
+    Column("deadline", "整改时限", "Deadline"),
+    Column("points", "分值", "Points"),
 )
 
 
@@ -100,33 +135,42 @@ def _duration(hours: float, lang: str) -> str:
     return f"{hours:.0f} 小时" if lang == "zh" else f"{hours:.0f} h"
 
 
-def item_values(order: dict[str, Any], item: dict[str, Any], lang: str) -> dict[str, Any]:
-    """One issue of the order as the columns show it (text, numbers, datetimes)."""
+def item_values(order: PrintedOrder, item: PrintedItem, lang: str) -> dict[str, Any]:
+    """One issue of the order as the columns show it (text and numbers), by column key."""
     t = LABELS[lang]
-    place = " · ".join(p for p in (item.get("site_name"), item.get("jurisdiction_name")) if p)
-    deadline = _when(item["deadline_listed"])
-    if order["kind"] == "escalation" and item["deadline_listed"] is not None:
-        late = (order["issued_at"] - item["deadline_listed"]).total_seconds() / 3600
+    place = " · ".join(p for p in (item.site_name, item.jurisdiction_name) if p)
+    deadline = _when(item.deadline_listed)
+    if order.kind == "escalation" and item.deadline_listed is not None:
+        late = (order.issued_at - item.deadline_listed).total_seconds() / 3600
         deadline += "（" + t["overdue_by"].format(d=_duration(late, lang)) + "）"
-    category = item["category_en"] if lang == "en" else item["category_zh"]
+    category = item.category_en if lang == "en" else item.category_zh
     return {
-        "position": item["position"],
-        "public_id": item["public_id"],
-        "category": f"{category} ({item['category']})",
-        "place": f"{place} ({item['lon']:.5f}, {item['lat']:.5f})".lstrip(),
-        "description": item["description"],
-        "reported_at": _when(item["reported_at"]),
+        "position": item.position,
+        "public_id": item.public_id,
+        "category": f"{category} ({item.category})",
+        "place": f"{place} ({item.lon:.5f}, {item.lat:.5f})".lstrip(),
+        "description": item.description,
+        "reported_at": _when(item.reported_at),
         "deadline": deadline,
-        "points": item["points"],
+        "points": item.points,
     }
 
 
-def _title(order: dict[str, Any], lang: str) -> str:
+def _title(order: PrintedOrder, lang: str) -> str:
     t = LABELS[lang]
-    title = t[order["kind"]]
-    if order["kind"] == "escalation":
-        title += f"（{t['level'].format(n=order['level'] - 1)}）"
+    title = t[order.kind]
+    if order.kind == "escalation":
+        title += f"（{t['level'].format(n=order.level - 1)}）"
     return str(title)
+
+
+def _lang(lang: str) -> Literal["zh", "en"]:
+    return "en" if lang == "en" else "zh"
+
+
+def column_labels(lang: str) -> dict[str, str]:
+    """Each column's heading in ``lang``, by key, in the order of :data:`COLUMNS`."""
+    return {c.key: c.en if _lang(lang) == "en" else c.zh for c in COLUMNS}
 
 
 def sketch_svg(outlines: Sequence[tuple[str, str, BaseGeometry]],
@@ -180,70 +224,53 @@ def sketch_svg(outlines: Sequence[tuple[str, str, BaseGeometry]],
     return "".join(parts)
 
 
-def order_html(order: dict[str, Any], outlines: Sequence[tuple[str, str, BaseGeometry]],
+def order_html(order: PrintedOrder, outlines: Sequence[tuple[str, str, BaseGeometry]],
                lang: str = "zh") -> str:
     """The printable page (A4, print CSS)."""
-    lang = "en" if lang == "en" else "zh"
-    t = LABELS[lang]
-    items = order["items"]
-    sketch = sketch_svg(outlines, [(i["position"], i["lon"], i["lat"]) for i in items])
+    lang = _lang(lang)
+    items = order.items
+    sketch = sketch_svg(outlines, [(i.position, i.lon, i.lat) for i in items])
     return _env.get_template("order.html").render(
-        lang=lang, t=t, order=order, title=_title(order, lang),
-        columns=[(c.key, c.en if lang == "en" else c.zh) for c in COLUMNS],
+        lang=lang, t=LABELS[lang], order=order, title=_title(order, lang),
+        columns=list(column_labels(lang).items()),
         rows=[item_values(order, i, lang) for i in items], sketch=sketch,
-        issued_at=_when(order["issued_at"]), acknowledged_at=_when(order["acknowledged_at"]))
+        issued_at=_when(order.issued_at), acknowledged_at=_when(order.acknowledged_at))
 
 
-def order_xlsx(order: dict[str, Any], lang: str = "zh", *, cell: CellMaker) -> bytes:
-    """The order as a workbook: a header block, then one row per issue.
+@dataclass(frozen=True)
+class OrderTable:
+    """The order as one table under a heading: what its workbook holds.
 
-    Every value goes through ``cell``, which must keep text text: descriptions and notes are
-    typed by people, and one starting with "=" must not become a live formula.
+    ``lines`` are (label, value) pairs above the table; ``rows`` hold the values of
+    :data:`COLUMNS` in order. Datetimes are local and naive (a spreadsheet has no zones).
     """
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font
-    from openpyxl.utils import get_column_letter
-    from openpyxl.worksheet.properties import PageSetupProperties
 
-    lang = "en" if lang == "en" else "zh"
+    sheet: str
+    heading: str
+    lines: list[tuple[str, object]]
+    fields: list[str]
+    labels: dict[str, str]
+    rows: list[list[object]]
+
+
+def order_table(order: PrintedOrder, lang: str = "zh") -> OrderTable:
+    """The order as :class:`OrderTable`, for the workbook writer."""
+    lang = _lang(lang)
     t = LABELS[lang]
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = order["code"]
-    sheet.append([cell(sheet, f"{order['street'] or ''}{t['office']} "
-                                   f"{_title(order, lang)}")])
-    sheet["A1"].font = Font(bold=True, size=14)
-    sheet.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(COLUMNS))
-    meta = [(t["number"], order["code"]), (t["unit"], order["unit_name"]),
-            (t["leader"], order["unit_leader"] or ""), (t["issued_at"], order["issued_at"]),
-            (t["issued_by"], order["issued_by"]), (t["count"], len(order["items"])),
-            (t["note"], order["note"] or ""),
-            (t["received_at"], order["acknowledged_at"] or "")]
-    for label, value in meta:
-        sheet.append([cell(sheet, label), cell(
-            sheet, value.replace(tzinfo=None) if isinstance(value, datetime) else value)])
-        sheet.cell(sheet.max_row, 1).font = Font(bold=True)
-    sheet.append([])
-    sheet.append([cell(sheet, c.en if lang == "en" else c.zh) for c in COLUMNS])
-    header = sheet.max_row
-    for heading in sheet[header]:
-        heading.font = Font(bold=True)
-    for item in order["items"]:
+
+    def naive(value: datetime | None) -> datetime | str:
+        return value.replace(tzinfo=None) if value is not None else ""
+
+    lines: list[tuple[str, object]] = [
+        (t["number"], order.code), (t["unit"], order.unit_name),
+        (t["leader"], order.unit_leader or ""), (t["issued_at"], naive(order.issued_at)),
+        (t["issued_by"], order.issued_by), (t["count"], len(order.items)),
+        (t["note"], order.note or ""), (t["received_at"], naive(order.acknowledged_at))]
+    rows = []
+    for item in order.items:
         values = item_values(order, item, lang)
-        sheet.append([cell(sheet, values[c.key]) for c in COLUMNS])
-    for index, column in enumerate(COLUMNS, start=1):
-        sheet.column_dimensions[get_column_letter(index)].width = column.width
-    for row in sheet.iter_rows(min_row=header + 1):
-        for written in row:
-            written.alignment = Alignment(wrap_text=True, vertical="top")
-    sheet.freeze_panes = f"A{header + 1}"
-    sheet.print_title_rows = f"{header}:{header}"
-    sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
-    sheet.page_setup.orientation = "landscape"
-    sheet.page_setup.fitToWidth = 1
-    sheet.page_setup.fitToHeight = 0
-    sheet.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+        rows.append([values[c.key] for c in COLUMNS])
+    return OrderTable(sheet=order.code,
+                      heading=f"{order.street or ''}{t['office']} {_title(order, lang)}",
+                      lines=lines, fields=[c.key for c in COLUMNS],
+                      labels=column_labels(lang), rows=rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ from maps.page import (
     new_map,
     shift_lattice,
 )
+from maps.records import CellCounts, CommunityMeasure, Site, frame, geo_frame
 
 LAYER_STYLES: dict[str, dict[str, str | None]] = {
     "market": {"color": "#8e44ad", "fillColor": "#9b59b6", "dashArray": None},
@@ -50,10 +52,9 @@ class OverviewData:
     """What the overview shows; frames in EPSG:4326, public fields only."""
 
     jurisdictions: gpd.GeoDataFrame  # code, name, level, unit
-    sites: gpd.GeoDataFrame  # code, name, layer, layer_zh, layer_en, unit, open_issues,
-    #                          overdue, last_inspection
-    cells: dict[int, pd.DataFrame]  # resolution -> cell, issues, open, overdue
-    communities: pd.DataFrame  # code, issues, open, points_lost (for the period)
+    sites: Sequence[Site]
+    cells: dict[int, CellCounts]  # by H3 resolution
+    communities: Sequence[CommunityMeasure]  # for the period
     categories: dict[str, str] = field(default_factory=dict)  # code -> name in the language
     phases: list[tuple[str, str]] = field(default_factory=list)  # (value "code:year", label)
     selection: dict[str, str] = field(default_factory=dict)  # the period/measure chosen
@@ -62,23 +63,23 @@ class OverviewData:
     as_of: AsOf | None = None  # when the cells and community measures were computed
 
 
-def build_overview(data: OverviewData, options: PageOptions | None = None,
+def build_overview(data: OverviewData, options: PageOptions,
                    measure: str = "points_lost") -> folium.Map:
     """Build the overview map (see :class:`OverviewData`); ``measure`` is ``points_lost``
     or ``open`` for the community choropleth."""
-    options = options or PageOptions()
     t = labels(options.lang)
-    frame = data.jurisdictions if len(data.jurisdictions) else data.sites
-    bounds = frame.total_bounds if len(frame) else None
+    sites = geo_frame(data.sites, Site)
+    framing = data.jurisdictions if len(data.jurisdictions) else sites
+    bounds = framing.total_bounds if len(framing) else None
     fmap = new_map(bounds)
     basemaps(fmap, t, options)
-    juris = escape_frame(data.jurisdictions)
-    _add_choropleth(fmap, juris, data.communities, t, measure)
+    juris = escape_frame(data.jurisdictions, options.zone)
+    _add_choropleth(fmap, juris, frame(data.communities, CommunityMeasure), t, measure)
     _add_jurisdictions(fmap, juris, t)
     cell_layers = _add_cells(fmap, data.cells, t)
     tiles = _add_issue_tiles(fmap, t, options, data.tile_query)
-    _add_sites(fmap, escape_frame(data.sites), t, options.lang)
-    _add_search(fmap, juris, escape_frame(data.sites), t)
+    _add_sites(fmap, escape_frame(sites, options.zone), t, options.lang)
+    _add_search(fmap, juris, escape_frame(sites, options.zone), t)
     fullscreen_control(options.static_url).add_to(fmap)
     control = folium.LayerControl(collapsed=False)
     control.add_to(fmap)
@@ -89,7 +90,7 @@ def build_overview(data: OverviewData, options: PageOptions | None = None,
              t["light_yellow"]), (LIGHT_COLOURS["red"], t["light_red"]),
             (STATUS_COLOURS["verified"], t["closed"])]
     rows += [(str(LAYER_STYLES[k]["fillColor"]), t["layer"] + ": " + str(name))
-             for k, name in _layer_names(data.sites, options.lang).items() if k in LAYER_STYLES]
+             for k, name in _layer_names(sites, options.lang).items() if k in LAYER_STYLES]
     rows += [(CELL_COLOURS[0], t["cells"] + " ↓"), (CELL_COLOURS[-1], t["cells"] + " ↑")]
     notes = [t["tiles_note"] if options.tiles_url else "", t["offline_note"]]
     add_legend(fmap, t["legend"], rows, [n for n in notes if n])
@@ -97,7 +98,7 @@ def build_overview(data: OverviewData, options: PageOptions | None = None,
         "t": t, "control": control.get_name(), "categories": data.categories,
         "shift": shift_lattice(bounds) if bounds is not None else None,
         "cells": {"group": cell_layers[0], "layers": cell_layers[1]},
-        "tiles": tiles, "counts": {str(r): len(c) for r, c in data.cells.items()},
+        "tiles": tiles, "counts": {str(r): len(c.cell) for r, c in data.cells.items()},
     })
     return use_local_assets(fmap, options.static_url)
 
@@ -156,11 +157,10 @@ def _add_choropleth(fmap: folium.Map, juris: gpd.GeoDataFrame, measures: pd.Data
     group.add_to(fmap)
 
 
-def _cell_features(cells: pd.DataFrame, top: float) -> dict[str, Any]:
+def _cell_features(cells: CellCounts, top: float) -> dict[str, Any]:
     features = []
-    # Plain lists: iterating pandas' string arrays costs ~10 µs an item (0.1 s a page).
-    columns = [cells[c].tolist() for c in ("cell", "issues", "open", "overdue")]
-    for cell, issues, n_open, overdue in zip(*columns, strict=True):
+    for cell, issues, n_open, overdue in zip(cells.cell, cells.issues, cells.open,
+                                             cells.overdue, strict=True):
         ring = [[round(lng, 6), round(lat, 6)] for lat, lng in h3.cell_to_boundary(cell)]
         level = min(int(len(CELL_COLOURS) * float(issues) / top), len(CELL_COLOURS) - 1)
         features.append({"type": "Feature", "geometry": {
@@ -170,31 +170,30 @@ def _cell_features(cells: pd.DataFrame, top: float) -> dict[str, Any]:
     return {"type": "FeatureCollection", "features": features}
 
 
-def _add_cells(fmap: folium.Map, cells: dict[int, pd.DataFrame], t: dict[str, str]
+def _add_cells(fmap: folium.Map, cells: dict[int, CellCounts], t: dict[str, str]
                ) -> tuple[str, dict[str, str]]:
     """One group; its child per resolution is switched by zoom in sitewatch.js."""
     group = folium.FeatureGroup(name=t["cells"])
     names = {}
-    for res, frame in sorted(cells.items()):
-        top = max(float(frame["issues"].max()) if len(frame) else 1.0, 1.0) + 1e-9
+    for res, counts in sorted(cells.items()):
+        top = max(float(max(counts.issues, default=1.0)), 1.0) + 1e-9
         layer = folium.GeoJson(
-            _cell_features(frame, top),
+            _cell_features(counts, top),
             style_function=lambda f: {"color": f["properties"]["c"], "weight": 0.5,
                                       "fillColor": f["properties"]["c"], "fillOpacity": 0.45},
             # folium refuses a tooltip naming fields of no feature (an empty period).
             tooltip=folium.GeoJsonTooltip(["n", "open", "overdue"], aliases=[
-                t["issue_count"], t["open_issues"], t["overdue_issues"]]) if len(frame)
+                t["issue_count"], t["open_issues"], t["overdue_issues"]]) if counts.cell
             else None)
         layer.add_to(group)
         names[str(res)] = layer.get_name()
     group.add_to(fmap)
     finest = max(cells) if cells else None
-    if finest is not None and len(cells[finest]):
-        frame = cells[finest]
-        top = float(frame["issues"].max())
+    if finest is not None and cells[finest].cell:
+        counts = cells[finest]
+        top = float(max(counts.issues))
         points = [[*h3.cell_to_latlng(c), round(float(n) / top, 4)]
-                  for c, n in zip(frame["cell"].tolist(), frame["issues"].tolist(),
-                                  strict=True)]
+                  for c, n in zip(counts.cell, counts.issues, strict=True)]
         HeatMap(points, name=t["heat"], show=False, radius=18, blur=14,
                 min_opacity=0.3).add_to(fmap)  # type: ignore[no-untyped-call]  # folium plugin untyped
     return group.get_name(), names

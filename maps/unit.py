@@ -4,8 +4,8 @@ laid out for a phone (the legend and orders fold under the map on narrow screens
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import folium
 import geopandas as gpd
@@ -26,6 +26,7 @@ from maps.page import (
     new_map,
     shift_lattice,
 )
+from maps.records import OrderCounts, UnitIssue, frame
 
 
 @dataclass
@@ -35,33 +36,33 @@ class UnitData:
     code: str
     name: str
     ground: gpd.GeoDataFrame  # jurisdictions the unit owns
-    issues: pd.DataFrame  # public_id, category_zh/en, status, deadline, lon, lat, ...
+    issues: Sequence[UnitIssue]
     district: gpd.GeoDataFrame  # every jurisdiction, to frame the map when it owns none
-    orders: list[dict[str, Any]] | None = None  # embedded by the CLI only
+    orders: Sequence[OrderCounts] | None = None  # embedded by the CLI only
 
 
-def build_unit(data: UnitData, options: PageOptions | None = None) -> folium.Map:
+def build_unit(data: UnitData, options: PageOptions) -> folium.Map:
     """Build the unit's map page."""
-    options = options or PageOptions(tiles_url=None)
     t = labels(options.lang)
-    frame = data.ground if len(data.ground) else data.district
-    bounds = frame.total_bounds if len(frame) else None
-    if len(data.issues) and not len(data.ground):
-        bounds = [data.issues["lon"].min(), data.issues["lat"].min(),
-                  data.issues["lon"].max(), data.issues["lat"].max()]
+    framing = data.ground if len(data.ground) else data.district
+    bounds = framing.total_bounds if len(framing) else None
+    if data.issues and not len(data.ground):
+        lons, lats = [i.lon for i in data.issues], [i.lat for i in data.issues]
+        bounds = [min(lons), min(lats), max(lons), max(lats)]
     fmap = new_map(bounds)
     add_html(fmap, '<meta name="viewport" content="width=device-width, initial-scale=1">',
              to="header")
     basemaps(fmap, t, options)
     ground = folium.FeatureGroup(name=t["ground"])
     if len(data.ground):
-        folium.GeoJson(escape_frame(data.ground[["code", "name", "geometry"]]).to_json(),
+        outline = escape_frame(data.ground[["code", "name", "geometry"]], options.zone)
+        folium.GeoJson(outline.to_json(),
                        style_function=lambda _f: {"color": "#2c3e50", "weight": 2,
                                                   "fillOpacity": 0.05},
                        tooltip=folium.GeoJsonTooltip(["name"], labels=False)).add_to(ground)
     ground.add_to(fmap)
-    issues = escape_frame(data.issues)
-    overdue = pd.Series(data.issues["overdue"], dtype="boolean").fillna(False).astype(bool)
+    issues = escape_frame(frame(data.issues, UnitIssue), options.zone)
+    overdue = pd.Series([bool(i.overdue) for i in data.issues], dtype=bool)
     _issues(fmap, issues[~overdue.to_numpy()], t["unit_open"], t, options.lang)
     _issues(fmap, issues[overdue.to_numpy()], t["unit_overdue"], t, options.lang)
     fullscreen_control(options.static_url).add_to(fmap)
@@ -116,8 +117,8 @@ def _orders(fmap: folium.Map, data: UnitData, t: dict[str, str]) -> None:
         box = f'<div id="sw-orders" style="{style}"></div>'
     else:
         items = "".join(
-            f'<div class="sw-order">{html.escape(str(o["code"]))} · {t["still_open"]} '
-            f'{int(o["still_open"])} · {t["overdue_now"]} {int(o["overdue_now"])}</div>'
+            f'<div class="sw-order">{html.escape(o.code)} · {t["still_open"]} '
+            f'{o.still_open} · {t["overdue_now"]} {o.overdue_now}</div>'
             for o in data.orders) or html.escape(t["orders_none"])
         box = (f'<div id="sw-orders-static" style="{style}"><b>{html.escape(t["orders"])}</b>'
                f'{items}</div>')

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -42,18 +42,19 @@ def map_command(
         if page == "unit" and not unit:
             raise ValidationFailed("--page unit 需要 --unit / --page unit needs --unit")
     settings = Settings()
-    options = PageOptions(lang="en" if lang == "en" else "zh",
+    zone = settings.zone
+    options = PageOptions(zone=zone, lang="en" if lang == "en" else "zh",
                           tianditu_key=settings.tianditu_key, tiles_url=None)
     with session(settings) as conn:
         if page == "overview":
             period = map_pages.parse_period(conn, settings, phase, year, since, until)
-            html = map_pages.overview(conn, Snapshots(), period, options=options)
+            html = map_pages.overview(conn, Snapshots(), period, zone=zone, options=options)
         elif page == "hotspots":
-            html = map_pages.hotspots_page(conn, Snapshots(), options=options)
+            html = map_pages.hotspots_page(conn, Snapshots(), zone=zone, options=options)
         else:
             assert unit is not None
-            rows: list[dict[str, Any]] = orders.list_orders(
+            rows = orders.list_orders(
                 conn, orders.OrderFilter(unit=unit, limit=500))[0]
-            html = map_pages.unit(conn, unit, orders=rows, options=options)
+            html = map_pages.unit(conn, unit, zone=zone, orders=rows, options=options)
     out_file.write_text(inline_assets(html, options.static_url), encoding="utf-8")
     out.print(f"{out_file}: {out_file.stat().st_size / 1e6:.2f} MB")

@@ -7,16 +7,15 @@ what became overdue since the last, so running it every hour or twice at once is
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from api.cli.session import actor, session
-from layers.io.xlsx import cell as sheet_cell
+from api.services import order_papers
 from layers.supervision import orders
-from maps.orders import order_html, order_xlsx
 
 orders_app = typer.Typer(help="Supervision orders (督办单): issue, escalate, list, print.",
                          no_args_is_help=True)
@@ -31,14 +30,13 @@ def _issuer(signed_by: str | None) -> orders.Issuer:
     return orders.Issuer(signed_by or actor(), "supervisor")
 
 
-def _report(written: list[dict[str, Any]], nothing: str) -> None:
+def _report(written: list[orders.Written], nothing: str) -> None:
     if not written:
         out.print(nothing)
         return
     table = Table("order", "unit", "kind", "level", "issues")
     for o in written:
-        table.add_row(o["code"], f"{o['unit_name']} ({o['unit']})", o["kind"], str(o["level"]),
-                      str(o["issues"]))
+        table.add_row(o.code, f"{o.unit_name} ({o.unit})", o.kind, str(o.level), str(o.issues))
     out.print(table)
 
 
@@ -71,11 +69,9 @@ def list_orders(
             unit=unit, acknowledged=False if pending else None, limit=limit))
     table = Table("order", "unit", "kind", "issued", "issues", "open", "overdue", "received")
     for o in rows:
-        table.add_row(o["code"], o["unit_name"], o["kind"],
-                      o["issued_at"].strftime("%Y-%m-%d %H:%M"), str(o["issues"]),
-                      str(o["still_open"]), str(o["overdue_now"]),
-                      o["acknowledged_at"].strftime("%Y-%m-%d") if o["acknowledged_at"]
-                      else "-")
+        table.add_row(o.code, o.unit_name, o.kind, o.issued_at.strftime("%Y-%m-%d %H:%M"),
+                      str(o.issues), str(o.still_open), str(o.overdue_now),
+                      o.acknowledged_at.strftime("%Y-%m-%d") if o.acknowledged_at else "-")
     out.print(table)
     out.print(f"{len(rows)} of {total} order(s)")
 
@@ -94,8 +90,8 @@ def print_order(
     with session() as conn:
         order = orders.get(conn, code)
         if target is not None:
-            target.write_text(order_html(order, orders.outlines(conn), lang), encoding="utf-8")
+            target.write_text(order_papers.page(conn, order, lang), encoding="utf-8")
             out.print(f"wrote {target}")
         if xlsx is not None:
-            xlsx.write_bytes(order_xlsx(order, lang, cell=sheet_cell))
+            xlsx.write_bytes(order_papers.workbook(order, lang))
             out.print(f"wrote {xlsx}")

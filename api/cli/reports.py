@@ -3,7 +3,7 @@ or as a workbook, and the campaign phases it can be read by."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli.session import reported_errors, session
-from layers.catalog import phases
+from layers.catalog import periods, phases
+from layers.db.settings import Settings
 from layers.errors import ValidationFailed
 from layers.supervision import score_sheet, scores
 
@@ -31,10 +32,6 @@ def _day(text: str, what: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise ValidationFailed(f"{what} {text!r} is not a date (YYYY-MM-DD)") from None
-
-
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), phases.DISTRICT_TZ)
 
 
 def _percent(rate: float | None) -> str:
@@ -60,16 +57,18 @@ def scores_command(
         chosen = _GROUPS.get(group)
         if chosen is None:
             raise ValidationFailed(f"group {group!r}: one of {', '.join(_GROUPS)}")
-    with session() as conn:
-        period = phases.resolve(
-            conn, phase=phase, year=year,
-            since=_midnight(_day(since, "--since")) if since else None,
-            until=_midnight(_day(until, "--until") + timedelta(days=1)) if until else None)
-        rows = scores.ranking(conn, group=chosen, since=period.since, until=period.until)
-    zh_title, _ = score_sheet.title(chosen, period.since, period.until, period.phase)
+    settings = Settings()
+    zone = settings.zone
+    with session(settings) as conn:
+        period = periods.resolve(conn, zone, phase=phase, year=year, since=since,
+                                 until=until, names=("--since", "--until")
+                                 ).or_last(periods.RANKING_DAYS, datetime.now(zone))
+        start, end = period.bounded
+        rows = scores.ranking(conn, group=chosen, since=start, until=end)
+    zh_title, _ = score_sheet.title(chosen, start, end, period.phase, zone=zone)
     if xlsx is not None:
-        xlsx.write_bytes(score_sheet.workbook(rows, chosen, period.since, period.until,
-                                              phase=period.phase))
+        xlsx.write_bytes(score_sheet.workbook(rows, chosen, start, end,
+                                              zone=zone, phase=period.phase))
         print(f"wrote {len(rows)} row(s) to {xlsx}")
         return
     table = Table(title=zh_title)
@@ -77,11 +76,10 @@ def scores_command(
                   "返工率", "按期结案率", "平均整改用时(小时)"):
         table.add_column(label, justify="left" if label in ("编码", "名称") else "right")
     for r in rows:
-        hours = "—" if r["avg_hours_to_rectify"] is None else f"{r['avg_hours_to_rectify']:.1f}"
-        table.add_row(str(r["rank"]), r["code"] or "", r["name"], str(r["issues"]),
-                      str(r["open"]), str(r["overdue_open"]), f"{r['points_at_risk']:.2f}",
-                      f"{r['points_lost']:.2f}", _percent(r["rework_rate"]),
-                      _percent(r["on_time_rate"]), hours)
+        hours = "—" if r.avg_hours_to_rectify is None else f"{r.avg_hours_to_rectify:.1f}"
+        table.add_row(str(r.rank), r.code or "", r.name, str(r.issues), str(r.open),
+                      str(r.overdue_open), f"{r.points_at_risk:.2f}", f"{r.points_lost:.2f}",
+                      _percent(r.rework_rate), _percent(r.on_time_rate), hours)
     out.print(table)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import HTMLResponse
@@ -11,11 +11,10 @@ from pydantic import BaseModel, Field
 
 from api.auth import Caller, require_permission
 from api.deps import Conn
+from api.services import order_papers
 from layers.auth import access, roles
 from layers.auth.tokens import Principal
-from layers.io import xlsx
 from layers.supervision import orders
-from maps.orders import order_html, order_xlsx
 
 router = APIRouter(prefix="/api/v1/orders", tags=["orders"])
 Supervisor = Annotated[Principal, Depends(require_permission("write_orders"))]
@@ -102,9 +101,9 @@ class OrderList(BaseModel):
     offset: int
 
 
-def _written(rows: list[dict[str, Any]], response: Response) -> list[Written]:
+def _written(rows: list[orders.Written], response: Response) -> list[Written]:
     response.status_code = 201 if rows else 200
-    return [Written.model_validate(r) for r in rows]
+    return [Written.model_validate(r, from_attributes=True) for r in rows]
 
 
 def _issuer(caller: Principal) -> orders.Issuer:
@@ -155,8 +154,8 @@ def list_orders(
         unit = _own_unit_code(conn, caller)
     rows, total = orders.list_orders(conn, orders.OrderFilter(
         unit=unit, kind=kind, acknowledged=acknowledged, limit=limit, offset=offset))
-    return OrderList(orders=[OrderSummary.model_validate(r) for r in rows], total=total,
-                     limit=limit, offset=offset)
+    return OrderList(orders=[OrderSummary.model_validate(r, from_attributes=True)
+                             for r in rows], total=total, limit=limit, offset=offset)
 
 
 def _own_unit_code(conn: Conn, caller: Principal) -> str:
@@ -164,30 +163,29 @@ def _own_unit_code(conn: Conn, caller: Principal) -> str:
     return str(row[0]) if row else ""
 
 
-def _readable(conn: Conn, caller: Principal, code: str) -> dict[str, Any]:
+def _readable(conn: Conn, caller: Principal, code: str) -> orders.Order:
     order = orders.get(conn, code)
-    access.require_own_unit(caller, order["unit_id"], "read_orders", "supervision orders")
+    access.require_own_unit(caller, order.unit_id, "read_orders", "supervision orders")
     return order
 
 
 @router.get("/{code}", response_model=Order)
 def get_order(code: str, conn: Conn, caller: Caller) -> Order:
     """The order with its issues as listed and as they stand now."""
-    return Order.model_validate(_readable(conn, caller, code))
+    return Order.model_validate(_readable(conn, caller, code), from_attributes=True)
 
 
 @router.get("/{code}/print", response_class=HTMLResponse)
 def print_order(code: str, conn: Conn, caller: Caller, lang: Lang = "zh") -> HTMLResponse:
     """The order as a printable A4 page (Chinese; ``lang=en`` for English labels)."""
-    order = _readable(conn, caller, code)
-    return HTMLResponse(order_html(order, orders.outlines(conn), lang))
+    return HTMLResponse(order_papers.page(conn, _readable(conn, caller, code), lang))
 
 
 @router.get("/{code}/xlsx", response_class=Response,
             responses={200: {"content": {XLSX: {}}, "description": "the order as XLSX"}})
 def order_workbook(code: str, conn: Conn, caller: Caller, lang: Lang = "zh") -> Response:
     """The order as an Excel workbook, for the unit's files."""
-    body = order_xlsx(_readable(conn, caller, code), lang, cell=xlsx.cell)
+    body = order_papers.workbook(_readable(conn, caller, code), lang)
     return Response(body, media_type=XLSX,
                     headers={"Content-Disposition": f'attachment; filename="{code}.xlsx"'})
 
@@ -196,4 +194,4 @@ def order_workbook(code: str, conn: Conn, caller: Caller, lang: Lang = "zh") -> 
              responses={403: {"description": "not the unit the order is addressed to"}})
 def acknowledge(code: str, conn: Conn, caller: Caller) -> Order:
     """The addressed unit signs for the order (签收); the first receipt stands."""
-    return Order.model_validate(orders.acknowledge(conn, code, caller))
+    return Order.model_validate(orders.acknowledge(conn, code, caller), from_attributes=True)

@@ -13,8 +13,10 @@ from pydantic import BaseModel
 
 from api.deps import AppSettings, Conn
 from api.gate import request_gate
+from api.periods import read_period
 from layers.analysis import budget
-from layers.catalog import phases
+from layers.catalog import periods, phases
+from layers.catalog.periods import Period
 from layers.io.exports import MEDIA_TYPES
 from layers.supervision import score_sheet, scores
 
@@ -53,20 +55,25 @@ class PhaseOut(BaseModel):
 
 def score_period(
     conn: Conn,
-    since: Annotated[datetime | None, Query(description="default: 30 days ago")] = None,
-    until: Annotated[datetime | None, Query(description="default: now")] = None,
+    settings: AppSettings,
+    since: Annotated[str | None, Query(max_length=40, description=(
+        "ISO 8601 date or date-time (a date: its first instant); default: 30 days before"
+        " until"))] = None,
+    until: Annotated[str | None, Query(max_length=40, description=(
+        "ISO 8601 date or date-time, exclusive (a date: the whole day); default: now"))] = None,
     phase: Annotated[str | None, Query(max_length=40, description=(
         "a campaign phase (attack, compliance, consolidation, ...) instead of since/until"
     ))] = None,
     year: Annotated[int | None, Query(ge=2000, le=2100, description=(
         "the phase's campaign year; default: this year"))] = None,
-) -> phases.Period:
+) -> Period:
     """since/until, or a campaign phase of a year; never both."""
-    return phases.resolve(conn, since=since, until=until, phase=phase, year=year)
+    found = read_period(conn, settings, since=since, until=until, phase=phase, year=year)
+    return found.or_last(periods.RANKING_DAYS, datetime.now(settings.zone))
 
 
 GroupQuery = Annotated[scores.Group, Query(description="unit, community or site")]
-PeriodDep = Annotated[phases.Period, Depends(score_period)]
+PeriodDep = Annotated[Period, Depends(score_period)]
 
 
 @router.get("", response_model=list[Score])
@@ -76,11 +83,12 @@ def ranking(conn: Conn, request: Request, settings: AppSettings, period: PeriodD
     rework rate, on-time closure rate and time to rectify, ranked worst first; issues count in
     the period by when they were reported. A period of more issues than an analysis may read
     is refused (422); the ranking runs in an analysis slot (503 while all are busy)."""
-    scores.check_budget(conn, since=period.since, until=period.until,
+    since, until = period.bounded
+    scores.check_budget(conn, since=since, until=until,
                         limit=budget.limits(settings))
     with request_gate(request).slot():
-        rows = scores.ranking(conn, group=group, since=period.since, until=period.until)
-    return [Score.model_validate(r) for r in rows]
+        rows = scores.ranking(conn, group=group, since=since, until=until)
+    return [Score.model_validate(r, from_attributes=True) for r in rows]
 
 
 @router.get("/phases", response_model=list[PhaseOut])
@@ -99,12 +107,14 @@ def ranking_workbook(conn: Conn, request: Request, settings: AppSettings, period
                      group: GroupQuery = "unit") -> Response:
     """The ranking as an XLSX workbook for meetings: title, bilingual headers, percentages;
     bounded and gated as the JSON ranking is."""
-    scores.check_budget(conn, since=period.since, until=period.until,
+    since, until = period.bounded
+    scores.check_budget(conn, since=since, until=until,
                         limit=budget.limits(settings))
     with request_gate(request).slot():
-        rows = scores.ranking(conn, group=group, since=period.since, until=period.until)
-    body = score_sheet.workbook(rows, group, period.since, period.until, phase=period.phase)
-    name = score_sheet.filename(group, period.since, period.until)
+        rows = scores.ranking(conn, group=group, since=since, until=until)
+    body = score_sheet.workbook(rows, group, since, until, zone=settings.zone,
+                                phase=period.phase)
+    name = score_sheet.filename(group, since, until, zone=settings.zone)
     zh_name = f"得分排名-{name.removeprefix('scores-')}"
     return Response(body, media_type=MEDIA_TYPES["xlsx"], headers={
         "Content-Disposition": f"attachment; filename=\"{name}\"; "

@@ -12,6 +12,7 @@ one such description would fail every export). :func:`csv_text` does the same fo
 
 from __future__ import annotations
 
+import io
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain, islice
@@ -94,9 +95,9 @@ def entry(sheet: Worksheet | WriteOnlyWorksheet, value: Any, *,
 def write_table(sheet: Worksheet | WriteOnlyWorksheet, fields: Sequence[str],
                 labels: Mapping[str, str], rows: Iterable[Sequence[object]], *,
                 number_formats: Mapping[str, str] | None = None,
-                title: Sequence[Cell] = ()) -> int:
-    """Write ``title`` (one cell a line), the two header rows and ``rows`` to an empty
-    ``sheet``; return the number of rows written.
+                title: Sequence[Cell | Sequence[Cell]] = ()) -> int:
+    """Write ``title`` (a cell, or a few cells, a line), the two header rows and ``rows`` to
+    an empty ``sheet``; return the number of rows written.
 
     One pass over ``rows`` and nothing kept but the first WIDTH_SAMPLE: on a write-only sheet
     a table of any length streams to disk in constant memory and linear time.
@@ -118,7 +119,7 @@ def write_table(sheet: Worksheet | WriteOnlyWorksheet, fields: Sequence[str],
         dimensions[get_column_letter(i)].width = min(width + 2, MAX_WIDTH)
     sheet.freeze_panes = f"A{len(title) + 3}"
     for line in title:
-        sheet.append([line])
+        sheet.append(list(line) if isinstance(line, Sequence) else [line])
     bold, grey = Font(bold=True), Font(italic=True, color="808080")
     sheet.append([cell(sheet, h, font=bold) for h in header])
     sheet.append([cell(sheet, f, font=grey) for f in fields])
@@ -129,6 +130,43 @@ def write_table(sheet: Worksheet | WriteOnlyWorksheet, fields: Sequence[str],
                       for v, f in zip(values, formats, strict=False)])
         written += 1
     return written
+
+
+def table_workbook(sheet_name: str, fields: Sequence[str], labels: Mapping[str, str],
+                   rows: Sequence[Sequence[object]], *, heading: str,
+                   lines: Sequence[tuple[str, object]] = ()) -> bytes:
+    """One table as a printable workbook: ``heading`` (bold) and ``lines`` (label, value) above
+    the table :func:`write_table` lays out; on paper A4 landscape, fit to the page's width,
+    long text wrapped, the header rows repeated on every page.
+
+    For documents of a few hundred rows (a supervision order): the sheet is kept in memory to
+    be styled; long tables stream through a write-only sheet with :func:`write_table` instead.
+    """
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.worksheet.properties import PageSetupProperties
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = text(sheet_name)[:31]  # Excel's limit on sheet names
+    bold = Font(bold=True)
+    title: list[Cell | Sequence[Cell]] = [cell(sheet, heading, font=Font(bold=True, size=14))]
+    title += [[cell(sheet, label, font=bold), cell(sheet, value)] for label, value in lines]
+    write_table(sheet, fields, labels, rows, title=title)
+    header = len(title) + 1
+    for row in sheet.iter_rows(min_row=header + 2):
+        for written in row:
+            written.alignment = Alignment(wrap_text=True, vertical="top")
+    sheet.print_title_rows = f"{header}:{header + 1}"
+    sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
+    sheet.page_setup.orientation = "landscape"
+    sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = 0
+    sheet.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
 
 
 def _display_width(value: object) -> int:

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import Any, Literal
 
 import psycopg
 import shapely
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import class_row, dict_row, kwargs_row
 from shapely.geometry.base import BaseGeometry
 
 from layers.auth import access
@@ -106,8 +107,20 @@ WHERE issue_is_overdue(i.status, i.deadline, now()) AND i.status = ANY(%(awaitin
 """
 
 
+@dataclass(frozen=True)
+class Written:
+    """An order just written: its code, unit, kind, escalation level and issues listed."""
+
+    code: str
+    unit: str
+    unit_name: str
+    kind: Literal["order", "escalation"]
+    level: int
+    issues: int
+
+
 def issue_orders(conn: psycopg.Connection[Any], issuer: Issuer, *, unit: str | None = None,
-                 note: str | None = None) -> list[dict[str, Any]]:
+                 note: str | None = None) -> list[Written]:
     """Hand every open issue not yet on an order to its unit: one new order per unit.
 
     ``unit`` (code) limits it to one unit. Returns the orders written (none when every open
@@ -117,18 +130,18 @@ def issue_orders(conn: psycopg.Connection[Any], issuer: Issuer, *, unit: str | N
 
 
 def escalate(conn: psycopg.Connection[Any], issuer: Issuer, *, unit: str | None = None,
-             note: str | None = None) -> list[dict[str, Any]]:
+             note: str | None = None) -> list[Written]:
     """Escalate overdue open issues into new orders, each at most once per missed deadline."""
     return _write(conn, _OVERDUE, issuer, unit=unit, note=note, kind="escalation",
                   event="escalate")
 
 
 def _write(conn: psycopg.Connection[Any], candidates: str, issuer: Issuer, *,
-           unit: str | None, note: str | None, kind: str, event: str) -> list[dict[str, Any]]:
+           unit: str | None, note: str | None, kind: str, event: str) -> list[Written]:
     if note is not None and len(note) > 2000:
         raise ValidationFailed("the note is longer than 2000 characters")
     unit_id = _unit_id(conn, unit) if unit is not None else None
-    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+    with conn.transaction(), conn.cursor(row_factory=class_row(Written)) as cur:
         # Serialise writers: two runs at once must not both pick the same issues (the unique
         # indexes would refuse the second, but as an error instead of "nothing to do").
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [_LOCK])
@@ -166,21 +179,85 @@ LEFT JOIN issue i ON i.id = x.issue_id
 _GROUP = " GROUP BY o.id, u.id"
 
 
-def get(conn: psycopg.Connection[Any], code: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class OrderSummary:
+    """An order with its unit and its counts now: issues listed, still open, overdue now."""
+
+    id: int
+    code: str
+    kind: Literal["order", "escalation"]
+    level: int
+    issued_at: datetime
+    issued_by: str
+    note: str | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    unit_id: int
+    unit: str
+    unit_name: str
+    unit_name_en: str | None
+    unit_leader: str | None
+    unit_contact: str | None
+    street: str | None  # the district's street, for the letterhead
+    issues: int
+    still_open: int
+    overdue_now: int
+
+
+@dataclass(frozen=True)
+class OrderItem:
+    """An issue on an order: as listed when issued (status, deadline) and as it is now."""
+
+    position: int
+    level: int
+    status_listed: str
+    deadline_listed: datetime | None
+    public_id: str
+    category: str
+    category_zh: str
+    category_en: str
+    description: str
+    lon: float
+    lat: float
+    jurisdiction: str | None
+    jurisdiction_name: str | None
+    site: str | None
+    site_name: str | None
+    reported_at: datetime
+    status: str
+    deadline: datetime | None
+    traffic_light: str | None
+    rework_count: int
+    points: float
+
+
+@dataclass(frozen=True)
+class Order(OrderSummary):
+    """An order with its issues, in the order they are listed."""
+
+    items: list[OrderItem]
+
+
+_ITEMS = sql.SQL("""
+    SELECT x.position, x.level, x.status AS status_listed, x.deadline AS deadline_listed,
+           q.public_id, q.category, q.category_zh, q.category_en, q.description, q.lon, q.lat,
+           q.jurisdiction, q.jurisdiction_name, q.site, q.site_name, q.reported_at, q.status,
+           q.deadline, q.traffic_light, q.rework_count, c.points::float8 AS points
+    FROM supervision_order_item x
+    JOIN supervision_order o ON o.id = x.order_id
+    JOIN ({select}) q ON q.id = x.issue_id
+    JOIN category c ON c.code = q.category
+    WHERE o.code = %s ORDER BY x.position""").format(select=ISSUE_SELECT)
+
+
+def get(conn: psycopg.Connection[Any], code: str) -> Order:
     """An order with its issues: as listed when issued (status, deadline) and as they are now."""
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(OrderItem)) as cur:
+        items = cur.execute(_ITEMS, [code]).fetchall()
+    with conn.cursor(row_factory=kwargs_row(partial(Order, items=items))) as cur:
         order = cur.execute(_HEADER + " WHERE o.code = %s" + _GROUP, [code]).fetchone()
-        if order is None:
-            raise NotFound(f"no supervision order {code!r}")
-        items = cur.execute(sql.SQL("""
-            SELECT x.position, x.level, x.status AS status_listed,
-                   x.deadline AS deadline_listed, q.*, c.points::float8 AS points
-            FROM supervision_order_item x
-            JOIN ({select}) q ON q.id = x.issue_id
-            JOIN category c ON c.code = q.category
-            WHERE x.order_id = %s ORDER BY x.position""").format(select=ISSUE_SELECT),
-            [order["id"]]).fetchall()
-    order["items"] = items
+    if order is None:
+        raise NotFound(f"no supervision order {code!r}")
     return order
 
 
@@ -204,20 +281,21 @@ class OrderFilter:
     offset: int = 0
 
 
-def list_orders(conn: psycopg.Connection[Any], f: OrderFilter) -> tuple[list[dict[str, Any]],
-                                                                         int]:
+def list_orders(conn: psycopg.Connection[Any], f: OrderFilter
+                ) -> tuple[list[OrderSummary], int]:
     """Orders newest first with their counts, and the total matching."""
     params = {"unit": f.unit, "kind": f.kind, "ack": f.acknowledged, "limit": f.limit,
               "offset": f.offset}
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(OrderSummary)) as cur:
         rows = cur.execute(_LIST, params).fetchall()
-        total = cur.execute(_COUNT, params).fetchone()
+    with conn.cursor(row_factory=dict_row) as counting:
+        total = counting.execute(_COUNT, params).fetchone()
     assert total is not None
     return rows, int(total["n"])
 
 
 def acknowledge(conn: psycopg.Connection[Any], code: str, caller: Principal,
-                *, now: datetime | None = None) -> dict[str, Any]:
+                *, now: datetime | None = None) -> Order:
     """Record the unit's receipt of the order (its own unit's token, or an admin's).
 
     The first receipt stands: acknowledging again returns the order unchanged, so a phone

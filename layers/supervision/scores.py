@@ -27,12 +27,13 @@ its ground (its own polygon and its grids'); a site for the issues linked to it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 
 from geo.hotspots.budget import Limits
 from layers.analysis import budget
@@ -98,13 +99,33 @@ _BY_SITE = sql.SQL("""
 _BASES = {"unit": _BY_UNIT, "community": _BY_COMMUNITY, "site": _BY_SITE}
 
 
+@dataclass(frozen=True)
+class Score:
+    """One unit's, community's or site's standing in a period (the measures above)."""
+
+    rank: int
+    code: str | None  # a site may have no code
+    name: str
+    kind: str  # territorial, functional (units), community or site
+    layer: str | None  # sites only
+    issues: int
+    open: int
+    overdue_open: int
+    points_at_risk: float
+    points_lost: float
+    reworks: int
+    rework_rate: float | None
+    on_time_rate: float | None
+    avg_hours_to_rectify: float | None
+
+
 def ranking(conn: psycopg.Connection[Any], *, group: Group = "unit",
-            since: datetime, until: datetime) -> list[dict[str, Any]]:
+            since: datetime, until: datetime) -> list[Score]:
     """Units, communities or sites ranked by points lost, then points at risk (worst first)."""
     base = _BASES[group].format(measures=_MEASURES, first_rectify=_FIRST_RECTIFY)
     query = sql.SQL("SELECT rank() OVER (ORDER BY points_lost DESC, points_at_risk DESC) AS rank,"
                     " * FROM ({}) s ORDER BY rank, code, name").format(base)
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(Score)) as cur:
         return cur.execute(query, {"since": since, "until": until}).fetchall()
 
 

@@ -9,19 +9,19 @@ Everything here returns public fields only: no reporter, contact or description.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 
-import geopandas as gpd
 import h3
 import numpy as np
 import pandas as pd
 import psycopg
 import shapely
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import class_row, dict_row
+from shapely.geometry.base import BaseGeometry
 
-from layers.catalog import phases
+from layers.catalog.periods import Period
 from layers.errors import ValidationFailed
 from layers.supervision import scores
 
@@ -39,60 +39,7 @@ TILE_LIMIT = 4000
 TILE_MIN_ZOOM = 14
 
 
-@dataclass(frozen=True)
-class MapPeriod:
-    """``[since, until)`` a page shows (None: unbounded) and its label for the title."""
-
-    since: datetime | None = None
-    until: datetime | None = None
-    phase: phases.Phase | None = None
-
-    @property
-    def bounded(self) -> tuple[datetime, datetime]:
-        """Both ends, with the whole record as the default (for layers.supervision.scores)."""
-        return (self.since or datetime(2000, 1, 1, tzinfo=phases.DISTRICT_TZ),
-                self.until or datetime(2100, 1, 1, tzinfo=phases.DISTRICT_TZ))
-
-    def query(self) -> dict[str, str]:
-        """The query parameters that select this period again (for tile URLs and links)."""
-        if self.phase is not None:
-            return {"phase": self.phase.code, "year": str(self.phase.year)}
-        out = {}
-        if self.since is not None:
-            out["since"] = self.since.date().isoformat()
-        if self.until is not None:
-            out["until"] = (self.until - timedelta(days=1)).date().isoformat()
-        return out
-
-
-# Days a map period may name: a campaign's data lies well inside, and the arithmetic on the
-# last day (9999-12-31 plus one) must not overflow.
-EARLIEST_DAY = date(2000, 1, 1)
-LATEST_DAY = date(2099, 12, 31)
-
-
-def period(conn: psycopg.Connection[Any], *, phase: str | None = None, year: int | None = None,
-           since: date | None = None, until: date | None = None) -> MapPeriod:
-    """A campaign phase of a year, or local days ``since``..``until`` (inclusive), or all."""
-    if phase is not None:
-        if since is not None or until is not None:
-            raise ValidationFailed("时段：阶段与起止日期只能选一种 / give either a phase or"
-                                   " dates, not both")
-        found = phases.get(conn, phase, year or datetime.now(phases.DISTRICT_TZ).year)
-        return MapPeriod(found.since, found.until, found)
-    for name, day in (("since", since), ("until", until)):
-        if day is not None and not EARLIEST_DAY <= day <= LATEST_DAY:
-            raise ValidationFailed(f"{name}: 日期须在 {EARLIEST_DAY} 至 {LATEST_DAY} 之间 / "
-                                   f"must lie between {EARLIEST_DAY} and {LATEST_DAY}")
-    start = datetime.combine(since, time(), phases.DISTRICT_TZ) if since else None
-    end = datetime.combine(until + timedelta(days=1), time(), phases.DISTRICT_TZ) \
-        if until else None
-    if start and end and start >= end:
-        raise ValidationFailed("起始日期须不晚于结束日期 / since must not be after until")
-    return MapPeriod(start, end)
-
-
-def _where(p: MapPeriod) -> tuple[sql.Composable, dict[str, Any]]:
+def _where(p: Period) -> tuple[sql.Composable, dict[str, Any]]:
     """The period as a condition on ``i.reported_at`` with named parameters."""
     parts: list[sql.Composable] = [sql.SQL("true")]
     if p.since is not None:
@@ -102,9 +49,20 @@ def _where(p: MapPeriod) -> tuple[sql.Composable, dict[str, Any]]:
     return sql.SQL(" AND ").join(parts), {"since": p.since, "until": p.until}
 
 
-def issue_cells(conn: psycopg.Connection[Any], p: MapPeriod, *, unit: str | None = None,
-                resolutions: tuple[int, ...] = CELL_RESOLUTIONS) -> dict[int, pd.DataFrame]:
-    """Issues per H3 cell (``cell, issues, open, overdue``) for each resolution.
+@dataclass(frozen=True)
+class CellCounts:
+    """Issues, open and overdue issues per H3 cell at one resolution, as columns (a page
+    carries tens of thousands of cells), cells in ascending order."""
+
+    cell: list[str]
+    issues: list[int]
+    open: list[int]
+    overdue: list[int]
+
+
+def issue_cells(conn: psycopg.Connection[Any], p: Period, *, unit: str | None = None,
+                resolutions: tuple[int, ...] = CELL_RESOLUTIONS) -> dict[int, CellCounts]:
+    """Issues per H3 cell for each resolution.
 
     Rejected and duplicate reports are not problems on the ground and are left out.
     """
@@ -136,14 +94,26 @@ def issue_cells(conn: psycopg.Connection[Any], p: MapPeriod, *, unit: str | None
         parents = [h3.cell_to_parent(c, res) for c in fine.index] if res != finest \
             else list(fine.index)
         grouped = fine.groupby(np.asarray(parents), sort=True).sum()
-        grouped.index.name = "cell"
-        out[res] = grouped.reset_index().astype({"issues": np.int64, "open": np.int64,
-                                                 "overdue": np.int64})
+        out[res] = CellCounts(cell=[str(c) for c in grouped.index],
+                              issues=grouped["issues"].astype(np.int64).tolist(),
+                              open=grouped["open"].astype(np.int64).tolist(),
+                              overdue=grouped["overdue"].astype(np.int64).tolist())
     return out
 
 
-def community_measures(conn: psycopg.Connection[Any], p: MapPeriod) -> pd.DataFrame:
-    """Per community (``code``): issues, open issues and points lost (as layers.supervision.scores
+@dataclass(frozen=True)
+class CommunityMeasure:
+    """A community's issues, open issues and points lost in a period."""
+
+    code: str
+    issues: int
+    open: int
+    points_lost: float
+
+
+def community_measures(conn: psycopg.Connection[Any], p: Period
+                       ) -> list[CommunityMeasure]:
+    """Per community (by code): issues, open issues and points lost (as layers.supervision.scores
     defines them) of the issues reported in the period on its ground (its polygon and its
     grids'). Counted per jurisdiction first, then rolled up: one pass over the issues."""
     where, params = _where(p)
@@ -160,33 +130,63 @@ def community_measures(conn: psycopg.Connection[Any], p: MapPeriod) -> pd.DataFr
         JOIN jurisdiction m ON m.level = 'community' AND m.id = CASE
              WHEN j.level = 'community' THEN j.id ELSE j.parent_id END
         GROUP BY m.code ORDER BY m.code""").format(lost=scores.LOST, where=where)
-    rows = conn.execute(query, params).fetchall()
-    return pd.DataFrame(rows, columns=["code", "issues", "open", "points_lost"])
+    with conn.cursor(row_factory=class_row(CommunityMeasure)) as cur:
+        return cur.execute(query, params).fetchall()
 
 
-def sites(conn: psycopg.Connection[Any]) -> gpd.GeoDataFrame:
+@dataclass(frozen=True)
+class SiteStatus:
+    """A site's open and overdue issues now, and its last inspection visit (or None)."""
+
+    id: int
+    code: str | None
+    open_issues: int
+    overdue: int
+    last_inspection: datetime | None
+
+
+@dataclass(frozen=True)
+class Site:
+    """A site with its layer's names, its unit's name and its status; geometry in EPSG:4326."""
+
+    code: str | None
+    name: str
+    layer: str
+    layer_zh: str
+    layer_en: str
+    unit: str | None
+    open_issues: int
+    overdue: int
+    last_inspection: datetime | None
+    geometry: BaseGeometry
+
+
+def sites(conn: psycopg.Connection[Any]) -> list[Site]:
     """Every site (code, name, layer names, unit) with its open and overdue issues now and
-    its last inspection visit: a GeoDataFrame in EPSG:4326."""
+    its last inspection visit, by layer and code."""
+    status = {s.id: s for s in site_status(conn)}
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute("""
-            SELECT s.code, s.name, s.layer, l.name_zh AS layer_zh, l.name_en AS layer_en,
+            SELECT s.id, s.code, s.name, s.layer, l.name_zh AS layer_zh, l.name_en AS layer_en,
                    u.name AS unit, ST_AsBinary(s.geom) AS wkb
             FROM site s JOIN site_layer l ON l.code = s.layer
             LEFT JOIN unit u ON u.id = s.unit_id ORDER BY s.layer, s.code""").fetchall()
-    frame = gpd.GeoDataFrame(
-        {c: [r[c] for r in rows] for c in ("code", "name", "layer", "layer_zh", "layer_en",
-                                           "unit")},
-        geometry=shapely.from_wkb([bytes(r["wkb"]) for r in rows]), crs="EPSG:4326")
-    # Without sites the empty code column has no type of its own; the merge needs text.
-    return frame.astype({"code": object}).merge(
-        site_status(conn).astype({"code": object}), on="code", how="left")
+    out = []
+    for r, geometry in zip(rows, shapely.from_wkb([bytes(r["wkb"]) for r in rows]),
+                           strict=True):
+        now = status[r["id"]]
+        out.append(Site(code=r["code"], name=r["name"], layer=r["layer"],
+                        layer_zh=r["layer_zh"], layer_en=r["layer_en"], unit=r["unit"],
+                        open_issues=now.open_issues, overdue=now.overdue,
+                        last_inspection=now.last_inspection, geometry=geometry))
+    return out
 
 
-def site_status(conn: psycopg.Connection[Any]) -> pd.DataFrame:
+def site_status(conn: psycopg.Connection[Any]) -> list[SiteStatus]:
     """Per site: open and overdue issues now, and the last inspection visit (or None)."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute("""
-            SELECT s.code,
+    with conn.cursor(row_factory=class_row(SiteStatus)) as cur:
+        return cur.execute("""
+            SELECT s.id, s.code,
                    coalesce(o.open, 0) AS open_issues, coalesce(o.overdue, 0) AS overdue,
                    v.last_inspection
             FROM site s
@@ -198,15 +198,32 @@ def site_status(conn: psycopg.Connection[Any]) -> pd.DataFrame:
             LEFT JOIN (SELECT site_id, max(visited_at) AS last_inspection
                        FROM inspection_stop GROUP BY site_id) v ON v.site_id = s.id
             """).fetchall()
-    return pd.DataFrame(rows, columns=["code", "open_issues", "overdue", "last_inspection"])
+
+
+@dataclass(frozen=True)
+class UnitIssue:
+    """An open issue of a unit, public fields and the deadline traffic light only."""
+
+    public_id: str
+    category_zh: str
+    category_en: str
+    status: str
+    reported_at: datetime
+    deadline: datetime | None
+    lead_unit: str | None
+    site: str | None
+    traffic_light: str | None
+    overdue: bool | None
+    lon: float
+    lat: float
 
 
 def unit_issues(conn: psycopg.Connection[Any], unit: str, *, limit: int = 2000
-                ) -> pd.DataFrame:
+                ) -> list[UnitIssue]:
     """A unit's open issues (it leads, owns the ground or is the department), most urgent
     first, with public fields and the deadline traffic light; ``lon``/``lat`` in WGS84."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute("""
+    with conn.cursor(row_factory=class_row(UnitIssue)) as cur:
+        return cur.execute("""
             SELECT i.public_id, c.name_zh AS category_zh, c.name_en AS category_en, i.status,
                    i.reported_at, i.deadline, l.name AS lead_unit, s.name AS site,
                    issue_traffic_light(i.status, i.reported_at, i.deadline) AS traffic_light,
@@ -220,14 +237,22 @@ def unit_issues(conn: psycopg.Connection[Any], unit: str, *, limit: int = 2000
             WHERE issue_is_open(i.status)
             ORDER BY i.deadline NULLS LAST, i.reported_at LIMIT %s""",
                            [unit, limit]).fetchall()
-    columns = ["public_id", "category_zh", "category_en", "status", "reported_at",
-               "deadline", "lead_unit", "site", "traffic_light", "overdue", "lon", "lat"]
-    return pd.DataFrame(rows, columns=columns)
 
 
-def unit_row(conn: psycopg.Connection[Any], unit: str) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class UnitRow:
+    """A unit's id, code, name, kind and leader."""
+
+    id: int
+    code: str
+    name: str
+    kind: str
+    leader: str | None
+
+
+def unit_row(conn: psycopg.Connection[Any], unit: str) -> UnitRow | None:
     """The unit's code, name, kind and leader, or None."""
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(UnitRow)) as cur:
         return cur.execute("SELECT id, code, name, kind, leader FROM unit WHERE code = %s",
                            [unit]).fetchone()
 
@@ -236,10 +261,10 @@ _TILE = sql.SQL("""
     WITH env AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS e),
     pts AS (
         SELECT i.public_id AS id, i.status, i.category_code AS category,
-               to_char(i.reported_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI')
-                   AS reported_at,
-               coalesce(to_char(i.deadline AT TIME ZONE 'Asia/Shanghai',
-                                'YYYY-MM-DD HH24:MI'), '') AS deadline,
+               -- Local clock times: to_char shows a timestamptz in the session's TimeZone,
+               -- the district's (layers.db.database.conninfo).
+               to_char(i.reported_at, 'YYYY-MM-DD HH24:MI') AS reported_at,
+               coalesce(to_char(i.deadline, 'YYYY-MM-DD HH24:MI'), '') AS deadline,
                coalesce(issue_traffic_light(i.status, i.reported_at, i.deadline), '')
                    AS light,
                coalesce(u.name, '') AS lead_unit,
@@ -260,7 +285,7 @@ def check_tile(z: int, x: int, y: int) -> None:
                                f" zoom {TILE_MIN_ZOOM}-22 and inside the world")
 
 
-def issue_tile(conn: psycopg.Connection[Any], z: int, x: int, y: int, p: MapPeriod, *,
+def issue_tile(conn: psycopg.Connection[Any], z: int, x: int, y: int, p: Period, *,
                shift: tuple[float, float] = (0.0, 0.0), limit: int = TILE_LIMIT) -> bytes:
     """One Mapbox vector tile (layer ``issues``) of single issues with public fields.
 

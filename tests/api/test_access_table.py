@@ -351,7 +351,7 @@ def world(demo_dsn: str, tmp_path: Path, jpeg: Callable[..., bytes]) -> Iterator
             conn.execute("UPDATE issue SET photos = jsonb_build_array(%s::text)"
                          " WHERE public_id = %s", [world.evidence_ref, world.own_issue])
             world.order_code = orders.issue_orders(
-                conn, orders.Issuer("督查组", "supervisor"), unit=own)[0]["code"]
+                conn, orders.Issuer("督查组", "supervisor"), unit=own)[0].code
             planned = client.post("/api/v1/inspections", headers=headers["admin"],
                                   json={"size": 12, "seed": 1, "planned_for": "2026-12-01"})
             assert planned.status_code == 201, planned.text

@@ -25,10 +25,10 @@ def test_scores_table_shows_the_ranking_of_the_phase(demo_dsn: str) -> None:
     with psycopg.connect(demo_dsn) as conn:
         period = phases.resolve(conn, phase="consolidation", year=2026)
         top = scores.ranking(conn, since=period.since, until=period.until)[0]
-    assert top["issues"] > 0 and top["rework_rate"] is not None
-    top_line = next(line for line in result.output.splitlines() if top["name"] in line)
-    assert f"{top['points_lost']:.2f}" in top_line
-    assert f"{top['rework_rate']:.1%}" in top_line
+    assert top.issues > 0 and top.rework_rate is not None
+    top_line = next(line for line in result.output.splitlines() if top.name in line)
+    assert f"{top.points_lost:.2f}" in top_line
+    assert f"{top.rework_rate:.1%}" in top_line
 
 
 def test_scores_xlsx_writes_the_workbook(dsn: str, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from functools import partial
 from pathlib import Path
 
 import psycopg
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.cli.main import app
+from layers.db.settings import Settings
 
 runner = CliRunner()
 
@@ -99,10 +101,9 @@ def test_overview_counts_match_the_database(demo_client: TestClient, demo_dsn: s
         ranking = scores.ranking(conn, group="community", since=p.bounded[0],
                                  until=p.bounded[1])
     assert counted is not None
-    assert all(int(c["issues"].sum()) == counted[0] for c in cells.values())
-    lost = {r["code"]: r["points_lost"] for r in ranking}
-    assert {r["code"]: r["points_lost"] for r in measures.to_dict("records")} == \
-        pytest.approx(lost)
+    assert all(sum(c.issues) == counted[0] for c in cells.values())
+    lost = {r.code: r.points_lost for r in ranking}
+    assert {m.code: m.points_lost for m in measures} == pytest.approx(lost)
     page = demo_client.get("/maps/overview", params={"phase": "consolidation:2026",
                                                      "lang": "en"})
     assert page.status_code == 200 and "2026 Consolidation" in page.text
@@ -168,10 +169,12 @@ def test_refresher_prepares_every_landing_view(demo_client: TestClient, demo_dsn
     from layers.analysis.snapshots import Refresher
     from layers.catalog import phases
 
-    year = datetime.now(phases.DISTRICT_TZ).year
+    zone = Settings().zone
+    year = datetime.now(zone).year
     with psycopg.connect(demo_dsn) as conn:
         menu = phases.list_phases(conn, year)
-    refresher = Refresher(snapshots.connector(demo_dsn), landing_specs, interval=0)
+    refresher = Refresher(snapshots.connector(demo_dsn), partial(landing_specs, zone=zone),
+                          interval=0)
     assert refresher.run_once() == 2 + len(menu) and len(menu) >= 3
     stored = "SELECT key, computed_at FROM analysis_snapshot ORDER BY key"
     with psycopg.connect(demo_dsn) as conn:

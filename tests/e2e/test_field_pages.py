@@ -10,18 +10,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    FilePayload,
+    Page,
+    Route,
+    ViewportSize,
+    expect,
+)
 
 from layers.auth import tokens
 from layers.supervision import orders
 
-PHONE = {"width": 360, "height": 740}
+PHONE: ViewportSize = {"width": 360, "height": 740}
 
 
 @pytest.fixture
@@ -101,8 +110,8 @@ def test_report_at_a_market_is_assigned_once_though_the_first_answer_is_lost(
     offered = first_group.locator("option").evaluate_all("os => os.map(o => o.value)")
     assert offered and all(code.startswith("MKT-") for code in offered)
     page.locator("#category").select_option(offered[0])
-    page.locator("#photo").set_input_files(files=[{
-        "name": "before.jpg", "mimeType": "image/jpeg", "buffer": jpeg(lon=lon, lat=lat)}])
+    page.locator("#photo").set_input_files(files=[FilePayload(
+        name="before.jpg", mimeType="image/jpeg", buffer=jpeg(lon=lon, lat=lat))])
     note = "市场北门外占道经营，三个摊位"
     page.locator("#note").fill(note)
     page.screenshot(path=str(artifacts / "report-form.png"), full_page=True)
@@ -157,7 +166,7 @@ def test_unit_rectifies_with_an_after_photo_and_signs_for_its_order(
         token = tokens.create(conn, role="unit", unit_code=unit, name="社区 小王")
         inspector = tokens.create(conn, role="inspector")
         code = orders.issue_orders(conn, orders.Issuer("督查组", "supervisor"),
-                                   unit=unit)[0]["code"]
+                                   unit=unit)[0].code
     auth = {"Authorization": f"Bearer {token}"}
     listed = httpx.get(f"{server}/api/v1/issues", headers=auth, params={
         "unit": unit, "status": "assigned", "limit": 1000}).json()["features"]
@@ -183,8 +192,9 @@ def test_unit_rectifies_with_an_after_photo_and_signs_for_its_order(
     expect(cards).to_have_count(len(listed))
     shown = cards.evaluate_all("cs => cs.map(c => c.dataset.id)")
     with psycopg.connect(demo_dsn) as conn:
-        deadlines = dict(conn.execute("SELECT public_id, deadline FROM issue"
-                                      " WHERE public_id = ANY(%s)", [shown]).fetchall())
+        deadlines: dict[str, datetime] = dict(conn.execute(
+            "SELECT public_id, deadline FROM issue WHERE public_id = ANY(%s)",
+            [shown]).fetchall())
     assert [deadlines[i] for i in shown] == sorted(deadlines[i] for i in shown)
     for issue_id in shown:
         light = page.locator(f'li[data-id="{issue_id}"] .light')
@@ -200,8 +210,8 @@ def test_unit_rectifies_with_an_after_photo_and_signs_for_its_order(
     first_id = shown[0]
     with psycopg.connect(demo_dsn) as conn:
         conn.execute("UPDATE issue SET version = version + 1 WHERE public_id = %s", [first_id])
-    first.locator("input[type=file]").set_input_files(files=[{
-        "name": "after.jpg", "mimeType": "image/jpeg", "buffer": jpeg(colour=(40, 160, 60))}])
+    first.locator("input[type=file]").set_input_files(files=[FilePayload(
+        name="after.jpg", mimeType="image/jpeg", buffer=jpeg(colour=(40, 160, 60)))])
     first.locator("button.rectify").click()
     expect(page.locator("#message")).to_contain_text("已被他人更新")
     versions = {f["id"]: f["properties"]["version"] for f in listed}

