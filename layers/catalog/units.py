@@ -19,6 +19,7 @@ from layers.errors import Conflict, NotFound
 
 COLUMNS = ("code", "name", "name_en", "kind", "leader", "contact")
 _SELECT = sql.SQL("SELECT code, name, name_en, kind, leader, contact FROM unit")
+_RETURNING = sql.SQL(" RETURNING {}").format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
 
 
 def list_all(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
@@ -37,12 +38,18 @@ def resolve_id(conn: psycopg.Connection[Any], code: str) -> int:
     return tables.id_of(conn, "unit", code, f"no unit with code {code!r}")
 
 
-def _unique_conflict(exc: errors.UniqueViolation, code: str | None,
-                     name: str | None) -> Conflict:
-    # The constraint name says which key clashed; the database's own text is never shown.
-    if exc.diag.constraint_name == "unit_name_key":
-        return Conflict(f"a unit named {name!r} already exists")
-    return Conflict(f"a unit with code {code!r} already exists")
+def _write(conn: psycopg.Connection[Any], query: sql.Composed, params: Mapping[str, Any]
+           ) -> dict[str, Any] | None:
+    """The row ``query`` returns (written in a savepoint); Conflict naming the code or the
+    name that is taken."""
+    try:
+        with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(query + _RETURNING, params).fetchone()
+    except errors.UniqueViolation as exc:
+        # The constraint name says which key clashed; the database's own text is never shown.
+        if exc.diag.constraint_name == "unit_name_key":
+            raise Conflict(f"a unit named {params.get('name')!r} already exists") from None
+        raise Conflict(f"a unit with code {params.get('code')!r} already exists") from None
 
 
 def create(
@@ -56,16 +63,9 @@ def create(
     contact: str | None = None,
 ) -> dict[str, Any]:
     """Insert a unit and return it; Conflict when its code or name is taken."""
-    try:
-        with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-            row = cur.execute(
-                "INSERT INTO unit (code, name, name_en, kind, leader, contact)"
-                " VALUES (%s, %s, %s, %s, %s, %s)"
-                " RETURNING code, name, name_en, kind, leader, contact",
-                [code, name, name_en, kind, leader, contact],
-            ).fetchone()
-    except errors.UniqueViolation as exc:
-        raise _unique_conflict(exc, code, name) from None
+    values = {"code": code, "name": name, "name_en": name_en, "kind": kind, "leader": leader,
+              "contact": contact}
+    row = _write(conn, statements.insert("unit", statements.placeholders(values)), values)
     assert row is not None
     return row
 
@@ -76,13 +76,8 @@ def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any]
     tables.check_fields(changes, COLUMNS, "unit")
     if not changes:
         return get(conn, code)
-    query = statements.update_by_code("unit", statements.placeholders(changes)) + sql.SQL(
-        " RETURNING {}").format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
-    try:
-        with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-            row = cur.execute(query, {**changes, "_code": code}).fetchone()
-    except errors.UniqueViolation as exc:
-        raise _unique_conflict(exc, changes.get("code"), changes.get("name")) from None
+    query = statements.update_by_code("unit", statements.placeholders(changes))
+    row = _write(conn, query, {**changes, "_code": code})
     if row is None:
         raise NotFound(f"no unit with code {code!r}")
     return row

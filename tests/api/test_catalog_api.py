@@ -117,6 +117,13 @@ def test_duplicate_unit_code_or_name_is_409_without_database_text(
         assert response.json()["code"] == "conflict"
         assert "duplicate key" not in response.text and "unit_" not in response.text
     assert "named '城管'" in same_name.json()["detail"]
+    other = client.post("/api/v1/units", headers=admin,
+                        json={"code": "C9", "name": "九号", "kind": "functional"})
+    assert other.status_code == 201, other.text
+    renamed = client.patch("/api/v1/units/C9", headers=admin, json={"name": "城管"})
+    assert renamed.status_code == 409 and "named '城管'" in renamed.json()["detail"]
+    recoded = client.patch("/api/v1/units/C9", headers=admin, json={"code": "CG"})
+    assert recoded.status_code == 409 and "code 'CG'" in recoded.json()["detail"]
 
 
 def test_unit_patch_may_not_null_a_required_field(
@@ -281,7 +288,7 @@ def test_hierarchy_levels_are_enforced_all_or_nothing(
     grid_under_street = post_jurisdiction(client, admin, square(120.61, 31.31), code="G1",
                                           name="网格", level="grid", parent="S1")
     assert grid_under_street.status_code == 422
-    assert "parent at level 'community'" in grid_under_street.json()["detail"]
+    assert "a grid's parent must be a community" in grid_under_street.json()["detail"]
     assert client.get("/api/v1/jurisdictions/G1").status_code == 404
 
     orphan = post_jurisdiction(client, admin, square(120.61, 31.31), code="C1", name="社区",
