@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import AliasChoices, BaseModel, Field
 
 from api.auth import Caller
-from api.deps import Conn
+from api.deps import AppSettings, Conn
+from api.periods import read_period
 from api.schemas.issues import IssueEvent
 from layers.auth import access
-from layers.errors import ValidationFailed
 from layers.supervision import accountability
 
 router = APIRouter(prefix="/api/v1/accountability", tags=["scores"])
@@ -42,10 +42,18 @@ class Entry(BaseModel):
     events: list[IssueEvent]
 
 
+class RegisterUnit(BaseModel):
+    """The unit the register is about."""
+
+    code: str
+    name: str
+    leader: str | None
+
+
 class Register(BaseModel):
     """The unit's register for the period, with totals."""
 
-    unit: dict[str, Any]
+    unit: RegisterUnit
     since: datetime
     until: datetime
     overdue: int = Field(validation_alias=_RAN_PAST, description=(
@@ -61,14 +69,16 @@ def unit_register(
     conn: Conn,
     caller: Caller,
     unit: Annotated[str, Query(max_length=40, description="unit code")],
-    since: datetime,
-    until: datetime,
+    settings: AppSettings,
+    since: Annotated[str, Query(min_length=1, max_length=40, description=(
+        "ISO 8601 date or date-time (a date: its first instant)"))],
+    until: Annotated[str, Query(min_length=1, max_length=40, description=(
+        "ISO 8601 date or date-time, exclusive (a date: the whole day)"))],
 ) -> Register:
     """Issues the unit let run overdue, had to redo (返工) or lost at external assessment,
     each with its audit trail."""
-    if since.tzinfo is None or until.tzinfo is None or since >= until:
-        raise ValidationFailed("since and until need time zones and since < until")
-    found = accountability.register(conn, unit, since=since, until=until)
-    access.require_own_unit(caller, found["unit"].pop("id"), "read_accountability",
+    since_at, until_at = read_period(conn, settings, since=since, until=until).bounded
+    found = accountability.register(conn, unit, since=since_at, until=until_at)
+    access.require_own_unit(caller, found.unit.id, "read_accountability",
                             "accountability register")
-    return Register.model_validate(found)
+    return Register.model_validate(found, from_attributes=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import numpy as np
@@ -10,7 +9,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.auth import Caller, MaybeCaller, require_permission
-from api.deps import Conn
+from api.deps import AppSettings, Conn
+from api.periods import read_period
 from api.schemas.catalog import parse_bbox
 from api.schemas.issues import (
     IssueCollection,
@@ -81,6 +81,7 @@ def list_issues(
     conn: Conn,
     request: Request,
     caller: MaybeCaller,
+    settings: AppSettings,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
     status: Annotated[list[Status] | None, Query()] = None,
     category: Annotated[list[str] | None, Query()] = None,
@@ -88,16 +89,21 @@ def list_issues(
                                                   "functional)")] = None,
     jurisdiction: Annotated[str | None, Query(description="jurisdiction code")] = None,
     site: Annotated[str | None, Query(description="site code")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[str | None, Query(max_length=40, description=(
+        "reported at or after: ISO 8601 date or date-time (a date: its first instant)"))
+    ] = None,
+    until: Annotated[str | None, Query(max_length=40, description=(
+        "reported before: ISO 8601 date or date-time (a date: the whole day)"))] = None,
     overdue: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JSONResponse:
     """Issues as GeoJSON, newest first, with filters and paging links."""
+    period = read_period(conn, settings, since=since, until=until)
     rows, total = records.list_issues(conn, records.IssueFilter(
         bbox=_bbox(bbox), status=status or (), category=category or (), unit=unit,
-        jurisdiction=jurisdiction, site=site, since=since, until=until, overdue=overdue,
+        jurisdiction=jurisdiction, site=site, since=period.since, until=period.until,
+        overdue=overdue,
         limit=limit, offset=offset))
     rows = _shown(conn, caller, rows)
     links = [{"rel": "self", "href": str(request.url), "type": GEOJSON}]
@@ -138,7 +144,8 @@ def _shown(conn: Conn, caller: Principal | None, rows: list[dict[str, Any]]
 def issue_events(public_id: str, conn: Conn, caller: Caller) -> list[IssueEvent]:
     """The issue's audit trail, oldest first (a unit: of its own issues only)."""
     access.require_issue_detail(conn, caller, public_id)
-    return [IssueEvent.model_validate(e) for e in records.events(conn, public_id)]
+    return [IssueEvent.model_validate(e, from_attributes=True)
+            for e in records.events(conn, public_id)]
 
 
 @router.post("/{public_id}/transitions", response_model=IssueFeature,

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import class_row, dict_row
 
 from geo.assign import NONE, Assigner
 from layers.assignment import DEFAULT_TOLERANCE_M
@@ -342,10 +342,25 @@ def nearby_open(conn: psycopg.Connection[Any], public_id: str, radius_m: float =
             ORDER BY distance_m, o.id LIMIT 10""", [public_id, radius_m, radius_m]).fetchall()
 
 
-def events(conn: psycopg.Connection[Any], public_id: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class IssueEvent:
+    """One entry of an issue's append-only audit trail."""
+
+    at: datetime
+    actor: str
+    actor_role: str | None
+    action: str
+    from_status: str | None
+    to_status: str | None
+    note: str | None
+    evidence: list[Any]
+    data: dict[str, Any]
+
+
+def events(conn: psycopg.Connection[Any], public_id: str) -> list[IssueEvent]:
     """The audit trail of one issue, oldest first."""
     get(conn, public_id)
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(IssueEvent)) as cur:
         return cur.execute("""
             SELECT e.at, e.actor, e.actor_role, e.action, e.from_status, e.to_status, e.note,
                    e.evidence, e.data

@@ -11,14 +11,16 @@ score line by line. (The HTTP register keeps its field name ``overdue`` for this
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import class_row, dict_row
 
 from layers.errors import NotFound, ValidationFailed
+from layers.issues.records import IssueEvent
 
 # A register longer than this is no meeting document and its audit trails would hold
 # megabytes in memory: the caller narrows the period instead. (A unit of the demo district has
@@ -46,18 +48,63 @@ _ENTRIES = """
 _COUNT = sql.SQL("SELECT count(*) AS n FROM ({}) e").format(sql.SQL(_ENTRIES))
 
 
+@dataclass(frozen=True)
+class Entry:
+    """An issue the unit is answerable for, with the audit trail that proves it."""
+
+    public_id: str
+    category: str
+    category_zh: str
+    points: float
+    source: str
+    status: str
+    reported_at: datetime
+    deadline: datetime | None
+    closed_at: datetime | None
+    rework_count: int
+    ran_past_deadline: bool
+    hours_late: float | None  # only when it ran past its deadline
+    found_by_assessors: bool
+    events: list[IssueEvent]
+
+
+@dataclass(frozen=True)
+class RegisterUnit:
+    """The unit a register is about."""
+
+    id: int
+    code: str
+    name: str
+    leader: str | None
+
+
+@dataclass(frozen=True)
+class Register:
+    """A unit's entries in a period, and their totals."""
+
+    unit: RegisterUnit
+    since: datetime
+    until: datetime
+    ran_past_deadline: int
+    reworks: int
+    found_by_assessors: int
+    points_lost: float
+    entries: list[Entry]
+
+
 def register(conn: psycopg.Connection[Any], unit_code: str, *, since: datetime,
-             until: datetime, max_entries: int = MAX_ENTRIES) -> dict[str, Any]:
+             until: datetime, max_entries: int = MAX_ENTRIES) -> Register:
     """The unit's entries in the period with their audit trails, and totals.
 
     ValidationFailed (naming since/until) when more than ``max_entries`` issues qualify.
     """
+    with conn.cursor(row_factory=class_row(RegisterUnit)) as units:
+        unit = units.execute("SELECT id, code, name, leader FROM unit WHERE code = %s",
+                             [unit_code]).fetchone()
+    if unit is None:
+        raise NotFound(f"no unit {unit_code!r}")
     with conn.cursor(row_factory=dict_row) as cur:
-        unit = cur.execute("SELECT id, code, name, leader FROM unit WHERE code = %s",
-                           [unit_code]).fetchone()
-        if unit is None:
-            raise NotFound(f"no unit {unit_code!r}")
-        params = {"unit": unit["id"], "since": since, "until": until}
+        params = {"unit": unit.id, "since": since, "until": until}
         # Counted before anything is read (one index scan): the audit trails come after.
         counted = cur.execute(_COUNT, params).fetchone()
         if counted is not None and counted["n"] > max_entries:
@@ -65,25 +112,27 @@ def register(conn: psycopg.Connection[Any], unit_code: str, *, since: datetime,
                        " narrow since/until (缩短时段)")
             raise ValidationFailed(message, details=[
                 {"field": name, "message": message} for name in ("since", "until")])
-        entries = cur.execute(_ENTRIES, params).fetchall()
+        rows = cur.execute(_ENTRIES, params).fetchall()
         events = cur.execute(
             "SELECT issue_id, at, actor, actor_role, action, from_status, to_status, note,"
             " evidence, data FROM issue_event WHERE issue_id = ANY(%s) ORDER BY at, id",
-            [[e["id"] for e in entries]]).fetchall()
-    trail: dict[int, list[dict[str, Any]]] = {}
+            [[r["id"] for r in rows]]).fetchall()
+    trail: dict[int, list[IssueEvent]] = {}
     for event in events:
-        trail.setdefault(event.pop("issue_id"), []).append(event)
-    for entry in entries:
-        entry["events"] = trail.get(entry.pop("id"), [])
-        if not entry["ran_past_deadline"]:
-            entry["hours_late"] = None
-    return {
-        "unit": {k: unit[k] for k in ("id", "code", "name", "leader")},
-        "since": since, "until": until,
-        "ran_past_deadline": sum(e["ran_past_deadline"] for e in entries),
-        "reworks": sum(e["rework_count"] for e in entries),
-        "found_by_assessors": sum(e["found_by_assessors"] for e in entries),
-        "points_lost": round(sum(e["points"] for e in entries
-                                 if e["ran_past_deadline"] or e["found_by_assessors"]), 2),
-        "entries": entries,
-    }
+        trail.setdefault(event.pop("issue_id"), []).append(IssueEvent(**event))
+    entries = [Entry(
+        public_id=r["public_id"], category=r["category"], category_zh=r["category_zh"],
+        points=r["points"], source=r["source"], status=r["status"],
+        reported_at=r["reported_at"], deadline=r["deadline"], closed_at=r["closed_at"],
+        rework_count=r["rework_count"], ran_past_deadline=r["ran_past_deadline"],
+        hours_late=r["hours_late"] if r["ran_past_deadline"] else None,
+        found_by_assessors=r["found_by_assessors"], events=trail.get(r["id"], []))
+        for r in rows]
+    return Register(
+        unit=unit, since=since, until=until,
+        ran_past_deadline=sum(e.ran_past_deadline for e in entries),
+        reworks=sum(e.rework_count for e in entries),
+        found_by_assessors=sum(e.found_by_assessors for e in entries),
+        points_lost=round(sum(e.points for e in entries
+                              if e.ran_past_deadline or e.found_by_assessors), 2),
+        entries=entries)

@@ -12,10 +12,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+import httpx2
 import psycopg
 import pytest
 from fastapi import FastAPI
@@ -28,6 +30,7 @@ from api.services.hotspot_features import emerging_features
 from geo.hotspots.budget import Limits
 from layers import assignment
 from layers.analysis import budget, hotspots
+from layers.analysis.snapshots import Snapshots
 from layers.db.settings import Settings
 from layers.errors import ValidationFailed
 from layers.supervision import accountability
@@ -36,7 +39,11 @@ PROBLEM = "application/problem+json"
 GIB = 2**30
 
 
-def _refused(response: httpx.Response, *parameters: str) -> None:
+# Responses of the in-process TestClient (httpx2) and of real servers (httpx).
+Response = httpx.Response | httpx2.Response
+
+
+def _refused(response: Response, *parameters: str) -> None:
     """A 422 problem whose errors name each of ``parameters``."""
     assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith(PROBLEM)
@@ -127,15 +134,19 @@ def test_a_busy_gate_answers_503_and_spares_health_and_reports(
         assert client.get("/api/v1/hotspots", params={"resolution": 9}).status_code == 200
 
 
-def test_the_result_cache_is_bounded_in_bytes() -> None:
-    from layers.analysis.hotspots import ResultCache
+def test_rest_results_are_bounded_ad_hoc_snapshots_beside_the_pages_defaults(
+        demo_client: TestClient, demo_dsn: str) -> None:
+    from layers.analysis import snapshots
 
-    cache = ResultCache(size=32, max_bytes=1000)
-    for n in range(10):
-        assert cache.get(("k", n), lambda: b"x" * 200) == b"x" * 200
-    assert cache.get(("big",), lambda: b"y" * 600) == b"y" * 600  # served, not kept
-    kept = sum(cache.get(("k", n), lambda: b"") == b"x" * 200 for n in range(10))
-    assert kept <= 5
+    assert demo_client.get("/api/v1/sites/chronic").status_code == 200  # the page's default
+    defaults = _keys(demo_dsn)
+    assert defaults and not any(k.startswith(snapshots.ADHOC) for k in defaults)
+    for n in range(snapshots.KEEP + 6):  # anyone may ask for any window
+        asked = demo_client.get("/api/v1/sites/chronic", params={"window_days": 1 + n / 8})
+        assert asked.status_code == 200
+    kept = _keys(demo_dsn)
+    assert defaults <= kept
+    assert len([k for k in kept if k.startswith(snapshots.ADHOC)]) == snapshots.KEEP
 
 
 # --- snapshots: anonymous periods ---------------------------------------------------------
@@ -152,7 +163,8 @@ def test_anonymous_periods_do_not_evict_landing_snapshots(
     from layers.analysis import snapshots
     from layers.analysis.snapshots import Refresher
 
-    Refresher(snapshots.connector(demo_dsn), landing_specs, interval=0).run_once()
+    Refresher(snapshots.connector(demo_dsn), partial(landing_specs, zone=Settings().zone),
+              interval=0).run_once()
     landing = _keys(demo_dsn)
     assert len(landing) >= 3
     for day in range(1, 72):  # 71 distinct periods inside the data's range
@@ -167,7 +179,7 @@ def test_anonymous_periods_do_not_evict_landing_snapshots(
 
 def test_periods_outside_the_data_share_one_snapshot_and_bad_days_are_refused(
         demo_client: TestClient, demo_dsn: str, anonymous: dict[str, str]) -> None:
-    def show(**params: str) -> httpx.Response:
+    def show(**params: str) -> httpx2.Response:
         return demo_client.get("/maps/overview", headers=anonymous, params=params)
 
     before = _keys(demo_dsn)
@@ -308,20 +320,22 @@ def test_an_accountability_register_too_long_to_read_is_refused_before_reading(
     until = datetime(2027, 1, 1, tzinfo=UTC)
     with psycopg.connect(demo_dsn) as conn:
         units = [str(r[0]) for r in conn.execute("SELECT code FROM unit ORDER BY code")]
-        sizes = {u: len(accountability.register(conn, u, since=since, until=until)["entries"])
+        sizes = {u: len(accountability.register(conn, u, since=since, until=until).entries)
                  for u in units}
         unit, size = max(sizes.items(), key=lambda item: item[1])
         assert size > 1
         with pytest.raises(ValidationFailed, match="narrow since/until") as refused:
             accountability.register(conn, unit, since=since, until=until,
                                     max_entries=size - 1)
+        assert isinstance(refused.value.details, list)
         assert {d["field"] for d in refused.value.details} == {"since", "until"}
 
 
 @pytest.mark.parametrize(("method", "resolution", "cell_m"),
                          [("h3", 10, 100.0), ("h3", 11, 100.0), ("fishnet", 10, 75.0)])
 def test_the_grid_estimate_never_falls_short_of_the_grid(
-        demo_dsn: str, method: str, resolution: int, cell_m: float) -> None:
+        demo_dsn: str, method: Literal["h3", "fishnet"], resolution: int, cell_m: float
+) -> None:
     with psycopg.connect(demo_dsn) as conn:
         assigner = assignment.load_assigner(conn)
     query = hotspots.HotspotQuery(method=method, resolution=resolution, cell_m=cell_m)
@@ -352,8 +366,9 @@ def test_the_hotspot_page_shows_emerging_hotspots_in_coarser_steps_when_fine_one
                        _fits(conn, assigner, query, days, tight))
         expected = emerging_features(hotspots.emerging(conn, assigner, query,
                                                        step_days=coarser, limit=tight))
-        shown = map_pages.page_emerging(conn, assigner, query, limit=tight)
-    assert expected and shown == expected
+        shown = map_pages.page_emerging(conn, Snapshots(), query, limit=tight)
+    assert expected and shown is not None
+    assert shown.payload == [f.model_dump(mode="json") for f in expected]
 
 
 def _fits(conn: psycopg.Connection[Any], assigner: Any, query: Any, days: float,
