@@ -16,6 +16,18 @@ TEMPLATES = Path(field.__file__).parent / "templates"
 CJK = re.compile(r"[\u3000-\u9fff\uff00-\uffef]")
 
 
+def first_market(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[str, str, float, float]:
+    """The demo's first market: code, name, and the lon/lat of a point inside it."""
+    row = conn.execute("""
+        SELECT code, name, ST_X(p), ST_Y(p) FROM (
+            SELECT code, name, ST_PointOnSurface(geom) AS p FROM site
+            WHERE layer = 'market' ORDER BY code LIMIT 1) s""").fetchone()
+    assert row is not None
+    code, name, lon, lat = row
+    assert isinstance(lon, float) and isinstance(lat, float)
+    return str(code), str(name), lon, lat
+
+
 @pytest.mark.parametrize("page", [field.REPORT, field.WORK])
 def test_every_label_the_pages_use_exists_in_both_languages(page: dict[str, dict[str, str]]
                                                             ) -> None:
@@ -51,12 +63,7 @@ def test_the_unit_in_the_path_is_escaped(demo_client: TestClient) -> None:
 def test_categories_of_the_nearest_market_come_first(demo_client: TestClient,
                                                      demo_dsn: str) -> None:
     with psycopg.connect(demo_dsn) as conn:
-        row = conn.execute("""
-            SELECT code, name, ST_X(p), ST_Y(p) FROM (
-                SELECT code, name, ST_PointOnSurface(geom) AS p FROM site
-                WHERE layer = 'market' ORDER BY code LIMIT 1) s""").fetchone()
-    assert row is not None
-    code, name, lon, lat = row
+        code, name, lon, lat = first_market(conn)
     body = demo_client.get("/api/v1/field/nearby", params={"lon": lon, "lat": lat}).json()
     assert body["site"]["code"] == code and body["site"]["name"] == name
     assert body["site"]["distance_m"] == 0

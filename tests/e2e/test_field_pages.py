@@ -29,6 +29,7 @@ from playwright.sync_api import (
 
 from layers.auth import tokens
 from layers.supervision import orders
+from tests.api.test_field_pages import first_market
 
 PHONE: ViewportSize = {"width": 360, "height": 740}
 
@@ -78,12 +79,7 @@ def test_report_at_a_market_is_assigned_once_though_the_first_answer_is_lost(
         artifacts: Path, jpeg: Callable[..., bytes]) -> None:
     with psycopg.connect(demo_dsn) as conn:
         token = tokens.create(conn, role="inspector", name="巡查员 小李")
-        row = conn.execute("""
-            SELECT code, name, ST_X(p), ST_Y(p) FROM (
-                SELECT code, name, ST_PointOnSurface(geom) AS p FROM site
-                WHERE layer = 'market' ORDER BY code LIMIT 1) s""").fetchone()
-    assert row is not None
-    market, market_name, lon, lat = row
+        market, market_name, lon, lat = first_market(conn)
     context, blocked = phone
     context.grant_permissions(["geolocation"], origin=server)
     context.set_geolocation({"latitude": lat, "longitude": lon, "accuracy": 12})
