@@ -15,7 +15,7 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.rows import dict_row
 
-from layers.catalog import tables, units
+from layers.catalog import hierarchy, tables, units
 from layers.catalog.tables import BBox
 from layers.db import statements
 from layers.errors import Conflict, NotFound, ValidationFailed
@@ -89,27 +89,11 @@ def _columns(conn: psycopg.Connection[Any], values: Mapping[str, Any]
 
 
 def _check_hierarchy(conn: psycopg.Connection[Any], code: str) -> None:
-    """A street has no parent; a community's parent is a street, a grid's a community.
-
-    Checked for the row and its children after a write, inside the write's transaction.
-    """
-    row = conn.execute(
-        "SELECT j.level, p.level FROM jurisdiction j"
-        " LEFT JOIN jurisdiction p ON p.id = j.parent_id WHERE j.code = %s", [code]).fetchone()
-    assert row is not None
-    level, parent_level = row
-    expected = None if level == "street" else LEVELS[LEVELS.index(level) - 1]
-    if parent_level != expected:
-        need = "no parent" if expected is None else f"a parent at level {expected!r}"
-        raise ValidationFailed(f"a jurisdiction at level {level!r} needs {need}")
-    child = conn.execute(
-        "SELECT c.code FROM jurisdiction c JOIN jurisdiction p ON p.id = c.parent_id"
-        " WHERE p.code = %s AND array_position(%s::text[], c.level)"
-        "  <> array_position(%s::text[], p.level) + 1 LIMIT 1",
-        [code, list(LEVELS), list(LEVELS)]).fetchone()
-    if child is not None:
-        raise ValidationFailed(
-            f"level {level!r} does not fit child jurisdiction {child[0]!r}; move it first")
+    """After a write, inside its transaction: the stored children of ``code`` still fit it
+    (the row's own parent is checked before the write, by ``hierarchy.require_fit``)."""
+    bad = hierarchy.misfits(conn, code)
+    if bad:
+        raise ValidationFailed(hierarchy.misfit_message(*bad[0]))
 
 
 def _write(conn: psycopg.Connection[Any], query: sql.Composed, params: dict[str, Any],
@@ -137,6 +121,7 @@ def create(
     Open issues it now covers (or is nearest to) are reassigned in the same transaction.
     """
     with conn.transaction():
+        hierarchy.require_fit(conn, level, parent)
         exprs, params = _columns(conn, {"code": code, "name": name, "level": level,
                                         "parent": parent, "unit": unit, "geometry": geometry})
         with tables.reassigning(conn, "jurisdiction", code, actor=actor):
@@ -149,7 +134,10 @@ def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any],
            actor: str = "sitewatch") -> dict[str, Any]:
     """Apply ``changes`` (a subset of :data:`FIELDS`) and return the jurisdiction."""
     with conn.transaction():
-        get(conn, code)
+        current = get(conn, code)
+        if {"level", "parent"} & set(changes):
+            hierarchy.require_fit(conn, changes.get("level", current["level"]),
+                                  changes.get("parent", current["parent"]))
         exprs, params = _columns(conn, changes)
         if not exprs:
             return get(conn, code)

@@ -26,7 +26,7 @@ import psycopg
 import shapely
 
 from layers import assignment
-from layers.catalog import sites
+from layers.catalog import hierarchy, sites
 from layers.errors import ValidationFailed
 from layers.io.gisfile import (
     LAT_NAMES,
@@ -237,8 +237,9 @@ def import_jurisdictions(conn: psycopg.Connection[Any], path: Path, *, crs: str 
             row["name"] = _check_name(row, errors, 100)
             level = cell_text(row["level"])
             row["level"] = _LEVEL_NAMES.get(level or "", (level or "").lower())
-            if row["level"] not in LEVELS:
-                errors.add(row[ROW], "level", f"level must be one of {', '.join(LEVELS)}")
+            wrong_level = hierarchy.level_problem(row["level"])
+            if wrong_level is not None:
+                errors.add(row[ROW], "level", wrong_level)
             row["unit_id"] = _check_unit(row, unit_ids, errors)
         levels = {**known, **{r["code"]: r["level"] for r in rows if r["code"]}}
         for row in rows:
@@ -262,38 +263,24 @@ def import_jurisdictions(conn: psycopg.Connection[Any], path: Path, *, crs: str 
 
 
 def _check_parent(row: dict[str, Any], levels: Mapping[str, str], errors: _Errors) -> None:
+    """The row's parent (in the file or the database, whose ``levels`` are by code) fits."""
     parent, level = cell_text(row["parent"]), row["level"]
-    if level not in LEVELS:
-        return
-    if level == "street":
-        if parent is not None:
-            errors.add(row[ROW], "parent", "a street has no parent")
-        return
-    expected = LEVELS[LEVELS.index(level) - 1]
-    if parent is None:
-        errors.add(row[ROW], "parent", f"a {level} needs a parent {expected}")
-    elif parent not in levels:
-        errors.add(row[ROW], "parent", f"unknown parent {quoted(parent)} (not in the file or the "
-                                       "database)")
-    elif levels[parent] != expected:
-        errors.add(row[ROW], "parent", f"parent {quoted(parent)} is a {levels[parent]}; a "
-                                       f"{level}'s parent must be a {expected}")
+    if hierarchy.level_problem(level) is not None:
+        return  # said on the level column
+    problem = hierarchy.parent_problem(level, parent, None if parent is None
+                                       else levels.get(parent))
+    if problem is not None:
+        errors.add(row[ROW], "parent", problem)
 
 
 def _check_hierarchy(conn: psycopg.Connection[Any], rows: Mapping[str, int], name: str
                      ) -> None:
     """After the writes: stored children of re-levelled jurisdictions must still fit."""
-    bad = conn.execute(
-        "SELECT c.code, p.code FROM jurisdiction c LEFT JOIN jurisdiction p ON p.id = c.parent_id"
-        " WHERE coalesce(array_position(%(levels)s::text[], p.level), 0) + 1"
-        "  <> array_position(%(levels)s::text[], c.level) ORDER BY c.code",
-        {"levels": list(LEVELS)}).fetchall()
+    bad = hierarchy.misfits(conn)
     if bad:
         raise ValidationFailed(
             f"{name}: the hierarchy would break; nothing was imported",
-            details=[row_error(rows.get(str(parent)), "level",
-                               f"stored jurisdiction {quoted(child)} no longer fits under "
-                               f"{quoted(parent)}")
+            details=[row_error(rows.get(parent), "level", hierarchy.misfit_message(child, parent))
                      for child, parent in bad])
 
 
