@@ -23,7 +23,7 @@ from layers.auth.roles import Permission
 from layers.auth.tokens import Principal
 from layers.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from layers.issues import evidence
-from layers.vocab import OPEN_STATUSES
+from layers.vocab import ACTIONS, OPEN_STATUSES, Status
 
 
 @dataclass(frozen=True)
@@ -31,11 +31,12 @@ class Rule:
     """Where an action may start, where it leads, and the permission it takes (who holds it,
     and whether a unit holds it for its own issues only, is the table of layers.auth.roles)."""
 
-    sources: tuple[str, ...]
-    target: str | None  # None: the status stays (deadline extension)
+    sources: tuple[Status, ...]
+    target: Status | None  # None: the status stays (deadline extension)
     permission: Permission
 
 
+# One rule per action of layers.vocab.ACTIONS (tests/layers/test_vocab.py holds them equal).
 RULES: dict[str, Rule] = {
     "assign": Rule(("reported",), "assigned", "assign"),
     "rectify": Rule(("assigned",), "rectified", "rectify"),
@@ -45,7 +46,6 @@ RULES: dict[str, Rule] = {
     "mark_duplicate": Rule(("reported", "assigned"), "duplicate", "mark_duplicate"),
     "extend_deadline": Rule(OPEN_STATUSES, None, "extend_deadline"),
 }
-ACTIONS = tuple(RULES)
 
 
 @dataclass(frozen=True)

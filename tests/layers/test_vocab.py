@@ -13,8 +13,10 @@ import psycopg
 import pytest
 
 from geo import demo_issues
+from layers.issues import lifecycle
 from layers.supervision import orders
 from layers.vocab import (
+    ACTIONS,
     AWAITING_UNIT_STATUSES,
     CLOSED_STATUSES,
     LEVELS,
@@ -78,6 +80,10 @@ def test_the_statuses_split_into_open_and_closed() -> None:
     assert set(OPEN_STATUSES) | set(CLOSED_STATUSES) == set(STATUSES)
     assert not set(OPEN_STATUSES) & set(CLOSED_STATUSES)
     assert set(AWAITING_UNIT_STATUSES) < set(OPEN_STATUSES)
+
+
+def test_every_lifecycle_action_has_one_rule() -> None:
+    assert tuple(lifecycle.RULES) == ACTIONS
 
 
 def test_the_demo_generator_uses_the_vocabulary() -> None:
