@@ -25,6 +25,7 @@ from typing import Any
 import psycopg
 
 from bench.harness import Results, Row, fresh_database, machine, private_cluster
+from layers.db.settings import Settings
 from layers.io import demo, exports
 
 SIZES = (100_000, 1_000_000)
@@ -105,7 +106,7 @@ def demo_database(node: Any, n: int) -> str:
     """A fresh database holding the demo district with ``n`` issues (COPY)."""
     dsn = fresh_database(node, f"bench_exports_{n}")
     with psycopg.connect(dsn) as conn:
-        demo.load(conn, n_issues=n)
+        demo.load(conn, zone=Settings().zone, n_issues=n)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
     return dsn

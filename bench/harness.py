@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from layers.db import migrate
+from layers.db import database, migrate
 from layers.db.cluster import Cluster
 from layers.db.settings import Settings
 
@@ -99,7 +99,8 @@ def fresh_database(node: Cluster, name: str) -> str:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
             sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = node.conninfo(name)
+    # Sessions in the district's zone, as the app's (layers.db.database.conninfo).
+    dsn = database.with_timezone(node.conninfo(name), Settings().timezone)
     migrate.apply(dsn)
     return dsn
 

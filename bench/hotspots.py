@@ -13,16 +13,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import psycopg
 
 from bench.harness import Results, Row, fresh_database, private_cluster, timed
 from layers.analysis import hotspots
 from layers.assignment import load_assigner
+from layers.db.settings import Settings
 from layers.io import demo
 
-NOW = demo.CAMPAIGN_START + timedelta(days=203)
+NOW = datetime.fromisoformat("2026-11-20T00:00:00+08:00")  # 203 days into the demo campaign
 YEAR = hotspots.HotspotQuery(since=NOW - timedelta(days=360), until=NOW)
 _CHILD = """
 import json, resource, sys, psycopg
@@ -68,7 +69,7 @@ def main() -> None:
     with private_cluster() as node:
         dsn = fresh_database(node, "bench_hotspots")
         with psycopg.connect(dsn) as conn:
-            demo.load(conn, n_issues=n_issues, now=NOW)
+            demo.load(conn, zone=Settings().zone, n_issues=n_issues, now=NOW)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE issue")
         run(results, dsn)

@@ -32,6 +32,7 @@ from bench.app import PLAIN_TABLE
 from bench.harness import Results, Row, fresh_database, machine, private_cluster
 from layers.auth import tokens
 from layers.db.cluster import Cluster
+from layers.db.settings import Settings
 from layers.io import demo
 
 CLIENTS = 32
@@ -77,7 +78,7 @@ def serving(dsn: str, folder: Path) -> Iterator[str]:
 def _prepare(dsn: str) -> tuple[list[tuple[str, float, float]], list[str], str]:
     """Demo data, the plain table, reports to replay, one token per client and a reader's."""
     with psycopg.connect(dsn) as conn:
-        demo.load(conn)
+        demo.load(conn, zone=Settings().zone)
         conn.execute(PLAIN_TABLE)
         rows = conn.execute("SELECT category_code, ST_X(geom), ST_Y(geom) FROM issue"
                             " ORDER BY id").fetchall()

@@ -19,6 +19,7 @@ from bench.harness import Results, Row, fresh_database, percentile, timed
 from layers.assignment import AssignerCache, load_assigner, reassign
 from layers.catalog import jurisdictions
 from layers.db.cluster import Cluster
+from layers.db.settings import Settings
 from layers.io import demo
 from layers.issues import records
 
@@ -159,7 +160,8 @@ def run(results: Results, node: Cluster, n_issues: int, grids_per_community: int
     """Load the data set, run every scenario, add the rows; return the database's dsn."""
     dsn = fresh_database(node, "bench_assign")
     with psycopg.connect(dsn) as conn:
-        load_s, counts = timed(lambda: demo.load(conn, n_issues=n_issues, now=NOW,
+        load_s, counts = timed(lambda: demo.load(conn, zone=Settings().zone, n_issues=n_issues,
+                                                 now=NOW,
                                                  grids_per_community=grids_per_community))
         grids = conn.execute("SELECT count(*) FROM jurisdiction WHERE level = 'grid'"
                              ).fetchone()

@@ -15,7 +15,7 @@ Everything is vectorised with numpy and shapely 2, so a million issues take seco
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any, TypeVar
 
 import geopandas as gpd
@@ -29,7 +29,6 @@ from geo.demo import METRIC_CRS, WGS84, DemoDistrict, sample_in_polygons, to_met
 
 SOURCES = ("self_inspection", "supervision", "external_assessment", "citizen")
 STATUSES = ("reported", "assigned", "rectified", "verified", "rejected", "duplicate")
-TIMEZONE = "Asia/Shanghai"
 _SOURCE_P = (0.55, 0.30, 0.05, 0.10)
 _REPORTERS = ("张建华", "李秀英", "王志强", "刘伟", "陈静", "杨帆", "赵磊", "黄丽", "周涛",
               "吴敏", "徐军", "孙红梅", "朱海峰", "马晓燕", "胡斌", "沈佳")
@@ -312,17 +311,17 @@ def _descriptions(
 
 
 def _times(t0: pd.Timestamp, seconds: FloatArray) -> pd.Series:
-    """Seconds after ``t0`` (NaN: not reached) as tz-aware Asia/Shanghai times."""
+    """Seconds after ``t0`` (NaN: not reached) as tz-aware times in ``t0``'s zone."""
     base = t0.tz_convert("UTC").tz_localize(None).to_datetime64()
     whole = np.floor(np.nan_to_num(seconds)).astype("timedelta64[s]")
     values = np.where(np.isnan(seconds), np.datetime64("NaT"), base + whole)
     index = pd.DatetimeIndex(values.astype("datetime64[us]")).tz_localize("UTC")
-    return pd.Series(index.tz_convert(TIMEZONE))
+    return pd.Series(index.tz_convert(t0.tz))
 
 
-def _shanghai(moment: datetime) -> pd.Timestamp:
+def _local(moment: datetime, zone: tzinfo) -> pd.Timestamp:
     stamp = pd.Timestamp(moment)
-    return stamp.tz_localize(TIMEZONE) if stamp.tzinfo is None else stamp.tz_convert(TIMEZONE)
+    return stamp.tz_localize(zone) if stamp.tzinfo is None else stamp.tz_convert(zone)
 
 
 def _points(
@@ -348,7 +347,7 @@ def _points(
 
 def generate_issues(
     district: DemoDistrict, categories: pd.DataFrame, n: int, *, seed: int,
-    start: datetime, end: datetime, now: datetime,
+    start: datetime, end: datetime, now: datetime, zone: tzinfo,
 ) -> pd.DataFrame:
     """Generate ``n`` demo issues over the district with planted patterns.
 
@@ -365,20 +364,22 @@ def generate_issues(
         Seed for :func:`numpy.random.default_rng`; the same seed gives an identical frame.
     start, end, now : datetime.datetime
         Issues are reported between ``start`` and ``min(end, now)``; lifecycles are as seen
-        at ``now``. Naive values are taken as Asia/Shanghai time.
+        at ``now``. Naive values are taken as local time in ``zone``.
+    zone : datetime.tzinfo
+        The district's time zone, e.g. ``zoneinfo.ZoneInfo("Asia/Shanghai")``.
 
     Returns
     -------
     pandas.DataFrame
         One row per issue, sorted by ``reported_at``: ``category``, ``lon``, ``lat``
         (WGS84), ``description``, ``source``, ``reported_at``, ``status``, ``assigned_at``,
-        ``rectified_at``, ``closed_at`` (tz-aware Asia/Shanghai, NaT where not reached),
+        ``rectified_at``, ``closed_at`` (tz-aware in ``zone``, NaT where not reached),
         ``rework_count``, ``reporter``.
     """
     rng = np.random.default_rng(seed)
-    t0 = _shanghai(start)
-    now_s = (_shanghai(now) - t0).total_seconds()
-    span = min((_shanghai(end) - t0).total_seconds(), now_s)
+    t0 = _local(start, zone)
+    now_s = (_local(now, zone) - t0).total_seconds()
+    span = min((_local(end, zone) - t0).total_seconds(), now_s)
     if span <= 0 or n < 0:
         raise ValueError("need start < min(end, now) and n >= 0")
     geo = _Geo.build(district)

@@ -123,13 +123,16 @@ def labels(page: dict[str, dict[str, str]], lang: Lang) -> dict[str, str]:
     return {**COMMON[lang], **page[lang]}
 
 
-def report_html(lang: Lang = "zh") -> str:
-    """The report page shell."""
+def report_html(timezone: str, lang: Lang = "zh") -> str:
+    """The report page shell; its scripts show times in ``timezone`` (the district's)."""
     return _env.get_template("field_report.html").render(
-        lang=lang, t=labels(REPORT, lang), other_lang="zh" if lang == "en" else "en")
+        lang=lang, t=labels(REPORT, lang), other_lang="zh" if lang == "en" else "en",
+        timezone=timezone)
 
 
-def work_html(unit: str, lang: Lang = "zh") -> str:
-    """The unit work page shell; ``unit`` is only echoed (escaped), the script loads data."""
+def work_html(unit: str, timezone: str, lang: Lang = "zh") -> str:
+    """The unit work page shell; ``unit`` is only echoed (escaped), the script loads data and
+    shows times in ``timezone`` (the district's)."""
     return _env.get_template("field_work.html").render(
-        lang=lang, t=labels(WORK, lang), unit=unit, other_lang="zh" if lang == "en" else "en")
+        lang=lang, t=labels(WORK, lang), unit=unit, other_lang="zh" if lang == "en" else "en",
+        timezone=timezone)

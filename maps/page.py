@@ -7,7 +7,7 @@ import html
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 import folium
@@ -58,6 +58,7 @@ class AsOf:
 class PageOptions:
     """Per-request page settings."""
 
+    zone: tzinfo  # the district's time zone (the settings): times are shown in it
     lang: str = "zh"
     static_url: str = "/static"
     tianditu_key: str = ""
@@ -65,8 +66,9 @@ class PageOptions:
     tiles_url: str | None = "/tiles/issues/{z}/{x}/{y}.mvt"
 
 
-def escape_frame(frame: gpd.GeoDataFrame | pd.DataFrame) -> Any:
-    """Text columns HTML-escaped, timestamps as local "YYYY-MM-DD HH:MM", missing as "".
+def escape_frame(frame: gpd.GeoDataFrame | pd.DataFrame, zone: tzinfo) -> Any:
+    """Text columns HTML-escaped, timestamps as "YYYY-MM-DD HH:MM" local in ``zone``,
+    missing as "".
 
     folium's popups and tooltips build HTML from property values, so user input (site names,
     descriptions) must arrive escaped: ``<img onerror=...>`` then shows as text.
@@ -79,7 +81,7 @@ def escape_frame(frame: gpd.GeoDataFrame | pd.DataFrame) -> Any:
         values = out[column]
         if pd.api.types.is_datetime64_any_dtype(values):
             if getattr(values.dt, "tz", None) is not None:
-                values = values.dt.tz_convert("Asia/Shanghai")
+                values = values.dt.tz_convert(zone)
             out[column] = values.dt.strftime("%Y-%m-%d %H:%M").fillna("")
         elif values.dtype == object or pd.api.types.is_string_dtype(values):
             out[column] = values.map(lambda v: "" if v is None or v is pd.NaT

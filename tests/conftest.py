@@ -67,8 +67,12 @@ def cluster() -> Iterator[Cluster]:
     root.chmod(0o755)  # the server may run as an unprivileged user that must reach it
     port = 55000 + os.getpid() % 5000
     # Durability is irrelevant for throwaway test data; these make the suite much faster.
+    # The server's default TimeZone is the district's (Settings.timezone), as every session
+    # the app opens sets it: tests that connect directly compute deadlines and show times as
+    # the app does. tests/layers/test_timezone.py runs the app's paths in another zone.
     node = Cluster(root, port=port, database="postgres",
-                   options=("fsync=off", "synchronous_commit=off", "full_page_writes=off"),
+                   options=("fsync=off", "synchronous_commit=off", "full_page_writes=off",
+                            f"timezone={Settings().timezone}"),
                    bindir=Settings().pg_bindir)
     node.start()
     try:
@@ -125,7 +129,7 @@ def demo_template(cluster: Cluster) -> str:
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
             sql.Identifier(DEMO_TEMPLATE), sql.Identifier(TEMPLATE)))
     with psycopg.connect(cluster.conninfo(DEMO_TEMPLATE)) as conn:
-        demo.load(conn, now=DEMO_NOW)
+        demo.load(conn, zone=Settings().zone, now=DEMO_NOW)
     return DEMO_TEMPLATE
 
 

@@ -14,6 +14,7 @@ import psycopg
 import typer
 
 from api.cli.session import actor, err, session
+from layers.db.settings import Settings
 from layers.io import exports, imports
 
 import_app = typer.Typer(help="Import GIS files and spreadsheets (all or nothing).",
@@ -62,7 +63,7 @@ def import_sites(
 def import_issues(file: FileArg, crs: CrsOption = None) -> None:
     """Issues: category, description, [reported_at, source, status] and a point or lon/lat."""
     _import("issues", lambda conn: imports.import_issues(
-        conn, file, crs=crs, actor=actor(), actor_role="admin"))
+        conn, file, zone=Settings().zone, crs=crs, actor=actor(), actor_role="admin"))
 
 
 @import_app.command("responsibilities")

@@ -50,7 +50,7 @@ def upload(file: Annotated[UploadFile, File(description="JPEG or PNG, at most 10
     rectifying: a transition takes only photos of the caller's token or unit."""
     content = file.file.read(evidence.MAX_BYTES + 1)
     settings: Settings = request.app.state.settings
-    stored = evidence.save(conn, settings.data_dir, content,
+    stored = evidence.save(conn, settings.data_dir, content, zone=settings.zone,
                            uploader=evidence.Uploader(caller.token_id, caller.unit_id),
                            keep_original=settings.keep_original_photos)
     return EvidenceOut(ref=stored.ref, media_type=stored.media_type,

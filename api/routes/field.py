@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from api.deps import Conn
+from api.deps import AppSettings, Conn
 from layers.issues import nearby
 from maps.field import report_html, work_html
 
@@ -23,15 +23,16 @@ Lang = Annotated[Literal["zh", "en"], Query(description="labels: zh (default) or
 
 
 @pages.get("/report", response_class=HTMLResponse)
-def report_page(lang: Lang = "zh") -> HTMLResponse:
+def report_page(settings: AppSettings, lang: Lang = "zh") -> HTMLResponse:
     """The inspector's report page, phone first (sign in with a token on the page)."""
-    return HTMLResponse(report_html(lang))
+    return HTMLResponse(report_html(settings.timezone, lang))
 
 
 @pages.get("/units/{unit}/work", response_class=HTMLResponse)
-def work_page(unit: Annotated[str, Path(max_length=40)], lang: Lang = "zh") -> HTMLResponse:
+def work_page(unit: Annotated[str, Path(max_length=40)], settings: AppSettings,
+              lang: Lang = "zh") -> HTMLResponse:
     """A unit's work page: its open issues to rectify and its supervision orders."""
-    return HTMLResponse(work_html(unit, lang))
+    return HTMLResponse(work_html(unit, settings.timezone, lang))
 
 
 class NearbySite(BaseModel):

@@ -23,7 +23,7 @@ from starlette.background import BackgroundTask
 from starlette.types import Receive, Scope, Send
 
 from api.auth import Caller
-from api.deps import Conn
+from api.deps import AppSettings, Conn
 from layers.auth import access
 from layers.errors import PayloadTooLarge, ValidationFailed
 from layers.io import exports, imports
@@ -87,6 +87,7 @@ def create_import(
     request: Request,
     conn: Conn,
     caller: Caller,
+    settings: AppSettings,
     kind: Annotated[ImportKind, Form(description="What the file holds.")],
     file: Annotated[UploadFile, File(description="GeoJSON, GeoPackage, zipped Shapefile, "
                                                  "KML, CSV or XLSX; at most 50 MB.")],
@@ -109,8 +110,8 @@ def create_import(
         elif kind == "sites":
             report = imports.import_sites(conn, path, layer=layer, crs=crs, actor=actor)
         elif kind == "issues":
-            report = imports.import_issues(conn, path, crs=crs, actor=actor,
-                                           actor_role=caller.role)
+            report = imports.import_issues(conn, path, zone=settings.zone, crs=crs,
+                                           actor=actor, actor_role=caller.role)
         else:
             report = imports.import_responsibilities(conn, path, actor=actor)
     return ImportReportOut.model_validate(report, from_attributes=True)

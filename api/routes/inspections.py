@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.auth import require_permission
-from api.deps import Conn
+from api.deps import AppSettings, Conn
 from api.schemas.inspections import (
     FindingsCreate,
     FindingsCreated,
@@ -70,7 +70,8 @@ def list_rounds(conn: Conn, _: Reader,
                         409: {"description": "a round is already planned for that date"},
                         422: {"description": "invalid input, or a size too small to visit "
                                              "every community and layer in time"}})
-def plan_round(body: PlanCreate, conn: Conn, caller: Planner) -> JSONResponse:
+def plan_round(body: PlanCreate, conn: Conn, caller: Planner, settings: AppSettings
+               ) -> JSONResponse:
     """Draw the next round (risk-weighted, stratified, seeded) and store it with its route.
 
     With ``dry_run`` the proposal is returned (200) and nothing is stored.
@@ -81,7 +82,7 @@ def plan_round(body: PlanCreate, conn: Conn, caller: Planner) -> JSONResponse:
         recent_days=body.recent_days, weights=RiskWeights(**body.weights.model_dump()),
         start=body.start)
     if body.dry_run:
-        plan = rounds.propose(conn, request)
+        plan = rounds.propose(conn, request, zone=settings.zone)
         lists = visits.checklists(conn)
         rows = [{**s, "checklist": visits.checklist_for(lists, s["layer"])}
                 for s in plan["stops"]]
@@ -91,7 +92,7 @@ def plan_round(body: PlanCreate, conn: Conn, caller: Planner) -> JSONResponse:
             uncoverable=plan["uncoverable"],
             features=[*map(stop_feature, rows),
                       *route_feature(rows, plan["route_length_m"], plan["params"]["start"])]))
-    stored = rounds.plan_and_store(conn, request, created_by=caller.actor)
+    stored = rounds.plan_and_store(conn, request, zone=settings.zone, created_by=caller.actor)
     collection = _collection(conn, stored["id"])
     collection.min_size = stored["min_size"]
     collection.greedy_length_m = stored["greedy_length_m"]

@@ -35,9 +35,9 @@ def overview(conn: Conn, request: Request, settings: AppSettings, lang: Lang = "
              measure: Literal["points_lost", "open"] = "points_lost") -> HTMLResponse:
     """The office's overview map for a period (all, a campaign phase, or days); a period
     that is not a landing view is counted over the days of it that hold issues."""
-    selected = map_pages.parse_period(conn, phase, year, since, until)
-    page = map_pages.overview(conn, request.app.state.snapshots, selected, lang=lang,
-                              measure=measure, tianditu_key=settings.tianditu_key,
+    selected = map_pages.parse_period(conn, settings, phase, year, since, until)
+    page = map_pages.overview(conn, request.app.state.snapshots, selected, zone=settings.zone,
+                              lang=lang, measure=measure, tianditu_key=settings.tianditu_key,
                               gate=request_gate(request).slot)
     return HTMLResponse(page)
 
@@ -47,7 +47,8 @@ def hotspot_map(conn: Conn, request: Request, settings: AppSettings, lang: Lang 
                 ) -> HTMLResponse:
     """Gi* cells by class, hot areas (jurisdiction split, lead unit), emerging categories,
     chronic sites; from the analysis snapshot (layers/analysis/snapshots.py)."""
-    return HTMLResponse(map_pages.hotspots_page(conn, request.app.state.snapshots, lang=lang,
+    return HTMLResponse(map_pages.hotspots_page(conn, request.app.state.snapshots,
+                                                zone=settings.zone, lang=lang,
                                                 tianditu_key=settings.tianditu_key,
                                                 gate=request_gate(request).slot))
 
@@ -57,13 +58,13 @@ def unit_map(conn: Conn, settings: AppSettings,
              unit: Annotated[str, Path(max_length=40)], lang: Lang = "zh") -> HTMLResponse:
     """What one unit must act on: its ground, its open and overdue issues (public fields);
     its supervision orders are fetched by the page with the unit's own token."""
-    return HTMLResponse(map_pages.unit(conn, unit, lang=lang,
+    return HTMLResponse(map_pages.unit(conn, unit, zone=settings.zone, lang=lang,
                                        tianditu_key=settings.tianditu_key))
 
 
 @router.get("/tiles/issues/{z}/{x}/{y}.mvt",
             responses={200: {"content": {"application/vnd.mapbox-vector-tile": {}}}})
-def issue_tile(conn: Conn, z: Annotated[int, Path(ge=0, le=22)],
+def issue_tile(conn: Conn, settings: AppSettings, z: Annotated[int, Path(ge=0, le=22)],
                x: Annotated[int, Path(ge=0)], y: Annotated[int, Path(ge=0)],
                phase: PhaseQuery = None,
                year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
@@ -72,7 +73,7 @@ def issue_tile(conn: Conn, z: Annotated[int, Path(ge=0, le=22)],
     """Single issues of one tile (public fields, at most ``mapviews.TILE_LIMIT``, open and
     newest first); ``crs=gcj02`` shifts them to line up with a GCJ-02 basemap."""
     mapviews.check_tile(z, x, y)  # before the centre is computed from it
-    selected = map_pages.parse_period(conn, phase, year, since, until)
+    selected = map_pages.parse_period(conn, settings, phase, year, since, until)
     shift = (0.0, 0.0)
     if crs == "gcj02":
         lon, lat = map_pages.tile_centre(z, x, y)

@@ -4,24 +4,21 @@ The defaults come from the mobilisation speech: May–June key attack (重点攻
 full compliance (全面达标), September–December consolidation (巩固提高). Each phase is stored
 with explicit dates per campaign year (migration 0010 says why), so the office can move them.
 A phase's dates are local dates of the district: it runs from the first day's midnight to
-the midnight after the last day, China time.
+the midnight after the last day in the district's time zone (``Settings.zone``, passed in).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg.rows import dict_row
 
 from layers.errors import Conflict, ValidationFailed
 
-# The district's clock, as in issue_deadline (migration 0006): all of China keeps one zone.
-DISTRICT_TZ = ZoneInfo("Asia/Shanghai")
 _CODE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 
 
@@ -36,45 +33,13 @@ class Phase:
     starts_on: date
     ends_on: date
 
-    @property
-    def since(self) -> datetime:
-        """The phase's first instant."""
-        return datetime.combine(self.starts_on, time(), DISTRICT_TZ)
+    def since(self, zone: tzinfo) -> datetime:
+        """The phase's first instant: midnight starting its first day in ``zone``."""
+        return datetime.combine(self.starts_on, time(), zone)
 
-    @property
-    def until(self) -> datetime:
-        """The first instant after the phase (exclusive end)."""
-        return datetime.combine(self.ends_on + timedelta(days=1), time(), DISTRICT_TZ)
-
-
-@dataclass(frozen=True)
-class Period:
-    """The stretch ``[since, until)`` a ranking covers, and the phase it is, if it is one."""
-
-    since: datetime
-    until: datetime
-    phase: Phase | None = None
-
-
-def resolve(conn: psycopg.Connection[Any], *, since: datetime | None = None,
-            until: datetime | None = None, phase: str | None = None,
-            year: int | None = None) -> Period:
-    """A period from since/until (default: the 30 days up to now) or from a phase of a
-    campaign year (default: this year), never both; ValidationFailed for anything else."""
-    if phase is not None:
-        if since is not None or until is not None:
-            raise ValidationFailed("give either phase (and year) or since/until, not both")
-        found = get(conn, phase, year or datetime.now(DISTRICT_TZ).year)
-        return Period(found.since, found.until, found)
-    if year is not None:
-        raise ValidationFailed("year goes with phase, e.g. phase attack of 2026")
-    until = until or datetime.now(DISTRICT_TZ)
-    since = since or until - timedelta(days=30)
-    if since.tzinfo is None or until.tzinfo is None:
-        raise ValidationFailed("since and until need a time zone, e.g. 2026-05-01T00:00:00+08:00")
-    if since >= until:
-        raise ValidationFailed("since must be before until")
-    return Period(since, until)
+    def until(self, zone: tzinfo) -> datetime:
+        """The first instant after the phase (exclusive end): midnight after its last day."""
+        return datetime.combine(self.ends_on + timedelta(days=1), time(), zone)
 
 
 def list_phases(conn: psycopg.Connection[Any], year: int | None = None) -> list[Phase]:

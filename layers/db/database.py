@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from layers.db.cluster import Cluster
 from layers.db.settings import Settings
@@ -15,10 +16,19 @@ def managed_cluster(settings: Settings) -> Cluster:
 
 
 def conninfo(settings: Settings) -> str:
-    """The libpq connection string the app, CLI and migrations use."""
-    if settings.database_url:
-        return settings.database_url
-    return managed_cluster(settings).conninfo()
+    """The libpq connection string the app's pool, the CLI, migrations, backups and the
+    snapshot refreshers use: its sessions keep the district's clock (``Settings.timezone``)."""
+    base = settings.database_url or managed_cluster(settings).conninfo()
+    return with_timezone(base, settings.timezone)
+
+
+def with_timezone(conninfo: str, timezone: str) -> str:
+    """``conninfo`` whose sessions start with TimeZone ``timezone``, whatever the server's
+    default: the SQL that reads local dates and times (``issue_deadline``, ``to_char`` of a
+    timestamptz, ``::date``) then computes in the district's zone. Options already in
+    ``conninfo`` are kept; a TimeZone among them is overridden."""
+    options = conninfo_to_dict(conninfo).get("options") or ""
+    return make_conninfo(conninfo, options=f"{options} -c TimeZone={timezone}".strip())
 
 
 def connect(settings: Settings) -> psycopg.Connection[tuple[object, ...]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,11 @@ class Settings(BaseSettings):
     pool_max_size: int = Field(default=10, ge=1)
     # Seconds a request waits for a pooled connection before answering 503.
     pool_timeout: float = Field(default=5.0, gt=0)
+    # The district's clock (an IANA name), the one home of the time zone: Python code gets it
+    # as ``Settings.zone``, passed explicitly; SQL as every session's TimeZone, which
+    # layers.db.database.conninfo sets on every connection (working-day deadlines, times shown
+    # and exported); map and field pages from the page. Local dates (phases, since/until days,
+    # round dates) and naive times (spreadsheets, EXIF) are read in it.
     timezone: str = "Asia/Shanghai"
     # Guards (api.guards): per-address limits in the `limits` notation, body size, CORS.
     anonymous_rate: str = "120/minute"
@@ -75,6 +81,21 @@ class Settings(BaseSettings):
     def _unset_when_empty(cls, value: object) -> object:
         # SITEWATCH_PG_BINDIR= (empty) means "search", not the current directory.
         return None if value == "" else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: give an IANA name such as "
+                             "Asia/Shanghai") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The district's time zone (``timezone``) for local dates and clock times."""
+        return ZoneInfo(self.timezone)
 
     @property
     def managed(self) -> bool:

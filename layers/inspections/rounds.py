@@ -23,9 +23,8 @@ import json
 import secrets
 from collections.abc import Hashable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -43,7 +42,6 @@ from geo.sampling import (
 )
 from layers.errors import Conflict, NotFound, ValidationFailed
 
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 MAX_SEED = 2**31 - 1
 
 
@@ -162,11 +160,12 @@ def rounds_since(conn: psycopg.Connection[Any]) -> dict[Stratum, int]:
     return {(str(family), str(code)): int(n) for family, code, n in rows}
 
 
-def _date_for(conn: psycopg.Connection[Any], request: PlanRequest) -> date:
-    """The round's date: as asked, or the next in the rhythm; refused when out of order."""
+def _date_for(conn: psycopg.Connection[Any], request: PlanRequest, zone: tzinfo) -> date:
+    """The round's date: as asked, or the next in the rhythm from today in ``zone`` (the
+    district's); refused when out of order."""
     row = conn.execute("SELECT max(planned_for) FROM inspection_round").fetchone()
     last: date | None = row[0] if row else None
-    today = datetime.now(LOCAL_TZ).date()
+    today = datetime.now(zone).date()
     if request.planned_for is None:
         # Never in the past: after a pause the office starts again from today.
         return today if last is None else max(last + timedelta(days=request.interval_days),
@@ -180,7 +179,8 @@ def _date_for(conn: psycopg.Connection[Any], request: PlanRequest) -> date:
     return request.planned_for
 
 
-def propose(conn: psycopg.Connection[Any], request: PlanRequest) -> dict[str, Any]:
+def propose(conn: psycopg.Connection[Any], request: PlanRequest, *, zone: tzinfo
+            ) -> dict[str, Any]:
     """Plan the next round without storing it (a dry run of :func:`plan_and_store`).
 
     Returns the round's fields, ``stops`` (walking order, with site, community and reason),
@@ -188,7 +188,7 @@ def propose(conn: psycopg.Connection[Any], request: PlanRequest) -> dict[str, An
     ``uncoverable``: communities without any site, which no round of sites can visit.
     """
     _check(request)
-    planned_for = _date_for(conn, request)
+    planned_for = _date_for(conn, request, zone)
     seed = secrets.randbelow(MAX_SEED + 1) if request.seed is None else request.seed
     # The moment risk is evaluated at is stored with the round: with the seed, it is what
     # reproducing the draw needs.
@@ -249,8 +249,8 @@ def _uncoverable(conn: psycopg.Connection[Any]) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def plan_and_store(conn: psycopg.Connection[Any], request: PlanRequest, *, created_by: str
-                   ) -> dict[str, Any]:
+def plan_and_store(conn: psycopg.Connection[Any], request: PlanRequest, *, zone: tzinfo,
+                   created_by: str) -> dict[str, Any]:
     """Plan the next round and store it with its stops, all or nothing; the plan plus ``id``.
 
     Planning reads the coverage history, so concurrent planners are serialised by a table
@@ -258,7 +258,7 @@ def plan_and_store(conn: psycopg.Connection[Any], request: PlanRequest, *, creat
     """
     with conn.transaction():
         conn.execute("LOCK TABLE inspection_round IN SHARE ROW EXCLUSIVE MODE")
-        plan = propose(conn, request)
+        plan = propose(conn, request, zone=zone)
         row = conn.execute(
             "INSERT INTO inspection_round (planned_for, seed, size, cover_rounds, params,"
             " route_length_m, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",

@@ -5,9 +5,8 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 import psycopg
@@ -20,9 +19,10 @@ from layers.assignment import as_db_values, load_assigner
 from layers.db.bulk import bulk_write_mode
 
 Progress = Callable[[str, int, int], None]
-TZ = ZoneInfo("Asia/Shanghai")
-CAMPAIGN_START = datetime(2026, 5, 1, tzinfo=TZ)
-CAMPAIGN_END = datetime(2026, 12, 31, 23, 59, tzinfo=TZ)
+# The demo campaign, May to December 2026, as wall-clock times of the district's zone (the
+# zone load() is given).
+CAMPAIGN_START = datetime(2026, 5, 1)
+CAMPAIGN_END = datetime(2026, 12, 31, 23, 59)
 # COPY in chunks so the progress bar moves and memory stays flat at a million issues.
 _CHUNK = 100_000
 _ISSUE_COLUMNS = ["public_id", "category", "wkb", "description", "source", "reported_at",
@@ -46,14 +46,18 @@ def has_data(conn: psycopg.Connection[Any]) -> bool:
 def load(
     conn: psycopg.Connection[Any],
     *,
+    zone: tzinfo,
     n_issues: int = 3000,
     seed: int = 20260501,
     now: datetime | None = None,
     grids_per_community: int | None = None,
     progress: Progress = _silent,
 ) -> dict[str, int]:
-    """Generate and load the demo district in one transaction; return row counts."""
-    now = now or datetime.now(TZ)
+    """Generate and load the demo district in one transaction; return row counts.
+
+    The campaign runs in local time of ``zone`` (the district's), reported up to ``now``.
+    """
+    now = now or datetime.now(zone)
     district = generate_district(seed, grids_per_community=grids_per_community)
     with conn.transaction():
         _load_units(conn, district)
@@ -66,7 +70,8 @@ def load(
         )
         progress("generating issues", 0, 1)
         issues = generate_issues(district, categories, n_issues, seed=seed,
-                                 start=CAMPAIGN_START, end=CAMPAIGN_END, now=now)
+                                 start=CAMPAIGN_START.replace(tzinfo=zone),
+                                 end=CAMPAIGN_END.replace(tzinfo=zone), now=now, zone=zone)
         progress("generating issues", 1, 1)
         progress("assigning issues", 0, 1)
         assigned = as_db_values(load_assigner(conn).assign(

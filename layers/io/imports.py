@@ -15,10 +15,9 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -48,8 +47,6 @@ from layers.text import quoted
 from layers.vocab import AWAITING_UNIT_STATUSES, LEVELS
 
 CODE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
-# Naive times in an office's spreadsheet are Beijing time.
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 Columns = Mapping[str, tuple[str, ...]]
 
 JURISDICTION_COLUMNS: Columns = {
@@ -405,9 +402,13 @@ RETURNING (xmax = 0)
 # --- issues -------------------------------------------------------------------------------
 
 
-def import_issues(conn: psycopg.Connection[Any], path: Path, *, crs: str | None = None,
-                  actor: str, actor_role: str) -> ImportReport:
-    """Create open issues, assigned like any report (``layers.issues.records.create_many``)."""
+def import_issues(conn: psycopg.Connection[Any], path: Path, *, zone: tzinfo,
+                  crs: str | None = None, actor: str, actor_role: str) -> ImportReport:
+    """Create open issues, assigned like any report (``layers.issues.records.create_many``).
+
+    Times without an offset in the file are the office's wall-clock time: local in ``zone``,
+    the district's.
+    """
     table = read_file(path, crs=crs)
     found = _columns(table.frame, ISSUE_COLUMNS, ("category", "description"), path.name)
     if table.geometry_from is None:
@@ -423,7 +424,7 @@ def import_issues(conn: psycopg.Connection[Any], path: Path, *, crs: str | None 
         _geometries(rows, ("Point",), errors, report)
         good: list[tuple[int, records.NewIssue]] = []
         for row in rows:
-            issue = _new_issue(row, by_name, now, errors)
+            issue = _new_issue(row, by_name, now, zone, errors)
             if issue is not None:
                 good.append((row[ROW], issue))
         try:
@@ -442,7 +443,7 @@ def import_issues(conn: psycopg.Connection[Any], path: Path, *, crs: str | None 
 
 
 def _new_issue(row: dict[str, Any], categories: Mapping[str, str], now: datetime,
-               errors: _Errors) -> records.NewIssue | None:
+               zone: tzinfo, errors: _Errors) -> records.NewIssue | None:
     n = row[ROW]
     before = len(errors.items)
     category = cell_text(row["category"])
@@ -460,7 +461,7 @@ def _new_issue(row: dict[str, Any], categories: Mapping[str, str], now: datetime
         errors.add(n, "status", f"only open issues ({', '.join(AWAITING_UNIT_STATUSES)}) can"
                    " be imported; the assignment decides which")
     try:
-        reported_at = _timestamp(row["reported_at"])
+        reported_at = _timestamp(row["reported_at"], zone)
     except ValueError:
         reported_at = None
         errors.add(n, "reported_at", "not a date and time (e.g. 2026-05-03 14:30)")
@@ -475,8 +476,8 @@ def _new_issue(row: dict[str, Any], categories: Mapping[str, str], now: datetime
         reported_at=reported_at, reporter=cell_text(row["reporter"]))
 
 
-def _timestamp(value: Any) -> datetime | None:
-    """A cell as an aware datetime (naive means Beijing time), None if empty.
+def _timestamp(value: Any, zone: tzinfo) -> datetime | None:
+    """A cell as an aware datetime (naive means local time in ``zone``), None if empty.
 
     Raises ValueError when the cell is not a date and time.
     """
@@ -489,7 +490,7 @@ def _timestamp(value: Any) -> datetime | None:
     if pd.isna(stamp):
         return None
     if stamp.tzinfo is None:
-        stamp = stamp.tz_localize(LOCAL_TZ)
+        stamp = stamp.tz_localize(zone)
     result: datetime = stamp.to_pydatetime()
     return result
 

@@ -19,10 +19,9 @@ import os
 import tempfile
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import psycopg
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
@@ -49,9 +48,6 @@ _KINDS = {b"\xff\xd8\xff": ("image/jpeg", "jpg", "JPEG"),
 _GPS_IFD = 0x8825
 _EXIF_IFD = 0x8769
 _DATETIME_ORIGINAL = 0x9003
-# Phones write EXIF times as local wall-clock time without a zone; in this district that is
-# Beijing time.
-_LOCAL = ZoneInfo("Asia/Shanghai")
 
 
 class Busy(DomainError, status=503, code="busy", title="Service unavailable"):
@@ -91,8 +87,8 @@ def _exif(image: Image.Image) -> tuple[datetime | None, float | None, float | No
     taken_at = None
     if isinstance(taken, str):
         try:
-            taken_at = datetime.strptime(taken.strip("\x00 "), "%Y:%m:%d %H:%M:%S").replace(
-                tzinfo=_LOCAL)
+            # Local wall-clock time without a zone: save() reads it in the district's zone.
+            taken_at = datetime.strptime(taken.strip("\x00 "), "%Y:%m:%d %H:%M:%S")
         except ValueError:
             taken_at = None
     gps = exif.get_ifd(_GPS_IFD)
@@ -116,7 +112,8 @@ _TOO_LARGE = (f"the photo has too many pixels (at most {MAX_PIXELS / 1e6:.0f} me
 
 def _clean(content: bytes, driver: str
            ) -> tuple[bytes, datetime | None, float | None, float | None]:
-    """The photo re-encoded upright without metadata, and its EXIF time and position."""
+    """The photo re-encoded upright without metadata, its EXIF time (naive, local) and
+    position."""
     try:
         # Only the driver the magic bytes named; open() reads the header, not the pixels.
         with Image.open(io.BytesIO(content), formats=[driver]) as image:
@@ -174,9 +171,12 @@ def _file(root: Path, digest: str, ext: str, *, original: bool = False) -> Path:
     return base / digest[:2] / f"{digest}.{ext}"
 
 
-def save(conn: psycopg.Connection[Any], root: Path, content: bytes, *,
+def save(conn: psycopg.Connection[Any], root: Path, content: bytes, *, zone: tzinfo,
          uploader: Uploader | None = None, keep_original: bool = False) -> Evidence:
     """Check, clean, store and register a photo; return its reference and EXIF facts.
+
+    Phones write the EXIF time as local wall-clock time without a zone: it is read as local
+    time in ``zone``, the district's.
 
     Raises PayloadTooLarge, ValidationFailed (not a readable JPEG/PNG, or over MAX_PIXELS)
     or Busy (every decoding slot taken); nothing is written then.
@@ -184,7 +184,8 @@ def save(conn: psycopg.Connection[Any], root: Path, content: bytes, *,
     if len(content) > MAX_BYTES:
         raise PayloadTooLarge(f"a photo may be at most {MAX_BYTES // 2**20} MB")
     media_type, ext, driver = _kind(content)
-    clean, taken_at, lon, lat = _decode(content, driver)
+    clean, taken, lon, lat = _decode(content, driver)
+    taken_at = None if taken is None else taken.replace(tzinfo=zone)
     digest = hashlib.sha256(content).hexdigest()
     _write(_file(root, digest, ext), clean)
     if keep_original:

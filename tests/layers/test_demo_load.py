@@ -8,6 +8,7 @@ import psycopg
 from typer.testing import CliRunner
 
 from api.cli.main import app
+from layers.db.settings import Settings
 from layers.io import demo
 
 CHECKSUM = """
@@ -62,7 +63,7 @@ def test_audit_trail_replays_to_every_issue_status(demo_dsn: str) -> None:
 
 def test_same_seed_loads_identical_data(demo_dsn: str, dsn: str, demo_now: datetime) -> None:
     with psycopg.connect(dsn) as conn:
-        demo.load(conn, now=demo_now)
+        demo.load(conn, zone=Settings().zone, now=demo_now)
     with psycopg.connect(dsn) as fresh, psycopg.connect(demo_dsn) as template:
         assert fresh.execute(CHECKSUM).fetchone() == template.execute(CHECKSUM).fetchone()
 

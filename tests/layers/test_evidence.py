@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -17,12 +18,15 @@ from layers.auth import tokens
 from layers.errors import PayloadTooLarge, ValidationFailed
 from layers.issues import evidence, lifecycle
 
+# The zone the EXIF times below are read in (the settings pass the district's).
+ZONE = ZoneInfo("Asia/Shanghai")
+
 
 def test_jpeg_with_exif_is_stored_once_by_content(
         conn: psycopg.Connection[Any], tmp_path: Path, jpeg: Callable[..., bytes]) -> None:
     photo = jpeg(lon=120.70, lat=31.31, taken=datetime(2026, 5, 3, 9, 30))
-    first = evidence.save(conn, tmp_path, photo)
-    again = evidence.save(conn, tmp_path, photo)
+    first = evidence.save(conn, tmp_path, photo, zone=ZONE)
+    again = evidence.save(conn, tmp_path, photo, zone=ZONE)
     assert first == again
     assert first.ref == "sha256:" + hashlib.sha256(photo).hexdigest()
     assert first.media_type == "image/jpeg"
@@ -39,7 +43,7 @@ def test_jpeg_with_exif_is_stored_once_by_content(
 
 
 def test_png_without_exif(conn: psycopg.Connection[Any], tmp_path: Path, png: bytes) -> None:
-    stored = evidence.save(conn, tmp_path, png)
+    stored = evidence.save(conn, tmp_path, png, zone=ZONE)
     assert (stored.media_type, stored.lon, stored.taken_at) == ("image/png", None, None)
 
 
@@ -50,14 +54,14 @@ def test_bad_files_are_refused_and_nothing_is_written(
     content = {"text": "这不是照片".encode(), "truncated": jpeg()[:200],
                "gif": b"GIF89a" + b"\x00" * 100, "empty": b""}[kind]
     with pytest.raises(ValidationFailed):
-        evidence.save(conn, tmp_path, content)
+        evidence.save(conn, tmp_path, content, zone=ZONE)
     assert not (tmp_path / "evidence").exists()
     assert conn.execute("SELECT count(*) FROM evidence").fetchone() == (0,)
 
 
 def test_oversized_photo_is_413(conn: psycopg.Connection[Any], tmp_path: Path) -> None:
     with pytest.raises(PayloadTooLarge):
-        evidence.save(conn, tmp_path, b"\xff\xd8\xff" + b"\x00" * evidence.MAX_BYTES)
+        evidence.save(conn, tmp_path, b"\xff\xd8\xff" + b"\x00" * evidence.MAX_BYTES, zone=ZONE)
 
 
 def test_rectify_records_where_the_photo_was_taken(
@@ -72,7 +76,7 @@ def test_rectify_records_where_the_photo_was_taken(
     with pytest.raises(ValidationFailed, match="upload the photo first"):
         lifecycle.apply(conn, issue[0], lifecycle.Transition(
             "rectify", 1, evidence=("sha256:" + "0" * 64,)), admin)
-    near = evidence.save(conn, tmp_path, jpeg(lon=120.7001, lat=31.31),
+    near = evidence.save(conn, tmp_path, jpeg(lon=120.7001, lat=31.31), zone=ZONE,
                          uploader=evidence.Uploader(admin.token_id))
     lifecycle.apply(conn, issue[0], lifecycle.Transition("rectify", 1, evidence=(near.ref,)),
                     admin)

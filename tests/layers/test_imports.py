@@ -5,6 +5,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import openpyxl
@@ -28,6 +29,9 @@ TWISTED = shapely.Polygon([(120.700, 31.300), (120.710, 31.300), (120.710, 31.31
 # A bow-tie whose halves cancel out: its area is 0, so no repair is unambiguous.
 BOW_TIE = shapely.Polygon([(120.70, 31.30), (120.71, 31.31), (120.71, 31.30), (120.70, 31.31)])
 GEOD = Geod(ellps="WGS84")
+# Times without an offset in the files below are read in this zone (the settings pass the
+# district's).
+ZONE = ZoneInfo("Asia/Shanghai")
 
 
 def _jurisdictions() -> gpd.GeoDataFrame:
@@ -221,8 +225,9 @@ def test_csv_declared_gcj02_lands_about_500_m_from_wgs84(demo_dsn: str, tmp_path
     path.write_text("category,description,经度,纬度\nMKT-01,占道经营,120.705,31.305\n",
                     encoding="utf-8")
     with psycopg.connect(demo_dsn) as conn:
-        as_wgs = imports.import_issues(conn, path, actor="t", actor_role="admin")
-        as_gcj = imports.import_issues(conn, path, crs="gcj02", actor="t", actor_role="admin")
+        as_wgs = imports.import_issues(conn, path, zone=ZONE, actor="t", actor_role="admin")
+        as_gcj = imports.import_issues(conn, path, zone=ZONE, crs="gcj02", actor="t",
+                                       actor_role="admin")
         points = conn.execute("SELECT ST_X(geom), ST_Y(geom) FROM issue WHERE public_id = ANY(%s)"
                               " ORDER BY id", [as_wgs.issue_ids + as_gcj.issue_ids]).fetchall()
     (x1, y1), (x2, y2) = points
@@ -245,7 +250,7 @@ def test_issues_with_bad_rows_store_nothing_and_list_each(demo_dsn: str, tmp_pat
         "MKT-01,时间不对,120.70,31.31,yesterday-ish\n", encoding="utf-8")
     before = _count(demo_dsn, "issue")
     with psycopg.connect(demo_dsn) as conn, pytest.raises(ValidationFailed) as exc:
-        imports.import_issues(conn, path, actor="t", actor_role="admin")
+        imports.import_issues(conn, path, zone=ZONE, actor="t", actor_role="admin")
     found = {(d["row"], d["field"]) for d in _details(exc)}
     assert found == {(3, "category"), (4, "location"), (5, "description"), (5, "lat"),
                      (6, "reported_at")}
@@ -261,7 +266,8 @@ def test_issue_times_without_zone_are_beijing_time(demo_dsn: str, tmp_path: Path
     sheet.append(["占道经营", "门口摆摊", 120.70, 31.31, "2026-06-01 09:30", "督查"])
     book.save(path)
     with psycopg.connect(demo_dsn) as conn:
-        report = imports.import_issues(conn, path, actor="t", actor_role="supervisor")
+        report = imports.import_issues(conn, path, zone=ZONE, actor="t",
+                                       actor_role="supervisor")
         row = conn.execute("SELECT category_code, source, reported_at AT TIME ZONE 'UTC'"
                            " FROM issue WHERE public_id = %s", report.issue_ids).fetchone()
     assert row is not None

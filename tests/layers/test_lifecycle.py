@@ -13,6 +13,7 @@ import pytest
 
 from layers.auth import tokens
 from layers.auth.tokens import Principal
+from layers.db.settings import Settings
 from layers.errors import Conflict, DomainError, Forbidden, ValidationFailed
 from layers.issues import evidence, lifecycle
 from layers.issues.lifecycle import RULES, Transition
@@ -75,7 +76,7 @@ def _token(conn: psycopg.Connection[Any]) -> int:
 def _photo(conn: psycopg.Connection[Any], root: Path, jpeg: Callable[..., bytes],
            caller: Principal) -> str:
     """A photo uploaded by ``caller``: transitions take only the caller's own uploads."""
-    return evidence.save(conn, root, jpeg(),
+    return evidence.save(conn, root, jpeg(), zone=Settings().zone,
                          uploader=evidence.Uploader(caller.token_id, caller.unit_id)).ref
 
 

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from api.cli.main import app
 from layers.db.cluster import Cluster
+from layers.db.settings import Settings
 from layers.issues import evidence
 
 runner = CliRunner()
@@ -60,7 +61,7 @@ def test_backup_and_restore_round_trip_the_demo_with_its_photos(
     data = tmp_path / "data"
     with psycopg.connect(demo_dsn) as conn:
         for colour in ((200, 0, 0), (0, 200, 0)):
-            evidence.save(conn, data, jpeg(colour=colour))
+            evidence.save(conn, data, jpeg(colour=colour), zone=Settings().zone)
     original = _checksums(demo_dsn, data)
     assert sum(1 for k in original if k.startswith("evidence/")) == 2
     backup_file = tmp_path / "backups" / "sitewatch.tar"

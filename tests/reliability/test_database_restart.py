@@ -43,7 +43,7 @@ def own_cluster() -> Iterator[Cluster]:
     try:
         migrate.apply(node.conninfo())
         with psycopg.connect(node.conninfo()) as conn:
-            demo.load(conn)
+            demo.load(conn, zone=Settings().zone)
         yield node
     finally:
         node.destroy()

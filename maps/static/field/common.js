@@ -75,8 +75,9 @@ const SW = (() => {
     return [err.problem.detail || `HTTP ${err.status}`, ...fields].join("; ");
   }
 
+  // Times in the district's zone (the server's setting, on the page), not the phone's.
   const dates = new Intl.DateTimeFormat(LANG === "en" ? "en-GB" : "zh-CN", {
-    timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit",
+    timeZone: document.documentElement.dataset.timezone, year: "numeric", month: "2-digit", day: "2-digit",
     hour: "2-digit", minute: "2-digit", hour12: false,
   });
   const when = (iso) => (iso ? dates.format(new Date(iso)) : "");
