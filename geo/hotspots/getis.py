@@ -50,7 +50,8 @@ class GiStar:
     gi_bin: IntArray
 
 
-def gi_star_z(values: FloatArray, weights: sp.csr_array | sp.spmatrix) -> FloatArray:
+def gi_star_z(values: FloatArray | IntArray, weights: sp.csr_array | sp.spmatrix
+              ) -> FloatArray:
     """Gi* z-scores of ``values`` (cast to float) under ``weights`` (self weights included).
 
     Values that do not vary give z = 0 everywhere (no evidence either way).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -14,7 +15,7 @@ from layers.auth import tokens
 from layers.db.settings import Settings
 
 
-def _client(dsn: str, tmp_path: Path, **settings: object) -> TestClient:
+def _client(dsn: str, tmp_path: Path, **settings: Any) -> TestClient:
     return TestClient(create_app(Settings(database_url=dsn, data_dir=tmp_path, **settings)))
 
 

@@ -36,6 +36,6 @@ def test_database_handlers_do_not_block_the_event_loop() -> None:
     app = create_app(Settings(database_url="host=/nonexistent dbname=x"))
     routes = [r for r in _api_routes(app.routes) if _uses_database(r.dependant)]
     assert len(routes) > 50  # the walk finds the database routes at all
-    blocking = [f"{sorted(r.methods)} {r.path}" for r in routes
+    blocking = [f"{sorted(r.methods or ())} {r.path}" for r in routes
                 if inspect.iscoroutinefunction(r.endpoint)]
     assert blocking == []

@@ -12,6 +12,7 @@ import shapely
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pyproj import Geod
+from shapely.ops import nearest_points
 from typer.testing import CliRunner
 
 from api.cli.main import app
@@ -29,11 +30,12 @@ def district() -> DemoDistrict:
 
 def _site(district: DemoDistrict, code: str) -> shapely.Geometry:
     sites = district.sites.set_index("code")
-    return sites.loc[code, "geometry"]
+    site: shapely.Geometry = sites.loc[code, "geometry"]
+    return site
 
 
 def _distance_m(a: shapely.Geometry, b: shapely.Geometry) -> float:
-    pa, pb = shapely.ops.nearest_points(a, b)
+    pa, pb = nearest_points(a, b)
     return float(_geod.inv(pa.x, pa.y, pb.x, pb.y)[2])
 
 

@@ -32,7 +32,7 @@ def _sites_geojson(names: list[str], layers: list[str]) -> bytes:
     frame = gpd.GeoDataFrame({"name": names, "layer": layers},
                              geometry=[shapely.Point(120.70 + i / 1000, 31.31)
                                        for i in range(len(names))], crs="EPSG:4326")
-    return frame.to_json().encode()
+    return str(frame.to_json()).encode()
 
 
 def test_import_needs_a_token(client: TestClient, anonymous: dict[str, str]) -> None:

@@ -181,7 +181,9 @@ def test_bad_findings_are_422_problems_by_index_and_store_nothing(
     assert [(e["index"], e["field"]) for e in response.json()["errors"]] == [
         (1, "category"), (2, "seq"), (3, "location")]
     assert stored_rows(demo_dsn) == before
-    for body in ({"findings": []}, {"findings": [{"category": "CTY-05", "description": "x"}]}):
+    bodies: list[dict[str, Any]] = [
+        {"findings": []}, {"findings": [{"category": "CTY-05", "description": "x"}]}]
+    for body in bodies:
         shape = demo_client.post(f"{BASE}/{round_id}/findings", headers=supervisor, json=body)
         assert shape.status_code == 422
     unknown = demo_client.post(f"{BASE}/{round_id + 1}/findings", headers=supervisor, json={

@@ -259,7 +259,7 @@ def test_an_unknown_phase_names_the_known_ones(client: TestClient) -> None:
 
 @pytest.mark.usefixtures("scored", "measured")
 def test_workbook_for_meetings(client: TestClient) -> None:
-    params = {"phase": "attack", "year": 2026}
+    params: dict[str, str | int] = {"phase": "attack", "year": 2026}
     response = client.get("/api/v1/scores.xlsx", params=params)
     assert response.status_code == 200
     assert response.headers["content-type"] == XLSX

@@ -83,6 +83,6 @@ def artifacts(request: pytest.FixtureRequest) -> Path:
     """This test's folder for screenshots a person may want to see."""
     root = Path(os.environ.get("SITEWATCH_TEST_ARTIFACTS")
                 or Path(__file__).resolve().parents[2] / "test-artifacts")
-    folder = root / request.node.name
+    folder = root / str(request.node.name)
     folder.mkdir(parents=True, exist_ok=True)
     return folder

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import numpy as np
 import psycopg
 from PIL import Image
 from playwright.sync_api import Browser

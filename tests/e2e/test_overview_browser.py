@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Dialog, Page
 
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 EVIL_NAME = '<img src=x onerror="window.pwned=1;alert(1)">'
@@ -35,11 +35,15 @@ class Visit:
         # Console errors from our own server's resources count; blocked basemap tiles don't.
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error"
                      and m.location.get("url", base).startswith(base) else None)
-        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        self.page.on("dialog", self._dismiss)
         self.page.route("**/*", lambda route: route.continue_()
                         if route.request.url.startswith((base, "data:")) else route.abort())
         self.page.goto(f"{base}{path}", wait_until="load")
         self.page.wait_for_function("window.swReadyDone === true")
+
+    def _dismiss(self, dialog: Dialog) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
 
     def js(self, script: str) -> Any:
         return self.page.evaluate(script)

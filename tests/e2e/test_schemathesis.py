@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -20,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error, response_schema_conformance
+from schemathesis.core.result import Ok
 
 from layers.auth import tokens
 
@@ -62,6 +64,7 @@ def test_no_server_error_and_responses_match_the_schema(
     failures: list[str] = []
     operations = 0
     for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result
         operation = result.ok()
         operations += 1
 
@@ -69,7 +72,7 @@ def test_no_server_error_and_responses_match_the_schema(
                               operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)))
         @settings(max_examples=8, deadline=None, derandomize=True, database=None,
                   suppress_health_check=list(HealthCheck))
-        def check(case: schemathesis.Case) -> None:
+        def check(case: schemathesis.Case[Any]) -> None:
             for headers in callers.values():
                 case.call_and_validate(headers=headers, checks=CHECKS, timeout=120)
 

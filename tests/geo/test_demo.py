@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import shapely
 from geopandas.testing import assert_geodataframe_equal
+from shapely.geometry.base import BaseGeometry
 
 from geo.demo import METRIC_CRS, DemoDistrict, generate_district
 from geo.demo_issues import SOURCES, STATUSES, generate_issues
@@ -42,8 +43,9 @@ def _level(district: DemoDistrict, level: str) -> gpd.GeoDataFrame:
     return j[j["level"] == level].to_crs(METRIC_CRS).reset_index(drop=True)
 
 
-def _street(district: DemoDistrict) -> shapely.Geometry:
-    return _level(district, "street").geometry.iloc[0]
+def _street(district: DemoDistrict) -> BaseGeometry:
+    street: BaseGeometry = _level(district, "street").geometry.iloc[0]
+    return street
 
 
 def _max_pairwise_overlap(geoms: gpd.GeoSeries) -> float:

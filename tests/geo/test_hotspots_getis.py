@@ -32,7 +32,8 @@ def columbus() -> tuple[np.ndarray, libpysal.weights.W]:
     return frame["CRIME"].to_numpy(), weights
 
 
-def test_z_scores_match_esda_g_local_star_on_columbus(columbus) -> None:
+def test_z_scores_match_esda_g_local_star_on_columbus(
+        columbus: tuple[np.ndarray, libpysal.weights.W]) -> None:
     crime, weights = columbus
     binary_with_self = sp.csr_array(weights.sparse) + sp.eye_array(weights.n)
     ours = gi_star_z(crime, binary_with_self)
@@ -41,7 +42,8 @@ def test_z_scores_match_esda_g_local_star_on_columbus(columbus) -> None:
     assert np.abs(ours).max() > 2  # a real pattern, not a trivially flat comparison
 
 
-def test_integer_counts_give_the_same_z_as_floats(columbus) -> None:
+def test_integer_counts_give_the_same_z_as_floats(
+        columbus: tuple[np.ndarray, libpysal.weights.W]) -> None:
     crime, weights = columbus
     w = sp.csr_array(weights.sparse) + sp.eye_array(weights.n)
     counts = np.round(crime).astype(np.int64)

@@ -323,7 +323,7 @@ def test_photos_stored_before_cleaning_are_stripped_in_place(
     def strip() -> str:
         run = sitewatch(["evidence", "strip"], dsn, tmp_path)
         assert run.returncode == 0, run.stderr
-        return run.stdout
+        return str(run.stdout)
 
     assert strip().startswith("1 photo(s) cleaned")
     with Image.open(path) as image:

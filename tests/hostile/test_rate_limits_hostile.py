@@ -14,7 +14,7 @@ from api.app import create_app
 from layers.db.settings import Settings
 
 
-def _client(dsn: str, tmp_path: Path, peer: str = "203.0.113.7", **settings: object
+def _client(dsn: str, tmp_path: Path, peer: str = "203.0.113.7", **settings: Any
             ) -> TestClient:
     return TestClient(create_app(Settings(database_url=dsn, data_dir=tmp_path, **settings)),
                       client=(peer, 40000))

@@ -21,7 +21,8 @@ def _deadline(conn: psycopg.Connection[Any], reported: str, hours: int,
     row = conn.execute("SELECT issue_deadline(%s::timestamptz, %s, %s)",
                        [reported, hours, working_days]).fetchone()
     assert row is not None
-    return row[0]
+    deadline: datetime = row[0]
+    return deadline
 
 
 def _at(text: str) -> datetime:

@@ -17,7 +17,11 @@ from layers.io import exports, imports
 
 def _geometries(conn: psycopg.Connection[tuple[object, ...]], query: str
                 ) -> dict[str, shapely.Geometry]:
-    return {str(code): shapely.from_wkb(bytes(wkb)) for code, wkb in conn.execute(query)}
+    found: dict[str, shapely.Geometry] = {}
+    for code, wkb in conn.execute(query):
+        assert isinstance(wkb, bytes)
+        found[str(code)] = shapely.from_wkb(wkb)
+    return found
 
 
 @pytest.mark.parametrize("fmt", ["geojson", "gpkg", "csv"])
@@ -45,11 +49,13 @@ def test_site_layer_round_trip_keeps_attributes(demo_dsn: str, tmp_path: Path, f
     path = tmp_path / f"compounds.{fmt}"
     with psycopg.connect(demo_dsn) as conn:
         before = _geometries(conn, query)
-        attributes = dict(conn.execute("SELECT code, attributes FROM site").fetchall())
+        attributes: dict[object, object] = dict(
+            conn.execute("SELECT code, attributes FROM site").fetchall())
         exports.export_layer(conn, "old_compound", path, fmt=fmt)
         report = imports.import_sites(conn, path, actor="t")
         after = _geometries(conn, query)
-        attributes_after = dict(conn.execute("SELECT code, attributes FROM site").fetchall())
+        attributes_after: dict[object, object] = dict(
+            conn.execute("SELECT code, attributes FROM site").fetchall())
         total = conn.execute("SELECT count(*) FROM site").fetchone()
     assert (report.created, report.updated) == (0, len(before))
     assert after.keys() == before.keys() and total is not None

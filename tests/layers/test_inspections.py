@@ -117,6 +117,7 @@ def test_a_round_too_small_is_refused_naming_the_minimum(demo: psycopg.Connectio
         store(demo, demo_now, size=4, cover_rounds=3)
     with pytest.raises(ValidationFailed) as bad:
         store(demo, demo_now, size=0, cover_rounds=60, seed=-1)
+    assert isinstance(bad.value.details, list)
     assert {d["field"] for d in bad.value.details} == {"size", "cover_rounds", "seed"}
     assert count(demo, "SELECT count(*) FROM inspection_round") == 0
     assert count(demo, "SELECT count(*) FROM inspection_stop") == 0
@@ -181,6 +182,7 @@ def test_invalid_findings_store_nothing_and_name_each_problem(
             Finding(category="NOPE-01", lon=at["lon"], lat=at["lat"], description="x"),
             Finding(category="CTY-05", lon=at["lon"], lat=at["lat"], description="x", seq=42),
         ], actor="督查组", actor_role="supervisor")
+    assert isinstance(bad.value.details, list)
     assert [(d["index"], d["field"]) for d in bad.value.details] == [(1, "category"),
                                                                      (2, "seq")]
     assert count(demo, "SELECT count(*) FROM issue") == issues_before
