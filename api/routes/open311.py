@@ -25,7 +25,8 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
 from api.auth import authenticate
-from api.deps import Conn
+from api.deps import AppSettings, Conn
+from api.periods import read_period
 from api.schemas import open311
 from api.schemas.open311 import Format
 from api.services import reporting
@@ -185,22 +186,11 @@ def _split(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
-def _when(name: str, value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationFailed(f"{name} must be an ISO 8601 date-time") from None
-    if when.tzinfo is None:
-        raise ValidationFailed(f"{name} needs a time zone (Z or +08:00)")
-    return when
-
-
 @router.get("/requests.{fmt}", summary="GET Service Requests")
 def get_requests(
     fmt: Format,
     conn: Conn,
+    settings: AppSettings,
     service_request_id: str | None = None,
     service_code: str | None = None,
     start_date: str | None = None,
@@ -213,7 +203,9 @@ def get_requests(
     """Requests newest first. ``service_request_id`` (comma-separated) overrides the other
     filters; without dates, the last 90 days."""
     ids = _split(service_request_id)
-    since, until = _when("start_date", start_date), _when("end_date", end_date)
+    period = read_period(conn, settings, since=start_date, until=end_date,
+                         names=("start_date", "end_date"))
+    since, until = period.since, period.until
     statuses = _split(status)
     if any(s not in ("open", "closed") for s in statuses):
         raise ValidationFailed("status is open, closed or both (comma-separated)")

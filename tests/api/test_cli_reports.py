@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli.main import app
-from layers.catalog import phases
+from layers.catalog import periods
+from layers.db.settings import Settings
 from layers.supervision import scores
 
 runner = CliRunner()
@@ -23,8 +24,9 @@ def test_scores_table_shows_the_ranking_of_the_phase(demo_dsn: str) -> None:
     assert result.exit_code == 0, result.output
     assert "创建工作得分排名（责任单位） 巩固提高 2026-09-01 至 2026-12-31" in result.output
     with psycopg.connect(demo_dsn) as conn:
-        period = phases.resolve(conn, phase="consolidation", year=2026)
-        top = scores.ranking(conn, since=period.since, until=period.until)[0]
+        period = periods.of_phase(conn, "consolidation", 2026, Settings().zone)
+        since, until = period.bounded
+        top = scores.ranking(conn, since=since, until=until)[0]
     assert top.issues > 0 and top.rework_rate is not None
     top_line = next(line for line in result.output.splitlines() if top.name in line)
     assert f"{top.points_lost:.2f}" in top_line
@@ -54,7 +56,7 @@ def test_phases_set_and_list(dsn: str) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (["scores", "--group", "street"], "group 'street'"),
     (["scores", "--phase", "nope", "--year", "2026"], "no campaign phase 'nope'"),
-    (["scores", "--since", "May 1"], "not a date"),
+    (["scores", "--since", "May 1"], "--since：无法识别的日期或时间 / not an ISO 8601 date"),
     (["scores", "--phase", "attack", "--since", "2026-05-01"], "not both"),
     (["phases", "set", "compliance", "2026-06-15", "2026-08-31"], "overlaps"),
     (["phases", "set", "review", "2027-01-05", "2027-01-20"], "names"),

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.cli.main import app
+from layers.catalog import periods
 from layers.db.settings import Settings
 
 runner = CliRunner()
@@ -92,7 +93,7 @@ def test_overview_counts_match_the_database(demo_client: TestClient, demo_dsn: s
     from layers.views import mapviews
 
     with psycopg.connect(demo_dsn) as conn:
-        p = mapviews.period(conn, phase="consolidation", year=2026)
+        p = periods.of_phase(conn, "consolidation", 2026, Settings().zone)
         cells = mapviews.issue_cells(conn, p)
         counted = conn.execute("SELECT count(*) FROM issue WHERE status NOT IN ('rejected',"
                                " 'duplicate') AND reported_at >= %s AND reported_at < %s",
@@ -129,7 +130,6 @@ def test_pages_are_built_from_snapshots_refreshed_in_the_background(
 
     from api.services.map_pages import overview_spec
     from layers.analysis import snapshots
-    from layers.views import mapviews
 
     def subtitle(path: str, lang: str = "en") -> str:
         page = demo_client.get(path, params={"lang": lang}).text
@@ -156,7 +156,7 @@ def test_pages_are_built_from_snapshots_refreshed_in_the_background(
     demo_client.app.state.snapshots.close()  # waits for the background refresh
     assert "updating" not in subtitle("/maps/overview")
     with psycopg.connect(demo_dsn) as conn:
-        found = snapshots.read(conn, overview_spec(mapviews.MapPeriod()).key)
+        found = snapshots.read(conn, overview_spec(periods.Period(), Settings().zone).key)
     assert found is not None
     assert sum(found.payload["cells"]["8"]["issues"]) == after[0]
 
@@ -175,7 +175,8 @@ def test_refresher_prepares_every_landing_view(demo_client: TestClient, demo_dsn
         menu = phases.list_phases(conn, year)
     refresher = Refresher(snapshots.connector(demo_dsn), partial(landing_specs, zone=zone),
                           interval=0)
-    assert refresher.run_once() == 2 + len(menu) and len(menu) >= 3
+    # The overview of all time and of each phase; the hotspot page's Gi*, emerging, chronic.
+    assert refresher.run_once() == 4 + len(menu) and len(menu) >= 3
     stored = "SELECT key, computed_at FROM analysis_snapshot ORDER BY key"
     with psycopg.connect(demo_dsn) as conn:
         before = conn.execute(stored).fetchall()

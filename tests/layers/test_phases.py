@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 
-from layers.catalog import phases
+from layers.catalog import periods, phases
+from layers.db.settings import Settings
 from layers.errors import Conflict, ValidationFailed
 
 Conn = psycopg.Connection[tuple[object, ...]]
+ZONE = ZoneInfo(str(Settings.model_fields["timezone"].default))
 
 
 def test_a_new_year_needs_dates_only(conn: Conn) -> None:
@@ -21,7 +24,7 @@ def test_a_new_year_needs_dates_only(conn: Conn) -> None:
 
 def test_moving_a_phase_moves_its_period(conn: Conn) -> None:
     phases.set_phase(conn, "attack", date(2026, 5, 10), date(2026, 6, 30))
-    period = phases.resolve(conn, phase="attack", year=2026)
+    period = periods.of_phase(conn, "attack", 2026, ZONE)
     assert period.since == datetime(2026, 5, 9, 16, tzinfo=UTC)  # May 10, 00:00 in China
     assert period.until == datetime(2026, 6, 30, 16, tzinfo=UTC)
     assert phases.list_phases(conn, 2026)[0].starts_on == date(2026, 5, 10)
@@ -53,17 +56,3 @@ def test_bad_phases_are_refused(conn: Conn, code: str, starts: date, ends: date)
     with pytest.raises(ValidationFailed):
         phases.set_phase(conn, code, starts, ends)
     assert phases.list_phases(conn, 2028) == []
-
-
-def test_a_phase_without_a_year_is_this_years(conn: Conn) -> None:
-    year = datetime.now(phases.DISTRICT_TZ).year
-    phases.set_phase(conn, "attack", date(year, 5, 1), date(year, 6, 30))
-    resolved = phases.resolve(conn, phase="attack").phase
-    assert resolved is not None and resolved.year == year
-
-
-def test_without_phase_or_dates_the_period_is_the_last_30_days(conn: Conn) -> None:
-    period = phases.resolve(conn)
-    assert period.phase is None
-    assert period.until - period.since == timedelta(days=30)
-    assert abs(datetime.now(UTC) - period.until) < timedelta(minutes=1)
