@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,7 +34,6 @@ from api.routes import (
     scores,
 )
 from api.services import map_pages
-from layers.analysis.hotspots import ResultCache
 from layers.analysis.snapshots import Refresher, Snapshots
 from layers.assignment import AssignerCache
 from layers.db import database
@@ -47,13 +47,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; nothing connects until the lifespan starts."""
     settings = settings or Settings()
     pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-        database.conninfo(settings),
+        database.conninfo(settings),  # sessions in the district's time zone
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
         open=False,
         # A server restart leaves dead connections in the pool; check before handing out.
         check=ConnectionPool.check_connection,
-        kwargs={"options": f"-c timezone={settings.timezone}"},
         # A failed reconnection backs off exponentially until this many seconds, then gives
         # up; the next request starts a fresh attempt at once. So the API is back within
         # seconds of the database, however long it was away (the default, 300 s, lets the
@@ -84,7 +83,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.pool = pool
     app.state.database = DatabaseState()
     app.state.assigner_cache = AssignerCache()
-    app.state.hotspot_cache = ResultCache()
     # Heavy analyses take a slot of bounded concurrency (api/gate.py).
     app.state.analysis_gate = gate.for_settings(settings)
     # Exports formatting at once in this process (api/routes/imports.py).
@@ -93,7 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the background, the landing views kept current by the refresher.
     app.state.snapshots = Snapshots(pool.connection, max_stale=settings.snapshot_max_stale,
                                     max_age=settings.snapshot_max_age)
-    refresher = Refresher(pool.connection, map_pages.landing_specs,
+    refresher = Refresher(pool.connection,
+                          functools.partial(map_pages.landing_specs, zone=settings.zone),
                           settings.snapshot_interval, settings.snapshot_max_age)
     app.state.refresher = refresher
     errors.install(app)

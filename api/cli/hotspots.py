@@ -13,9 +13,11 @@ from rich.console import Console
 from api.cli.session import reported_errors, session
 from api.schemas.hotspots import HotspotCollection
 from api.services.hotspot_features import area_features, cell_features, emerging_features
-from geo.hotspots.binning import DEFAULT_RESOLUTION, DEFAULT_RING
 from layers.analysis import hotspots
+from layers.analysis.hotspots import DEFAULTS
 from layers.assignment import load_assigner
+from layers.catalog import periods
+from layers.db.settings import Settings
 from layers.errors import ValidationFailed
 
 out = Console(highlight=False)
@@ -25,18 +27,19 @@ Output = Literal["areas", "cells", "emerging"]
 def hotspots_command(
     out_file: Annotated[Path, typer.Option("--out", help="FILE.geojson or FILE.gpkg")],
     period: Annotated[str | None, typer.Option(
-        help="START/END in ISO 8601, e.g. 2026-05-01/2026-11-20 (default: all issues).")
+        help="START/END in ISO 8601 dates or date-times, e.g. 2026-05-01/2026-11-20 (a date"
+             " as the end: the whole day; default: all issues).")
     ] = None,
     output: Annotated[str, typer.Option(help="areas, cells or emerging.")] = "areas",
-    method: Annotated[str, typer.Option(help="h3 or fishnet.")] = "h3",
-    resolution: Annotated[int, typer.Option(help="H3 resolution.")] = DEFAULT_RESOLUTION,
+    method: Annotated[str, typer.Option(help="h3 or fishnet.")] = DEFAULTS.method,
+    resolution: Annotated[int, typer.Option(help="H3 resolution.")] = DEFAULTS.resolution,
     ring: Annotated[int, typer.Option(help="Neighbours within this many rings.")
-                    ] = DEFAULT_RING,
+                    ] = DEFAULTS.ring,
     category: Annotated[list[str] | None, typer.Option(help="Category code (repeatable).")
                         ] = None,
     layer: Annotated[str | None, typer.Option(help="Only issues at sites of this layer.")
                      ] = None,
-    confidence: Annotated[int, typer.Option(help="90, 95 or 99.")] = 95,
+    confidence: Annotated[int, typer.Option(help="90, 95 or 99.")] = DEFAULTS.confidence,
 ) -> None:
     """Getis-Ord Gi* hotspots with FDR (areas split by jurisdiction, or cells), or emerging
     hotspots in 10-day steps, written as GeoJSON or GeoPackage."""
@@ -48,12 +51,13 @@ def hotspots_command(
         if suffix not in (".geojson", ".json", ".gpkg"):
             raise ValidationFailed("--out 须为 .geojson 或 .gpkg 文件 / --out must end in"
                                    " .geojson or .gpkg")
-        since, until = hotspots.parse_period(period)
+        settings = Settings()
+        found = periods.parse_range(period, settings.zone)
         query = hotspots.HotspotQuery(
             method="fishnet" if method == "fishnet" else "h3", resolution=resolution,
-            ring=ring, since=since, until=until, categories=tuple(sorted(category or ())),
-            layer=layer, confidence=confidence)
-    with session() as conn:
+            ring=ring, since=found.since, until=found.until,
+            categories=tuple(sorted(category or ())), layer=layer, confidence=confidence)
+    with session(settings) as conn:
         assigner = load_assigner(conn)
         if output == "emerging":
             features = emerging_features(hotspots.emerging(conn, assigner, query))

@@ -1,23 +1,21 @@
 """Hotspots, emerging hotspots and chronic sites from the stored issues (geo.hotspots).
 
-Issues are read with one COPY; the statistics run in :mod:`geo.hotspots`. Results are cached
-per *data version* (:func:`layers.analysis.snapshots.data_version`): counters that triggers move in
-every transaction that changes the assignment inputs or the issue table, so any insert,
-update or delete changes the key and reading it costs two tiny queries. Callers read the key
-*before* the issues: a write committed in between then lands in a result filed under the
-older key, never a stale result under the newer one.
+Issues are read with one COPY; the statistics run in :mod:`geo.hotspots`. Results are stored
+as analysis snapshots (layers/analysis/snapshots.py) with the *data version* they were
+computed from (:func:`layers.analysis.snapshots.data_version`): counters that triggers move
+in every transaction that changes the assignment inputs or the issue table, so any insert,
+update or delete changes it and reading it costs two tiny queries. The version is read
+*before* the issues: a write committed in between then makes the stored result look stale,
+never a stale result look current. :data:`DEFAULTS` holds the parameters every caller
+leaves out.
 """
 
 from __future__ import annotations
 
 import io
-import threading
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -30,34 +28,57 @@ from geo.hotspots import Hotspots, analyse, sites_per_cell
 from geo.hotspots import budget as geo_budget
 from geo.hotspots.binning import DEFAULT_RESOLUTION, DEFAULT_RING, StudyGrid, fishnet_grid, h3_grid
 from geo.hotspots.budget import Limits
-from geo.hotspots.chronic import chronic_sites
+from geo.hotspots.chronic import DEFAULT_CYCLE_DAYS, DEFAULT_WINDOW_DAYS, chronic_sites
 from geo.hotspots.clusters import cluster_summary, dbscan_labels
 from geo.hotspots.emerging import Emerging, bin_times, emerging_hotspots, time_steps
-from layers.analysis import budget, snapshots
+from layers.analysis import budget
 from layers.errors import ValidationFailed
 from layers.vocab import DISMISSED_STATUSES, STATUSES, Status
 
 Method = Literal["h3", "fishnet"]
 # Rejected and duplicate reports are not problems on the ground.
 COUNTED: tuple[Status, ...] = tuple(s for s in STATUSES if s not in DISMISSED_STATUSES)
-DISTRICT_TZ = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass(frozen=True)
-class HotspotQuery:
-    """What to analyse; hashable, so it is part of the cache key."""
+class Defaults:
+    """The analyses' default parameters, the one place the REST routes, the hotspot page and
+    ``sitewatch hotspots`` read them from (geo.hotspots explains the values)."""
 
     method: Method = "h3"
     resolution: int = DEFAULT_RESOLUTION
     ring: int = DEFAULT_RING
     cell_m: float = 100.0
+    confidence: int = 95
+    level: Literal["street", "community", "grid"] = "community"
+    # Emerging hotspots: one Gi* per inspection cycle (the supervision group's 10 days).
+    step_days: float = float(DEFAULT_CYCLE_DAYS)
+    time_window: int = 1
+    # Chronic sites: a recurrence comes back within this many days after closure.
+    chronic_window_days: float = float(DEFAULT_WINDOW_DAYS)
+    # DBSCAN clusters of single reports.
+    eps_m: float = 25.0
+    min_reports: int = 5
+
+
+DEFAULTS = Defaults()
+
+
+@dataclass(frozen=True)
+class HotspotQuery:
+    """What to analyse (the period as :class:`layers.catalog.periods.Period` gives it)."""
+
+    method: Method = DEFAULTS.method
+    resolution: int = DEFAULTS.resolution
+    ring: int = DEFAULTS.ring
+    cell_m: float = DEFAULTS.cell_m
     since: datetime | None = None
     until: datetime | None = None
     categories: tuple[str, ...] = ()
     layer: str | None = None
     normalise: Literal["none", "km2", "site"] = "none"
-    confidence: int = 95
-    level: str = "community"
+    confidence: int = DEFAULTS.confidence
+    level: str = DEFAULTS.level
 
     def __post_init__(self) -> None:
         if self.method == "h3" and not 7 <= self.resolution <= 12:
@@ -71,83 +92,11 @@ class HotspotQuery:
         if self.level not in LEVEL_RANK:
             raise ValidationFailed("层级须为 street、community 或 grid / level must be street,"
                                    " community or grid")
-        if self.since and self.until and self.since >= self.until:
-            raise ValidationFailed("起始时间须早于结束时间 / since must be before until")
 
     @property
     def min_bin(self) -> int:
         """The Gi bin an area's cells need at this confidence."""
         return {99: 3, 95: 2, 90: 1}[self.confidence]
-
-
-def parse_period(text: str | None) -> tuple[datetime | None, datetime | None]:
-    """``START/END`` (ISO 8601 dates or times, either side may be empty) as datetimes.
-
-    >>> parse_period("2026-05-01/2026-05-31")[1].isoformat()
-    '2026-06-01T00:00:00+08:00'
-    """
-    if not text:
-        return None, None
-    start, sep, end = text.partition("/")
-    if not sep:
-        raise ValidationFailed("时段格式应为 开始/结束 / period must be START/END, e.g."
-                               " 2026-05-01/2026-11-20")
-    try:
-        since = datetime.fromisoformat(start) if start else None
-        until = datetime.fromisoformat(end) if end else None
-    except ValueError:
-        raise ValidationFailed(f"无法识别的时段 / not a period: {text!r}") from None
-    if until is not None and len(end) == 10:
-        try:
-            until += timedelta(days=1)  # a date as the end means that whole day
-        except OverflowError:  # 9999-12-31: no day follows it
-            raise ValidationFailed(f"时段超出范围 / period out of range: {text!r}") from None
-    # Dates and times without an offset are the district's local time.
-    def local(t: datetime | None) -> datetime | None:
-        return None if t is None else t if t.tzinfo else t.replace(tzinfo=DISTRICT_TZ)
-
-    return local(since), local(until)
-
-
-def data_version(conn: psycopg.Connection[Any]) -> str:
-    """The cache key part that changes whenever assignment inputs or issues change
-    (two counters moved by triggers: layers.analysis.snapshots.data_version)."""
-    return snapshots.data_version(conn)
-
-
-class ResultCache:
-    """The last few results per (data version, query), shared by the app's requests.
-
-    Results are kept as the response bytes, so what the cache holds is measured, not
-    guessed: at most ``size`` of them and ``max_bytes`` in all (a few dozen answers of
-    thousands of cells each would otherwise hold gigabytes); one larger than a quarter of
-    that is served but not kept.
-    """
-
-    def __init__(self, size: int = 32, max_bytes: int = 64 * 2**20) -> None:
-        self._lock = threading.Lock()
-        self._items: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
-        self._size = size
-        self._max_bytes = max_bytes
-        self._bytes = 0
-        self.hits = 0
-
-    def get(self, key: tuple[Any, ...], compute: Callable[[], bytes]) -> bytes:
-        """The cached value for ``key``, computing it (outside the lock) when missing."""
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                self.hits += 1
-                return self._items[key]
-        value = compute()
-        if len(value) > self._max_bytes // 4:
-            return value
-        with self._lock:
-            self._bytes += len(value) - len(self._items.pop(key, b""))
-            self._items[key] = value
-            while len(self._items) > self._size or self._bytes > self._max_bytes:
-                self._bytes -= len(self._items.popitem(last=False)[1])
-        return value
 
 
 def read_issues(conn: psycopg.Connection[Any], query: HotspotQuery,
@@ -253,7 +202,8 @@ class EmergingResult:
 
 
 def emerging(conn: psycopg.Connection[Any], assigner: Assigner, query: HotspotQuery, *,
-             step_days: float = 10.0, time_window: int = 1, limit: Limits | None = None
+             step_days: float = DEFAULTS.step_days, time_window: int = DEFAULTS.time_window,
+             limit: Limits | None = None
              ) -> EmergingResult:
     """The space-time cube of the query's period in ``step_days`` steps, classified;
     :class:`layers.analysis.budget.OverBudget` before any work when it would exceed ``limit``."""
@@ -295,7 +245,8 @@ def _now(conn: psycopg.Connection[Any]) -> float:
     return float(row[0])
 
 
-def chronic(conn: psycopg.Connection[Any], query: HotspotQuery, *, window_days: float,
+def chronic(conn: psycopg.Connection[Any], query: HotspotQuery, *,
+            window_days: float = DEFAULTS.chronic_window_days,
             min_recurrences: int | None = None, limit: Limits | None = None) -> pd.DataFrame:
     """Chronic (site, category) pairs with the site's code, name and layer, ranked."""
     _checked_rows(conn, query, limit or Limits(), at_sites=True)
@@ -313,7 +264,8 @@ def chronic(conn: psycopg.Connection[Any], query: HotspotQuery, *, window_days: 
 
 
 def clusters(conn: psycopg.Connection[Any], assigner: Assigner, query: HotspotQuery, *,
-             eps_m: float, min_reports: int, limit: Limits | None = None) -> pd.DataFrame:
+             eps_m: float = DEFAULTS.eps_m, min_reports: int = DEFAULTS.min_reports,
+             limit: Limits | None = None) -> pd.DataFrame:
     """DBSCAN clusters of the query's issues (duplicate-heavy spots); refused before any
     work when their neighbour lists would exceed ``limit`` (estimated over the district)."""
     limit = limit or Limits()

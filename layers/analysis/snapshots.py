@@ -43,6 +43,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from layers.errors import DomainError
+
 log = logging.getLogger(__name__)
 
 # How many ad-hoc snapshots are kept (the periods people asked for lately); landing views
@@ -206,6 +208,20 @@ class Snapshots:
         with gate():
             return compute_and_write(conn, spec, self.max_age)
 
+    def current(self, conn: psycopg.Connection[Any], spec: Spec,
+                gate: Callable[[], AbstractContextManager[object]] | None = None) -> Snapshot:
+        """The snapshot of ``spec`` at the current data version, never a stale one (what the
+        REST routes promise): the stored one when current, else computed here, within
+        ``gate()``, and stored for everyone (pages included)."""
+        found = read(conn, spec.key)
+        if fresh(found, data_version(conn), self.max_age):
+            assert found is not None
+            return found
+        if gate is None:
+            return compute_and_write(conn, spec, self.max_age)
+        with gate():
+            return compute_and_write(conn, spec, self.max_age)
+
     def refresh_later(self, spec: Spec) -> None:
         """Refresh ``spec`` in the background unless a refresh of it is already queued."""
         if self._pool is None:
@@ -268,20 +284,29 @@ class Refresher:
         with self._connect() as conn:
             wanted = list(self._specs(conn))
         for spec in wanted:
-            with self._connect() as conn:
-                found = read(conn, spec.key)
-                # Each server process runs a refresher: one that refreshed a key less than
-                # an interval ago (another process, or a page's background refresh) is enough.
-                due = found is None or found.age >= self.interval
-                if due and not fresh(found, data_version(conn), self.max_age):
-                    # Another process refreshing the same key holds its lock: skip it.
-                    got = conn.execute("SELECT pg_try_advisory_xact_lock(hashtext("
-                                       "'analysis_snapshot'), hashtext(%s))",
-                                       [spec.key]).fetchone()
-                    if got and got[0]:
-                        compute_and_write(conn, spec, self.max_age)
-                        done += 1
-                conn.commit()
+            try:
+                done += self._refresh_due(spec)
+            except DomainError as exc:  # e.g. over budget: the page computes what fits
+                log.info("snapshot %s not refreshed: %s", spec.key, exc.message)
+        return done
+
+    def _refresh_due(self, spec: Spec) -> int:
+        """Refresh ``spec`` when missing or stale; 1 if it was."""
+        with self._connect() as conn:
+            found = read(conn, spec.key)
+            # Each server process runs a refresher: one that refreshed a key less than an
+            # interval ago (another process, or a page's background refresh) is enough.
+            due = found is None or found.age >= self.interval
+            done = 0
+            if due and not fresh(found, data_version(conn), self.max_age):
+                # Another process refreshing the same key holds its lock: skip it.
+                got = conn.execute("SELECT pg_try_advisory_xact_lock(hashtext("
+                                   "'analysis_snapshot'), hashtext(%s))",
+                                   [spec.key]).fetchone()
+                if got and got[0]:
+                    compute_and_write(conn, spec, self.max_age)
+                    done = 1
+            conn.commit()
         return done
 
     def _run(self) -> None:

@@ -1,22 +1,31 @@
 """Hotspot routes and command on the demo district: the planted patterns are found, nothing
-else is flagged at the default settings, results are cached, bad input is a 422."""
+else is flagged at the default settings, results are analysis snapshots shared with the
+hotspot page, bad input is a 422."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pytest
 import shapely
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pyproj import Geod
 from shapely.ops import nearest_points
 from typer.testing import CliRunner
 
+from api.app import create_app
 from api.cli.main import app
+from api.services import hotspot_results
 from geo.demo import DemoDistrict, generate_district
+from layers.analysis import snapshots
+from layers.analysis.hotspots import HotspotQuery
+from layers.analysis.snapshots import Spec
+from layers.assignment import load_assigner
+from layers.db.settings import Settings
 
 PERIOD = "2026-05-01/2026-11-20T10:00:00+08:00"  # the demo's campaign start to its "now"
 NEAR_M = 600.0  # Gi* neighbourhoods (ring 3 at resolution 10) reach about this far
@@ -113,13 +122,57 @@ def test_chronic_sites_are_the_planted_ones(demo_client: TestClient,
     assert len(lowered) > len(ranked)
 
 
-def test_results_are_cached_per_data_version(demo_client: TestClient) -> None:
-    assert isinstance(demo_client.app, FastAPI)
-    cache = demo_client.app.state.hotspot_cache
-    first = demo_client.get("/api/v1/hotspots").json()
-    hits = cache.hits
-    assert demo_client.get("/api/v1/hotspots").json() == first
-    assert cache.hits == hits + 1
+def _computed_at(dsn: str, spec: Spec) -> datetime | None:
+    with psycopg.connect(dsn) as conn:
+        found = snapshots.read(conn, spec.key)
+    return None if found is None else found.computed_at
+
+
+def test_results_are_the_pages_snapshots_computed_once_per_data_version(
+        demo_client: TestClient, demo_dsn: str, tmp_path: Path,
+        anonymous: dict[str, str]) -> None:
+    query = HotspotQuery()
+    specs = {"/api/v1/hotspots": hotspot_results.gi_spec(query, load_assigner),
+             "/api/v1/hotspots/emerging": hotspot_results.emerging_spec(query, load_assigner),
+             "/api/v1/sites/chronic": hotspot_results.chronic_spec(query)}
+    assert demo_client.get("/maps/hotspots", headers=anonymous).status_code == 200
+    computed = {path: _computed_at(demo_dsn, spec) for path, spec in specs.items()}
+    assert None not in computed.values()
+    # The page's snapshots answer the API at its defaults, in this process and in another.
+    with TestClient(create_app(Settings(database_url=demo_dsn, data_dir=tmp_path)),
+                    headers=dict(demo_client.headers)) as restarted:
+        for client in (demo_client, restarted):
+            for path, spec in specs.items():
+                assert client.get(path).status_code == 200
+                assert _computed_at(demo_dsn, spec) == computed[path], path
+    gi = specs["/api/v1/hotspots"]
+    with psycopg.connect(demo_dsn) as conn:
+        stored = snapshots.read(conn, gi.key)
+    assert stored is not None
+    areas = demo_client.get("/api/v1/hotspots").json()["features"]
+    assert areas == hotspot_results.without_none(stored.payload["areas"])
+    cells = demo_client.get("/api/v1/hotspots", params={"output": "cells"}).json()
+    assert cells["features"] == hotspot_results.without_none(stored.payload["cells"])
+    # A change to the issues makes the stored result stale: the API computes it again.
+    with psycopg.connect(demo_dsn) as conn:
+        conn.execute("UPDATE issue SET description = description || '.'"
+                     " WHERE id = (SELECT min(id) FROM issue)")
+    assert demo_client.get("/api/v1/hotspots").status_code == 200
+    again = _computed_at(demo_dsn, gi)
+    assert again is not None and again > stored.computed_at
+
+
+def test_results_for_other_parameters_are_ad_hoc_snapshots(demo_client: TestClient,
+                                                           demo_dsn: str) -> None:
+    asked = {"resolution": "9", "period": PERIOD}
+    first = demo_client.get("/api/v1/hotspots", params=asked).json()
+    with psycopg.connect(demo_dsn) as conn:
+        keys = [k for (k,) in conn.execute("SELECT key FROM analysis_snapshot WHERE"
+                                           " starts_with(key, 'adhoc:hotspots-gi:')")]
+    assert len(keys) == 1
+    computed = _computed_at(demo_dsn, Spec(keys[0], lambda _: None))
+    assert demo_client.get("/api/v1/hotspots", params=asked).json() == first
+    assert _computed_at(demo_dsn, Spec(keys[0], lambda _: None)) == computed
 
 
 @pytest.mark.parametrize("params", [
