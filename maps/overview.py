@@ -32,7 +32,7 @@ from maps.page import (
     new_map,
     shift_lattice,
 )
-from maps.records import CellCounts, CommunityMeasure, Site, frame, geo_frame
+from maps.records import CellCounts, CommunityMeasure, Jurisdiction, Site, frame, geo_frame
 
 LAYER_STYLES: dict[str, dict[str, str | None]] = {
     "market": {"color": "#8e44ad", "fillColor": "#9b59b6", "dashArray": None},
@@ -51,7 +51,7 @@ CELL_COLOURS = ["#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"]
 class OverviewData:
     """What the overview shows; frames in EPSG:4326, public fields only."""
 
-    jurisdictions: gpd.GeoDataFrame  # code, name, level, unit
+    jurisdictions: Sequence[Jurisdiction]
     sites: Sequence[Site]
     cells: dict[int, CellCounts]  # by H3 resolution
     communities: Sequence[CommunityMeasure]  # for the period
@@ -69,11 +69,12 @@ def build_overview(data: OverviewData, options: PageOptions,
     or ``open`` for the community choropleth."""
     t = labels(options.lang)
     sites = geo_frame(data.sites, Site)
-    framing = data.jurisdictions if len(data.jurisdictions) else sites
+    shapes = geo_frame(data.jurisdictions, Jurisdiction)
+    framing = shapes if len(shapes) else sites
     bounds = framing.total_bounds if len(framing) else None
     fmap = new_map(bounds)
     basemaps(fmap, t, options)
-    juris = escape_frame(data.jurisdictions, options.zone)
+    juris = escape_frame(shapes, options.zone)
     _add_choropleth(fmap, juris, frame(data.communities, CommunityMeasure), t, measure)
     _add_jurisdictions(fmap, juris, t)
     cell_layers = _add_cells(fmap, data.cells, t)

@@ -26,7 +26,7 @@ from maps.page import (
     new_map,
     shift_lattice,
 )
-from maps.records import OrderCounts, UnitIssue, frame
+from maps.records import Jurisdiction, OrderCounts, UnitIssue, frame, geo_frame
 
 
 @dataclass
@@ -35,18 +35,19 @@ class UnitData:
 
     code: str
     name: str
-    ground: gpd.GeoDataFrame  # jurisdictions the unit owns
+    ground: Sequence[Jurisdiction]  # the jurisdictions the unit owns
     issues: Sequence[UnitIssue]
-    district: gpd.GeoDataFrame  # every jurisdiction, to frame the map when it owns none
+    district: Sequence[Jurisdiction]  # every one, to frame the map when it owns none
     orders: Sequence[OrderCounts] | None = None  # embedded by the CLI only
 
 
 def build_unit(data: UnitData, options: PageOptions) -> folium.Map:
     """Build the unit's map page."""
     t = labels(options.lang)
-    framing = data.ground if len(data.ground) else data.district
+    owned = geo_frame(data.ground, Jurisdiction)
+    framing = owned if len(owned) else geo_frame(data.district, Jurisdiction)
     bounds = framing.total_bounds if len(framing) else None
-    if data.issues and not len(data.ground):
+    if data.issues and not data.ground:
         lons, lats = [i.lon for i in data.issues], [i.lat for i in data.issues]
         bounds = [min(lons), min(lats), max(lons), max(lats)]
     fmap = new_map(bounds)
@@ -54,8 +55,8 @@ def build_unit(data: UnitData, options: PageOptions) -> folium.Map:
              to="header")
     basemaps(fmap, t, options)
     ground = folium.FeatureGroup(name=t["ground"])
-    if len(data.ground):
-        outline = escape_frame(data.ground[["code", "name", "geometry"]], options.zone)
+    if len(owned):
+        outline = escape_frame(owned[["code", "name", "geometry"]], options.zone)
         folium.GeoJson(outline.to_json(),
                        style_function=lambda _f: {"color": "#2c3e50", "weight": 2,
                                                   "fillOpacity": 0.05},

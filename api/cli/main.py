@@ -159,8 +159,8 @@ def demo(
                     tasks[step] = progress.add_task(step, total=total)
                 progress.update(tasks[step], completed=done, total=total)
 
-            counts = demo_loader.load(conn, n_issues=issues, seed=seed, progress=report,
-                                      grids_per_community=grids_per_community)
+            counts = demo_loader.load(conn, zone=settings.zone, n_issues=issues, seed=seed,
+                                      progress=report, grids_per_community=grids_per_community)
     print("demo loaded: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
@@ -174,7 +174,7 @@ def check(
     from layers.views import mapdata
 
     with session() as conn:
-        findings = check_jurisdictions(mapdata.jurisdictions(conn), min_area_m2=min_area_m2)
+        findings = check_jurisdictions(mapdata.jurisdiction_frame(conn), min_area_m2=min_area_m2)
     for row in findings.itertuples():
         area = "" if row.area_m2 != row.area_m2 else f"{row.area_m2:,.1f} m²"
         print(f"{row.kind:15} {','.join(map(str, row.codes)):40} {area:>14}  {row.detail_zh}")

@@ -21,7 +21,7 @@ def jurisdiction_quality(
 ) -> JSONResponse:
     """Gaps and overlaps between sibling polygons, children outside their parent, invalid
     rings and orphans, each with its area in m² and its geometry (GeoJSON)."""
-    findings = check_jurisdictions(mapdata.jurisdictions(conn), min_area_m2=min_area_m2)
+    findings = check_jurisdictions(mapdata.jurisdiction_frame(conn), min_area_m2=min_area_m2)
     body: dict[str, Any] = findings.to_geo_dict(drop_id=True)
     body["summary"] = summary(findings)
     return JSONResponse(body, media_type="application/geo+json")

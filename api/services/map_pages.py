@@ -136,7 +136,7 @@ def overview_data(conn: psycopg.Connection[Any], snapshots: Snapshots, p: Period
         q = p.query()
         label = f'{q.get("since", "…")} – {q.get("until", "…")}'
     return OverviewData(
-        jurisdictions=mapdata.jurisdictions(conn),
+        jurisdictions=[map_records.jurisdiction(j) for j in mapdata.jurisdictions(conn)],
         sites=[map_records.site(s) for s in mapviews.sites(conn)], cells=cells,
         communities=communities,
         categories={c: (en_name if en else zh) for c, zh, en_name in categories},
@@ -237,8 +237,8 @@ def unit_data(conn: psycopg.Connection[Any], code: str) -> UnitData:
     row = mapviews.unit_row(conn, code)
     if row is None:
         raise NotFound(f"没有单位 {code!r} / no unit {code!r}")
-    juris = mapdata.jurisdictions(conn)
-    ground = juris[juris["unit"] == row.name]
+    juris = [map_records.jurisdiction(j) for j in mapdata.jurisdictions(conn)]
+    ground = [j for j in juris if j.unit == row.name]
     return UnitData(code=row.code, name=row.name, ground=ground,
                     issues=[map_records.unit_issue(i) for i in mapviews.unit_issues(conn, code)],
                     district=juris)

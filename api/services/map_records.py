@@ -13,7 +13,7 @@ from typing import Any
 from api.schemas.hotspots import AreaProperties, CellProperties, EmergingProperties
 from api.schemas.hotspots import HotspotFeature as Feature
 from layers.supervision.orders import OrderSummary
-from layers.views import mapviews
+from layers.views import mapdata, mapviews
 from maps import records
 
 
@@ -23,6 +23,12 @@ def site(s: mapviews.Site) -> records.Site:
                         layer_en=s.layer_en, unit=s.unit, open_issues=s.open_issues,
                         overdue=s.overdue, last_inspection=s.last_inspection,
                         geometry=s.geometry)
+
+
+def jurisdiction(j: mapdata.Jurisdiction) -> records.Jurisdiction:
+    """A jurisdiction's outline with its names, for the overview and the unit page."""
+    return records.Jurisdiction(code=j.code, name=j.name, level=j.level, unit=j.unit,
+                                geometry=j.geometry)
 
 
 def unit_issue(i: mapviews.UnitIssue) -> records.UnitIssue:

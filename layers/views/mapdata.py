@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
@@ -9,6 +10,7 @@ import psycopg
 import shapely
 from psycopg import sql
 from psycopg.rows import dict_row
+from shapely.geometry.base import BaseGeometry
 
 
 def _frame(conn: psycopg.Connection[Any], query: sql.SQL, params: Any = None
@@ -23,13 +25,41 @@ def _frame(conn: psycopg.Connection[Any], query: sql.SQL, params: Any = None
     return gpd.GeoDataFrame(records, geometry=geometry, crs="EPSG:4326")
 
 
-def jurisdictions(conn: psycopg.Connection[Any]) -> gpd.GeoDataFrame:
-    """Every jurisdiction with its level, parent code and owner unit name."""
-    return _frame(conn, sql.SQL(
-        "SELECT j.code, j.name, j.level, p.code AS parent, u.name AS unit,"
-        " ST_AsBinary(j.geom) AS wkb"
-        " FROM jurisdiction j LEFT JOIN jurisdiction p ON p.id = j.parent_id"
-        " LEFT JOIN unit u ON u.id = j.unit_id ORDER BY j.level, j.code"))
+@dataclass(frozen=True)
+class Jurisdiction:
+    """A jurisdiction with its level, parent's code and owner unit's name; EPSG:4326."""
+
+    code: str
+    name: str
+    level: str
+    parent: str | None
+    unit: str | None
+    geometry: BaseGeometry
+
+
+def jurisdictions(conn: psycopg.Connection[Any]) -> list[Jurisdiction]:
+    """Every jurisdiction, by level and code."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            "SELECT j.code, j.name, j.level, p.code AS parent, u.name AS unit,"
+            " ST_AsBinary(j.geom) AS wkb"
+            " FROM jurisdiction j LEFT JOIN jurisdiction p ON p.id = j.parent_id"
+            " LEFT JOIN unit u ON u.id = j.unit_id ORDER BY j.level, j.code").fetchall()
+    return [Jurisdiction(code=r["code"], name=r["name"], level=r["level"], parent=r["parent"],
+                         unit=r["unit"], geometry=geometry)
+            for r, geometry in zip(rows, shapely.from_wkb([bytes(r["wkb"]) for r in rows]),
+                                   strict=True)]
+
+
+def jurisdiction_frame(conn: psycopg.Connection[Any]) -> gpd.GeoDataFrame:
+    """:func:`jurisdictions` as a GeoDataFrame (code, name, level, parent, unit): the input of
+    :func:`geo.quality.check_jurisdictions`."""
+    found = jurisdictions(conn)
+    return gpd.GeoDataFrame(
+        {"code": [j.code for j in found], "name": [j.name for j in found],
+         "level": [j.level for j in found], "parent": [j.parent for j in found],
+         "unit": [j.unit for j in found]},
+        geometry=[j.geometry for j in found], crs="EPSG:4326")
 
 
 def sites(conn: psycopg.Connection[Any]) -> gpd.GeoDataFrame:

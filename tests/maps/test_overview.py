@@ -7,7 +7,6 @@ import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-import geopandas as gpd
 import numpy as np
 from shapely import box
 
@@ -15,7 +14,7 @@ from geo.crs import wgs84_to_gcj02
 from maps.assets import inline_assets
 from maps.overview import OverviewData, build_overview
 from maps.page import PageOptions, shift_lattice
-from maps.records import CellCounts, CommunityMeasure, Site, UnitIssue
+from maps.records import CellCounts, CommunityMeasure, Jurisdiction, Site, UnitIssue
 from maps.unit import UnitData, build_unit
 
 EVIL = '<img src=x onerror=alert(1)><script>alert(2)</script>'
@@ -29,10 +28,10 @@ def shows(html: str, text: str) -> bool:
 
 
 def _data(site_name: str = "星海农贸市场") -> OverviewData:
-    juris = gpd.GeoDataFrame(
-        {"code": ["1", "11"], "name": ["园区街道", "湖东社区"], "level": ["street", "community"],
-         "unit": [None, "湖东社区居委会"]},
-        geometry=[box(120.6, 31.2, 120.8, 31.4), box(120.6, 31.2, 120.7, 31.3)], crs=4326)
+    juris = [Jurisdiction(code="1", name="园区街道", level="street", unit=None,
+                          geometry=box(120.6, 31.2, 120.8, 31.4)),
+             Jurisdiction(code="11", name="湖东社区", level="community", unit="湖东社区居委会",
+                          geometry=box(120.6, 31.2, 120.7, 31.3))]
     sites = [Site(code="M1", name=site_name, layer="market", layer_zh="农贸市场",
                   layer_en="Farmers' market", unit="湖东社区居委会", open_issues=3, overdue=1,
                   last_inspection=datetime(2026, 5, 3, 1, tzinfo=UTC),
@@ -105,7 +104,7 @@ def test_unit_page_is_phone_ready_and_public() -> None:
                         deadline=datetime(2026, 5, 2), lead_unit="城管", site=EVIL,
                         traffic_light="red", overdue=True, lon=120.65, lat=31.25)]
     data = _data()
-    html = build_unit(UnitData("C11", "湖东社区居委会", data.jurisdictions.iloc[1:], issues,
+    html = build_unit(UnitData("C11", "湖东社区居委会", data.jurisdictions[1:], issues,
                                data.jurisdictions), PageOptions(zone=ZONE, tiles_url=None)
                       ).get_root().render()
     assert 'name="viewport"' in html and 'id="sw-orders"' in html
