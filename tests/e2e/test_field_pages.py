@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-import numpy as np
 import psycopg
 from PIL import Image
 from playwright.sync_api import Browser
