@@ -159,17 +159,26 @@ def _app(dsn: str, tmp_path: Path, **settings: Any) -> TestClient:
                                           snapshot_interval=0, **settings)))
 
 
-def test_an_export_hands_its_connection_back_before_formatting(
-        demo_dsn: str, tmp_path: Path, bearer_for: Callable[..., dict[str, str]],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def _while_formatting(monkeypatch: pytest.MonkeyPatch, request: Callable[[], httpx2.Response],
+                      *, once: bool = False) -> list[httpx2.Response]:
+    """The answers to ``request``, sent each time an export formats a table (or only the first
+    time, ``once``): a request made while an export holds what it holds then."""
     seen: list[httpx2.Response] = []
     write_table = xlsx.write_table
 
     def spy(*args: Any, **kwargs: Any) -> int:
-        seen.append(client.get("/health"))
+        if not (once and seen):
+            seen.append(request())
         return write_table(*args, **kwargs)
 
     monkeypatch.setattr(xlsx, "write_table", spy)
+    return seen
+
+
+def test_an_export_hands_its_connection_back_before_formatting(
+        demo_dsn: str, tmp_path: Path, bearer_for: Callable[..., dict[str, str]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _while_formatting(monkeypatch, lambda: client.get("/health"))
     with _app(demo_dsn, tmp_path, pool_min_size=1, pool_max_size=1, pool_timeout=1.0
               ) as client:
         client.headers.update(bearer_for(demo_dsn, "viewer"))
@@ -181,15 +190,9 @@ def test_an_export_hands_its_connection_back_before_formatting(
 def test_an_export_beyond_the_concurrency_limit_hears_503_at_once(
         demo_dsn: str, tmp_path: Path, bearer_for: Callable[..., dict[str, str]],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[httpx2.Response] = []
-    write_table = xlsx.write_table
-
-    def spy(*args: Any, **kwargs: Any) -> int:
-        if not seen:  # the second export starts while the first formats
-            seen.append(client.get("/api/v1/exports/issues", params={"format": "csv"}))
-        return write_table(*args, **kwargs)
-
-    monkeypatch.setattr(xlsx, "write_table", spy)
+    # The second export starts while the first formats.
+    seen = _while_formatting(monkeypatch, lambda: client.get(
+        "/api/v1/exports/issues", params={"format": "csv"}), once=True)
     with _app(demo_dsn, tmp_path, export_concurrency=1, pool_max_size=4) as client:
         client.headers.update(bearer_for(demo_dsn, "viewer"))
         first = client.get("/api/v1/exports/market", params={"format": "xlsx"})
