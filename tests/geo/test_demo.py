@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from itertools import combinations
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import numpy as np
@@ -21,6 +22,7 @@ CATALOG = Path(__file__).resolve().parents[2] / "layers" / "data" / "categories.
 START = datetime.fromisoformat("2026-05-01T00:00:00+08:00")
 END = datetime.fromisoformat("2026-12-31T23:59:59+08:00")
 NOW = datetime.fromisoformat("2026-12-01T09:00:00+08:00")
+ZONE = ZoneInfo("Asia/Shanghai")  # the demo's district, as the settings default names it
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,8 @@ def categories() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def issues(district: DemoDistrict, categories: pd.DataFrame) -> pd.DataFrame:
-    return generate_issues(district, categories, 3000, seed=7, start=START, end=END, now=NOW)
+    return generate_issues(
+        district, categories, 3000, seed=7, start=START, end=END, now=NOW, zone=ZONE)
 
 
 def _level(district: DemoDistrict, level: str) -> gpd.GeoDataFrame:
@@ -150,9 +153,11 @@ def test_district_is_deterministic_per_seed() -> None:
 def test_issues_are_deterministic_per_seed(
     district: DemoDistrict, categories: pd.DataFrame, issues: pd.DataFrame
 ) -> None:
-    again = generate_issues(district, categories, 3000, seed=7, start=START, end=END, now=NOW)
+    again = generate_issues(
+        district, categories, 3000, seed=7, start=START, end=END, now=NOW, zone=ZONE)
     pd.testing.assert_frame_equal(issues, again)
-    other = generate_issues(district, categories, 3000, seed=8, start=START, end=END, now=NOW)
+    other = generate_issues(
+        district, categories, 3000, seed=8, start=START, end=END, now=NOW, zone=ZONE)
     assert not issues["lon"].equals(other["lon"])
 
 
@@ -165,7 +170,7 @@ def test_issues_have_the_promised_columns_and_dtypes(issues: pd.DataFrame) -> No
     assert issues["lat"].dtype == np.float64
     assert issues["rework_count"].dtype == np.int64
     for column in ("reported_at", "assigned_at", "rectified_at", "closed_at"):
-        assert str(issues[column].dt.tz) == "Asia/Shanghai"
+        assert issues[column].dt.tz == ZONE
     assert set(issues["source"]) <= set(SOURCES)
     assert set(issues["status"]) <= set(STATUSES)
     assert 0.02 <= (issues["source"] == "external_assessment").mean() <= 0.08
@@ -193,7 +198,7 @@ def test_statuses_are_plausible_at_now(issues: pd.DataFrame, categories: pd.Data
     verified = issues[issues["status"] == "verified"]
     assert verified["rectified_at"].notna().all()
     assert (issues.loc[issues["status"] != "verified", "rework_count"] == 0).all()
-    old = issues["reported_at"] < pd.Timestamp("2026-10-01", tz="Asia/Shanghai")
+    old = issues["reported_at"] < pd.Timestamp("2026-10-01", tz=ZONE)
     assert (issues.loc[old, "status"] == "verified").mean() > 0.85
     deadline = pd.to_timedelta(
         issues["category"].map(categories.set_index("code")["deadline_hours"]), unit="h")
@@ -274,13 +279,15 @@ def test_chronic_sites_repeat_one_category_soon_after_each_closure(
 def test_tiny_counts_still_work(
     district: DemoDistrict, categories: pd.DataFrame, n: int
 ) -> None:
-    frame = generate_issues(district, categories, n, seed=1, start=START, end=END, now=NOW)
+    frame = generate_issues(
+        district, categories, n, seed=1, start=START, end=END, now=NOW, zone=ZONE)
     assert len(frame) == n
 
 
 def test_start_after_now_is_rejected(district: DemoDistrict, categories: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="start"):
-        generate_issues(district, categories, 10, seed=1, start=NOW, end=END, now=START)
+        generate_issues(
+            district, categories, 10, seed=1, start=NOW, end=END, now=START, zone=ZONE)
 
 
 def test_dense_grids_keep_the_rest_of_the_district() -> None:

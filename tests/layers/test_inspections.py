@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from layers.assignment import load_assigner
+from layers.db.settings import Settings
 from layers.errors import Conflict, NotFound, ValidationFailed
 from layers.inspections import rounds, visits
 from layers.inspections.rounds import PlanRequest
@@ -33,14 +34,18 @@ def count(conn: psycopg.Connection[Any], query: str, *params: Any) -> int:
 
 
 def store(conn: psycopg.Connection[Any], now: datetime, **kwargs: Any) -> dict[str, Any]:
-    return rounds.plan_and_store(conn, PlanRequest(now=now, **kwargs), created_by="test")
+    return rounds.plan_and_store(conn, PlanRequest(now=now, **kwargs), zone=Settings().zone,
+                                 created_by="test")
 
 
 def test_a_proposal_is_reproducible_and_stores_nothing(demo: psycopg.Connection[Any],
                                                        demo_now: datetime) -> None:
-    first = rounds.propose(demo, PlanRequest(seed=11, now=demo_now, planned_for=DAY))
-    again = rounds.propose(demo, PlanRequest(seed=11, now=demo_now, planned_for=DAY))
-    other = rounds.propose(demo, PlanRequest(seed=12, now=demo_now, planned_for=DAY))
+    first = rounds.propose(demo, PlanRequest(seed=11, now=demo_now, planned_for=DAY),
+                           zone=Settings().zone)
+    again = rounds.propose(demo, PlanRequest(seed=11, now=demo_now, planned_for=DAY),
+                           zone=Settings().zone)
+    other = rounds.propose(demo, PlanRequest(seed=12, now=demo_now, planned_for=DAY),
+                           zone=Settings().zone)
     ids = [s["site_id"] for s in first["stops"]]
     assert ids == [s["site_id"] for s in again["stops"]]
     assert ids != [s["site_id"] for s in other["stops"]]
