@@ -17,6 +17,7 @@ import math
 import sys
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import folium
@@ -139,8 +140,7 @@ def run(results: Results, dsn: str, label: str = "", *, tiles: bool = True) -> N
             return
         latencies, sizes = [], []
         for z, x, y in _tiles(conn):
-            seconds, body = timed(lambda z=z, x=x, y=y: mapviews.issue_tile(
-                conn, z, x, y, everything))
+            seconds, body = timed(partial(mapviews.issue_tile, conn, z, x, y, everything))
             latencies.append(seconds * 1000)
             sizes.append(len(body))
         results.add(Row(f"issue vector tile z16, {tag}",

@@ -44,6 +44,7 @@ def test_rest_and_import_refuse_a_bad_parent_with_the_same_message(
                      crs="EPSG:4326").to_file(path)
     with psycopg.connect(dsn) as conn, pytest.raises(ValidationFailed) as refused:
         imports.import_jurisdictions(conn, path, actor="t")
+    assert isinstance(refused.value.details, list)
     assert {"row": 1, "field": "parent", "message": said} in refused.value.details
 
     with psycopg.connect(dsn) as conn:
