@@ -12,18 +12,17 @@ from typing import Any
 import folium
 import geopandas as gpd
 
-from maps.assets import fullscreen_control, use_local_assets
 from maps.labels import labels
 from maps.page import (
     AsOf,
     PageOptions,
-    add_config,
     add_legend,
     add_title,
     basemaps,
     escape_frame,
+    finish,
+    layer_control,
     new_map,
-    shift_lattice,
 )
 from maps.records import ChronicSite, EmergingCell, GiCell, HotArea, Site, frame, geo_frame
 
@@ -72,17 +71,13 @@ def build_hotspots(data: HotspotData, options: PageOptions) -> folium.Map:
     _emerging(fmap, data.emerging, t)
     _areas(fmap, data.areas, t)
     _chronic(fmap, data, t, options.zone)
-    fullscreen_control(options.static_url).add_to(fmap)
-    control = folium.LayerControl(collapsed=False)
-    control.add_to(fmap)
+    control = layer_control(fmap, options)
     add_title(fmap, t["hotspots_title"], data.as_of.text(t) if data.as_of else "")
     rows = [(BIN_COLOURS[b], t[BIN_LABELS[b]]) for b in (3, 2, 1, 0, -1, -2, -3)]
     rows += [(c, t["emerging"] + ": " + t[f"em_{k}"]) for k, c in EMERGING_COLOURS.items()]
     rows += [("#000000", t["chronic"])]
     add_legend(fmap, t["legend"], rows, [t["offline_note"]])
-    add_config(fmap, {"t": t, "control": control.get_name(),
-                      "shift": shift_lattice(bounds) if bounds is not None else None})
-    return use_local_assets(fmap, options.static_url)
+    return finish(fmap, control, bounds, t, options)
 
 
 def _cells(fmap: folium.Map, cells: Sequence[GiCell], t: dict[str, str]) -> None:

@@ -16,21 +16,20 @@ import h3
 import pandas as pd
 from folium.plugins import HeatMap, Search, VectorGridProtobuf
 
-from maps.assets import fullscreen_control, use_local_assets
 from maps.labels import labels
 from maps.page import (
     LIGHT_COLOURS,
     STATUS_COLOURS,
     AsOf,
     PageOptions,
-    add_config,
     add_html,
     add_legend,
     add_title,
     basemaps,
     escape_frame,
+    finish,
+    layer_control,
     new_map,
-    shift_lattice,
 )
 from maps.records import CellCounts, CommunityMeasure, Jurisdiction, Site, frame, geo_frame
 
@@ -81,9 +80,7 @@ def build_overview(data: OverviewData, options: PageOptions,
     tiles = _add_issue_tiles(fmap, t, options, data.tile_query)
     _add_sites(fmap, escape_frame(sites, options.zone), t, options.lang)
     _add_search(fmap, juris, escape_frame(sites, options.zone), t)
-    fullscreen_control(options.static_url).add_to(fmap)
-    control = folium.LayerControl(collapsed=False)
-    control.add_to(fmap)
+    control = layer_control(fmap, options)
     period = f'{t["period"]}: {data.period_label or t["all_time"]}'
     add_title(fmap, t["title"], f"{period} · {data.as_of.text(t)}" if data.as_of else period)
     _add_period_form(fmap, t, data, measure, options.lang)
@@ -95,13 +92,9 @@ def build_overview(data: OverviewData, options: PageOptions,
     rows += [(CELL_COLOURS[0], t["cells"] + " ↓"), (CELL_COLOURS[-1], t["cells"] + " ↑")]
     notes = [t["tiles_note"] if options.tiles_url else "", t["offline_note"]]
     add_legend(fmap, t["legend"], rows, [n for n in notes if n])
-    add_config(fmap, {
-        "t": t, "control": control.get_name(), "categories": data.categories,
-        "shift": shift_lattice(bounds) if bounds is not None else None,
-        "cells": {"group": cell_layers[0], "layers": cell_layers[1]},
-        "tiles": tiles, "counts": {str(r): len(c.cell) for r, c in data.cells.items()},
-    })
-    return use_local_assets(fmap, options.static_url)
+    return finish(fmap, control, bounds, t, options, categories=data.categories,
+                  cells={"group": cell_layers[0], "layers": cell_layers[1]}, tiles=tiles,
+                  counts={str(r): len(c.cell) for r, c in data.cells.items()})
 
 
 def _layer_names(sites: gpd.GeoDataFrame, lang: str) -> dict[str, str]:

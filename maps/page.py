@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from geo.crs import wgs84_to_gcj02
+from maps.assets import fullscreen_control, use_local_assets
 
 STATUS_COLOURS = {
     "reported": "#f39c12", "assigned": "#e67e22", "rectified": "#3498db",
@@ -175,3 +176,22 @@ def new_map(bounds: Sequence[float] | None) -> folium.Map:
     if bounds is not None and np.all(np.isfinite(bounds)):
         fmap.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
     return fmap
+
+
+def layer_control(fmap: folium.Map, options: PageOptions, *, collapsed: bool = False
+                  ) -> folium.LayerControl:
+    """The full-screen button and the layer switcher (folded, ``collapsed``, on a phone page)."""
+    fullscreen_control(options.static_url).add_to(fmap)
+    control = folium.LayerControl(collapsed=collapsed)
+    control.add_to(fmap)
+    return control
+
+
+def finish(fmap: folium.Map, control: folium.LayerControl, bounds: Sequence[float] | None,
+           t: dict[str, str], options: PageOptions, **config: Any) -> folium.Map:
+    """The page's configuration for sitewatch.js (its words ``t``, the layer switcher, the
+    GCJ-02 lattice over ``bounds`` and the page's own ``config``), then the map served with
+    the project's own scripts and styles."""
+    add_config(fmap, {"t": t, "control": control.get_name(), **config,
+                      "shift": shift_lattice(bounds) if bounds is not None else None})
+    return use_local_assets(fmap, options.static_url)

@@ -11,20 +11,19 @@ import folium
 import geopandas as gpd
 import pandas as pd
 
-from maps.assets import fullscreen_control, use_local_assets
 from maps.labels import labels
 from maps.page import (
     LIGHT_COLOURS,
     STATUS_COLOURS,
     PageOptions,
-    add_config,
     add_html,
     add_legend,
     add_title,
     basemaps,
     escape_frame,
+    finish,
+    layer_control,
     new_map,
-    shift_lattice,
 )
 from maps.records import Jurisdiction, OrderCounts, UnitIssue, frame, geo_frame
 
@@ -66,9 +65,7 @@ def build_unit(data: UnitData, options: PageOptions) -> folium.Map:
     overdue = pd.Series([bool(i.overdue) for i in data.issues], dtype=bool)
     _issues(fmap, issues[~overdue.to_numpy()], t["unit_open"], t, options.lang)
     _issues(fmap, issues[overdue.to_numpy()], t["unit_overdue"], t, options.lang)
-    fullscreen_control(options.static_url).add_to(fmap)
-    control = folium.LayerControl(collapsed=True)
-    control.add_to(fmap)
+    control = layer_control(fmap, options, collapsed=True)
     add_title(fmap, f'{t["unit_title"]} · {data.name}',
               f'{t["unit_open"]} {len(data.issues)} · {t["unit_overdue"]} '
               f'{int(overdue.sum())}')
@@ -76,9 +73,7 @@ def build_unit(data: UnitData, options: PageOptions) -> folium.Map:
                                    (LIGHT_COLOURS["yellow"], t["light_yellow"]),
                                    (LIGHT_COLOURS["red"], t["light_red"])])
     _orders(fmap, data, t)
-    add_config(fmap, {"t": t, "control": control.get_name(), "unit": data.code,
-                      "shift": shift_lattice(bounds) if bounds is not None else None})
-    return use_local_assets(fmap, options.static_url)
+    return finish(fmap, control, bounds, t, options, unit=data.code)
 
 
 def _issues(fmap: folium.Map, frame: pd.DataFrame, name: str, t: dict[str, str],
