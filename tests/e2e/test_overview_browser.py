@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 from playwright.sync_api import Browser, Dialog, Page
@@ -52,6 +52,13 @@ class Visit:
         return list(self.js("Object.keys(window[SW.control + '_layers'].overlays)"))
 
 
+def _one_row(dsn: str, query: LiteralString) -> tuple[Any, ...]:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(query).fetchone()
+    assert row is not None
+    return row
+
+
 def _count_paths(visit: Visit, group_var: str) -> int:
     return int(visit.js(f"""() => {{ let n = 0;
         window[{group_var!r}].eachLayer(function walk(l) {{
@@ -71,13 +78,11 @@ def test_overview_layers_cells_tiles_and_community_popup(module_server: tuple[st
     res = visit.js("window.swCellRes")
     drawn = _count_paths(visit, visit.js("SW.cells.group"))
     assert drawn == visit.js(f"SW.counts[{res!r}]") > 10
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute("SELECT j.name, u.name, ST_Y(ST_PointOnSurface(j.geom)),"
-                           " ST_X(ST_PointOnSurface(j.geom)), (SELECT count(*) FROM issue)"
-                           " FROM jurisdiction j JOIN unit u ON u.id = j.unit_id"
-                           " WHERE j.level = 'community' ORDER BY j.code LIMIT 1").fetchone()
-    assert row is not None
-    name, unit, lat, lon, n_issues = row
+    name, unit, lat, lon, n_issues = _one_row(
+        dsn, "SELECT j.name, u.name, ST_Y(ST_PointOnSurface(j.geom)),"
+             " ST_X(ST_PointOnSurface(j.geom)), (SELECT count(*) FROM issue)"
+             " FROM jurisdiction j JOIN unit u ON u.id = j.unit_id"
+             " WHERE j.level = 'community' ORDER BY j.code LIMIT 1")
     # Zoomed in, single issues arrive as vector tiles.
     visit.js(f"new Promise(r => {{ swMap.once('zoomend', () => r(true));"
              f" swMap.setView([{lat}, {lon}], 16, {{animate: false}}); }})")
@@ -136,17 +141,16 @@ def test_hotspot_and_unit_maps(module_server: tuple[str, str], browser: Browser,
     assert "Hot spot 99%" in legend and "Persistent" in legend and not CHINESE.search(legend)
     visit.page.screenshot(path=str(artifacts / "hotspots.png"))
     assert visit.errors == []
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute("SELECT u.code, count(*) FROM issue i JOIN unit u ON u.id IN"
-                           " (i.lead_unit_id, i.territorial_unit_id, i.functional_unit_id)"
-                           " WHERE i.status IN ('reported', 'assigned', 'rectified')"
-                           " GROUP BY u.code ORDER BY count(*) DESC LIMIT 1").fetchone()
-    assert row is not None
-    phone = Visit(browser, base, f"/maps/units/{row[0]}", width=360, height=740)
+    unit, open_issues = _one_row(
+        dsn, "SELECT u.code, count(*) FROM issue i JOIN unit u ON u.id IN"
+             " (i.lead_unit_id, i.territorial_unit_id, i.functional_unit_id)"
+             " WHERE i.status IN ('reported', 'assigned', 'rectified')"
+             " GROUP BY u.code ORDER BY count(*) DESC LIMIT 1")
+    phone = Visit(browser, base, f"/maps/units/{unit}", width=360, height=740)
     markers = phone.js("""() => { let n = 0; swMap.eachLayer(l => {
         if (l instanceof L.CircleMarker) n++; }); return n; }""")
     phone.page.screenshot(path=str(artifacts / "unit-phone.png"))
-    assert markers == row[1]
+    assert markers == open_issues
     assert "粘贴本单位令牌" in phone.page.locator("#sw-orders").inner_text()
     assert phone.errors == []
 
