@@ -11,8 +11,8 @@ from pydantic import AliasChoices, BaseModel, Field
 from api.auth import Caller
 from api.deps import AppSettings, Conn
 from api.periods import read_period
-from api.schemas.issues import IssueEvent
 from layers.auth import access
+from layers.issues.records import IssueEvent
 from layers.supervision import accountability
 
 router = APIRouter(prefix="/api/v1/accountability", tags=["scores"])

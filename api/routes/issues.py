@@ -16,7 +16,6 @@ from api.schemas.issues import (
     IssueCollection,
     IssueCreate,
     IssueCreated,
-    IssueEvent,
     IssueFeature,
     Nearby,
     TransitionRequest,
@@ -140,12 +139,11 @@ def _shown(conn: Conn, caller: Principal | None, rows: list[dict[str, Any]]
     return [{**r, **personal.get(r["public_id"], {})} for r in rows]
 
 
-@router.get("/{public_id}/events", response_model=list[IssueEvent])
-def issue_events(public_id: str, conn: Conn, caller: Caller) -> list[IssueEvent]:
+@router.get("/{public_id}/events", response_model=list[records.IssueEvent])
+def issue_events(public_id: str, conn: Conn, caller: Caller) -> list[records.IssueEvent]:
     """The issue's audit trail, oldest first (a unit: of its own issues only)."""
     access.require_issue_detail(conn, caller, public_id)
-    return [IssueEvent.model_validate(e, from_attributes=True)
-            for e in records.events(conn, public_id)]
+    return records.events(conn, public_id)
 
 
 @router.post("/{public_id}/transitions", response_model=IssueFeature,

@@ -23,25 +23,6 @@ from layers.supervision import score_sheet, scores
 router = APIRouter(prefix="/api/v1/scores", tags=["scores"])
 
 
-class Score(BaseModel):
-    """One unit's, community's or site's standing in the period."""
-
-    rank: int
-    code: str | None  # a site may have no code
-    name: str
-    kind: str
-    layer: str | None  # sites only
-    issues: int
-    open: int
-    overdue_open: int
-    points_at_risk: float
-    points_lost: float
-    reworks: int
-    rework_rate: float | None
-    on_time_rate: float | None
-    avg_hours_to_rectify: float | None
-
-
 class PhaseOut(BaseModel):
     """A campaign phase; ``ends_on`` is its last day."""
 
@@ -76,9 +57,9 @@ GroupQuery = Annotated[scores.Group, Query(description="unit, community or site"
 PeriodDep = Annotated[Period, Depends(score_period)]
 
 
-@router.get("", response_model=list[Score])
+@router.get("", response_model=list[scores.Score])
 def ranking(conn: Conn, request: Request, settings: AppSettings, period: PeriodDep,
-            group: GroupQuery = "unit") -> list[Score]:
+            group: GroupQuery = "unit") -> list[scores.Score]:
     """Points at risk (open issues) and points lost (external assessment, overdue), with
     rework rate, on-time closure rate and time to rectify, ranked worst first; issues count in
     the period by when they were reported. A period of more issues than an analysis may read
@@ -87,8 +68,7 @@ def ranking(conn: Conn, request: Request, settings: AppSettings, period: PeriodD
     scores.check_budget(conn, since=since, until=until,
                         limit=budget.limits(settings))
     with request_gate(request).slot():
-        rows = scores.ranking(conn, group=group, since=since, until=until)
-    return [Score.model_validate(r, from_attributes=True) for r in rows]
+        return scores.ranking(conn, group=group, since=since, until=until)
 
 
 @router.get("/phases", response_model=list[PhaseOut])

@@ -178,20 +178,6 @@ class TransitionRequest(BaseModel):
                                 description="rectify: references to 'after' photos")
 
 
-class IssueEvent(BaseModel):
-    """One entry of the append-only audit trail."""
-
-    at: datetime
-    actor: str
-    actor_role: str | None
-    action: str
-    from_status: str | None
-    to_status: str | None
-    note: str | None
-    evidence: list[Any]
-    data: dict[str, Any]
-
-
 def feature(row: dict[str, Any]) -> IssueFeature:
     """An IssueFeature from a row of ``layers.issues.records``."""
     props = {**row, "id": row["public_id"]}

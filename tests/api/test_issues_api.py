@@ -7,12 +7,14 @@ import threading
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import TypeAdapter
 
 from api.app import create_app
-from api.schemas.issues import IssueCollection, IssueCreated, IssueEvent
+from api.schemas.issues import IssueCollection, IssueCreated
 from geo.crs import wgs84_to_gcj02
 from layers.auth import tokens
 from layers.db.settings import Settings
+from layers.issues.records import IssueEvent
 
 
 @pytest.fixture
@@ -54,7 +56,7 @@ def test_created_issue_is_assigned_and_audited(demo_client: TestClient, inspecto
     assert response.headers["location"] == f"/api/v1/issues/{created.id}"
 
     trail = demo_client.get(f"/api/v1/issues/{created.id}/events").json()
-    events = [IssueEvent.model_validate(e) for e in trail]
+    events = TypeAdapter(list[IssueEvent]).validate_python(trail)
     assert [(e.action, e.to_status) for e in events] == [("report", "reported"),
                                                           ("assign", "assigned")]
     assert events[0].actor == "巡查员A"
