@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from geo import demo_issues
+from geo import assign, demo_issues
 from layers.issues import lifecycle
 from layers.supervision import orders
 from layers.vocab import (
@@ -90,6 +90,11 @@ def test_the_demo_generator_uses_the_vocabulary() -> None:
     # geo imports nothing of ours, so the demo states its lists itself.
     assert demo_issues.STATUSES == STATUSES
     assert demo_issues.SOURCES == SOURCES
+
+
+def test_the_assignment_engine_ranks_the_levels_in_the_vocabulary_order() -> None:
+    # geo imports nothing of ours: its finest-first ranks must be LEVELS read backwards.
+    assert sorted(assign.LEVEL_RANK, key=assign.LEVEL_RANK.__getitem__) == list(LEVELS[::-1])
 
 
 NOW = datetime.fromisoformat("2026-11-20T10:00:00+08:00")
