@@ -45,19 +45,24 @@ DEMO_TEMPLATE = "sw_demo"
 # A fixed "now" keeps the demo's statuses and overdue flags the same on every run.
 DEMO_NOW = datetime.fromisoformat("2026-11-20T10:00:00+08:00")
 _serial = count()
-# Folders whose every test carries a marker (registered in pyproject.toml): `make check`
-# leaves them out, `make test` runs them.
+# Markers (registered in pyproject.toml) that `make check` leaves out and `make test` runs:
+# every test of these folders carries its folder's marker...
 FOLDER_MARKERS = {"e2e": "browser", "reliability": "reliability"}
+# ...and every test on the demo district (thousands of issues, seconds of setup and queries)
+# is `slow`, as is any other test marked so where it is written.
+DEMO_FIXTURES = {"demo_template", "demo_dsn", "module_demo_dsn", "demo_client"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test under a folder of :data:`FOLDER_MARKERS` with that folder's marker."""
+    """Mark tests by folder (:data:`FOLDER_MARKERS`) and demo tests ``slow``."""
     here = Path(__file__).parent
     for item in items:
         if item.path.is_relative_to(here):
             marker = FOLDER_MARKERS.get(item.path.relative_to(here).parts[0])
             if marker is not None:
                 item.add_marker(marker)
+        if DEMO_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker("slow")
 
 
 @pytest.fixture(scope="session")

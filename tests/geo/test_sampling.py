@@ -62,6 +62,7 @@ def test_different_seeds_draw_different_rounds() -> None:
     assert len(samples) >= 25
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("n_sites", "n_communities", "cover_rounds", "extra"),
                          [(47, 12, 3, 0), (47, 12, 3, 3), (30, 10, 4, 0), (60, 15, 2, 1),
                           (25, 7, 1, 0)])
@@ -95,6 +96,7 @@ def test_without_history_fed_back_coverage_is_left_to_chance() -> None:
     assert missed >= 10
 
 
+@pytest.mark.slow
 def test_higher_risk_is_sampled_more_often() -> None:
     # 6 communities x 2 layers x risk levels 1, 2, 4, 8: every stratum holds every level, so
     # only the risk tells the sites apart. 300 fixed seeds; each level has 300 x 12 chances.

@@ -288,6 +288,7 @@ def test_a_full_resolution_50_megapixel_photo_is_accepted(
     assert response.status_code == 201, response.text
 
 
+@pytest.mark.slow
 def test_busy_decoders_answer_503_with_retry_after_and_store_nothing(
         client: TestClient, dsn: str, tmp_path: Path, bearer_for: Callable[..., Headers],
         jpeg: Callable[..., bytes]) -> None:
@@ -308,6 +309,7 @@ def test_busy_decoders_answer_503_with_retry_after_and_store_nothing(
     assert _upload(client, inspector, jpeg()).status_code == 201
 
 
+@pytest.mark.slow  # runs the command line in a child process
 def test_photos_stored_before_cleaning_are_stripped_in_place(
         dsn: str, tmp_path: Path, sitewatch: Callable[..., Any]) -> None:
     # As the old code stored it: the upload itself under its sha256, EXIF and all.

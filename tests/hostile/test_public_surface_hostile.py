@@ -109,6 +109,7 @@ def test_ogc_links_use_the_configured_public_address(demo_dsn: str, tmp_path: Pa
     assert all(h.startswith("https://sitewatch.example.gov.cn/") for h in hrefs), hrefs
 
 
+@pytest.mark.slow  # starts a real server
 def test_the_announced_admin_token_expires(dsn: str, tmp_path: Path,
                                            sitewatch: Callable[..., Any]) -> None:
     # The port is taken by this test's own socket, so the server stops right after printing.

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -51,6 +52,7 @@ def test_x_forwarded_for_is_ignored_unless_the_peer_is_a_named_proxy(
         assert codes == [200, 200, 200, 429, 429]
 
 
+@pytest.mark.slow  # starts a real server
 def test_sitewatch_serve_ignores_x_forwarded_for_from_localhost(
         dsn: str, tmp_path: Path, serving: Callable[..., Any]) -> None:
     # uvicorn on its own believes X-Forwarded-For from 127.0.0.1; `sitewatch serve` must not,

@@ -24,6 +24,7 @@ def fresh_root() -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.slow  # initdb and two server starts
 def test_start_restart_keeps_data_and_stop(fresh_root: Path) -> None:
     node = Cluster(fresh_root, port=50000 + os.getpid() % 5000)
     assert node.status() == "absent"
