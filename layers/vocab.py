@@ -1,5 +1,5 @@
-"""The domain's words, each list written once: issue statuses, roles, jurisdiction levels,
-issue sources and lifecycle actions, as ``Literal`` types with their values as tuples.
+"""The domain's words, each list written once: issue statuses, roles, unit kinds, jurisdiction
+levels, issue sources and lifecycle actions, as ``Literal`` types with their values as tuples.
 
 The tuples are read off the types (:func:`typing.get_args`), so a word is added in one place
 and both mypy and the runtime checks see it. The database states the same lists in its CHECK
@@ -40,6 +40,13 @@ STATUSES: tuple[Status, ...] = get_args(Status)
 #: A token's role. Which role may do what is the access table's business, not this list's.
 Role = Literal["admin", "supervisor", "inspector", "unit", "viewer"]
 ROLES: tuple[Role, ...] = get_args(Role)
+
+# -- who answers for it --------------------------------------------------------------------
+
+#: A responsible unit's kind: a community on its own ground (属地) or a functional department
+#: (职能部门).
+UnitKind = Literal["territorial", "functional"]
+UNIT_KINDS: tuple[UnitKind, ...] = get_args(UnitKind)
 
 # -- where ----------------------------------------------------------------------------------
 

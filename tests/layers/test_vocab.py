@@ -24,6 +24,7 @@ from layers.vocab import (
     ROLES,
     SOURCES,
     STATUSES,
+    UNIT_KINDS,
 )
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -49,6 +50,7 @@ def _check(conn: Conn, table: str, column: str) -> tuple[str, ...]:
     ("issue", "source", SOURCES),
     ("jurisdiction", "level", LEVELS),
     ("api_token", "role", ROLES),
+    ("unit", "kind", UNIT_KINDS),
 ])
 def test_vocabulary_equals_the_check_constraints(conn: Conn, table: str, column: str,
                                                  words: tuple[str, ...]) -> None:
