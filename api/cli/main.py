@@ -242,9 +242,9 @@ def calendar_list(year: Annotated[int, typer.Argument(min=2000, max=2100)]) -> N
     from layers.catalog import calendar
 
     with session() as conn:
-        for row in calendar.exceptions(conn, year):
-            kind = "working day" if row["working"] else "holiday"
-            print(f"{row['day']}  {kind:12} {row['name'] or ''}")
+        for listed in calendar.exceptions(conn, year):
+            kind = "working day" if listed.working else "holiday"
+            print(f"{listed.day}  {kind:12} {listed.name or ''}")
 
 
 @token_app.command("create")
@@ -268,21 +268,20 @@ def token_revoke(
 ) -> None:
     """Revoke a token at once; requests with it get 401 from now on."""
     with session() as conn:
-        row = tokens.revoke(conn, token)
-    print(f"token {row['id']} ({row['role']}{', ' + row['name'] if row['name'] else ''})"
-          f" revoked at {row['revoked_at']:%Y-%m-%d %H:%M:%S %z}")
+        revoked = tokens.revoke(conn, token)
+    print(f"token {revoked.id} ({revoked.role}{', ' + revoked.name if revoked.name else ''})"
+          f" revoked at {revoked.revoked_at:%Y-%m-%d %H:%M:%S %z}")
 
 
 @token_app.command("list")
 def token_list() -> None:
     """Tokens with their role, unit and state (the tokens themselves are never stored)."""
     with session() as conn:
-        rows = tokens.list_tokens(conn)
-    for r in rows:
-        state = "live" if r["live"] else ("revoked" if r["revoked_at"] else "expired")
-        used = f"{r['last_used_at']:%Y-%m-%d %H:%M}" if r["last_used_at"] else "never used"
-        print(f"{r['id']:>5}  {r['role']:10} {r['unit'] or '-':10} {state:8} {used:16} "
-              f"{r['name']}")
+        listed = tokens.list_tokens(conn)
+    for t in listed:
+        state = "live" if t.live else ("revoked" if t.revoked_at else "expired")
+        used = f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never used"
+        print(f"{t.id:>5}  {t.role:10} {t.unit or '-':10} {state:8} {used:16} {t.name}")
 
 
 @evidence_app.command("strip")

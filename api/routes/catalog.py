@@ -32,7 +32,6 @@ from api.schemas.catalog import (
     SiteLayerCreate,
     SiteLayerPatch,
     SitePatch,
-    Unit,
     UnitCreate,
     UnitPatch,
     jurisdiction_feature,
@@ -68,31 +67,32 @@ router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
 # -- units -----------------------------------------------------------------------------------
 
-@router.get("/units", tags=["units"])
-def list_units(conn: Conn) -> list[Unit]:
+@router.get("/units", tags=["units"], response_model=list[units.Unit])
+def list_units(conn: Conn) -> list[units.Unit]:
     """Every responsible unit."""
-    return [Unit.model_validate(r) for r in units.list_all(conn)]
+    return units.list_all(conn)
 
 
-@router.get("/units/{code}", tags=["units"])
-def get_unit(conn: Conn, code: str) -> Unit:
+@router.get("/units/{code}", tags=["units"], response_model=units.Unit)
+def get_unit(conn: Conn, code: str) -> units.Unit:
     """One unit by code."""
-    return Unit.model_validate(units.get(conn, code))
+    return units.get(conn, code)
 
 
 @router.post("/units", status_code=status.HTTP_201_CREATED, tags=["units"],
-             responses={**_WRITE, **_CONFLICT})
-def create_unit(conn: Conn, _: Admin, body: UnitCreate, response: Response) -> Unit:
+             response_model=units.Unit, responses={**_WRITE, **_CONFLICT})
+def create_unit(conn: Conn, _: Admin, body: UnitCreate, response: Response) -> units.Unit:
     """Add a unit (admin)."""
-    unit = Unit.model_validate(units.create(conn, **body.model_dump()))
+    unit = units.create(conn, **body.model_dump())
     response.headers["Location"] = f"/api/v1/units/{unit.code}"
     return unit
 
 
-@router.patch("/units/{code}", tags=["units"], responses={**_WRITE, **_CONFLICT})
-def update_unit(conn: Conn, _: Admin, code: str, body: UnitPatch) -> Unit:
+@router.patch("/units/{code}", tags=["units"], response_model=units.Unit,
+              responses={**_WRITE, **_CONFLICT})
+def update_unit(conn: Conn, _: Admin, code: str, body: UnitPatch) -> units.Unit:
     """Change some of a unit's fields (admin)."""
-    return Unit.model_validate(units.update(conn, code, body.changes()))
+    return units.update(conn, code, body.changes())
 
 
 @router.delete("/units/{code}", status_code=status.HTTP_204_NO_CONTENT, tags=["units"],
@@ -107,13 +107,13 @@ def delete_unit(conn: Conn, _: Admin, code: str) -> None:
 @router.get("/categories", tags=["categories"])
 def list_categories(conn: Conn, active: bool | None = None) -> list[Category]:
     """The problem catalog; ``active`` narrows it to current or retired categories."""
-    return [Category.model_validate(r) for r in categories.list_all(conn, active=active)]
+    return [Category.of(c) for c in categories.list_all(conn, active=active)]
 
 
 @router.get("/categories/{code}", tags=["categories"])
 def get_category(conn: Conn, code: str) -> Category:
     """One category by code."""
-    return Category.model_validate(categories.get(conn, code))
+    return Category.of(categories.get(conn, code))
 
 
 @router.post("/categories", status_code=status.HTTP_201_CREATED, tags=["categories"],
@@ -121,7 +121,7 @@ def get_category(conn: Conn, code: str) -> Category:
 def create_category(conn: Conn, _: Admin, body: CategoryCreate, response: Response
                     ) -> Category:
     """Add a category (admin)."""
-    category = Category.model_validate(categories.create(conn, **body.model_dump()))
+    category = Category.of(categories.create(conn, **body.model_dump()))
     response.headers["Location"] = f"/api/v1/categories/{category.code}"
     return category
 
@@ -130,7 +130,7 @@ def create_category(conn: Conn, _: Admin, body: CategoryCreate, response: Respon
 def update_category(conn: Conn, _: Admin, code: str, body: CategoryPatch
                     ) -> Category:
     """Change a category (admin); ``{"active": false}`` retires it."""
-    return Category.model_validate(categories.update(conn, code, body.changes()))
+    return Category.of(categories.update(conn, code, body.changes()))
 
 
 # -- site layers -----------------------------------------------------------------------------
@@ -138,20 +138,20 @@ def update_category(conn: Conn, _: Admin, code: str, body: CategoryPatch
 @router.get("/site-layers", tags=["sites"])
 def list_site_layers(conn: Conn) -> list[SiteLayer]:
     """Every site layer, built-in ones first."""
-    return [SiteLayer.model_validate(r) for r in sites.site_layers(conn)]
+    return [SiteLayer.of(layer) for layer in sites.site_layers(conn)]
 
 
 @router.post("/site-layers", status_code=status.HTTP_201_CREATED, tags=["sites"],
              responses={**_WRITE, **_CONFLICT})
 def create_site_layer(conn: Conn, _: Admin, body: SiteLayerCreate) -> SiteLayer:
     """Add a site layer (admin); sites and categories can use it at once."""
-    return SiteLayer.model_validate(sites.create_layer(conn, **body.model_dump()))
+    return SiteLayer.of(sites.create_layer(conn, **body.model_dump()))
 
 
 @router.patch("/site-layers/{code}", tags=["sites"], responses=_WRITE)
 def update_site_layer(conn: Conn, _: Admin, code: str, body: SiteLayerPatch) -> SiteLayer:
     """Rename a site layer or choose the attributes its public collection shows (admin)."""
-    return SiteLayer.model_validate(sites.update_layer(conn, code, body.changes()))
+    return SiteLayer.of(sites.update_layer(conn, code, body.changes()))
 
 
 # -- jurisdictions ---------------------------------------------------------------------------
@@ -166,10 +166,10 @@ def list_jurisdictions(
 ) -> JurisdictionCollection:
     """Jurisdictions as a FeatureCollection (MultiPolygons), coarsest level first; a
     ``Link: <...>; rel="next"`` header points to the next page."""
-    rows = jurisdictions.features(conn, level=level, parent=parent, bbox=bbox,
-                                  limit=page.limit + 1, offset=page.offset)
+    found = jurisdictions.features(conn, level=level, parent=parent, bbox=bbox,
+                                   limit=page.limit + 1, offset=page.offset)
     return JurisdictionCollection(type="FeatureCollection", features=[
-        jurisdiction_feature(r) for r in page.trim(rows, request, response)])
+        jurisdiction_feature(j) for j in page.trim(found, request, response)])
 
 
 @router.get("/jurisdictions/{code}", response_class=GeoJSONResponse, tags=["jurisdictions"])
@@ -185,11 +185,11 @@ def create_jurisdiction(conn: Conn, _: Admin, body: JurisdictionCreate, response
                         ) -> JurisdictionFeature:
     """Add a jurisdiction (admin); a parent is exactly one level up."""
     props = body.properties
-    row = jurisdictions.create(
+    created = jurisdictions.create(
         conn, code=props.code, name=props.name, level=props.level, parent=props.parent,
         unit=props.unit, geometry=body.geometry.model_dump(mode="json", exclude_none=True))
     response.headers["Location"] = f"/api/v1/jurisdictions/{props.code}"
-    return jurisdiction_feature(row)
+    return jurisdiction_feature(created)
 
 
 @router.patch("/jurisdictions/{code}", response_class=GeoJSONResponse,
@@ -219,10 +219,10 @@ def list_sites(
 ) -> SiteCollection:
     """Sites as a FeatureCollection, optionally of one layer and within a bbox; a
     ``Link: <...>; rel="next"`` header points to the next page."""
-    rows = sites.features(conn, layer=layer, bbox=bbox, limit=page.limit + 1,
-                          offset=page.offset)
+    found = sites.features(conn, layer=layer, bbox=bbox, limit=page.limit + 1,
+                           offset=page.offset)
     return SiteCollection(type="FeatureCollection", features=[
-        site_feature(r) for r in page.trim(rows, request, response)])
+        site_feature(s) for s in page.trim(found, request, response)])
 
 
 @router.get("/sites/{code}", response_class=GeoJSONResponse, tags=["sites"])
@@ -235,10 +235,10 @@ def get_site(conn: Conn, code: str) -> SiteFeature:
              tags=["sites"], responses={**_WRITE, **_CONFLICT})
 def create_site(conn: Conn, _: Admin, body: SiteCreate, response: Response) -> SiteFeature:
     """Add a site (admin): a point or an area on an existing layer."""
-    row = sites.create(conn, **body.properties.model_dump(),
-                       geometry=body.geometry.model_dump(mode="json", exclude_none=True))
+    created = sites.create(conn, **body.properties.model_dump(),
+                           geometry=body.geometry.model_dump(mode="json", exclude_none=True))
     response.headers["Location"] = f"/api/v1/sites/{body.properties.code}"
-    return site_feature(row)
+    return site_feature(created)
 
 
 @router.patch("/sites/{code}", response_class=GeoJSONResponse, tags=["sites"],

@@ -4,12 +4,11 @@ ranking can be read by (``/api/v1/scores/phases``)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel
 
 from api.deps import AppSettings, Conn
 from api.gate import request_gate
@@ -21,17 +20,6 @@ from layers.io.exports import MEDIA_TYPES
 from layers.supervision import score_sheet, scores
 
 router = APIRouter(prefix="/api/v1/scores", tags=["scores"])
-
-
-class PhaseOut(BaseModel):
-    """A campaign phase; ``ends_on`` is its last day."""
-
-    code: str
-    year: int
-    name_zh: str
-    name_en: str
-    starts_on: date
-    ends_on: date
 
 
 def score_period(
@@ -71,13 +59,12 @@ def ranking(conn: Conn, request: Request, settings: AppSettings, period: PeriodD
         return scores.ranking(conn, group=group, since=since, until=until)
 
 
-@router.get("/phases", response_model=list[PhaseOut])
+@router.get("/phases", response_model=list[phases.Phase])
 def campaign_phases(
     conn: Conn, year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
-) -> list[PhaseOut]:
+) -> list[phases.Phase]:
     """The campaign phases (重点攻坚, 全面达标, 巩固提高, ...), of one year or all, by date."""
-    return [PhaseOut.model_validate(p, from_attributes=True)
-            for p in phases.list_phases(conn, year)]
+    return phases.list_phases(conn, year)
 
 
 # The router's prefix plus ".xlsx": /api/v1/scores.xlsx, a file beside the JSON ranking.

@@ -3,6 +3,9 @@
 Units, categories and site layers are plain JSON; jurisdictions and sites are GeoJSON
 (RFC 7946) Features in EPSG:4326. Input geometry is checked here, with the reason, before
 anything touches the database: readable, non-empty, inside lon/lat range and OGC-valid.
+A unit is answered as ``layers.catalog.units.Unit`` itself; the models below that answer
+describe or reshape a ``layers.catalog`` record, built from it field by field (so that a
+renamed field fails mypy).
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from pydantic import (
     model_validator,
 )
 
+from layers.catalog import categories, jurisdictions, sites
 from layers.errors import ValidationFailed
-from layers.vocab import Level
+from layers.vocab import Level, UnitKind
 
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
 CategoryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,6}-[0-9]{2,3}$")]
@@ -35,7 +39,6 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 EnglishName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                                max_length=200)]
 ShortText = Annotated[str, StringConstraints(max_length=100)]
-Kind = Literal["territorial", "functional"]
 BufferM = Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
 IntervalDays = Annotated[int, Field(ge=1, le=366)]
 Points = Annotated[float, Field(ge=0, le=9999.99, allow_inf_nan=False)]
@@ -105,17 +108,6 @@ class Patch(BaseModel):
 
 # -- units -----------------------------------------------------------------------------------
 
-class Unit(BaseModel):
-    """A responsible unit: a community (territorial) or a functional department."""
-
-    code: str
-    name: str
-    name_en: str | None
-    kind: Kind
-    leader: str | None
-    contact: str | None
-
-
 class UnitCreate(BaseModel):
     """A new unit."""
 
@@ -125,7 +117,7 @@ class UnitCreate(BaseModel):
 
     code: Code
     name: Name
-    kind: Kind
+    kind: UnitKind
     name_en: EnglishName | None = None
     leader: ShortText | None = None
     contact: ShortText | None = None
@@ -137,7 +129,7 @@ class UnitPatch(Patch):
     not_null = ("code", "name", "kind")
     code: Code | None = None
     name: Name | None = None
-    kind: Kind | None = None
+    kind: UnitKind | None = None
     name_en: EnglishName | None = None
     leader: ShortText | None = None
     contact: ShortText | None = None
@@ -160,6 +152,14 @@ class Category(BaseModel):
     points: float
     dcm_event_class: str | None
     active: bool
+
+    @classmethod
+    def of(cls, c: categories.Category) -> Category:
+        """The answer for a category of the catalog."""
+        return cls(code=c.code, name_zh=c.name_zh, name_en=c.name_en, site_layer=c.site_layer,
+                   functional_unit=c.functional_unit, deadline_hours=c.deadline_hours,
+                   deadline_working_days=c.deadline_working_days, points=c.points,
+                   dcm_event_class=c.dcm_event_class, active=c.active)
 
 
 class CategoryCreate(BaseModel):
@@ -207,6 +207,12 @@ class SiteLayer(BaseModel):
     public_attributes: list[str] = Field(
         description="attribute names the public OGC API collection shows; the others are "
                     "read with a token only")
+
+    @classmethod
+    def of(cls, layer: sites.SiteLayer) -> SiteLayer:
+        """The answer for a site layer."""
+        return cls(code=layer.code, name_zh=layer.name_zh, name_en=layer.name_en,
+                   builtin=layer.builtin, public_attributes=layer.public_attributes)
 
 
 # An imported attribute column's name, as the public whitelist names it.
@@ -317,10 +323,12 @@ JurisdictionFeature = Feature[MultiPolygon, JurisdictionProperties]
 JurisdictionCollection = FeatureCollection[JurisdictionFeature]
 
 
-def jurisdiction_feature(row: dict[str, Any]) -> JurisdictionFeature:
-    """A Feature (id = code) from a ``layers.catalog.jurisdictions`` row."""
+def jurisdiction_feature(j: jurisdictions.Jurisdiction) -> JurisdictionFeature:
+    """A Feature (id = code) of a jurisdiction."""
+    properties = JurisdictionProperties(code=j.code, name=j.name, level=j.level,
+                                        parent=j.parent, unit=j.unit)
     return JurisdictionFeature.model_validate(
-        {"type": "Feature", "id": row["code"], "geometry": row["geometry"], "properties": row})
+        {"type": "Feature", "id": j.code, "geometry": j.geometry, "properties": properties})
 
 
 # -- sites -----------------------------------------------------------------------------------
@@ -401,7 +409,11 @@ SiteFeature = Feature[Point | Polygon | MultiPolygon, SiteProperties]
 SiteCollection = FeatureCollection[SiteFeature]
 
 
-def site_feature(row: dict[str, Any]) -> SiteFeature:
-    """A Feature (id = code) from a ``layers.catalog.sites`` row."""
+def site_feature(s: sites.Site) -> SiteFeature:
+    """A Feature (id = code) of a site."""
+    properties = SiteProperties(code=s.code, name=s.name, layer=s.layer, unit=s.unit,
+                                buffer_m=s.buffer_m,
+                                inspection_interval_days=s.inspection_interval_days,
+                                attributes=s.attributes)
     return SiteFeature.model_validate(
-        {"type": "Feature", "id": row["code"], "geometry": row["geometry"], "properties": row})
+        {"type": "Feature", "id": s.code, "geometry": s.geometry, "properties": properties})

@@ -9,10 +9,11 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import class_row, dict_row
+from psycopg import sql
+from psycopg.rows import class_row
 
 from layers.errors import NotFound, ValidationFailed
-from layers.vocab import ROLES
+from layers.vocab import ROLES, Role
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,30 @@ class Principal:
     def actor(self) -> str:
         """Who the audit trail says acted: the token's person, else the token's number."""
         return self.name or f"token {self.token_id}"
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A token's metadata (never the token: only its hash is stored); ``unit`` is the code of
+    the unit a unit token acts for, ``live`` whether it is neither revoked nor expired."""
+
+    id: int
+    name: str
+    role: Role
+    unit: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    live: bool
+
+
+# The metadata of the tokens in ``{}`` (the table or a CTE of its rows), as TokenInfo.
+_INFO = sql.SQL(
+    "SELECT t.id, t.name, t.role, u.code AS unit, t.created_at, t.expires_at,"
+    " t.revoked_at, t.last_used_at,"
+    " t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now()) AS live"
+    " FROM {} t LEFT JOIN unit u ON u.id = t.unit_id")
 
 
 def _hash(token: str) -> bytes:
@@ -89,18 +114,20 @@ def authenticate(conn: psycopg.Connection[Any], token: str) -> Principal | None:
     return principal
 
 
-def revoke(conn: psycopg.Connection[Any], token_or_id: str) -> dict[str, Any]:
+def revoke(conn: psycopg.Connection[Any], token_or_id: str) -> TokenInfo:
     """Revoke a token, named by its id (see ``list_tokens``) or by the token itself.
 
     Revoking is final and immediate: the next request with it gets 401. Revoking a revoked
     token changes nothing (its first revocation time stands).
     """
     by_id = token_or_id.isdigit()
-    with conn.cursor(row_factory=dict_row) as cur:
+    query = sql.SQL(
+        "WITH revoked AS (UPDATE api_token SET revoked_at = coalesce(revoked_at, now())"
+        " WHERE (%(by_id)s AND id = %(id)s) OR (NOT %(by_id)s AND token_hash = %(hash)s)"
+        " RETURNING *) ") + _INFO.format(sql.Identifier("revoked"))
+    with conn.cursor(row_factory=class_row(TokenInfo)) as cur:
         row = cur.execute(
-            "UPDATE api_token SET revoked_at = coalesce(revoked_at, now())"
-            " WHERE (%(by_id)s AND id = %(id)s) OR (NOT %(by_id)s AND token_hash = %(hash)s)"
-            " RETURNING id, name, role, revoked_at",
+            query,
             {"by_id": by_id, "id": int(token_or_id) if by_id else None,
              "hash": None if by_id else _hash(token_or_id)}).fetchone()
     if row is None:
@@ -108,11 +135,8 @@ def revoke(conn: psycopg.Connection[Any], token_or_id: str) -> dict[str, Any]:
     return row
 
 
-def list_tokens(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
-    """Every token's metadata (never the token: only its hash is stored)."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            "SELECT t.id, t.name, t.role, u.code AS unit, t.created_at, t.expires_at,"
-            " t.revoked_at, t.last_used_at,"
-            " t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now()) AS live"
-            " FROM api_token t LEFT JOIN unit u ON u.id = t.unit_id ORDER BY t.id").fetchall()
+def list_tokens(conn: psycopg.Connection[Any]) -> list[TokenInfo]:
+    """Every token's metadata, by id."""
+    query = _INFO.format(sql.Identifier("api_token")) + sql.SQL(" ORDER BY t.id")
+    with conn.cursor(row_factory=class_row(TokenInfo)) as cur:
+        return cur.execute(query).fetchall()

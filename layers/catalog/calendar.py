@@ -6,13 +6,23 @@ Days not listed follow the week (Monday to Friday work). The database function
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 
 from layers.errors import NotFound
+
+
+@dataclass(frozen=True)
+class CalendarDay:
+    """A listed day: a day off (``working`` false: 节假日) or a make-up working day (调休上班)."""
+
+    day: date
+    working: bool
+    name: str | None
 
 
 def set_day(conn: psycopg.Connection[Any], day: date, *, working: bool,
@@ -34,9 +44,9 @@ def clear_day(conn: psycopg.Connection[Any], day: date) -> None:
                        "nothing to unset (see `sitewatch calendar list YEAR`)")
 
 
-def exceptions(conn: psycopg.Connection[Any], year: int) -> list[dict[str, Any]]:
+def exceptions(conn: psycopg.Connection[Any], year: int) -> list[CalendarDay]:
     """The listed days of ``year``, in order."""
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(CalendarDay)) as cur:
         return cur.execute(
             "SELECT day, working, name FROM calendar_day"
             " WHERE day >= make_date(%s, 1, 1) AND day < make_date(%s + 1, 1, 1) ORDER BY day",

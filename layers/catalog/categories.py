@@ -7,15 +7,36 @@ Categories are never deleted, because issues keep referring to them; they are re
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import errors, sql
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 
 from layers.catalog import sites, tables, units
 from layers.db import statements
 from layers.errors import Conflict
+
+
+@dataclass(frozen=True)
+class Category:
+    """A problem category of the assessment standard (测评标准).
+
+    ``functional_unit`` is the default functional department's code; ``deadline_working_days``,
+    when set, replaces ``deadline_hours`` by working days of the office calendar.
+    """
+
+    code: str
+    name_zh: str
+    name_en: str
+    site_layer: str | None
+    functional_unit: str | None
+    deadline_hours: int
+    deadline_working_days: int | None
+    points: float
+    dcm_event_class: str | None
+    active: bool
 
 COLUMNS = ("code", "name_zh", "name_en", "site_layer", "functional_unit", "deadline_hours",
            "deadline_working_days", "points", "dcm_event_class", "active")
@@ -27,20 +48,20 @@ _SELECT = sql.SQL(
 
 
 def list_all(conn: psycopg.Connection[Any], *, active: bool | None = None
-             ) -> list[dict[str, Any]]:
+             ) -> list[Category]:
     """The catalog by code; ``active`` narrows it to current or retired categories."""
     query = sql.Composed([_SELECT])
     params: list[Any] = []
     if active is not None:
         query += sql.SQL(" WHERE c.active = %s")
         params.append(active)
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(Category)) as cur:
         return cur.execute(query + sql.SQL(" ORDER BY c.code"), params).fetchall()
 
 
-def get(conn: psycopg.Connection[Any], code: str) -> dict[str, Any]:
+def get(conn: psycopg.Connection[Any], code: str) -> Category:
     """The category with ``code``; NotFound otherwise."""
-    return tables.by_code(conn, _SELECT, "c", code, "category")
+    return tables.by_code(conn, _SELECT, "c", code, "category", Category)
 
 
 def _columns(conn: psycopg.Connection[Any], values: Mapping[str, Any]) -> dict[str, Any]:
@@ -68,7 +89,7 @@ def create(
     functional_unit: str | None = None,
     dcm_event_class: str | None = None,
     active: bool = True,
-) -> dict[str, Any]:
+) -> Category:
     """Add a category and return it; Conflict when the code is taken."""
     with conn.transaction():
         columns = _columns(conn, {
@@ -83,7 +104,7 @@ def create(
 
 
 def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any]
-           ) -> dict[str, Any]:
+           ) -> Category:
     """Apply ``changes`` (a subset of :data:`COLUMNS`) and return the category.
 
     Renaming the code is refused while issues or rules use it: they would point nowhere.

@@ -9,17 +9,32 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import errors, sql
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 
 from layers.catalog import hierarchy, tables, units
 from layers.catalog.tables import BBox
 from layers.db import statements
 from layers.errors import Conflict, NotFound, ValidationFailed
-from layers.vocab import LEVELS
+from layers.vocab import LEVELS, Level
+
+
+@dataclass(frozen=True)
+class Jurisdiction:
+    """A jurisdiction; ``parent`` and ``unit`` (its territorial owner) are codes, ``geometry``
+    a GeoJSON MultiPolygon in EPSG:4326."""
+
+    code: str
+    name: str
+    level: Level
+    parent: str | None
+    unit: str | None
+    geometry: dict[str, Any]
+
 
 FIELDS = ("code", "name", "level", "parent", "unit", "geometry")
 _SELECT = sql.SQL(
@@ -34,13 +49,13 @@ _AREA = sql.SQL("ST_Multi(ST_Force2D(ST_SetSRID(ST_GeomFromGeoJSON({}::text), 43
 def features(
     conn: psycopg.Connection[Any],
     *,
-    level: str | None = None,
+    level: Level | None = None,
     parent: str | None = None,
     bbox: BBox | None = None,
     limit: int | None = None,
     offset: int = 0,
-) -> list[dict[str, Any]]:
-    """Jurisdictions (geometry as a GeoJSON dict), filtered, coarsest level first, then by
+) -> list[Jurisdiction]:
+    """Jurisdictions, filtered, coarsest level first, then by
     code (a stable order for paging)."""
     clauses: list[sql.Composable] = []
     params: list[Any] = []
@@ -56,13 +71,13 @@ def features(
     query = tables.where(_SELECT, clauses) + sql.SQL(
         " ORDER BY array_position(%s::text[], j.level), j.code LIMIT %s OFFSET %s")
     params.extend([list(LEVELS), limit, offset])
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(Jurisdiction)) as cur:
         return cur.execute(query, params).fetchall()
 
 
-def get(conn: psycopg.Connection[Any], code: str) -> dict[str, Any]:
+def get(conn: psycopg.Connection[Any], code: str) -> Jurisdiction:
     """The jurisdiction with ``code``; NotFound otherwise."""
-    return tables.by_code(conn, _SELECT, "j", code, "jurisdiction")
+    return tables.by_code(conn, _SELECT, "j", code, "jurisdiction", Jurisdiction)
 
 
 def _columns(conn: psycopg.Connection[Any], values: Mapping[str, Any]
@@ -110,12 +125,12 @@ def create(
     *,
     code: str,
     name: str,
-    level: str,
+    level: Level,
     geometry: Mapping[str, Any],
     parent: str | None = None,
     unit: str | None = None,
     actor: str = "sitewatch",
-) -> dict[str, Any]:
+) -> Jurisdiction:
     """Insert a jurisdiction (geometry: GeoJSON Polygon or MultiPolygon) and return it.
 
     Open issues it now covers (or is nearest to) are reassigned in the same transaction.
@@ -131,13 +146,13 @@ def create(
 
 
 def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any], *,
-           actor: str = "sitewatch") -> dict[str, Any]:
+           actor: str = "sitewatch") -> Jurisdiction:
     """Apply ``changes`` (a subset of :data:`FIELDS`) and return the jurisdiction."""
     with conn.transaction():
         current = get(conn, code)
         if {"level", "parent"} & set(changes):
-            hierarchy.require_fit(conn, changes.get("level", current["level"]),
-                                  changes.get("parent", current["parent"]))
+            hierarchy.require_fit(conn, changes.get("level", current.level),
+                                  changes.get("parent", current.parent))
         exprs, params = _columns(conn, changes)
         if not exprs:
             return get(conn, code)

@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import class_row, dict_row
 
 from layers.errors import Conflict, ValidationFailed
 
@@ -44,12 +44,11 @@ class Phase:
 
 def list_phases(conn: psycopg.Connection[Any], year: int | None = None) -> list[Phase]:
     """Every phase, or those of campaign ``year``, in date order."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(
+    with conn.cursor(row_factory=class_row(Phase)) as cur:
+        return cur.execute(
             "SELECT code, year, name_zh, name_en, starts_on, ends_on FROM campaign_phase"
             " WHERE %(year)s::int IS NULL OR year = %(year)s ORDER BY starts_on",
             {"year": year}).fetchall()
-    return [Phase(**r) for r in rows]
 
 
 def get(conn: psycopg.Connection[Any], code: str, year: int) -> Phase:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ import psycopg
 import shapely
 from numpy.typing import NDArray
 from psycopg import errors, sql
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from geo.assign import Assigner
@@ -26,6 +27,35 @@ from layers.catalog.tables import BBox
 from layers.db import statements
 from layers.errors import Conflict, NotFound, ValidationFailed
 from layers.issues.records import SERVICE_MARGIN_M
+
+
+@dataclass(frozen=True)
+class SiteLayer:
+    """A site layer (market, construction site, ...); built-in ones ship with the schema.
+    ``public_attributes``: the attribute names the public OGC collection shows."""
+
+    code: str
+    name_zh: str
+    name_en: str
+    builtin: bool
+    public_attributes: list[str]
+
+
+@dataclass(frozen=True)
+class Site:
+    """A monitored site (an imported one may have no code); ``unit`` is the responsible
+    unit's code, ``buffer_m`` its surroundings (及周边) in metres, ``geometry`` a GeoJSON
+    Point, Polygon or MultiPolygon in EPSG:4326."""
+
+    code: str | None
+    name: str
+    layer: str
+    unit: str | None
+    buffer_m: float
+    inspection_interval_days: int | None
+    attributes: dict[str, Any]
+    geometry: dict[str, Any]
+
 
 FIELDS = ("code", "name", "layer", "unit", "buffer_m", "inspection_interval_days",
           "attributes", "geometry")
@@ -67,21 +97,21 @@ def _check_service_area(conn: psycopg.Connection[Any], code: str) -> None:
         raise ValidationFailed(OUTSIDE, details=[{"field": "geometry", "message": OUTSIDE}])
 
 
-def site_layers(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+def site_layers(conn: psycopg.Connection[Any]) -> list[SiteLayer]:
     """Every site layer, built-in ones first."""
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(SiteLayer)) as cur:
         return cur.execute("SELECT code, name_zh, name_en, builtin, public_attributes"
                            " FROM site_layer ORDER BY NOT builtin, code").fetchall()
 
 
 def create_layer(conn: psycopg.Connection[Any], *, code: str, name_zh: str, name_en: str,
-                 public_attributes: Sequence[str] = ()) -> dict[str, Any]:
+                 public_attributes: Sequence[str] = ()) -> SiteLayer:
     """Add a site layer and return it; Conflict when the code is taken.
 
     ``public_attributes``: the attribute names the public OGC collection shows (none else).
     """
     try:
-        with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        with conn.transaction(), conn.cursor(row_factory=class_row(SiteLayer)) as cur:
             row = cur.execute(
                 "INSERT INTO site_layer (code, name_zh, name_en, public_attributes)"
                 " VALUES (%s, %s, %s, %s)"
@@ -95,13 +125,13 @@ def create_layer(conn: psycopg.Connection[Any], *, code: str, name_zh: str, name
 
 
 def update_layer(conn: psycopg.Connection[Any], code: str, changes: dict[str, Any]
-                 ) -> dict[str, Any]:
+                 ) -> SiteLayer:
     """Change a layer's names or public attributes; NotFound for an unknown layer."""
     allowed = {"name_zh", "name_en", "public_attributes"}
     fields = {k: v for k, v in changes.items() if k in allowed}
     assignments = sql.SQL(", ").join(
         sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in fields)
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(SiteLayer)) as cur:
         if fields:
             cur.execute(sql.SQL("UPDATE site_layer SET {} WHERE code = %(code)s").format(
                 assignments), {**fields, "code": code})
@@ -121,8 +151,8 @@ def check_layer(conn: psycopg.Connection[Any], layer: str) -> None:
 def features(
     conn: psycopg.Connection[Any], *, layer: str | None = None, bbox: BBox | None = None,
     limit: int | None = None, offset: int = 0,
-) -> list[dict[str, Any]]:
-    """Sites (geometry as a GeoJSON dict), by layer and code (a stable order for paging);
+) -> list[Site]:
+    """Sites, by layer and code (a stable order for paging);
     an unknown layer is a 422."""
     clauses: list[sql.Composable] = []
     params: list[Any] = []
@@ -135,13 +165,13 @@ def features(
         params.extend(bbox)
     query = tables.where(_SELECT, clauses) + sql.SQL(
         " ORDER BY s.layer, s.code, s.id LIMIT %s OFFSET %s")
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(Site)) as cur:
         return cur.execute(query, [*params, limit, offset]).fetchall()
 
 
-def get(conn: psycopg.Connection[Any], code: str) -> dict[str, Any]:
+def get(conn: psycopg.Connection[Any], code: str) -> Site:
     """The site with ``code``; NotFound otherwise."""
-    return tables.by_code(conn, _SELECT, "s", code, "site")
+    return tables.by_code(conn, _SELECT, "s", code, "site", Site)
 
 
 def _columns(conn: psycopg.Connection[Any], values: Mapping[str, Any]
@@ -186,7 +216,7 @@ def create(
     inspection_interval_days: int | None = None,
     attributes: Mapping[str, Any] | None = None,
     actor: str = "sitewatch",
-) -> dict[str, Any]:
+) -> Site:
     """Insert a site (geometry: GeoJSON Point, Polygon or MultiPolygon) and return it.
 
     Open issues within its area or surroundings are relinked in the same transaction.
@@ -203,7 +233,7 @@ def create(
 
 
 def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any], *,
-           actor: str = "sitewatch") -> dict[str, Any]:
+           actor: str = "sitewatch") -> Site:
     """Apply ``changes`` (a subset of :data:`FIELDS`) and return the site."""
     with conn.transaction():
         get(conn, code)

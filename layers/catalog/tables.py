@@ -8,24 +8,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors, sql
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 
 from layers import assignment
 from layers.errors import Conflict, NotFound, ValidationFailed
 
 #: A bounding box in EPSG:4326: min lon, min lat, max lon, max lat.
 BBox = tuple[float, float, float, float]
+R = TypeVar("R")
 
 
 def by_code(conn: psycopg.Connection[Any], select: sql.Composable, alias: str, code: str,
-            noun: str) -> dict[str, Any]:
-    """The row of ``select`` whose ``alias.code`` is ``code``; NotFound naming ``noun``."""
+            noun: str, record: type[R]) -> R:
+    """The row of ``select`` whose ``alias.code`` is ``code``, as a ``record`` (its fields
+    the columns of ``select``); NotFound naming ``noun``."""
     query = select + sql.SQL(" WHERE {} = %s").format(sql.Identifier(alias, "code"))
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(record)) as cur:
         row = cur.execute(query, [code]).fetchone()
     if row is None:
         raise NotFound(f"no {noun} with code {code!r}")

@@ -7,30 +7,45 @@ Units are addressed by their stable ``code``; other layers refer to them by code
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import errors, sql
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 
 from layers.catalog import tables
 from layers.db import statements
 from layers.errors import Conflict, NotFound
+from layers.vocab import UnitKind
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A responsible unit: a community (territorial) or a functional department."""
+
+    code: str
+    name: str
+    name_en: str | None
+    kind: UnitKind
+    leader: str | None
+    contact: str | None
+
 
 COLUMNS = ("code", "name", "name_en", "kind", "leader", "contact")
 _SELECT = sql.SQL("SELECT code, name, name_en, kind, leader, contact FROM unit")
 _RETURNING = sql.SQL(" RETURNING {}").format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
 
 
-def list_all(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+def list_all(conn: psycopg.Connection[Any]) -> list[Unit]:
     """Every unit, territorial ones first, then by code."""
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(Unit)) as cur:
         return cur.execute(_SELECT + sql.SQL(" ORDER BY kind DESC, code")).fetchall()
 
 
-def get(conn: psycopg.Connection[Any], code: str) -> dict[str, Any]:
+def get(conn: psycopg.Connection[Any], code: str) -> Unit:
     """The unit with ``code``; NotFound otherwise."""
-    return tables.by_code(conn, _SELECT, "unit", code, "unit")
+    return tables.by_code(conn, _SELECT, "unit", code, "unit", Unit)
 
 
 def resolve_id(conn: psycopg.Connection[Any], code: str) -> int:
@@ -39,11 +54,11 @@ def resolve_id(conn: psycopg.Connection[Any], code: str) -> int:
 
 
 def _write(conn: psycopg.Connection[Any], query: sql.Composed, params: Mapping[str, Any]
-           ) -> dict[str, Any] | None:
-    """The row ``query`` returns (written in a savepoint); Conflict naming the code or the
+           ) -> Unit | None:
+    """The unit ``query`` returns (written in a savepoint); Conflict naming the code or the
     name that is taken."""
     try:
-        with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        with conn.transaction(), conn.cursor(row_factory=class_row(Unit)) as cur:
             return cur.execute(query + _RETURNING, params).fetchone()
     except errors.UniqueViolation as exc:
         # The constraint name says which key clashed; the database's own text is never shown.
@@ -57,11 +72,11 @@ def create(
     *,
     code: str,
     name: str,
-    kind: str,
+    kind: UnitKind,
     name_en: str | None = None,
     leader: str | None = None,
     contact: str | None = None,
-) -> dict[str, Any]:
+) -> Unit:
     """Insert a unit and return it; Conflict when its code or name is taken."""
     values = {"code": code, "name": name, "name_en": name_en, "kind": kind, "leader": leader,
               "contact": contact}
@@ -70,8 +85,7 @@ def create(
     return row
 
 
-def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any]
-           ) -> dict[str, Any]:
+def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any]) -> Unit:
     """Apply ``changes`` (a subset of :data:`COLUMNS`) to the unit and return it."""
     tables.check_fields(changes, COLUMNS, "unit")
     if not changes:

@@ -18,10 +18,9 @@ from api.schemas.catalog import (
     JurisdictionFeature,
     SiteCollection,
     SiteFeature,
-    Unit,
 )
 from layers.auth import tokens
-from layers.catalog import jurisdictions, sites
+from layers.catalog import jurisdictions, sites, units
 from layers.errors import ValidationFailed
 
 GEOJSON = "application/geo+json"
@@ -91,13 +90,13 @@ def test_unit_create_read_update_delete(client: TestClient, admin: dict[str, str
         "code": "C01", "name": "星湖社区居委会", "kind": "territorial", "leader": "李书记"})
     assert created.status_code == 201, created.text
     assert created.headers["location"] == "/api/v1/units/C01"
-    assert Unit.model_validate(created.json()).leader == "李书记"
+    assert TypeAdapter(units.Unit).validate_python(created.json()).leader == "李书记"
 
     patched = client.patch("/api/v1/units/C01", headers=admin, json={"contact": "139"})
     assert patched.status_code == 200
     assert patched.json()["contact"] == "139" and patched.json()["leader"] == "李书记"
 
-    listed = TypeAdapter(list[Unit]).validate_python(client.get("/api/v1/units").json())
+    listed = TypeAdapter(list[units.Unit]).validate_python(client.get("/api/v1/units").json())
     assert "C01" in {u.code for u in listed} and "CG" in {u.code for u in listed}
 
     assert client.delete("/api/v1/units/C01", headers=admin).status_code == 204

@@ -89,6 +89,17 @@ def test_token_revoke_by_id_or_token_takes_effect_at_once(dsn: str) -> None:
     assert unknown.exit_code == 1 and "no such token" in unknown.output
 
 
+def test_calendar_list_shows_a_years_holidays_and_make_up_working_days(dsn: str) -> None:
+    env = {"DATABASE_URL": dsn}
+    for args in (["2026-05-11", "--holiday"], ["2026-05-09", "--workday", "--name", "调休上班"],
+                 ["2027-01-01", "--holiday", "--name", "元旦"]):
+        assert runner.invoke(app, ["calendar", "set", *args], env=env).exit_code == 0
+    listed = runner.invoke(app, ["calendar", "list", "2026"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert [line.split() for line in listed.stdout.splitlines()] == [
+        ["2026-05-09", "working", "day", "调休上班"], ["2026-05-11", "holiday"]]
+
+
 def test_requests_sharing_a_token_do_not_wait_for_each_other(dsn: str) -> None:
     with psycopg.connect(dsn) as first, psycopg.connect(dsn) as second:
         token = tokens.create(first, role="inspector", name="共享")
