@@ -7,7 +7,7 @@ before committing to a round; the stored round keeps its seed and parameters.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -42,17 +42,17 @@ def _parse_start(value: str | None) -> tuple[float, float] | None:
     return lon, lat
 
 
-def why(stop: dict[str, Any]) -> str:
+def why(stop: rounds.PlannedStop) -> str:
     """Why a stop was drawn, for people: the community or layer whose turn it is (and when
     it was last visited), or its risk."""
-    reason = stop["reason"]
+    reason = stop.reason
     if reason.get("why") != "stratum":
         return "风险抽样"
     since = reason.get("rounds_since")
     ago = "从未到过" if since is None else f"{since}轮前到过"
     if reason.get("stratum") == "community":
         return f"轮到社区（{ago}）"
-    return f"轮到{stop['layer_name']}（{ago}）"
+    return f"轮到{stop.layer_name}（{ago}）"
 
 
 @inspect_app.command("plan")
@@ -77,29 +77,26 @@ def plan(
         interval_days=interval_days, start=_parse_start(start))
     settings = Settings()
     with session(settings) as conn:
-        if save:
-            result = rounds.plan_and_store(conn, request, zone=settings.zone,
-                                           created_by=actor())
-        else:
-            result = rounds.propose(conn, request, zone=settings.zone)
+        result = (rounds.plan_and_store(conn, request, zone=settings.zone, created_by=actor())
+                  if save else rounds.propose(conn, request, zone=settings.zone))
     table = Table("seq", "site", "layer", "community", "risk", "why 原因")
-    for s in result["stops"]:
-        table.add_row(str(s["seq"]), f"{s['site_code'] or ''} {s['site_name']}",
-                      s["layer_name"], s["community_name"] or "-", f"{s['risk']:.2f}", why(s))
-    out.print(f"巡查轮次 round of {result['planned_for']} · seed {result['seed']} · "
-              f"{result['size']} stops · every community and layer within "
-              f"{result['cover_rounds']} rounds (minimum size {result['min_size']})")
+    for s in result.stops:
+        table.add_row(str(s.seq), f"{s.site_code or ''} {s.site_name}", s.layer_name,
+                      s.community_name or "-", f"{s.risk:.2f}", why(s))
+    out.print(f"巡查轮次 round of {result.planned_for} · seed {result.seed} · "
+              f"{result.size} stops · every community and layer within "
+              f"{result.cover_rounds} rounds (minimum size {result.min_size})")
     out.print(table)
-    out.print(f"路线全长 route length: {result['route_length_m']:,.0f} m "
-              f"(nearest neighbour alone: {result['greedy_length_m']:,.0f} m)")
-    if result["uncoverable"]:
+    out.print(f"路线全长 route length: {result.route_length_m:,.0f} m "
+              f"(nearest neighbour alone: {result.greedy_length_m:,.0f} m)")
+    if result.uncoverable:
         out.print("无场所的社区 communities without sites (not coverable): "
-                  + ", ".join(result["uncoverable"]))
-    if save:
-        out.print(f"已保存 stored as round {result['id']}")
+                  + ", ".join(result.uncoverable))
+    if isinstance(result, rounds.StoredPlan):
+        out.print(f"已保存 stored as round {result.id}")
     else:
         out.print("仅为预览 dry run: nothing stored; add --save to store this round "
-                  f"(same seed: --seed {result['seed']})")
+                  f"(same seed: --seed {result.seed})")
 
 
 @inspect_app.command("list")
@@ -109,7 +106,6 @@ def list_rounds(limit: Annotated[int, typer.Option(min=1, max=500)] = 20) -> Non
         rows = rounds.list_rounds(conn, limit=limit)
     table = Table("id", "date", "status", "stops", "visited", "findings", "route m", "seed")
     for r in rows:
-        table.add_row(str(r["id"]), str(r["planned_for"]), r["status"], str(r["stops"]),
-                      str(r["visited"]), str(r["findings"]), f"{r['route_length_m']:,.0f}",
-                      str(r["seed"]))
+        table.add_row(str(r.id), str(r.planned_for), r.status, str(r.stops), str(r.visited),
+                      str(r.findings), f"{r.route_length_m:,.0f}", str(r.seed))
     out.print(table)

@@ -22,7 +22,6 @@ from api.schemas.inspections import (
     FindingsCreated,
     PlanCreate,
     RoundCollection,
-    RoundSummary,
     StopProperties,
     route_feature,
     stop_feature,
@@ -44,25 +43,24 @@ FieldTeam = Annotated[Principal, Depends(require_permission("inspect"))]
 
 
 def _collection(conn: Conn, round_id: int) -> RoundCollection:
-    summary = RoundSummary.model_validate(rounds.get_round(conn, round_id))
-    rows = visits.stops(conn, round_id)
+    summary = rounds.get_round(conn, round_id)
+    stops = visits.stops(conn, round_id)
     return RoundCollection(
         round=summary, planned_for=summary.planned_for, seed=summary.seed,
-        features=[*map(stop_feature, rows),
-                  *route_feature(rows, summary.route_length_m, summary.params.get("start"))])
+        features=[*map(stop_feature, stops),
+                  *route_feature(stops, summary.route_length_m, summary.params.get("start"))])
 
 
 def _geojson(model: RoundCollection, status: int = 200) -> JSONResponse:
     return JSONResponse(model.model_dump(mode="json"), status_code=status, media_type=GEOJSON)
 
 
-@router.get("", response_model=list[RoundSummary])
+@router.get("", response_model=list[rounds.RoundSummary])
 def list_rounds(conn: Conn, _: Reader,
                 limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                offset: Annotated[int, Query(ge=0)] = 0) -> list[RoundSummary]:
+                offset: Annotated[int, Query(ge=0)] = 0) -> list[rounds.RoundSummary]:
     """Stored rounds, newest date first, with their progress."""
-    return [RoundSummary.model_validate(r)
-            for r in rounds.list_rounds(conn, limit=limit, offset=offset)]
+    return rounds.list_rounds(conn, limit=limit, offset=offset)
 
 
 @router.post("", status_code=201, response_model=RoundCollection,
@@ -83,22 +81,20 @@ def plan_round(body: PlanCreate, conn: Conn, caller: Planner, settings: AppSetti
         start=body.start)
     if body.dry_run:
         plan = rounds.propose(conn, request, zone=settings.zone)
-        lists = visits.checklists(conn)
-        rows = [{**s, "checklist": visits.checklist_for(lists, s["layer"])}
-                for s in plan["stops"]]
+        stops = visits.proposed(plan.stops, visits.checklists(conn))
         return _geojson(RoundCollection(
-            round=None, planned_for=plan["planned_for"], seed=plan["seed"],
-            min_size=plan["min_size"], greedy_length_m=plan["greedy_length_m"],
-            uncoverable=plan["uncoverable"],
-            features=[*map(stop_feature, rows),
-                      *route_feature(rows, plan["route_length_m"], plan["params"]["start"])]))
+            round=None, planned_for=plan.planned_for, seed=plan.seed,
+            min_size=plan.min_size, greedy_length_m=plan.greedy_length_m,
+            uncoverable=plan.uncoverable,
+            features=[*map(stop_feature, stops),
+                      *route_feature(stops, plan.route_length_m, plan.params["start"])]))
     stored = rounds.plan_and_store(conn, request, zone=settings.zone, created_by=caller.actor)
-    collection = _collection(conn, stored["id"])
-    collection.min_size = stored["min_size"]
-    collection.greedy_length_m = stored["greedy_length_m"]
-    collection.uncoverable = stored["uncoverable"]
+    collection = _collection(conn, stored.id)
+    collection.min_size = stored.min_size
+    collection.greedy_length_m = stored.greedy_length_m
+    collection.uncoverable = stored.uncoverable
     response = _geojson(collection, 201)
-    response.headers["Location"] = f"/api/v1/inspections/{stored['id']}"
+    response.headers["Location"] = f"/api/v1/inspections/{stored.id}"
     return response
 
 
@@ -114,7 +110,7 @@ def get_round(round_id: int, conn: Conn, _: Reader) -> JSONResponse:
 def visit_stop(round_id: int, seq: int, conn: Conn, caller: FieldTeam) -> StopProperties:
     """Record that the team was at the stop now."""
     return StopProperties.model_validate(
-        visits.visit(conn, round_id, seq, actor=caller.actor))
+        visits.visit(conn, round_id, seq, actor=caller.actor), from_attributes=True)
 
 
 @router.post("/{round_id}/findings", status_code=201, response_model=FindingsCreated,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -9,8 +10,8 @@ from geojson_pydantic import LineString, Point
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.issues import FoundAt
-
-RoundStatus = Literal["planned", "in_progress", "done"]
+from layers.inspections.rounds import RoundSummary
+from layers.inspections.visits import ChecklistItem, Stop
 
 
 class Weights(BaseModel):
@@ -53,33 +54,8 @@ class PlanCreate(BaseModel):
     dry_run: bool = Field(False, description="only propose: nothing is stored")
 
 
-class RoundSummary(BaseModel):
-    """A stored round and its progress."""
-
-    id: int
-    planned_for: date
-    seed: int
-    size: int
-    cover_rounds: int
-    params: dict[str, Any]
-    route_length_m: float
-    status: RoundStatus
-    created_by: str
-    created_at: datetime
-    stops: int
-    visited: int
-    findings: int
-
-
-class ChecklistItem(BaseModel):
-    """A category to check at the stop, with the points at stake."""
-
-    code: str
-    name_zh: str
-    name_en: str
-    points: float
-
-
+# A layers.inspections.visits.Stop without its coordinates (the feature's geometry), plus
+# the kind that tells stops from the route.
 class StopProperties(BaseModel):
     """A stop: the site, why it was drawn, what to check, what was found."""
 
@@ -164,19 +140,19 @@ class FindingsCreated(BaseModel):
     issues: list[str]
 
 
-def stop_feature(row: dict[str, Any]) -> StopFeature:
-    """A StopFeature from a stop row (stored or proposed)."""
+def stop_feature(stop: Stop) -> StopFeature:
+    """A StopFeature from a stop (stored or proposed)."""
     return StopFeature(
-        id=f"stop-{row['seq']}",
-        geometry=Point.model_validate({"type": "Point", "coordinates": [row["lon"], row["lat"]]}),
-        properties=StopProperties.model_validate(row))
+        id=f"stop-{stop.seq}",
+        geometry=Point.model_validate({"type": "Point", "coordinates": [stop.lon, stop.lat]}),
+        properties=StopProperties.model_validate(stop, from_attributes=True))
 
 
-def route_feature(rows: list[dict[str, Any]], length_m: float,
+def route_feature(stops: Sequence[Stop], length_m: float,
                   start: list[float] | None = None) -> list[RouteFeature]:
-    """The route from ``start`` (if any) through ``rows`` in order, as a list of at most one
+    """The route from ``start`` (if any) through ``stops`` in order, as a list of at most one
     feature (none when fewer than two points)."""
-    coordinates = ([start] if start else []) + [[r["lon"], r["lat"]] for r in rows]
+    coordinates = ([start] if start else []) + [[s.lon, s.lat] for s in stops]
     if len(coordinates) < 2:
         return []
     return [RouteFeature(

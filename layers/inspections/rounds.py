@@ -20,16 +20,16 @@ Visits, findings and the checklist are in :mod:`layers.inspections.visits`.
 from __future__ import annotations
 
 import json
+import math
 import secrets
-from collections.abc import Hashable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 import pandas as pd
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import class_row, dict_row
 
 from geo.route import to_local_metres
 from geo.sampling import (
@@ -43,6 +43,8 @@ from geo.sampling import (
 from layers.errors import Conflict, NotFound, ValidationFailed
 
 MAX_SEED = 2**31 - 1
+#: A stored round's progress (the table's CHECK states the same words).
+RoundStatus = Literal["planned", "in_progress", "done"]
 
 
 @dataclass(frozen=True)
@@ -179,14 +181,72 @@ def _date_for(conn: psycopg.Connection[Any], request: PlanRequest, zone: tzinfo)
     return request.planned_for
 
 
-def propose(conn: psycopg.Connection[Any], request: PlanRequest, *, zone: tzinfo
-            ) -> dict[str, Any]:
-    """Plan the next round without storing it (a dry run of :func:`plan_and_store`).
+class PlanParams(TypedDict):
+    """What else the draw depended on, stored with the round (``inspection_round.params``)."""
 
-    Returns the round's fields, ``stops`` (walking order, with site, community and reason),
-    ``route_length_m`` (and ``greedy_length_m``, nearest neighbour alone), ``min_size`` and
-    ``uncoverable``: communities without any site, which no round of sites can visit.
-    """
+    weights: dict[str, float]
+    recent_days: int
+    interval_days: int
+    #: WGS84 [lon, lat] where the walk starts, or None.
+    start: list[float] | None
+    #: The moment risk was evaluated at, ISO 8601.
+    now: str
+
+
+@dataclass(frozen=True)
+class PlannedStop:
+    """A stop of a proposed round: the candidate's site, community and risk factors (see the
+    module doc), its place in the walk and why it was drawn."""
+
+    seq: int
+    site_id: int
+    site_code: str | None
+    site_name: str
+    layer: str
+    layer_name: str
+    community_id: int | None
+    community: str | None
+    community_name: str | None
+    lon: float
+    lat: float
+    recent: int
+    open: int
+    overdue: int
+    interval_days: int | None
+    days_since_visit: float | None
+    risk: float
+    #: geo.sampling's reason: ``{"why": "stratum", "stratum": ..., "code": ...,
+    #: "rounds_since": ...}`` or ``{"why": "risk"}``.
+    reason: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A proposed round: its fields, the stops in walking order, ``route_length_m`` (and
+    ``greedy_length_m``, nearest neighbour alone), ``min_size`` and ``uncoverable``:
+    communities without any site, which no round of sites can visit."""
+
+    planned_for: date
+    seed: int
+    size: int
+    cover_rounds: int
+    min_size: int
+    route_length_m: float
+    greedy_length_m: float
+    params: PlanParams
+    stops: list[PlannedStop]
+    uncoverable: list[str]
+
+
+@dataclass(frozen=True)
+class StoredPlan(Plan):
+    """A plan as stored: the round's ``id`` too."""
+
+    id: int
+
+
+def propose(conn: psycopg.Connection[Any], request: PlanRequest, *, zone: tzinfo) -> Plan:
+    """Plan the next round without storing it (a dry run of :func:`plan_and_store`)."""
     _check(request)
     planned_for = _date_for(conn, request, zone)
     seed = secrets.randbelow(MAX_SEED + 1) if request.seed is None else request.seed
@@ -210,32 +270,46 @@ def propose(conn: psycopg.Connection[Any], request: PlanRequest, *, zone: tzinfo
     except RoundTooSmall as exc:
         raise ValidationFailed(str(exc), details=[
             {"field": "size", "message": f"must be at least {exc.minimum}"}]) from None
-    stops = [_plain(r) for r in plan.stops.drop(columns=["x", "y"]).to_dict("records")]
-    return {
-        "planned_for": planned_for, "seed": seed, "size": len(stops),
-        "cover_rounds": request.cover_rounds, "min_size": plan.min_size,
-        "route_length_m": round(plan.route_length_m, 1),
-        "greedy_length_m": round(plan.greedy_length_m, 1),
-        "params": _params(request, now), "stops": stops,
-        "uncoverable": _uncoverable(conn),
-    }
+    stops = _stops(plan.stops)
+    return Plan(
+        planned_for=planned_for, seed=seed, size=len(stops),
+        cover_rounds=request.cover_rounds, min_size=plan.min_size,
+        route_length_m=round(plan.route_length_m, 1),
+        greedy_length_m=round(plan.greedy_length_m, 1),
+        params=_params(request, now), stops=stops, uncoverable=_uncoverable(conn))
 
 
-def _plain(record: Mapping[Hashable, Any]) -> dict[str, Any]:
-    """numpy scalars as Python values and NaN as None, ready for psycopg and JSON."""
-    out: dict[str, Any] = {}
-    for key, value in record.items():
-        if isinstance(value, np.generic):
-            value = value.item()
-        if isinstance(value, float) and np.isnan(value):
-            value = None
-        out[str(key)] = value
-    if out.get("community_id") is not None:
-        out["community_id"] = int(out["community_id"])
-    return out
+def _stops(frame: pd.DataFrame) -> list[PlannedStop]:
+    """The plan's rows as records: numpy scalars as Python values, NaN (pandas' missing
+    value in a numeric column) as None."""
+    return [PlannedStop(
+        seq=int(r["seq"]), site_id=int(r["site_id"]), site_code=_text(r["site_code"]),
+        site_name=str(r["site_name"]), layer=str(r["layer"]), layer_name=str(r["layer_name"]),
+        community_id=_whole(r["community_id"]), community=_text(r["community"]),
+        community_name=_text(r["community_name"]), lon=float(r["lon"]), lat=float(r["lat"]),
+        recent=int(r["recent"]), open=int(r["open"]), overdue=int(r["overdue"]),
+        interval_days=_whole(r["interval_days"]),
+        days_since_visit=_number(r["days_since_visit"]), risk=float(r["risk"]),
+        reason=dict(r["reason"])) for r in frame.to_dict("records")]
 
 
-def _params(request: PlanRequest, now: datetime) -> dict[str, Any]:
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float | np.floating) and math.isnan(value))
+
+
+def _text(value: Any) -> str | None:
+    return None if _missing(value) else str(value)
+
+
+def _whole(value: Any) -> int | None:
+    return None if _missing(value) else int(value)
+
+
+def _number(value: Any) -> float | None:
+    return None if _missing(value) else float(value)
+
+
+def _params(request: PlanRequest, now: datetime) -> PlanParams:
     return {"weights": asdict(request.weights), "recent_days": request.recent_days,
             "interval_days": request.interval_days,
             "start": list(request.start) if request.start else None, "now": now.isoformat()}
@@ -250,8 +324,8 @@ def _uncoverable(conn: psycopg.Connection[Any]) -> list[str]:
 
 
 def plan_and_store(conn: psycopg.Connection[Any], request: PlanRequest, *, zone: tzinfo,
-                   created_by: str) -> dict[str, Any]:
-    """Plan the next round and store it with its stops, all or nothing; the plan plus ``id``.
+                   created_by: str) -> StoredPlan:
+    """Plan the next round and store it with its stops, all or nothing; the plan and its id.
 
     Planning reads the coverage history, so concurrent planners are serialised by a table
     lock: two rounds planned at once would both think the same community was due.
@@ -262,10 +336,10 @@ def plan_and_store(conn: psycopg.Connection[Any], request: PlanRequest, *, zone:
         row = conn.execute(
             "INSERT INTO inspection_round (planned_for, seed, size, cover_rounds, params,"
             " route_length_m, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            [plan["planned_for"], plan["seed"], plan["size"], plan["cover_rounds"],
-             json.dumps(plan["params"]), plan["route_length_m"], created_by]).fetchone()
+            [plan.planned_for, plan.seed, plan.size, plan.cover_rounds,
+             json.dumps(plan.params), plan.route_length_m, created_by]).fetchone()
         assert row is not None
-        stops = plan["stops"]
+        stops = plan.stops
         conn.execute("""
             INSERT INTO inspection_stop (round_id, seq, site_id, layer, community_id, geom,
                                          risk, reason)
@@ -274,25 +348,44 @@ def plan_and_store(conn: psycopg.Connection[Any], request: PlanRequest, *, zone:
             FROM unnest(%s::int[], %s::bigint[], %s::text[], %s::bigint[], %s::float8[],
                         %s::float8[], %s::float8[], %s::jsonb[])
                 AS t(seq, site_id, layer, community_id, lon, lat, risk, reason)""",
-            [row[0], [s["seq"] for s in stops], [s["site_id"] for s in stops],
-             [s["layer"] for s in stops], [s["community_id"] for s in stops],
-             [s["lon"] for s in stops], [s["lat"] for s in stops],
-             [s["risk"] for s in stops],
-             [json.dumps(s["reason"], ensure_ascii=False) for s in stops]])
-    return {"id": int(row[0]), **plan}
+            [row[0], [s.seq for s in stops], [s.site_id for s in stops],
+             [s.layer for s in stops], [s.community_id for s in stops],
+             [s.lon for s in stops], [s.lat for s in stops], [s.risk for s in stops],
+             [json.dumps(s.reason, ensure_ascii=False) for s in stops]])
+    return StoredPlan(**vars(plan), id=int(row[0]))
+
+
+@dataclass(frozen=True)
+class RoundSummary:
+    """A stored round and its progress."""
+
+    id: int
+    planned_for: date
+    seed: int
+    size: int
+    cover_rounds: int
+    #: :class:`PlanParams` as written when planned (the column defaults to ``{}``).
+    params: dict[str, Any]
+    route_length_m: float
+    status: RoundStatus
+    created_by: str
+    created_at: datetime
+    stops: int
+    visited: int
+    findings: int
 
 
 def list_rounds(conn: psycopg.Connection[Any], *, limit: int = 50, offset: int = 0
-                ) -> list[dict[str, Any]]:
+                ) -> list[RoundSummary]:
     """Rounds, newest date first, with counts of stops, visited stops and findings."""
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(RoundSummary)) as cur:
         return cur.execute(_ROUNDS + " ORDER BY r.planned_for DESC, r.id DESC"
                            " LIMIT %s OFFSET %s", [limit, offset]).fetchall()
 
 
-def get_round(conn: psycopg.Connection[Any], round_id: int) -> dict[str, Any]:
+def get_round(conn: psycopg.Connection[Any], round_id: int) -> RoundSummary:
     """One round's fields and counts; NotFound if there is none."""
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(RoundSummary)) as cur:
         row = cur.execute(_ROUNDS + " WHERE r.id = %s", [round_id]).fetchone()
     if row is None:
         raise NotFound(f"no inspection round {round_id}")

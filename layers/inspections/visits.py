@@ -21,11 +21,11 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import kwargs_row
 
 from geo.assign import Assigner
 from layers.errors import Conflict, NotFound, ValidationFailed
-from layers.inspections.rounds import get_round
+from layers.inspections.rounds import PlannedStop, get_round
 from layers.issues import records
 
 
@@ -43,28 +43,78 @@ class Finding:
     reported_at: datetime | None = None
 
 
-def checklists(conn: psycopg.Connection[Any]) -> dict[str | None, list[dict[str, Any]]]:
+@dataclass(frozen=True)
+class ChecklistItem:
+    """A category to check at the stop, with the points at stake."""
+
+    code: str
+    name_zh: str
+    name_en: str
+    points: float
+
+
+#: Active categories by site layer; key None holds the territorial checklist.
+Checklists = dict[str | None, list[ChecklistItem]]
+
+
+@dataclass(frozen=True)
+class Stop:
+    """A stop as the team walks it: the site, why it was drawn, what to check, what was
+    found (issue public ids); ``lon``/``lat`` in WGS84."""
+
+    seq: int
+    site_code: str | None
+    site_name: str | None
+    layer: str
+    community: str | None
+    community_name: str | None
+    lon: float
+    lat: float
+    risk: float
+    reason: dict[str, Any]
+    visited_at: datetime | None
+    visited_by: str | None
+    findings: list[str]
+    checklist: list[ChecklistItem]
+
+
+def checklists(conn: psycopg.Connection[Any]) -> Checklists:
     """Active categories by site layer; key None holds the territorial checklist."""
-    by_layer: dict[str | None, list[dict[str, Any]]] = {None: []}
-    with conn.cursor(row_factory=dict_row) as cur:
-        for row in cur.execute("SELECT code, name_zh, name_en, points::float8 AS points,"
-                               " site_layer FROM category WHERE active ORDER BY code"):
-            by_layer.setdefault(row.pop("site_layer"), []).append(row)
+    by_layer: Checklists = {None: []}
+    with conn.cursor(row_factory=kwargs_row(_layer_item)) as cur:
+        for layer, item in cur.execute("SELECT code, name_zh, name_en, points::float8 AS points,"
+                                       " site_layer FROM category WHERE active ORDER BY code"):
+            by_layer.setdefault(layer, []).append(item)
     return by_layer
 
 
-def checklist_for(lists: dict[str | None, list[dict[str, Any]]], layer: str
-                  ) -> list[dict[str, Any]]:
+def _layer_item(site_layer: str | None, **item: Any) -> tuple[str | None, ChecklistItem]:
+    return site_layer, ChecklistItem(**item)
+
+
+def checklist_for(lists: Checklists, layer: str) -> list[ChecklistItem]:
     """The layer's own checklist, or the territorial one for a layer without categories."""
     return lists.get(layer) or lists[None]
 
 
-def stops(conn: psycopg.Connection[Any], round_id: int) -> list[dict[str, Any]]:
+def proposed(stops: Sequence[PlannedStop], lists: Checklists) -> list[Stop]:
+    """A proposal's stops as the team would walk them: not visited, nothing found yet."""
+    return [Stop(seq=s.seq, site_code=s.site_code, site_name=s.site_name, layer=s.layer,
+                 community=s.community, community_name=s.community_name, lon=s.lon,
+                 lat=s.lat, risk=s.risk, reason=s.reason, visited_at=None, visited_by=None,
+                 findings=[], checklist=checklist_for(lists, s.layer)) for s in stops]
+
+
+def stops(conn: psycopg.Connection[Any], round_id: int) -> list[Stop]:
     """The round's stops in walking order, with site, community, checklist and findings."""
     get_round(conn, round_id)
     lists = checklists(conn)
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute("""
+
+    def stop(**row: Any) -> Stop:
+        return Stop(**row, checklist=checklist_for(lists, row["layer"]))
+
+    with conn.cursor(row_factory=kwargs_row(stop)) as cur:
+        return cur.execute("""
             SELECT st.seq, s.code AS site_code, s.name AS site_name, st.layer,
                    j.code AS community, j.name AS community_name,
                    ST_X(st.geom) AS lon, ST_Y(st.geom) AS lat, st.risk, st.reason,
@@ -77,13 +127,9 @@ def stops(conn: psycopg.Connection[Any], round_id: int) -> list[dict[str, Any]]:
             LEFT JOIN site s ON s.id = st.site_id
             LEFT JOIN jurisdiction j ON j.id = st.community_id
             WHERE st.round_id = %s ORDER BY st.seq""", [round_id]).fetchall()
-    for row in rows:
-        row["checklist"] = checklist_for(lists, row["layer"])
-    return rows
 
 
-def visit(conn: psycopg.Connection[Any], round_id: int, seq: int, *, actor: str
-          ) -> dict[str, Any]:
+def visit(conn: psycopg.Connection[Any], round_id: int, seq: int, *, actor: str) -> Stop:
     """Record that the team was at stop ``seq``; Conflict if it was already recorded."""
     with conn.transaction():
         get_round(conn, round_id)
@@ -96,7 +142,7 @@ def visit(conn: psycopg.Connection[Any], round_id: int, seq: int, *, actor: str
             raise Conflict(f"stop {seq} was already visited", details={
                 "visited_at": row[0].isoformat(), "visited_by": row[1]})
         _mark_visited(conn, round_id, [seq], actor)
-    return next(s for s in stops(conn, round_id) if s["seq"] == seq)
+    return next(s for s in stops(conn, round_id) if s.seq == seq)
 
 
 def _mark_visited(conn: psycopg.Connection[Any], round_id: int, seqs: Sequence[int],
