@@ -46,21 +46,11 @@ class NearbySite(BaseModel):
     distance_m: float = Field(description="metres from the site's outline (0 inside)")
 
 
-class SuggestedCategory(BaseModel):
-    """An active category; ``relevant`` when it concerns the nearest site's layer."""
-
-    code: str
-    name_zh: str
-    name_en: str
-    site_layer: str | None
-    relevant: bool
-
-
 class Nearby(BaseModel):
     """What to offer first when reporting at a position."""
 
     site: NearbySite | None
-    categories: list[SuggestedCategory] = Field(
+    categories: list[nearby.SuggestedCategory] = Field(
         description="the nearest site's layer first, then city-wide, then other layers")
 
 
@@ -73,6 +63,7 @@ def nearby_categories(
     """The site nearest to (lon, lat) within 300 m and the catalog ordered for it."""
     site = nearby.nearest_site(conn, lon, lat)
     return Nearby(
-        site=NearbySite.model_validate(site) if site else None,
-        categories=[SuggestedCategory.model_validate(c)
-                    for c in nearby.categories_for(conn, site["layer"] if site else None)])
+        site=None if site is None else NearbySite(
+            code=site.code, name=site.name, layer=site.layer, layer_zh=site.layer_zh,
+            layer_en=site.layer_en, distance_m=site.distance_m),
+        categories=nearby.categories_for(conn, site.layer if site else None))

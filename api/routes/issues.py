@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from dataclasses import replace
+from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
@@ -61,8 +62,8 @@ def create_issue(body: IssueCreate, conn: Conn, caller: Reporter, request: Reque
     public_id, replayed = reporting.report(conn, request, caller, new,
                                            body.model_dump(mode="json"))
     created = feature(records.get(conn, public_id))
-    nearby = [Nearby(id=n["public_id"], status=n["status"], reported_at=n["reported_at"],
-                     distance_m=float(n["distance_m"]))
+    nearby = [Nearby(id=n.public_id, status=n.status, reported_at=n.reported_at,
+                     distance_m=n.distance_m)
               for n in records.nearby_open(conn, public_id, nearby_radius_m)]
     response = _geojson(IssueCreated(**created.model_dump(), nearby=nearby), 201)
     response.headers["Location"] = f"/api/v1/issues/{public_id}"
@@ -122,21 +123,21 @@ def get_issue(public_id: str, conn: Conn, caller: MaybeCaller) -> JSONResponse:
     return _geojson(feature(row))
 
 
-def _shown(conn: Conn, caller: Principal | None, rows: list[dict[str, Any]]
-           ) -> list[dict[str, Any]]:
-    """The rows as ``caller`` may see them (docs/access.md, "what a caller sees")."""
+def _shown(conn: Conn, caller: Principal | None, rows: list[records.Issue]
+           ) -> list[records.Issue]:
+    """The issues as ``caller`` may see them (docs/access.md, "what a caller sees")."""
     if not rows:
         return rows
     own = access.unit_code(conn, caller)
     # An empty list, not null: clients iterate over photos; docs/access.md says it is empty
     # for a unit on another unit's issue.
-    rows = [r if access.sees_photos(caller, (r["lead_unit"], r["territorial_unit"],
-                                             r["functional_unit"]), own)
-            else {**r, "photos": []} for r in rows]
+    rows = [r if access.sees_photos(caller, r.units, own) else replace(r, photos=[])
+            for r in rows]
     if not access.sees_personal_data(caller):
         return rows
-    personal = access.personal_data(conn, [r["public_id"] for r in rows])
-    return [{**r, **personal.get(r["public_id"], {})} for r in rows]
+    personal = access.personal_data(conn, [r.public_id for r in rows])
+    return [replace(r, reporter=p.reporter, reporter_contact=p.reporter_contact)
+            if (p := personal.get(r.public_id)) else r for r in rows]
 
 
 @router.get("/{public_id}/events", response_model=list[records.IssueEvent])

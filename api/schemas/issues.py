@@ -9,6 +9,7 @@ from geojson_pydantic import Point
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from geo.crs import CrsName
+from layers.issues.records import Issue, TrafficLight
 from layers.text import unsafe_character
 from layers.vocab import Action, Source, Status
 
@@ -97,7 +98,7 @@ class IssueProperties(BaseModel):
     deadline: datetime | None
     closed_at: datetime | None
     overdue: bool
-    traffic_light: Literal["green", "yellow", "red"] | None = Field(
+    traffic_light: TrafficLight | None = Field(
         description="green < 80% of the time allowed, yellow up to the deadline, red after; "
                     "none when closed")
     jurisdiction: str | None
@@ -178,10 +179,22 @@ class TransitionRequest(BaseModel):
                                 description="rectify: references to 'after' photos")
 
 
-def feature(row: dict[str, Any]) -> IssueFeature:
-    """An IssueFeature from a row of ``layers.issues.records``."""
-    props = {**row, "id": row["public_id"]}
-    return IssueFeature(id=row["public_id"],
+def feature(row: Issue) -> IssueFeature:
+    """An IssueFeature from an issue of ``layers.issues.records``."""
+    properties = IssueProperties(
+        id=row.public_id, category=row.category, category_zh=row.category_zh,
+        category_en=row.category_en, description=row.description, photos=row.photos,
+        source=row.source, status=row.status, reported_at=row.reported_at,
+        deadline=row.deadline, closed_at=row.closed_at, overdue=row.overdue,
+        traffic_light=row.traffic_light, jurisdiction=row.jurisdiction,
+        jurisdiction_name=row.jurisdiction_name, territorial_unit=row.territorial_unit,
+        functional_unit=row.functional_unit, lead_unit=row.lead_unit,
+        lead_unit_name=row.lead_unit_name, site=row.site, site_name=row.site_name,
+        on_boundary=row.on_boundary, outside_all=row.outside_all, via_buffer=row.via_buffer,
+        rework_count=row.rework_count, version=row.version, reporter=row.reporter,
+        reporter_contact=row.reporter_contact)
+    return IssueFeature(id=row.public_id,
                         geometry=Point.model_validate(
-                            {"type": "Point", "coordinates": [row["lon"], row["lat"]]}),
-                        properties=IssueProperties.model_validate(props))
+                            {"type": "Point", "coordinates": [row.lon, row.lat]}),
+                        properties=properties)
+

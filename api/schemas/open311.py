@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 # Building documents only; nothing here parses XML from clients.
 from xml.etree.ElementTree import Element, SubElement, tostring
 
 from fastapi.responses import Response
 
+from layers.issues.records import Issue
 from layers.text import xml_safe
 from layers.vocab import OPEN_STATUSES, Status
 
@@ -111,31 +112,53 @@ STAGES: dict[Status, str] = {
     "verified": "已核查办结", "rejected": "不予受理", "duplicate": "重复问题"}
 
 
-def request_record(row: Mapping[str, Any]) -> dict[str, Any]:
+class ServiceRequest(TypedDict):
+    """A GeoReport ``request``, the spec's fields in the spec's order."""
+
+    service_request_id: str
+    status: Literal["open", "closed"]
+    status_notes: str
+    service_name: str
+    service_code: str
+    description: str
+    agency_responsible: str | None
+    service_notice: str | None
+    requested_datetime: datetime
+    updated_datetime: datetime
+    expected_datetime: datetime | None
+    address: str | None
+    address_id: str | None
+    zipcode: str | None
+    lat: float
+    long: float
+    media_url: str | None
+
+
+def request_record(row: Issue) -> ServiceRequest:
     """One issue as a GeoReport ``request`` (public fields only: no reporter data, no photos)."""
-    stage = f"{STAGES[row['status']]} ({row['status']})"
-    if row.get("overdue"):
+    stage = f"{STAGES[row.status]} ({row.status})"
+    if row.overdue:
         stage += "; 已超期 (overdue)"
-    if row.get("rework_count"):
-        stage += f"; 返工 {row['rework_count']} 次 (reworked)"
-    place = " ".join(p for p in (row.get("jurisdiction_name"), row.get("site_name")) if p)
+    if row.rework_count:
+        stage += f"; 返工 {row.rework_count} 次 (reworked)"
+    place = " ".join(p for p in (row.jurisdiction_name, row.site_name) if p)
     return {
-        "service_request_id": row["public_id"],
-        "status": "open" if row["status"] in OPEN_STATUSES else "closed",
+        "service_request_id": row.public_id,
+        "status": "open" if row.status in OPEN_STATUSES else "closed",
         "status_notes": stage,
-        "service_name": row["category_zh"],
-        "service_code": row["category"],
-        "description": row["description"],
-        "agency_responsible": row.get("lead_unit_name"),
+        "service_name": row.category_zh,
+        "service_code": row.category,
+        "description": row.description,
+        "agency_responsible": row.lead_unit_name,
         "service_notice": None,
-        "requested_datetime": row["reported_at"],
-        "updated_datetime": row.get("updated_at"),
-        "expected_datetime": row.get("deadline"),
+        "requested_datetime": row.reported_at,
+        "updated_datetime": row.updated_at,
+        "expected_datetime": row.deadline,
         "address": place or None,
         "address_id": None,
         "zipcode": None,
-        "lat": row["lat"],
-        "long": row["lon"],
+        "lat": row.lat,
+        "long": row.lon,
         # Reads are anonymous and photos are never public (docs/access.md): they may show
         # people, plates, homes. A photo a citizen posted is kept for the staff, not echoed.
         "media_url": None,

@@ -18,6 +18,7 @@ it to a caller and a thing (an issue, an order, a photo).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -149,9 +150,17 @@ def require_evidence(conn: psycopg.Connection[Any], caller: Principal, ref: str)
         raise Forbidden("a unit sees the photos of its own issues only")
 
 
+@dataclass(frozen=True)
+class PersonalData:
+    """Who reported an issue and how to reach them."""
+
+    reporter: str | None
+    reporter_contact: str | None
+
+
 def personal_data(conn: psycopg.Connection[Any], public_ids: list[str]
-                  ) -> dict[str, dict[str, str | None]]:
+                  ) -> dict[str, PersonalData]:
     """Reporter name and contact by public id (for callers who ``sees_personal_data``)."""
     rows = conn.execute("SELECT public_id, reporter, reporter_contact FROM issue"
                         " WHERE public_id = ANY(%s)", [public_ids]).fetchall()
-    return {r[0]: {"reporter": r[1], "reporter_contact": r[2]} for r in rows}
+    return {r[0]: PersonalData(r[1], r[2]) for r in rows}

@@ -25,7 +25,7 @@ from typing import Any
 
 import psycopg
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 
 from layers.errors import DomainError, NotFound, PayloadTooLarge, ValidationFailed
 
@@ -252,22 +252,35 @@ def path_of(conn: psycopg.Connection[Any], root: Path, ref: str, *, original: bo
     return path, str(row[0])
 
 
-def describe(conn: psycopg.Connection[Any], refs: list[str], issue_id: int
-             ) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Placed:
+    """A photo named as evidence: when it was taken and how far from the issue (EXIF)."""
+
+    ref: str
+    taken_at: datetime | None
+    distance_m: float | None  # None: the photo has no position
+
+    def as_json(self) -> dict[str, str | float | None]:
+        """What the audit trail keeps of it (the event's ``data``)."""
+        return {"ref": self.ref,
+                "taken_at": self.taken_at.isoformat() if self.taken_at else None,
+                "distance_m": self.distance_m}
+
+
+def describe(conn: psycopg.Connection[Any], refs: list[str], issue_id: int) -> list[Placed]:
     """Each referenced photo with its time and its distance from the issue (for verifiers).
 
     ValidationFailed names any reference that was never uploaded.
     """
     digests = [r.removeprefix("sha256:") for r in refs]
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(Placed)) as cur:
         rows = cur.execute(
             "SELECT 'sha256:' || e.sha256 AS ref, e.taken_at,"
             " round(ST_Distance(e.geom::geography, i.geom::geography)::numeric, 1)::float8"
             "   AS distance_m"
             " FROM evidence e, issue i WHERE e.sha256 = ANY(%s) AND i.id = %s",
             [digests, issue_id]).fetchall()
-    unknown = sorted(set(refs) - {r["ref"] for r in rows})
+    unknown = sorted(set(refs) - {r.ref for r in rows})
     if unknown:
         raise ValidationFailed(f"unknown evidence {', '.join(unknown)}: upload the photo first")
-    return [{**r, "taken_at": r["taken_at"].isoformat() if r["taken_at"] else None}
-            for r in rows]
+    return rows

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from layers.auth import access
@@ -61,6 +61,29 @@ class Transition:
     evidence: Sequence[str] = ()  # rectify: "sha256:..." references of uploaded photos
 
 
+@dataclass(frozen=True)
+class _Locked:
+    """The issue as a transition finds it, locked until the transaction ends."""
+
+    id: int
+    status: Status
+    version: int
+    deadline: datetime | None
+    lead_unit_id: int | None
+    territorial_unit_id: int | None
+    functional_unit_id: int | None
+
+
+@dataclass(frozen=True)
+class _Updates:
+    """The columns a transition changes besides status and version (None: unchanged)."""
+
+    rework: int = 0
+    lead: int | None = None
+    deadline: datetime | None = None
+    duplicate_of: int | None = None  # the original's id; reset on any other action
+
+
 def apply(conn: psycopg.Connection[Any], public_id: str, change: Transition,
           caller: Principal) -> int:
     """Take ``change`` on the issue for ``caller``; return the new version.
@@ -72,35 +95,36 @@ def apply(conn: psycopg.Connection[Any], public_id: str, change: Transition,
     rule = RULES.get(change.action)
     if rule is None:
         raise ValidationFailed(f"unknown action {change.action!r}; one of {', '.join(ACTIONS)}")
-    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-        issue = cur.execute(
-            "SELECT id, status, version, deadline, lead_unit_id, territorial_unit_id,"
-            " functional_unit_id FROM issue WHERE public_id = %s FOR UPDATE",
-            [public_id]).fetchone()
+    with conn.transaction():
+        with conn.cursor(row_factory=class_row(_Locked)) as cur:
+            issue = cur.execute(
+                "SELECT id, status, version, deadline, lead_unit_id, territorial_unit_id,"
+                " functional_unit_id FROM issue WHERE public_id = %s FOR UPDATE",
+                [public_id]).fetchone()
         if issue is None:
             raise NotFound(f"no issue {public_id!r}")
-        current = {"status": issue["status"], "version": issue["version"]}
+        current = {"status": issue.status, "version": issue.version}
         access.require(caller, rule.permission)
         if not access.holds(caller, rule.permission, (
-                issue["lead_unit_id"], issue["territorial_unit_id"],
-                issue["functional_unit_id"])):
+                issue.lead_unit_id, issue.territorial_unit_id, issue.functional_unit_id)):
             raise Forbidden("a unit may act only on the issues it is responsible for")
-        if issue["version"] != change.version:
+        if issue.version != change.version:
             raise Conflict("the issue changed since you read it; reload and retry",
                            details=current)
-        if issue["status"] not in rule.sources:
-            raise Conflict(f"cannot {change.action} an issue that is {issue['status']}",
+        if issue.status not in rule.sources:
+            raise Conflict(f"cannot {change.action} an issue that is {issue.status}",
                            details=current)
-        updates, data = _particulars(cur, change, issue)
+        updates, data = _particulars(conn, change, issue)
         if change.action == "rectify":
             # Only the caller's own uploads: naming a photo seen on another unit's issue would
             # otherwise attach it here, and this unit could then download it.
             access.require_own_evidence(conn, caller, list(change.evidence))
             # What the verifier will look at: when each photo was taken and how far from the
             # issue (EXIF), next to the photo itself.
-            data["evidence"] = evidence.describe(conn, list(change.evidence), issue["id"])
-        target = rule.target or issue["status"]
-        cur.execute(
+            data["evidence"] = [p.as_json() for p in
+                                evidence.describe(conn, list(change.evidence), issue.id)]
+        target = rule.target or issue.status
+        conn.execute(
             "UPDATE issue SET status = %(target)s, version = version + 1, updated_at = now(),"
             " closed_at = CASE WHEN %(target)s IN ('verified', 'rejected', 'duplicate')"
             "   THEN now() END,"
@@ -109,52 +133,50 @@ def apply(conn: psycopg.Connection[Any], public_id: str, change: Transition,
             " deadline = coalesce(%(deadline)s, deadline),"
             " duplicate_of = %(duplicate_of)s"
             " WHERE id = %(id)s",
-            {"target": target, "id": issue["id"], **updates})
-        cur.execute(
+            {"target": target, "id": issue.id, "rework": updates.rework, "lead": updates.lead,
+             "deadline": updates.deadline, "duplicate_of": updates.duplicate_of})
+        conn.execute(
             "INSERT INTO issue_event (issue_id, actor, actor_role, action, from_status,"
             " to_status, note, evidence, data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [issue["id"], caller.actor, caller.role,
-             change.action, issue["status"], target, change.note,
+            [issue.id, caller.actor, caller.role,
+             change.action, issue.status, target, change.note,
              Jsonb(list(change.evidence)), Jsonb(data)])
-        return int(issue["version"]) + 1
+        return issue.version + 1
 
 
-def _particulars(cur: psycopg.Cursor[dict[str, Any]], change: Transition,
-                 issue: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Check what each action needs; return the column updates and the event's data."""
-    updates: dict[str, Any] = {"rework": 0, "lead": None, "deadline": None,
-                               "duplicate_of": None}
+def _particulars(conn: psycopg.Connection[Any], change: Transition, issue: _Locked
+                 ) -> tuple[_Updates, dict[str, Any]]:
+    """Check what each action needs; return the column updates and the event's data (JSON)."""
     data: dict[str, Any] = {}
     if change.action == "assign":
         if change.unit:
-            row = cur.execute("SELECT id FROM unit WHERE code = %s", [change.unit]).fetchone()
+            row = conn.execute("SELECT id FROM unit WHERE code = %s", [change.unit]).fetchone()
             if row is None:
                 raise ValidationFailed(f"no unit {change.unit!r}")
-            updates["lead"] = row["id"]
             data["lead_unit"] = change.unit
-        elif issue["lead_unit_id"] is None:
+            return _Updates(lead=row[0]), data
+        if issue.lead_unit_id is None:
             raise ValidationFailed("this issue has no lead unit yet: give 'unit'")
     elif change.action == "rectify":
         if not change.evidence:
             raise ValidationFailed("rectification needs at least one 'after' photo (evidence)")
     elif change.action == "reopen":
-        updates["rework"] = 1
         if not change.note:
             raise ValidationFailed("say why verification failed (note)")
+        return _Updates(rework=1), data
     elif change.action == "mark_duplicate":
-        row = cur.execute("SELECT id FROM issue WHERE public_id = %s AND id <> %s",
-                          [change.duplicate_of, issue["id"]]).fetchone()
+        row = conn.execute("SELECT id FROM issue WHERE public_id = %s AND id <> %s",
+                           [change.duplicate_of, issue.id]).fetchone()
         if row is None:
             raise ValidationFailed("'duplicate_of' must name another existing issue")
-        updates["duplicate_of"] = row["id"]
         data["duplicate_of"] = change.duplicate_of
+        return _Updates(duplicate_of=row[0]), data
     elif change.action == "extend_deadline":
         if change.deadline is None or change.deadline.tzinfo is None:
             raise ValidationFailed("give the new 'deadline' with a time zone")
-        if issue["deadline"] is not None and change.deadline <= issue["deadline"]:
+        if issue.deadline is not None and change.deadline <= issue.deadline:
             raise ValidationFailed("the new deadline must be later than the current one")
-        updates["deadline"] = change.deadline
-        data["deadline"] = {"from": issue["deadline"].isoformat()
-                            if issue["deadline"] else None,
+        data["deadline"] = {"from": issue.deadline.isoformat() if issue.deadline else None,
                             "to": change.deadline.isoformat()}
-    return updates, data
+        return _Updates(deadline=change.deadline), data
+    return _Updates(), data

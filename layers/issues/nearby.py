@@ -9,12 +9,37 @@ Only sites within ``SEARCH_M`` count; farther away, no site is suggested.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 
 SEARCH_M = 300.0
+
+
+@dataclass(frozen=True)
+class NearestSite:
+    """The site nearest to a position, its layer named."""
+
+    code: str | None  # a site may have no code
+    name: str
+    layer: str
+    layer_zh: str
+    layer_en: str
+    distance_m: float  # from the site's outline (0 inside)
+    beyond_m: float  # beyond its surroundings buffer (0 within it): what ranks the sites
+
+
+@dataclass(frozen=True)
+class SuggestedCategory:
+    """An active category; ``relevant`` when it concerns the nearest site's layer."""
+
+    code: str
+    name_zh: str
+    name_en: str
+    site_layer: str | None
+    relevant: bool
 
 # geography distances are metres on the spheroid: exact enough to rank sites a street apart.
 _NEAREST = """
@@ -36,13 +61,14 @@ _CATEGORIES = """
 
 
 def nearest_site(conn: psycopg.Connection[Any], lon: float, lat: float,
-                 search_m: float = SEARCH_M) -> dict[str, Any] | None:
+                 search_m: float = SEARCH_M) -> NearestSite | None:
     """The site nearest to (lon, lat) in WGS84, buffer counted, within ``search_m``; or None."""
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(NearestSite)) as cur:
         return cur.execute(_NEAREST, {"lon": lon, "lat": lat, "search": search_m}).fetchone()
 
 
-def categories_for(conn: psycopg.Connection[Any], layer: str | None) -> list[dict[str, Any]]:
+def categories_for(conn: psycopg.Connection[Any], layer: str | None
+                   ) -> list[SuggestedCategory]:
     """Active categories, those of ``layer`` first (flagged ``relevant``), then city-wide."""
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(SuggestedCategory)) as cur:
         return cur.execute(_CATEGORIES, {"layer": layer}).fetchall()

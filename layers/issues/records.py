@@ -6,20 +6,20 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import psycopg
 from psycopg import sql
-from psycopg.rows import class_row, dict_row
+from psycopg.rows import class_row
 
 from geo.assign import NONE, Assigner
 from layers.assignment import DEFAULT_TOLERANCE_M
 from layers.auth import roles
 from layers.errors import Forbidden, NotFound, ValidationFailed
 from layers.text import quoted
-from layers.vocab import SOURCES
+from layers.vocab import SOURCES, Source, Status
 
 # Points farther than this outside the district's extent are refused as wrong coordinates
 # (swapped lon/lat, a GCJ-02 fix declared as WGS84 in another city); nearer ones are kept in
@@ -249,9 +249,60 @@ LEFT JOIN site s ON s.id = i.site_id
 """)
 
 
-def get(conn: psycopg.Connection[Any], public_id: str) -> dict[str, Any]:
+#: issue_traffic_light (migration 0007): green before 80 % of the time allowed, yellow up to
+#: the deadline, red after; None when closed.
+TrafficLight = Literal["green", "yellow", "red"]
+
+
+@dataclass(frozen=True)
+class Issue:
+    """An issue as every read gives it (``ISSUE_SELECT``): its ground, site and units by code
+    and name, overdue and the traffic light derived now."""
+
+    id: int  # internal; the public id is the one outside
+    public_id: str
+    category: str
+    category_zh: str
+    category_en: str
+    lon: float
+    lat: float
+    description: str
+    photos: list[str]
+    source: Source
+    reported_at: datetime
+    status: Status
+    deadline: datetime | None
+    closed_at: datetime | None
+    overdue: bool
+    traffic_light: TrafficLight | None
+    jurisdiction: str | None
+    jurisdiction_name: str | None
+    territorial_unit: str | None
+    functional_unit: str | None
+    lead_unit: str | None
+    lead_unit_name: str | None
+    site: str | None
+    site_name: str | None
+    on_boundary: bool
+    outside_all: bool
+    via_buffer: bool
+    rework_count: int
+    version: int
+    updated_at: datetime
+    # Personal data is never read with the issue: a caller who may see it gets it added
+    # (layers.auth.access.personal_data), so no other read can pass it on by mistake.
+    reporter: str | None = None
+    reporter_contact: str | None = None
+
+    @property
+    def units(self) -> tuple[str | None, str | None, str | None]:
+        """The codes of the units that answer for the issue: lead, territorial, functional."""
+        return self.lead_unit, self.territorial_unit, self.functional_unit
+
+
+def get(conn: psycopg.Connection[Any], public_id: str) -> Issue:
     """One issue by public id, with names of its ground, site and units."""
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(Issue)) as cur:
         row = cur.execute(ISSUE_SELECT + sql.SQL(" WHERE i.public_id = %s"),
                           [public_id]).fetchone()
     if row is None:
@@ -277,8 +328,7 @@ class IssueFilter:
     offset: int = 0
 
 
-def list_issues(conn: psycopg.Connection[Any], f: IssueFilter) -> tuple[list[dict[str, Any]],
-                                                                       int]:
+def list_issues(conn: psycopg.Connection[Any], f: IssueFilter) -> tuple[list[Issue], int]:
     """Issues matching ``f`` (newest first, paged) and the total number matching."""
     clauses: list[sql.Composable] = []
     params: list[Any] = []
@@ -315,24 +365,33 @@ def list_issues(conn: psycopg.Connection[Any], f: IssueFilter) -> tuple[list[dic
         clauses.append(sql.SQL("issue_is_overdue(i.status, i.deadline, now()) = %s"))
         params.append(f.overdue)
     where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(Issue)) as cur:
         rows = cur.execute(
             ISSUE_SELECT + where + sql.SQL(" ORDER BY i.reported_at DESC, i.id DESC"
                                             " LIMIT %s OFFSET %s"),
             [*params, f.limit, f.offset]).fetchall()
-        total = cur.execute(
-            sql.SQL("SELECT count(*) AS n FROM ({}) q").format(ISSUE_SELECT + where),
-            params).fetchone()
-    return rows, int(total["n"]) if total else 0
+    total = conn.execute(
+        sql.SQL("SELECT count(*) FROM ({}) q").format(ISSUE_SELECT + where), params).fetchone()
+    return rows, int(total[0]) if total else 0
+
+
+@dataclass(frozen=True)
+class NearbyIssue:
+    """An open issue of the same category close to another: perhaps the same problem."""
+
+    public_id: str
+    status: Status
+    reported_at: datetime
+    distance_m: float  # to a decimetre
 
 
 def nearby_open(conn: psycopg.Connection[Any], public_id: str, radius_m: float = 50.0
-                ) -> list[dict[str, Any]]:
+                ) -> list[NearbyIssue]:
     """Open issues of the same category within ``radius_m`` of this one (duplicate hints)."""
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(NearbyIssue)) as cur:
         return cur.execute("""
             SELECT o.public_id, o.status, o.reported_at,
-                   round(ST_Distance(o.geom::geography, i.geom::geography)::numeric, 1)
+                   round(ST_Distance(o.geom::geography, i.geom::geography)::numeric, 1)::float8
                        AS distance_m
             FROM issue i JOIN issue o ON o.category_code = i.category_code AND o.id <> i.id
             WHERE i.public_id = %s AND issue_is_open(o.status)
