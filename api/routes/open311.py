@@ -63,18 +63,18 @@ ACTIONS = {"MKT": "农贸市场及周边", "CON": "建筑工地", "CTY": "市容
            "BEH": "市民文明行为"}
 
 
-def _service(row: dict[str, Any], layers: dict[str, str]) -> dict[str, Any]:
-    group = (ACTIONS.get(row["code"].split("-")[0]) or layers.get(row["site_layer"] or "")
-             or (row["dcm_event_class"] or "").split("/")[0])
-    keywords = [row["site_layer"], *(row["dcm_event_class"] or "").split("/")]
+def _service(row: categories.Category, layers: dict[str, str]) -> dict[str, Any]:
+    group = (ACTIONS.get(row.code.split("-")[0]) or layers.get(row.site_layer or "")
+             or (row.dcm_event_class or "").split("/")[0])
+    keywords = [row.site_layer, *(row.dcm_event_class or "").split("/")]
     return {
-        "service_code": row["code"],
-        "service_name": row["name_zh"],
-        "description": f"{row['name_en']}. 整改时限 deadline "
-                       + (f"{row['deadline_working_days']} 个工作日 working days"
-                          if row["deadline_working_days"] else
-                          f"{row['deadline_hours']} 小时 hours")
-                       + f"; 分值 points {row['points']:g}",
+        "service_code": row.code,
+        "service_name": row.name_zh,
+        "description": f"{row.name_en}. 整改时限 deadline "
+                       + (f"{row.deadline_working_days} 个工作日 working days"
+                          if row.deadline_working_days else
+                          f"{row.deadline_hours} 小时 hours")
+                       + f"; 分值 points {row.points:g}",
         "metadata": False,
         "type": "realtime",
         "keywords": ",".join(k for k in keywords if k) or None,
@@ -99,7 +99,7 @@ def services(fmt: Format, conn: Conn) -> Response:
 def service_definition(service_code: str, fmt: Format, conn: Conn) -> Response:
     """A service's extra attributes: none (every service has ``metadata`` false)."""
     category = categories.get(conn, service_code)
-    if not category["active"]:
+    if not category.active:
         raise NotFound(f"service_code {service_code!r} is no longer offered")
     return open311.record(fmt, "service_definition",
                           {"service_code": service_code, "attributes": []})
@@ -144,11 +144,11 @@ def post_request(
     if not service_code:
         raise ValidationFailed("service_code is required")
     category = categories.get(conn, service_code)
-    if not category["active"]:
+    if not category.active:
         raise NotFound(f"service_code {service_code!r} is no longer offered")
     latitude = _number("lat", lat, -90, 90)
     longitude = _number("long", long, -180, 180)
-    text = (description or "").strip() or str(category["name_zh"])
+    text = (description or "").strip() or category.name_zh
     if len(text) > 4000:
         raise ValidationFailed("description is longer than 4000 characters")
     typed = {"description": text, "first_name": first_name, "last_name": last_name,
