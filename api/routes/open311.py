@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
@@ -63,7 +63,7 @@ ACTIONS = {"MKT": "农贸市场及周边", "CON": "建筑工地", "CTY": "市容
            "BEH": "市民文明行为"}
 
 
-def _service(row: categories.Category, layers: dict[str, str]) -> dict[str, Any]:
+def _service(row: categories.Category, layers: dict[str, str]) -> open311.Service:
     group = (ACTIONS.get(row.code.split("-")[0]) or layers.get(row.site_layer or "")
              or (row.dcm_event_class or "").split("/")[0])
     keywords = [row.site_layer, *(row.dcm_event_class or "").split("/")]

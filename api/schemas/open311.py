@@ -112,6 +112,18 @@ STAGES: dict[Status, str] = {
     "verified": "已核查办结", "rejected": "不予受理", "duplicate": "重复问题"}
 
 
+class Service(TypedDict):
+    """A GeoReport ``service``: a category of the problem catalog."""
+
+    service_code: str
+    service_name: str
+    description: str
+    metadata: bool
+    type: Literal["realtime", "batch", "blackbox"]
+    keywords: str | None
+    group: str
+
+
 class ServiceRequest(TypedDict):
     """A GeoReport ``request``, the spec's fields in the spec's order."""
 
