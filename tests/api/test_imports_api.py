@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import geopandas as gpd
+import openpyxl
 import psycopg
 import pytest
 import shapely
@@ -118,7 +120,7 @@ def test_supervisor_imports_issues_with_declared_crs(demo_dsn: str) -> None:
     assert row is not None and row[0] < 120.70 and row[1] == "supervisor"
 
 
-def test_export_downloads_a_layer(demo_client: TestClient) -> None:
+def test_export_downloads_a_layer(demo_client: TestClient, demo_dsn: str) -> None:
     client = demo_client
     response = client.get("/api/v1/exports/jurisdictions", params={"format": "geojson"})
     sheet = client.get("/api/v1/exports/market", params={"format": "xlsx"})
@@ -130,6 +132,17 @@ def test_export_downloads_a_layer(demo_client: TestClient) -> None:
     features = json.loads(response.content)["features"]
     assert {f["properties"]["level"] for f in features} == {"street", "community", "grid"}
     assert sheet.status_code == 200 and sheet.content[:2] == b"PK"
+    # The market layer, all of it and nothing else (row 1: Chinese headers, row 2: fields).
+    active = openpyxl.load_workbook(io.BytesIO(sheet.content)).active
+    assert active is not None
+    header, *rows = list(active.iter_rows(min_row=2, values_only=True))
+    exported = {(row[header.index("code")], row[header.index("layer")]) for row in rows}
+    with psycopg.connect(demo_dsn) as conn:
+        markets = {(code, "market") for (code,) in conn.execute(
+            "SELECT code FROM site WHERE layer = 'market'")}
+        others = conn.execute("SELECT count(*) FROM site WHERE layer <> 'market'").fetchone()
+    assert exported == markets and len(rows) == len(markets) > 0
+    assert others is not None and others[0] > 0  # there were other layers to leave out
     assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
     assert bad_format.status_code == 422
 

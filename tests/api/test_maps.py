@@ -25,12 +25,23 @@ def shows(html: str, text: str) -> bool:
     return text in html or json.dumps(text)[1:-1] in html
 
 
+def overlays(html: str) -> list[str]:
+    """The names of the layers a page's layer control offers to switch on and off."""
+    block = re.search(r"overlays\s*:\s*\{(.*?)\}", html, re.DOTALL)
+    assert block is not None
+    return [json.loads(name) for name in re.findall(r'^\s*("(?:[^"\\]|\\.)*")\s*:',
+                                                    block.group(1), re.MULTILINE)]
+
+
 def test_overview_shows_layers_in_chinese(demo_client: TestClient) -> None:
     response = demo_client.get("/maps/overview")
     assert response.status_code == 200
     html = response.text
-    for label in ("社区", "网格", "农贸市场", "建筑工地", "老旧小区", "问题（单个）", "责任单位",
-                  "最近巡查"):
+    # Layer names as the layer control offers them (every community's own name contains
+    # 社区, so finding the word somewhere in the page would prove nothing).
+    assert {"街道", "社区", "网格", "农贸市场", "建筑工地", "老旧小区", "问题（单个）"} <= set(
+        overlays(html))
+    for label in ("责任单位", "最近巡查"):  # the site tooltips' field names
         assert shows(html, label)
     # No CDN: the page links only our own copy of Leaflet.
     assert "/static/vendor/leaflet/leaflet.js" in html
@@ -39,8 +50,10 @@ def test_overview_shows_layers_in_chinese(demo_client: TestClient) -> None:
 
 def test_overview_in_english(demo_client: TestClient) -> None:
     html = demo_client.get("/maps/overview", params={"lang": "en"}).text
-    assert shows(html, "Construction site") and shows(html, "Last inspection")
-    assert shows(html, "Responsible unit")
+    names = overlays(html)
+    assert {"Communities", "Construction site"} <= set(names), names
+    assert not any(re.search("[\u4e00-\u9fff]", name) for name in names), names
+    assert shows(html, "Last inspection") and shows(html, "Responsible unit")
 
 
 def test_vendored_leaflet_is_served(demo_client: TestClient) -> None:
