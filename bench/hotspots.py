@@ -48,7 +48,7 @@ def run(results: Results, dsn: str) -> None:
         hot, found = min((timed(lambda: hotspots.hotspots(conn, engine, query))
                           for _ in range(3)), key=lambda r: r[0])
         year, cube = timed(lambda: hotspots.emerging(conn, engine, YEAR))
-        n = int(found.cells["count"].sum()) + found.outside
+        n = sum(c.count for c in found.cells) + found.outside
     child = subprocess.run([sys.executable, "-c", _CHILD, dsn], capture_output=True,
                            text=True, check=True)
     peak_mb = json.loads(child.stdout.strip().splitlines()[-1])

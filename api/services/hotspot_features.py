@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import shapely
 
 from api.schemas.hotspots import (
@@ -17,6 +17,7 @@ from api.schemas.hotspots import (
     Share,
     Unit,
 )
+from layers.analysis.hotspot_records import Area, Cell, Cluster
 from layers.analysis.hotspots import EmergingResult
 
 Names = dict[int, tuple[str, str]]
@@ -35,32 +36,30 @@ def _unit(units: Names, unit_id: int | None) -> Unit | None:
     return Unit(code=code, name=name)
 
 
-def cell_features(cells: pd.DataFrame) -> list[HotspotFeature]:
+def cell_features(cells: Sequence[Cell]) -> list[HotspotFeature]:
     """One feature per study cell."""
-    return [HotspotFeature(geometry=_geometry(r["geometry"]), properties=CellProperties(
-        cell=str(r["cell"]), count=int(r["count"]), value=float(r["value"]), z=float(r["z"]),
-        p=float(r["p"]), p_fdr=float(r["p_fdr"]), gi_bin=int(r["gi_bin"])))
-        for r in cells.to_dict("records")]
+    return [HotspotFeature(geometry=_geometry(c.geometry), properties=CellProperties(
+        cell=c.cell, count=c.count, value=c.value, z=c.z, p=c.p, p_fdr=c.p_fdr,
+        gi_bin=c.gi_bin)) for c in cells]
 
 
-def area_features(areas: pd.DataFrame, jurisdictions: Names, units: Names
+def area_features(areas: Sequence[Area], jurisdictions: Names, units: Names
                   ) -> list[HotspotFeature]:
     """One feature per merged hotspot area, with "社区A 72%, 社区B 28%" style shares."""
     out = []
-    for r in areas.to_dict("records"):
+    for a in areas:
         shares = [Share(jurisdiction=jurisdictions[j][0], name=jurisdictions[j][1],
-                        share=round(s, 4)) for j, s in r["shares"]]
+                        share=round(s, 4)) for j, s in a.shares]
         text = "，".join(f"{s.name} {s.share:.0%}" for s in shares)
-        jid = r["jurisdiction_id"]
-        out.append(HotspotFeature(geometry=_geometry(r["geometry"]), properties=AreaProperties(
-            area_id=int(r["area_id"]), issue_count=int(r["issue_count"]),
-            peak_z=float(r["peak_z"]), area_km2=float(r["area_km2"]), cells=len(r["cells"]),
-            categories=[(str(c), int(n)) for c, n in r["categories"]], shares=shares,
-            share_text=text, outside_share=round(float(r["outside_share"]), 4),
+        jid = a.jurisdiction_id
+        out.append(HotspotFeature(geometry=_geometry(a.geometry), properties=AreaProperties(
+            area_id=a.area_id, issue_count=a.issue_count, peak_z=a.peak_z,
+            area_km2=a.area_km2, cells=len(a.cells), categories=a.categories, shares=shares,
+            share_text=text, outside_share=round(a.outside_share, 4),
             jurisdiction=jurisdictions[jid][0] if jid in jurisdictions else None,
-            territorial_unit=_unit(units, r["territorial_unit_id"]),
-            functional_unit=_unit(units, r["functional_unit_id"]),
-            lead_unit=_unit(units, r["lead_unit_id"]))))
+            territorial_unit=_unit(units, a.territorial_unit_id),
+            functional_unit=_unit(units, a.functional_unit_id),
+            lead_unit=_unit(units, a.lead_unit_id))))
     return out
 
 
@@ -79,8 +78,7 @@ def emerging_features(found: EmergingResult, *, include_none: bool = False
         for i in np.flatnonzero(keep)]
 
 
-def cluster_features(summary: pd.DataFrame) -> list[HotspotFeature]:
+def cluster_features(clusters: Sequence[Cluster]) -> list[HotspotFeature]:
     """One feature per DBSCAN cluster (the convex hull of its reports)."""
-    return [HotspotFeature(geometry=_geometry(r["geometry"]), properties=ClusterProperties(
-        cluster=int(r["cluster"]), reports=int(r["reports"]), top_category=str(r["top_category"])))
-        for r in summary.to_dict("records")]
+    return [HotspotFeature(geometry=_geometry(c.geometry), properties=ClusterProperties(
+        cluster=c.cluster, reports=c.reports, top_category=c.top_category)) for c in clusters]

@@ -21,7 +21,6 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-import pandas as pd
 import psycopg
 from pydantic import TypeAdapter
 
@@ -35,6 +34,7 @@ from api.services.hotspot_features import (
 from geo.assign import Assigner
 from geo.hotspots.budget import Limits
 from layers.analysis import hotspots
+from layers.analysis.hotspot_records import ChronicPair
 from layers.analysis.hotspots import DEFAULTS, HotspotQuery
 from layers.analysis.snapshots import Spec, adhoc
 
@@ -126,15 +126,15 @@ def chronic_spec(query: HotspotQuery, *,
                  compute, landing)
 
 
-def _chronic_rows(ranked: pd.DataFrame) -> list[ChronicSite]:
+def _chronic_rows(ranked: list[ChronicPair]) -> list[ChronicSite]:
+    # str(): a site without a code (or gone) shows as "None", as it always has.
     return [ChronicSite(
-        rank=i + 1, site=str(r["code"]), name=str(r["name"]), layer=str(r["layer"]),
-        category=str(r["category"]), recurrences=int(r["recurrences"]),
-        issues=int(r["issues"]), share=round(float(r["share"]), 4),
-        site_recurrences=int(r["site_recurrences"]),
-        first_reported=r["first_reported"].isoformat(),
-        last_reported=r["last_reported"].isoformat())
-        for i, r in enumerate(ranked.to_dict("records"))]
+        rank=i + 1, site=str(r.code), name=str(r.name), layer=str(r.layer),
+        category=r.category, recurrences=r.recurrences, issues=r.issues,
+        share=round(r.share, 4), site_recurrences=r.site_recurrences,
+        first_reported=r.first_reported.isoformat(),
+        last_reported=r.last_reported.isoformat())
+        for i, r in enumerate(ranked)]
 
 
 def cluster_spec(query: HotspotQuery, assigner_of: AssignerOf, *,

@@ -7,7 +7,8 @@ in every transaction that changes the assignment inputs or the issue table, so a
 update or delete changes it and reading it costs two tiny queries. The version is read
 *before* the issues: a write committed in between then makes the stored result look stale,
 never a stale result look current. :data:`DEFAULTS` holds the parameters every caller
-leaves out.
+leaves out. Results leave as records (:mod:`layers.analysis.hotspot_records`), not geo's
+frames; the emerging hotspots leave as geo's arrays per cell (:class:`EmergingResult`).
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ import shapely
 from psycopg import sql
 
 from geo.assign import LEVEL_RANK, Assigner
-from geo.hotspots import Hotspots, analyse, sites_per_cell
+from geo.hotspots import analyse, sites_per_cell
 from geo.hotspots import budget as geo_budget
 from geo.hotspots.binning import DEFAULT_RESOLUTION, DEFAULT_RING, StudyGrid, fishnet_grid, h3_grid
 from geo.hotspots.budget import Limits
 from geo.hotspots.chronic import DEFAULT_CYCLE_DAYS, DEFAULT_WINDOW_DAYS, chronic_sites
 from geo.hotspots.clusters import cluster_summary, dbscan_labels
 from geo.hotspots.emerging import Emerging, bin_times, emerging_hotspots, time_steps
-from layers.analysis import budget
+from layers.analysis import budget, hotspot_records
+from layers.analysis.hotspot_records import ChronicPair, Cluster, GiResult
 from layers.errors import ValidationFailed
 from layers.vocab import DISMISSED_STATUSES, STATUSES, Status
 
@@ -173,7 +175,7 @@ def study_grid(assigner: Assigner, query: HotspotQuery) -> StudyGrid:
 
 
 def hotspots(conn: psycopg.Connection[Any], assigner: Assigner, query: HotspotQuery,
-             limit: Limits | None = None) -> Hotspots:
+             limit: Limits | None = None) -> GiResult:
     """Cells and merged hot areas for the query (see :func:`geo.hotspots.analyse`);
     :class:`layers.analysis.budget.OverBudget` before any work when it would exceed ``limit``."""
     limit = limit or Limits()
@@ -187,9 +189,11 @@ def hotspots(conn: psycopg.Connection[Any], assigner: Assigner, query: HotspotQu
         mask = (assigner.s_layer == query.layer) if query.layer else np.ones(
             len(assigner.s_ids), bool)
         sites = sites_per_cell(grid, assigner.s_geoms[mask])
-    return analyse(grid, frame["lon"].to_numpy(np.float64), frame["lat"].to_numpy(np.float64),
-                   frame["category"].to_numpy(object), assigner, normalise=query.normalise,
-                   sites=sites, min_bin=query.min_bin, level=query.level)
+    found = analyse(grid, frame["lon"].to_numpy(np.float64), frame["lat"].to_numpy(np.float64),
+                    frame["category"].to_numpy(object), assigner, normalise=query.normalise,
+                    sites=sites, min_bin=query.min_bin, level=query.level)
+    return GiResult(cells=hotspot_records.cells(found.cells),
+                    areas=hotspot_records.areas(found.areas), outside=found.outside)
 
 
 @dataclass(frozen=True)
@@ -247,7 +251,8 @@ def _now(conn: psycopg.Connection[Any]) -> float:
 
 def chronic(conn: psycopg.Connection[Any], query: HotspotQuery, *,
             window_days: float = DEFAULTS.chronic_window_days,
-            min_recurrences: int | None = None, limit: Limits | None = None) -> pd.DataFrame:
+            min_recurrences: int | None = None, limit: Limits | None = None
+            ) -> list[ChronicPair]:
     """Chronic (site, category) pairs with the site's code, name and layer, ranked."""
     _checked_rows(conn, query, limit or Limits(), at_sites=True)
     frame = read_issues(conn, query, "i.site_id, i.category_code AS category, i.status,"
@@ -260,12 +265,12 @@ def chronic(conn: psycopg.Connection[Any], query: HotspotQuery, *,
     ranked = chronic_sites(frame, window_days=window_days, min_recurrences=min_recurrences)
     sites = pd.DataFrame(conn.execute("SELECT id, code, name, layer FROM site").fetchall(),
                          columns=["site_id", "code", "name", "layer"])
-    return ranked.merge(sites, on="site_id", how="left")
+    return hotspot_records.chronic(ranked.merge(sites, on="site_id", how="left"))
 
 
 def clusters(conn: psycopg.Connection[Any], assigner: Assigner, query: HotspotQuery, *,
              eps_m: float = DEFAULTS.eps_m, min_reports: int = DEFAULTS.min_reports,
-             limit: Limits | None = None) -> pd.DataFrame:
+             limit: Limits | None = None) -> list[Cluster]:
     """DBSCAN clusters of the query's issues (duplicate-heavy spots); refused before any
     work when their neighbour lists would exceed ``limit`` (estimated over the district)."""
     limit = limit or Limits()
@@ -274,8 +279,9 @@ def clusters(conn: psycopg.Connection[Any], assigner: Assigner, query: HotspotQu
     frame = read_issues(conn, query)
     labels = dbscan_labels(frame["lon"].to_numpy(np.float64), frame["lat"].to_numpy(np.float64),
                            eps_m=eps_m, min_reports=min_reports)
-    return cluster_summary(frame["lon"].to_numpy(np.float64), frame["lat"].to_numpy(np.float64),
-                           frame["category"].to_numpy(object), labels)
+    return hotspot_records.clusters(cluster_summary(
+        frame["lon"].to_numpy(np.float64), frame["lat"].to_numpy(np.float64),
+        frame["category"].to_numpy(object), labels))
 
 
 def names(conn: psycopg.Connection[Any]) -> tuple[dict[int, tuple[str, str]],

@@ -20,7 +20,6 @@ Visits, findings and the checklist are in :mod:`layers.inspections.visits`.
 from __future__ import annotations
 
 import json
-import math
 import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
@@ -41,6 +40,7 @@ from geo.sampling import (
     risk_scores,
 )
 from layers.errors import Conflict, NotFound, ValidationFailed
+from layers.frames import number, text, whole
 
 MAX_SEED = 2**31 - 1
 #: A stored round's progress (the table's CHECK states the same words).
@@ -283,30 +283,14 @@ def _stops(frame: pd.DataFrame) -> list[PlannedStop]:
     """The plan's rows as records: numpy scalars as Python values, NaN (pandas' missing
     value in a numeric column) as None."""
     return [PlannedStop(
-        seq=int(r["seq"]), site_id=int(r["site_id"]), site_code=_text(r["site_code"]),
+        seq=int(r["seq"]), site_id=int(r["site_id"]), site_code=text(r["site_code"]),
         site_name=str(r["site_name"]), layer=str(r["layer"]), layer_name=str(r["layer_name"]),
-        community_id=_whole(r["community_id"]), community=_text(r["community"]),
-        community_name=_text(r["community_name"]), lon=float(r["lon"]), lat=float(r["lat"]),
+        community_id=whole(r["community_id"]), community=text(r["community"]),
+        community_name=text(r["community_name"]), lon=float(r["lon"]), lat=float(r["lat"]),
         recent=int(r["recent"]), open=int(r["open"]), overdue=int(r["overdue"]),
-        interval_days=_whole(r["interval_days"]),
-        days_since_visit=_number(r["days_since_visit"]), risk=float(r["risk"]),
+        interval_days=whole(r["interval_days"]),
+        days_since_visit=number(r["days_since_visit"]), risk=float(r["risk"]),
         reason=dict(r["reason"])) for r in frame.to_dict("records")]
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float | np.floating) and math.isnan(value))
-
-
-def _text(value: Any) -> str | None:
-    return None if _missing(value) else str(value)
-
-
-def _whole(value: Any) -> int | None:
-    return None if _missing(value) else int(value)
-
-
-def _number(value: Any) -> float | None:
-    return None if _missing(value) else float(value)
 
 
 def _params(request: PlanRequest, now: datetime) -> PlanParams:
