@@ -86,7 +86,6 @@ class Assigner:
     j_metric: GeomArray
     s_ids: IntArray
     s_layer: NDArray[np.object_]
-    s_unit: IntArray
     s_buffer: NDArray[np.float64]
     s_area: NDArray[np.float64]
     s_geoms: GeomArray
@@ -118,7 +117,7 @@ class Assigner:
         Parameters
         ----------
         jurisdictions : columns ``id, code, level, parent_id, unit_id, geometry``.
-        sites : columns ``id, layer, unit_id, buffer_m, geometry``.
+        sites : columns ``id, layer, buffer_m, geometry`` (a site's own unit plays no part).
         rules : columns ``category_code, jurisdiction_id, site_id, unit_id, precedence``.
         categories : columns ``code, site_layer, functional_unit_id`` and optionally
             ``active`` (default: all active).
@@ -138,7 +137,7 @@ class Assigner:
             j_unit=_ids(jurisdictions["unit_id"]), j_geoms=j_geoms,
             j_metric=_project(j_geoms, to_metric),
             s_ids=sites["id"].to_numpy(np.int64),
-            s_layer=sites["layer"].to_numpy(object), s_unit=_ids(sites["unit_id"]),
+            s_layer=sites["layer"].to_numpy(object),
             s_buffer=sites["buffer_m"].to_numpy(np.float64),
             s_area=shapely.area(s_metric), s_geoms=s_geoms, s_metric=s_metric,
             rules=_prepare_rules(rules, jurisdictions),
