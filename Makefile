@@ -21,10 +21,11 @@ test: setup lint
 	@scripts/ensure-system.sh test
 	$(BIN)/python -m pytest
 
-# The inner loop: lint and the fast tests (no browser, reliability or slow tests).
+# The inner loop: lint and the fast tests (no browser, reliability or slow tests), on every
+# core: each pytest-xdist worker starts a cluster of its own.
 check: setup lint
 	@scripts/ensure-system.sh run
-	$(BIN)/python -m pytest -m '$(FAST)'
+	$(BIN)/python -m pytest -n auto -m '$(FAST)'
 
 lint: setup
 	$(BIN)/ruff check geo layers maps api tests bench

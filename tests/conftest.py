@@ -91,9 +91,11 @@ def cluster() -> Iterator[Cluster]:
 
 
 def _clone(node: Cluster, template: str) -> str:
+    # FILE_COPY: a small template copies faster as files than page by page through the WAL
+    # (tests/api/test_catalog_api.py, 40 tests: 15.1 s against 15.7-16.0 s).
     name = f"t{os.getpid()}_{next(_serial)}"
     with psycopg.connect(node.conninfo("postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
             sql.Identifier(name), sql.Identifier(template)))
     return name
 

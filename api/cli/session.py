@@ -23,7 +23,9 @@ from layers.db.cluster import ClusterError
 from layers.db.settings import Settings
 from layers.errors import DomainError
 
-err = Console(stderr=True, highlight=False)
+# soft_wrap: an error is one line however narrow the terminal (or 80 columns when there is
+# none), so scripts and logs can read it whole.
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def actor() -> str:

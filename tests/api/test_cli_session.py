@@ -14,7 +14,7 @@ from layers.errors import NotFound, ValidationFailed
 from layers.io.gisfile import row_error
 
 runner = CliRunner()
-UNREACHABLE = {"DATABASE_URL": "host=/nonexistent port=1 dbname=x user=x", "COLUMNS": "200"}
+UNREACHABLE = {"DATABASE_URL": "host=/nonexistent port=1 dbname=x user=x", "COLUMNS": "40"}
 
 
 @pytest.mark.parametrize("args", [
