@@ -138,8 +138,8 @@ def _areas(fmap: folium.Map, areas: Sequence[HotArea], t: dict[str, str]) -> Non
 def _chronic(fmap: folium.Map, data: HotspotData, t: dict[str, str], zone: tzinfo) -> None:
     group = folium.FeatureGroup(name=t["chronic"])
     if data.chronic and data.sites:
-        best = (frame(data.chronic, ChronicSite).sort_values("recurrences", ascending=False)
-                .drop_duplicates("code"))
+        best = (frame(data.chronic, ChronicSite).dropna(subset=["code"])  # pandas joins nulls
+                .sort_values("recurrences", ascending=False).drop_duplicates("code"))
         sites = geo_frame(data.sites, Site)[["code", "name", "geometry"]].merge(best, on="code")
         if len(sites):
             sites = escape_frame(sites, zone)

@@ -97,9 +97,9 @@ class ChronicSite(BaseModel):
     """A site where one problem keeps coming back after closure (顽疾)."""
 
     rank: int
-    site: str
-    name: str
-    layer: str
+    site: str | None  # null: a site without a code, or deleted since
+    name: str | None
+    layer: str | None
     category: str
     recurrences: int
     issues: int

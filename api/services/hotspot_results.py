@@ -127,9 +127,9 @@ def chronic_spec(query: HotspotQuery, *,
 
 
 def _chronic_rows(ranked: list[ChronicPair]) -> list[ChronicSite]:
-    # str(): a site without a code (or gone) shows as "None", as it always has.
+    # A site without a code, or deleted since, is null (it read "None" before).
     return [ChronicSite(
-        rank=i + 1, site=str(r.code), name=str(r.name), layer=str(r.layer),
+        rank=i + 1, site=r.code, name=r.name, layer=r.layer,
         category=r.category, recurrences=r.recurrences, issues=r.issues,
         share=round(r.share, 4), site_recurrences=r.site_recurrences,
         first_reported=r.first_reported.isoformat(),
