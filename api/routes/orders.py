@@ -60,36 +60,10 @@ class OrderSummary(BaseModel):
     overdue_now: int
 
 
-class OrderItem(BaseModel):
-    """An issue on the order: as listed (status, deadline) and as it is now."""
-
-    position: int
-    level: int
-    public_id: str
-    category: str
-    category_zh: str
-    category_en: str
-    points: float
-    description: str
-    lon: float
-    lat: float
-    jurisdiction: str | None
-    jurisdiction_name: str | None
-    site: str | None
-    site_name: str | None
-    reported_at: datetime
-    status_listed: str
-    deadline_listed: datetime | None
-    status: str
-    deadline: datetime | None
-    traffic_light: str | None
-    rework_count: int
-
-
 class Order(OrderSummary):
     """An order with its issues."""
 
-    items: list[OrderItem]
+    items: list[orders.OrderItem]  # the layers' record: the API adds nothing to it
 
 
 class OrderList(BaseModel):
