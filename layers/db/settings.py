@@ -75,8 +75,17 @@ class Settings(BaseSettings):
     keep_original_photos: bool = False
     # Exports (GET /api/v1/exports/...) formatting at once per process; the next hears 503.
     export_concurrency: int = Field(default=2, ge=1)
+    # The background worker (layers/worker, `sitewatch worker`): seconds between its loops
+    # (each writes its heartbeat and runs the jobs that are due); /health calls a heartbeat
+    # older than worker_stale seconds stale.
+    worker_tick: float = Field(default=5.0, gt=0)
+    worker_stale: float = Field(default=60.0, gt=0)
+    # Nightly backups by the worker into this folder, keeping the newest backup_keep files;
+    # unset: no nightly backup.
+    backup_dir: Path | None = None
+    backup_keep: int = Field(default=7, ge=1)
 
-    @field_validator("pg_bindir", mode="before")
+    @field_validator("pg_bindir", "backup_dir", mode="before")
     @classmethod
     def _unset_when_empty(cls, value: object) -> object:
         # SITEWATCH_PG_BINDIR= (empty) means "search", not the current directory.

@@ -1,0 +1,107 @@
+"""The worker's jobs: each a name, a schedule and a function ``(conn, settings, now) -> str``.
+
+:data:`JOBS` is the registry of the jobs that need only the layers; adding a job is one line
+there (``Job("name", Every(60), function)``). The worker command adds the jobs that need the
+API's services (the map analysis refresh, api.services.worker_jobs) to these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from layers.db import backup, database
+from layers.db.settings import Settings
+from layers.supervision import orders
+
+# The audit trail's name for changes the worker makes (orders it signs, events it writes).
+SYSTEM_ACTOR = "system:worker"
+
+Run = Callable[[psycopg.Connection[Any], Settings, datetime], str]
+
+
+@dataclass(frozen=True)
+class Every:
+    """Run every ``seconds``: slots start at multiples of it since the epoch (UTC)."""
+
+    seconds: float
+
+    def slot(self, now: datetime, settings: Settings) -> datetime | None:
+        """The slot ``now`` falls in (the start of its interval)."""
+        step = timedelta(seconds=self.seconds)
+        epoch = datetime(1970, 1, 1, tzinfo=now.tzinfo)
+        return epoch + ((now - epoch) // step) * step
+
+
+@dataclass(frozen=True)
+class Daily:
+    """Run once a day at ``at``, local time in ``Settings.zone``; a worker that was down at
+    that moment runs it when it comes back the same day."""
+
+    at: time
+
+    def slot(self, now: datetime, settings: Settings) -> datetime | None:
+        """Today's run time once it has passed, else None (nothing due yet)."""
+        local = now.astimezone(settings.zone)
+        due = datetime.combine(local.date(), self.at, tzinfo=settings.zone)
+        return due if local >= due else None
+
+
+Schedule = Every | Daily
+
+
+@dataclass(frozen=True)
+class Job:
+    """A named job, when it runs, and what it does (returns a one-line summary)."""
+
+    name: str
+    schedule: Schedule
+    run: Run
+    # False: the job has nothing to do under these settings (e.g. no backup folder).
+    enabled: Callable[[Settings], bool] = lambda _settings: True
+
+
+def escalate_overdue(conn: psycopg.Connection[Any], settings: Settings, now: datetime
+                     ) -> str:
+    """What ``sitewatch orders escalate`` does, signed by the worker's system actor."""
+    written = orders.escalate(conn, orders.Issuer(SYSTEM_ACTOR, "supervisor"))
+    return f"{len(written)} order(s) escalated"
+
+
+def backup_name(now: datetime, settings: Settings) -> str:
+    """The backup file for the local day of ``now``: ``sitewatch-YYYYMMDD-HHMMSS.tar``."""
+    return now.astimezone(settings.zone).strftime("sitewatch-%Y%m%d-%H%M%S.tar")
+
+
+def prune_backups(folder: Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` backups in ``folder`` (by name, which sorts by
+    time); the deleted paths."""
+    found = sorted(folder.glob("sitewatch-*.tar"))
+    gone = found[:-keep] if keep > 0 else found
+    for path in gone:
+        path.unlink()
+    return gone
+
+
+def nightly_backup(conn: psycopg.Connection[Any], settings: Settings, now: datetime) -> str:
+    """``sitewatch db backup`` into ``Settings.backup_dir``, keeping the last ``backup_keep``."""
+    folder = settings.backup_dir
+    if folder is None:
+        return "no backup folder set"
+    out = folder / backup_name(now, settings)
+    done = backup.backup(database.conninfo(settings), settings.data_dir, out,
+                         pg_bindir=settings.pg_bindir)
+    gone = prune_backups(folder, settings.backup_keep)
+    return f"{out.name}: {done.database_bytes} bytes, {done.photos} photo(s); {len(gone)} pruned"
+
+
+JOBS: list[Job] = [
+    Job("escalate", Every(300), escalate_overdue),
+    Job("backup", Daily(time(2, 30)), nightly_backup,
+        enabled=lambda settings: settings.backup_dir is not None),
+]

@@ -1,0 +1,135 @@
+"""The worker's loop: heartbeat, then each due job slot claimed in the database and run.
+
+Several workers may run at once (on one machine or several): a slot is claimed by inserting
+``(job, slot)`` into ``job_run`` (migration 0017) with ``ON CONFLICT DO NOTHING``, so exactly
+one worker runs it, once. A job that fails is recorded with its error and waits for its next
+slot; the loop goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import class_row
+
+from layers.db.settings import Settings
+from layers.errors import DomainError
+from layers.worker.jobs import Job
+
+log = logging.getLogger("sitewatch.worker")
+Connect = Callable[[], psycopg.Connection[Any]]
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """The newest heartbeat of any worker, and whether it is older than allowed."""
+
+    name: str
+    heartbeat: datetime
+    age_seconds: float
+    stale: bool
+
+
+def worker_name() -> str:
+    """A name unique to this process: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def beat(conn: psycopg.Connection[Any], name: str) -> None:
+    """Write (or first create) this worker's row with a fresh heartbeat."""
+    conn.execute("INSERT INTO worker (name, host, pid) VALUES (%s, %s, %s) "
+                 "ON CONFLICT (name) DO UPDATE SET heartbeat = now(), stopped_at = NULL",
+                 [name, socket.gethostname(), os.getpid()])
+
+
+def stopped(conn: psycopg.Connection[Any], name: str) -> None:
+    """Mark this worker as stopped cleanly."""
+    conn.execute("UPDATE worker SET stopped_at = now() WHERE name = %s", [name])
+
+
+def latest_heartbeat(conn: psycopg.Connection[Any], stale_after: float) -> Heartbeat | None:
+    """The most recent heartbeat of a running worker (None: no worker ever ran, or all
+    stopped cleanly)."""
+    with conn.cursor(row_factory=class_row(Heartbeat)) as cur:
+        return cur.execute(
+            "SELECT name, heartbeat, extract(epoch FROM now() - heartbeat)::float8 AS "
+            "age_seconds, now() - heartbeat > make_interval(secs => %s) AS stale "
+            "FROM worker WHERE stopped_at IS NULL ORDER BY heartbeat DESC LIMIT 1",
+            [stale_after]).fetchone()
+
+
+def claim(conn: psycopg.Connection[Any], job: str, slot: datetime, worker: str) -> bool:
+    """Claim ``job``'s ``slot`` for ``worker``; False when another worker already has it.
+    Commits, so the claim holds while the job runs."""
+    with conn.transaction():
+        row = conn.execute("INSERT INTO job_run (job, slot, worker) VALUES (%s, %s, %s) "
+                           "ON CONFLICT DO NOTHING RETURNING job", [job, slot, worker]
+                           ).fetchone()
+    return row is not None
+
+
+def _finish(conn: psycopg.Connection[Any], job: str, slot: datetime, ok: bool,
+            result: str) -> None:
+    with conn.transaction():
+        conn.execute("UPDATE job_run SET finished_at = now(), ok = %s, result = %s "
+                     "WHERE job = %s AND slot = %s", [ok, result[:2000], job, slot])
+
+
+def run_due(conn: psycopg.Connection[Any], jobs: Sequence[Job], settings: Settings,
+            worker: str, now: datetime | None = None) -> list[tuple[str, datetime, str]]:
+    """Run every enabled job whose current slot this worker claims; (job, slot, result) of
+    each run (a failure's result starts with ``failed:``)."""
+    now = now or datetime.now(UTC)
+    ran = []
+    for job in jobs:
+        if not job.enabled(settings):
+            continue
+        slot = job.schedule.slot(now, settings)
+        if slot is None or not claim(conn, job.name, slot, worker):
+            continue
+        try:
+            with conn.transaction():
+                result, ok = job.run(conn, settings, now), True
+        except (DomainError, psycopg.Error, OSError) as exc:
+            text = exc.message if isinstance(exc, DomainError) else str(exc).strip()
+            result, ok = f"failed: {text}", False
+            log.warning("job %s (%s) failed: %s", job.name, slot.isoformat(), text)
+        _finish(conn, job.name, slot, ok, result)
+        ran.append((job.name, slot, result))
+    return ran
+
+
+def run_forever(connect: Connect, jobs: Sequence[Job], settings: Settings,
+                stop: threading.Event, name: str | None = None) -> None:
+    """Beat and run due jobs every ``settings.worker_tick`` seconds until ``stop`` is set.
+
+    A lost database connection is logged and retried at the next tick.
+    """
+    name = name or worker_name()
+    log.info("worker %s started: %s", name, ", ".join(j.name for j in jobs))
+    while not stop.is_set():
+        try:
+            with connect() as conn:
+                conn.autocommit = True
+                beat(conn, name)
+                for job, slot, result in run_due(conn, jobs, settings, name):
+                    log.info("%s %s: %s", job, slot.isoformat(), result)
+        except psycopg.OperationalError as exc:
+            log.warning("worker cannot reach the database: %s", str(exc).strip())
+        stop.wait(settings.worker_tick)
+    try:
+        with connect() as conn:
+            conn.autocommit = True
+            stopped(conn, name)
+    except psycopg.OperationalError:
+        pass
+    log.info("worker %s stopped", name)
