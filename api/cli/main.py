@@ -24,6 +24,7 @@ from api.cli.maps import map_command
 from api.cli.orders import orders_app
 from api.cli.reports import reports_app
 from api.cli.session import err, reported_errors, session
+from api.cli.worker import start_child, stop_child, worker_command
 from layers.auth import tokens
 from layers.db import database, migrate
 from layers.db.settings import Settings
@@ -48,6 +49,7 @@ app.add_typer(reports_app)  # scores, phases
 app.command("export")(export)
 app.command("hotspots")(hotspots_command)
 app.command("map")(map_command)
+app.command("worker")(worker_command)
 # `serve --announce` (make run) prints a fresh admin token on every start.
 ANNOUNCED_TOKEN_LIFETIME = timedelta(hours=24)
 
@@ -299,12 +301,16 @@ def evidence_strip() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Web server processes.")] = 1,
+    no_worker: Annotated[bool, typer.Option(
+        "--no-worker", help="Do not start the background worker (run `sitewatch worker` "
+        "as its own service instead).")] = False,
     announce: Annotated[bool, typer.Option(
         "--announce", help="Print the map URL and an admin token that expires in a day.")
                         ] = False,
 ) -> None:
-    """Serve the API and map pages (Ctrl-C stops cleanly)."""
+    """Serve the API and map pages, and start the background worker beside them unless
+    --no-worker (Ctrl-C stops both cleanly)."""
     import uvicorn
 
     settings = Settings()
@@ -325,8 +331,13 @@ def serve(
     sys.stdout.flush()
     # proxy_headers=False: uvicorn would believe X-Forwarded-For from 127.0.0.1; the app
     # believes it only from SITEWATCH_TRUSTED_PROXIES (api.guards).
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info", proxy_headers=False)
+    child = None if no_worker else start_child()
+    try:
+        uvicorn.run("api.app:create_app", factory=True, host=host, port=port,
+                    workers=workers, log_level="info", proxy_headers=False)
+    finally:
+        if child is not None:
+            stop_child(child)
 
 
 if __name__ == "__main__":

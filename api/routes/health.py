@@ -1,8 +1,10 @@
-"""``GET /health``: is the service up, and can it reach PostGIS?"""
+"""``GET /health``: is the service up, can it reach PostGIS, is the background worker alive,
+and how many messages wait to be delivered?"""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Literal
 
 import psycopg
@@ -12,6 +14,7 @@ from psycopg_pool import PoolTimeout
 from pydantic import BaseModel
 
 from api.deps import get_conn
+from layers.worker import status
 
 router = APIRouter(tags=["health"])
 
@@ -23,11 +26,30 @@ class DatabaseHealth(BaseModel):
     postgis: str | None = None
 
 
+class WorkerHealth(BaseModel):
+    """The newest heartbeat of a running worker (``sitewatch worker``); stale when older than
+    ``SITEWATCH_WORKER_STALE`` seconds."""
+
+    heartbeat: datetime | None = None
+    age_seconds: float | None = None
+    stale: bool = True
+
+
+class OutboxHealth(BaseModel):
+    """Messages not yet delivered: how many, and when the oldest was queued."""
+
+    queued: int
+    oldest: datetime | None = None
+
+
 class Health(BaseModel):
-    """The service's health; 503 when the database cannot be reached."""
+    """The service's health; 503 when the database cannot be reached. A stale or missing
+    worker is reported but does not fail the probe: requests are still answered."""
 
     status: Literal["ok", "degraded"]
     database: DatabaseHealth
+    worker: WorkerHealth | None = None
+    outbox: OutboxHealth | None = None
 
 
 @router.get("/health", response_model=Health,
@@ -39,9 +61,16 @@ def health(request: Request) -> JSONResponse:
         # answers within half a second instead of waiting the whole pool timeout.
         with contextmanager(get_conn)(request) as conn:
             row = conn.execute("SELECT postgis_lib_version()::text").fetchone()
+            beat = status.latest_heartbeat(conn, request.app.state.settings.worker_stale)
+            waiting = status.backlog(conn)
+        worker = WorkerHealth() if beat is None else WorkerHealth(
+            heartbeat=beat.heartbeat, age_seconds=round(beat.age_seconds, 3), stale=beat.stale)
+        outbox = None if waiting is None else OutboxHealth(queued=waiting.queued,
+                                                           oldest=waiting.oldest)
         body = Health(status="ok",
-                      database=DatabaseHealth(status="ok", postgis=str(row[0]) if row else None))
-        return JSONResponse(body.model_dump(), status_code=200)
+                      database=DatabaseHealth(status="ok", postgis=str(row[0]) if row else None),
+                      worker=worker, outbox=outbox)
+        return JSONResponse(body.model_dump(mode="json"), status_code=200)
     except (psycopg.Error, PoolTimeout):
         body = Health(status="degraded", database=DatabaseHealth(status="unavailable"))
         return JSONResponse(body.model_dump(), status_code=503)

@@ -14,29 +14,18 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import class_row
 
 from layers.db.settings import Settings
 from layers.errors import DomainError
 from layers.worker.jobs import Job
 
 log = logging.getLogger("sitewatch.worker")
-Connect = Callable[[], psycopg.Connection[Any]]
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    """The newest heartbeat of any worker, and whether it is older than allowed."""
-
-    name: str
-    heartbeat: datetime
-    age_seconds: float
-    stale: bool
+Connect = Callable[[], AbstractContextManager[psycopg.Connection[Any]]]
 
 
 def worker_name() -> str:
@@ -54,17 +43,6 @@ def beat(conn: psycopg.Connection[Any], name: str) -> None:
 def stopped(conn: psycopg.Connection[Any], name: str) -> None:
     """Mark this worker as stopped cleanly."""
     conn.execute("UPDATE worker SET stopped_at = now() WHERE name = %s", [name])
-
-
-def latest_heartbeat(conn: psycopg.Connection[Any], stale_after: float) -> Heartbeat | None:
-    """The most recent heartbeat of a running worker (None: no worker ever ran, or all
-    stopped cleanly)."""
-    with conn.cursor(row_factory=class_row(Heartbeat)) as cur:
-        return cur.execute(
-            "SELECT name, heartbeat, extract(epoch FROM now() - heartbeat)::float8 AS "
-            "age_seconds, now() - heartbeat > make_interval(secs => %s) AS stale "
-            "FROM worker WHERE stopped_at IS NULL ORDER BY heartbeat DESC LIMIT 1",
-            [stale_after]).fetchone()
 
 
 def claim(conn: psycopg.Connection[Any], job: str, slot: datetime, worker: str) -> bool:

@@ -1,0 +1,34 @@
+"""The worker's full job list: the layers' registry (layers.worker.jobs.JOBS) and the map
+analysis refresh, which needs the map pages' landing views (this package's map_pages)."""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from api.services import map_pages
+from layers.analysis import snapshots
+from layers.db import database
+from layers.db.settings import Settings
+from layers.worker.jobs import JOBS, Every, Job
+
+
+def refresh_maps(conn: psycopg.Connection[Any], settings: Settings, now: datetime) -> str:
+    """Refresh the snapshots behind the map pages' landing views that are missing or stale,
+    so the web processes only read them (layers.analysis.snapshots.Refresher)."""
+    refresher = snapshots.Refresher(
+        snapshots.connector(database.conninfo(settings)),
+        functools.partial(map_pages.landing_specs, zone=settings.zone),
+        settings.snapshot_interval, settings.snapshot_max_age)
+    return f"{refresher.run_once()} snapshot(s) refreshed"
+
+
+def all_jobs(settings: Settings) -> list[Job]:
+    """Every job a worker runs under ``settings`` (the map refresh every
+    ``snapshot_interval`` seconds; off at 0)."""
+    refresh = Job("refresh-maps", Every(settings.snapshot_interval or 1.0), refresh_maps,
+                  enabled=lambda s: s.snapshot_interval > 0)
+    return [*JOBS, refresh]

@@ -1,0 +1,136 @@
+"""The worker as a process: ``serve`` starts one as its child and takes it down with it (a
+clean stop, or by itself when serve is killed); /health shows its heartbeat and the backlog
+of undelivered messages."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from layers.worker import runner, status
+
+# Generous bounds on waiting for a process to do what it must (not timing assertions: a
+# slow machine only waits longer, a broken stop fails).
+PATIENCE_SECONDS = 60.0
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _until(check: Callable[[], Any]) -> Any:
+    """Poll ``check`` until it returns something truthy; fail after PATIENCE_SECONDS."""
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"{check.__name__} never came true")
+
+
+def _fresh_heartbeat(base: str) -> Callable[[], bool]:
+    def heartbeat_shown() -> bool:
+        beat = httpx.get(f"{base}/health", timeout=10).json()["worker"]
+        return beat["heartbeat"] is not None and not beat["stale"]
+    return heartbeat_shown
+
+
+def _running_worker(dsn: str) -> tuple[str, int] | None:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT name, pid FROM worker WHERE stopped_at IS NULL").fetchone()
+    return (str(row[0]), int(row[1])) if row else None
+
+
+@contextlib.contextmanager
+def _serve(serving: Callable[..., Any], dsn: str, folder: Path
+           ) -> Iterator[tuple[str, Any]]:
+    env = {"DATABASE_URL": dsn, "SITEWATCH_DATA_DIR": str(folder),
+           "SITEWATCH_WORKER_TICK": "0.2"}
+    with serving(["api.cli.main", "serve"], env, folder) as running:
+        yield running
+
+
+@pytest.mark.slow  # starts a real server and its worker
+def test_serve_starts_a_worker_and_stopping_serve_stops_it(
+        dsn: str, tmp_path: Path, serving: Callable[..., Any]) -> None:
+    with _serve(serving, dsn, tmp_path) as (base, proc):
+        _until(_fresh_heartbeat(base))
+        name, pid = _until(lambda: _running_worker(dsn))
+        assert _parent_of(pid) == proc.pid
+    assert not _alive(proc.pid)
+    _until(lambda: not _alive(pid))
+    with psycopg.connect(dsn) as conn:
+        stopped = conn.execute("SELECT stopped_at IS NOT NULL FROM worker WHERE name = %s",
+                               [name]).fetchone()
+    assert stopped == (True,)  # a clean stop, not a kill
+
+
+@pytest.mark.slow  # starts a real server and its worker
+def test_a_killed_serve_leaves_no_orphan_worker(
+        dsn: str, tmp_path: Path, serving: Callable[..., Any]) -> None:
+    with _serve(serving, dsn, tmp_path) as (_, proc):
+        _, pid = _until(lambda: _running_worker(dsn))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        _until(lambda: not _alive(pid))
+
+
+@pytest.mark.slow  # starts a real server
+def test_serve_without_worker_starts_none(dsn: str, tmp_path: Path,
+                                          serving: Callable[..., Any]) -> None:
+    env = {"DATABASE_URL": dsn, "SITEWATCH_DATA_DIR": str(tmp_path),
+           "SITEWATCH_WORKER_TICK": "0.2"}
+    with serving(["api.cli.main", "serve", "--no-worker"], env, tmp_path) as (base, proc):
+        assert httpx.get(f"{base}/health", timeout=10).json()["worker"]["heartbeat"] is None
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    assert children == []
+
+
+def test_health_shows_the_newest_heartbeat_and_when_it_is_stale(client: TestClient,
+                                                                 dsn: str) -> None:
+    assert client.get("/health").json()["worker"] == {
+        "heartbeat": None, "age_seconds": None, "stale": True}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        runner.beat(conn, "w1")
+        fresh = client.get("/health").json()["worker"]
+        conn.execute("UPDATE worker SET heartbeat = now() - interval '1 hour'")
+        old = client.get("/health").json()["worker"]
+        runner.stopped(conn, "w1")
+        gone = client.get("/health").json()["worker"]
+    assert fresh["heartbeat"] is not None and fresh["stale"] is False
+    assert old["stale"] is True and old["age_seconds"] >= 3600
+    assert gone["heartbeat"] is None
+
+
+def test_backlog_counts_pending_deliveries_only_where_the_outbox_exists(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS delivery, outbox CASCADE")
+        assert status.backlog(conn) is None
+        conn.execute("CREATE TABLE outbox (id int)")
+        conn.execute("CREATE TABLE delivery (state text, created_at timestamptz)")
+        assert status.backlog(conn) == status.Backlog(0, None)
+        conn.execute("INSERT INTO delivery VALUES ('pending', '2026-11-20T08:00:00Z'), "
+                     "('pending', '2026-11-20T09:00:00Z'), ('delivered', '2026-11-19T00:00Z')")
+        waiting = status.backlog(conn)
+    assert waiting is not None and waiting.queued == 2
+    assert waiting.oldest is not None and waiting.oldest.isoformat().startswith("2026-11-20")
