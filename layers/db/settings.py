@@ -54,6 +54,17 @@ class Settings(BaseSettings):
     public_url: str = ""
     # 天地图 basemap key (browser key from console.tianditu.gov.cn); empty: no Tianditu layer.
     tianditu_key: str = ""
+    # Notifications (layers/notify): the SMTP server for the email channel
+    # (smtp://user:password@host:port?from=addr, smtps:// for TLS from the start, starttls=1
+    # to upgrade); webhook targets on loopback, link-local or private addresses are refused
+    # unless webhook_allow_private (on-premise receivers, tests); a delivery is retried with
+    # backoff for delivery_retry_hours after its event, then dead; each send waits at most
+    # delivery_timeout seconds and reads at most delivery_max_response bytes of the answer.
+    smtp_url: str = ""
+    webhook_allow_private: bool = False
+    delivery_retry_hours: float = Field(default=24.0, gt=0)
+    delivery_timeout: float = Field(default=10.0, gt=0)
+    delivery_max_response: int = Field(default=64 * 1024, ge=1024)
     # Analysis snapshots (layers/analysis/snapshots.py), in seconds: a stale snapshot is served (and
     # refreshed in the background) while younger than max_stale; a current one is refreshed
     # once older than max_age (overdue counts move with the clock); the refresher keeps the

@@ -1,0 +1,161 @@
+"""Sending the outbox: claim due deliveries, send, record; retry with backoff, then dead.
+
+At least once: a delivery is marked delivered only after its receiver took it, in the
+transaction that claimed it, so a worker killed mid-send leaves it pending for the next. Several
+workers claim with ``FOR UPDATE SKIP LOCKED`` and hold the row until its send is recorded, so
+in the normal case no two send the same delivery.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, get_args
+
+import psycopg
+from psycopg.rows import class_row
+
+from layers.db.settings import Settings
+from layers.errors import Conflict, NotFound, ValidationFailed
+from layers.notify import channels, outbox
+from layers.notify.channels import SendFailed
+from layers.notify.messages import render
+
+DeliveryState = Literal["pending", "delivered", "dead"]
+DELIVERY_STATES: tuple[DeliveryState, ...] = get_args(DeliveryState)
+# The first retry waits about FIRST_RETRY, each next one twice as long, never over LONGEST.
+FIRST_RETRY = timedelta(seconds=30)
+LONGEST = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event on its way to one subscription."""
+
+    id: str
+    subscription_id: int
+    channel: str
+    target: str
+    event: str
+    unit: str | None
+    state: DeliveryState
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    delivered_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one :func:`deliver_due` call did."""
+
+    delivered: int = 0
+    retrying: int = 0
+    dead: int = 0
+
+
+_SELECT = """
+SELECT d.id::text AS id, d.subscription_id, s.channel, s.target, o.kind AS event,
+       u.code AS unit, d.state, d.attempts, d.next_attempt_at, d.last_error, d.delivered_at,
+       d.created_at
+FROM delivery d JOIN subscription s ON s.id = d.subscription_id
+JOIN outbox o ON o.id = d.outbox_id LEFT JOIN unit u ON u.id = o.unit_id
+"""
+
+_CLAIM = """
+SELECT d.id::text, d.attempts, o.kind, o.payload, d.retry_from, d.subscription_id
+FROM delivery d JOIN outbox o ON o.id = d.outbox_id
+WHERE d.state = 'pending' AND d.next_attempt_at <= %s
+ORDER BY d.next_attempt_at, d.created_at
+LIMIT 1
+FOR UPDATE OF d SKIP LOCKED
+"""
+
+
+def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
+    """How long to wait after the ``attempts``-th failure: doubling, capped, with jitter (the
+    wait is drawn between half and all of it, so receivers that come back are not hit by
+    every sender at the same instant)."""
+    full = min(FIRST_RETRY * (1 << min(max(attempts - 1, 0), 20)), LONGEST)
+    draw = rng.random() if rng is not None else random.random()  # noqa: S311 (jitter)
+    return full * (0.5 + 0.5 * draw)
+
+
+def deliver_due(conn: psycopg.Connection[Any], settings: Settings, *,
+                now: datetime | None = None, limit: int = 100) -> Outcome:
+    """Send up to ``limit`` deliveries due at ``now`` (default: the database's clock), one
+    transaction each; return how many arrived, wait for a retry, and went dead.
+
+    ``conn`` must not be inside a transaction: each claim commits with its result.
+    """
+    delivered = retrying = dead = 0
+    for _ in range(limit):
+        with conn.transaction():
+            when = now or _clock(conn)
+            claimed = conn.execute(_CLAIM, [when]).fetchone()
+            if claimed is None:
+                break
+            delivery_id, attempts, kind, payload, retry_from, subscription_id = claimed
+            subscription = outbox.get(conn, subscription_id)
+            message = render(kind, payload, public_url=settings.public_url,
+                             zone=settings.zone)
+            try:
+                channels.SENDERS[subscription.channel](
+                    subscription, delivery_id, kind, payload, message, settings)
+            except SendFailed as failed:
+                wait = backoff(attempts + 1)
+                give_up = failed.permanent or (
+                    when + wait > retry_from + timedelta(hours=settings.delivery_retry_hours))
+                conn.execute(
+                    "UPDATE delivery SET attempts = attempts + 1, last_error = %s,"
+                    " state = CASE WHEN %s THEN 'dead' ELSE 'pending' END,"
+                    " next_attempt_at = %s WHERE id = %s",
+                    [failed.error, give_up, when + wait, delivery_id])
+                dead += give_up
+                retrying += not give_up
+                continue
+            conn.execute("UPDATE delivery SET attempts = attempts + 1, state = 'delivered',"
+                         " delivered_at = %s, last_error = NULL WHERE id = %s",
+                         [when, delivery_id])
+            delivered += 1
+    return Outcome(delivered, retrying, dead)
+
+
+def _clock(conn: psycopg.Connection[Any]) -> datetime:
+    row = conn.execute("SELECT clock_timestamp()").fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
+def list_deliveries(conn: psycopg.Connection[Any], state: str | None = None,
+                    limit: int = 200) -> list[Delivery]:
+    """Deliveries, newest first, optionally of one state."""
+    if state is not None and state not in DELIVERY_STATES:
+        raise ValidationFailed(f"unknown state {state!r}; one of {', '.join(DELIVERY_STATES)}")
+    with conn.cursor(row_factory=class_row(Delivery)) as cur:
+        return cur.execute(_SELECT + " WHERE %(state)s::text IS NULL OR d.state = %(state)s"
+                           " ORDER BY d.created_at DESC, d.id LIMIT %(limit)s",
+                           {"state": state, "limit": limit}).fetchall()
+
+
+def retry(conn: psycopg.Connection[Any], delivery_id: str) -> Delivery:
+    """Send a dead delivery again: pending, due now, with a fresh retry window."""
+    with conn.transaction():
+        try:
+            row = conn.execute("SELECT state FROM delivery WHERE id = %s::uuid FOR UPDATE",
+                               [delivery_id]).fetchone()
+        except psycopg.errors.InvalidTextRepresentation:
+            raise NotFound(f"no delivery {delivery_id!r}") from None
+        if row is None:
+            raise NotFound(f"no delivery {delivery_id!r}")
+        if row[0] != "dead":
+            raise Conflict(f"only a dead delivery can be retried; this one is {row[0]}")
+        # Due now, with a new retry window from now; attempts keep counting.
+        conn.execute("UPDATE delivery SET state = 'pending', next_attempt_at = now(),"
+                     " retry_from = now() WHERE id = %s::uuid", [delivery_id])
+    with conn.cursor(row_factory=class_row(Delivery)) as cur:
+        found = cur.execute(_SELECT + " WHERE d.id = %s::uuid", [delivery_id]).fetchone()
+    assert found is not None
+    return found
