@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args
 import psycopg
 from psycopg.rows import class_row
 
+from layers.db import database
 from layers.db.settings import Settings
 from layers.errors import Conflict, NotFound, ValidationFailed
 from layers.notify import channels, outbox
@@ -27,6 +28,8 @@ DELIVERY_STATES: tuple[DeliveryState, ...] = get_args(DeliveryState)
 # The first retry waits about FIRST_RETRY, each next one twice as long, never over LONGEST.
 FIRST_RETRY = timedelta(seconds=30)
 LONGEST = timedelta(hours=1)
+# Deliveries one run of the worker's job sends at most (the next run takes the rest).
+BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,15 @@ def deliver_due(conn: psycopg.Connection[Any], settings: Settings, *,
                          [when, delivery_id])
             delivered += 1
     return Outcome(delivered, retrying, dead)
+
+
+def deliver_job(conn: psycopg.Connection[Any], settings: Settings, now: datetime) -> str:
+    """The worker's delivery job: :func:`deliver_due` on a connection of its own, so that
+    each delivery commits with its result (the job runs in a transaction of the runner's,
+    which would hold every result, and every claimed row, until the whole run ended)."""
+    with psycopg.connect(database.conninfo(settings), autocommit=True) as own:
+        done = deliver_due(own, settings, limit=BATCH)
+    return f"{done.delivered} delivered, {done.retrying} to retry, {done.dead} dead"
 
 
 def _clock(conn: psycopg.Connection[Any]) -> datetime:

@@ -17,6 +17,7 @@ import psycopg
 
 from layers.db import backup, database
 from layers.db.settings import Settings
+from layers.notify import deliveries
 from layers.supervision import orders
 
 # The audit trail's name for changes the worker makes (orders it signs, events it writes).
@@ -102,6 +103,7 @@ def nightly_backup(conn: psycopg.Connection[Any], settings: Settings, now: datet
 
 JOBS: list[Job] = [
     Job("escalate", Every(300), escalate_overdue),
+    Job("deliver", Every(5), deliveries.deliver_job),
     Job("backup", Daily(time(2, 30)), nightly_backup,
         enabled=lambda settings: settings.backup_dir is not None),
 ]

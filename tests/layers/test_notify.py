@@ -33,6 +33,7 @@ from layers.notify import deliveries, outbox, targets
 from layers.notify.deliveries import deliver_due
 from layers.supervision import orders
 from layers.supervision.orders import Issuer
+from layers.worker import jobs, runner
 
 ADMIN = Principal(0, "创建办 李四", "admin", None)
 SECRET = "s3cret-键"
@@ -355,3 +356,15 @@ def test_a_test_message_goes_to_its_subscription_only(
     assert deliver_due(db, _settings()).delivered == 1
     [(path, headers, _)] = receiver.requests
     assert path == "/a" and headers["X-Sitewatch-Delivery"] == delivery
+
+
+def test_the_workers_deliver_job_sends_and_commits_each(
+        dsn: str, db: psycopg.Connection[Any], receiver: Receiver) -> None:
+    _subscribe(db, receiver.url)
+    _assign(db)
+    deliver = [j for j in jobs.JOBS if j.name == "deliver"]
+    settings = Settings(database_url=dsn, webhook_allow_private=True)
+    [(name, _, result)] = runner.run_due(db, deliver, settings, "w1")
+    assert (name, result) == ("deliver", "1 delivered, 0 to retry, 0 dead")
+    assert len(receiver.requests) == 1
+    assert len(deliveries.list_deliveries(db, "delivered")) == 1
