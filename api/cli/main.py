@@ -52,6 +52,7 @@ app.command("map")(map_command)
 app.command("worker")(worker_command)
 # `serve --announce` (make run) prints a fresh admin token on every start.
 ANNOUNCED_TOKEN_LIFETIME = timedelta(hours=24)
+ANNOUNCED_ADMIN_NAME = "管理员 / administrator (make run)"
 
 
 @db_app.command("start")
@@ -252,14 +253,42 @@ def calendar_list(year: Annotated[int, typer.Argument(min=2000, max=2100)]) -> N
 @token_app.command("create")
 def token_create(
     role: Annotated[str, typer.Option(help="admin|supervisor|inspector|unit|viewer")],
+    name: Annotated[str | None, typer.Option(
+        help="The person who holds the token (shown in the audit trail and on orders).")] = None,
     unit: Annotated[str | None, typer.Option(help="Unit code or name (role unit).")] = None,
-    name: Annotated[str, typer.Option(help="A label to recognise the token by.")] = "",
+    post: Annotated[str | None, typer.Option(help="The holder's post (职务).")] = None,
+    mobile: Annotated[str | None, typer.Option(
+        help="The holder's mobile number (for @mentions in group chats).")] = None,
     expires_days: Annotated[int | None, typer.Option(min=1, help="Expire after N days.")] = None,
+    link: Annotated[bool, typer.Option(
+        "--link", help="Also print a sign-in link to the field page and its QR code.")] = False,
+    qr: Annotated[Path | None, typer.Option(
+        help="Write the sign-in link's QR code to this PNG file (for printing).")] = None,
 ) -> None:
-    """Create a bearer token; it is printed once, on the last line, and stored only as a hash."""
+    """Create a bearer token for a named person; it is printed once, on the last line, and
+    stored only as a hash."""
+    from api.cli import signin
+
     expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
-    with session() as conn:
-        token = tokens.create(conn, role=role, unit_code=unit, name=name, expires_at=expires)
+    settings = Settings()
+    # --name is checked here rather than by typer so that its absence reads as one line.
+    with session(settings) as conn, conn.transaction():
+        token = tokens.create(conn, role=role, unit_code=unit, name=name or "", post=post,
+                              mobile=mobile, expires_at=expires)
+        if link or qr is not None:
+            # Inside the transaction: a link that cannot be made (a viewer, a bad file name)
+            # leaves no token behind.
+            url = signin.link(signin.public_url(settings), token, role=role,
+                              unit=tokens.info(conn, token).unit)
+            code = signin.qr(url)
+            if qr is not None:
+                signin.save_png(code, qr)
+    if link or qr is not None:
+        err.print(f"sign-in link for {name} (scan with the phone; it carries the token):")
+        signin.show(code)
+        print(url)
+        if qr is not None:
+            err.print(f"QR code written to {qr}")
     err.print(f"token for role {role} (shown once; store it now):")
     print(token)
 
@@ -271,7 +300,7 @@ def token_revoke(
     """Revoke a token at once; requests with it get 401 from now on."""
     with session() as conn:
         revoked = tokens.revoke(conn, token)
-    print(f"token {revoked.id} ({revoked.role}{', ' + revoked.name if revoked.name else ''})"
+    print(f"token {revoked.id} ({revoked.role}, {tokens.person(revoked.name, revoked.post)})"
           f" revoked at {revoked.revoked_at:%Y-%m-%d %H:%M:%S %z}")
 
 
@@ -283,7 +312,8 @@ def token_list() -> None:
     for t in listed:
         state = "live" if t.live else ("revoked" if t.revoked_at else "expired")
         used = f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never used"
-        print(f"{t.id:>5}  {t.role:10} {t.unit or '-':10} {state:8} {used:16} {t.name}")
+        print(f"{t.id:>5}  {t.role:10} {t.unit or '-':10} {state:8} {used:16}"
+              f" {tokens.person(t.name, t.post)} {t.mobile or ''}".rstrip())
 
 
 @evidence_app.command("strip")
@@ -320,7 +350,7 @@ def serve(
         with session(settings) as conn:
             # Each start prints a token for the person at the console; it expires by itself,
             # so restarts do not pile up lasting admin credentials.
-            token = tokens.create(conn, role="admin", name="make run",
+            token = tokens.create(conn, role="admin", name=ANNOUNCED_ADMIN_NAME,
                                   expires_at=datetime.now(UTC) + ANNOUNCED_TOKEN_LIFETIME)
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - display only
         print(f"\n  Map:         http://{shown}:{port}/maps/overview\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,11 +25,24 @@ class Principal:
     name: str
     role: str
     unit_id: int | None
+    post: str | None = None
 
     @property
     def actor(self) -> str:
-        """Who the audit trail says acted: the token's person, else the token's number."""
-        return self.name or f"token {self.token_id}"
+        """Who the audit trail, orders and printed pages say acted: the token's person, with
+        their post when known (``张三（城管科科长）``)."""
+        return person(self.name, self.post)
+
+
+def person(name: str, post: str | None) -> str:
+    """A token holder as shown to people: the name, and the post in brackets when known.
+
+    >>> person("张三", "城管科科长")
+    '张三（城管科科长）'
+    >>> person("李四", None)
+    '李四'
+    """
+    return f"{name}（{post}）" if post else name
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,8 @@ class TokenInfo:
 
     id: int
     name: str
+    post: str | None
+    mobile: str | None
     role: Role
     unit: str | None
     created_at: datetime
@@ -49,7 +65,7 @@ class TokenInfo:
 
 # The metadata of the tokens in ``{}`` (the table or a CTE of its rows), as TokenInfo.
 _INFO = sql.SQL(
-    "SELECT t.id, t.name, t.role, u.code AS unit, t.created_at, t.expires_at,"
+    "SELECT t.id, t.name, t.post, t.mobile, t.role, u.code AS unit, t.created_at, t.expires_at,"
     " t.revoked_at, t.last_used_at,"
     " t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now()) AS live"
     " FROM {} t LEFT JOIN unit u ON u.id = t.unit_id")
@@ -61,15 +77,30 @@ def _hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+# Digits with an optional leading +: what both group robots take to @mention a person.
+_MOBILE = re.compile(r"\+?[0-9]{5,20}")
+
+
 def create(
     conn: psycopg.Connection[Any],
     *,
     role: str,
+    name: str,
     unit_code: str | None = None,
-    name: str = "",
+    post: str | None = None,
+    mobile: str | None = None,
     expires_at: datetime | None = None,
 ) -> str:
-    """Create a token and return it; only its hash is stored."""
+    """Create a token for the person ``name`` (with their ``post`` and ``mobile`` when given)
+    and return it; only its hash is stored."""
+    name, post = name.strip(), (post or "").strip() or None
+    mobile = re.sub(r"[\s-]", "", mobile or "") or None
+    if not name:
+        raise ValidationFailed("every token names its person: give --name (the holder's name)")
+    if len(name) > 100 or (post is not None and len(post) > 100):
+        raise ValidationFailed("the name and the post are at most 100 characters each")
+    if mobile is not None and not _MOBILE.fullmatch(mobile):
+        raise ValidationFailed(f"{mobile!r} is not a mobile number (digits, optional leading +)")
     if role not in ROLES:
         raise ValidationFailed(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
     if role == "unit" and not unit_code:
@@ -84,9 +115,9 @@ def create(
         unit_id = row[0]
     token = "sw_" + secrets.token_urlsafe(32)
     conn.execute(
-        "INSERT INTO api_token (name, token_hash, role, unit_id, expires_at)"
-        " VALUES (%s, %s, %s, %s, %s)",
-        [name, _hash(token), role, unit_id, expires_at],
+        "INSERT INTO api_token (name, post, mobile, token_hash, role, unit_id, expires_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        [name, post, mobile, _hash(token), role, unit_id, expires_at],
     )
     return token
 
@@ -100,7 +131,7 @@ def authenticate(conn: psycopg.Connection[Any], token: str) -> Principal | None:
     """
     with conn.cursor(row_factory=class_row(Principal)) as cur:
         principal = cur.execute(
-            "SELECT id AS token_id, name, role, unit_id FROM api_token"
+            "SELECT id AS token_id, name, role, unit_id, post FROM api_token"
             " WHERE token_hash = %s AND revoked_at IS NULL"
             " AND (expires_at IS NULL OR expires_at > now())",
             [_hash(token)],
@@ -132,6 +163,16 @@ def revoke(conn: psycopg.Connection[Any], token_or_id: str) -> TokenInfo:
              "hash": None if by_id else _hash(token_or_id)}).fetchone()
     if row is None:
         raise NotFound("no such token (give its id from `sitewatch token list`, or the token)")
+    return row
+
+
+def info(conn: psycopg.Connection[Any], token: str) -> TokenInfo:
+    """The metadata of ``token`` (live or not)."""
+    query = _INFO.format(sql.Identifier("api_token")) + sql.SQL(" WHERE t.token_hash = %s")
+    with conn.cursor(row_factory=class_row(TokenInfo)) as cur:
+        row = cur.execute(query, [_hash(token)]).fetchone()
+    if row is None:
+        raise NotFound("no such token")
     return row
 
 

@@ -49,7 +49,7 @@ def feature(geometry: dict[str, Any], **properties: Any) -> dict[str, Any]:
 
 def make_token(dsn: str, role: str) -> dict[str, str]:
     with psycopg.connect(dsn) as conn:
-        token = tokens.create(conn, role=role)
+        token = tokens.create(conn, role=role, name="测试")
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -53,9 +53,12 @@ def test_token_create_prints_token_last_and_stores_only_its_hash(dsn: str) -> No
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--role", "boss"], "unknown role"),
-        (["--role", "unit"], "needs --unit"),
-        (["--role", "unit", "--unit", "no-such-unit"], "no unit"),
+        (["--role", "boss", "--name", "某人"], "unknown role"),
+        (["--role", "unit", "--name", "某人"], "needs --unit"),
+        (["--role", "unit", "--unit", "no-such-unit", "--name", "某人"], "no unit"),
+        (["--role", "admin"], "give --name"),
+        (["--role", "admin", "--name", "  "], "give --name"),
+        (["--role", "admin", "--name", "某人", "--mobile", "call me"], "not a mobile number"),
     ],
 )
 def test_token_create_rejects_bad_input_with_one_line(dsn: str, args: list[str],

@@ -14,7 +14,7 @@ from layers.auth import tokens
 @pytest.fixture
 def admin(demo_dsn: str) -> dict[str, str]:
     with psycopg.connect(demo_dsn) as conn:
-        return {"Authorization": "Bearer " + tokens.create(conn, role="admin")}
+        return {"Authorization": "Bearer " + tokens.create(conn, role="admin", name="测试")}
 
 
 def _open_issue_in_grid(dsn: str) -> tuple[str, str, dict[str, Any]]:

@@ -21,7 +21,7 @@ def _client(dsn: str, tmp_path: Path, **settings: Any) -> TestClient:
 
 def test_anonymous_callers_are_limited_per_address(dsn: str, tmp_path: Path) -> None:
     with psycopg.connect(dsn) as conn:
-        token = tokens.create(conn, role="viewer")
+        token = tokens.create(conn, role="viewer", name="测试")
     with _client(dsn, tmp_path, anonymous_rate="3/minute") as client:
         assert [client.get("/ogc/conformance").status_code for _ in range(3)] == [200] * 3
         refused = client.get("/ogc/conformance")
@@ -39,7 +39,7 @@ def test_anonymous_callers_are_limited_per_address(dsn: str, tmp_path: Path) -> 
 
 def test_failed_authentications_block_the_address(dsn: str, tmp_path: Path) -> None:
     with psycopg.connect(dsn) as conn:
-        token = tokens.create(conn, role="viewer")
+        token = tokens.create(conn, role="viewer", name="测试")
     with _client(dsn, tmp_path, failed_auth_rate="2/minute") as client:
         bad = {"Authorization": "Bearer sw_guessing"}
         assert [client.get("/api/v1/evidence/sha256:00", headers=bad).status_code
@@ -63,7 +63,7 @@ def test_bad_open311_keys_count_as_failures(dsn: str, tmp_path: Path) -> None:
 @pytest.fixture
 def small(dsn: str, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
     with psycopg.connect(dsn) as conn:
-        token = tokens.create(conn, role="admin")
+        token = tokens.create(conn, role="admin", name="测试")
     with _client(dsn, tmp_path, max_body_bytes=2048) as client:
         yield client, {"Authorization": f"Bearer {token}"}
 

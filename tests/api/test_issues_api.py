@@ -133,7 +133,7 @@ def test_reporting_needs_a_reporting_role(demo_client: TestClient, demo_dsn: str
     body = {"category": "CTY-05", "lon": lon, "lat": lat, "description": "暴露垃圾"}
     assert demo_client.post("/api/v1/issues", json=body, headers=anonymous).status_code == 401
     with psycopg.connect(demo_dsn) as conn:
-        viewer = tokens.create(conn, role="viewer")
+        viewer = tokens.create(conn, role="viewer", name="测试")
     denied = demo_client.post("/api/v1/issues", json=body,
                          headers={"Authorization": f"Bearer {viewer}"})
     assert denied.status_code == 403

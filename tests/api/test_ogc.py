@@ -119,8 +119,8 @@ def test_one_feature_and_fields_by_role(demo_client: TestClient, demo_dsn: str) 
     with psycopg.connect(demo_dsn) as conn:
         row = conn.execute("SELECT public_id FROM issue WHERE reporter IS NOT NULL"
                            " ORDER BY id LIMIT 1").fetchone()
-        supervisor = tokens.create(conn, role="supervisor")
-        viewer = tokens.create(conn, role="viewer")
+        supervisor = tokens.create(conn, role="supervisor", name="测试")
+        viewer = tokens.create(conn, role="viewer", name="测试")
     assert row is not None
     url = f"/ogc/collections/issues/items/{row[0]}"
     public = demo_client.get(url)

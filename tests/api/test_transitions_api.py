@@ -85,7 +85,7 @@ def test_another_unit_and_wrong_roles_are_refused(
     assert demo_client.post(url, headers=other, json=body).status_code == 403
     assert demo_client.post(url, json=body, headers=anonymous).status_code == 401
     with psycopg.connect(demo_dsn) as conn:
-        inspector = tokens.create(conn, role="inspector")
+        inspector = tokens.create(conn, role="inspector", name="测试")
     verify = demo_client.post(url, json={"action": "reject", "version": version},
                          headers={"Authorization": f"Bearer {inspector}"})
     assert verify.status_code == 403

@@ -160,7 +160,7 @@ def test_unit_rectifies_with_an_after_photo_and_signs_for_its_order(
     with psycopg.connect(demo_dsn) as conn:
         unit = _unit_with_few_assigned_issues(conn)
         token = tokens.create(conn, role="unit", unit_code=unit, name="社区 小王")
-        inspector = tokens.create(conn, role="inspector")
+        inspector = tokens.create(conn, role="inspector", name="测试")
         code = orders.issue_orders(conn, orders.Issuer("督查组", "supervisor"),
                                    unit=unit)[0].code
     auth = {"Authorization": f"Bearer {token}"}

@@ -36,7 +36,7 @@ def _rest_ids(rest: httpx.Client, collection: str) -> set[str]:
 @pytest.fixture
 def rest(server: str, demo_dsn: str) -> dict[str, set[str]]:
     with psycopg.connect(demo_dsn) as conn:
-        token = tokens.create(conn, role="viewer")
+        token = tokens.create(conn, role="viewer", name="测试")
     with httpx.Client(base_url=server, timeout=60,
                       headers={"Authorization": f"Bearer {token}"}) as client:
         return {c: _rest_ids(client, c) for c in COLLECTIONS}

@@ -23,7 +23,7 @@ def test_printable_order_renders_on_a4_with_chinese_text(server: str, demo_dsn: 
         written = orders.issue_orders(conn, SUPERVISOR, note="请于期限内整改到位")
         code = max(written, key=lambda o: o.issues).code
         order = orders.get(conn, code)
-        token = tokens.create(conn, role="unit", unit_code=order.unit)
+        token = tokens.create(conn, role="unit", name="测试", unit_code=order.unit)
     # The page needs the unit's token, as the unit's work page sends it when it opens orders.
     page = browser.new_page(viewport={"width": 900, "height": 1200},
                             extra_http_headers={"Authorization": f"Bearer {token}"})

@@ -161,9 +161,9 @@ def test_only_the_addressed_unit_acknowledges_and_the_first_receipt_stands(
         other = next(o.unit for o in written if o.unit != unit)
         own = tokens.authenticate(conn, tokens.create(conn, role="unit", unit_code=unit,
                                                       name="社区书记"))
-        stranger = tokens.authenticate(conn, tokens.create(conn, role="unit",
+        stranger = tokens.authenticate(conn, tokens.create(conn, role="unit", name="测试",
                                                            unit_code=other))
-        supervisor = tokens.authenticate(conn, tokens.create(conn, role="supervisor"))
+        supervisor = tokens.authenticate(conn, tokens.create(conn, role="supervisor", name="测试"))
         assert own and stranger and supervisor
         for caller in (stranger, supervisor):
             with pytest.raises(Forbidden):

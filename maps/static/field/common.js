@@ -17,6 +17,27 @@ const SW = (() => {
 
   const token = () => localStorage.getItem(TOKEN_KEY) || "";
 
+  // A sign-in link (`sitewatch token create --link`) carries the token in the fragment, which
+  // browsers never send to the server. Keep it as a typed-in token is kept (it replaces the
+  // one stored: the link was scanned on purpose), then take it out of the address bar and of
+  // this history entry, so it is neither bookmarked, shared with the address nor shown.
+  // Returns whether the address carried a token.
+  function tokenFromLink() {
+    const params = new URLSearchParams(location.hash.slice(1));
+    const linked = (params.get("token") || "").trim();
+    if (!params.has("token")) return false;
+    if (linked) localStorage.setItem(TOKEN_KEY, linked);
+    params.delete("token");
+    const rest = params.toString();
+    history.replaceState(history.state, "",
+                         location.pathname + location.search + (rest ? `#${rest}` : ""));
+    return true;
+  }
+  tokenFromLink();
+  // A link opened over the page already showing (same path) changes only the fragment, which
+  // loads nothing: start again signed in as the link's holder.
+  window.addEventListener("hashchange", () => { if (tokenFromLink()) location.reload(); });
+
   function fmt(text, vars) {
     return text.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
   }
