@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from psycopg.types.json import Jsonb
 
 from api.app import create_app
+from api.cli.main import ANNOUNCED_ADMIN_NAME
 from layers.db.settings import Settings
 
 Bearer = Callable[..., dict[str, str]]
@@ -120,10 +121,11 @@ def test_the_announced_admin_token_expires(dsn: str, tmp_path: Path,
         run = sitewatch(["serve", "--announce", "--port", port], dsn, tmp_path)
     assert "Admin token: sw_" in run.stdout
     with psycopg.connect(dsn) as conn:
-        rows = conn.execute("SELECT expires_at - created_at FROM api_token WHERE role = 'admin'"
-                            ).fetchall()
+        rows = conn.execute("SELECT expires_at - created_at, name FROM api_token"
+                            " WHERE role = 'admin'").fetchall()
     assert len(rows) == 1 and rows[0][0] is not None
     assert rows[0][0].total_seconds() <= 25 * 3600
+    assert rows[0][1] == ANNOUNCED_ADMIN_NAME  # named, as every token is
 
 
 def test_a_new_install_shows_its_empty_overview_map(client: TestClient,
