@@ -1,5 +1,6 @@
 """People, not tokens: what a named token's holder does is shown with their name and post, in
-the audit trail, on the supervision order and on its printed page (签发人)."""
+the audit trail, on the supervision order and on its printed page (签发人), and in ``token
+list``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import re
 
 import psycopg
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from api.cli.main import app
 from layers.auth import tokens
 
 
@@ -43,3 +46,15 @@ def test_a_person_without_a_post_is_shown_by_name_alone(demo_client: TestClient,
     assert {o["code"] for o in written.json()}
     listed = demo_client.get("/api/v1/orders", params={"limit": 500}).json()["orders"]
     assert {o["issued_by"] for o in listed} == {"李四"}
+
+
+def test_token_list_shows_each_person_with_post_and_mobile(dsn: str) -> None:
+    with psycopg.connect(dsn) as conn:
+        tokens.create(conn, role="inspector", name="巡查员 小李", post="网格员",
+                      mobile="+86 138 0013 8000")
+        tokens.create(conn, role="viewer", name="挂钩领导")
+    listed = CliRunner().invoke(app, ["token", "list"], env={"DATABASE_URL": dsn})
+    assert listed.exit_code == 0, listed.output
+    rows = listed.stdout.strip().splitlines()
+    assert rows[0].endswith(" 巡查员 小李（网格员） +8613800138000")
+    assert rows[1].endswith(" 挂钩领导")
