@@ -28,6 +28,7 @@ from api.routes import (
     inspections,
     issues,
     maps,
+    notify,
     ogc,
     open311,
     orders,
@@ -105,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (hotspots.router,  # before catalog: /api/v1/sites/chronic is not a site
                    catalog.router, issues.router, checks.router, evidence.router,
                    imports.router, scores.router, accountability.router, inspections.router,
-                   orders.router, field.router):
+                   orders.router, field.router, notify.router):
         app.include_router(router, dependencies=signed_in)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

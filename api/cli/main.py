@@ -21,6 +21,7 @@ from api.cli.hotspots import hotspots_command
 from api.cli.inspect import inspect_app
 from api.cli.io import export, import_app
 from api.cli.maps import map_command
+from api.cli.notify import notify_app
 from api.cli.orders import orders_app
 from api.cli.reports import reports_app
 from api.cli.session import err, reported_errors, session
@@ -45,6 +46,7 @@ app.add_typer(calendar_app, name="calendar")
 app.add_typer(import_app, name="import")
 app.add_typer(inspect_app, name="inspect")
 app.add_typer(orders_app, name="orders")
+app.add_typer(notify_app, name="notify")
 app.add_typer(reports_app)  # scores, phases
 app.command("export")(export)
 app.command("hotspots")(hotspots_command)

@@ -30,6 +30,8 @@ Permission = Literal[
     "read_inspections", "plan_inspection", "inspect",
     # the catalog and the files that fill it
     "edit_catalog", "import_layers", "import_issues",
+    # notifications: subscriptions and deliveries
+    "manage_notifications",
 ]
 
 _STAFF: tuple[Role, ...] = ("admin", "supervisor", "inspector", "viewer")
@@ -65,6 +67,8 @@ PERMISSIONS: dict[Permission, tuple[Role, ...]] = {
     "edit_catalog": ("admin",),  # units, categories, site layers, jurisdictions, sites
     "import_layers": ("admin",),  # jurisdictions, sites, responsibility rules
     "import_issues": _OFFICE,
+    # Subscriptions name outbound targets the server will post to: admin only.
+    "manage_notifications": ("admin",),
 }
 
 #: Permissions a unit holds for its own issues, orders and register only.

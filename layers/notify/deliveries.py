@@ -9,6 +9,7 @@ in the normal case no two send the same delivery.
 from __future__ import annotations
 
 import random
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
@@ -70,7 +71,8 @@ JOIN outbox o ON o.id = d.outbox_id LEFT JOIN unit u ON u.id = o.unit_id
 _CLAIM = """
 SELECT d.id::text, d.attempts, o.kind, o.payload, d.retry_from, d.subscription_id
 FROM delivery d JOIN outbox o ON o.id = d.outbox_id
-WHERE d.state = 'pending' AND d.next_attempt_at <= %s
+WHERE d.state = 'pending' AND d.next_attempt_at <= %(now)s
+  AND (%(only)s::uuid IS NULL OR d.id = %(only)s::uuid)
 ORDER BY d.next_attempt_at, d.created_at
 LIMIT 1
 FOR UPDATE OF d SKIP LOCKED
@@ -87,9 +89,11 @@ def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
 
 
 def deliver_due(conn: psycopg.Connection[Any], settings: Settings, *,
-                now: datetime | None = None, limit: int = 100) -> Outcome:
+                now: datetime | None = None, limit: int = 100, only: str | None = None
+                ) -> Outcome:
     """Send up to ``limit`` deliveries due at ``now`` (default: the database's clock), one
-    transaction each; return how many arrived, wait for a retry, and went dead.
+    transaction each; return how many arrived, wait for a retry, and went dead. ``only``:
+    just this delivery (``sitewatch notify test``).
 
     ``conn`` must not be inside a transaction: each claim commits with its result.
     """
@@ -97,7 +101,7 @@ def deliver_due(conn: psycopg.Connection[Any], settings: Settings, *,
     for _ in range(limit):
         with conn.transaction():
             when = now or _clock(conn)
-            claimed = conn.execute(_CLAIM, [when]).fetchone()
+            claimed = conn.execute(_CLAIM, {"now": when, "only": only}).fetchone()
             if claimed is None:
                 break
             delivery_id, attempts, kind, payload, retry_from, subscription_id = claimed
@@ -152,14 +156,25 @@ def list_deliveries(conn: psycopg.Connection[Any], state: str | None = None,
                            {"state": state, "limit": limit}).fetchall()
 
 
+def get(conn: psycopg.Connection[Any], delivery_id: str) -> Delivery:
+    """One delivery by id; NotFound when there is none."""
+    try:
+        uuid.UUID(delivery_id)
+    except ValueError:
+        raise NotFound(f"no delivery {delivery_id[:100]!r}") from None
+    with conn.cursor(row_factory=class_row(Delivery)) as cur:
+        found = cur.execute(_SELECT + " WHERE d.id = %s::uuid", [delivery_id]).fetchone()
+    if found is None:
+        raise NotFound(f"no delivery {delivery_id!r}")
+    return found
+
+
 def retry(conn: psycopg.Connection[Any], delivery_id: str) -> Delivery:
     """Send a dead delivery again: pending, due now, with a fresh retry window."""
+    get(conn, delivery_id)
     with conn.transaction():
-        try:
-            row = conn.execute("SELECT state FROM delivery WHERE id = %s::uuid FOR UPDATE",
-                               [delivery_id]).fetchone()
-        except psycopg.errors.InvalidTextRepresentation:
-            raise NotFound(f"no delivery {delivery_id!r}") from None
+        row = conn.execute("SELECT state FROM delivery WHERE id = %s::uuid FOR UPDATE",
+                           [delivery_id]).fetchone()
         if row is None:
             raise NotFound(f"no delivery {delivery_id!r}")
         if row[0] != "dead":
@@ -167,7 +182,4 @@ def retry(conn: psycopg.Connection[Any], delivery_id: str) -> Delivery:
         # Due now, with a new retry window from now; attempts keep counting.
         conn.execute("UPDATE delivery SET state = 'pending', next_attempt_at = now(),"
                      " retry_from = now() WHERE id = %s::uuid", [delivery_id])
-    with conn.cursor(row_factory=class_row(Delivery)) as cur:
-        found = cur.execute(_SELECT + " WHERE d.id = %s::uuid", [delivery_id]).fetchone()
-    assert found is not None
-    return found
+    return get(conn, delivery_id)

@@ -67,6 +67,8 @@ def add(conn: psycopg.Connection[Any], *, unit: str | None, channel: str, target
     """Store a subscription (the target is checked by the caller: layers.notify.targets)."""
     if channel not in CHANNELS:
         raise ValidationFailed(f"unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
+    if any("\x00" in (text or "") for text in (target, secret)):
+        raise ValidationFailed("目标或密钥含非法字符 the target or secret holds a NUL character")
     unknown = sorted(set(events) - set(EVENT_KINDS))
     if unknown:
         raise ValidationFailed(f"unknown events {', '.join(unknown)}; "

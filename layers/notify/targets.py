@@ -25,7 +25,11 @@ def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 
 def check_url(url: str, *, allow_private: bool) -> str:
     """Return the URL when it may be posted to; raise ValidationFailed saying why not."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        raise ValidationFailed("目标地址无效 the target is not a valid URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationFailed("目标须为 http(s) 地址 the target must be an http(s) URL")
     if parts.username or parts.password:
@@ -33,8 +37,8 @@ def check_url(url: str, *, allow_private: bool) -> str:
     if allow_private:
         return url.strip()
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
+        infos = socket.getaddrinfo(parts.hostname, port or 443, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError, ValueError):
         raise ValidationFailed(f"无法解析主机 cannot resolve host {parts.hostname!r}") from None
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%")[0])

@@ -161,6 +161,24 @@ def _fresh_site(w: World) -> str:
     return code
 
 
+def _fresh_subscription(w: World) -> int:
+    row = w.conn.execute("INSERT INTO subscription (channel, target, created_by) VALUES"
+                         " ('email', 'office@example.cn', 'test') RETURNING id").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _dead_delivery(w: World) -> str:
+    """A delivery that was given up (its test message failed), to retry."""
+    row = w.conn.execute(
+        "WITH o AS (INSERT INTO outbox (kind, payload) VALUES ('test', '{}') RETURNING id)"
+        " INSERT INTO delivery (outbox_id, subscription_id, state, attempts, last_error)"
+        " SELECT o.id, %s, 'dead', 1, 'HTTP 404' FROM o RETURNING id::text",
+        [_fresh_subscription(w)]).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
 def _transition(action: str, status: str) -> Callable[[World, str], Request]:
     def build(w: World, who: str) -> Request:
         body: dict[str, Any] = {"action": action, "version": 1}
@@ -310,6 +328,14 @@ RECIPES: dict[str, Callable[[World, str], Request]] = {
     "GET /report": _get("/report"),
     "GET /units/{unit}/work": _get("/units/{w.own_unit}/work"),
     "GET /api/v1/field/nearby": _get(f"/api/v1/field/nearby?lon={INSIDE[0]}&lat={INSIDE[1]}"),
+    "POST /api/v1/subscriptions": lambda w, _: ("POST", "/api/v1/subscriptions", {"json": {
+        "unit": w.own_unit, "channel": "email", "target": "office@example.cn"}}),
+    "GET /api/v1/subscriptions": _get("/api/v1/subscriptions"),
+    "DELETE /api/v1/subscriptions/{subscription_id}": lambda w, _: (
+        "DELETE", f"/api/v1/subscriptions/{_fresh_subscription(w)}", {}),
+    "GET /api/v1/deliveries": _get("/api/v1/deliveries?state=dead"),
+    "POST /api/v1/deliveries/{delivery_id}/retry": lambda w, _: (
+        "POST", f"/api/v1/deliveries/{_dead_delivery(w)}/retry", {}),
 }
 
 

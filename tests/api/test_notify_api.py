@@ -1,0 +1,131 @@
+"""Subscriptions and deliveries over REST (admin only) and ``sitewatch notify``."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from api.cli.main import app
+
+Bearer = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+def admin(dsn: str, bearer_for: Bearer) -> dict[str, str]:
+    with psycopg.connect(dsn) as conn:
+        conn.execute("INSERT INTO unit (code, name, kind) VALUES ('C01', '湖东社区',"
+                     " 'territorial')")
+    return bearer_for(dsn, "admin")
+
+
+@pytest.fixture
+def hook() -> Iterator[tuple[str, list[bytes]]]:
+    """A loopback webhook receiver answering 200; the bodies it got."""
+    bodies: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", bodies
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_admin_subscribes_lists_and_deletes(client: TestClient,
+                                               admin: dict[str, str]) -> None:
+    made = client.post("/api/v1/subscriptions", headers=admin, json={
+        "unit": "C01", "channel": "email", "target": "c01@example.cn",
+        "secret": "never-shown", "events": ["issue.assigned", "order.issued"]})
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert body["unit"] == "C01" and body["signed"] is True and "secret" not in body
+    assert body["events"] == ["issue.assigned", "order.issued"]
+    listed = client.get("/api/v1/subscriptions", headers=admin).json()
+    assert [s["id"] for s in listed] == [body["id"]]
+    assert client.delete(f"/api/v1/subscriptions/{body['id']}",
+                         headers=admin).status_code == 204
+    assert client.get("/api/v1/subscriptions", headers=admin).json() == []
+    assert client.delete(f"/api/v1/subscriptions/{body['id']}",
+                         headers=admin).status_code == 404
+
+
+@pytest.mark.parametrize("target", ["http://127.0.0.1:8000/hook", "http://169.254.169.254/",
+                                    "file:///etc/passwd", "http://[::1"])
+def test_webhook_targets_on_private_addresses_are_refused(
+        client: TestClient, admin: dict[str, str], target: str) -> None:
+    refused = client.post("/api/v1/subscriptions", headers=admin, json={
+        "channel": "webhook", "target": target})
+    assert refused.status_code == 422
+    assert refused.headers["content-type"].startswith("application/problem+json")
+
+
+def test_dead_deliveries_are_listed_and_retried(client: TestClient, dsn: str,
+                                                admin: dict[str, str]) -> None:
+    with psycopg.connect(dsn) as conn:
+        dead = conn.execute(
+            "WITH s AS (INSERT INTO subscription (channel, target, created_by) VALUES"
+            " ('webhook', 'https://example.cn/hook', 'test') RETURNING id),"
+            " o AS (INSERT INTO outbox (kind, payload) VALUES ('test', '{}') RETURNING id)"
+            " INSERT INTO delivery (outbox_id, subscription_id, state, attempts, last_error)"
+            " SELECT o.id, s.id, 'dead', 7, 'HTTP 503: busy' FROM o, s RETURNING id::text"
+        ).fetchone()
+    assert dead is not None
+    listed = client.get("/api/v1/deliveries?state=dead", headers=admin).json()
+    assert [(d["id"], d["last_error"], d["attempts"]) for d in listed] == [
+        (dead[0], "HTTP 503: busy", 7)]
+    assert client.get("/api/v1/deliveries?state=pending", headers=admin).json() == []
+    retried = client.post(f"/api/v1/deliveries/{dead[0]}/retry", headers=admin)
+    assert retried.status_code == 200 and retried.json()["state"] == "pending"
+    assert client.post(f"/api/v1/deliveries/{dead[0]}/retry",
+                       headers=admin).status_code == 409
+    assert client.post("/api/v1/deliveries/not-a-uuid/retry", headers=admin).status_code == 404
+    assert client.get("/api/v1/deliveries?state=lost", headers=admin).status_code == 422
+
+
+def test_the_cli_adds_lists_and_tests_a_subscription(
+        dsn: str, hook: tuple[str, list[bytes]]) -> None:
+    url, bodies = hook
+    env = {"DATABASE_URL": dsn, "SITEWATCH_WEBHOOK_ALLOW_PRIVATE": "1"}
+    runner = CliRunner()
+    with psycopg.connect(dsn) as conn:
+        conn.execute("INSERT INTO unit (code, name, kind) VALUES ('C01', '湖东社区',"
+                     " 'territorial')")
+    added = runner.invoke(app, ["notify", "add", "--unit", "C01", "--channel", "webhook",
+                                "--target", url, "--secret", "k", "--events",
+                                "issue.assigned"], env=env)
+    assert added.exit_code == 0, added.output
+    assert added.output.startswith("subscription 1: C01 -> webhook")
+    listed = runner.invoke(app, ["notify", "list"], env=env)
+    assert listed.exit_code == 0 and "issue.assigned" in listed.output
+    tested = runner.invoke(app, ["notify", "test", "1"], env=env)
+    assert tested.exit_code == 0, tested.output
+    assert "delivered" in tested.output and len(bodies) == 1
+    assert "测试消息" in bodies[0].decode()
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    runner.invoke(app, ["notify", "add", "--channel", "webhook", "--target",
+                        f"http://127.0.0.1:{closed}/"], env=env)
+    failed = runner.invoke(app, ["notify", "test", "2"], env=env)
+    assert failed.exit_code == 1 and "not delivered" in failed.output
+    refused = runner.invoke(app, ["notify", "add", "--channel", "webhook", "--target",
+                                  "http://127.0.0.1/"], env={"DATABASE_URL": dsn})
+    assert refused.exit_code == 1 and "SITEWATCH_WEBHOOK_ALLOW_PRIVATE" in refused.output
