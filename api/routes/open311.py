@@ -50,7 +50,8 @@ def discovery(fmt: Format, request: Request) -> Response:
     return open311.record(fmt, "discovery", {
         "changeset": CHANGESET,
         "contact": "文明城市创建工作办公室 (civilized city campaign office)",
-        "key_service": "API keys are sitewatch tokens: `sitewatch token create --role inspector`",
+        "key_service": "API keys are sitewatch tokens:"
+                       " `sitewatch token create --role inspector --name NAME`",
         "endpoints": [{"specification": open311.SPEC, "url": base, "changeset": CHANGESET,
                        "type": "production", "formats": ["text/xml", "application/json"]}],
     })
