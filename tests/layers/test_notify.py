@@ -24,6 +24,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from layers.assignment import load_assigner, reassign
 from layers.auth.tokens import Principal
 from layers.db.settings import Settings
 from layers.errors import ValidationFailed
@@ -368,3 +369,28 @@ def test_the_workers_deliver_job_sends_and_commits_each(
     assert (name, result) == ("deliver", "1 delivered, 0 to retry, 0 dead")
     assert len(receiver.requests) == 1
     assert len(deliveries.list_deliveries(db, "delivered")) == 1
+
+
+def test_a_bulk_reassignment_tells_each_new_lead_unit_once(demo_dsn: str,
+                                                           receiver: Receiver) -> None:
+    with psycopg.connect(demo_dsn, autocommit=True) as conn:
+        _subscribe(conn, receiver.url, unit=None, events=["issue.reassigned"])
+        # One community's ground handed to another unit: its issues change territorial unit,
+        # and those it led change lead unit.
+        conn.execute("""
+            UPDATE jurisdiction SET unit_id = (SELECT id FROM unit WHERE kind = 'territorial'
+                                               ORDER BY code DESC LIMIT 1)
+            WHERE unit_id = (SELECT id FROM unit WHERE kind = 'territorial'
+                             ORDER BY code LIMIT 1)""")
+        with conn.transaction():
+            reassign(conn, load_assigner(conn), actor="test")
+        moved = conn.execute("SELECT array_agg(issue_id ORDER BY issue_id) FROM issue_event"
+                             " WHERE action = 'reassign' AND data ? 'lead_unit_id'"
+                             ).fetchone()
+        told = conn.execute("SELECT array_agg(i.id ORDER BY i.id), bool_and(o.unit_id ="
+                            " i.lead_unit_id) FROM outbox o JOIN issue i"
+                            " ON i.public_id = o.payload->>'issue'"
+                            " WHERE o.kind = 'issue.reassigned'").fetchone()
+        assert moved is not None and told is not None
+        assert moved[0] and told[0] == moved[0] and told[1] is True
+        assert conn.execute("SELECT count(*) FROM delivery").fetchone() == (len(moved[0]),)
