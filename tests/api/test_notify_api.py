@@ -129,3 +129,30 @@ def test_the_cli_adds_lists_and_tests_a_subscription(
     refused = runner.invoke(app, ["notify", "add", "--channel", "webhook", "--target",
                                   "http://127.0.0.1/"], env={"DATABASE_URL": dsn})
     assert refused.exit_code == 1 and "SITEWATCH_WEBHOOK_ALLOW_PRIVATE" in refused.output
+
+
+def test_a_report_from_the_field_is_in_the_outbox_for_its_lead_unit(
+        demo_client: TestClient, demo_dsn: str, bearer_for: Bearer) -> None:
+    with psycopg.connect(demo_dsn) as conn:
+        conn.execute("INSERT INTO subscription (channel, target, created_by) VALUES"
+                     " ('email', 'office@example.cn', 'test')")
+        point = conn.execute("SELECT ST_X(p), ST_Y(p), s.name FROM site s,"
+                             " ST_PointOnSurface(s.geom) p WHERE s.layer = 'market'"
+                             " ORDER BY s.code LIMIT 1").fetchone()
+    assert point is not None
+    made = demo_client.post("/api/v1/issues", headers=bearer_for(demo_dsn, "inspector"), json={
+        "category": "MKT-01", "lon": point[0], "lat": point[1], "description": "北门外占道经营"})
+    assert made.status_code == 201, made.text
+    public_id = made.json()["properties"]["id"]
+    with psycopg.connect(demo_dsn) as conn:
+        rows = conn.execute(
+            "SELECT o.kind, o.payload, u.code, (SELECT count(*) FROM delivery d"
+            " WHERE d.outbox_id = o.id) FROM outbox o LEFT JOIN unit u ON u.id = o.unit_id"
+            ).fetchall()
+        lead = conn.execute("SELECT u.code FROM issue i JOIN unit u ON u.id = i.lead_unit_id"
+                            " WHERE i.public_id = %s", [public_id]).fetchone()
+    assert lead is not None
+    [(kind, payload, unit, deliveries)] = rows
+    assert (kind, unit, deliveries) == ("issue.assigned", lead[0], 1)
+    assert payload["issue"] == public_id and payload["site"] == point[2]
+    assert payload["unit"] == lead[0] and payload["deadline"] and payload["community"]
