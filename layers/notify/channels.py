@@ -67,6 +67,8 @@ def _post(url: str, body: bytes, headers: dict[str, str], settings: Settings) ->
                     answer = answer[:settings.delivery_max_response]
                     break
             status = response.status_code
+    except httpx.InvalidURL as failed:
+        raise SendFailed(f"invalid URL: {failed}", permanent=True) from None
     except httpx.HTTPError as failed:
         raise SendFailed(f"{type(failed).__name__}: {failed}") from None
     if 300 <= status < 400:

@@ -8,6 +8,7 @@ in the normal case no two send the same delivery.
 
 from __future__ import annotations
 
+import logging
 import random
 import uuid
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from layers.notify import channels, outbox
 from layers.notify.channels import SendFailed
 from layers.notify.messages import render
 
+log = logging.getLogger(__name__)
 DeliveryState = Literal["pending", "delivered", "dead"]
 DELIVERY_STATES: tuple[DeliveryState, ...] = get_args(DeliveryState)
 # The first retry waits about FIRST_RETRY, each next one twice as long, never over LONGEST.
@@ -106,11 +108,8 @@ def deliver_due(conn: psycopg.Connection[Any], settings: Settings, *,
                 break
             delivery_id, attempts, kind, payload, retry_from, subscription_id = claimed
             subscription = outbox.get(conn, subscription_id)
-            message = render(kind, payload, public_url=settings.public_url,
-                             zone=settings.zone)
             try:
-                channels.SENDERS[subscription.channel](
-                    subscription, delivery_id, kind, payload, message, settings)
+                _send(subscription, delivery_id, kind, payload, settings)
             except SendFailed as failed:
                 wait = backoff(attempts + 1)
                 give_up = failed.permanent or (
@@ -128,6 +127,26 @@ def deliver_due(conn: psycopg.Connection[Any], settings: Settings, *,
                          [when, delivery_id])
             delivered += 1
     return Outcome(delivered, retrying, dead)
+
+
+def _send(subscription: outbox.Subscription, delivery_id: str, kind: str,
+          payload: dict[str, Any], settings: Settings) -> None:
+    """Render and send one delivery; any failure is a :class:`SendFailed`.
+
+    An unexpected error (a payload the renderer trips on, a URL the client rejects) must not
+    roll the claim back: the delivery would stay first in line and block every other one
+    behind it at every run. It is recorded like any failed send, retried, and dead in the end,
+    where an admin sees it.
+    """
+    try:
+        message = render(kind, payload, public_url=settings.public_url, zone=settings.zone)
+        channels.SENDERS[subscription.channel](
+            subscription, delivery_id, kind, payload, message, settings)
+    except SendFailed:
+        raise
+    except Exception as failed:
+        log.exception("delivery %s failed unexpectedly", delivery_id)
+        raise SendFailed(f"{type(failed).__name__}: {failed}") from failed
 
 
 def deliver_job(conn: psycopg.Connection[Any], settings: Settings, now: datetime) -> str:

@@ -394,3 +394,31 @@ def test_a_bulk_reassignment_tells_each_new_lead_unit_once(demo_dsn: str,
         assert moved is not None and told is not None
         assert moved[0] and told[0] == moved[0] and told[1] is True
         assert conn.execute("SELECT count(*) FROM delivery").fetchone() == (len(moved[0]),)
+
+
+def test_a_delivery_that_cannot_be_sent_does_not_block_the_others(
+        db: psycopg.Connection[Any], receiver: Receiver) -> None:
+    # Stored before the checks existed, say: a URL the HTTP client rejects.
+    db.execute("INSERT INTO subscription (unit_id, channel, target, created_by) SELECT id,"
+               " 'webhook', 'http://a' || chr(1) || 'b/', 'old' FROM unit WHERE code = 'C01'")
+    _assign(db)
+    _subscribe(db, receiver.url)
+    _assign(db)
+    # The broken subscription's two deliveries (each issue's) go dead; the good one arrives.
+    assert deliver_due(db, _settings()) == deliveries.Outcome(delivered=1, dead=2)
+    dead = deliveries.list_deliveries(db, "dead")
+    assert [(d.last_error or "").startswith("invalid URL") for d in dead] == [True, True]
+    assert len(receiver.requests) == 1
+
+
+def test_a_payload_the_renderer_trips_on_is_recorded_not_stuck(
+        db: psycopg.Connection[Any], receiver: Receiver) -> None:
+    first = _subscribe(db, receiver.url)
+    db.execute("WITH o AS (INSERT INTO outbox (kind, payload) VALUES ('test',"
+               " '{\"deadline\": \"soon\"}') RETURNING id)"
+               " INSERT INTO delivery (outbox_id, subscription_id) SELECT id, %s FROM o",
+               [first.id])
+    outbox.test(db, first.id)
+    assert deliver_due(db, _settings()) == deliveries.Outcome(delivered=1, retrying=1)
+    [stuck] = deliveries.list_deliveries(db, "pending")
+    assert stuck.attempts == 1 and (stuck.last_error or "").startswith("ValueError")
