@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -156,3 +160,34 @@ def test_a_report_from_the_field_is_in_the_outbox_for_its_lead_unit(
     assert (kind, unit, deliveries) == ("issue.assigned", lead[0], 1)
     assert payload["issue"] == public_id and payload["site"] == point[2]
     assert payload["unit"] == lead[0] and payload["deadline"] and payload["community"]
+
+
+@pytest.mark.slow  # a real server and its worker
+def test_a_report_reaches_the_units_group_chat_with_a_link_to_its_work_page(
+        demo_dsn: str, tmp_path: Path, serving: Callable[..., Any], bearer_for: Bearer,
+        hook: tuple[str, list[bytes]]) -> None:
+    url, bodies = hook
+    with psycopg.connect(demo_dsn) as conn:
+        point = conn.execute("SELECT ST_X(p), ST_Y(p) FROM site s, ST_PointOnSurface(s.geom) p"
+                             " WHERE s.layer = 'market' ORDER BY s.code LIMIT 1").fetchone()
+        conn.execute("INSERT INTO subscription (channel, target, created_by) VALUES"
+                     " ('wecom', %s, 'test')", [url])
+    assert point is not None
+    env = {"DATABASE_URL": demo_dsn, "SITEWATCH_DATA_DIR": str(tmp_path),
+           "SITEWATCH_WORKER_TICK": "0.2", "SITEWATCH_WEBHOOK_ALLOW_PRIVATE": "1"}
+    with serving(["api.cli.main", "serve"], env, tmp_path) as (base, _):
+        made = httpx.post(f"{base}/api/v1/issues", headers=bearer_for(demo_dsn, "inspector"),
+                          json={"category": "MKT-01", "lon": point[0], "lat": point[1],
+                                "description": "北门外占道经营"}, timeout=30)
+        assert made.status_code == 201, made.text
+        public_id = made.json()["properties"]["id"]
+        for _ in range(600):  # the worker's deliver job runs every 5 s
+            if bodies:
+                break
+            time.sleep(0.1)
+        [body] = bodies
+        content = json.loads(body)["markdown"]["content"]
+        assert public_id in content
+        link = content.split("](")[-1].rstrip(")")
+        assert link.endswith("/work") and link.startswith("/units/")
+        assert httpx.get(base + link, timeout=30).status_code == 200
