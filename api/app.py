@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,8 +33,7 @@ from api.routes import (
     orders,
     scores,
 )
-from api.services import map_pages
-from layers.analysis.snapshots import Refresher, Snapshots
+from layers.analysis.snapshots import Snapshots
 from layers.assignment import AssignerCache
 from layers.db import database
 from layers.db.settings import Settings
@@ -66,11 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # wait=False: the API starts (and answers 503 on data routes) even while the database
         # is down, and the pool connects in the background once it is back.
         pool.open(wait=False)
-        refresher.start()
         try:
             yield
         finally:
-            refresher.stop()
             app.state.snapshots.close()
             pool.close()
 
@@ -88,14 +84,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.analysis_gate = gate.for_settings(settings)
     # Exports formatting at once in this process (api/routes/imports.py).
     app.state.export_slots = threading.BoundedSemaphore(settings.export_concurrency)
-    # Map pages' analyses (layers/analysis/snapshots.py): served from stored snapshots, refreshed in
-    # the background, the landing views kept current by the refresher.
+    # Map pages' analyses (layers/analysis/snapshots.py): served from stored snapshots (a stale
+    # one refreshed in the background, a missing one computed within the gate); the landing
+    # views are kept current by the worker's refresh-maps job (api.services.worker_jobs).
     app.state.snapshots = Snapshots(pool.connection, max_stale=settings.snapshot_max_stale,
                                     max_age=settings.snapshot_max_age)
-    refresher = Refresher(pool.connection,
-                          functools.partial(map_pages.landing_specs, zone=settings.zone),
-                          settings.snapshot_interval, settings.snapshot_max_age)
-    app.state.refresher = refresher
     errors.install(app)
     guards.install(app, settings)
     # Public: probes, maps and the standard interfaces (public fields only without a token).

@@ -35,9 +35,9 @@ from layers.db import migrate
 from layers.db.cluster import Cluster
 from layers.db.settings import Settings
 
-# Servers in tests do not refresh map snapshots on their own (layers.analysis.snapshots.Refresher):
-# a refresh round per app start would cost seconds in every API test. The refresher's own
-# tests and the browser tests' servers turn it on.
+# Workers in tests (`serve` starts one) do not refresh map snapshots
+# (layers.analysis.snapshots.Refresher, the worker's refresh-maps job): a round per start
+# would cost seconds in every server test. The refresher's own tests set their interval.
 os.environ.setdefault("SITEWATCH_SNAPSHOT_INTERVAL", "0")
 
 TEMPLATE = "sw_template"

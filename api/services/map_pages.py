@@ -77,7 +77,8 @@ Gate = Callable[[], AbstractContextManager[object]]
 
 def is_landing(p: Period, zone: tzinfo) -> bool:
     """Whether ``p`` is a landing view (all time, or a phase of this campaign year in
-    ``zone``): those snapshots are kept current by the refresher and never evicted."""
+    ``zone``): those snapshots are kept current by the worker's refresh-maps job and never
+    evicted."""
     if p.phase is not None:
         return p.phase.year == datetime.now(zone).year
     return p.since is None and p.until is None
@@ -222,9 +223,10 @@ def hotspots_page(conn: psycopg.Connection[Any], snapshots: Snapshots, *, zone: 
 
 
 def landing_specs(conn: psycopg.Connection[Any], zone: tzinfo) -> Iterator[Spec]:
-    """The snapshots behind the pages' landing views, kept current by the refresher: the
-    overview of all time and of each phase of this campaign year (the page's period menu;
-    phases and the year local in ``zone``, the district's), the hotspot page."""
+    """The snapshots behind the pages' landing views, kept current by the worker's
+    refresh-maps job: the overview of all time and of each phase of this campaign year (the
+    page's period menu; phases and the year local in ``zone``, the district's), the hotspot
+    page."""
     yield overview_spec(Period(), zone)
     year = datetime.now(zone).year
     for phase in phases.list_phases(conn, year):

@@ -14,8 +14,9 @@ such a result (table ``analysis_snapshot``), stamped with when it was computed:
   did before snapshots). An advisory lock per key makes concurrent requests and server
   processes compute it once; the others wait and read the result.
 
-:class:`Refresher` also keeps the default snapshots (the pages' landing views) current on its
-own, a few seconds after data change, so a leader opening a page rarely sees a stale one.
+:class:`Refresher` also keeps the default snapshots (the pages' landing views) current: the
+worker runs it a few seconds after data change, so a leader opening a page rarely sees a
+stale one.
 
 Anyone may ask for a page of another period, so those snapshots are *ad hoc* (:func:`adhoc`,
 keys under ``adhoc:``): only the :data:`KEEP` most recently computed of them are kept, and
@@ -253,8 +254,9 @@ class Snapshots:
 
 
 class Refresher:
-    """A daemon thread that, every ``interval`` seconds, refreshes the default snapshots
-    (``specs(conn)``) whose data changed, so landing pages are current before anyone asks."""
+    """Refreshes the default snapshots (``specs(conn)``) whose data changed, so landing pages
+    are current before anyone asks; the worker's refresh-maps job runs a round every
+    ``interval`` seconds (api.services.worker_jobs)."""
 
     def __init__(self, connect: Connect,
                  specs: Callable[[psycopg.Connection[Any]], Iterable[Spec]],
@@ -263,20 +265,6 @@ class Refresher:
         self._specs = specs
         self.interval = interval
         self.max_age = max_age
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="snapshot-refresher",
-                                        daemon=True)
-
-    def start(self) -> None:
-        """Start refreshing (a no-op for a non-positive interval)."""
-        if self.interval > 0:
-            self._thread.start()
-
-    def stop(self) -> None:
-        """Stop after the current round."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
 
     def run_once(self) -> int:
         """Refresh every default snapshot that is missing or stale; how many were."""
@@ -294,8 +282,8 @@ class Refresher:
         """Refresh ``spec`` when missing or stale; 1 if it was."""
         with self._connect() as conn:
             found = read(conn, spec.key)
-            # Each server process runs a refresher: one that refreshed a key less than an
-            # interval ago (another process, or a page's background refresh) is enough.
+            # Several workers may refresh: one that refreshed a key less than an interval
+            # ago (another worker, or a page's background refresh) is enough.
             due = found is None or found.age >= self.interval
             done = 0
             if due and not fresh(found, data_version(conn), self.max_age):
@@ -308,12 +296,3 @@ class Refresher:
                     done = 1
             conn.commit()
         return done
-
-    def _run(self) -> None:
-        while True:  # a first round at start: a restarted server has its pages ready
-            try:
-                self.run_once()
-            except Exception:  # the database may be down for a while; try again next round
-                log.exception("snapshot refresh round failed")
-            if self._stop.wait(self.interval):
-                return

@@ -67,8 +67,8 @@ class Settings(BaseSettings):
     delivery_max_response: int = Field(default=64 * 1024, ge=1024)
     # Analysis snapshots (layers/analysis/snapshots.py), in seconds: a stale snapshot is served (and
     # refreshed in the background) while younger than max_stale; a current one is refreshed
-    # once older than max_age (overdue counts move with the clock); the refresher keeps the
-    # landing views current every interval (0: off).
+    # once older than max_age (overdue counts move with the clock); the worker's refresh-maps
+    # job keeps the landing views current every interval (0: off).
     snapshot_max_stale: float = Field(default=600.0, ge=0)
     snapshot_max_age: float = Field(default=900.0, gt=0)
     snapshot_interval: float = Field(default=30.0, ge=0)

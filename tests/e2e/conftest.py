@@ -28,7 +28,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 SERVER_PIDS: dict[str, int] = {}
 
 
-# uvicorn as in production, with the map snapshot refresher on.
+# uvicorn as in production (the web alone: pages compute a missing snapshot within the gate).
 UVICORN = ["uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1"]
 Serving = Callable[..., contextlib.AbstractContextManager[tuple[str, subprocess.Popen[bytes]]]]
 
@@ -36,8 +36,8 @@ Serving = Callable[..., contextlib.AbstractContextManager[tuple[str, subprocess.
 @contextlib.contextmanager
 def serve(serving: Serving, dsn: str, folder: Path, **env: str) -> Iterator[str]:
     """A real uvicorn serving the app on ``dsn`` (data dir and log under ``folder``)."""
-    with serving(UVICORN, {"DATABASE_URL": dsn, "SITEWATCH_DATA_DIR": str(folder),
-                           "SITEWATCH_SNAPSHOT_INTERVAL": "10", **env}, folder) as (base, proc):
+    with serving(UVICORN, {"DATABASE_URL": dsn, "SITEWATCH_DATA_DIR": str(folder), **env},
+                 folder) as (base, proc):
         SERVER_PIDS[base] = proc.pid
         try:
             yield base

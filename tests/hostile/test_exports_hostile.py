@@ -154,9 +154,7 @@ def test_a_failure_while_formatting_is_a_problem_and_frees_the_slot(
 
 
 def _app(dsn: str, tmp_path: Path, **settings: Any) -> TestClient:
-    # No refresher: it would take pooled connections at moments of its own choosing.
-    return TestClient(create_app(Settings(database_url=dsn, data_dir=tmp_path,
-                                          snapshot_interval=0, **settings)))
+    return TestClient(create_app(Settings(database_url=dsn, data_dir=tmp_path, **settings)))
 
 
 def _while_formatting(monkeypatch: pytest.MonkeyPatch, request: Callable[[], httpx2.Response],
