@@ -101,9 +101,23 @@ def nightly_backup(conn: psycopg.Connection[Any], settings: Settings, now: datet
     return f"{out.name}: {done.database_bytes} bytes, {done.photos} photo(s); {len(gone)} pruned"
 
 
+# How long the record of past job runs and of stopped workers is kept.
+HISTORY = timedelta(days=7)
+
+
+def forget_history(conn: psycopg.Connection[Any], settings: Settings, now: datetime) -> str:
+    """Delete job runs and stopped workers older than :data:`HISTORY` (a job every few
+    seconds writes thousands of runs a day)."""
+    runs = conn.execute("DELETE FROM job_run WHERE started_at < %s", [now - HISTORY]).rowcount
+    gone = conn.execute("DELETE FROM worker WHERE coalesce(stopped_at, heartbeat) < %s",
+                        [now - HISTORY]).rowcount
+    return f"{runs} run(s) and {gone} worker(s) forgotten"
+
+
 JOBS: list[Job] = [
     Job("escalate", Every(300), escalate_overdue),
     Job("deliver", Every(5), deliveries.deliver_job),
     Job("backup", Daily(time(2, 30)), nightly_backup,
         enabled=lambda settings: settings.backup_dir is not None),
+    Job("forget-history", Daily(time(3, 30)), forget_history),
 ]

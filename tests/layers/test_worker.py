@@ -4,7 +4,7 @@ signed by the system actor, backups pruned to the newest N."""
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +120,20 @@ def test_escalation_job_escalates_what_the_cli_would(demo_dsn: str) -> None:
     assert ran[0][2] == f"{signed[0]} order(s) escalated"
     after = CliRunner().invoke(app, ["orders", "escalate"], env={"DATABASE_URL": demo_dsn})
     assert after.exit_code == 0 and "nothing newly overdue" in after.output
+
+
+def test_history_older_than_a_week_is_forgotten(dsn: str) -> None:
+    settings = Settings(database_url=dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for days in (1, 6, 8, 30):
+            conn.execute("INSERT INTO job_run (job, slot, worker, started_at) VALUES "
+                         "('x', %s, 'w', %s)", [NOW - timedelta(days=days)] * 2)
+        conn.execute("INSERT INTO worker (name, host, pid, heartbeat, stopped_at) VALUES "
+                     "('old', 'h', 1, %(t)s, %(t)s), ('idle', 'h', 2, %(t)s, NULL), "
+                     "('new', 'h', 3, %(n)s, NULL)",
+                     {"t": NOW - timedelta(days=9), "n": NOW})
+        result = jobs.forget_history(conn, settings, NOW)
+        kept = conn.execute("SELECT count(*) FROM job_run").fetchone()
+        workers = conn.execute("SELECT name FROM worker").fetchall()
+    assert result == "2 run(s) and 2 worker(s) forgotten"
+    assert kept == (2,) and workers == [("new",)]
