@@ -77,10 +77,16 @@ def run_due(conn: psycopg.Connection[Any], jobs: Sequence[Job], settings: Settin
         try:
             with conn.transaction():
                 result, ok = job.run(conn, settings, now), True
-        except (DomainError, psycopg.Error, OSError) as exc:
-            text = exc.message if isinstance(exc, DomainError) else str(exc).strip()
+        except psycopg.OperationalError:
+            raise  # the database is gone: the loop reconnects at its next tick
+        except Exception as exc:
+            # Any failure of one job (a bug in it too) is recorded and must not stop the
+            # others or the worker: the job runs again at its next slot.
+            text = exc.message if isinstance(exc, DomainError) else \
+                f"{type(exc).__name__}: {str(exc).strip()}"
             result, ok = f"failed: {text}", False
-            log.warning("job %s (%s) failed: %s", job.name, slot.isoformat(), text)
+            log.warning("job %s (%s) failed: %s", job.name, slot.isoformat(), text,
+                        exc_info=not isinstance(exc, DomainError | psycopg.Error))
         _finish(conn, job.name, slot, ok, result)
         ran.append((job.name, slot, result))
     return ran

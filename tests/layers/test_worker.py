@@ -56,7 +56,11 @@ def test_a_new_slot_runs_again_and_a_failure_is_recorded(dsn: str) -> None:
         conn.execute("SELECT no_such_column FROM worker")
         return "unreachable"
 
-    registry = [Job("count", Every(60), _counting(calls)), Job("broken", Every(60), broken)]
+    def buggy(conn: psycopg.Connection[Any], settings: Settings, now: datetime) -> str:
+        raise ZeroDivisionError("a bug in a job")
+
+    registry = [Job("count", Every(60), _counting(calls)), Job("broken", Every(60), broken),
+                Job("buggy", Every(60), buggy)]
     settings = Settings(database_url=dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         first = runner.run_due(conn, registry, settings, "w", now=NOW)
@@ -67,6 +71,7 @@ def test_a_new_slot_runs_again_and_a_failure_is_recorded(dsn: str) -> None:
                               ).fetchone()
     assert len(calls) == 2
     assert first[1][2].startswith("failed:")
+    assert first[2][2] == "failed: ZeroDivisionError: a bug in a job"
     assert failed == (2,)
 
 
