@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -134,3 +136,44 @@ def test_backlog_counts_pending_deliveries_only_where_the_outbox_exists(dsn: str
         waiting = status.backlog(conn)
     assert waiting is not None and waiting.queued == 2
     assert waiting.oldest is not None and waiting.oldest.isoformat().startswith("2026-11-20")
+
+
+@pytest.mark.slow  # starts two worker processes
+def test_two_worker_processes_share_the_slots_and_stop_on_sigterm(dsn: str,
+                                                                  tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": dsn, "SITEWATCH_DATA_DIR": str(tmp_path),
+           "SITEWATCH_WORKER_TICK": "0.1"}
+    logs = [(tmp_path / f"worker{i}.log").open("w") for i in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-m", "api.cli.main", "worker"], env=env,
+                              stdout=log, stderr=subprocess.STDOUT) for log in logs]
+    try:
+        def both_beating() -> bool:
+            with psycopg.connect(dsn) as conn:
+                row = conn.execute("SELECT count(*) FROM worker WHERE stopped_at IS NULL "
+                                   "AND heartbeat > started_at").fetchone()
+            return row == (2,)
+
+        _until(both_beating)
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        codes = [proc.wait(timeout=PATIENCE_SECONDS) for proc in procs]
+    finally:
+        for proc, log in zip(procs, logs, strict=True):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log.close()
+    assert codes == [0, 0]
+    with psycopg.connect(dsn) as conn:
+        escalations = conn.execute("SELECT count(*) FROM job_run WHERE job = 'escalate'"
+                                   ).fetchone()
+        # The 5-minute slots the two workers' lives touched (one, unless the test ran
+        # across a boundary): each escalated once, though both workers ticked many times.
+        spanned = conn.execute(
+            "SELECT floor(extract(epoch FROM max(stopped_at)) / 300)"
+            " - floor(extract(epoch FROM min(started_at)) / 300) + 1 FROM worker").fetchone()
+        stopped = conn.execute("SELECT count(*) FROM worker WHERE stopped_at IS NOT NULL"
+                               ).fetchone()
+    assert escalations is not None and spanned is not None
+    assert 1 <= escalations[0] <= int(spanned[0]) <= 2
+    assert stopped == (2,)
