@@ -105,8 +105,10 @@ def run_forever(connect: Connect, jobs: Sequence[Job], settings: Settings,
             with connect() as conn:
                 conn.autocommit = True
                 beat(conn, name)
+                # Debug only: a job every few seconds would fill the console of `make run`;
+                # every run and its result is in job_run, failures are logged as warnings.
                 for job, slot, result in run_due(conn, jobs, settings, name):
-                    log.info("%s %s: %s", job, slot.isoformat(), result)
+                    log.debug("%s %s: %s", job, slot.isoformat(), result)
         except psycopg.OperationalError as exc:
             log.warning("worker cannot reach the database: %s", str(exc).strip())
         stop.wait(settings.worker_tick)
