@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -91,10 +92,15 @@ class Settings(BaseSettings):
     # older than worker_stale seconds stale.
     worker_tick: float = Field(default=5.0, gt=0)
     worker_stale: float = Field(default=60.0, gt=0)
+    # Seconds between the worker's delivery rounds (its "deliver" job): the longest an
+    # outbox message waits for its first attempt, give or take one tick.
+    deliver_every: float = Field(default=5.0, gt=0)
     # Nightly backups by the worker into this folder, keeping the newest backup_keep files;
     # unset: no nightly backup.
     backup_dir: Path | None = None
     backup_keep: int = Field(default=7, ge=1)
+    # The daily digest (每日通报) is written at this local time (HH:MM in ``timezone``).
+    digest_at: time = time(8, 30)
 
     @field_validator("pg_bindir", "backup_dir", mode="before")
     @classmethod

@@ -17,7 +17,7 @@ import psycopg
 
 from layers.db import backup, database
 from layers.db.settings import Settings
-from layers.notify import deliveries
+from layers.notify import deadlines, deliveries, digest
 from layers.supervision import orders
 
 # The audit trail's name for changes the worker makes (orders it signs, events it writes).
@@ -53,7 +53,29 @@ class Daily:
         return due if local >= due else None
 
 
-Schedule = Every | Daily
+@dataclass(frozen=True)
+class EveryConfigured:
+    """Run every ``seconds(settings)`` seconds: an interval the operator sets."""
+
+    seconds: Callable[[Settings], float]
+
+    def slot(self, now: datetime, settings: Settings) -> datetime | None:
+        """The slot ``now`` falls in, as :class:`Every` with the configured interval."""
+        return Every(self.seconds(settings)).slot(now, settings)
+
+
+@dataclass(frozen=True)
+class DailyConfigured:
+    """Run once a day at ``at(settings)``, local time: a time the operator sets."""
+
+    at: Callable[[Settings], time]
+
+    def slot(self, now: datetime, settings: Settings) -> datetime | None:
+        """Today's run time once it has passed, as :class:`Daily` with the configured time."""
+        return Daily(self.at(settings)).slot(now, settings)
+
+
+Schedule = Every | EveryConfigured | Daily | DailyConfigured
 
 
 @dataclass(frozen=True)
@@ -116,8 +138,11 @@ def forget_history(conn: psycopg.Connection[Any], settings: Settings, now: datet
 
 JOBS: list[Job] = [
     Job("escalate", Every(300), escalate_overdue),
-    Job("deliver", Every(5), deliveries.deliver_job),
+    Job("deliver", EveryConfigured(lambda settings: settings.deliver_every),
+        deliveries.deliver_job),
     Job("backup", Daily(time(2, 30)), nightly_backup,
         enabled=lambda settings: settings.backup_dir is not None),
     Job("forget-history", Daily(time(3, 30)), forget_history),
+    Job("deadline-lights", Every(60), deadlines.lights_job),
+    Job("digest", DailyConfigured(lambda settings: settings.digest_at), digest.send),
 ]

@@ -84,6 +84,10 @@ def test_schedules_name_their_slots() -> None:
     assert nightly.slot(datetime(2026, 11, 19, 18, 29, tzinfo=UTC), settings) is None
     morning = Daily(time(11, 0))
     assert morning.slot(NOW, settings) is None
+    deliver = next(j for j in jobs.JOBS if j.name == "deliver").schedule
+    # SITEWATCH_DELIVER_EVERY sets the delivery job's interval (NOW is 02:00:07).
+    assert deliver.slot(NOW, Settings(deliver_every=5)) == NOW - timedelta(seconds=2)
+    assert deliver.slot(NOW, Settings(deliver_every=0.5)) == NOW
 
 
 def test_backup_is_off_without_a_folder_and_keeps_the_newest(tmp_path: Path) -> None:
