@@ -18,7 +18,8 @@ from psycopg.types.json import Jsonb
 from layers.errors import NotFound, ValidationFailed
 
 EventKind = Literal["issue.assigned", "issue.reassigned", "issue.reworked", "issue.verified",
-                    "finding.new", "order.issued", "order.escalated", "test"]
+                    "issue.due_soon", "issue.overdue", "finding.new", "order.issued",
+                    "order.escalated", "digest", "test"]
 # Held equal to the outbox table's CHECK by tests/layers/test_notify.py.
 EVENT_KINDS: tuple[EventKind, ...] = get_args(EventKind)
 Channel = Literal["webhook", "wecom", "dingtalk", "email"]
