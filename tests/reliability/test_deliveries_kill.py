@@ -100,8 +100,10 @@ def _queue(dsn: str, url: str, n: int) -> set[str]:
     """A webhook subscription for the office and ``n`` outbox events (one INSERT, fanned out
     by the outbox trigger into one delivery each); the delivery ids owed."""
     with psycopg.connect(dsn, autocommit=True) as conn:
+        # Only the queued kind: the workers' own jobs (the office's daily digest once its
+        # local time has passed) must not add deliveries the count does not owe.
         outbox.add(conn, unit=None, channel="webhook", target=url, secret="kill-键",
-                   events=[], created_by="创建办")
+                   events=["issue.assigned"], created_by="创建办")
         conn.execute("""
             INSERT INTO outbox (kind, payload)
             SELECT 'issue.assigned', jsonb_build_object(
