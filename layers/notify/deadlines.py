@@ -68,8 +68,14 @@ class Announced:
 
 
 def announce(conn: psycopg.Connection[Any]) -> Announced:
-    """Write one outbox event per issue whose light newly turned yellow or red, and note it."""
-    kinds = [row[0] for row in conn.execute(_ANNOUNCE).fetchall()]
+    """Write one outbox event per issue whose light newly turned yellow or red, and note it.
+
+    Runs in the caller's transaction: its lock holds until the commit, so a second run
+    started meanwhile (a slot overrun, a hand-run) waits and then sees these notices.
+    """
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('sitewatch.deadline-lights'))")
+        kinds = [row[0] for row in conn.execute(_ANNOUNCE).fetchall()]
     return Announced(kinds.count("issue.due_soon"), kinds.count("issue.overdue"))
 
 

@@ -3,6 +3,8 @@ job runs, and again after an extension moves the light back."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -122,4 +124,23 @@ def test_the_worker_job_announces_through_the_registry(dsn: str,
     lights = [j for j in jobs.JOBS if j.name == "deadline-lights"]
     ran = runner.run_due(db, lights, Settings(database_url=dsn), "w")
     assert ran[0][2] == "0 due soon, 1 overdue announced"
+    assert _events(db, issue) == ["issue.overdue"]
+
+
+def test_a_second_run_while_the_first_is_uncommitted_announces_nothing_again(
+        dsn: str, db: psycopg.Connection[Any]) -> None:
+    issue = _issue(db, reported_ago=48 * HOUR, due_in=-HOUR)
+    second: list[deadlines.Announced] = []
+    with psycopg.connect(dsn, autocommit=True) as first, \
+            psycopg.connect(dsn, autocommit=True) as other:
+        thread = threading.Thread(target=lambda: second.append(deadlines.announce(other)))
+        with first.transaction():  # as the worker's runner wraps each job
+            assert deadlines.announce(first) == deadlines.Announced(due_soon=0, overdue=1)
+            # Uncommitted yet: a second run now must wait for the first to commit.
+            thread.start()
+            while db.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
+                             [other.info.backend_pid]).fetchone() != ("Lock",):
+                time.sleep(0.01)
+        thread.join()
+    assert second == [deadlines.Announced(due_soon=0, overdue=0)]
     assert _events(db, issue) == ["issue.overdue"]
