@@ -3,16 +3,18 @@ office, at the configured local time, once a day per unit however many workers r
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import psycopg
 import pytest
 
 from layers.db.settings import Settings
-from layers.notify import digest, messages, outbox
+from layers.notify import deliveries, digest, messages, outbox
 from layers.supervision import orders, scores
 from layers.views import mapviews
 from layers.worker import jobs, runner
@@ -135,3 +137,47 @@ def test_the_digest_time_follows_the_zone_and_the_setting() -> None:
     assert schedule.slot(datetime(2026, 11, 20, 8, 59, tzinfo=UTC), late) is None
     assert schedule.slot(datetime(2026, 11, 20, 9, 0, tzinfo=UTC), late) == datetime(
         2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def robot() -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
+    """A loopback 企业微信-style robot answering errcode 0; the (path, body) of each POST."""
+    got: list[tuple[str, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            got.append((self.path, self.rfile.read(int(self.headers["Content-Length"]))))
+            answer = b'{"errcode":0}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", got
+    server.shutdown()
+    server.server_close()
+
+
+def test_each_group_chat_gets_its_one_digest(
+        db: psycopg.Connection[Any], robot: tuple[str, list[tuple[str, bytes]]]) -> None:
+    url, got = robot
+    db.execute("DELETE FROM subscription")
+    for unit in ("C01", "C02", ""):
+        outbox.add(db, unit=unit or None, channel="wecom", target=f"{url}/{unit or 'office'}",
+                   secret=None, events=["digest"], created_by="创建办")
+    settings = Settings(timezone=ZONE, webhook_allow_private=True,
+                        public_url="https://sw.example.cn")
+    now = datetime(2026, 11, 20, 0, 31, tzinfo=UTC)
+    digest.send(db, settings, now)
+    assert deliveries.deliver_due(db, settings, now=datetime.now(UTC)).delivered == 3
+    said = {path: json.loads(body)["markdown"]["content"] for path, body in got}
+    assert sorted(said) == ["/C01", "/C02", "/office"]
+    assert said["/C01"].startswith("### 每日通报 Daily digest 2026-11-20 · 湖东社区")
+    assert "(https://sw.example.cn/units/C01/work)" in said["/C01"]
+    assert "湖东社区" in said["/office"] and "湖西社区" in said["/office"]
