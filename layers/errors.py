@@ -6,7 +6,9 @@ message. Database text never goes into these messages.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
+
+T = TypeVar("T")
 
 
 class DomainError(Exception):
@@ -63,3 +65,10 @@ class Forbidden(DomainError, status=403, code="forbidden", title="Forbidden"):
 class PayloadTooLarge(DomainError, status=413, code="payload-too-large",
                       title="Payload too large"):
     """The request body or an uploaded file is over its size limit."""
+
+
+def found(row: T | None, missing: str) -> T:
+    """``row``, or :class:`NotFound` saying ``missing`` when a lookup found none."""
+    if row is None:
+        raise NotFound(missing)
+    return row

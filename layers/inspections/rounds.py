@@ -39,7 +39,7 @@ from geo.sampling import (
     plan_round,
     risk_scores,
 )
-from layers.errors import Conflict, NotFound, ValidationFailed
+from layers.errors import Conflict, ValidationFailed, found
 from layers.frames import number, text, whole
 
 MAX_SEED = 2**31 - 1
@@ -371,9 +371,7 @@ def get_round(conn: psycopg.Connection[Any], round_id: int) -> RoundSummary:
     """One round's fields and counts; NotFound if there is none."""
     with conn.cursor(row_factory=class_row(RoundSummary)) as cur:
         row = cur.execute(_ROUNDS + " WHERE r.id = %s", [round_id]).fetchone()
-    if row is None:
-        raise NotFound(f"no inspection round {round_id}")
-    return row
+    return found(row, f"no inspection round {round_id}")
 
 
 _ROUNDS = """

@@ -15,7 +15,7 @@ import psycopg
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from layers.errors import NotFound, ValidationFailed
+from layers.errors import NotFound, ValidationFailed, found
 
 EventKind = Literal["issue.assigned", "issue.reassigned", "issue.reworked", "issue.verified",
                     "issue.due_soon", "issue.overdue", "finding.new", "order.issued",
@@ -76,10 +76,10 @@ def add(conn: psycopg.Connection[Any], *, unit: str | None, channel: str, target
                                f"one of {', '.join(EVENT_KINDS)}")
     unit_id = None
     if unit is not None:
-        found = conn.execute("SELECT id FROM unit WHERE code = %s", [unit]).fetchone()
-        if found is None:
+        known = conn.execute("SELECT id FROM unit WHERE code = %s", [unit]).fetchone()
+        if known is None:
             raise ValidationFailed(f"no unit {unit!r}")
-        unit_id = found[0]
+        unit_id = known[0]
     with conn.transaction():
         row = conn.execute(
             "INSERT INTO subscription (unit_id, channel, target, secret, events, created_by)"
@@ -93,10 +93,8 @@ def add(conn: psycopg.Connection[Any], *, unit: str | None, channel: str, target
 def get(conn: psycopg.Connection[Any], subscription_id: int) -> Subscription:
     """One subscription; NotFound when there is none with this id."""
     with conn.cursor(row_factory=class_row(Subscription)) as cur:
-        found = cur.execute(_SELECT + " WHERE s.id = %s", [subscription_id]).fetchone()
-    if found is None:
-        raise NotFound(f"no subscription {subscription_id}")
-    return found
+        row = cur.execute(_SELECT + " WHERE s.id = %s", [subscription_id]).fetchone()
+    return found(row, f"no subscription {subscription_id}")
 
 
 def list_all(conn: psycopg.Connection[Any]) -> list[Subscription]:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.cli.main import app
+from tests.loopback import Answer, receiving
 
 Bearer = Callable[..., dict[str, str]]
 
@@ -35,21 +35,12 @@ def hook() -> Iterator[tuple[str, list[bytes]]]:
     """A loopback webhook receiver answering 200; the bodies it got."""
     bodies: list[bytes] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+    def keep(_request: BaseHTTPRequestHandler, body: bytes) -> Answer:
+        bodies.append(body)
+        return Answer()
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", bodies
-    server.shutdown()
-    server.server_close()
+    with receiving(keep) as url:
+        yield f"{url}/hook", bodies
 
 
 def test_an_admin_subscribes_lists_and_deletes(client: TestClient,

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from layers.worker import runner, status
+from tests.loopback import eventually
 
 # Generous bounds on waiting for a process to do what it must (not timing assertions: a
 # slow machine only waits longer, a broken stop fails).
@@ -40,14 +40,7 @@ def _parent_of(pid: int) -> int:
 
 
 def _until(check: Callable[[], Any]) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after PATIENCE_SECONDS."""
-    deadline = time.monotonic() + PATIENCE_SECONDS
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"{check.__name__} never came true")
+    return eventually(check, PATIENCE_SECONDS, every=0.1)
 
 
 def _fresh_heartbeat(base: str) -> Callable[[], bool]:

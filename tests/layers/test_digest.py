@@ -7,7 +7,7 @@ import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import psycopg
@@ -18,6 +18,7 @@ from layers.notify import deliveries, digest, messages, outbox
 from layers.supervision import orders, scores
 from layers.views import mapviews
 from layers.worker import jobs, runner
+from tests.loopback import Answer, receiving
 
 HOUR = timedelta(hours=1)
 ZONE = "Asia/Shanghai"
@@ -144,24 +145,12 @@ def robot() -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
     """A loopback 企业微信-style robot answering errcode 0; the (path, body) of each POST."""
     got: list[tuple[str, bytes]] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            got.append((self.path, self.rfile.read(int(self.headers["Content-Length"]))))
-            answer = b'{"errcode":0}'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
+    def keep(request: BaseHTTPRequestHandler, body: bytes) -> Answer:
+        got.append((request.path, body))
+        return Answer(body=b'{"errcode":0}')
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", got
-    server.shutdown()
-    server.server_close()
+    with receiving(keep) as url:
+        yield url, got
 
 
 def test_each_group_chat_gets_its_one_digest(

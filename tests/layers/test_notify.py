@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email import message_from_bytes
 from email.message import Message as Mail
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -35,6 +35,7 @@ from layers.notify.deliveries import deliver_due
 from layers.supervision import orders
 from layers.supervision.orders import Issuer
 from layers.worker import jobs, runner
+from tests.loopback import Answer, receiving
 
 ADMIN = Principal(0, "创建办 李四", "admin", None)
 SECRET = "s3cret-键"
@@ -61,30 +62,17 @@ def receiver() -> Iterator[Receiver]:
     state = Receiver()
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            time.sleep(state.delay)
-            with lock:
-                state.requests.append((self.path, dict(self.headers), body))
-                status = state.answer()
-            self.send_response(status)
-            if status in (301, 302):
-                self.send_header("Location", state.url + "/elsewhere")
-            self.send_header("Content-Length", str(len(state.body)))
-            self.end_headers()
-            self.wfile.write(state.body)
+    def answer(request: BaseHTTPRequestHandler, body: bytes) -> Answer:
+        time.sleep(state.delay)
+        with lock:
+            state.requests.append((request.path, dict(request.headers), body))
+            status = state.answer()
+        moved = {"Location": state.url + "/elsewhere"} if status in (301, 302) else {}
+        return Answer(status, state.body, moved)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+    with receiving(answer) as url:
+        state.url = url
+        yield state
 
 
 class Inbox:

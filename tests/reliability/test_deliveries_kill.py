@@ -5,7 +5,6 @@ database marks all delivered. Two workers at once deliver each message once."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -15,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import psycopg
 import pytest
 
 from layers.notify import outbox
+from tests.loopback import Answer, eventually, receiving
 
 MESSAGES = 1000
 # The receiver holds the send of this delivery (counting from 1) until the worker is dead.
@@ -55,45 +55,24 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     state = Receiver()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["Content-Length"]))
-            with state.lock:
-                state.ids.append(self.headers["X-Sitewatch-Delivery"])
-                hold = len(state.ids) == state.hold_at
-            if hold:
-                state.holding.set()
-                state.release.wait(PATIENCE_SECONDS)
-            time.sleep(state.delay)
-            # The sender of a held request is dead by now: its socket is gone.
-            with contextlib.suppress(OSError):
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+    def count(request: BaseHTTPRequestHandler, _body: bytes) -> Answer:
+        with state.lock:
+            state.ids.append(request.headers["X-Sitewatch-Delivery"])
+            hold = len(state.ids) == state.hold_at
+        if hold:
+            state.holding.set()
+            state.release.wait(PATIENCE_SECONDS)
+        time.sleep(state.delay)
+        return Answer()
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    state.release.set()
-    server.shutdown()
-    server.server_close()
+    with receiving(count) as url:
+        state.url = f"{url}/hook"
+        yield state
+        state.release.set()
 
 
 def _until(check: Callable[[], Any]) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after PATIENCE_SECONDS."""
-    deadline = time.monotonic() + PATIENCE_SECONDS
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"{check.__name__} never came true")
+    return eventually(check, PATIENCE_SECONDS)
 
 
 def _queue(dsn: str, url: str, n: int) -> set[str]:
