@@ -27,7 +27,7 @@ def public_url(settings: Settings) -> str:
     """Where phones reach the server: SITEWATCH_PUBLIC_URL, else the address ``serve`` binds."""
     if settings.public_url:
         return settings.public_url.rstrip("/")
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104 (compared, not bound)
     return f"http://{host}:{settings.port}"
 
 

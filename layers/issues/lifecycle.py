@@ -23,7 +23,7 @@ from layers.auth.roles import Permission
 from layers.auth.tokens import Principal
 from layers.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from layers.issues import evidence
-from layers.vocab import ACTIONS, OPEN_STATUSES, Status
+from layers.vocab import ACTIONS, AWAITING_UNIT_STATUSES, OPEN_STATUSES, Status
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,8 @@ RULES: dict[str, Rule] = {
     "rectify": Rule(("assigned",), "rectified", "rectify"),
     "verify": Rule(("rectified",), "verified", "verify"),
     "reopen": Rule(("rectified",), "assigned", "reopen"),
-    "reject": Rule(("reported", "assigned"), "rejected", "reject"),
-    "mark_duplicate": Rule(("reported", "assigned"), "duplicate", "mark_duplicate"),
+    "reject": Rule(AWAITING_UNIT_STATUSES, "rejected", "reject"),
+    "mark_duplicate": Rule(AWAITING_UNIT_STATUSES, "duplicate", "mark_duplicate"),
     "extend_deadline": Rule(OPEN_STATUSES, None, "extend_deadline"),
 }
 

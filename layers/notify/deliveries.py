@@ -161,7 +161,8 @@ def deliver_job(conn: psycopg.Connection[Any], settings: Settings, now: datetime
 def _clock(conn: psycopg.Connection[Any]) -> datetime:
     row = conn.execute("SELECT clock_timestamp()").fetchone()
     assert row is not None
-    return row[0]  # type: ignore[no-any-return]
+    when: datetime = row[0]
+    return when
 
 
 def list_deliveries(conn: psycopg.Connection[Any], state: str | None = None,

@@ -8,6 +8,7 @@ slot; the loop goes on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -112,10 +113,8 @@ def run_forever(connect: Connect, jobs: Sequence[Job], settings: Settings,
         except psycopg.OperationalError as exc:
             log.warning("worker cannot reach the database: %s", str(exc).strip())
         stop.wait(settings.worker_tick)
-    try:
-        with connect() as conn:
-            conn.autocommit = True
-            stopped(conn, name)
-    except psycopg.OperationalError:
-        pass
+    # Unreachable database at exit: the heartbeat goes stale and /health says so instead.
+    with contextlib.suppress(psycopg.OperationalError), connect() as conn:
+        conn.autocommit = True
+        stopped(conn, name)
     log.info("worker %s stopped", name)

@@ -21,7 +21,7 @@ from layers.worker import jobs, runner
 from tests.loopback import Answer, receiving
 
 HOUR = timedelta(hours=1)
-ZONE = "Asia/Shanghai"
+ZONE = Settings().timezone  # the district's zone: the settings name it
 
 
 @pytest.fixture

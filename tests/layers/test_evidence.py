@@ -8,18 +8,18 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 from PIL import Image
 
 from layers.auth import tokens
+from layers.db.settings import Settings
 from layers.errors import PayloadTooLarge, ValidationFailed
 from layers.issues import evidence, lifecycle
 
 # The zone the EXIF times below are read in (the settings pass the district's).
-ZONE = ZoneInfo("Asia/Shanghai")
+ZONE = Settings().zone  # the district's zone: the settings name it
 
 
 def test_jpeg_with_exif_is_stored_once_by_content(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import openpyxl
@@ -15,6 +14,7 @@ import shapely
 from pyproj import Geod
 
 from geo.crs import wgs84_to_gcj02
+from layers.db.settings import Settings
 from layers.errors import ValidationFailed
 from layers.io import imports
 from layers.io.gisfile import read_any
@@ -31,7 +31,7 @@ BOW_TIE = shapely.Polygon([(120.70, 31.30), (120.71, 31.31), (120.71, 31.30), (1
 GEOD = Geod(ellps="WGS84")
 # Times without an offset in the files below are read in this zone (the settings pass the
 # district's).
-ZONE = ZoneInfo("Asia/Shanghai")
+ZONE = Settings().zone  # the district's zone: the settings name it
 
 
 def _jurisdictions() -> gpd.GeoDataFrame:

@@ -178,7 +178,7 @@ def test_pages_show_times_in_the_configured_zone(app_client: TestClient) -> None
 def test_photo_times_without_a_zone_are_local_to_the_district(
         app_client: TestClient, jpeg: Callable[..., bytes],
         bearer_for: Callable[..., dict[str, str]]) -> None:
-    dsn = app_client.app.state.settings.database_url  # type: ignore[attr-defined]
+    dsn = app_client.app.state.settings.database_url  # type: ignore[attr-defined]  # Starlette's app
     photo = jpeg(lon=LON, lat=LAT, taken=datetime(2026, 5, 3, 9, 30))
     response = app_client.post("/api/v1/evidence", files={"file": ("p.jpg", photo)},
                                headers=bearer_for(dsn, "inspector"))

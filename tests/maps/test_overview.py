@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import numpy as np
 from shapely import box
 
 from geo.crs import wgs84_to_gcj02
+from layers.db.settings import Settings
 from maps.assets import inline_assets
 from maps.overview import OverviewData, build_overview
 from maps.page import PageOptions, shift_lattice
@@ -19,7 +19,7 @@ from maps.unit import UnitData, build_unit
 
 EVIL = '<img src=x onerror=alert(1)><script>alert(2)</script>'
 # The district's zone the pages show times in (the settings pass it).
-ZONE = ZoneInfo("Asia/Shanghai")
+ZONE = Settings().zone  # the district's zone: the settings name it
 
 
 def shows(html: str, text: str) -> bool:
