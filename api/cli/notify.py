@@ -38,6 +38,7 @@ def add(
     """Subscribe a unit (or the office) to events on one channel."""
     settings = Settings()
     with session(settings) as conn:
+        outbox.require_channel(channel)
         checked = targets.check(channel, target, allow_private=settings.webhook_allow_private)
         made = outbox.add(conn, unit=unit, channel=channel, target=checked, secret=secret,
                           events=events or [], created_by=actor())

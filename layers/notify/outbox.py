@@ -63,11 +63,17 @@ def record(conn: psycopg.Connection[Any], kind: EventKind, unit_id: int | None,
     return int(row[0])
 
 
+def require_channel(channel: str) -> None:
+    """ValidationFailed unless ``channel`` is one we send on (checked before its target, whose
+    form depends on it)."""
+    if channel not in CHANNELS:
+        raise ValidationFailed(f"unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
+
+
 def add(conn: psycopg.Connection[Any], *, unit: str | None, channel: str, target: str,
         secret: str | None, events: list[str], created_by: str) -> Subscription:
     """Store a subscription (the target is checked by the caller: layers.notify.targets)."""
-    if channel not in CHANNELS:
-        raise ValidationFailed(f"unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
+    require_channel(channel)
     if any("\x00" in (text or "") for text in (target, secret)):
         raise ValidationFailed("目标或密钥含非法字符 the target or secret holds a NUL character")
     unknown = sorted(set(events) - set(EVENT_KINDS))

@@ -94,6 +94,15 @@ def test_dead_deliveries_are_listed_and_retried(client: TestClient, dsn: str,
     assert client.get("/api/v1/deliveries?state=lost", headers=admin).status_code == 422
 
 
+def test_the_cli_names_an_unknown_channel_before_judging_its_target(dsn: str) -> None:
+    typo = CliRunner().invoke(app, ["notify", "add", "--channel", "wechat", "--target",
+                                    "https://example.invalid/hook"], env={"DATABASE_URL": dsn})
+    assert typo.exit_code == 1
+    assert "unknown channel 'wechat'" in typo.output
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM subscription").fetchone() == (0,)
+
+
 def test_the_cli_adds_lists_and_tests_a_subscription(
         dsn: str, hook: tuple[str, list[bytes]]) -> None:
     url, bodies = hook
