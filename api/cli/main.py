@@ -280,7 +280,7 @@ def token_create(
         if link or qr is not None:
             # Inside the transaction: a link that cannot be made (a viewer, a bad file name)
             # leaves no token behind.
-            url = signin.link(signin.public_url(settings), token, role=role,
+            url = signin.link(settings.site_url, token, role=role,
                               unit=tokens.info(conn, token).unit)
             code = signin.qr(url)
             if qr is not None:
@@ -348,22 +348,23 @@ def serve(
     settings = Settings()
     host = host or settings.host
     port = port or settings.port
+    # What this server binds is what its links name when SITEWATCH_PUBLIC_URL is not set.
+    here = settings.model_copy(update={"host": host, "port": port}).site_url
     if announce:
         with session(settings) as conn:
             # Each start prints a token for the person at the console; it expires by itself,
             # so restarts do not pile up lasting admin credentials.
             token = tokens.create(conn, role="admin", name=ANNOUNCED_ADMIN_NAME,
                                   expires_at=datetime.now(UTC) + ANNOUNCED_TOKEN_LIFETIME)
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - display only
-        print(f"\n  Map:         http://{shown}:{port}/maps/overview\n"
-              f"  API docs:    http://{shown}:{port}/docs\n"
+        print(f"\n  Map:         {here}/maps/overview\n"
+              f"  API docs:    {here}/docs\n"
               f"  Admin token: {token}\n"
               f"               (expires in 24 h; a lasting one: "
               f"sitewatch token create --role admin --name NAME)\n", flush=True)
     sys.stdout.flush()
     # proxy_headers=False: uvicorn would believe X-Forwarded-For from 127.0.0.1; the app
     # believes it only from SITEWATCH_TRUSTED_PROXIES (api.guards).
-    child = None if no_worker else start_child()
+    child = None if no_worker else start_child(host, port)
     try:
         uvicorn.run("api.app:create_app", factory=True, host=host, port=port,
                     workers=workers, log_level="info", proxy_headers=False)

@@ -15,20 +15,11 @@ from urllib.parse import quote
 import segno
 
 from layers.auth.roles import holders
-from layers.db.settings import Settings
 from layers.errors import ValidationFailed
 
 # Error correction M (15 % of the code may be lost) survives a crease or a smudge on a printed
 # sheet and still fits a ~60-character link in a small symbol.
 _ERROR = "m"
-
-
-def public_url(settings: Settings) -> str:
-    """Where phones reach the server: SITEWATCH_PUBLIC_URL, else the address ``serve`` binds."""
-    if settings.public_url:
-        return settings.public_url.rstrip("/")
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104 (compared, not bound)
-    return f"http://{host}:{settings.port}"
 
 
 def link(base: str, token: str, *, role: str, unit: str | None) -> str:

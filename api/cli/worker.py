@@ -53,15 +53,24 @@ def worker_command(
     signal.signal(signal.SIGINT, on_signal)
     if parent is not None:
         threading.Thread(target=_watch_parent, args=(parent, stop), daemon=True).start()
+    if not settings.public_url:
+        # Links in chat messages and emails are followed from phones elsewhere; the bind
+        # address they fall back to is rarely one those phones reach.
+        logging.getLogger("sitewatch.worker").warning(
+            "SITEWATCH_PUBLIC_URL is not set: links in notifications point at %s",
+            settings.site_url)
     with reported_errors():
         connect = snapshots.connector(database.conninfo(settings))
         runner.run_forever(connect, all_jobs(settings), settings, stop)
 
 
-def start_child() -> subprocess.Popen[bytes]:
-    """``sitewatch worker`` as a child of this process, sharing its environment and output."""
+def start_child(host: str, port: int) -> subprocess.Popen[bytes]:
+    """``sitewatch worker`` as a child of this process, sharing its environment and output,
+    told the address serve binds (``host``, ``port``: given on serve's command line, they are
+    not in the environment), which its links name when SITEWATCH_PUBLIC_URL is not set."""
+    env = {**os.environ, "SITEWATCH_HOST": host, "SITEWATCH_PORT": str(port)}
     return subprocess.Popen([sys.executable, "-m", "api.cli.main", "worker",
-                             "--parent", str(os.getpid())])
+                             "--parent", str(os.getpid())], env=env)
 
 
 def stop_child(child: subprocess.Popen[bytes]) -> None:

@@ -8,7 +8,9 @@ from typing import Any
 
 import psycopg
 
+from layers.errors import NotFound
 from layers.io import xlsx
+from layers.notify.messages import Enclosure, Papers
 from layers.supervision import orders
 from maps.orders import PrintedItem, PrintedOrder, order_html, order_table
 
@@ -39,3 +41,21 @@ def workbook(order: orders.Order, lang: str = "zh") -> bytes:
     table = order_table(printed(order), lang)
     return xlsx.table_workbook(table.sheet, table.fields, table.labels, table.rows,
                                heading=table.heading, lines=table.lines)
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def email_papers(conn: psycopg.Connection[Any], kind: str, payload: dict[str, Any]) -> Papers:
+    """What an email of an event carries (layers.notify.deliveries.PaperSource): for an order
+    issued or escalated, its printable page as the HTML body and its workbook attached, in
+    Chinese, as the unit files them; nothing more for other events, or for an order no longer
+    there."""
+    if kind not in ("order.issued", "order.escalated") or not payload.get("order"):
+        return Papers()
+    try:
+        order = orders.get(conn, str(payload["order"]))
+    except NotFound:
+        return Papers()
+    return Papers(html=page(conn, order),
+                  enclosures=(Enclosure(f"{order.code}.xlsx", XLSX, workbook(order)),))

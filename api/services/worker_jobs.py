@@ -1,18 +1,21 @@
-"""The worker's full job list: the layers' registry (layers.worker.jobs.JOBS) and the map
-analysis refresh, which needs the map pages' landing views (this package's map_pages)."""
+"""The worker's full job list: the layers' registry (layers.worker.jobs.JOBS) and what needs
+this package: the map analysis refresh (the map pages' landing views, map_pages) and the
+deliveries' supervision-order papers for email (order_papers)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from datetime import datetime
 from typing import Any
 
 import psycopg
 
-from api.services import map_pages
+from api.services import map_pages, order_papers
 from layers.analysis import snapshots
 from layers.db import database
 from layers.db.settings import Settings
+from layers.notify import deliveries
 from layers.worker.jobs import JOBS, Every, Job
 
 
@@ -28,7 +31,9 @@ def refresh_maps(conn: psycopg.Connection[Any], settings: Settings, now: datetim
 
 def all_jobs(settings: Settings) -> list[Job]:
     """Every job a worker runs under ``settings`` (the map refresh every
-    ``snapshot_interval`` seconds; off at 0)."""
+    ``snapshot_interval`` seconds; off at 0), the deliveries' emails with their papers."""
     refresh = Job("refresh-maps", Every(settings.snapshot_interval or 1.0), refresh_maps,
                   enabled=lambda s: s.snapshot_interval > 0)
-    return [*JOBS, refresh]
+    deliver = functools.partial(deliveries.deliver_job, papers=order_papers.email_papers)
+    return [dataclasses.replace(job, run=deliver) if job.run is deliveries.deliver_job
+            else job for job in JOBS] + [refresh]

@@ -127,3 +127,13 @@ class Settings(BaseSettings):
     def managed(self) -> bool:
         """True when sitewatch runs its own local cluster (no DATABASE_URL)."""
         return not self.database_url
+
+    @property
+    def site_url(self) -> str:
+        """Where users reach the server, for links sent away from it (sign-in links, chat
+        messages): ``public_url``, else the address ``serve`` binds (a wildcard bind named as
+        loopback), without a trailing slash."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104 (compared, not bound)
+        return f"http://{host}:{self.port}"

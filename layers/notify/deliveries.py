@@ -8,9 +8,11 @@ in the normal case no two send the same delivery.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
@@ -21,9 +23,9 @@ from psycopg.rows import class_row
 from layers.db import database
 from layers.db.settings import Settings
 from layers.errors import Conflict, NotFound, ValidationFailed
-from layers.notify import channels, outbox
-from layers.notify.channels import SendFailed
-from layers.notify.messages import render
+from layers.notify import outbox
+from layers.notify.channels import Courier, SendFailed
+from layers.notify.messages import MENTIONING, Papers, render
 
 log = logging.getLogger(__name__)
 DeliveryState = Literal["pending", "delivered", "dead"]
@@ -33,6 +35,15 @@ FIRST_RETRY = timedelta(seconds=30)
 LONGEST = timedelta(hours=1)
 # Deliveries one run of the worker's job sends at most (the next run takes the rest).
 BATCH = 500
+# What an email of an event carries beyond its text, given the event's kind and payload (a
+# supervision order's page and workbook: api.services.order_papers.email_papers; the layers
+# cannot draw the page, which is the maps package's and the API's to compose).
+PaperSource = Callable[[psycopg.Connection[Any], str, dict[str, Any]], Papers]
+
+
+def no_papers(conn: psycopg.Connection[Any], kind: str, payload: dict[str, Any]) -> Papers:
+    """Emails carry their text only."""
+    return Papers()
 
 
 @dataclass(frozen=True)
@@ -91,14 +102,22 @@ def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
 
 
 def deliver_due(conn: psycopg.Connection[Any], settings: Settings, *,
-                now: datetime | None = None, limit: int = 100, only: str | None = None
-                ) -> Outcome:
+                now: datetime | None = None, limit: int = 100, only: str | None = None,
+                papers: PaperSource = no_papers) -> Outcome:
     """Send up to ``limit`` deliveries due at ``now`` (default: the database's clock), one
     transaction each; return how many arrived, wait for a retry, and went dead. ``only``:
-    just this delivery (``sitewatch notify test``).
+    just this delivery (``sitewatch notify test``); ``papers``: what emails carry beyond
+    their text.
 
     ``conn`` must not be inside a transaction: each claim commits with its result.
     """
+    with Courier(settings) as courier:
+        return _deliver(conn, courier, now, limit, only, papers)
+
+
+def _deliver(conn: psycopg.Connection[Any], courier: Courier, now: datetime | None,
+             limit: int, only: str | None, papers: PaperSource) -> Outcome:
+    settings = courier.settings
     delivered = retrying = dead = 0
     for _ in range(limit):
         with conn.transaction():
@@ -109,7 +128,7 @@ def deliver_due(conn: psycopg.Connection[Any], settings: Settings, *,
             delivery_id, attempts, kind, payload, retry_from, subscription_id = claimed
             subscription = outbox.get(conn, subscription_id)
             try:
-                _send(subscription, delivery_id, kind, payload, settings)
+                _send(conn, courier, subscription, (delivery_id, kind, payload), papers)
             except SendFailed as failed:
                 wait = backoff(attempts + 1)
                 give_up = failed.permanent or (
@@ -129,19 +148,30 @@ def deliver_due(conn: psycopg.Connection[Any], settings: Settings, *,
     return Outcome(delivered, retrying, dead)
 
 
-def _send(subscription: outbox.Subscription, delivery_id: str, kind: str,
-          payload: dict[str, Any], settings: Settings) -> None:
-    """Render and send one delivery; any failure is a :class:`SendFailed`.
+def _send(conn: psycopg.Connection[Any], courier: Courier, subscription: outbox.Subscription,
+          event: tuple[str, str, dict[str, Any]], papers: PaperSource) -> None:
+    """Render and send one delivery (``event``: its id, kind and payload); any failure is a
+    :class:`SendFailed`.
+
+    A unit's own group is @mentioned for events it has to act on (the office's group, which
+    receives every unit's, is not); only an email carries papers.
 
     An unexpected error (a payload the renderer trips on, a URL the client rejects) must not
     roll the claim back: the delivery would stay first in line and block every other one
     behind it at every run. It is recorded like any failed send, retried, and dead in the end,
     where an admin sees it.
     """
+    delivery_id, kind, payload = event
+    settings = courier.settings
     try:
-        message = render(kind, payload, public_url=settings.public_url, zone=settings.zone)
-        channels.SENDERS[subscription.channel](
-            subscription, delivery_id, kind, payload, message, settings)
+        message = render(kind, payload, public_url=settings.site_url, zone=settings.zone)
+        if subscription.unit and subscription.channel in ("wecom", "dingtalk") \
+                and kind in MENTIONING:
+            message = dataclasses.replace(
+                message, mentions=outbox.unit_mobiles(conn, subscription.unit))
+        if subscription.channel == "email":
+            message = dataclasses.replace(message, papers=papers(conn, kind, payload))
+        courier.send(subscription, delivery_id, kind, payload, message)
     except SendFailed:
         raise
     except Exception as failed:
@@ -149,12 +179,13 @@ def _send(subscription: outbox.Subscription, delivery_id: str, kind: str,
         raise SendFailed(f"{type(failed).__name__}: {failed}") from failed
 
 
-def deliver_job(conn: psycopg.Connection[Any], settings: Settings, now: datetime) -> str:
+def deliver_job(conn: psycopg.Connection[Any], settings: Settings, now: datetime, *,
+                papers: PaperSource = no_papers) -> str:
     """The worker's delivery job: :func:`deliver_due` on a connection of its own, so that
     each delivery commits with its result (the job runs in a transaction of the runner's,
     which would hold every result, and every claimed row, until the whole run ended)."""
     with psycopg.connect(database.conninfo(settings), autocommit=True) as own:
-        done = deliver_due(own, settings, limit=BATCH)
+        done = deliver_due(own, settings, limit=BATCH, papers=papers)
     return f"{done.delivered} delivered, {done.retrying} to retry, {done.dead} dead"
 
 

@@ -22,19 +22,44 @@ HEADLINES: dict[str, str] = {
     "digest": "每日通报 Daily digest",
     "test": "测试消息 Test message",
 }
+# Events a unit has to act on: its own group's robot @mentions its people for these (not for
+# a verification, which asks nothing of it, nor the daily digest, which would ping every day).
+MENTIONING = frozenset({"issue.assigned", "issue.reassigned", "issue.reworked", "issue.due_soon",
+                        "issue.overdue", "finding.new", "order.issued", "order.escalated"})
 # The traffic lights a digest counts, Chinese then English.
 LIGHT_NAMES = {"red": "红灯（超期） red (overdue)", "yellow": "黄灯（将到期） yellow (due soon)",
                "green": "绿灯 green", "none": "无期限 no deadline"}
 
 
 @dataclass(frozen=True)
+class Enclosure:
+    """A file sent with an email (a supervision order's workbook)."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Papers:
+    """What an email carries beyond the text: an HTML body (a supervision order's printable
+    page) and attachments (its workbook)."""
+
+    html: str | None = None
+    enclosures: tuple[Enclosure, ...] = ()
+
+
+@dataclass(frozen=True)
 class Message:
-    """A rendered notification: a title, a markdown body and its plain-text twin."""
+    """A rendered notification: a title, a markdown body and its plain-text twin; the mobile
+    numbers a group robot @mentions, and the papers an email carries."""
 
     title: str
     markdown: str
     text: str
     link: str | None
+    mentions: tuple[str, ...] = ()
+    papers: Papers = Papers()
 
 
 def work_page(unit: str | None, public_url: str) -> str | None:

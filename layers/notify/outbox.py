@@ -7,6 +7,7 @@ that causes them, and fanned out there into one ``delivery`` per matching subscr
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, get_args
@@ -128,3 +129,27 @@ def test(conn: psycopg.Connection[Any], subscription_id: int) -> str:
                            " RETURNING id::text", [outbox_id, subscription_id]).fetchone()
     assert row is not None
     return str(row[0])
+
+
+# A mainland mobile number inside free text ("张三 138 0000 1111" is written without spaces).
+_MOBILE_IN_TEXT = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+# The most people one message @mentions (a robot message is read by a group, not paged).
+MOST_MENTIONS = 10
+
+
+def unit_mobiles(conn: psycopg.Connection[Any], unit: str) -> tuple[str, ...]:
+    """The mobile numbers a message to ``unit``'s group @mentions: its contact's, when the
+    contact is (or holds) a mobile number, then those of the people who sign in for it (live
+    unit tokens with a mobile), oldest token first, without repeats."""
+    row = conn.execute(
+        "SELECT u.contact, coalesce(array_agg(t.mobile ORDER BY t.id)"
+        "  FILTER (WHERE t.mobile IS NOT NULL), '{}')"
+        " FROM unit u LEFT JOIN api_token t ON t.unit_id = u.id AND t.role = 'unit'"
+        "  AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())"
+        " WHERE u.code = %s GROUP BY u.id", [unit]).fetchone()
+    if row is None:
+        return ()
+    contact, people = row
+    compact = re.sub(r"[\s-]", "", contact or "")
+    mobiles = [*_MOBILE_IN_TEXT.findall(compact), *people]
+    return tuple(dict.fromkeys(mobiles))[:MOST_MENTIONS]

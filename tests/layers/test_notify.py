@@ -7,35 +7,31 @@ import base64
 import hashlib
 import hmac
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email import message_from_bytes
-from email.message import Message as Mail
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from layers.assignment import load_assigner, reassign
+from layers.auth import tokens
 from layers.auth.tokens import Principal
 from layers.db.settings import Settings
 from layers.errors import ValidationFailed
 from layers.issues import lifecycle
 from layers.issues.lifecycle import Transition
-from layers.notify import deliveries, outbox, targets
+from layers.notify import channels, deliveries, outbox, targets
 from layers.notify.deliveries import deliver_due
 from layers.supervision import orders
 from layers.supervision.orders import Issuer
 from layers.worker import jobs, runner
-from tests.loopback import Answer, receiving
+from tests.loopback import Answer, Inbox, receiving, smtp_inbox
 
 ADMIN = Principal(0, "创建办 李四", "admin", None)
 SECRET = "s3cret-键"
@@ -75,32 +71,10 @@ def receiver() -> Iterator[Receiver]:
         yield state
 
 
-class Inbox:
-    """An aiosmtpd handler keeping every message."""
-
-    def __init__(self) -> None:
-        self.mails: list[tuple[list[str], Mail]] = []
-
-    async def handle_DATA(  # noqa: N802 (aiosmtpd calls handlers by this name)
-            self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        content = envelope.content
-        assert isinstance(content, bytes)
-        self.mails.append(([str(r) for r in envelope.rcpt_tos], message_from_bytes(content)))
-        return "250 OK"
-
-
 @pytest.fixture
 def smtp() -> Iterator[tuple[Inbox, str]]:
-    inbox = Inbox()
-    # The controller checks it is up by connecting to its configured port, so it needs a
-    # real one rather than 0.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, f"smtp://127.0.0.1:{port}?from=sitewatch@example.cn"
-    controller.stop()
+    with smtp_inbox() as found:
+        yield found
 
 
 def _settings(smtp_url: str = "", allow_private: bool = True) -> Settings:
@@ -293,6 +267,61 @@ def test_group_robots_get_their_markdown_and_dingtalk_is_signed(
     digest = hmac.new(SECRET.encode(), f"{stamp}\n{SECRET}".encode(), hashlib.sha256).digest()
     assert query["sign"][0] == base64.b64encode(digest).decode()
     assert query["access_token"] == ["t"]
+
+
+def test_a_units_robot_mentions_its_contact_and_people_by_mobile(
+        db: psycopg.Connection[Any], receiver: Receiver) -> None:
+    db.execute("UPDATE unit SET contact = '王主任 138-0000-1111' WHERE code = 'C01'")
+    tokens.create(db, name="赵六", role="unit", unit_code="C01", mobile="13900002222")
+    tokens.create(db, name="钱七", role="unit", unit_code="C01", mobile="13700003333")
+    db.execute("UPDATE api_token SET revoked_at = now() WHERE name = '钱七'")
+    tokens.create(db, name="孙八", role="unit", unit_code="C02", mobile="13600004444")
+    _subscribe(db, receiver.url + "/wecom", channel="wecom", secret=None)
+    _subscribe(db, receiver.url + "/ding", channel="dingtalk", secret=None)
+    _subscribe(db, receiver.url + "/office", unit=None, channel="wecom", secret=None)
+    _assign(db)
+    assert deliver_due(db, _settings()).delivered == 3
+    sent = {urlsplit(p).path: json.loads(b) for p, _, b in receiver.requests}
+    mentioned = ["13800001111", "13900002222"]
+    # 企业微信 takes mobile numbers only in a text message.
+    assert sent["/wecom"]["msgtype"] == "text"
+    assert sent["/wecom"]["text"]["mentioned_mobile_list"] == mentioned
+    assert "新问题交办" in sent["/wecom"]["text"]["content"]
+    # 钉钉 takes them beside markdown, and shows only those written in the text as @number.
+    assert sent["/ding"]["at"] == {"atMobiles": mentioned, "isAtAll": False}
+    assert sent["/ding"]["markdown"]["text"].endswith("@13800001111 @13900002222")
+    # The office's group is told every unit's events and pings none of their people.
+    assert sent["/office"]["msgtype"] == "markdown"
+
+
+def test_a_verification_mentions_nobody(db: psycopg.Connection[Any],
+                                        receiver: Receiver) -> None:
+    tokens.create(db, name="赵六", role="unit", unit_code="C01", mobile="13900002222")
+    _subscribe(db, receiver.url, channel="dingtalk", secret=None, events=["issue.verified"])
+    public_id = _assign(db)
+    db.execute("UPDATE issue SET status = 'rectified', version = version + 1"
+               " WHERE public_id = %s", [public_id])
+    version = db.execute("SELECT version FROM issue WHERE public_id = %s",
+                         [public_id]).fetchone()
+    assert version is not None
+    lifecycle.apply(db, public_id, Transition("verify", version[0]),
+                    Principal(0, "督查组 张三", "supervisor", None))
+    assert deliver_due(db, _settings()).delivered == 1
+    (_, _, body), = receiver.requests
+    assert json.loads(body)["at"]["atMobiles"] == []
+
+
+def test_a_long_description_is_cut_to_what_the_robot_takes(
+        db: psycopg.Connection[Any], receiver: Receiver) -> None:
+    _subscribe(db, receiver.url, channel="wecom", secret=None)
+    public_id = _assign(db)
+    db.execute("UPDATE outbox SET payload = payload || jsonb_build_object('description',"
+               " repeat('垃圾', 3000))")
+    assert deliver_due(db, _settings()).delivered == 1
+    (_, _, body), = receiver.requests
+    content = json.loads(body)["markdown"]["content"]
+    assert content.startswith("### 新问题交办") and public_id in content
+    assert content.endswith("…") and len(content.encode()) <= channels.WECOM_MARKDOWN_BYTES
 
 
 def test_a_robot_errcode_is_a_failure(db: psycopg.Connection[Any], receiver: Receiver) -> None:
