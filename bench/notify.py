@@ -210,11 +210,11 @@ def _latency(results: Results, node: Cluster, seconds: float) -> str:
 
 
 def _plain_posts(url: str, body: bytes, n: int) -> float:
-    """Seconds for ``n`` sequential POSTs of ``body`` from one new client each, as a send
-    does (layers.notify.channels opens a client per send)."""
+    """Seconds for ``n`` sequential POSTs of ``body`` from one client, as a delivery run
+    sends (layers.notify.channels.Courier keeps one client for the run)."""
     start = time.perf_counter()
-    for _ in range(n):
-        with httpx.Client(timeout=10, trust_env=False) as client:
+    with httpx.Client(timeout=10, trust_env=False) as client:
+        for _ in range(n):
             client.post(url, content=body, headers={"Content-Type": "application/json"})
     return time.perf_counter() - start
 
@@ -247,9 +247,9 @@ def _throughput(results: Results, node: Cluster) -> None:
         "deliveries per second, one worker", f"{rate:.0f}/s",
         f"plain POSTs to the same receiver: {floor:.0f}/s", f"{rate / floor:.0%} of the floor",
         "—", f"{done.delivered:,} delivered, {done.retrying} retrying; claim (SKIP LOCKED) + "
-        f"render + sign + send + record, one transaction each; the worker's job sends at most "
-        f"{deliveries.BATCH} a round, so with the default round of {Settings().deliver_every:.0f}"
-        f" s one worker sends at most {deliveries.BATCH / Settings().deliver_every:.0f}/s"))
+        f"render + sign + send + record, one transaction each, one kept-alive client; the "
+        f"worker's job sends batches of {deliveries.BATCH} while they come full, for up to "
+        f"{deliveries.BUDGET.total_seconds():.0f} s a run"))
 
 
 def run(results: Results, node: Cluster, seconds: float = 15.0) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,8 +34,12 @@ DELIVERY_STATES: tuple[DeliveryState, ...] = get_args(DeliveryState)
 # The first retry waits about FIRST_RETRY, each next one twice as long, never over LONGEST.
 FIRST_RETRY = timedelta(seconds=30)
 LONGEST = timedelta(hours=1)
-# Deliveries one run of the worker's job sends at most (the next run takes the rest).
+# The worker's job sends deliveries in batches of BATCH (one HTTP client each) while the last
+# batch was full, for at most BUDGET, then leaves the rest to its next run: a backlog drains
+# at the sending speed rather than at BATCH a round, and the worker's other jobs (escalation,
+# the deadline lights) wait at most about BUDGET behind it.
 BATCH = 500
+BUDGET = timedelta(seconds=30)
 # What an email of an event carries beyond its text, given the event's kind and payload (a
 # supervision order's page and workbook: api.services.order_papers.email_papers; the layers
 # cannot draw the page, which is the maps package's and the API's to compose).
@@ -184,9 +189,16 @@ def deliver_job(conn: psycopg.Connection[Any], settings: Settings, now: datetime
     """The worker's delivery job: :func:`deliver_due` on a connection of its own, so that
     each delivery commits with its result (the job runs in a transaction of the runner's,
     which would hold every result, and every claimed row, until the whole run ended)."""
+    total = Outcome()
+    until = time.monotonic() + BUDGET.total_seconds()
     with psycopg.connect(database.conninfo(settings), autocommit=True) as own:
-        done = deliver_due(own, settings, limit=BATCH, papers=papers)
-    return f"{done.delivered} delivered, {done.retrying} to retry, {done.dead} dead"
+        while True:
+            done = deliver_due(own, settings, limit=BATCH, papers=papers)
+            total = Outcome(total.delivered + done.delivered, total.retrying + done.retrying,
+                            total.dead + done.dead)
+            if sum(dataclasses.astuple(done)) < BATCH or time.monotonic() >= until:
+                break
+    return f"{total.delivered} delivered, {total.retrying} to retry, {total.dead} dead"
 
 
 def _clock(conn: psycopg.Connection[Any]) -> datetime:

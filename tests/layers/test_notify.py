@@ -388,6 +388,20 @@ def test_the_workers_deliver_job_sends_and_commits_each(
     assert len(deliveries.list_deliveries(db, "delivered")) == 1
 
 
+def test_the_deliver_job_drains_a_backlog_beyond_one_batch(
+        dsn: str, db: psycopg.Connection[Any], receiver: Receiver,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(deliveries, "BATCH", 3)
+    _subscribe(db, receiver.url)
+    for _ in range(7):
+        _assign(db)
+    deliver = [j for j in jobs.JOBS if j.name == "deliver"]
+    settings = Settings(database_url=dsn, webhook_allow_private=True)
+    [(_, _, result)] = runner.run_due(db, deliver, settings, "w1")
+    assert result == "7 delivered, 0 to retry, 0 dead"
+    assert len(receiver.requests) == 7
+
+
 def test_a_bulk_reassignment_tells_each_new_lead_unit_once(demo_dsn: str,
                                                            receiver: Receiver) -> None:
     with psycopg.connect(demo_dsn, autocommit=True) as conn:
