@@ -13,6 +13,7 @@ import io
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -267,11 +268,12 @@ def sitewatch() -> Callable[[list[str], str, Path], subprocess.CompletedProcess[
 
 
 @contextlib.contextmanager
-def _serving(args: list[str], env: dict[str, str], folder: Path
+def _serving(args: list[str], env: dict[str, str], folder: Path, *, ca: Path | None = None
              ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``python -m <args> --port P`` on a free port of 127.0.0.1 (uvicorn, or ``api.cli.main
     serve``) with ``env`` added; its base URL and process once /health answers. Its output
-    goes to ``folder/server.log``."""
+    goes to ``folder/server.log``. With ``ca`` the server speaks HTTPS: the base URL says so
+    and /health is polled trusting only that authority's PEM file."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
@@ -280,11 +282,12 @@ def _serving(args: list[str], env: dict[str, str], folder: Path
         proc = subprocess.Popen([sys.executable, "-m", *args, "--port", str(port)],
                                 env=_child_env(env), stdout=log,
                                 stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
+        base = f"{'https' if ca else 'http'}://127.0.0.1:{port}"
+        verify = ssl.create_default_context(cafile=ca) if ca else True
         try:
             for _ in range(200):
                 with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    if httpx.get(f"{base}/health", timeout=1, verify=verify).status_code == 200:
                         break
                 if proc.poll() is not None:
                     break

@@ -25,6 +25,7 @@ from api.cli.notify import notify_app
 from api.cli.orders import orders_app
 from api.cli.reports import reports_app
 from api.cli.session import err, reported_errors, session
+from api.cli.tls import tls_app
 from api.cli.worker import start_child, stop_child, worker_command
 from layers.auth import tokens
 from layers.db import database, migrate
@@ -47,6 +48,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(inspect_app, name="inspect")
 app.add_typer(orders_app, name="orders")
 app.add_typer(notify_app, name="notify")
+app.add_typer(tls_app, name="tls")
 app.add_typer(reports_app)  # scores, phases
 app.command("export")(export)
 app.command("hotspots")(hotspots_command)
@@ -329,6 +331,25 @@ def evidence_strip() -> None:
     print(f"{cleaned} photo(s) cleaned, {already} already without metadata")
 
 
+def _tls_pair(cert: Path | None, key: Path | None) -> tuple[Path, Path] | None:
+    """The certificate and key serve should use, checked as the server will load them; None
+    for plain HTTP. One without the other is a usage error (exit 2), a file that cannot be
+    used an error (exit 1), each one line."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        given, missing = ("--tls-cert", "--tls-key") if key is None else ("--tls-key",
+                                                                           "--tls-cert")
+        err.print(f"[red]error:[/red] {given} needs {missing} too (or SITEWATCH_"
+                  f"{missing[2:].upper().replace('-', '_')}): give both for HTTPS, or neither")
+        raise typer.Exit(2)
+    from api.services import certificates
+
+    with reported_errors():
+        certificates.check_pair(cert, key)
+    return cert, key
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
@@ -340,16 +361,24 @@ def serve(
     announce: Annotated[bool, typer.Option(
         "--announce", help="Print the map URL and an admin token that expires in a day.")
                         ] = False,
+    tls_cert: Annotated[Path | None, typer.Option(
+        help="Serve HTTPS with this PEM certificate (chain); needs --tls-key.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(
+        help="The certificate's PEM private key (unencrypted); needs --tls-cert.")] = None,
 ) -> None:
     """Serve the API and map pages, and start the background worker beside them unless
-    --no-worker (Ctrl-C stops both cleanly)."""
+    --no-worker (Ctrl-C stops both cleanly). With --tls-cert and --tls-key it serves HTTPS
+    (`sitewatch tls make` makes both for a trial)."""
     import uvicorn
 
     settings = Settings()
     host = host or settings.host
     port = port or settings.port
+    tls = _tls_pair(tls_cert or settings.tls_cert, tls_key or settings.tls_key)
     # What this server binds is what its links name when SITEWATCH_PUBLIC_URL is not set.
-    here = settings.model_copy(update={"host": host, "port": port}).site_url
+    here = settings.model_copy(update={
+        "host": host, "port": port, "tls_cert": tls and tls[0], "tls_key": tls and tls[1],
+    }).site_url
     if announce:
         with session(settings) as conn:
             # Each start prints a token for the person at the console; it expires by itself,
@@ -364,10 +393,11 @@ def serve(
     sys.stdout.flush()
     # proxy_headers=False: uvicorn would believe X-Forwarded-For from 127.0.0.1; the app
     # believes it only from SITEWATCH_TRUSTED_PROXIES (api.guards).
-    child = None if no_worker else start_child(host, port)
+    child = None if no_worker else start_child(host, port, tls)
     try:
         uvicorn.run("api.app:create_app", factory=True, host=host, port=port,
-                    workers=workers, log_level="info", proxy_headers=False)
+                    workers=workers, log_level="info", proxy_headers=False,
+                    ssl_certfile=tls and tls[0], ssl_keyfile=tls and tls[1])
     finally:
         if child is not None:
             stop_child(child)

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -64,11 +65,15 @@ def worker_command(
         runner.run_forever(connect, all_jobs(settings), settings, stop)
 
 
-def start_child(host: str, port: int) -> subprocess.Popen[bytes]:
+def start_child(host: str, port: int, tls: tuple[Path, Path] | None = None
+                ) -> subprocess.Popen[bytes]:
     """``sitewatch worker`` as a child of this process, sharing its environment and output,
-    told the address serve binds (``host``, ``port``: given on serve's command line, they are
-    not in the environment), which its links name when SITEWATCH_PUBLIC_URL is not set."""
+    told the address serve binds (``host``, ``port``, and its certificate and key ``tls`` when
+    it serves HTTPS: given on serve's command line, they are not in the environment), which
+    its links name when SITEWATCH_PUBLIC_URL is not set."""
     env = {**os.environ, "SITEWATCH_HOST": host, "SITEWATCH_PORT": str(port)}
+    if tls is not None:
+        env.update(SITEWATCH_TLS_CERT=str(tls[0]), SITEWATCH_TLS_KEY=str(tls[1]))
     return subprocess.Popen([sys.executable, "-m", "api.cli.main", "worker",
                              "--parent", str(os.getpid())], env=env)
 

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     # The address users reach the server at (e.g. https://sitewatch.example.gov.cn); links in
     # OGC API documents use it instead of the request's Host header when set.
     public_url: str = ""
+    # HTTPS served by `sitewatch serve` itself (PEM files; both or neither): a trial on an
+    # office network with `sitewatch tls make`. In production a reverse proxy terminates TLS
+    # (docs/deploy.md).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     # 天地图 basemap key (browser key from console.tianditu.gov.cn); empty: no Tianditu layer.
     tianditu_key: str = ""
     # Notifications (layers/notify): the SMTP server for the email channel
@@ -102,7 +107,7 @@ class Settings(BaseSettings):
     # The daily digest (每日通报) is written at this local time (HH:MM in ``timezone``).
     digest_at: time = time(8, 30)
 
-    @field_validator("pg_bindir", "backup_dir", mode="before")
+    @field_validator("pg_bindir", "backup_dir", "tls_cert", "tls_key", mode="before")
     @classmethod
     def _unset_when_empty(cls, value: object) -> object:
         # SITEWATCH_PG_BINDIR= (empty) means "search", not the current directory.
@@ -132,8 +137,11 @@ class Settings(BaseSettings):
     def site_url(self) -> str:
         """Where users reach the server, for links sent away from it (sign-in links, chat
         messages): ``public_url``, else the address ``serve`` binds (a wildcard bind named as
-        loopback), without a trailing slash."""
+        loopback; https when it serves TLS), without a trailing slash."""
         if self.public_url:
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104 (compared, not bound)
-        return f"http://{host}:{self.port}"
+        if ":" in host:
+            host = f"[{host}]"
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{host}:{self.port}"

@@ -26,7 +26,7 @@ def test_help_lists_the_commands() -> None:
     assert result.exit_code == 0
     # The commands DESIGN.md promises, each as a row of the table (not just a word in it).
     assert {"db", "demo", "serve", "import", "export", "hotspots", "map", "token", "inspect",
-            "calendar"} <= _listed(result.output)
+            "calendar", "tls"} <= _listed(result.output)
     db_help = runner.invoke(app, ["db", "--help"])
     assert db_help.exit_code == 0
     assert _listed(db_help.output) == {"start", "stop", "status", "migrate", "backup",
