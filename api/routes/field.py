@@ -10,12 +10,14 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from api.deps import AppSettings, Conn
+from layers.assignment import DEFAULT_TOLERANCE_M
 from layers.issues import nearby
-from maps.field import report_html, work_html
+from maps.assets import STATIC_DIR
+from maps.field import manifest, report_html, work_html
 
 pages = APIRouter(tags=["field pages"])
 router = APIRouter(prefix="/api/v1/field", tags=["field pages"])
@@ -25,14 +27,40 @@ Lang = Annotated[Literal["zh", "en"], Query(description="labels: zh (default) or
 @pages.get("/report", response_class=HTMLResponse)
 def report_page(settings: AppSettings, lang: Lang = "zh") -> HTMLResponse:
     """The inspector's report page, phone first (sign in with a token on the page)."""
-    return HTMLResponse(report_html(settings.timezone, lang))
+    return HTMLResponse(report_html(settings.timezone, lang, DEFAULT_TOLERANCE_M))
+
+
+UnitCode = Annotated[str, Path(max_length=40)]
 
 
 @pages.get("/units/{unit}/work", response_class=HTMLResponse)
-def work_page(unit: Annotated[str, Path(max_length=40)], settings: AppSettings,
-              lang: Lang = "zh") -> HTMLResponse:
+def work_page(unit: UnitCode, settings: AppSettings, lang: Lang = "zh") -> HTMLResponse:
     """A unit's work page: its open issues to rectify and its supervision orders."""
     return HTMLResponse(work_html(unit, settings.timezone, lang))
+
+
+_MANIFEST = "application/manifest+json"
+
+
+@pages.get("/report.webmanifest")
+def report_manifest(lang: Lang = "zh") -> JSONResponse:
+    """The report page's web app manifest: it installs as an app of its own."""
+    return JSONResponse(manifest(lang), media_type=_MANIFEST)
+
+
+@pages.get("/units/{unit}/work.webmanifest")
+def work_manifest(unit: UnitCode, lang: Lang = "zh") -> JSONResponse:
+    """A unit's work page's web app manifest (the unit is only echoed, as by the page)."""
+    return JSONResponse(manifest(lang, unit), media_type=_MANIFEST)
+
+
+@pages.get("/field-sw.js")
+def service_worker() -> FileResponse:
+    """The field pages' service worker. Served from the root so that its scope covers both
+    ``/report`` and ``/units/…/work``; never cached by the browser's HTTP cache, so a new
+    version is found at the next visit."""
+    return FileResponse(STATIC_DIR / "field" / "sw.js", media_type="text/javascript",
+                        headers={"Cache-Control": "no-cache"})
 
 
 class NearbySite(BaseModel):

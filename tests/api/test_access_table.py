@@ -327,6 +327,9 @@ RECIPES: dict[str, Callable[[World, str], Request]] = {
         "/ogc/collections/issues/items/{w.own_issue}"),
     "GET /report": _get("/report"),
     "GET /units/{unit}/work": _get("/units/{w.own_unit}/work"),
+    "GET /report.webmanifest": _get("/report.webmanifest"),
+    "GET /units/{unit}/work.webmanifest": _get("/units/{w.own_unit}/work.webmanifest"),
+    "GET /field-sw.js": _get("/field-sw.js"),
     "GET /api/v1/field/nearby": _get(f"/api/v1/field/nearby?lon={INSIDE[0]}&lat={INSIDE[1]}"),
     "POST /api/v1/subscriptions": lambda w, _: ("POST", "/api/v1/subscriptions", {"json": {
         "unit": w.own_unit, "channel": "email", "target": "office@example.cn"}}),

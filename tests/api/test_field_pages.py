@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from maps import field
 
@@ -91,3 +93,52 @@ def test_nearby_needs_a_token_and_a_position(demo_client: TestClient,
     bad = demo_client.get("/api/v1/field/nearby", params={"lon": 200, "lat": 31.3})
     assert bad.status_code == 422
     assert bad.headers["content-type"] == "application/problem+json"
+
+
+def test_each_page_installs_as_its_own_app(demo_client: TestClient,
+                                           anonymous: dict[str, str]) -> None:
+    report = demo_client.get("/report.webmanifest", headers=anonymous)
+    assert report.status_code == 200
+    assert report.headers["content-type"].startswith("application/manifest+json")
+    app = report.json()
+    assert (app["start_url"], app["scope"], app["display"]) == ("/report?lang=zh", "/",
+                                                                "standalone")
+    assert app["name"].startswith("问题上报")
+    assert demo_client.get("/report.webmanifest", params={"lang": "en"}).json()[
+        "start_url"] == "/report?lang=en"
+    work = demo_client.get("/units/SQ 01/work.webmanifest", headers=anonymous).json()
+    assert work["start_url"] == "/units/SQ%2001/work?lang=zh" and "SQ 01" in work["name"]
+    # The icons named are served, at the sizes named (install prompts need 192 and 512).
+    for icon in app["icons"]:
+        served = demo_client.get(icon["src"])
+        assert served.status_code == 200 and served.headers["content-type"] == "image/png"
+        width, height = Image.open(io.BytesIO(served.content)).size
+        assert f"{width}x{height}" == icon["sizes"]
+    # Both pages name their manifest.
+    assert '<link rel="manifest" href="/report.webmanifest?lang=zh">' in demo_client.get(
+        "/report").text
+    assert 'href="/units/SQ01/work.webmanifest?lang=en"' in demo_client.get(
+        "/units/SQ01/work", params={"lang": "en"}).text
+
+
+def test_a_hostile_unit_in_the_manifest_stays_text(demo_client: TestClient) -> None:
+    hostile = '"><img src=x onerror=alert(1)>'
+    app = demo_client.get(f"/units/{hostile}/work.webmanifest").json()
+    assert hostile in app["name"]  # JSON text, never markup
+    assert app["start_url"] == ("/units/%22%3E%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E"
+                                "/work?lang=zh")
+    assert demo_client.get(f"/units/{'x' * 41}/work.webmanifest").status_code == 422
+    assert demo_client.get("/report.webmanifest", params={"lang": "fr"}).status_code == 422
+
+
+def test_the_service_worker_is_served_from_the_root_never_cached(
+        demo_client: TestClient, anonymous: dict[str, str]) -> None:
+    worker = demo_client.get("/field-sw.js", headers=anonymous)
+    assert worker.status_code == 200
+    assert worker.headers["content-type"].startswith("text/javascript")
+    assert worker.headers["cache-control"] == "no-cache"
+    # Every file it keeps for opening offline exists (a missing one fails its install).
+    shell = re.search(r"const SHELL = \[(.*?)\];", worker.text, re.S)
+    assert shell is not None
+    for path in re.findall(r'"(/[^"]+)"', shell.group(1)):
+        assert demo_client.get(path).status_code == 200, path

@@ -113,9 +113,11 @@ def test_report_at_a_market_is_assigned_once_though_the_first_answer_is_lost(
     page.screenshot(path=str(artifacts / "report-form.png"), full_page=True)
     page.locator("#submit").click()
 
-    expect(page.locator("#pending")).to_be_visible()
+    # Not confirmed: kept in the phone's queue, waiting, and sent again with the same key.
+    expect(page.locator("#queue-title")).to_have_text("待发送 1")
+    expect(page.locator("#queue-items li.waiting")).to_contain_text("等待网络")
     page.screenshot(path=str(artifacts / "report-not-confirmed.png"), full_page=True)
-    page.locator("#retry").click()
+    page.locator("#send-now").click()
 
     expect(page.locator("#result")).to_be_visible()
     expect(page.locator("#r-site")).to_have_text(market_name)
@@ -201,7 +203,9 @@ def test_unit_rectifies_with_an_after_photo_and_signs_for_its_order(
     expect(page.locator(f'li[data-id="{pictured}"] .desc')).to_have_text(hostile)
     page.screenshot(path=str(artifacts / "work-list.png"), full_page=True)
 
-    # Someone else changed the first issue since the list was read: 409, reloaded, sent again.
+    # Someone else changed the first issue since the list was read: the rectification leaves
+    # the list for the phone's queue, comes back refused (409) with the reason, and "fix"
+    # sends it at the issue's new version.
     first = cards.first
     first_id = shown[0]
     with psycopg.connect(demo_dsn) as conn:
@@ -209,11 +213,14 @@ def test_unit_rectifies_with_an_after_photo_and_signs_for_its_order(
     first.locator("input[type=file]").set_input_files(files=[FilePayload(
         name="after.jpg", mimeType="image/jpeg", buffer=jpeg(colour=(40, 160, 60)))])
     first.locator("button.rectify").click()
-    expect(page.locator("#message")).to_contain_text("已被他人更新")
-    versions = {f["id"]: f["properties"]["version"] for f in listed}
-    expect(first).to_have_attribute("data-version", str(versions[first_id] + 1))
-    first.locator("button.rectify").click()
-    expect(page.locator(f'li[data-id="{first_id}"]')).to_have_count(0)
+    expect(page.locator(f'#issues li[data-id="{first_id}"]')).to_have_count(0)
+    refused = page.locator("#queue-items li.refused")
+    expect(refused).to_contain_text("已被他人更新")
+    expect(refused).to_contain_text(first_id)
+    page.screenshot(path=str(artifacts / "work-refused.png"), full_page=True)
+    refused.locator("button.fix").click()
+    expect(page.locator("#queue")).to_be_hidden()
+    expect(page.locator("#message")).to_contain_text("已提交整改")
     expect(cards).to_have_count(len(listed) - 1)
     with psycopg.connect(demo_dsn) as conn:
         status, evidence = conn.execute("""

@@ -64,10 +64,11 @@ const SW = (() => {
     box.hidden = !text;
   }
 
-  // fetch with the bearer token; a non-2xx answer becomes an ApiError carrying the problem.
-  // A network failure stays the TypeError fetch throws: the caller cannot know what happened.
-  async function api(path, { method = "GET", json, body, headers = {} } = {}) {
-    const sent = { ...headers, Authorization: `Bearer ${token()}` };
+  // fetch with the bearer token (``bearer``: a queued item's own, else the one signed in); a
+  // non-2xx answer becomes an ApiError carrying the problem. A network failure stays the
+  // TypeError fetch throws: the caller cannot know what happened.
+  async function api(path, { method = "GET", json, body, headers = {}, bearer } = {}) {
+    const sent = { ...headers, Authorization: `Bearer ${bearer || token()}` };
     if (json !== undefined) {
       sent["Content-Type"] = "application/json";
       body = JSON.stringify(json);
@@ -76,7 +77,8 @@ const SW = (() => {
     if (response.ok) return response;
     let problem = {};
     try { problem = await response.json(); } catch (_) { /* not problem+json (a proxy) */ }
-    if (response.status === 401) showSignIn();
+    // A queued item's older token refused says nothing of the one signed in now.
+    if (response.status === 401 && (!bearer || bearer === token())) showSignIn();
     throw new ApiError(response.status, problem);
   }
 
@@ -103,11 +105,30 @@ const SW = (() => {
   });
   const when = (iso) => (iso ? dates.format(new Date(iso)) : "");
 
-  async function upload(file) {
-    const form = new FormData();
-    form.append("file", file);
-    const response = await api("/api/v1/evidence", { method: "POST", body: form });
-    return (await response.json()).ref;
+  // Upload a photo; its evidence reference. XMLHttpRequest rather than fetch, because only it
+  // reports upload progress (``onProgress(fraction)``), which a slow connection needs shown.
+  // Failures are those of api(): an ApiError for an answer, a TypeError for no answer.
+  function upload(file, { onProgress, bearer } = {}) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", "/api/v1/evidence");
+      xhr.setRequestHeader("Authorization", `Bearer ${bearer || token()}`);
+      xhr.responseType = "json";
+      if (onProgress) {
+        xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
+      }
+      xhr.onload = () => {
+        const answer = xhr.response || {};
+        if (xhr.status >= 200 && xhr.status < 300) { resolve(answer.ref); return; }
+        if (xhr.status === 401 && (!bearer || bearer === token())) showSignIn();
+        reject(new ApiError(xhr.status, answer));
+      };
+      xhr.onerror = () => reject(new TypeError("network error"));
+      xhr.onabort = () => reject(new TypeError("upload aborted"));
+      const form = new FormData();
+      form.append("file", file, file.name || "photo.jpg");
+      xhr.send(form);
+    });
   }
 
   // The photo route needs the token, which an <img src> cannot send: fetch it, show a blob.
@@ -141,8 +162,10 @@ const SW = (() => {
       form.reset();
       ready();
     });
-    document.getElementById("signout").addEventListener("click", () => {
+    document.getElementById("signout").addEventListener("click", async () => {
       localStorage.removeItem(TOKEN_KEY);
+      // What this token read is not the next person's to see; queued work keeps its own.
+      try { await Store.forget(); } catch (_) { /* nothing kept */ }
       location.reload();
     });
     if (token()) ready();
@@ -156,6 +179,45 @@ const SW = (() => {
     onSignedIn();
   }
 
+  // "12 min ago" for a time in milliseconds since the epoch.
+  function age(at) {
+    const minutes = Math.floor((Date.now() - at) / 60000);
+    if (minutes < 1) return T.just_now;
+    if (minutes < 60) return fmt(T.age_minutes, { n: minutes });
+    if (minutes < 48 * 60) return fmt(T.age_hours, { n: Math.floor(minutes / 60) });
+    return fmt(T.age_days, { n: Math.floor(minutes / 1440) });
+  }
+
+  // ---- offline ------------------------------------------------------------------------------
+
+  // The service worker keeps the pages' shell (HTML, scripts, styles) so that they open with
+  // no network; it needs a secure context (HTTPS, or this machine).
+  const SHELL_CACHE = "sitewatch-field-shell";
+  if ("serviceWorker" in navigator && window.isSecureContext) {
+    navigator.serviceWorker.register("/field-sw.js", { scope: "/" }).then(async () => {
+      await navigator.serviceWorker.ready;
+      // This page's own address (a unit's work page is not known in advance): the worker
+      // serves it from here when the network is gone.
+      const cache = await caches.open(SHELL_CACHE);
+      await cache.add(location.pathname + location.search);
+      document.documentElement.dataset.offlineReady = "true";
+    }).catch(() => { /* no offline shell: the page still works online */ });
+  }
+
+  function showNetwork() {
+    document.getElementById("net").hidden = navigator.onLine;
+  }
+  window.addEventListener("online", showNetwork);
+  window.addEventListener("offline", showNetwork);
+  showNetwork();
+
+  // A queued item's progress words.
+  function stateText(item) {
+    if (item.state === "sending") return T.q_sending;
+    if (item.state === "refused") return fmt(T.q_refused, { why: item.error || "" });
+    return T.q_waiting + (item.error ? ` (${item.error})` : "");
+  }
+
   return { T, LANG, ApiError, api, retryable, explain, fmt, el, say, when, upload, photoUrl,
-           local, signIn };
+           local, signIn, token, age, stateText };
 })();

@@ -1,19 +1,25 @@
-// /report: position (phone's WGS84 fix, pin draggable), categories of the nearest site first,
-// photo and note, then POST /api/v1/issues with an Idempotency-Key kept with the request until
-// an answer arrives, so "send again" after a dropped connection never makes a second issue.
+// /report: position (phone's WGS84 fix with its accuracy, pin draggable, or where the photo was
+// taken), categories of the nearest site first, photo and note. A report goes first to the
+// phone's outbox (IndexedDB, store.js) with its Idempotency-Key and its shrunk photo, then to
+// POST /api/v1/issues whenever there is a connection: at once, when the connection returns,
+// and when the page is opened again. A send whose answer was lost is sent again with the same
+// key, so it never makes a second issue; a refusal stays on the item until fixed or discarded.
 "use strict";
 
 (() => {
   const { T, api, el, fmt, say, when } = SW;
-  const PENDING_KEY = "sitewatch.pending-report";
   const $ = (id) => document.getElementById(id);
   const form = $("report");
-  const state = { lon: null, lat: null, manual: false, watch: null, nearbyAt: null };
+  const TOLERANCE = Number(document.documentElement.dataset.tolerance) || 50;
+  const state = { lon: null, lat: null, manual: false, watch: null, nearbyAt: null,
+                  fix: null };  // fix: the last accuracy in metres, null before any
   let map = null;
   let pin = null;
   let accuracy = null;
   let sites = null;
-  let uploaded = { file: null, ref: null };  // the photo already stored, so a retry reuses it
+  let editing = null;  // the refused item being fixed in the form
+  let justMade = null;  // the key of the report made on this page, whose result is shown
+  const sent = [];  // what this visit's background sends delivered: [{id, unit}]
 
   // ---- position -----------------------------------------------------------------------------
 
@@ -42,23 +48,60 @@
     if (accuracy) accuracy.remove();
     accuracy = L.circle([lat, lon], { radius: metres, weight: 1, fillOpacity: 0.08 }).addTo(map);
     map.setView([lat, lon]);
+    state.fix = metres;
     $("where").textContent = fmt(T.located, { m: Math.round(metres) });
+    // Worse than the assignment's tolerance: the problem may land in the neighbour's ground.
+    $("rough").hidden = metres <= TOLERANCE;
+    $("rough").textContent = fmt(T.rough_fix, { m: Math.round(metres), tol: Math.round(TOLERANCE) });
+    offerPhotoPosition();
     moveTo(lon, lat);
   }
 
   async function notLocated() {
     $("where").textContent = T.no_position;
+    offerPhotoPosition();
     if (map) return;
-    // Start the pin in the middle of the district, for the inspector to drag it.
+    // Start the pin in the middle of the district, for the inspector to drag it; the
+    // district's outline is kept for a phone that has no network either.
     try {
-      const streets = await (await api("/api/v1/jurisdictions?level=street&limit=1")).json();
+      let streets = null;
+      try {
+        streets = await (await api("/api/v1/jurisdictions?level=street&limit=1")).json();
+        Store.keep("street", streets).catch(() => {});
+      } catch (err) {
+        streets = (await Store.kept("street"))?.value;
+        if (!streets) throw err;
+      }
       const bounds = L.geoJSON(streets).getBounds();
       const middle = bounds.getCenter();
-      ensureMap(middle.lat, middle.lng, 14);
+      if (!map) ensureMap(middle.lat, middle.lng, 14);
       map.fitBounds(bounds);
     } catch (err) {
       say(SW.explain(err), "error");
     }
+  }
+
+  // When the phone has no fix, or one worse than the tolerance, and the chosen photo says
+  // where it was taken: offer that place.
+  let photoAt = null;
+  function offerPhotoPosition() {
+    const poor = state.fix === null || state.fix > TOLERANCE;
+    $("photo-position").hidden = !(photoAt && poor && !state.manual);
+  }
+
+  function usePhotoPosition() {
+    if (!photoAt) return;
+    state.manual = true;
+    if (state.watch !== null) navigator.geolocation.clearWatch(state.watch);
+    ensureMap(photoAt.lat, photoAt.lon, 18);
+    pin.setLatLng([photoAt.lat, photoAt.lon]);
+    if (accuracy) accuracy.remove();
+    map.setView([photoAt.lat, photoAt.lon], 18);
+    $("rough").hidden = true;
+    $("photo-position").hidden = true;
+    $("where").textContent = fmt(T.photo_position, { lat: photoAt.lat.toFixed(6),
+                                                     lon: photoAt.lon.toFixed(6) });
+    moveTo(photoAt.lon, photoAt.lat);
   }
 
   function locate() {
@@ -81,7 +124,21 @@
 
   async function suggest(lon, lat) {
     const query = new URLSearchParams({ lon, lat });
-    const nearby = await (await api(`/api/v1/field/nearby?${query}`)).json();
+    let nearby;
+    try {
+      nearby = await (await api(`/api/v1/field/nearby?${query}`)).json();
+      Store.keep("catalog", nearby.categories).catch(() => {});
+    } catch (err) {
+      if (!SW.retryable(err)) throw err;
+      // Offline: the whole catalog as last read, not ordered for a site (the server still
+      // assigns the report by its position when it arrives).
+      const kept = (await Store.kept("catalog"))?.value;
+      if (!kept) throw err;
+      $("site").textContent = T.offline_categories;
+      state.nearbyAt = null;  // ask again once the network is back
+      fillCategories(kept.map((c) => ({ ...c, relevant: false })));
+      return;
+    }
     const site = nearby.site;
     const layer = site ? (SW.LANG === "en" ? site.layer_en : site.layer_zh) : "";
     $("site").textContent = !site ? T.no_site
@@ -122,7 +179,7 @@
     }).addTo(sites);
   }
 
-  // ---- submitting ---------------------------------------------------------------------------
+  // ---- the outbox ---------------------------------------------------------------------------
 
   function newKey() {
     // crypto.randomUUID needs a secure context; getRandomValues works on plain http too.
@@ -130,13 +187,9 @@
     return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
   }
 
-  const loadPending = () => JSON.parse(localStorage.getItem(PENDING_KEY) || "null");
-  const savePending = (p) => localStorage.setItem(PENDING_KEY, JSON.stringify(p));
-  const clearPending = () => localStorage.removeItem(PENDING_KEY);
-
-  function busy(on, text) {
-    for (const id of ["submit", "retry", "discard"]) $(id).disabled = on;
-    if (text) say(text);
+  function categoryName(code) {
+    const option = [...$("category").options].find((o) => o.value === code);
+    return option ? option.textContent : code;
   }
 
   async function submit(event) {
@@ -146,61 +199,145 @@
     const missing = [state.lon === null && T.need_position, !category && T.need_category,
                      !note && T.need_note].filter(Boolean);
     if (missing.length) { say(missing.join("；"), "error"); return; }
-    busy(true);
+    $("submit").disabled = true;
     try {
-      const file = $("photo").files[0] || null;
-      if (file && file !== uploaded.file) {
-        say(T.uploading);
-        uploaded = { file, ref: await SW.upload(file) };
+      const chosen = $("photo").files[0] || null;
+      let photo = editing ? editing.photo : null;
+      if (chosen) {
+        say(T.resizing);
+        photo = await Photos.shrink(chosen);
       }
-      const body = { category, lon: +state.lon.toFixed(7), lat: +state.lat.toFixed(7),
-                     crs: "wgs84", description: note, source: "self_inspection",
-                     photos: file ? [uploaded.ref] : [] };
-      // The same report again (a second tap after a failure) keeps its key; a changed one
-      // is a new report with a new key.
-      let pending = loadPending();
-      if (!pending || JSON.stringify(pending.body) !== JSON.stringify(body)) {
-        pending = { key: newKey(), body };
-        savePending(pending);
-      }
-      await send(pending);
+      const item = {
+        key: newKey(), kind: "report", created: Date.now(), token: SW.token(),
+        body: { category, lon: +state.lon.toFixed(7), lat: +state.lat.toFixed(7), crs: "wgs84",
+                description: note, source: "self_inspection" },
+        label: `${categoryName(category)} · ${note.slice(0, 40)}`,
+        photo, ref: editing && !chosen ? editing.ref : null, state: "queued", error: null,
+      };
+      await Store.put(item);  // on the phone before anything is sent
+      if (editing) await Store.remove(editing.key);
+      editing = null;
+      justMade = item.key;
+      clearForm();
+      say(navigator.onLine ? "" : T.saved_offline, navigator.onLine ? "" : "ok");
+      await flush();
     } catch (err) {
       say(SW.explain(err), "error");
     } finally {
-      busy(false);
+      $("submit").disabled = false;
     }
   }
 
-  async function send(pending) {
-    busy(true, T.sending);
-    $("pending").hidden = true;
+  function clearForm() {
+    form.reset();
+    $("photo-name").textContent = "";
+    photoAt = null;
+    offerPhotoPosition();
+  }
+
+  // Send every queued report in order; stop at the first that cannot reach the server (the
+  // next ones would not either), go on past one the server refused.
+  let flushing = false;
+  async function flush() {
+    if (flushing) return;
+    flushing = true;
+    try {
+      for (const item of await Store.queued("report")) {
+        if (item.state === "refused") continue;
+        if (!await sendOne(item)) break;
+      }
+    } finally {
+      flushing = false;
+      await render();
+    }
+  }
+
+  // One report to the server; false when the network (or the server) is not there.
+  async function sendOne(item) {
+    item.state = "sending";
+    await render(item);
     let response;
     try {
-      response = await api("/api/v1/issues", {
-        method: "POST", json: pending.body, headers: { "Idempotency-Key": pending.key } });
-    } catch (err) {
-      if (SW.retryable(err)) {
-        // Maybe stored, maybe not: only the same key can tell, so keep it for "send again".
-        showPending(fmt(T.send_failed, { why: SW.explain(err) }));
-        say("");
-      } else {
-        clearPending();  // a definite "no": nothing was stored
-        say(fmt(T.invalid, { why: SW.explain(err) }), "error");
+      if (item.photo && !item.ref) {
+        item.ref = await SW.upload(item.photo, { bearer: item.token, onProgress: progress });
+        await Store.put({ ...item, state: "queued" });  // stored: a retry does not upload again
       }
-      return;
-    } finally {
-      busy(false);
+      response = await api("/api/v1/issues", {
+        method: "POST", bearer: item.token, headers: { "Idempotency-Key": item.key },
+        json: { ...item.body, photos: item.ref ? [item.ref] : [] } });
+    } catch (err) {
+      progress(null);
+      item.error = SW.retryable(err) ? (err instanceof SW.ApiError ? SW.explain(err) : null)
+        : SW.explain(err);
+      item.state = SW.retryable(err) ? "waiting" : "refused";
+      await Store.put(item);
+      return !SW.retryable(err);
     }
-    clearPending();
-    say("");
-    await showResult(await response.json(),
-                     response.headers.get("Idempotent-Replayed") === "true");
+    progress(null);
+    await Store.remove(item.key);
+    const issue = await response.json();
+    const replayed = response.headers.get("Idempotent-Replayed") === "true";
+    if (item.key === justMade) await showResult(issue, replayed);
+    else sent.push({ id: issue.properties.id, unit: issue.properties.lead_unit_name || T.unassigned });
+    return true;
   }
 
-  function showPending(text) {
-    $("pending-text").textContent = text;
-    $("pending").hidden = false;
-    $("pending").scrollIntoView({ block: "nearest" });
+  function progress(fraction) {
+    $("progress-box").hidden = fraction === null;
+    if (fraction === null) return;
+    const percent = Math.round(fraction * 100);
+    $("progress").value = percent;
+    $("progress-label").textContent = fmt(T.progress, { p: percent });
+  }
+
+  // The queue as the phone holds it, and what this visit delivered from it.
+  async function render(current) {
+    const items = await Store.queued("report");
+    const shown = items.map((item) => (current && item.key === current.key ? current : item));
+    $("queue").hidden = !shown.length && !sent.length;
+    $("queue-title").textContent = fmt(T.queue_title, { n: shown.length });
+    $("send-now").hidden = !shown.some((i) => i.state !== "refused");
+    $("queue-items").replaceChildren(
+      ...shown.map(queuedItem),
+      ...sent.map((s) => el("li", { class: "sent" }, fmt(T.sent_item, s))));
+  }
+
+  function queuedItem(item) {
+    const li = el("li", { class: `queued ${item.state}`, "data-key": item.key },
+      el("span", { class: "what" }, item.label),
+      el("span", { class: "meta" }, ` · ${when(new Date(item.created).toISOString())}`),
+      el("p", { class: "state" }, SW.stateText(item)));
+    if (item.state === "refused") {
+      const fix = el("button", { type: "button", class: "fix" }, T.fix);
+      fix.addEventListener("click", () => fixItem(item));
+      li.append(fix);
+    }
+    if (item.state !== "sending") {
+      const drop = el("button", { type: "button", class: "secondary discard" }, T.discard);
+      drop.addEventListener("click", async () => { await Store.remove(item.key); await render(); });
+      li.append(drop);
+    }
+    return li;
+  }
+
+  // A refused report back in the form, as it was, to be corrected and sent as a new report
+  // (a new key: the server already said no to the old one).
+  function fixItem(item) {
+    editing = item;
+    $("result").hidden = true;
+    form.hidden = false;
+    const { category, description, lon, lat } = item.body;
+    state.manual = true;
+    if (state.watch !== null) navigator.geolocation.clearWatch(state.watch);
+    ensureMap(lat, lon, 18);
+    pin.setLatLng([lat, lon]);
+    map.setView([lat, lon], 18);
+    moveTo(lon, lat);
+    $("note").value = description;
+    if ([...$("category").options].some((o) => o.value === category)) $("category").value = category;
+    $("photo-name").textContent = item.photo ? item.photo.name || T.photo : "";
+    say(fmt(T.q_refused, { why: item.error || "" }), "error");
+    form.scrollIntoView({ block: "start" });
   }
 
   async function showResult(issue, replayed) {
@@ -227,9 +364,7 @@
   }
 
   function again() {
-    form.reset();
-    $("photo-name").textContent = "";
-    uploaded = { file: null, ref: null };
+    clearForm();
     $("result").hidden = true;
     form.hidden = false;
   }
@@ -242,13 +377,22 @@
     started = true;
     form.hidden = false;
     form.addEventListener("submit", submit);
-    $("photo").addEventListener("change", () => {
-      $("photo-name").textContent = $("photo").files[0]?.name || "";
+    $("photo").addEventListener("change", async () => {
+      const file = $("photo").files[0];
+      $("photo-name").textContent = file?.name || "";
+      photoAt = file ? await Photos.position(file) : null;
+      offerPhotoPosition();
     });
-    $("retry").addEventListener("click", () => { const p = loadPending(); if (p) send(p); });
-    $("discard").addEventListener("click", () => { clearPending(); $("pending").hidden = true; });
+    $("photo-position").addEventListener("click", usePhotoPosition);
+    $("send-now").addEventListener("click", flush);
     $("again").addEventListener("click", again);
-    if (loadPending()) showPending(T.pending);
+    // Sent when the connection returns, when the page is opened again, and every half
+    // minute while something waits (a phone's "online" can come before the network works).
+    window.addEventListener("online", flush);
+    setInterval(async () => {
+      if ((await Store.queued("report")).some((i) => i.state !== "refused")) flush();
+    }, 30000);
+    flush();
     locate();
   }
 

@@ -1,5 +1,7 @@
 // /units/{unit}/work: the unit's assigned issues, nearest deadline first, each rectified with an
-// "after" photo; and its supervision orders, signed for and opened for printing.
+// "after" photo; and its supervision orders, signed for and opened for printing. Offline, the
+// last list read is shown with its age, and a rectification waits in the phone's outbox
+// (store.js) with its shrunk photo until the connection returns.
 "use strict";
 
 (() => {
@@ -23,9 +25,27 @@
     return issues.sort((a, b) => due(a) - due(b) || a.id.localeCompare(b.id));
   }
 
+  // Fresh from the server and kept; offline, what was kept, with its age shown. Returns
+  // whether the answer came from the server.
+  async function fresh(name, read) {
+    try {
+      const value = await read();
+      Store.keep(`${name}:${unit}`, value).catch(() => {});
+      return { value, live: true };
+    } catch (err) {
+      const kept = SW.retryable(err) ? await Store.kept(`${name}:${unit}`) : null;
+      if (!kept) throw err;
+      $("list-age").hidden = false;
+      $("list-age").textContent = fmt(T.list_age, { age: SW.age(kept.at) });
+      return { value: kept.value, live: false };
+    }
+  }
+
   async function loadIssues() {
-    const issues = await allAssigned();
-    $("issues").replaceChildren(...issues.map(card));
+    const { value: issues } = await fresh("issues", allAssigned);
+    // Those rectified on this phone and not yet sent are not to be done again.
+    const waiting = new Set((await Store.queued("rectify")).map((i) => i.issue));
+    $("issues").replaceChildren(...issues.filter((f) => !waiting.has(f.id)).map(card));
     counted();
   }
 
@@ -70,51 +90,126 @@
     return item;
   }
 
-  async function rectify(item, file, button) {
+  // The rectification goes to the phone's outbox first (with the photo, shrunk), then to the
+  // server as soon as it can; the card leaves the list at once.
+  async function rectify(card, file, button) {
     if (!file.files[0]) { say(T.need_photo, "error"); return; }
-    const id = item.dataset.id;
     button.disabled = true;
     say(T.rectifying);
     try {
-      const ref = await SW.upload(file.files[0]);
-      await api(`/api/v1/issues/${encodeURIComponent(id)}/transitions`, {
-        method: "POST",
-        json: { action: "rectify", version: Number(item.dataset.version), evidence: [ref] } });
-      item.remove();
+      const photo = await Photos.shrink(file.files[0]);
+      const id = card.dataset.id;
+      await Store.put({
+        key: crypto.getRandomValues(new Uint32Array(4)).join("-"), kind: "rectify",
+        created: Date.now(), token: SW.token(), issue: id, version: Number(card.dataset.version),
+        label: fmt(T.rectify_item, { id }), photo, ref: null, state: "queued", error: null,
+        card: { id, category: card.querySelector("strong").textContent } });
+      card.remove();
       counted();
-      say(T.rectified, "ok");
+      say(navigator.onLine ? T.rectifying : T.rectify_saved, navigator.onLine ? "" : "ok");
+      await flush();
     } catch (err) {
-      if (err instanceof SW.ApiError && err.status === 409) await reloadOne(item, id);
-      else say(SW.explain(err), "error");
+      say(SW.explain(err), "error");
     } finally {
       button.disabled = false;
     }
   }
 
-  // Someone else changed the issue since it was listed: read it again; if it still waits for
-  // rectification, keep the card (and the chosen photo) with the new version.
-  async function reloadOne(item, id) {
+  let flushing = false;
+  async function flush() {
+    if (flushing) return;
+    flushing = true;
     try {
-      const fresh = await (await api(`/api/v1/issues/${encodeURIComponent(id)}`)).json();
-      if (fresh.properties.status === "assigned") {
-        item.dataset.version = fresh.properties.version;
-        const light = fresh.properties.traffic_light || "green";
-        item.querySelector(".light").className = `light ${light}`;
-        item.querySelector(".light").textContent = T[light];
-      } else {
-        item.remove();
-        counted();
+      for (const item of await Store.queued("rectify")) {
+        if (item.state === "refused") continue;
+        if (!await sendOne(item)) break;
       }
-      say(T.stale, "error");
-    } catch (err) {
-      say(SW.explain(err), "error");
+    } finally {
+      flushing = false;
+      await render();
     }
+  }
+
+  // One rectification to the server; false when the network (or the server) is not there.
+  async function sendOne(item) {
+    item.state = "sending";
+    await render(item);
+    try {
+      if (!item.ref) {
+        item.ref = await SW.upload(item.photo, { bearer: item.token });
+        await Store.put({ ...item, state: "queued" });
+      }
+      await api(`/api/v1/issues/${encodeURIComponent(item.issue)}/transitions`, {
+        method: "POST", bearer: item.token,
+        json: { action: "rectify", version: item.version, evidence: [item.ref] } });
+    } catch (err) {
+      if (err instanceof SW.ApiError && err.status === 409) return stale(item);
+      item.error = SW.retryable(err) ? (err instanceof SW.ApiError ? SW.explain(err) : null)
+        : SW.explain(err);
+      item.state = SW.retryable(err) ? "waiting" : "refused";
+      await Store.put(item);
+      return !SW.retryable(err);
+    }
+    await Store.remove(item.key);
+    say(T.rectified, "ok");
+    return true;
+  }
+
+  // The issue changed since it was listed (409). Read it again: already rectified (this
+  // phone's own send whose answer was lost, or someone else's) means done; still waiting for
+  // rectification, the item is refused with the reason, and "fix" sends it at the new version.
+  async function stale(item) {
+    try {
+      const now = (await (await api(`/api/v1/issues/${encodeURIComponent(item.issue)}`, {
+        bearer: item.token })).json()).properties;
+      if (now.status !== "assigned") { await Store.remove(item.key); return true; }
+      item.version = now.version;
+      item.state = "refused";
+      item.error = T.stale;
+    } catch (err) {
+      item.state = SW.retryable(err) ? "waiting" : "refused";
+      item.error = SW.explain(err);
+    }
+    await Store.put(item);
+    return item.state === "refused";
+  }
+
+  async function render(current) {
+    const items = await Store.queued("rectify");
+    const shown = items.map((item) => (current && item.key === current.key ? current : item));
+    $("queue").hidden = !shown.length;
+    $("queue-title").textContent = fmt(T.queue_title, { n: shown.length });
+    $("send-now").hidden = !shown.some((i) => i.state !== "refused");
+    $("queue-items").replaceChildren(...shown.map((item) => {
+      const li = el("li", { class: `queued ${item.state}`, "data-key": item.key },
+        el("span", { class: "what" }, `${item.label} · ${item.card.category}`),
+        el("p", { class: "state" }, SW.stateText(item)));
+      if (item.state === "refused") {
+        const fix = el("button", { type: "button", class: "fix" }, T.fix);
+        fix.addEventListener("click", async () => {
+          await Store.put({ ...item, state: "queued", error: null });
+          await flush();
+        });
+        li.append(fix);
+      }
+      if (item.state !== "sending") {
+        const drop = el("button", { type: "button", class: "secondary discard" }, T.discard);
+        drop.addEventListener("click", async () => {
+          await Store.remove(item.key);
+          await render();
+          loadIssues().catch(() => {});  // the card comes back to the list
+        });
+        li.append(drop);
+      }
+      return li;
+    }));
   }
 
   // ---- orders -------------------------------------------------------------------------------
 
   async function loadOrders() {
-    const listed = await (await api(`/api/v1/orders?${new URLSearchParams({ unit, limit: 100 })}`)).json();
+    const { value: listed } = await fresh("orders", async () => (await api(
+      `/api/v1/orders?${new URLSearchParams({ unit, limit: 100 })}`)).json());
     $("orders").replaceChildren(...listed.orders.map(orderCard));
     $("no-orders").hidden = listed.orders.length > 0;
   }
@@ -176,8 +271,14 @@
 
   async function start() {
     say(T.loading);
+    $("send-now").addEventListener("click", flush);
+    window.addEventListener("online", flush);
+    setInterval(async () => {
+      if ((await Store.queued("rectify")).some((i) => i.state !== "refused")) flush();
+    }, 30000);
     try {
-      const found = await (await api(`/api/v1/units/${encodeURIComponent(unit)}`)).json();
+      const { value: found } = await fresh("unit", async () => (await api(
+        `/api/v1/units/${encodeURIComponent(unit)}`)).json());
       $("unit-name").textContent = found.name;
       await Promise.all([loadIssues(), loadOrders()]);
       $("work").hidden = false;
@@ -185,6 +286,7 @@
     } catch (err) {
       say(SW.explain(err), "error");
     }
+    await flush();
   }
 
   SW.signIn(start);
