@@ -35,6 +35,12 @@ DISMISSED_STATUSES: tuple[Dismissed, ...] = get_args(Dismissed)
 CLOSED_STATUSES: tuple[ClosedStatus, ...] = get_args(ClosedStatus)
 STATUSES: tuple[Status, ...] = get_args(Status)
 
+#: The campaign's five rectification actions (五大整治行动) a category belongs to: farmers'
+#: markets and their surroundings, construction sites, city appearance, residential compounds,
+#: citizens' civilised behaviour (domain/CAMPAIGN.md).
+CampaignAction = Literal["market", "construction", "appearance", "compound", "behaviour"]
+CAMPAIGN_ACTIONS: tuple[CampaignAction, ...] = get_args(CampaignAction)
+
 # -- who calls ------------------------------------------------------------------------------
 
 #: A token's role. Which role may do what is the access table's business, not this list's.

@@ -65,7 +65,10 @@ REPORT: dict[str, dict[str, str]] = {
         "near_site": "附近点位：{name}（{layer}，{m} 米）",
         "in_site": "位于点位：{name}（{layer}）",
         "no_site": "附近没有监测点位", "category": "问题类别", "choose": "请选择问题类别",
-        "relevant": "本点位常见问题", "city_wide": "通用问题", "other_layers": "其他点位问题",
+        "relevant": "本点位常见问题", "other_layers": "其他问题",
+        # The campaign's five rectification actions (五大整治行动), the picker's groups.
+        "act_market": "农贸市场及周边", "act_construction": "建筑工地",
+        "act_appearance": "市容环境", "act_compound": "社区环境", "act_behaviour": "市民文明行为",
         "note": "问题描述", "note_hint": "例如：市场北门外占道经营，三个摊位",
         "photo_hint": "拍照或选择照片", "submit": "提交", "sending": "正在提交…",
         "uploading": "正在上传照片…", "retry": "重新发送",
@@ -91,7 +94,10 @@ REPORT: dict[str, dict[str, str]] = {
         "near_site": "Nearby site: {name} ({layer}, {m} m)", "in_site": "At site: {name} ({layer})",
         "no_site": "No monitored site nearby", "category": "Category",
         "choose": "Choose a category", "relevant": "Common at this site",
-        "city_wide": "Anywhere", "other_layers": "Other sites' problems",
+        "other_layers": "Other problems",
+        "act_market": "Markets and surroundings", "act_construction": "Construction sites",
+        "act_appearance": "City appearance", "act_compound": "Residential compounds",
+        "act_behaviour": "Civilised behaviour",
         "note": "Description", "note_hint": "e.g. three stalls on the road outside the market's "
                                             "north gate",
         "photo_hint": "Take or choose a photo", "submit": "Submit", "sending": "Submitting…",

@@ -29,7 +29,7 @@ from pydantic import (
 
 from layers.catalog import categories, jurisdictions, sites
 from layers.errors import ValidationFailed
-from layers.vocab import Level, UnitKind
+from layers.vocab import CampaignAction, Level, UnitKind
 
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
 CategoryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,6}-[0-9]{2,3}$")]
@@ -152,6 +152,9 @@ class Category(BaseModel):
     points: float
     dcm_event_class: str | None
     active: bool
+    campaign_action: CampaignAction | None = Field(
+        None, description="which of the campaign's five rectification actions (五大整治行动) "
+                          "it belongs to; the report page groups its categories so")
 
     @classmethod
     def of(cls, c: categories.Category) -> Category:
@@ -159,7 +162,8 @@ class Category(BaseModel):
         return cls(code=c.code, name_zh=c.name_zh, name_en=c.name_en, site_layer=c.site_layer,
                    functional_unit=c.functional_unit, deadline_hours=c.deadline_hours,
                    deadline_working_days=c.deadline_working_days, points=c.points,
-                   dcm_event_class=c.dcm_event_class, active=c.active)
+                   dcm_event_class=c.dcm_event_class, active=c.active,
+                   campaign_action=c.campaign_action)
 
 
 class CategoryCreate(BaseModel):
@@ -180,6 +184,7 @@ class CategoryCreate(BaseModel):
     functional_unit: Code | None = None
     dcm_event_class: Annotated[str, StringConstraints(max_length=200)] | None = None
     active: bool = True
+    campaign_action: CampaignAction | None = None
 
 
 class CategoryPatch(Patch):
@@ -195,6 +200,7 @@ class CategoryPatch(Patch):
     functional_unit: Code | None = None
     dcm_event_class: Annotated[str, StringConstraints(max_length=200)] | None = None
     active: bool | None = None
+    campaign_action: CampaignAction | None = None
 
 
 class SiteLayer(BaseModel):

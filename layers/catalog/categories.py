@@ -17,6 +17,7 @@ from psycopg.rows import class_row
 from layers.catalog import sites, tables, units
 from layers.db import statements
 from layers.errors import Conflict
+from layers.vocab import CampaignAction
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class Category:
     """A problem category of the assessment standard (测评标准).
 
     ``functional_unit`` is the default functional department's code; ``deadline_working_days``,
-    when set, replaces ``deadline_hours`` by working days of the office calendar.
+    when set, replaces ``deadline_hours`` by working days of the office calendar;
+    ``campaign_action`` is which of the five rectification actions it belongs to.
     """
 
     code: str
@@ -37,13 +39,14 @@ class Category:
     points: float
     dcm_event_class: str | None
     active: bool
+    campaign_action: CampaignAction | None = None
 
 COLUMNS = ("code", "name_zh", "name_en", "site_layer", "functional_unit", "deadline_hours",
-           "deadline_working_days", "points", "dcm_event_class", "active")
+           "deadline_working_days", "points", "dcm_event_class", "active", "campaign_action")
 _SELECT = sql.SQL(
     "SELECT c.code, c.name_zh, c.name_en, c.site_layer, u.code AS functional_unit,"
     " c.deadline_hours, c.deadline_working_days, c.points::float8 AS points,"
-    " c.dcm_event_class, c.active"
+    " c.dcm_event_class, c.active, c.campaign_action"
     " FROM category c LEFT JOIN unit u ON u.id = c.functional_unit_id")
 
 
@@ -89,6 +92,7 @@ def create(
     functional_unit: str | None = None,
     dcm_event_class: str | None = None,
     active: bool = True,
+    campaign_action: CampaignAction | None = None,
 ) -> Category:
     """Add a category and return it; Conflict when the code is taken."""
     with conn.transaction():
@@ -96,7 +100,8 @@ def create(
             "code": code, "name_zh": name_zh, "name_en": name_en, "site_layer": site_layer,
             "functional_unit": functional_unit, "deadline_hours": deadline_hours,
             "deadline_working_days": deadline_working_days, "points": points,
-            "dcm_event_class": dcm_event_class, "active": active})
+            "dcm_event_class": dcm_event_class, "active": active,
+            "campaign_action": campaign_action})
         query = statements.insert("category", statements.placeholders(columns))
         tables.write(conn, query, columns,
                      taken=f"a category with code {code!r} already exists")

@@ -15,6 +15,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
+from layers.vocab import CampaignAction
+
 SEARCH_M = 300.0
 
 
@@ -40,6 +42,7 @@ class SuggestedCategory:
     name_en: str
     site_layer: str | None
     relevant: bool
+    campaign_action: CampaignAction | None = None
 
 # geography distances are metres on the spheroid: exact enough to rank sites a street apart.
 _NEAREST = """
@@ -54,7 +57,8 @@ _NEAREST = """
 
 _CATEGORIES = """
     SELECT code, name_zh, name_en, site_layer,
-           site_layer IS NOT DISTINCT FROM %(layer)s AND %(layer)s IS NOT NULL AS relevant
+           site_layer IS NOT DISTINCT FROM %(layer)s AND %(layer)s IS NOT NULL AS relevant,
+           campaign_action
     FROM category WHERE active
     -- the site's layer first, then the city-wide categories (no layer), then other layers
     ORDER BY relevant DESC, site_layer IS NOT NULL, site_layer, code"""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -76,6 +77,30 @@ def test_categories_of_the_nearest_market_come_first(demo_client: TestClient,
     assert layers[first_other] is None  # then the city-wide categories
     assert len(body["categories"]) == len(demo_client.get(
         "/api/v1/categories", params={"active": True}).json())
+    # Each seeded category is filed under its rectification action (五大整治行动).
+    prefixes = {"MKT": "market", "CON": "construction", "CTY": "appearance",
+                "CMP": "compound", "BEH": "behaviour"}
+    assert {c["code"]: c["campaign_action"] for c in body["categories"]} == {
+        c["code"]: prefixes[c["code"].split("-")[0]] for c in body["categories"]}
+
+
+def test_an_admin_files_a_category_under_an_action(
+        demo_client: TestClient, demo_dsn: str,
+        bearer_for: Callable[..., dict[str, str]]) -> None:
+    admin = bearer_for(demo_dsn, "admin")
+    wrong = demo_client.patch("/api/v1/categories/CTY-05", headers=admin,
+                              json={"campaign_action": "cleanup"})
+    assert wrong.status_code == 422
+    moved = demo_client.patch("/api/v1/categories/CTY-05", headers=admin,
+                              json={"campaign_action": "behaviour"})
+    assert moved.status_code == 200 and moved.json()["campaign_action"] == "behaviour"
+    made = demo_client.post("/api/v1/categories", headers=admin, json={
+        "code": "XX-01", "name_zh": "其他", "name_en": "Other", "deadline_hours": 24,
+        "points": 0.1})
+    assert made.status_code == 201 and made.json()["campaign_action"] is None
+    body = demo_client.get("/api/v1/field/nearby", params={"lon": 121.9, "lat": 31.9}).json()
+    filed = {c["code"]: c["campaign_action"] for c in body["categories"]}
+    assert (filed["CTY-05"], filed["XX-01"]) == ("behaviour", None)
 
 
 def test_far_from_every_site_city_wide_categories_come_first(demo_client: TestClient

@@ -103,6 +103,9 @@ def test_report_at_a_market_is_assigned_once_though_the_first_answer_is_lost(
     expect(page.locator("#site")).to_contain_text(market_name)
     first_group = page.locator("#category optgroup").first
     expect(first_group).to_have_attribute("label", "本点位常见问题")
+    # Then the campaign's five rectification actions (the market's own are all above).
+    labels = page.locator("#category optgroup").evaluate_all("gs => gs.map(g => g.label)")
+    assert labels == ["本点位常见问题", "建筑工地", "市容环境", "社区环境", "市民文明行为"]
     offered = first_group.locator("option").evaluate_all("os => os.map(o => o.value)")
     assert offered and all(code.startswith("MKT-") for code in offered)
     page.locator("#category").select_option(offered[0])

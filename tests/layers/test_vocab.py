@@ -18,6 +18,7 @@ from layers.supervision import orders
 from layers.vocab import (
     ACTIONS,
     AWAITING_UNIT_STATUSES,
+    CAMPAIGN_ACTIONS,
     CLOSED_STATUSES,
     LEVELS,
     OPEN_STATUSES,
@@ -51,6 +52,7 @@ def _check(conn: Conn, table: str, column: str) -> tuple[str, ...]:
     ("jurisdiction", "level", LEVELS),
     ("api_token", "role", ROLES),
     ("unit", "kind", UNIT_KINDS),
+    ("category", "campaign_action", CAMPAIGN_ACTIONS),
 ])
 def test_vocabulary_equals_the_check_constraints(conn: Conn, table: str, column: str,
                                                  words: tuple[str, ...]) -> None:

@@ -11,6 +11,7 @@
   const $ = (id) => document.getElementById(id);
   const form = $("report");
   const TOLERANCE = Number(document.documentElement.dataset.tolerance) || 50;
+  const ACTIONS = ["market", "construction", "appearance", "compound", "behaviour"];
   const state = { lon: null, lat: null, manual: false, watch: null, nearbyAt: null,
                   fix: null };  // fix: the last accuracy in metres, null before any
   let map = null;
@@ -151,11 +152,13 @@
   function fillCategories(categories) {
     const select = $("category");
     const chosen = select.value;
-    const groups = [["relevant", T.relevant], ["city_wide", T.city_wide],
+    // The nearest site's categories first, then the campaign's five rectification actions,
+    // then any category filed under none of them.
+    const groups = [["relevant", T.relevant], ...ACTIONS.map((a) => [a, T[`act_${a}`]]),
                     ["other", T.other_layers]].map(([key, label]) => [key, el("optgroup", { label })]);
     const byKey = Object.fromEntries(groups);
     for (const c of categories) {
-      const key = c.relevant ? "relevant" : c.site_layer === null ? "city_wide" : "other";
+      const key = c.relevant ? "relevant" : byKey[c.campaign_action] ? c.campaign_action : "other";
       const name = SW.LANG === "en" ? c.name_en : c.name_zh;
       byKey[key].append(el("option", { value: c.code }, `${name} (${c.code})`));
     }
