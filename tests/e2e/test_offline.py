@@ -225,3 +225,101 @@ def test_a_report_with_a_camera_photo_completes_on_slow_3g_showing_progress(
                                 " WHERE 'sha256:' || sha256 = %s", [ref]).fetchone()
     assert row is not None and abs(row[0] - lon) < 1e-5 and abs(row[1] - lat) < 1e-5
     expect(page.locator("#r-id")).to_have_text(public_id)
+
+
+def test_the_report_page_is_installable(server: str, phone_at: BrowserContext,
+                                        field: tuple[str, str, str, float, float]) -> None:
+    token, _, market_name, _, _ = field
+    page = open_report(phone_at, server, token, market_name)
+    devtools = phone_at.new_cdp_session(page)
+    # What Chromium itself checks before it offers "Install app" / "Add to home screen";
+    # a test's browser context is incognito, where nothing installs, so that one is expected.
+    errors = devtools.send("Page.getInstallabilityErrors")["installabilityErrors"]
+    assert [e["errorId"] for e in errors] == ["in-incognito"]
+    manifest = devtools.send("Page.getAppManifest")
+    assert manifest["url"] == f"{server}/report.webmanifest?lang=zh"
+    assert manifest.get("errors", []) == []
+
+
+def test_without_a_fix_the_photo_places_the_report(
+        server: str, demo_dsn: str, browser: Browser, artifacts: Path,
+        field: tuple[str, str, str, float, float], jpeg: Callable[..., bytes]) -> None:
+    token, _, _, lon, lat = field
+    # A phone that gives the page no position at all (permission not granted).
+    context = browser.new_context(viewport=PHONE, is_mobile=True, locale="zh-CN",
+                                  timezone_id="Asia/Shanghai")
+    try:
+        page = context.new_page()
+        page.goto(f"{server}/report")
+        sign_in(page, token)
+        expect(page.locator("#where")).to_have_text("无法获取定位，请拖动图钉到问题位置")
+        offer = page.locator("#photo-position")
+        expect(offer).to_be_hidden()
+        page.locator("#photo").set_input_files(files=[FilePayload(
+            name="IMG_0002.jpg", mimeType="image/jpeg", buffer=jpeg(lon=lon, lat=lat))])
+        expect(offer).to_be_visible()
+        page.screenshot(path=str(artifacts / "photo-position-offered.png"), full_page=True)
+        offer.click()
+        expect(page.locator("#where")).to_contain_text("已使用照片中的拍摄位置")
+        fill(page, "照片定位的上报", jpeg(lon=lon, lat=lat))
+        expect(page.locator("#result")).to_be_visible()
+    finally:
+        context.close()
+    with psycopg.connect(demo_dsn) as conn:
+        row: Any = conn.execute("SELECT ST_X(geom), ST_Y(geom) FROM issue"
+                                " WHERE description = '照片定位的上报'").fetchone()
+    assert row is not None and abs(row[0] - lon) < 1e-6 and abs(row[1] - lat) < 1e-6
+
+
+def test_a_fix_worse_than_the_tolerance_is_said(server: str, phone_at: BrowserContext,
+                                                field: tuple[str, str, str, float, float]
+                                                ) -> None:
+    token, _, market_name, lon, lat = field
+    page = open_report(phone_at, server, token, market_name)
+    expect(page.locator("#rough")).to_be_hidden()  # 8 m
+    phone_at.set_geolocation({"latitude": lat, "longitude": lon, "accuracy": 180})
+    expect(page.locator("#rough")).to_have_text(
+        "定位精度约 180 米，超出允许的 50 米：请稍候或拖动图钉校正")
+
+
+def test_the_work_page_offline_shows_its_last_list_and_queues_a_rectification(
+        server: str, demo_dsn: str, browser: Browser, artifacts: Path,
+        jpeg: Callable[..., bytes]) -> None:
+    with psycopg.connect(demo_dsn) as conn:
+        row = conn.execute(
+            "SELECT u.code, i.public_id FROM issue i JOIN unit u ON u.id = i.lead_unit_id"
+            " WHERE i.status = 'assigned' AND u.kind = 'territorial'"
+            " ORDER BY i.deadline LIMIT 1").fetchone()
+        assert row is not None
+        unit, issue = str(row[0]), str(row[1])
+        token = tokens.create(conn, role="unit", unit_code=unit, name="社区 小王")
+    context = browser.new_context(viewport=PHONE, is_mobile=True, locale="zh-CN",
+                                  timezone_id="Asia/Shanghai")
+    try:
+        page = context.new_page()
+        page.goto(f"{server}/units/{unit}/work#token={token}")
+        card = page.locator(f'#issues li[data-id="{issue}"]')
+        expect(card).to_be_visible()
+        expect(page.locator("html")).to_have_attribute("data-offline-ready", "true")
+        listed = page.locator("#issues > li").count()
+
+        context.set_offline(True)
+        page.reload()
+        expect(page.locator("#list-age")).to_contain_text("离线：显示的是")
+        expect(page.locator("#issues > li")).to_have_count(listed)
+        card.locator("input[type=file]").set_input_files(files=[FilePayload(
+            name="after.jpg", mimeType="image/jpeg", buffer=jpeg(colour=(40, 160, 60)))])
+        card.locator("button.rectify").click()
+        expect(page.locator("#message")).to_contain_text("整改已保存在本机")
+        expect(page.locator("#queue-title")).to_have_text("待发送 1")
+        expect(card).to_have_count(0)
+        page.screenshot(path=str(artifacts / "work-offline.png"), full_page=True)
+
+        context.set_offline(False)
+        expect(page.locator("#queue")).to_be_hidden(timeout=30_000)
+    finally:
+        context.close()
+    with psycopg.connect(demo_dsn) as conn:
+        status = conn.execute("SELECT status FROM issue WHERE public_id = %s",
+                              [issue]).fetchone()
+    assert status == ("rectified",)
