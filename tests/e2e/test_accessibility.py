@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
+from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, Route, expect
 
 from layers.auth import tokens
 from tests.api.test_field_pages import first_market
@@ -164,10 +164,22 @@ def test_axe_finds_no_serious_violation_on_the_report_page(
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_axe_finds_no_serious_violation_on_the_work_page(
         server: str, demo_dsn: str, phone_at: PhoneAt, lang: str, artifacts: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    page = signed_in_work(phone_at(360, lang), server, demo_dsn, lang)
+        capsys: pytest.CaptureFixture[str], jpeg: Callable[..., bytes]) -> None:
+    context = phone_at(360, lang)
+    page = signed_in_work(context, server, demo_dsn, lang)
     page.screenshot(path=str(artifacts / f"work-{lang}.png"), full_page=True)
     assert axe(page, f"work-{lang}", artifacts, capsys) == []
+
+    # Offline, a rectification waits in the queue under the offline banner.
+    context.set_offline(True)
+    expect(page.locator("#net")).to_be_visible()
+    card = page.locator("#issues > li").first
+    card.locator("input[type=file]").set_input_files(files=[FilePayload(
+        name="after.jpg", mimeType="image/jpeg", buffer=jpeg(colour=(40, 160, 60)))])
+    card.locator("button.rectify").click()
+    expect(page.locator("#queue-items li.queued")).to_have_count(1)
+    page.screenshot(path=str(artifacts / f"work-queue-{lang}.png"), full_page=True)
+    assert axe(page, f"work-queue-{lang}", artifacts, capsys) == []
 
 
 def system_font(page: Page, percent: int) -> None:
