@@ -85,6 +85,7 @@ REPORT: dict[str, dict[str, str]] = {
         "rough_fix": "定位精度约 {m} 米，超出允许的 {tol} 米：请稍候或拖动图钉校正",
         "offline_categories": "离线：未能按附近点位排序问题类别",
         "sent_item": "已送达 {id}：{unit}",
+        "pin": "问题位置图钉", "pin_here": "把图钉移到地图中央",
     },
     "en": {
         "title": "Report a problem", "position": "Position", "locating": "Locating…",
@@ -117,6 +118,7 @@ REPORT: dict[str, dict[str, str]] = {
                      "the pin",
         "offline_categories": "Offline: categories are not ordered for the nearest site",
         "sent_item": "Sent {id}: {unit}",
+        "pin": "Pin at the problem", "pin_here": "Move the pin to the map's centre",
     },
 }
 
