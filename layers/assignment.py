@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from geo.assign import NONE, RESULT_COLUMNS, Assigner
+from layers import revisions
 from layers.db.bulk import bulk_write_mode
 
 _FLAGS = ("on_boundary", "outside_all", "via_buffer")
@@ -28,6 +30,8 @@ BULK_CHANGES = 100_000
 # A point this far outside every jurisdiction polygon still goes to the nearest one (flagged
 # outside_all); a phone's GPS fix on the far kerb of a border road is typically within 30 m.
 DEFAULT_TOLERANCE_M = 50.0
+# A reassignment nobody gave a reason for (``sitewatch reassign``, scripts).
+_PLAIN = revisions.Origin("reassign")
 
 
 def _frame(conn: psycopg.Connection[Any], query: sql.SQL) -> pd.DataFrame:
@@ -92,16 +96,20 @@ def reassign(
     assigner: Assigner,
     *,
     actor: str,
+    origin: revisions.Origin = _PLAIN,
     region_wkb: bytes | None = None,
     tolerance_m: float = DEFAULT_TOLERANCE_M,
     include_closed: bool = False,
 ) -> dict[str, int]:
-    """Re-run assignment for open issues and store what changed, with an audit event each.
+    """Re-run assignment for open issues and store what changed as one revision.
 
-    ``region_wkb`` (EPSG:4326) limits the work to issues inside it: after a boundary edit,
-    only points in the symmetric difference of the old and new polygons can change answer.
-    Closed issues keep the units they were judged under, unless ``include_closed`` (for
-    repairing wrong data, and for benchmarks). Returns counts examined/changed.
+    What changed is recorded as one revision of ``origin`` with a change row per moved
+    issue (layers.revisions); each issue's version is bumped. ``region_wkb`` (EPSG:4326)
+    limits the work to issues inside it: after a boundary edit, only points in the symmetric
+    difference of the old and new polygons can change answer. Closed issues keep the units
+    they were judged under, unless ``include_closed`` (for repairing wrong data, and for
+    benchmarks). Returns counts examined/changed, and ``revision`` (its id) when one was
+    stored.
     """
     where: sql.Composable = (sql.SQL("true") if include_closed else
                              sql.SQL("issue_is_open(status)"))
@@ -118,14 +126,21 @@ def reassign(
     result = assigner.assign(current["lon"].to_numpy(), current["lat"].to_numpy(),
                              current["category_code"].to_numpy(object), tolerance_m=tolerance_m)
     changed = ~(current[RESULT_COLUMNS].reset_index(drop=True) == result).all(axis=1).to_numpy()
-    if changed.sum() >= BULK_CHANGES:
-        # A new jurisdiction set moves most issues: rebuilding indexes and keys once beats
-        # maintaining them per row, at the price of locking the issue tables meanwhile.
-        with bulk_write_mode(conn, ["issue", "issue_event"]):
-            _store_changes(conn, current[changed], result[changed], actor)
-    elif changed.any():
-        _store_changes(conn, current[changed], result[changed], actor)
-    return {"examined": len(current), "changed": int(changed.sum())}
+    counts = {"examined": len(current), "changed": int(changed.sum())}
+    if not changed.any():
+        return counts
+    store = _Store(actor, origin, len(current))
+    # All or nothing, even on an autocommit connection: the answers and their revision.
+    with conn.transaction():
+        if changed.sum() >= BULK_CHANGES:
+            # A new jurisdiction set moves most issues: rebuilding indexes and keys once
+            # beats maintaining them per row, at the price of locking the issue tables
+            # meanwhile.
+            with bulk_write_mode(conn, ["issue", "revision_change"]):
+                revision = _store_changes(conn, current[changed], result[changed], store)
+        else:
+            revision = _store_changes(conn, current[changed], result[changed], store)
+    return {**counts, "revision": revision}
 
 
 def _copy_out(conn: psycopg.Connection[Any], query: sql.Composed, params: list[Any]
@@ -149,12 +164,22 @@ def _copy_out(conn: psycopg.Connection[Any], query: sql.Composed, params: list[A
     return frame
 
 
+@dataclass(frozen=True)
+class _Store:
+    """Who stores a reassignment, why, and how many issues were examined for it."""
+
+    actor: str
+    origin: revisions.Origin
+    examined: int
+
+
 def _store_changes(conn: psycopg.Connection[Any], changed: pd.DataFrame,
-                   after: pd.DataFrame, actor: str) -> None:
-    """Write the new answers and one 'reassign' event per issue naming what changed.
+                   after: pd.DataFrame, store: _Store) -> int:
+    """Write the new answers and their revision with one change row per issue; its id.
 
     ``changed`` holds the issues as read (id, status and the old answers); both old and new
-    go into one temp table, so the events are built from it without reading issue again.
+    go into one temp table (COPY), from which the revision's counts and change rows are
+    built without reading issue again.
     """
     columns = sql.SQL(", ").join(
         sql.SQL("{} {}, {} {}").format(
@@ -176,23 +201,16 @@ def _store_changes(conn: psycopg.Connection[Any], changed: pd.DataFrame,
     # Without statistics the planner guesses a tiny temp table and joins it to a million
     # issues by nested loop: 18 s instead of under one for 20,000 changed rows.
     conn.execute("ANALYZE reassigned")
+    revision = revisions.record(conn, store.origin, actor=store.actor,
+                                examined=store.examined, changes="reassigned")
     conn.execute(sql.SQL(
         "UPDATE issue i SET {}, version = i.version + 1, updated_at = now()"
         " FROM reassigned r WHERE r.id = i.id").format(sql.SQL(", ").join(
             sql.SQL("{} = r.{}").format(sql.Identifier(c), sql.Identifier(c))
             for c in RESULT_COLUMNS)))
-
-    # The event names only what changed: {"jurisdiction_id": [old, new], ...}. Half the
-    # size of full before/after objects, which matters at a million changed issues.
-    changes = sql.SQL("jsonb_strip_nulls(jsonb_build_object({}))").format(sql.SQL(", ").join(
-        sql.SQL("{name}, CASE WHEN r.{new} IS DISTINCT FROM r.{old}"
-                " THEN jsonb_build_array(r.{old}, r.{new}) END").format(
-            name=sql.Literal(c), new=sql.Identifier(c), old=sql.Identifier("old_" + c))
-        for c in RESULT_COLUMNS))
-    conn.execute(sql.SQL(
-        "INSERT INTO issue_event (issue_id, actor, actor_role, action, from_status, to_status,"
-        " data) SELECT r.id, %s, 'system', 'reassign', r.status, r.status, {} FROM reassigned r"
-    ).format(changes), [actor])
+    revisions.add_changes(conn, revision, "reassigned")
+    conn.execute("DROP TABLE reassigned")
+    return revision
 
 
 def footprint(conn: psycopg.Connection[Any], table: str, code: str) -> bytes | None:
@@ -220,13 +238,15 @@ def reassign_changed(
     after: bytes | None,
     *,
     actor: str,
+    origin: revisions.Origin = _PLAIN,
     only_shape: bool = False,
 ) -> dict[str, int]:
     """Reassign the open issues a change of one jurisdiction or site can affect.
 
     ``before``/``after`` are the row's footprints (see :func:`footprint`). When only the shape
     changed, answers can change only where the old and new footprints differ (their
-    symmetric difference); otherwise (a new owner unit, say) everywhere in either.
+    symmetric difference); otherwise (a new owner unit, say) everywhere in either. The
+    issues it moves are stored as one revision of ``origin``.
     """
     if before is None and after is None:
         return {"examined": 0, "changed": 0}
@@ -241,4 +261,4 @@ def reassign_changed(
     region = bytes(row[0]) if row and row[0] is not None else None
     if region is None:
         return {"examined": 0, "changed": 0}
-    return reassign(conn, load_assigner(conn), actor=actor, region_wkb=region)
+    return reassign(conn, load_assigner(conn), actor=actor, origin=origin, region_wkb=region)

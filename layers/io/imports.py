@@ -24,7 +24,7 @@ import pandas as pd
 import psycopg
 import shapely
 
-from layers import assignment
+from layers import assignment, revisions
 from layers.catalog import hierarchy, sites
 from layers.errors import ValidationFailed
 from layers.io.gisfile import (
@@ -80,7 +80,8 @@ class ImportReport:
     """What an import did; also the body of ``POST /api/v1/imports``.
 
     ``repaired`` lists ``{"row", "repair"}`` for each geometry make_valid fixed;
-    ``reassigned`` holds the counts of the re-run assignment (examined, changed);
+    ``reassigned`` holds the counts of the re-run assignment (examined, changed) and, when
+    it moved issues, ``revision``: the id of the revision recording them;
     ``issue_ids`` the public ids of imported issues, in file order.
     """
 
@@ -209,8 +210,10 @@ def _upsert(conn: psycopg.Connection[Any], query: str, params: Mapping[str, Any]
     return sum(flags), len(flags) - sum(flags)
 
 
-def _reassign(conn: psycopg.Connection[Any], actor: str) -> dict[str, int]:
-    return assignment.reassign(conn, assignment.load_assigner(conn), actor=actor)
+def _reassign(conn: psycopg.Connection[Any], actor: str, path: Path) -> dict[str, int]:
+    """Re-run assignment; the issues it moves are stored as one revision naming the file."""
+    return assignment.reassign(conn, assignment.load_assigner(conn), actor=actor,
+                               origin=revisions.Origin.of_file(path))
 
 
 # --- jurisdictions ------------------------------------------------------------------------
@@ -255,7 +258,7 @@ def import_jurisdictions(conn: psycopg.Connection[Any], path: Path, *, crs: str 
                 report.created += created
                 report.updated += updated
         _check_hierarchy(conn, {r["code"]: r[ROW] for r in rows}, path.name)
-        report.reassigned = _reassign(conn, actor)
+        report.reassigned = _reassign(conn, actor, path)
     return report
 
 
@@ -344,7 +347,7 @@ def import_sites(conn: psycopg.Connection[Any], path: Path, *, layer: str | None
                 "wkb": [shapely.to_wkb(r["geometry"]) for r in rows],
                 "has_unit": found["unit"] is not None, "has_buffer": found["buffer_m"] is not None,
                 "has_interval": found["inspection_interval_days"] is not None})
-        report.reassigned = _reassign(conn, actor)
+        report.reassigned = _reassign(conn, actor, path)
     return report
 
 
@@ -528,7 +531,7 @@ def import_responsibilities(conn: psycopg.Connection[Any], path: Path, *, actor:
             report.created, report.updated = _upsert(conn, _UPSERT_RULES, {
                 k: [r[k] for r in rows] for k in ("task", "category_code", "jurisdiction_id",
                                                   "site_id", "unit_id", "leader", "contact")})
-        report.reassigned = _reassign(conn, actor)
+        report.reassigned = _reassign(conn, actor, path)
     return report
 
 

@@ -416,12 +416,19 @@ class IssueEvent:
     data: dict[str, Any]
 
 
+#: The order of an audit trail (view ``issue_trail``, migration 0022): by time; at the same
+#: instant events before revision changes, each in the order written.
+TRAIL_ORDER = sql.SQL("at, revision_id NULLS FIRST, event_id, revision_id")
+
+
 def events(conn: psycopg.Connection[Any], public_id: str) -> list[IssueEvent]:
-    """The audit trail of one issue, oldest first."""
-    get(conn, public_id)
+    """The audit trail of one issue, oldest first: its events and, each as a 'reassign'
+    event naming its revision, the revision changes that moved it."""
+    row = conn.execute("SELECT id FROM issue WHERE public_id = %s", [public_id]).fetchone()
+    if row is None:
+        raise NotFound(f"no issue {quoted(public_id)}")
     with conn.cursor(row_factory=class_row(IssueEvent)) as cur:
-        return cur.execute("""
-            SELECT e.at, e.actor, e.actor_role, e.action, e.from_status, e.to_status, e.note,
-                   e.evidence, e.data
-            FROM issue_event e JOIN issue i ON i.id = e.issue_id
-            WHERE i.public_id = %s ORDER BY e.at, e.id""", [public_id]).fetchall()
+        return cur.execute(sql.SQL("""
+            SELECT at, actor, actor_role, action, from_status, to_status, note, evidence, data
+            FROM issue_trail WHERE issue_id = %s ORDER BY {}""").format(TRAIL_ORDER),
+                           [row[0]]).fetchall()

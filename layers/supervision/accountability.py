@@ -20,7 +20,7 @@ from psycopg import sql
 from psycopg.rows import class_row, dict_row
 
 from layers.errors import NotFound, ValidationFailed
-from layers.issues.records import IssueEvent
+from layers.issues.records import TRAIL_ORDER, IssueEvent
 
 # A register longer than this is no meeting document and its audit trails would hold
 # megabytes in memory: the caller narrows the period instead. (A unit of the demo district has
@@ -113,10 +113,10 @@ def register(conn: psycopg.Connection[Any], unit_code: str, *, since: datetime,
             raise ValidationFailed(message, details=[
                 {"field": name, "message": message} for name in ("since", "until")])
         rows = cur.execute(_ENTRIES, params).fetchall()
-        events = cur.execute(
+        events = cur.execute(sql.SQL(
             "SELECT issue_id, at, actor, actor_role, action, from_status, to_status, note,"
-            " evidence, data FROM issue_event WHERE issue_id = ANY(%s) ORDER BY at, id",
-            [[r["id"] for r in rows]]).fetchall()
+            " evidence, data FROM issue_trail WHERE issue_id = ANY(%s) ORDER BY {}").format(
+                TRAIL_ORDER), [[r["id"] for r in rows]]).fetchall()
     trail: dict[int, list[IssueEvent]] = {}
     for event in events:
         trail.setdefault(event.pop("issue_id"), []).append(IssueEvent(**event))

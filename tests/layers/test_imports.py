@@ -311,8 +311,8 @@ def test_jurisdiction_import_reparents_and_reassigns_open_issues(demo_dsn: str,
             " WHERE j.code = %s AND i.status IN ('reported', 'assigned', 'rectified')"
             " AND i.territorial_unit_id <> (SELECT id FROM unit WHERE code = %s)",
             [grid, unit]).fetchone()
-        events = conn.execute("SELECT count(*) FROM issue_event WHERE action = 'reassign'"
-                              ).fetchone()
+        events = conn.execute("SELECT count(*) FROM revision_change WHERE revision_id = %s",
+                              [report.reassigned["revision"]]).fetchone()
     assert report.updated == 1 and parent == (community,)
     assert report.reassigned["changed"] > 0
     assert stale == (0,)

@@ -415,7 +415,7 @@ def test_a_bulk_reassignment_tells_each_new_lead_unit_once(demo_dsn: str,
                              ORDER BY code LIMIT 1)""")
         with conn.transaction():
             reassign(conn, load_assigner(conn), actor="test")
-        moved = conn.execute("SELECT array_agg(issue_id ORDER BY issue_id) FROM issue_event"
+        moved = conn.execute("SELECT array_agg(issue_id ORDER BY issue_id) FROM issue_trail"
                              " WHERE action = 'reassign' AND data ? 'lead_unit_id'"
                              ).fetchone()
         told = conn.execute("SELECT array_agg(i.id ORDER BY i.id), bool_and(o.unit_id ="

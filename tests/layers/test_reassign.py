@@ -45,10 +45,11 @@ def test_full_reassignment_of_unchanged_layers_changes_nothing(demo_dsn: str) ->
     with psycopg.connect(demo_dsn) as conn:
         counts = reassign(conn, load_assigner(conn), actor="test")
         events = conn.execute(
-            "SELECT count(*) FROM issue_event WHERE action = 'reassign'").fetchone()
+            "SELECT count(*) FROM issue_trail WHERE action = 'reassign'").fetchone()
+        stored = conn.execute("SELECT count(*) FROM revision").fetchone()
     assert counts["examined"] > 0
-    assert counts["changed"] == 0
-    assert events == (0,)
+    assert counts["changed"] == 0 and "revision" not in counts
+    assert events == (0,) and stored == (0,)
 
 
 def test_incremental_after_a_boundary_edit_matches_full_and_single(demo_dsn: str) -> None:
@@ -59,12 +60,14 @@ def test_incremental_after_a_boundary_edit_matches_full_and_single(demo_dsn: str
         incremental = reassign(conn, assigner, actor="test", region_wkb=region)
         after_full = reassign(conn, assigner, actor="test")
         after = conn.execute(STORED).fetchall()
-        # Each event names what changed, old and new: {"jurisdiction_id": [12, 13], ...}.
+        # Each change shows in the trail as an event naming what changed, old and new:
+        # {"jurisdiction_id": [12, 13], ..., "revision": 1}.
         reassign_events = conn.execute(
-            "SELECT count(*), count(*) FILTER (WHERE data <> '{}' AND (SELECT bool_and("
-            "   jsonb_typeof(v) = 'array' AND jsonb_array_length(v) = 2 AND v -> 0 <> v -> 1)"
-            "   FROM jsonb_each(data) AS x(k, v)))"
-            " FROM issue_event WHERE action = 'reassign'").fetchone()
+            "SELECT count(*), count(*) FILTER (WHERE data - 'revision' <> '{}' AND (SELECT"
+            "   bool_and(jsonb_typeof(v) = 'array' AND jsonb_array_length(v) = 2"
+            "            AND v -> 0 <> v -> 1)"
+            "   FROM jsonb_each(data - 'revision') AS x(k, v)) AND data ? 'revision')"
+            " FROM issue_trail WHERE action = 'reassign'").fetchone()
     assert incremental["changed"] > 0
     assert incremental["examined"] < len(before) / 5  # only the strip was looked at
     assert after_full["changed"] == 0  # the incremental pass left nothing for the full one
@@ -97,7 +100,7 @@ def test_closed_issue_in_the_moved_strip_is_not_reassigned(demo_dsn: str) -> Non
         kept = conn.execute("SELECT jurisdiction_id FROM issue WHERE id = %s",
                             [row[0]]).fetchone()
         untouched = conn.execute(
-            "SELECT count(*) FROM issue_event e JOIN issue i ON i.id = e.issue_id"
-            " WHERE e.action = 'reassign' AND i.status = %s", [status]).fetchone()
+            "SELECT count(*) FROM revision_change c JOIN issue i ON i.id = c.issue_id"
+            " WHERE i.status = %s", [status]).fetchone()
     assert kept == (row[1],)
     assert untouched == (0,)
