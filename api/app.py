@@ -31,6 +31,7 @@ from api.routes import (
     ogc,
     open311,
     orders,
+    revisions,
     scores,
 )
 from layers.analysis.snapshots import Snapshots
@@ -99,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (hotspots.router,  # before catalog: /api/v1/sites/chronic is not a site
                    catalog.router, issues.router, checks.router, evidence.router,
                    imports.router, scores.router, accountability.router, inspections.router,
-                   orders.router, field.router, notify.router):
+                   orders.router, field.router, notify.router, revisions.router):
         app.include_router(router, dependencies=signed_in)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

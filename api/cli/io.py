@@ -36,8 +36,10 @@ def _import(what: str, run: Callable[[psycopg.Connection[Any]], imports.ImportRe
     for repair in report.repaired:
         print(f"  row {repair['row']}: geometry repaired: {repair['repair']}")
     if report.reassigned:
+        revision = report.reassigned.get("revision")
+        stored = f"; stored as revision {revision}" if revision is not None else ""
         print(f"  open issues reassigned: {report.reassigned.get('changed', 0)} of "
-              f"{report.reassigned.get('examined', 0)} changed")
+              f"{report.reassigned.get('examined', 0)} changed{stored}")
 
 
 @import_app.command("jurisdictions")

@@ -24,7 +24,8 @@ from api.cli.maps import map_command
 from api.cli.notify import notify_app
 from api.cli.orders import orders_app
 from api.cli.reports import reports_app
-from api.cli.session import err, reported_errors, session
+from api.cli.revisions import revisions_app
+from api.cli.session import actor, err, reported_errors, session
 from api.cli.tls import tls_app
 from api.cli.worker import start_child, stop_child, worker_command
 from layers.auth import tokens
@@ -49,6 +50,7 @@ app.add_typer(inspect_app, name="inspect")
 app.add_typer(orders_app, name="orders")
 app.add_typer(notify_app, name="notify")
 app.add_typer(tls_app, name="tls")
+app.add_typer(revisions_app, name="revisions")
 app.add_typer(reports_app)  # scores, phases
 app.command("export")(export)
 app.command("hotspots")(hotspots_command)
@@ -195,16 +197,26 @@ def check(
 def reassign(
     include_closed: Annotated[bool, typer.Option(
         "--include-closed", help="Also closed issues (only to repair wrong data).")] = False,
+    note: Annotated[str | None, typer.Option(
+        help="Why (at most 4,000 characters), kept with the revision of the moves.")] = None,
 ) -> None:
-    """Re-run assignment for every open issue (after boundary or rule changes)."""
+    """Re-run assignment for every open issue (after boundary or rule changes); what moves
+    is stored as one revision."""
     from layers.assignment import load_assigner
     from layers.assignment import reassign as reassign_all
+    from layers.revisions import Origin
+
+    if note is not None and len(note) > 4000:
+        raise typer.BadParameter("at most 4,000 characters", param_hint="--note")
 
     with session() as conn:
         err.print("reassigning issues ...")
-        counts = reassign_all(conn, load_assigner(conn), actor="sitewatch reassign",
+        counts = reassign_all(conn, load_assigner(conn), actor=actor(),
+                              origin=Origin("reassign", note=note),
                               include_closed=include_closed)
-    print(f"examined {counts['examined']}, changed {counts['changed']} (each change audited)")
+    stored = (f"; stored as revision {counts['revision']} (sitewatch revisions show"
+              f" {counts['revision']})" if "revision" in counts else "")
+    print(f"examined {counts['examined']}, changed {counts['changed']}{stored}")
 
 
 def _calendar_day(text: str) -> date:

@@ -181,23 +181,26 @@ def get_jurisdiction(conn: Conn, code: str) -> JurisdictionFeature:
 @router.post("/jurisdictions", status_code=status.HTTP_201_CREATED,
              response_class=GeoJSONResponse, tags=["jurisdictions"],
              responses={**_WRITE, **_CONFLICT})
-def create_jurisdiction(conn: Conn, _: Admin, body: JurisdictionCreate, response: Response
+def create_jurisdiction(conn: Conn, admin: Admin, body: JurisdictionCreate, response: Response
                         ) -> JurisdictionFeature:
     """Add a jurisdiction (admin); a parent is exactly one level up."""
     props = body.properties
     created = jurisdictions.create(
         conn, code=props.code, name=props.name, level=props.level, parent=props.parent,
-        unit=props.unit, geometry=body.geometry.model_dump(mode="json", exclude_none=True))
+        unit=props.unit, geometry=body.geometry.model_dump(mode="json", exclude_none=True),
+        actor=admin.actor)
     response.headers["Location"] = f"/api/v1/jurisdictions/{props.code}"
     return jurisdiction_feature(created)
 
 
 @router.patch("/jurisdictions/{code}", response_class=GeoJSONResponse,
               tags=["jurisdictions"], responses={**_WRITE, **_CONFLICT})
-def update_jurisdiction(conn: Conn, _: Admin, code: str, body: JurisdictionPatch
+def update_jurisdiction(conn: Conn, admin: Admin, code: str, body: JurisdictionPatch
                         ) -> JurisdictionFeature:
-    """Change properties and/or the geometry of a jurisdiction (admin)."""
-    return jurisdiction_feature(jurisdictions.update(conn, code, body.changes()))
+    """Change properties and/or the geometry of a jurisdiction (admin); the open issues that
+    move are stored as one revision (``GET /api/v1/revisions``)."""
+    return jurisdiction_feature(jurisdictions.update(conn, code, body.changes(),
+                                                     actor=admin.actor))
 
 
 @router.delete("/jurisdictions/{code}", status_code=status.HTTP_204_NO_CONTENT,
@@ -233,23 +236,25 @@ def get_site(conn: Conn, code: str) -> SiteFeature:
 
 @router.post("/sites", status_code=status.HTTP_201_CREATED, response_class=GeoJSONResponse,
              tags=["sites"], responses={**_WRITE, **_CONFLICT})
-def create_site(conn: Conn, _: Admin, body: SiteCreate, response: Response) -> SiteFeature:
+def create_site(conn: Conn, admin: Admin, body: SiteCreate, response: Response) -> SiteFeature:
     """Add a site (admin): a point or an area on an existing layer."""
     created = sites.create(conn, **body.properties.model_dump(),
-                           geometry=body.geometry.model_dump(mode="json", exclude_none=True))
+                           geometry=body.geometry.model_dump(mode="json", exclude_none=True),
+                           actor=admin.actor)
     response.headers["Location"] = f"/api/v1/sites/{body.properties.code}"
     return site_feature(created)
 
 
 @router.patch("/sites/{code}", response_class=GeoJSONResponse, tags=["sites"],
               responses={**_WRITE, **_CONFLICT})
-def update_site(conn: Conn, _: Admin, code: str, body: SitePatch) -> SiteFeature:
-    """Change properties and/or the geometry of a site (admin)."""
-    return site_feature(sites.update(conn, code, body.changes()))
+def update_site(conn: Conn, admin: Admin, code: str, body: SitePatch) -> SiteFeature:
+    """Change properties and/or the geometry of a site (admin); the open issues that move
+    are stored as one revision."""
+    return site_feature(sites.update(conn, code, body.changes(), actor=admin.actor))
 
 
 @router.delete("/sites/{code}", status_code=status.HTTP_204_NO_CONTENT,
                response_class=Response, tags=["sites"], responses={**_WRITE, **_CONFLICT})
-def delete_site(conn: Conn, _: Admin, code: str) -> None:
-    """Delete a site (admin); its issues stay, unlinked."""
-    sites.delete(conn, code)
+def delete_site(conn: Conn, admin: Admin, code: str) -> None:
+    """Delete a site (admin); its issues stay, unlinked (one revision records them)."""
+    sites.delete(conn, code, actor=admin.actor)

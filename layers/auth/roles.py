@@ -30,6 +30,8 @@ Permission = Literal[
     "read_inspections", "plan_inspection", "inspect",
     # the catalog and the files that fill it
     "edit_catalog", "import_layers", "import_issues",
+    # revisions: the bulk reassignments, who gained and lost which issues
+    "read_revisions",
     # notifications: subscriptions and deliveries
     "manage_notifications",
 ]
@@ -67,6 +69,7 @@ PERMISSIONS: dict[Permission, tuple[Role, ...]] = {
     "edit_catalog": ("admin",),  # units, categories, site layers, jurisdictions, sites
     "import_layers": ("admin",),  # jurisdictions, sites, responsibility rules
     "import_issues": _OFFICE,
+    "read_revisions": _OFFICE,
     # Subscriptions name outbound targets the server will post to: admin only.
     "manage_notifications": ("admin",),
 }

@@ -95,6 +95,7 @@ class World:
     market: str = ""
     ground: str = ""
     other_unit: str = ""
+    revision: int = 0
     client: TestClient | None = None
     serial: Iterator[int] = field(default_factory=lambda: count(1))
     stops: Iterator[int] = field(default_factory=lambda: count(1))
@@ -339,6 +340,8 @@ RECIPES: dict[str, Callable[[World, str], Request]] = {
     "GET /api/v1/deliveries": _get("/api/v1/deliveries?state=dead"),
     "POST /api/v1/deliveries/{delivery_id}/retry": lambda w, _: (
         "POST", f"/api/v1/deliveries/{_dead_delivery(w)}/retry", {}),
+    "GET /api/v1/revisions": _get("/api/v1/revisions"),
+    "GET /api/v1/revisions/{revision_id}": _get("/api/v1/revisions/{w.revision}?limit=10"),
 }
 
 
@@ -367,6 +370,10 @@ def world(demo_dsn: str, tmp_path: Path, jpeg: Callable[..., bytes]) -> Iterator
         world.own_issue = world.issue("assigned")
         world.other_unit = other
         world.photo = jpeg()
+        revision = conn.execute("INSERT INTO revision (actor, kind, source) VALUES"
+                                " ('test', 'import', 'grids.geojson') RETURNING id").fetchone()
+        assert revision is not None
+        world.revision = int(revision[0])
         # Every row is sent as an anonymous caller from one address: lift the anonymous rate
         # limit (its own tests are in tests/api/test_guards.py and tests/hostile).
         with TestClient(create_app(Settings(database_url=demo_dsn, data_dir=tmp_path,

@@ -1,0 +1,81 @@
+"""``sitewatch revisions``: the bulk reassignments stored as revisions (who moved which open
+issues to which unit, from which file or edit). The same as ``GET /api/v1/revisions``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from api.cli.session import session
+from layers import revisions
+
+revisions_app = typer.Typer(help="Revisions: the bulk reassignments of open issues.",
+                            no_args_is_help=True)
+out = Console(highlight=False)
+
+
+def _when(revision: revisions.Revision) -> str:
+    return revision.created_at.strftime("%Y-%m-%d %H:%M")
+
+
+@revisions_app.command("list")
+def list_revisions(
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+) -> None:
+    """Revisions, newest first: id, when, kind, issues moved (to another lead unit), who,
+    from what, the note."""
+    with session() as conn:
+        rows = revisions.list_revisions(conn, limit=limit)
+    # One line each, whole however narrow the terminal: scripts read them too.
+    for r in rows:
+        note = f"  «{r.note}»" if r.note else ""
+        out.print(f"{r.id:>6}  {_when(r)}  {r.kind:<8} {r.changed:>9,} moved"
+                  f" ({r.lead_changed:,} to another unit)  by {r.actor}"
+                  f"  {r.source or '-'}{note}", soft_wrap=True)
+    out.print(f"{len(rows)} revision(s)")
+
+
+@revisions_app.command("show")
+def show(
+    revision_id: Annotated[int, typer.Argument(metavar="ID", min=1, max=2**63 - 1,
+                                               help="The revision's id (revisions list).")],
+    changes: Annotated[int, typer.Option(min=0, max=revisions.MAX_CHANGES_PAGE,
+                                         help="How many moved issues to list.")] = 20,
+) -> None:
+    """One revision: who gained and lost issues, the moves by unit pair, the first changes."""
+    with session() as conn:
+        found = revisions.summary(conn, revision_id)
+        rows = revisions.changes(conn, revision_id, limit=changes) if changes else []
+    r = found.revision
+    out.print(f"revision {r.id}: {r.kind} by {r.actor} at {_when(r)}")
+    if r.source:
+        out.print(f"  source: {r.source}" + (f" (sha256 {r.source_sha256})"
+                                             if r.source_sha256 else ""))
+    if r.note:
+        out.print(f"  note: {r.note}")
+    out.print(f"  {r.changed:,} of {r.examined:,} open issues examined changed; "
+              f"{r.lead_changed:,} changed lead unit")
+    if found.units:
+        units = Table("unit", "name", "gained", "lost")
+        for u in found.units:
+            units.add_row(u.unit, u.name, str(u.gained), str(u.lost))
+        out.print(units)
+    if found.pairs:
+        pairs = Table("from", "to", "issues")
+        for p in found.pairs:
+            pairs.add_row(p.from_unit or "(unassigned)", p.to_unit or "(unassigned)",
+                          str(p.issues))
+        out.print(pairs)
+    if rows:
+        moved = Table("issue", "status", "ground", "lead unit")
+        for c in rows:
+            moved.add_row(c.public_id, c.status,
+                          f"{c.old_jurisdiction or '-'} -> {c.new_jurisdiction or '-'}",
+                          f"{c.old_lead_unit or '-'} -> {c.new_lead_unit or '-'}")
+        out.print(moved)
+        if len(rows) < r.changed:
+            out.print(f"first {len(rows)} of {r.changed:,} changes; more with --changes or"
+                      f" GET /api/v1/revisions/{r.id}")
