@@ -263,12 +263,13 @@ def test_the_report_form_is_tabbed_through_in_the_order_it_is_seen(
     expect(page.locator("#site")).to_contain_text(market_name)
     order = tab_through(page, "submit")
     # The header, sign out, the map (its keys pan and zoom; inside it, Leaflet's own order:
-    # the sites' outlines, the pin, the zoom buttons), then the form as it stands on screen.
+    # the pin, the zoom buttons; the sites' outlines are not stops), the button that moves
+    # the pin to the map's centre, then the form as it stands on screen.
     outside = [s for s in order if not s["inMap"]]
-    assert [s["id"] for s in outside] == ["lang", "signout", "map", "category", "photo",
-                                          "note", "submit"], order
+    assert [s["id"] for s in outside] == ["lang", "signout", "map", "pin-here", "category",
+                                          "photo", "note", "submit"], order
     inside = [i for i, s in enumerate(order) if s["inMap"]]
-    assert inside == list(range(3, 3 + len(inside))) and inside, order
+    assert inside == [3, 4, 5], order  # the pin, zoom in, zoom out: no outline
     tops = [s["top"] for s in outside]
     assert tops == sorted(tops), outside
     # Where the focus is can be seen: an outline on the control (or on the file's label).

@@ -30,7 +30,8 @@
     map = L.map("map", { attributionControl: false }).setView([lat, lon], zoom);
     L.control.scale({ imperial: false }).addTo(map);
     sites = L.layerGroup().addTo(map);
-    pin = L.marker([lat, lon], { draggable: true, autoPan: true }).addTo(map);
+    pin = L.marker([lat, lon], { draggable: true, autoPan: true, alt: T.pin }).addTo(map);
+    $("pin-here").hidden = false;
     pin.on("dragend", () => {
       const at = pin.getLatLng();
       state.manual = true;
@@ -180,6 +181,10 @@
         layer.bindTooltip(el("span", {}, feature.properties.name));
       },
     }).addTo(sites);
+    // Outlines are bearings, not controls: out of the Tab order between the map and the pin.
+    sites.eachLayer((group) => group.eachLayer?.((outline) => {
+      outline.getElement?.()?.setAttribute("tabindex", "-1");
+    }));
   }
 
   // ---- the outbox ---------------------------------------------------------------------------
@@ -307,17 +312,23 @@
 
   function queuedItem(item) {
     const li = el("li", { class: `queued ${item.state}`, "data-key": item.key },
-      el("span", { class: "what" }, item.label),
+      el("span", { class: "what", id: `q-${item.key}` }, item.label),
       el("span", { class: "meta" }, ` · ${when(new Date(item.created).toISOString())}`),
       el("p", { class: "state" }, SW.stateText(item)));
     if (item.state === "refused") {
-      const fix = el("button", { type: "button", class: "fix" }, T.fix);
+      const fix = el("button", { type: "button", class: "fix",
+                                 "aria-describedby": `q-${item.key}` }, T.fix);
       fix.addEventListener("click", () => fixItem(item));
       li.append(fix);
     }
     if (item.state !== "sending") {
-      const drop = el("button", { type: "button", class: "secondary discard" }, T.discard);
-      drop.addEventListener("click", async () => { await Store.remove(item.key); await render(); });
+      const drop = el("button", { type: "button", class: "secondary discard",
+                                  "aria-describedby": `q-${item.key}` }, T.discard);
+      drop.addEventListener("click", async () => {
+        await Store.remove(item.key);
+        await render();
+        focusQueue();
+      });
       li.append(drop);
     }
     return li;
@@ -341,6 +352,13 @@
     $("photo-name").textContent = item.photo ? item.photo.name || T.photo : "";
     say(fmt(T.q_refused, { why: item.error || "" }), "error");
     form.scrollIntoView({ block: "start" });
+    $("category").focus({ preventScroll: true });
+  }
+
+  // After the queue is redrawn under a button the user pressed, focus goes to its heading
+  // rather than to nowhere.
+  function focusQueue() {
+    if (!$("queue").hidden) $("queue-title").focus();
   }
 
   async function showResult(issue, replayed) {
@@ -348,6 +366,7 @@
     form.hidden = true;
     $("result").hidden = false;
     window.scrollTo(0, 0);
+    $("result-title").focus();
     $("result-title").textContent = T.assigned + (replayed ? T.replayed : "");
     $("r-id").textContent = p.id;
     $("r-ground").textContent = p.jurisdiction_name || T.unassigned;
@@ -370,6 +389,7 @@
     clearForm();
     $("result").hidden = true;
     form.hidden = false;
+    $("category").focus();
   }
 
   // ---- start --------------------------------------------------------------------------------
@@ -387,6 +407,10 @@
       offerPhotoPosition();
     });
     $("photo-position").addEventListener("click", usePhotoPosition);
+    $("pin-here").addEventListener("click", () => {
+      pin.setLatLng(map.getCenter());
+      pin.fire("dragend");
+    });
     $("send-now").addEventListener("click", flush);
     $("again").addEventListener("click", again);
     // Sent when the connection returns, when the page is opened again, and every half

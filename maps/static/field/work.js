@@ -61,22 +61,27 @@
     const light = p.traffic_light || "green";
     const category = SW.LANG === "en" ? p.category_en : p.category_zh;
     const place = [p.site_name, p.jurisdiction_name].filter(Boolean).join(" · ");
+    // The same buttons and links on every card: each names its card's issue to a reader.
+    const about = `cat-${p.id} id-${p.id}`;
     const file = el("input", { type: "file", accept: "image/jpeg,image/png", class: "file",
-                               capture: "environment", id: `after-${p.id}` });
+                               capture: "environment", id: `after-${p.id}`,
+                               "aria-describedby": about });
     const chosen = el("span", { class: "hint" });
     file.addEventListener("change", () => { chosen.textContent = file.files[0]?.name || ""; });
-    const button = el("button", { type: "button", class: "rectify" }, T.rectify);
+    const button = el("button", { type: "button", class: "rectify", "aria-describedby": about },
+                      T.rectify);
     const item = el("li", { class: "card issue", "data-id": p.id, "data-version": p.version },
       el("div", { class: "issue-head" },
          el("span", { class: `light ${light}` }, T[light]),
-         el("strong", {}, category),
-         el("span", { class: "issue-id" }, p.id)),
+         el("strong", { id: `cat-${p.id}` }, category),
+         el("span", { class: "issue-id", id: `id-${p.id}` }, p.id)),
       el("p", { class: "desc" }, p.description),
       place ? el("p", { class: "meta" }, place) : null,
       el("p", { class: "meta" }, `${T.deadline}: ${when(p.deadline)}`),
       el("p", { class: "meta" }, `${T.reported}: ${when(p.reported_at)}`),
       // geo: (RFC 5870, WGS84) opens the phone's own map app at the spot.
-      el("a", { href: `geo:${lat},${lon}?q=${lat},${lon}`, class: "maplink" }, T.map),
+      el("a", { href: `geo:${lat},${lon}?q=${lat},${lon}`, class: "maplink",
+                "aria-describedby": about }, T.map),
       file, el("label", { for: `after-${p.id}`, class: "pick" }, T.after_photo), chosen,
       el("br"), button);
     const ref = p.photos.find((r) => r.startsWith("sha256:"));
@@ -104,8 +109,10 @@
         created: Date.now(), token: SW.token(), issue: id, version: Number(card.dataset.version),
         label: fmt(T.rectify_item, { id }), photo, ref: null, state: "queued", error: null,
         card: { id, category: card.querySelector("strong").textContent } });
+      const next = card.nextElementSibling?.querySelector("button.rectify");
       card.remove();
       counted();
+      if (next) next.focus();
       say(navigator.onLine ? T.rectifying : T.rectify_saved, navigator.onLine ? "" : "ok");
       await flush();
     } catch (err) {
@@ -174,6 +181,10 @@
     return item.state === "refused";
   }
 
+  function focusQueue() {
+    if (!$("queue").hidden) $("queue-title").focus();
+  }
+
   async function render(current) {
     const items = await Store.queued("rectify");
     const shown = items.map((item) => (current && item.key === current.key ? current : item));
@@ -182,21 +193,25 @@
     $("send-now").hidden = !shown.some((i) => i.state !== "refused");
     $("queue-items").replaceChildren(...shown.map((item) => {
       const li = el("li", { class: `queued ${item.state}`, "data-key": item.key },
-        el("span", { class: "what" }, `${item.label} · ${item.card.category}`),
+        el("span", { class: "what", id: `q-${item.key}` }, `${item.label} · ${item.card.category}`),
         el("p", { class: "state" }, SW.stateText(item)));
       if (item.state === "refused") {
-        const fix = el("button", { type: "button", class: "fix" }, T.fix);
+        const fix = el("button", { type: "button", class: "fix",
+                                   "aria-describedby": `q-${item.key}` }, T.fix);
         fix.addEventListener("click", async () => {
           await Store.put({ ...item, state: "queued", error: null });
           await flush();
+          focusQueue();
         });
         li.append(fix);
       }
       if (item.state !== "sending") {
-        const drop = el("button", { type: "button", class: "secondary discard" }, T.discard);
+        const drop = el("button", { type: "button", class: "secondary discard",
+                                    "aria-describedby": `q-${item.key}` }, T.discard);
         drop.addEventListener("click", async () => {
           await Store.remove(item.key);
           await render();
+          focusQueue();
           loadIssues().catch(() => {});  // the card comes back to the list
         });
         li.append(drop);
