@@ -141,6 +141,8 @@ def test_three_reports_made_offline_arrive_once_each_when_the_signal_returns(
     phone_at.set_offline(False)  # signal returns: the page sends by itself
     expect(page.locator("#queue-items li.sent")).to_have_count(3, timeout=30_000)
     expect(page.locator("#queue-title")).to_have_text("待发送 0")
+    # Online again, the categories are laid out for the nearest site again.
+    expect(page.locator("#site")).to_contain_text(market_name)
     page.screenshot(path=str(artifacts / "queue-delivered.png"), full_page=True)
 
     arrived = stored(demo_dsn, "地下室离线上报")

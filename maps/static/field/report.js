@@ -415,7 +415,11 @@
     $("again").addEventListener("click", again);
     // Sent when the connection returns, when the page is opened again, and every half
     // minute while something waits (a phone's "online" can come before the network works).
-    window.addEventListener("online", flush);
+    window.addEventListener("online", () => {
+      flush();
+      // The categories were laid out offline, not for the nearest site: ask again.
+      if (state.lon !== null && state.nearbyAt === null) moveTo(state.lon, state.lat);
+    });
     setInterval(async () => {
       if ((await Store.queued("report")).some((i) => i.state !== "refused")) flush();
     }, 30000);
