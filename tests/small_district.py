@@ -21,7 +21,8 @@ SOUTH, NORTH = 31.30, 31.31
 REDRAWN = 120.714
 
 
-def _box(west: float, east: float) -> dict[str, Any]:
+def box(west: float, east: float) -> dict[str, Any]:
+    """A MultiPolygon from ``west`` to ``east`` across the district's height."""
     ring = [[west, SOUTH], [east, SOUTH], [east, NORTH], [west, NORTH], [west, SOUTH]]
     return {"type": "MultiPolygon", "coordinates": [[ring]]}
 
@@ -42,13 +43,13 @@ def build(conn: psycopg.Connection[Any]) -> District:
                  " ('W', '湖西社区', 'territorial')")
     conn.execute("INSERT INTO jurisdiction (code, name, level, geom) VALUES"
                  " ('S', '星湖街道', 'street', ST_GeomFromGeoJSON(%s))",
-                 [json.dumps(_box(WEST, EAST))])
+                 [json.dumps(box(WEST, EAST))])
     for code, name, unit, west, east in (("CW", "湖西", "W", WEST, MIDDLE),
                                          ("CE", "湖东", "E", MIDDLE, EAST)):
         conn.execute("INSERT INTO jurisdiction (code, name, level, parent_id, unit_id, geom)"
                      " SELECT %s, %s, 'community', (SELECT id FROM jurisdiction WHERE"
                      " code = 'S'), (SELECT id FROM unit WHERE code = %s),"
-                     " ST_GeomFromGeoJSON(%s)", [code, name, unit, json.dumps(_box(west, east))])
+                     " ST_GeomFromGeoJSON(%s)", [code, name, unit, json.dumps(box(west, east))])
     lons = [120.703, 120.707, 120.711, 120.713, 120.717]
     issues = records.prepare(load_assigner(conn), [
         records.NewIssue(category="CMP-03", lon=lon, lat=31.305, description=f"乱堆乱放 {i}")
@@ -60,7 +61,7 @@ def build(conn: psycopg.Connection[Any]) -> District:
 
 def redrawn_file(folder: Path, *, bad_level: bool = False) -> Path:
     """The two communities with the border moved east to :data:`REDRAWN`, as GeoJSON."""
-    features = [{"type": "Feature", "geometry": _box(west, east), "properties": {
+    features = [{"type": "Feature", "geometry": box(west, east), "properties": {
         "code": code, "name": name, "level": "community" if not bad_level else "village",
         "parent": "S", "unit": unit}}
         for code, name, unit, west, east in (("CW", "湖西", "W", WEST, REDRAWN),

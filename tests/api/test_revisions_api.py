@@ -149,3 +149,15 @@ def test_cli_reassign_keeps_its_note_with_the_revision(dsn: str, district: Distr
     assert "changed 3; stored as revision 1" in moved.output
     shown = runner.invoke(app, ["revisions", "show", "1", "--changes", "0"], env=env)
     assert "note: 湖东并入湖西" in shown.output and "reassign by cli:" in shown.output
+
+
+def test_a_boundary_edit_through_the_api_is_a_revision_of_its_admin(
+        client: TestClient, district: District, admin: Headers) -> None:
+    # 湖西 grown over the border strip: the issues there change hands or are flagged.
+    grown = small_district.box(small_district.WEST, small_district.REDRAWN)
+    edited = client.patch("/api/v1/jurisdictions/CW", headers=admin, json={"geometry": grown})
+    assert edited.status_code == 200, edited.text
+    [row] = client.get("/api/v1/revisions", headers=admin).json()
+    assert (row["kind"], row["source"], row["actor"]) == ("edit", "jurisdiction CW",
+                                                          "test admin")
+    assert row["changed"] > 0 and row["source_sha256"] is None
