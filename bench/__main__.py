@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench import exports, hotspots, ingest, maps, notify, reassign
+from bench import exports, hotspots, ingest, maps, notify, openloop, reassign
 from bench.harness import Results, machine, private_cluster
 
 
@@ -29,6 +29,7 @@ def main() -> None:
         maps.run_sizes(results, node)
         exports.run_sizes(results, node, dsn)
         ingest.run(results, node, seconds)
+        openloop.run(results, node, seconds)
         notify.run(results, node)
         text = results.markdown(machine(dsn))
     out = Path(__file__).with_name("RESULTS.md")

@@ -75,7 +75,7 @@ def serving(dsn: str, folder: Path) -> Iterator[str]:
             proc.wait(timeout=30)
 
 
-def _prepare(dsn: str) -> tuple[list[tuple[str, float, float]], list[str], str]:
+def prepare(dsn: str) -> tuple[list[tuple[str, float, float]], list[str], str]:
     """Demo data, the plain table, reports to replay, one token per client and a reader's."""
     with psycopg.connect(dsn) as conn:
         demo.load(conn, zone=Settings().zone)
@@ -99,7 +99,7 @@ def _row(stats: load.Stats, note: str = "") -> str:
 def run(results: Results, node: Cluster, seconds: float) -> str:
     """Run baseline, ingest and reads on a fresh demo database; add the rows; return dsn."""
     dsn = fresh_database(node, "bench_ingest")
-    reports, inspectors, viewer = _prepare(dsn)
+    reports, inspectors, viewer = prepare(dsn)
     rng = random.Random(6)  # noqa: S311 - the shape of the load, not a secret
     per_client = [{"Authorization": f"Bearer {t}"} for t in inspectors]
     readers = [{"Authorization": f"Bearer {viewer}"}] * CLIENTS

@@ -1,5 +1,6 @@
-"""A closed-loop HTTP load generator: N asyncio clients on loopback, each sending its next
-request as soon as the previous one is answered; throughput and latency percentiles.
+"""HTTP load generators on loopback, with throughput and latency percentiles: closed loop
+(:func:`run`: N asyncio clients, each sending its next request as soon as the previous one is
+answered) and open loop (:func:`open_loop`: requests at a fixed rate, as phones send them).
 
 Separate from the scenarios so the ingest and read benchmarks measure the same way.
 """
@@ -94,3 +95,51 @@ def run(base: str, request: Request, headers: list[dict[str, str]], *, warmup: f
         seconds: float = 20.0) -> Stats:
     """Drive ``len(headers)`` concurrent clients (client c sends ``headers[c]``)."""
     return asyncio.run(_run(base, request, headers, warmup, seconds))
+
+
+async def _open_loop(base: str, request: Request, headers: list[dict[str, str]], rate: float,
+                     warmup: float, seconds: float) -> Stats:
+    stats = Stats(seconds)
+    # As many connections as requests may be in flight: an arrival never waits for a free
+    # connection, which would hide the server's queue inside the client.
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=64)
+    total = int(rate * (warmup + seconds))
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
+        start = time.perf_counter()
+        measure_from = start + warmup
+
+        async def one(n: int, due: float) -> None:
+            method, path, body = request(n % len(headers), n)
+            try:
+                response = await http.request(method, path, json=body,
+                                              headers=headers[n % len(headers)])
+                status = response.status_code
+            except httpx.TransportError:
+                status = 0
+            if due < measure_from:
+                return
+            if status:
+                stats.statuses[status] += 1
+                # From when the request was due, not when it went out: a late send is the
+                # server's delay too (no coordinated omission).
+                stats.latencies.append(time.perf_counter() - due)
+            else:
+                stats.transport_errors += 1
+
+        tasks = []
+        for n in range(total):
+            due = start + n / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(n, due)))
+        await asyncio.gather(*tasks)
+    return stats
+
+
+def open_loop(base: str, request: Request, headers: list[dict[str, str]], *, rate: float,
+              warmup: float = 3.0, seconds: float = 20.0) -> Stats:
+    """Send requests at a fixed ``rate`` per second whatever the answers (open loop: arrivals
+    as phones make them, not as answers free a client), cycling through ``headers``;
+    latency counts from each request's due time."""
+    return asyncio.run(_open_loop(base, request, headers, rate, warmup, seconds))
