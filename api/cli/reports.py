@@ -15,13 +15,13 @@ from api.cli.session import reported_errors, session
 from layers.catalog import periods, phases
 from layers.db.settings import Settings
 from layers.errors import ValidationFailed
-from layers.supervision import score_sheet, scores
+from layers.supervision import handovers, score_sheet, scores
 
 reports_app = typer.Typer()
 phases_app = typer.Typer(help="Campaign phases (创建阶段) that scores can be read by.",
                          no_args_is_help=True)
 reports_app.add_typer(phases_app, name="phases")
-out = Console(highlight=False)
+_SORTS: dict[str, scores.Sort] = {s: s for s in scores.SORTS}
 
 _GROUPS: dict[str, scores.Group] = {g: g for g in scores.GROUPS}
 DayOption = Annotated[str | None, typer.Option(help="YYYY-MM-DD, a local day, inclusive.")]
@@ -51,35 +51,50 @@ def scores_command(
     until: DayOption = None,
     xlsx: Annotated[Path | None, typer.Option(help="Write the ranking to this XLSX file.")
                     ] = None,
+    sort: Annotated[str, typer.Option(help=(
+        "points, or a rate: rework_rate_adjusted, on_time_rate_adjusted, rework_rate,"
+        " on_time_rate."))] = "points",
 ) -> None:
-    """Scores and rankings (谁丢分、谁负责): points at risk and lost, rework and on-time rates."""
+    """Scores and rankings (谁丢分、谁负责): points at risk and lost, rework and on-time rates
+    with their adjusted rates."""
     with reported_errors():
         chosen = _GROUPS.get(group)
         if chosen is None:
             raise ValidationFailed(f"group {group!r}: one of {', '.join(_GROUPS)}")
+        order = _SORTS.get(sort)
+        if order is None:
+            raise ValidationFailed(f"sort {sort!r}: one of {', '.join(_SORTS)}")
     settings = Settings()
-    zone = settings.zone
+    zone, min_cases = settings.zone, settings.rank_min_cases
     with session(settings) as conn:
         period = periods.resolve(conn, zone, phase=phase, year=year, since=since,
                                  until=until, names=("--since", "--until")
                                  ).or_last(periods.RANKING_DAYS, datetime.now(zone))
         start, end = period.bounded
-        rows = scores.ranking(conn, group=chosen, since=start, until=end)
+        rows = scores.ranking(conn, group=chosen, since=start, until=end, sort=order,
+                              min_cases=min_cases)
+        moves = handovers.matrix(conn, since=start, until=end) if xlsx else None
     zh_title, _ = score_sheet.title(chosen, start, end, period.phase, zone=zone)
     if xlsx is not None:
-        xlsx.write_bytes(score_sheet.workbook(rows, chosen, start, end,
-                                              zone=zone, phase=period.phase))
+        xlsx.write_bytes(score_sheet.workbook(rows, chosen, start, end, zone=zone,
+                                              phase=period.phase, min_cases=min_cases,
+                                              handovers=moves))
         print(f"wrote {len(rows)} row(s) to {xlsx}")
         return
-    table = Table(title=zh_title)
+    # Made per call, so the width is the terminal's (COLUMNS) now, not at import.
+    out = Console(highlight=False)
+    table = Table(title=zh_title, caption=score_sheet.explanation(min_cases)[0])
     for label in ("排名", "编码", "名称", "问题数", "未结案", "超期未结", "风险分值", "失分",
-                  "返工率", "按期结案率", "平均整改用时(小时)"):
+                  "返工率", "返工率(调整)", "按期结案率", "按期结案率(调整)",
+                  "平均整改用时(小时)"):
         table.add_column(label, justify="left" if label in ("编码", "名称") else "right")
     for r in rows:
         hours = "—" if r.avg_hours_to_rectify is None else f"{r.avg_hours_to_rectify:.1f}"
-        table.add_row(str(r.rank), r.code or "", r.name, str(r.issues), str(r.open),
+        rank = "案卷过少" if r.rank is None else str(r.rank)
+        table.add_row(rank, r.code or "", r.name, str(r.issues), str(r.open),
                       str(r.overdue_open), f"{r.points_at_risk:.2f}", f"{r.points_lost:.2f}",
-                      _percent(r.rework_rate), _percent(r.on_time_rate), hours)
+                      _percent(r.rework_rate), _percent(r.rework_rate_adjusted),
+                      _percent(r.on_time_rate), _percent(r.on_time_rate_adjusted), hours)
     out.print(table)
 
 

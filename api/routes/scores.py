@@ -1,6 +1,7 @@
 """``/api/v1/scores``: who is losing points (谁丢分、谁负责), per unit, community or site; the
-same ranking as a workbook for meetings (``/api/v1/scores.xlsx``); the campaign phases a
-ranking can be read by (``/api/v1/scores/phases``)."""
+same ranking as a workbook for meetings (``/api/v1/scores.xlsx``); the line/block hand-over
+matrix (``/api/v1/scores/handovers``); the campaign phases a ranking can be read by
+(``/api/v1/scores/phases``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from layers.analysis import budget
 from layers.catalog import periods, phases
 from layers.catalog.periods import Period
 from layers.io.exports import MEDIA_TYPES
-from layers.supervision import score_sheet, scores
+from layers.supervision import handovers, score_sheet, scores
 
 router = APIRouter(prefix="/api/v1/scores", tags=["scores"])
 
@@ -42,21 +43,42 @@ def score_period(
 
 
 GroupQuery = Annotated[scores.Group, Query(description="unit, community or site")]
+SortQuery = Annotated[scores.Sort, Query(description=(
+    "points (default: points lost, then at risk), or a rate to rank by, worst first:"
+    " rework_rate_adjusted, on_time_rate_adjusted (empirical Bayes, the ones offered),"
+    " rework_rate, on_time_rate; under a rate, groups with fewer cases than"
+    " SITEWATCH_RANK_MIN_CASES follow unranked (too_few_cases)"))]
 PeriodDep = Annotated[Period, Depends(score_period)]
 
 
 @router.get("", response_model=list[scores.Score])
 def ranking(conn: Conn, request: Request, settings: AppSettings, period: PeriodDep,
-            group: GroupQuery = "unit") -> list[scores.Score]:
+            group: GroupQuery = "unit", sort: SortQuery = "points") -> list[scores.Score]:
     """Points at risk (open issues) and points lost (external assessment, overdue), with
-    rework rate, on-time closure rate and time to rectify, ranked worst first; issues count in
+    rework rate, on-time closure rate (each with its cases, 95 % Wilson interval and
+    empirical-Bayes adjusted rate) and time to rectify, ranked worst first; issues count in
     the period by when they were reported. A period of more issues than an analysis may read
     is refused (422); the ranking runs in an analysis slot (503 while all are busy)."""
     since, until = period.bounded
     scores.check_budget(conn, since=since, until=until,
                         limit=budget.limits(settings))
     with request_gate(request).slot():
-        return scores.ranking(conn, group=group, since=since, until=until)
+        return scores.ranking(conn, group=group, since=since, until=until, sort=sort,
+                              min_cases=settings.rank_min_cases)
+
+
+@router.get("/handovers", response_model=handovers.Matrix)
+def handover_matrix(conn: Conn, request: Request, settings: AppSettings,
+                    period: PeriodDep) -> handovers.Matrix:
+    """The line/block hand-over matrix (条块移交矩阵): how often the issues reported in the
+    period passed between territorial and functional units by reassignment, assignment and
+    rework, per kind of pair and per pair of units, highest first. Bounded and gated as the
+    ranking is."""
+    since, until = period.bounded
+    scores.check_budget(conn, since=since, until=until,
+                        limit=budget.limits(settings))
+    with request_gate(request).slot():
+        return handovers.matrix(conn, since=since, until=until)
 
 
 @router.get("/phases", response_model=list[phases.Phase])
@@ -71,16 +93,20 @@ def campaign_phases(
 @router.get(".xlsx", response_class=Response, responses={
     200: {"content": {MEDIA_TYPES["xlsx"]: {}}, "description": "the ranking workbook"}})
 def ranking_workbook(conn: Conn, request: Request, settings: AppSettings, period: PeriodDep,
-                     group: GroupQuery = "unit") -> Response:
-    """The ranking as an XLSX workbook for meetings: title, bilingual headers, percentages;
+                     group: GroupQuery = "unit", sort: SortQuery = "points") -> Response:
+    """The ranking as an XLSX workbook for meetings: title, how to read the rates (Chinese,
+    then English), bilingual headers, percentages; the hand-over matrix as a second sheet;
     bounded and gated as the JSON ranking is."""
     since, until = period.bounded
     scores.check_budget(conn, since=since, until=until,
                         limit=budget.limits(settings))
     with request_gate(request).slot():
-        rows = scores.ranking(conn, group=group, since=since, until=until)
+        rows = scores.ranking(conn, group=group, since=since, until=until, sort=sort,
+                              min_cases=settings.rank_min_cases)
+        moves = handovers.matrix(conn, since=since, until=until)
     body = score_sheet.workbook(rows, group, since, until, zone=settings.zone,
-                                phase=period.phase)
+                                phase=period.phase, min_cases=settings.rank_min_cases,
+                                handovers=moves)
     name = score_sheet.filename(group, since, until, zone=settings.zone)
     zh_name = f"得分排名-{name.removeprefix('scores-')}"
     return Response(body, media_type=MEDIA_TYPES["xlsx"], headers={

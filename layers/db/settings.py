@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from geo.hotspots.budget import Limits
+from layers.supervision.rates import MIN_CASES
 
 
 class Settings(BaseSettings):
@@ -90,6 +91,9 @@ class Settings(BaseSettings):
     # make); true also keeps each upload as sent, readable by admins only
     # (GET /api/v1/evidence/{ref}?original=true).
     keep_original_photos: bool = False
+    # A rate (rework, on-time closure) over fewer cases than this is shown but not ranked
+    # when the scores are ordered by it ("too few cases"); why 20: layers.supervision.rates.
+    rank_min_cases: int = Field(default=MIN_CASES, ge=1)
     # Exports (GET /api/v1/exports/...) formatting at once per process; the next hears 503.
     export_concurrency: int = Field(default=2, ge=1)
     # The background worker (layers/worker, `sitewatch worker`): seconds between its loops

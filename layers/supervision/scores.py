@@ -20,6 +20,19 @@ unit, community or monitored site.
   first one measures how fast a unit responds; whether the fix held is the rework rate's job,
   so a sloppy quick fix is caught there instead of being blurred into this number.
 
+Every rate comes with its 95 % Wilson interval (``*_low``, ``*_high``) and an empirical-Bayes
+rate (``*_adjusted``: the unit's own rate shrunk toward the overall rate of all the ranked
+groups, the more the fewer its cases; layers.supervision.rates), with the cases it counts over
+(``rework_cases``, ``on_time_cases``).
+
+**Order**: by default points lost, then points at risk (worst first): totals in the
+assessment's own currency, which a small unit cannot top by the luck of a few cases. A ranking
+by a rate (``sort``) ranks only the groups with at least ``min_cases`` cases for that rate
+(Settings.rank_min_cases) and lists the others after them, unranked and marked
+``too_few_cases`` (案卷过少，不排名); the adjusted rate is the one offered for that ranking, as
+it weighs a rate by the evidence behind it where the raw rate of a unit just over the minimum
+still moves 5 points a case.
+
 Issues count in the period by the time they were reported; the measures describe those issues
 as they stand now. A unit is charged for the issues it leads; a community for the issues on
 its ground (its own polygon and its grids'); a site for the issues linked to it.
@@ -27,16 +40,18 @@ its ground (its own polygon and its grids'); a site for the issues linked to it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+import numpy as np
 import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
 from geo.hotspots.budget import Limits
 from layers.analysis import budget
+from layers.supervision import rates
 
 Group = Literal["unit", "community", "site"]
 GROUPS: tuple[Group, ...] = ("unit", "community", "site")
@@ -54,14 +69,13 @@ _MEASURES = sql.SQL("""
         AS points_at_risk,
     coalesce(sum(c.points) FILTER (WHERE {lost}), 0)::float8 AS points_lost,
     coalesce(sum(i.rework_count), 0)::int AS reworks,
-    round(count(*) FILTER (WHERE i.rework_count > 0)::numeric
-          / nullif(count(*) FILTER (WHERE i.status IN ('rectified', 'verified')
-                                    OR i.rework_count > 0), 0), 3)::float8 AS rework_rate,
+    count(*) FILTER (WHERE i.rework_count > 0) AS reworked,
+    count(*) FILTER (WHERE i.status IN ('rectified', 'verified') OR i.rework_count > 0)
+        AS rework_cases,
+    count(*) FILTER (WHERE i.status = 'verified' AND i.closed_at <= i.deadline) AS on_time,
+    count(*) FILTER (WHERE i.status = 'verified') AS on_time_cases,
     round((avg(extract(epoch FROM r.first_at - i.reported_at)) / 3600)::numeric, 1)::float8
-        AS avg_hours_to_rectify,
-    round(count(*) FILTER (WHERE i.status = 'verified' AND i.closed_at <= i.deadline)::numeric
-          / nullif(count(*) FILTER (WHERE i.status = 'verified'), 0), 3)::float8
-        AS on_time_rate
+        AS avg_hours_to_rectify
 """).format(lost=LOST)
 
 # The first rectification of each issue; the (issue_id, at) index answers it per issue.
@@ -99,11 +113,43 @@ _BY_SITE = sql.SQL("""
 _BASES = {"unit": _BY_UNIT, "community": _BY_COMMUNITY, "site": _BY_SITE}
 
 
+#: What a ranking orders by: points (lost, then at risk), or one rate, adjusted or raw.
+Sort = Literal["points", "rework_rate_adjusted", "on_time_rate_adjusted", "rework_rate",
+               "on_time_rate"]
+SORTS: tuple[Sort, ...] = get_args(Sort)
+# Which way is worse for each rate: more rework, fewer closed on time.
+_WORST_HIGH = {"rework_rate": True, "on_time_rate": False}
+
+
+@dataclass(frozen=True)
+class _Counts:
+    """One group's measures as SQL counts them (the rates' numerators and denominators)."""
+
+    code: str | None
+    name: str
+    kind: str
+    layer: str | None
+    issues: int
+    open: int
+    overdue_open: int
+    points_at_risk: float
+    points_lost: float
+    reworks: int
+    reworked: int
+    rework_cases: int
+    on_time: int
+    on_time_cases: int
+    avg_hours_to_rectify: float | None
+
+
 @dataclass(frozen=True)
 class Score:
-    """One unit's, community's or site's standing in a period (the measures above)."""
+    """One unit's, community's or site's standing in a period (the measures above).
 
-    rank: int
+    ``rank`` is None, and ``too_few_cases`` true, for a group a rate ranking leaves unranked.
+    """
+
+    rank: int | None
     code: str | None  # a site may have no code
     name: str
     kind: str  # territorial, functional (units), community or site
@@ -114,19 +160,83 @@ class Score:
     points_at_risk: float
     points_lost: float
     reworks: int
+    rework_cases: int
     rework_rate: float | None
+    rework_rate_low: float | None
+    rework_rate_high: float | None
+    rework_rate_adjusted: float | None
+    on_time_cases: int
     on_time_rate: float | None
+    on_time_rate_low: float | None
+    on_time_rate_high: float | None
+    on_time_rate_adjusted: float | None
     avg_hours_to_rectify: float | None
+    too_few_cases: bool
 
 
 def ranking(conn: psycopg.Connection[Any], *, group: Group = "unit",
-            since: datetime, until: datetime) -> list[Score]:
-    """Units, communities or sites ranked by points lost, then points at risk (worst first)."""
+            since: datetime, until: datetime, sort: Sort = "points",
+            min_cases: int = rates.MIN_CASES) -> list[Score]:
+    """Units, communities or sites ranked worst first by ``sort`` (points lost, then points
+    at risk, by default); under a rate, the groups with fewer than ``min_cases`` cases for it
+    follow the ranked ones, unranked."""
     base = _BASES[group].format(measures=_MEASURES, first_rectify=_FIRST_RECTIFY)
-    query = sql.SQL("SELECT rank() OVER (ORDER BY points_lost DESC, points_at_risk DESC) AS rank,"
-                    " * FROM ({}) s ORDER BY rank, code, name").format(base)
-    with conn.cursor(row_factory=class_row(Score)) as cur:
-        return cur.execute(query, {"since": since, "until": until}).fetchall()
+    query = sql.SQL("SELECT * FROM ({}) s ORDER BY code, name").format(base)
+    with conn.cursor(row_factory=class_row(_Counts)) as cur:
+        counted = cur.execute(query, {"since": since, "until": until}).fetchall()
+    return ranked(rated(counted), sort, min_cases)
+
+
+def _rounded(values: np.ndarray[Any, np.dtype[np.float64]]) -> list[float | None]:
+    return [None if np.isnan(v) else round(float(v), 3) for v in values]
+
+
+def rated(counted: list[_Counts]) -> list[Score]:
+    """Scores with each rate, its Wilson interval and its adjusted rate (unranked)."""
+    columns: dict[str, list[float | None]] = {}
+    for name, hits, cases in (("rework_rate", "reworked", "rework_cases"),
+                              ("on_time_rate", "on_time", "on_time_cases")):
+        x = np.array([getattr(c, hits) for c in counted], dtype=np.float64)
+        n = np.array([getattr(c, cases) for c in counted], dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            columns[name] = _rounded(x / n)
+        low, high = rates.wilson(x, n)
+        columns[f"{name}_low"], columns[f"{name}_high"] = _rounded(low), _rounded(high)
+        columns[f"{name}_adjusted"] = _rounded(rates.shrunk(x, n))
+    return [Score(rank=None, code=c.code, name=c.name, kind=c.kind, layer=c.layer,
+                  issues=c.issues, open=c.open, overdue_open=c.overdue_open,
+                  points_at_risk=c.points_at_risk, points_lost=c.points_lost,
+                  reworks=c.reworks, rework_cases=c.rework_cases,
+                  on_time_cases=c.on_time_cases, avg_hours_to_rectify=c.avg_hours_to_rectify,
+                  too_few_cases=False, **{k: v[i] for k, v in columns.items()})
+            for i, c in enumerate(counted)]
+
+
+def ranked(scores: list[Score], sort: Sort, min_cases: int) -> list[Score]:
+    """``scores`` ordered worst first by ``sort`` with competition ranks (1, 2, 2, 4); under a
+    rate, those with fewer than ``min_cases`` cases for it (or no rate) follow, unranked and
+    marked ``too_few_cases``, in their given order."""
+    def key(s: Score) -> tuple[float, ...]:
+        if sort == "points":
+            return (-s.points_lost, -s.points_at_risk)
+        value = getattr(s, sort)
+        return (-value if _WORST_HIGH[sort.removesuffix("_adjusted")] else value,)
+
+    if sort == "points":
+        ranked_rows, unranked = scores, []
+    else:
+        cases = sort.removesuffix("_rate_adjusted").removesuffix("_rate") + "_cases"
+        enough = [getattr(s, cases) >= min_cases and getattr(s, sort) is not None
+                  for s in scores]
+        ranked_rows = [s for s, ok in zip(scores, enough, strict=True) if ok]
+        unranked = [replace(s, too_few_cases=True)
+                    for s, ok in zip(scores, enough, strict=True) if not ok]
+    ordered = sorted(ranked_rows, key=key)
+    out: list[Score] = []
+    for position, s in enumerate(ordered, start=1):
+        tied = bool(out) and key(out[-1]) == key(s)
+        out.append(replace(s, rank=out[-1].rank if tied else position))
+    return out + unranked
 
 
 def check_budget(conn: psycopg.Connection[Any], *, since: datetime, until: datetime,

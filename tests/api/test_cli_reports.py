@@ -31,6 +31,9 @@ def test_scores_table_shows_the_ranking_of_the_phase(demo_dsn: str) -> None:
     top_line = next(line for line in result.output.splitlines() if top.name in line)
     assert f"{top.points_lost:.2f}" in top_line
     assert f"{top.rework_rate:.1%}" in top_line
+    assert top.rework_rate_adjusted is not None
+    assert f"{top.rework_rate_adjusted:.1%}" in top_line
+    assert "调整率：经验贝叶斯估计" in result.output
 
 
 def test_scores_xlsx_writes_the_workbook(dsn: str, tmp_path: Path) -> None:
@@ -55,6 +58,7 @@ def test_phases_set_and_list(dsn: str) -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["scores", "--group", "street"], "group 'street'"),
+    (["scores", "--sort", "worst"], "sort 'worst'"),
     (["scores", "--phase", "nope", "--year", "2026"], "no campaign phase 'nope'"),
     (["scores", "--since", "May 1"], "--since：无法识别的日期或时间 / not an ISO 8601 date"),
     (["scores", "--phase", "attack", "--since", "2026-05-01"], "not both"),

@@ -270,20 +270,27 @@ def test_workbook_for_meetings(client: TestClient) -> None:
     assert sheet["A1"].value == "创建工作得分排名（责任单位） 重点攻坚 2026-05-01 至 2026-06-30"
     assert str(sheet["A2"].value).startswith(
         "Scores and rankings by unit, Key attack phase, 2026-05-01 to 2026-06-30")
-    headers = [c.value for c in sheet[3]]
+    # how to read the rates: one line in Chinese, then one in English
+    assert str(sheet["A3"].value).startswith("调整率：经验贝叶斯估计")
+    assert "案卷少于20件的不参与比率排名（案卷过少，不排名）" in str(sheet["A3"].value)
+    assert str(sheet["A4"].value).startswith("Adjusted rate: empirical Bayes")
+    headers = [c.value for c in sheet[5]]
     assert headers[:3] == ["排名", "编码", "名称"]
     assert "返工率" in headers and "按期结案率" in headers and "平均整改用时(小时)" in headers
-    fields = [c.value for c in sheet[4]]
-    assert sheet.freeze_panes == "A5"
+    assert "返工率(调整)" in headers and "返工率下限(95%)" in headers
+    fields = [c.value for c in sheet[6]]
+    assert sheet.freeze_panes == "A7"
     ranked = client.get("/api/v1/scores", params=params).json()
     rows = [dict(zip(fields, (c.value for c in row), strict=True))
-            for row in sheet.iter_rows(min_row=5)]
+            for row in sheet.iter_rows(min_row=7)]
     assert [(r["rank"], r["code"]) for r in rows] == [(r["rank"], r["code"]) for r in ranked]
     c = next(r for r in rows if r["code"] == "C")
     assert (c["issues"], c["kind"]) == (6, "职能部门")
     assert c["rework_rate"] == pytest.approx(0.4)
     assert c["avg_hours_to_rectify"] == pytest.approx(13.6)
-    row_c = 5 + rows.index(c)
+    assert c["rework_rate_adjusted"] == pytest.approx(
+        next(r for r in ranked if r["code"] == "C")["rework_rate_adjusted"])
+    row_c = 7 + rows.index(c)
     rate = sheet.cell(row_c, fields.index("rework_rate") + 1)
     assert (rate.data_type, rate.number_format) == ("n", "0.0%")
     assert sheet.cell(row_c, fields.index("on_time_rate") + 1).number_format == "0.0%"
@@ -295,4 +302,4 @@ def test_workbook_of_an_empty_period_has_its_headers(client: TestClient) -> None
     sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
     assert sheet is not None
     assert sheet["A1"].value == "创建工作得分排名（点位） 2026-05-01 至 2026-05-31"
-    assert (sheet.max_row, sheet["A4"].value) == (4, "rank")
+    assert (sheet.max_row, sheet["A6"].value) == (6, "rank")

@@ -99,6 +99,8 @@ def few_rows_client(demo_dsn: str, tmp_path: Path,
                         "until": "2026-11-21T00:00:00+08:00"}, "since"),
     ("/api/v1/scores.xlsx", {"since": "2026-05-01T00:00:00+08:00",
                              "until": "2026-11-21T00:00:00+08:00"}, "since"),
+    ("/api/v1/scores/handovers", {"since": "2026-05-01T00:00:00+08:00",
+                                  "until": "2026-11-21T00:00:00+08:00"}, "since"),
 ])
 def test_more_issues_than_an_analysis_may_read_is_422_naming_the_period(
         few_rows_client: TestClient, path: str, params: dict[str, str], named: str) -> None:
@@ -106,7 +108,8 @@ def test_more_issues_than_an_analysis_may_read_is_422_naming_the_period(
     narrow = {"period": "2026-11-19/2026-11-19"} if not path.startswith("/api/v1/scores") \
         else {"since": "2026-11-19T00:00:00+08:00", "until": "2026-11-19T06:00:00+08:00"}
     assert few_rows_client.get(path, params=narrow).status_code in (200, 422)
-    if path in ("/api/v1/hotspots", "/api/v1/scores", "/api/v1/scores.xlsx"):
+    if path in ("/api/v1/hotspots", "/api/v1/scores", "/api/v1/scores.xlsx",
+                "/api/v1/scores/handovers"):
         assert few_rows_client.get(path, params=narrow).status_code == 200
 
 

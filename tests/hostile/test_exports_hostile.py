@@ -98,14 +98,18 @@ def test_order_workbook_keeps_formula_text_as_text(
 def test_score_workbook_keeps_names_as_text() -> None:
     rows = [Score(rank=1, code="=cmd|' /C calc'!A0", name="@SUM(A1)" + CONTROL,
                   kind="territorial", layer=None, issues=3, open=0, overdue_open=0,
-                  points_at_risk=0.0, points_lost=0.0, reworks=0, rework_rate=0.5,
-                  on_time_rate=None, avg_hours_to_rectify=None)]
+                  points_at_risk=0.0, points_lost=0.0, reworks=0, rework_cases=2,
+                  rework_rate=0.5, rework_rate_low=0.095, rework_rate_high=0.905,
+                  rework_rate_adjusted=0.5, on_time_cases=0, on_time_rate=None,
+                  on_time_rate_low=None, on_time_rate_high=None, on_time_rate_adjusted=None,
+                  avg_hours_to_rectify=None, too_few_cases=False)]
     since, until = datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)
-    content = score_sheet.workbook(rows, "unit", since, until, zone=UTC)
-    code, name = _column(content, "code", 4)[0], _column(content, "name", 4)[0]
+    content = score_sheet.workbook(rows, "unit", since, until, zone=UTC, min_cases=20)
+    # four title lines (title, English title, the rates' explanation in Chinese and English)
+    code, name = _column(content, "code", 6)[0], _column(content, "name", 6)[0]
     assert (code.data_type, code.value) == ("s", "=cmd|' /C calc'!A0")
     assert (name.data_type, name.value) == ("s", "@SUM(A1)路灯不亮[0m")
-    assert _column(content, "rework_rate", 4)[0].data_type == "n"
+    assert _column(content, "rework_rate", 6)[0].data_type == "n"
 
 
 def test_the_issue_workbook_streams_through_a_write_only_sheet(
