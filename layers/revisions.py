@@ -81,34 +81,44 @@ def add_changes(conn: psycopg.Connection[Any], revision_id: int, changes: str) -
         [revision_id])
 
 
-# Per lead unit (the one answering for the issue): how many issues it gained and lost; per
-# from -> to pair of lead units, how many moved (NULL: the unassigned queue).
+# Per lead unit (the one answering for the issue): how many issues it gained and lost, and
+# the points at risk that change hands with them (the sum of their categories' points); per
+# from -> to pair of lead units, how many moved and their points (NULL: the unassigned queue).
 _RECORD = sql.SQL("""
 WITH moved AS (
-    SELECT old_lead_unit_id AS from_id, lead_unit_id AS to_id FROM {changes}
-    WHERE lead_unit_id IS DISTINCT FROM old_lead_unit_id
+    SELECT c.old_lead_unit_id AS from_id, c.lead_unit_id AS to_id,
+           coalesce(k.points, 0) AS points
+    FROM {changes} c JOIN issue i ON i.id = c.id LEFT JOIN category k ON k.code = i.category_code
+    WHERE c.lead_unit_id IS DISTINCT FROM c.old_lead_unit_id
 ), balance AS (
-    SELECT unit_id, sum(gained)::int AS gained, sum(lost)::int AS lost FROM (
-        SELECT to_id AS unit_id, 1 AS gained, 0 AS lost FROM moved WHERE to_id IS NOT NULL
+    SELECT unit_id, sum(gained)::int AS gained, sum(lost)::int AS lost,
+           sum(points_gained)::float8 AS points_gained, sum(points_lost)::float8 AS points_lost
+    FROM (
+        SELECT to_id AS unit_id, 1 AS gained, 0 AS lost, points AS points_gained,
+               0 AS points_lost FROM moved WHERE to_id IS NOT NULL
         UNION ALL
-        SELECT from_id, 0, 1 FROM moved WHERE from_id IS NOT NULL) x
+        SELECT from_id, 0, 1, 0, points FROM moved WHERE from_id IS NOT NULL) x
     GROUP BY unit_id
 ), pairs AS (
-    SELECT from_id, to_id, count(*)::int AS issues FROM moved GROUP BY from_id, to_id
+    SELECT from_id, to_id, count(*)::int AS issues, sum(points)::float8 AS points
+    FROM moved GROUP BY from_id, to_id
 )
 INSERT INTO revision (actor, kind, source, source_sha256, note, counts)
 SELECT %(actor)s, %(kind)s, %(source)s, %(sha256)s, %(note)s, jsonb_build_object(
     'examined', %(examined)s::int,
     'changed', (SELECT count(*) FROM {changes}),
     'lead_changed', (SELECT count(*) FROM moved),
+    'points_moved', (SELECT coalesce(sum(points), 0)::float8 FROM moved),
     'units', coalesce((
         SELECT jsonb_agg(jsonb_build_object('unit', u.code, 'name', u.name,
-                                            'gained', b.gained, 'lost', b.lost)
+                                            'gained', b.gained, 'lost', b.lost,
+                                            'points_gained', b.points_gained,
+                                            'points_lost', b.points_lost)
                          ORDER BY b.gained - b.lost DESC, u.code)
         FROM balance b JOIN unit u ON u.id = b.unit_id), '[]'),
     'pairs', coalesce((
         SELECT jsonb_agg(jsonb_build_object('from_unit', f.code, 'to_unit', t.code,
-                                            'issues', p.issues)
+                                            'issues', p.issues, 'points', p.points)
                          ORDER BY p.issues DESC, f.code, t.code)
         FROM pairs p LEFT JOIN unit f ON f.id = p.from_id LEFT JOIN unit t ON t.id = p.to_id),
         '[]'))
@@ -141,6 +151,10 @@ class UnitBalance:
     name: str
     gained: int
     lost: int
+    #: The points at risk (the categories' points of the issues) gained and lost; 0 in
+    #: revisions stored before they were counted.
+    points_gained: float = 0.0
+    points_lost: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -150,6 +164,7 @@ class Handover:
     from_unit: str | None
     to_unit: str | None
     issues: int
+    points: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -159,6 +174,8 @@ class Summary:
     revision: Revision
     units: list[UnitBalance]
     pairs: list[Handover]
+    #: The points at risk that change hands: the sum over the issues whose lead unit changed.
+    points_moved: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -209,7 +226,8 @@ def summary(conn: psycopg.Connection[Any], revision_id: int) -> Summary:
     counts = row.pop("counts")
     return Summary(Revision(**row),
                    [UnitBalance(**u) for u in counts.get("units", [])],
-                   [Handover(**p) for p in counts.get("pairs", [])])
+                   [Handover(**p) for p in counts.get("pairs", [])],
+                   float(counts.get("points_moved", 0)))
 
 
 def changes(conn: psycopg.Connection[Any], revision_id: int, *, limit: int, offset: int = 0

@@ -56,9 +56,12 @@ def test_an_import_names_its_revision_and_the_revision_lists_what_moved(
     first = client.get(f"/api/v1/revisions/{revision}", params={"limit": 1}, headers=admin)
     assert first.status_code == 200, first.text
     body = RevisionDetail.model_validate(first.json()).model_dump(by_alias=True)
-    assert body["units"] == [{"unit": "W", "name": "湖西社区", "gained": 2, "lost": 0},
-                             {"unit": "E", "name": "湖东社区", "gained": 0, "lost": 2}]
-    assert body["pairs"] == [{"from_unit": "E", "to_unit": "W", "issues": 2}]
+    assert body["units"] == [
+        {"unit": "W", "name": "湖西社区", "gained": 2, "lost": 0, "points_gained": 0.4,
+         "points_lost": 0.0},
+        {"unit": "E", "name": "湖东社区", "gained": 0, "lost": 2, "points_gained": 0.0,
+         "points_lost": 0.4}]
+    assert body["pairs"] == [{"from_unit": "E", "to_unit": "W", "issues": 2, "points": 0.4}]
     changes = first.json()["changes"]
     assert changes["type"] == "FeatureCollection"
     assert (changes["numberMatched"], changes["numberReturned"]) == (2, 1)

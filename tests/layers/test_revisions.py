@@ -69,9 +69,12 @@ def test_an_import_that_moves_issues_stores_one_revision_with_its_changes(
     assert listed.source_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert (listed.examined, listed.changed, listed.lead_changed) == (5, 2, 2)
     found = revisions.summary(db, listed.id)
-    assert found.units == [revisions.UnitBalance("W", "湖西社区", gained=2, lost=0),
-                           revisions.UnitBalance("E", "湖东社区", gained=0, lost=2)]
-    assert found.pairs == [revisions.Handover("E", "W", 2)]
+    # Two issues of 乱堆乱放 (0.2 points each) change hands: 0.4 points at risk.
+    assert found.units == [
+        revisions.UnitBalance("W", "湖西社区", gained=2, lost=0, points_gained=0.4),
+        revisions.UnitBalance("E", "湖东社区", gained=0, lost=2, points_lost=0.4)]
+    assert found.pairs == [revisions.Handover("E", "W", 2, points=0.4)]
+    assert found.points_moved == pytest.approx(0.4)
 
     # One change row per moved issue, its old and new answers those read and written.
     columns = ", ".join(f"old_{c}, new_{c}" for c in RESULT_COLUMNS)
