@@ -213,29 +213,37 @@ def _store_changes(conn: psycopg.Connection[Any], changed: pd.DataFrame,
     return revision
 
 
-def footprint(conn: psycopg.Connection[Any], table: str, code: str) -> bytes | None:
-    """The area (EPSG:4326 WKB) in which a jurisdiction or site can decide an assignment.
+@dataclass(frozen=True)
+class Footprint:
+    """Where a jurisdiction or site decides assignments: its shape (EPSG:4326 WKB) and how far
+    beyond it its answer reaches (a site's surroundings buffer; a jurisdiction's
+    nearest-polygon tolerance)."""
 
-    A site reaches as far as its surroundings buffer; a jurisdiction as far as the
-    nearest-polygon tolerance around it.
-    """
+    shape: bytes
+    reach_m: float
+
+
+def footprint(conn: psycopg.Connection[Any], table: str, code: str) -> Footprint | None:
+    """The footprint of the jurisdiction or site ``code``; None when there is no such row."""
     if table == "site":
-        query = sql.SQL("SELECT ST_AsBinary(ST_Buffer(geom::geography, greatest(buffer_m, 1))"
-                        "::geometry) FROM site WHERE code = %s")
+        query = sql.SQL("SELECT ST_AsBinary(geom), greatest(buffer_m, 1)::float8"
+                        " FROM site WHERE code = %s")
     elif table == "jurisdiction":
-        query = sql.SQL("SELECT ST_AsBinary(ST_Buffer(geom::geography, %s)::geometry)"
-                        " FROM jurisdiction WHERE code = %s")
+        query = sql.SQL("SELECT ST_AsBinary(geom), %s::float8 FROM jurisdiction"
+                        " WHERE code = %s")
     else:
         raise ValueError(f"no footprint for table {table!r}")
     params: list[Any] = [code] if table == "site" else [DEFAULT_TOLERANCE_M, code]
     row = conn.execute(query, params).fetchone()
-    return bytes(row[0]) if row and row[0] is not None else None
+    if not row or row[0] is None:
+        return None
+    return Footprint(bytes(row[0]), float(row[1]))
 
 
 def reassign_changed(
     conn: psycopg.Connection[Any],
-    before: bytes | None,
-    after: bytes | None,
+    before: Footprint | None,
+    after: Footprint | None,
     *,
     actor: str,
     origin: revisions.Origin = _PLAIN,
@@ -244,20 +252,27 @@ def reassign_changed(
     """Reassign the open issues a change of one jurisdiction or site can affect.
 
     ``before``/``after`` are the row's footprints (see :func:`footprint`). When only the shape
-    changed, answers can change only where the old and new footprints differ (their
-    symmetric difference); otherwise (a new owner unit, say) everywhere in either. The
-    issues it moves are stored as one revision of ``origin``.
+    changed, answers can change only within reach of where the old and new shapes differ
+    (their symmetric difference, buffered by the reach); otherwise (a new owner unit, say)
+    within reach of either shape. The issues it moves are stored as one revision of
+    ``origin``.
+
+    The symmetric difference is taken of the shapes, then buffered, not of the buffered
+    shapes: a strip handed to the neighbour lies within reach of both the old and the new
+    shape, so the buffered shapes do not differ there, though every issue on it changes grid.
     """
     if before is None and after is None:
         return {"examined": 0, "changed": 0}
+    reach = max(f.reach_m for f in (before, after) if f is not None)
     row = conn.execute(
-        "SELECT ST_AsBinary(CASE WHEN %(shape)s THEN ST_SymDifference(a, b)"
-        " ELSE ST_Union(a, b) END)"
+        "SELECT ST_AsBinary(ST_Buffer((CASE WHEN %(shape)s THEN ST_SymDifference(a, b)"
+        " ELSE ST_Union(a, b) END)::geography, %(reach)s)::geometry)"
         " FROM (SELECT coalesce(ST_GeomFromWKB(%(a)s, 4326), ST_GeomFromWKB(%(b)s, 4326)) AS a,"
         "              coalesce(ST_GeomFromWKB(%(b)s, 4326), ST_GeomFromWKB(%(a)s, 4326)) AS b"
         " ) x",
-        {"a": before, "b": after, "shape": only_shape and before is not None
-         and after is not None}).fetchone()
+        {"a": before.shape if before else None, "b": after.shape if after else None,
+         "reach": reach,
+         "shape": only_shape and before is not None and after is not None}).fetchone()
     region = bytes(row[0]) if row and row[0] is not None else None
     if region is None:
         return {"examined": 0, "changed": 0}

@@ -8,7 +8,10 @@ import numpy as np
 import psycopg
 
 from layers.assignment import load_assigner, reassign
+from layers.catalog import jurisdictions
+from layers.issues import records
 from layers.vocab import OPEN_STATUSES
+from tests import small_district
 
 STORED = """
     SELECT id, ST_X(geom) AS lon, ST_Y(geom) AS lat, category_code, status,
@@ -104,3 +107,25 @@ def test_closed_issue_in_the_moved_strip_is_not_reassigned(demo_dsn: str) -> Non
             " WHERE i.status = %s", [status]).fetchone()
     assert kept == (row[1],)
     assert untouched == (0,)
+
+
+def test_a_strip_narrower_than_the_tolerance_moves_its_issues(dsn: str) -> None:
+    """The border between two communities moves 47 m east: the issue 28 m east of it now lies
+    in the west community. It is within the tolerance (50 m) of both communities' old and new
+    shapes, so only the difference of the shapes themselves, not of their buffers, finds it."""
+    with psycopg.connect(dsn) as conn:
+        small_district.build(conn)
+        [near] = records.store(conn, *records.prepare(load_assigner(conn), [records.NewIssue(
+            category="CMP-03", lon=small_district.MIDDLE + 0.0003, lat=31.305,
+            description="乱堆乱放 靠近边界")]), actor="巡查员", actor_role="inspector")
+        moved = small_district.MIDDLE + 0.0005
+        jurisdictions.update(conn, "CW", {"geometry": small_district.box(
+            small_district.WEST, moved)}, actor="创建办")
+        jurisdictions.update(conn, "CE", {"geometry": small_district.box(
+            moved, small_district.EAST)}, actor="创建办")
+        row = conn.execute("SELECT j.code, u.code FROM issue i JOIN jurisdiction j ON"
+                           " j.id = i.jurisdiction_id JOIN unit u ON u.id = i.lead_unit_id"
+                           " WHERE i.public_id = %s", [near]).fetchone()
+        assert row == ("CW", "W")
+        # And a full pass afterwards has nothing left to do.
+        assert reassign(conn, load_assigner(conn), actor="test")["changed"] == 0
