@@ -120,6 +120,9 @@ def _incremental(dsn: str) -> tuple[float, int, bool]:
             WHERE a.level = 'grid' AND b.level = 'grid'
               AND ST_Area(s::geography) BETWEEN 0.1 * ST_Area(a.geom::geography)
                                             AND 0.9 * ST_Area(a.geom::geography)
+              -- a strip that holds open issues, so that the edit moves some
+              AND EXISTS (SELECT 1 FROM issue i WHERE issue_is_open(i.status)
+                          AND i.jurisdiction_id = a.id AND ST_Intersects(i.geom, s))
             ORDER BY a.id, b.id LIMIT 1""").fetchone() or (None, None, None, None)
         assert a is not None, "no two neighbouring grids of different communities"
 
