@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from layers.assignment import load_assigner
 from layers.issues import records
@@ -70,3 +71,19 @@ def redrawn_file(folder: Path, *, bad_level: bool = False) -> Path:
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features}),
                     encoding="utf-8")
     return path
+
+
+#: The tables an import or edit of the lines writes to, directly or by trigger.
+WRITTEN_TABLES = ("jurisdiction", "site", "responsibility_rule", "issue", "issue_event",
+                  "revision", "revision_change", "outbox", "delivery", "layers_version")
+
+
+def checksum(conn: psycopg.Connection[Any]) -> dict[str, str | None]:
+    """A digest of every row of each of :data:`WRITTEN_TABLES`: equal before and after
+    means nothing was stored."""
+    out: dict[str, str | None] = {}
+    for table in WRITTEN_TABLES:
+        row = conn.execute(sql.SQL("SELECT md5(string_agg(t::text, '|' ORDER BY t::text))"
+                                   " FROM {} t").format(sql.Identifier(table))).fetchone()
+        out[table] = row[0] if row else None
+    return out

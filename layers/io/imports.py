@@ -24,7 +24,7 @@ import pandas as pd
 import psycopg
 import shapely
 
-from layers import assignment, revisions
+from layers import assignment, preview, revisions
 from layers.catalog import hierarchy, sites
 from layers.errors import ValidationFailed
 from layers.io.gisfile import (
@@ -214,6 +214,26 @@ def _reassign(conn: psycopg.Connection[Any], actor: str, path: Path) -> dict[str
     """Re-run assignment; the issues it moves are stored as one revision naming the file."""
     return assignment.reassign(conn, assignment.load_assigner(conn), actor=actor,
                                origin=revisions.Origin.of_file(path))
+
+
+#: The imports a preview can show: those that change what assignment depends on.
+PREVIEW_KINDS = ("jurisdictions", "sites", "responsibilities")
+_TABLES: dict[str, preview.Table] = {"jurisdictions": "jurisdiction", "sites": "site",
+                                     "responsibilities": "responsibility_rule"}
+
+
+def preview_import(conn: psycopg.Connection[Any], kind: str, path: Path, *, actor: str,
+                   crs: str | None = None, layer: str | None = None) -> preview.Preview:
+    """What importing ``path`` as ``kind`` (one of :data:`PREVIEW_KINDS`) would do; nothing
+    is stored. A file that fails validation raises ``ValidationFailed`` as the import does."""
+    if kind not in _TABLES:
+        raise ValidationFailed(f"a preview is for {', '.join(PREVIEW_KINDS)}, not {kind}")
+    run: dict[str, Any] = {
+        "jurisdictions": lambda: import_jurisdictions(conn, path, crs=crs, actor=actor),
+        "sites": lambda: import_sites(conn, path, layer=layer, crs=crs, actor=actor),
+        "responsibilities": lambda: import_responsibilities(conn, path, actor=actor)}
+    _, shown = preview.run(conn, _TABLES[kind], run[kind])
+    return shown
 
 
 # --- jurisdictions ------------------------------------------------------------------------

@@ -1,0 +1,94 @@
+"""A preview of an import or edit of the lines: what would happen, and nothing stored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from layers import revisions
+from layers.catalog import jurisdictions
+from layers.errors import ValidationFailed
+from layers.io import imports
+from layers.preview import run
+from tests import small_district
+from tests.small_district import District, box
+
+
+@pytest.fixture
+def db(dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def district(db: psycopg.Connection[Any]) -> District:
+    return small_district.build(db)
+
+
+def test_an_import_preview_shows_what_would_move_and_stores_nothing(
+        db: psycopg.Connection[Any], district: District, tmp_path: Path) -> None:
+    path = small_district.redrawn_file(tmp_path)
+    before = small_district.checksum(db)
+    shown = imports.preview_import(db, "jurisdictions", path, actor="创建办")
+    assert small_district.checksum(db) == before
+
+    assert (shown.rows.added, shown.rows.removed, shown.rows.changed) == (0, 0, 2)
+    assert shown.rows.changed_codes == ["CE", "CW"]
+    assert (shown.examined, shown.changed, shown.lead_changed) == (5, 2, 2)
+    assert shown.points_moved == pytest.approx(0.4)
+    # The data-quality report of the new set (the tiny boxes show slivers in metres).
+    assert shown.quality is not None and {"gap", "overlap"} <= set(shown.quality.counts)
+    assert len(shown.quality.findings) == sum(shown.quality.counts.values())
+
+    # Applied for real, the revision stored counts the same as the preview showed.
+    report = imports.import_jurisdictions(db, path, actor="创建办")
+    stored = revisions.summary(db, report.reassigned["revision"])
+    assert stored.pairs == shown.pairs == [revisions.Handover("E", "W", 2, points=0.4)]
+    assert stored.units == shown.units
+    assert stored.points_moved == shown.points_moved
+    assert (stored.revision.examined, stored.revision.changed) == (shown.examined,
+                                                                   shown.changed)
+
+
+def test_a_preview_of_the_same_file_again_moves_nothing(
+        db: psycopg.Connection[Any], district: District, tmp_path: Path) -> None:
+    path = small_district.redrawn_file(tmp_path)
+    imports.import_jurisdictions(db, path, actor="创建办")
+    shown = imports.preview_import(db, "jurisdictions", path, actor="创建办")
+    assert (shown.rows.added, shown.rows.changed, shown.changed) == (0, 0, 0)
+    assert shown.pairs == [] and shown.units == []
+
+
+def test_an_invalid_file_fails_the_preview_as_the_import_and_stores_nothing(
+        db: psycopg.Connection[Any], district: District, tmp_path: Path) -> None:
+    path = small_district.redrawn_file(tmp_path, bad_level=True)
+    before = small_district.checksum(db)
+    with pytest.raises(ValidationFailed) as previewed:
+        imports.preview_import(db, "jurisdictions", path, actor="创建办")
+    with pytest.raises(ValidationFailed) as imported:
+        imports.import_jurisdictions(db, path, actor="创建办")
+    assert previewed.value.details == imported.value.details
+    assert small_district.checksum(db) == before
+
+
+def test_a_preview_inside_an_open_transaction_rolls_back_only_itself(
+        dsn: str, district: District) -> None:
+    with psycopg.connect(dsn) as conn:  # not autocommit: the preview is a savepoint
+        conn.execute("UPDATE unit SET name = '湖东' WHERE code = 'E'")
+        before = small_district.checksum(conn)
+        _, shown = run(conn, "jurisdiction", lambda: jurisdictions.update(
+            conn, "CW", {"geometry": box(small_district.WEST, small_district.REDRAWN)},
+            actor="创建办"))
+        assert shown.rows.changed_codes == ["CW"] and shown.changed == 2
+        assert small_district.checksum(conn) == before
+        assert conn.execute("SELECT name FROM unit WHERE code = 'E'").fetchone() == ("湖东",)
+
+
+def test_only_the_kinds_that_move_issues_have_a_preview(
+        db: psycopg.Connection[Any], tmp_path: Path) -> None:
+    with pytest.raises(ValidationFailed):
+        imports.preview_import(db, "issues", tmp_path / "x.csv", actor="创建办")
