@@ -1,7 +1,10 @@
 """``sitewatch import ...`` and ``sitewatch export``: GIS files and spreadsheets in and out.
 
 Imports are all or nothing; when a file has bad rows, each is printed on a line of its own
-(``row N, field: message``) and the command exits 1 with nothing stored.
+(``row N, field: message``) and the command exits 1 with nothing stored. ``--preview`` on the
+imports of jurisdictions, sites and responsibilities prints what the import would do (rows,
+open issues that would move per unit and per pair, points at risk, data quality) and stores
+nothing.
 """
 
 from __future__ import annotations
@@ -12,10 +15,17 @@ from typing import Annotated, Any
 
 import psycopg
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from api.cli.session import actor, err, session
 from layers.db.settings import Settings
 from layers.io import exports, imports
+from layers.preview import Preview
+
+out = Console(highlight=False)
+#: The most from -> to pairs a preview prints (the largest; the counts cover them all).
+TOP_PAIRS = 20
 
 import_app = typer.Typer(help="Import GIS files and spreadsheets (all or nothing).",
                          no_args_is_help=True)
@@ -42,9 +52,64 @@ def _import(what: str, run: Callable[[psycopg.Connection[Any]], imports.ImportRe
               f"{report.reassigned.get('examined', 0)} changed{stored}")
 
 
+PreviewOption = Annotated[bool, typer.Option(
+    "--preview", help="Show what the import would change (rows, open issues that would move "
+                      "between units, points at risk, data quality); store nothing.")]
+
+
+def _preview(kind: str, file: Path, *, crs: str | None = None, layer: str | None = None
+             ) -> None:
+    with session() as conn, err.status(f"previewing {kind}..."):
+        shown = imports.preview_import(conn, kind, file, actor=actor(), crs=crs, layer=layer)
+    print_preview(shown, file.name)
+
+
+def print_preview(shown: Preview, name: str) -> None:
+    """The preview's summary: Chinese labels first, then English; the largest pairs."""
+    rows = shown.rows
+    out.print(f"预览 preview of {name}: 未保存任何内容 nothing stored")
+    out.print(f"行 rows: 新增 added {rows.added}, 删除 removed {rows.removed}, "
+              f"变更 changed {rows.changed}")
+    for label, codes, count in (("新增 added", rows.added_codes, rows.added),
+                                ("删除 removed", rows.removed_codes, rows.removed),
+                                ("变更 changed", rows.changed_codes, rows.changed)):
+        if codes:
+            more = f" (+{count - len(codes)} more)" if count > len(codes) else ""
+            out.print(f"  {label}: {', '.join(codes)}{more}")
+    out.print(f"在办问题 open issues: 检查 examined {shown.examined}, 将改变 would change "
+              f"{shown.changed}, 牵头单位变更 lead unit changes {shown.lead_changed}; "
+              f"转移分值 points at risk changing hands {shown.points_moved:g}")
+    for repair in shown.repaired:
+        out.print(f"  row {repair['row']}: 几何已修复 geometry repaired: {repair['repair']}")
+    if shown.units:
+        table = Table("单位 unit", "名称 name", "增加 gained", "减少 lost",
+                      "增加分值 points gained", "减少分值 points lost")
+        for u in shown.units:
+            table.add_row(u.unit, u.name, str(u.gained), str(u.lost), f"{u.points_gained:g}",
+                          f"{u.points_lost:g}")
+        out.print(table)
+    if shown.pairs:
+        table = Table("原单位 from", "新单位 to", "问题 issues", "分值 points")
+        for p in shown.pairs[:TOP_PAIRS]:
+            table.add_row(p.from_unit or "(待分派 unassigned)", p.to_unit or
+                          "(待分派 unassigned)", str(p.issues), f"{p.points:g}")
+        out.print(table)
+        if len(shown.pairs) > TOP_PAIRS:
+            out.print(f"  前 {TOP_PAIRS} 对 top {TOP_PAIRS} of {len(shown.pairs)} pairs")
+    if shown.quality is not None:
+        out.print("数据质量 data quality: " + ", ".join(
+            f"{k} {v}" for k, v in shown.quality.counts.items()))
+        for finding in shown.quality.findings:
+            out.print(f"  {finding.kind:15} {','.join(finding.codes)}  {finding.detail_zh}")
+
+
 @import_app.command("jurisdictions")
-def import_jurisdictions(file: FileArg, crs: CrsOption = None) -> None:
+def import_jurisdictions(file: FileArg, crs: CrsOption = None,
+                         preview: PreviewOption = False) -> None:
     """Jurisdictions: code, name, level (street|community|grid), parent, [unit]."""
+    if preview:
+        _preview("jurisdictions", file, crs=crs)
+        return
     _import("jurisdictions", lambda conn: imports.import_jurisdictions(
         conn, file, crs=crs, actor=actor()))
 
@@ -55,8 +120,12 @@ def import_sites(
     layer: Annotated[str | None, typer.Option(
         help="Site layer for every row (market, construction_site, ...).")] = None,
     crs: CrsOption = None,
+    preview: PreviewOption = False,
 ) -> None:
     """Sites: name, layer (or --layer), [code, unit, buffer_m]; other columns are attributes."""
+    if preview:
+        _preview("sites", file, crs=crs, layer=layer)
+        return
     _import("sites", lambda conn: imports.import_sites(
         conn, file, layer=layer, crs=crs, actor=actor()))
 
@@ -69,8 +138,11 @@ def import_issues(file: FileArg, crs: CrsOption = None) -> None:
 
 
 @import_app.command("responsibilities")
-def import_responsibilities(file: FileArg) -> None:
+def import_responsibilities(file: FileArg, preview: PreviewOption = False) -> None:
     """The task breakdown table (任务分解表): task, category, community or site, unit, ..."""
+    if preview:
+        _preview("responsibilities", file)
+        return
     _import("responsibility rules", lambda conn: imports.import_responsibilities(
         conn, file, actor=actor()))
 

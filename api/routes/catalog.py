@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from api.auth import Admin
 from api.deps import Conn, PageQuery
+from api.routes.imports import PreviewOut, preview_response
 from api.schemas.catalog import (
     BBox,
     Category,
@@ -38,6 +39,7 @@ from api.schemas.catalog import (
     parse_bbox,
     site_feature,
 )
+from layers import preview as previews
 from layers.catalog import categories, jurisdictions, sites, units
 from layers.vocab import Level
 
@@ -61,6 +63,12 @@ BBoxFilter = Annotated[BBox | None, Depends(bbox_query)]
 _WRITE: dict[int | str, dict[str, Any]] = {
     401: {"description": "no valid token"}, 403: {"description": "not an admin"}}
 _CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "conflicts with existing data"}}
+_PREVIEW: dict[int | str, dict[str, Any]] = {
+    200: {"model": PreviewOut, "description": "the row, or with preview=true what the edit "
+                                              "would do (nothing stored)"}}
+PreviewQuery = Annotated[bool, Query(description="Only show what the edit would do: rows "
+                                                 "changed, open issues that would move, "
+                                                 "points at risk; store nothing.")]
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
@@ -194,11 +202,16 @@ def create_jurisdiction(conn: Conn, admin: Admin, body: JurisdictionCreate, resp
 
 
 @router.patch("/jurisdictions/{code}", response_class=GeoJSONResponse,
-              tags=["jurisdictions"], responses={**_WRITE, **_CONFLICT})
-def update_jurisdiction(conn: Conn, admin: Admin, code: str, body: JurisdictionPatch
-                        ) -> JurisdictionFeature:
+              response_model=JurisdictionFeature, tags=["jurisdictions"],
+              responses={**_PREVIEW, **_WRITE, **_CONFLICT})
+def update_jurisdiction(conn: Conn, admin: Admin, code: str, body: JurisdictionPatch,
+                        preview: PreviewQuery = False) -> JurisdictionFeature | JSONResponse:
     """Change properties and/or the geometry of a jurisdiction (admin); the open issues that
-    move are stored as one revision (``GET /api/v1/revisions``)."""
+    move are stored as one revision (``GET /api/v1/revisions``). ``preview=true``: what the
+    change would do, nothing stored."""
+    if preview:
+        return preview_response(previews.run(conn, "jurisdiction", lambda: jurisdictions.update(
+            conn, code, body.changes(), actor=admin.actor))[1])
     return jurisdiction_feature(jurisdictions.update(conn, code, body.changes(),
                                                      actor=admin.actor))
 
@@ -246,10 +259,15 @@ def create_site(conn: Conn, admin: Admin, body: SiteCreate, response: Response) 
 
 
 @router.patch("/sites/{code}", response_class=GeoJSONResponse, tags=["sites"],
-              responses={**_WRITE, **_CONFLICT})
-def update_site(conn: Conn, admin: Admin, code: str, body: SitePatch) -> SiteFeature:
+              response_model=SiteFeature, responses={**_PREVIEW, **_WRITE, **_CONFLICT})
+def update_site(conn: Conn, admin: Admin, code: str, body: SitePatch,
+                preview: PreviewQuery = False) -> SiteFeature | JSONResponse:
     """Change properties and/or the geometry of a site (admin); the open issues that move
-    are stored as one revision."""
+    are stored as one revision. ``preview=true``: what the change would do, nothing
+    stored."""
+    if preview:
+        return preview_response(previews.run(conn, "site", lambda: sites.update(
+            conn, code, body.changes(), actor=admin.actor))[1])
     return site_feature(sites.update(conn, code, body.changes(), actor=admin.actor))
 
 

@@ -3,6 +3,8 @@
 An import is all or nothing: 201 with the report, or a 422 problem whose ``errors`` lists every
 bad row (``{"row", "field", "message"}``). Jurisdictions, sites and responsibility rules need
 an admin token; issues may also be imported by a supervisor. Exports are public for now.
+With ``preview=true`` an import of jurisdictions, sites or responsibilities answers 200 with
+what it would do (:class:`PreviewOut`) and stores nothing.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ from typing import Annotated, Any, Literal
 import anyio.to_thread
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 from starlette.types import Receive, Scope, Send
 
 from api.auth import Caller
 from api.deps import AppSettings, Conn
+from layers import preview as previews
+from layers import revisions
 from layers.auth import access
 from layers.errors import PayloadTooLarge, ValidationFailed
 from layers.io import exports, imports
@@ -56,6 +60,28 @@ class ImportReportOut(BaseModel):
     issue_ids: list[str]
 
 
+class PreviewOut(BaseModel):
+    """What an import or edit of the lines would do; nothing was stored
+    (``layers.preview.Preview``)."""
+
+    table: str
+    rows: previews.RowChanges
+    examined: int
+    changed: int
+    lead_changed: int
+    points_moved: float
+    units: list[revisions.UnitBalance]
+    pairs: list[revisions.Handover]
+    quality: previews.Quality | None
+    repaired: list[dict[str, Any]]
+
+
+def preview_response(shown: previews.Preview) -> JSONResponse:
+    """200 with the preview as JSON (the route's own response model is for the act)."""
+    body = PreviewOut.model_validate(shown, from_attributes=True)
+    return JSONResponse(body.model_dump(mode="json"))
+
+
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
 
@@ -82,7 +108,9 @@ def _save(upload: UploadFile, folder: Path) -> Path:
 
 
 @router.post("/imports", status_code=201, response_model=ImportReportOut,
-             responses={s: _PROBLEM for s in (401, 403, 413, 422)})
+             responses={200: {"model": PreviewOut, "description": "preview=true: what the "
+                              "import would do; nothing stored"},
+                        **{s: _PROBLEM for s in (401, 403, 413, 422)}})
 def create_import(
     request: Request,
     conn: Conn,
@@ -95,7 +123,9 @@ def create_import(
                                                 "(default for sheets), cgcs2000, gcj02, "
                                                 "EPSG:xxxx.")] = None,
     layer: Annotated[str | None, Form(description="Site layer for kind=sites.")] = None,
-) -> ImportReportOut:
+    preview: Annotated[bool, Form(description="Only show what the import would do (200); "
+                                              "store nothing. Not for kind=issues.")] = False,
+) -> ImportReportOut | JSONResponse:
     """Import a file all or nothing; 422 lists every bad row and nothing is stored."""
     access.require(caller, "import_issues" if kind == "issues" else "import_layers")
     length = request.headers.get("content-length", "")
@@ -104,6 +134,9 @@ def create_import(
     actor = caller.actor
     with tempfile.TemporaryDirectory(prefix="sw-import-") as folder:
         path = _save(file, Path(folder))
+        if preview:
+            return preview_response(imports.preview_import(conn, kind, path, actor=actor,
+                                                           crs=crs, layer=layer))
         report: Any
         if kind == "jurisdictions":
             report = imports.import_jurisdictions(conn, path, crs=crs, actor=actor)
