@@ -57,17 +57,19 @@ def show(
     if r.note:
         out.print(f"  note: {r.note}")
     out.print(f"  {r.changed:,} of {r.examined:,} open issues examined changed; "
-              f"{r.lead_changed:,} changed lead unit")
+              f"{r.lead_changed:,} changed lead unit; points at risk that changed hands "
+              f"{found.points_moved:g}")
     if found.units:
-        units = Table("unit", "name", "gained", "lost")
+        units = Table("unit", "name", "gained", "lost", "points gained", "points lost")
         for u in found.units:
-            units.add_row(u.unit, u.name, str(u.gained), str(u.lost))
+            units.add_row(u.unit, u.name, str(u.gained), str(u.lost), f"{u.points_gained:g}",
+                          f"{u.points_lost:g}")
         out.print(units)
     if found.pairs:
-        pairs = Table("from", "to", "issues")
+        pairs = Table("from", "to", "issues", "points")
         for p in found.pairs:
             pairs.add_row(p.from_unit or "(unassigned)", p.to_unit or "(unassigned)",
-                          str(p.issues))
+                          str(p.issues), f"{p.points:g}")
         out.print(pairs)
     if rows:
         moved = Table("issue", "status", "ground", "lead unit")

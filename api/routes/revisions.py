@@ -81,9 +81,12 @@ class RevisionDetail(BaseModel):
 
     revision: revisions.Revision
     units: list[revisions.UnitBalance] = Field(
-        description="per lead unit: issues gained and lost, biggest gain first")
+        description="per lead unit: issues gained and lost (and their points at risk), "
+                    "biggest gain first")
     pairs: list[revisions.Handover] = Field(
         description="per from -> to pair of lead units (null: unassigned), largest first")
+    points_moved: float = Field(
+        0.0, description="points at risk that changed hands (issues whose lead unit changed)")
     changes: ChangeCollection
 
 
@@ -115,6 +118,7 @@ def get_revision(
                       "href": str(request.url.include_query_params(offset=offset + limit))})
     return RevisionDetail(
         revision=found.revision, units=found.units, pairs=found.pairs,
+        points_moved=found.points_moved,
         changes=ChangeCollection.model_validate({
             "features": [ChangeFeature.of(r) for r in rows], "numberMatched": total,
             "numberReturned": len(rows), "links": links}))

@@ -137,7 +137,8 @@ def test_cli_preview_prints_the_summary_and_stores_nothing(
                           env={"DATABASE_URL": dsn})
     assert shown.exit_code == 0, shown.output
     assert _checksum(dsn) == before
-    assert "预览 preview of redrawn.geojson" in shown.output
-    assert "变更 changed 2" in shown.output and "CE, CW" in shown.output
-    assert "转移分值 points at risk changing hands 0.4" in shown.output
-    assert "原单位 from" in shown.output and "数据质量 data quality" in shown.output
+    text = " ".join(shown.output.split())  # however the console wrapped it
+    assert "预览 preview of redrawn.geojson" in text
+    assert "变更 changed 2" in text and "CE, CW" in text
+    assert "转移分值 points at risk changing hands 0.4" in text
+    assert "原单位 from" in text and "数据质量 data quality" in text

@@ -62,6 +62,7 @@ def test_an_import_names_its_revision_and_the_revision_lists_what_moved(
         {"unit": "E", "name": "湖东社区", "gained": 0, "lost": 2, "points_gained": 0.0,
          "points_lost": 0.4}]
     assert body["pairs"] == [{"from_unit": "E", "to_unit": "W", "issues": 2, "points": 0.4}]
+    assert body["points_moved"] == pytest.approx(0.4)
     changes = first.json()["changes"]
     assert changes["type"] == "FeatureCollection"
     assert (changes["numberMatched"], changes["numberReturned"]) == (2, 1)
@@ -136,6 +137,7 @@ def test_cli_lists_and_shows_revisions(dsn: str, district: District, tmp_path: P
     assert shown.exit_code == 0, shown.output
     assert "revision 1: import by cli:" in shown.output
     assert "2 of 5 open issues examined changed" in shown.output
+    assert "points at risk that changed hands 0.4" in " ".join(shown.output.split())
     assert all(public_id in shown.output for public_id in district.moving)
     assert "CE -> CW" in shown.output and "E -> W" in shown.output
     missing = runner.invoke(app, ["revisions", "show", "99"], env=env)

@@ -92,3 +92,20 @@ def test_only_the_kinds_that_move_issues_have_a_preview(
         db: psycopg.Connection[Any], tmp_path: Path) -> None:
     with pytest.raises(ValidationFailed):
         imports.preview_import(db, "issues", tmp_path / "x.csv", actor="创建办")
+
+
+def test_a_rules_preview_counts_as_the_import_then_stores(
+        db: psycopg.Connection[Any], district: District, tmp_path: Path) -> None:
+    path = tmp_path / "任务分解表.csv"
+    path.write_text("任务,问题类别,社区,责任单位\n清理堆物,乱堆乱放,湖东,W\n", encoding="utf-8")
+    before = small_district.checksum(db)
+    shown = imports.preview_import(db, "responsibilities", path, actor="创建办")
+    assert small_district.checksum(db) == before
+    assert (shown.rows.added, shown.rows.added_codes) == (1, ["CMP-03 / CE / *"])
+    assert shown.quality is None
+
+    report = imports.import_responsibilities(db, path, actor="创建办")
+    assert report.reassigned["changed"] == shown.changed > 0
+    stored = revisions.summary(db, report.reassigned["revision"])
+    assert (stored.units, stored.pairs, stored.points_moved) == (
+        shown.units, shown.pairs, shown.points_moved)
