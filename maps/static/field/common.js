@@ -218,6 +218,62 @@ const SW = (() => {
     return T.q_waiting + (item.error ? ` (${item.error})` : "");
   }
 
+  // The phone's outbox of one kind ("report", "rectify"), sent in order whenever there is a
+  // connection: when asked (``flush``), when the connection returns, and every half minute
+  // while something waits (a phone's "online" can come before the network works). Each
+  // item's photo is uploaded once (its reference kept), then ``send(item)`` makes the item's
+  // own request. A send that cannot reach the server leaves the item waiting and stops the
+  // round (the next ones would not reach it either); one the server refused is kept with the
+  // reason, refused, and the round goes on. ``conflict(item, err)`` may take an error over
+  // (true: go on, false: stop, null: not its business). Returns ``flush``.
+  function outbox(kind, { send, render, conflict = async () => null, onProgress = null }) {
+    let flushing = false;
+
+    async function sendOne(item) {
+      item.state = "sending";
+      await render(item);
+      try {
+        if (item.photo && !item.ref) {
+          item.ref = await upload(item.photo, { bearer: item.token, onProgress });
+          await Store.put({ ...item, state: "queued" });  // a retry does not upload again
+        }
+        await send(item);
+      } catch (err) {
+        if (onProgress) onProgress(null);
+        const taken = await conflict(item, err);
+        if (taken !== null) return taken;
+        const later = retryable(err);
+        item.error = later ? (err instanceof ApiError ? explain(err) : null) : explain(err);
+        item.state = later ? "waiting" : "refused";
+        await Store.put(item);
+        return !later;
+      }
+      if (onProgress) onProgress(null);
+      await Store.remove(item.key);
+      return true;
+    }
+
+    async function flush() {
+      if (flushing) return;
+      flushing = true;
+      try {
+        for (const item of await Store.queued(kind)) {
+          if (item.state === "refused") continue;
+          if (!await sendOne(item)) break;
+        }
+      } finally {
+        flushing = false;
+        await render();
+      }
+    }
+
+    window.addEventListener("online", flush);
+    setInterval(async () => {
+      if ((await Store.queued(kind)).some((i) => i.state !== "refused")) flush();
+    }, 30000);
+    return flush;
+  }
+
   return { T, LANG, ApiError, api, retryable, explain, fmt, el, say, when, upload, photoUrl,
-           local, signIn, token, age, stateText };
+           local, signIn, token, age, stateText, outbox };
 })();

@@ -243,52 +243,20 @@
     offerPhotoPosition();
   }
 
-  // Send every queued report in order; stop at the first that cannot reach the server (the
-  // next ones would not either), go on past one the server refused.
-  let flushing = false;
-  async function flush() {
-    if (flushing) return;
-    flushing = true;
-    try {
-      for (const item of await Store.queued("report")) {
-        if (item.state === "refused") continue;
-        if (!await sendOne(item)) break;
-      }
-    } finally {
-      flushing = false;
-      await render();
-    }
-  }
-
-  // One report to the server; false when the network (or the server) is not there.
-  async function sendOne(item) {
-    item.state = "sending";
-    await render(item);
-    let response;
-    try {
-      if (item.photo && !item.ref) {
-        item.ref = await SW.upload(item.photo, { bearer: item.token, onProgress: progress });
-        await Store.put({ ...item, state: "queued" });  // stored: a retry does not upload again
-      }
-      response = await api("/api/v1/issues", {
-        method: "POST", bearer: item.token, headers: { "Idempotency-Key": item.key },
-        json: { ...item.body, photos: item.ref ? [item.ref] : [] } });
-    } catch (err) {
-      progress(null);
-      item.error = SW.retryable(err) ? (err instanceof SW.ApiError ? SW.explain(err) : null)
-        : SW.explain(err);
-      item.state = SW.retryable(err) ? "waiting" : "refused";
-      await Store.put(item);
-      return !SW.retryable(err);
-    }
-    progress(null);
-    await Store.remove(item.key);
+  // One report's request (its photo is uploaded by the outbox): stored, and its result shown
+  // when it is the one just made here, else listed as delivered.
+  async function sendReport(item) {
+    const response = await api("/api/v1/issues", {
+      method: "POST", bearer: item.token, headers: { "Idempotency-Key": item.key },
+      json: { ...item.body, photos: item.ref ? [item.ref] : [] } });
     const issue = await response.json();
     const replayed = response.headers.get("Idempotent-Replayed") === "true";
     if (item.key === justMade) await showResult(issue, replayed);
     else sent.push({ id: issue.properties.id, unit: issue.properties.lead_unit_name || T.unassigned });
-    return true;
   }
+
+  const flush = SW.outbox("report", { send: sendReport, render: (item) => render(item),
+                                      onProgress: (fraction) => progress(fraction) });
 
   function progress(fraction) {
     $("progress-box").hidden = fraction === null;
@@ -413,17 +381,11 @@
     });
     $("send-now").addEventListener("click", flush);
     $("again").addEventListener("click", again);
-    // Sent when the connection returns, when the page is opened again, and every half
-    // minute while something waits (a phone's "online" can come before the network works).
     window.addEventListener("online", () => {
-      flush();
       // The categories were laid out offline, not for the nearest site: ask again.
       if (state.lon !== null && state.nearbyAt === null) moveTo(state.lon, state.lat);
     });
-    setInterval(async () => {
-      if ((await Store.queued("report")).some((i) => i.state !== "refused")) flush();
-    }, 30000);
-    flush();
+    flush();  // what an earlier visit left queued
     locate();
   }
 

@@ -122,45 +122,18 @@
     }
   }
 
-  let flushing = false;
-  async function flush() {
-    if (flushing) return;
-    flushing = true;
-    try {
-      for (const item of await Store.queued("rectify")) {
-        if (item.state === "refused") continue;
-        if (!await sendOne(item)) break;
-      }
-    } finally {
-      flushing = false;
-      await render();
-    }
+  // One rectification's request (its photo is uploaded by the outbox).
+  async function sendRectification(item) {
+    await api(`/api/v1/issues/${encodeURIComponent(item.issue)}/transitions`, {
+      method: "POST", bearer: item.token,
+      json: { action: "rectify", version: item.version, evidence: [item.ref] } });
+    say(T.rectified, "ok");
   }
 
-  // One rectification to the server; false when the network (or the server) is not there.
-  async function sendOne(item) {
-    item.state = "sending";
-    await render(item);
-    try {
-      if (!item.ref) {
-        item.ref = await SW.upload(item.photo, { bearer: item.token });
-        await Store.put({ ...item, state: "queued" });
-      }
-      await api(`/api/v1/issues/${encodeURIComponent(item.issue)}/transitions`, {
-        method: "POST", bearer: item.token,
-        json: { action: "rectify", version: item.version, evidence: [item.ref] } });
-    } catch (err) {
-      if (err instanceof SW.ApiError && err.status === 409) return stale(item);
-      item.error = SW.retryable(err) ? (err instanceof SW.ApiError ? SW.explain(err) : null)
-        : SW.explain(err);
-      item.state = SW.retryable(err) ? "waiting" : "refused";
-      await Store.put(item);
-      return !SW.retryable(err);
-    }
-    await Store.remove(item.key);
-    say(T.rectified, "ok");
-    return true;
-  }
+  const flush = SW.outbox("rectify", {
+    send: sendRectification, render: (item) => render(item),
+    conflict: (item, err) => (err instanceof SW.ApiError && err.status === 409
+      ? stale(item) : Promise.resolve(null)) });
 
   // The issue changed since it was listed (409). Read it again: already rectified (this
   // phone's own send whose answer was lost, or someone else's) means done; still waiting for
@@ -287,10 +260,6 @@
   async function start() {
     say(T.loading);
     $("send-now").addEventListener("click", flush);
-    window.addEventListener("online", flush);
-    setInterval(async () => {
-      if ((await Store.queued("rectify")).some((i) => i.state !== "refused")) flush();
-    }, 30000);
     try {
       const { value: found } = await fresh("unit", async () => (await api(
         `/api/v1/units/${encodeURIComponent(unit)}`)).json());
