@@ -7,18 +7,16 @@ the length of each ingest and read run.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from bench import exports, hotspots, ingest, maps, notify, openloop, reassign
-from bench.harness import Results, machine, private_cluster
+from bench.harness import Results, Sizes, machine, private_cluster
 
 
 def main() -> None:
     """Run the benchmarks and write the results table."""
-    n_issues = int(os.environ.get("BENCH_ISSUES", "1000000"))
-    grids = int(os.environ.get("BENCH_GRIDS_PER_COMMUNITY", "170"))
-    seconds = float(os.environ.get("BENCH_LOAD_SECONDS", "20"))
+    sizes = Sizes.from_environment()
+    n_issues, grids, seconds = sizes.issues, sizes.grids_per_community, sizes.load_seconds
     results = Results()
     with private_cluster() as node:
         print(f"assignment benchmarks: {n_issues:,} issues, {grids} grids per community",

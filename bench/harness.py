@@ -114,3 +114,21 @@ def machine(dsn: str) -> str:
     pg, postgis = row if row else ("?", "?")
     return (f"Machine: {os.cpu_count()} cores, {ram:.0f} GiB RAM, {platform.platform()}; "
             f"PostgreSQL {pg}, PostGIS {postgis}, Python {sys.version.split()[0]}.")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big ``make bench`` and each ``python -m bench.X`` run: ``BENCH_ISSUES`` (default
+    1,000,000), ``BENCH_GRIDS_PER_COMMUNITY`` (170, over 2,000 grid polygons) and
+    ``BENCH_LOAD_SECONDS`` (20, each ingest and read run), read here only."""
+
+    issues: int
+    grids_per_community: int
+    load_seconds: float
+
+    @classmethod
+    def from_environment(cls) -> Sizes:
+        """The sizes the environment asks for."""
+        return cls(int(os.environ.get("BENCH_ISSUES", "1000000")),
+                   int(os.environ.get("BENCH_GRIDS_PER_COMMUNITY", "170")),
+                   float(os.environ.get("BENCH_LOAD_SECONDS", "20")))

@@ -29,7 +29,7 @@ import psycopg
 
 from bench import load
 from bench.app import PLAIN_TABLE
-from bench.harness import Results, Row, fresh_database, machine, private_cluster
+from bench.harness import Results, Row, Sizes, fresh_database, machine, private_cluster
 from layers.auth import tokens
 from layers.db.cluster import Cluster
 from layers.db.settings import Settings
@@ -100,7 +100,7 @@ def run(results: Results, node: Cluster, seconds: float) -> str:
     """Run baseline, ingest and reads on a fresh demo database; add the rows; return dsn."""
     dsn = fresh_database(node, "bench_ingest")
     reports, inspectors, viewer = prepare(dsn)
-    rng = random.Random(6)  # noqa: S311 - the shape of the load, not a secret
+    rng = random.Random(6)  # noqa: S311 (the shape of the load, not a secret)
     per_client = [{"Authorization": f"Bearer {t}"} for t in inspectors]
     readers = [{"Authorization": f"Bearer {viewer}"}] * CLIENTS
 
@@ -144,7 +144,7 @@ def run(results: Results, node: Cluster, seconds: float) -> str:
 
 def main() -> None:
     """Run the ingest and read benchmarks alone on a private cluster."""
-    seconds = float(os.environ.get("BENCH_LOAD_SECONDS", "20"))
+    seconds = Sizes.from_environment().load_seconds
     results = Results()
     with private_cluster() as node:
         dsn = run(results, node, seconds)

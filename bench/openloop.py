@@ -13,13 +13,12 @@ Run alone: ``python -m bench.openloop`` (``BENCH_LOAD_SECONDS`` sets each rate's
 
 from __future__ import annotations
 
-import os
 import random
 import tempfile
 from pathlib import Path
 
 from bench import ingest, load, notify
-from bench.harness import Results, Row, fresh_database, machine, private_cluster
+from bench.harness import Results, Row, Sizes, fresh_database, machine, private_cluster
 from layers.db.cluster import Cluster
 
 RATES = (10.0, 25.0, 50.0)
@@ -38,7 +37,7 @@ def run(results: Results, node: Cluster, seconds: float) -> str:
     """Each rate on a fresh demo database of ``node`` with a worker; the rows; the dsn."""
     dsn = fresh_database(node, "bench_openloop")
     reports, inspectors, _ = ingest.prepare(dsn)  # the same data and tokens as bench.ingest
-    rng = random.Random(17)  # noqa: S311 - the shape of the load, not a secret
+    rng = random.Random(17)  # noqa: S311 (the shape of the load, not a secret)
     phones = [{"Authorization": f"Bearer {t}"} for t in inspectors]
 
     def report(c: int, n: int) -> tuple[str, str, object]:
@@ -85,7 +84,7 @@ def run(results: Results, node: Cluster, seconds: float) -> str:
 
 def main() -> None:
     """Run the open-loop ingest benchmark alone on a private cluster."""
-    seconds = float(os.environ.get("BENCH_LOAD_SECONDS", "20"))
+    seconds = Sizes.from_environment().load_seconds
     results = Results()
     with private_cluster() as node:
         dsn = run(results, node, seconds)

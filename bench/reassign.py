@@ -8,7 +8,6 @@ The data set is the demo district with a million issues and its communities spli
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import datetime
 from typing import Any
@@ -19,6 +18,7 @@ import psycopg
 from bench.harness import (
     Results,
     Row,
+    Sizes,
     fresh_database,
     machine,
     percentile,
@@ -223,8 +223,8 @@ def run(results: Results, node: Cluster, n_issues: int, grids_per_community: int
 def main() -> None:
     """Run the assignment benchmarks alone on a private cluster, sized by ``BENCH_ISSUES``
     and ``BENCH_GRIDS_PER_COMMUNITY`` as ``make bench`` is; print the rows."""
-    n_issues = int(os.environ.get("BENCH_ISSUES", "1000000"))
-    grids = int(os.environ.get("BENCH_GRIDS_PER_COMMUNITY", "170"))
+    sizes = Sizes.from_environment()
+    n_issues, grids = sizes.issues, sizes.grids_per_community
     results = Results()
     with private_cluster() as node:
         dsn = run(results, node, n_issues, grids)

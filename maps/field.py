@@ -160,7 +160,7 @@ def labels(page: dict[str, dict[str, str]], lang: Lang) -> dict[str, str]:
     return {**COMMON[lang], **page[lang]}
 
 
-def report_html(timezone: str, lang: Lang = "zh", tolerance_m: float = 50.0) -> str:
+def report_html(timezone: str, lang: Lang, tolerance_m: float) -> str:
     """The report page shell; its scripts show times in ``timezone`` (the district's) and warn
     when the phone's fix is worse than ``tolerance_m`` (the assignment's tolerance)."""
     return _env.get_template("field_report.html").render(

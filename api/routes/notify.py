@@ -67,9 +67,11 @@ def add_subscription(conn: Conn, settings: AppSettings, caller: Manager,
 
 
 @router.get("/subscriptions")
-def list_subscriptions(conn: Conn, _: Manager) -> list[SubscriptionOut]:
-    """Every subscription, oldest first."""
-    return [SubscriptionOut.of(s) for s in outbox.list_all(conn)]
+def list_subscriptions(conn: Conn, _: Manager,
+                       limit: Annotated[int, Query(ge=1, le=1000)] = 1000
+                       ) -> list[SubscriptionOut]:
+    """Subscriptions, oldest first."""
+    return [SubscriptionOut.of(s) for s in outbox.list_all(conn, limit)]
 
 
 @router.delete("/subscriptions/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT,
@@ -88,6 +90,7 @@ def list_deliveries(conn: Conn, _: Manager,
 
 
 @router.post("/deliveries/{delivery_id}/retry")
-def retry_delivery(conn: Conn, _: Manager, delivery_id: str) -> Delivery:
+def retry_delivery(conn: Conn, _: Manager,
+                   delivery_id: Annotated[str, Path(max_length=36)]) -> Delivery:
     """Send a dead delivery again (at the worker's next round)."""
     return deliveries.retry(conn, delivery_id)

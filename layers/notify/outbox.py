@@ -104,10 +104,10 @@ def get(conn: psycopg.Connection[Any], subscription_id: int) -> Subscription:
     return found(row, f"no subscription {subscription_id}")
 
 
-def list_all(conn: psycopg.Connection[Any]) -> list[Subscription]:
-    """Every subscription, oldest first."""
+def list_all(conn: psycopg.Connection[Any], limit: int = 1000) -> list[Subscription]:
+    """Subscriptions, oldest first, at most ``limit`` (a district has a few per unit)."""
     with conn.cursor(row_factory=class_row(Subscription)) as cur:
-        return cur.execute(_SELECT + " ORDER BY s.id").fetchall()
+        return cur.execute(_SELECT + " ORDER BY s.id LIMIT %s", [limit]).fetchall()
 
 
 def delete(conn: psycopg.Connection[Any], subscription_id: int) -> None:

@@ -24,6 +24,7 @@ from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, Rout
 from layers.auth import tokens
 from tests.api.test_field_pages import first_market
 from tests.e2e.test_field_pages import (
+    ZONE,
     _unit_with_few_assigned_issues,
     fits_the_screen,
     sign_in,
@@ -58,7 +59,7 @@ def phone_at(browser: Browser, server: str) -> Iterator[PhoneAt]:
         context = browser.new_context(
             viewport={"width": width, "height": 740}, is_mobile=True, has_touch=True,
             device_scale_factor=2, locale="en-GB" if lang == "en" else "zh-CN",
-            timezone_id="Asia/Shanghai")
+            timezone_id=ZONE)
 
         def local(route: Route) -> None:
             if route.request.url.startswith((server, "blob:", "data:")):

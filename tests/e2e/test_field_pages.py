@@ -28,10 +28,13 @@ from playwright.sync_api import (
 )
 
 from layers.auth import tokens
+from layers.db.settings import Settings
 from layers.supervision import orders
 from tests.api.test_field_pages import first_market
 
 PHONE: ViewportSize = {"width": 360, "height": 740}
+# The phone is in the district: its clock shows the district's zone (the settings name it).
+ZONE = Settings().timezone
 
 
 @pytest.fixture
@@ -40,7 +43,7 @@ def phone(browser: Browser, server: str) -> Iterator[tuple[BrowserContext, list[
     blocked: list[str] = []
     context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True,
                                   device_scale_factor=2, locale="zh-CN",
-                                  timezone_id="Asia/Shanghai")
+                                  timezone_id=ZONE)
 
     def offline(route: Route) -> None:
         if route.request.url.startswith((server, "blob:", "data:")):

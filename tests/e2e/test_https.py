@@ -22,7 +22,7 @@ from api.cli.main import app
 from layers.auth import tokens
 from tests.api.test_field_pages import first_market
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.e2e.test_field_pages import PHONE, sign_in
+from tests.e2e.test_field_pages import PHONE, ZONE, sign_in
 
 Serving = Callable[..., contextlib.AbstractContextManager[tuple[str, subprocess.Popen[bytes]]]]
 # The name the phones use on the office network; Chromium resolves it to this machine.
@@ -100,7 +100,7 @@ def test_over_https_the_page_is_a_secure_context_and_the_phones_fix_places_the_p
         token = tokens.create(conn, role="inspector", name="巡查员 小李")
         _, market_name, lon, lat = first_market(conn)
     context = phone_browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True,
-                                        locale="zh-CN", timezone_id="Asia/Shanghai")
+                                        locale="zh-CN", timezone_id=ZONE)
     try:
         context.grant_permissions(["geolocation"], origin=base)
         context.set_geolocation({"latitude": lat, "longitude": lon, "accuracy": 12})

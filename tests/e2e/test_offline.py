@@ -22,7 +22,7 @@ from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, expe
 
 from layers.auth import tokens
 from tests.api.test_field_pages import first_market
-from tests.e2e.test_field_pages import PHONE, sign_in, watch
+from tests.e2e.test_field_pages import PHONE, ZONE, sign_in, watch
 
 # Chrome DevTools' "Slow 3G": 400 kbit/s each way, 2 s round trips.
 SLOW_3G = {"offline": False, "latency": 2000, "downloadThroughput": 400 * 1024 / 8,
@@ -44,7 +44,7 @@ def phone_at(browser: Browser, server: str, field: tuple[str, str, str, float, f
     """A phone standing in the first market, with its position granted."""
     *_, lon, lat = field
     context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True,
-                                  locale="zh-CN", timezone_id="Asia/Shanghai")
+                                  locale="zh-CN", timezone_id=ZONE)
     context.route("**/favicon.ico", lambda route: route.fulfill(status=204))
     context.grant_permissions(["geolocation"], origin=server)
     context.set_geolocation({"latitude": lat, "longitude": lon, "accuracy": 8})
@@ -249,7 +249,7 @@ def test_without_a_fix_the_photo_places_the_report(
     token, _, _, lon, lat = field
     # A phone that gives the page no position at all (permission not granted).
     context = browser.new_context(viewport=PHONE, is_mobile=True, locale="zh-CN",
-                                  timezone_id="Asia/Shanghai")
+                                  timezone_id=ZONE)
     try:
         page = context.new_page()
         page.goto(f"{server}/report")
@@ -296,7 +296,7 @@ def test_the_work_page_offline_shows_its_last_list_and_queues_a_rectification(
         unit, issue = str(row[0]), str(row[1])
         token = tokens.create(conn, role="unit", unit_code=unit, name="社区 小王")
     context = browser.new_context(viewport=PHONE, is_mobile=True, locale="zh-CN",
-                                  timezone_id="Asia/Shanghai")
+                                  timezone_id=ZONE)
     try:
         page = context.new_page()
         page.goto(f"{server}/units/{unit}/work#token={token}")

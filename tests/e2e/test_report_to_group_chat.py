@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, FilePayload, expect
 
 from layers.auth import tokens
 from tests.api.test_field_pages import first_market
-from tests.e2e.test_field_pages import PHONE, sign_in, watch
+from tests.e2e.test_field_pages import PHONE, ZONE, sign_in, watch
 from tests.loopback import Answer, eventually, receiving
 
 # Seconds a message may take, at most, before the test calls it lost: the worker's default
@@ -60,7 +60,7 @@ def test_a_phone_report_reaches_the_units_group_chat_and_its_link_opens_the_work
                "SITEWATCH_WEBHOOK_ALLOW_PRIVATE": "1"}
         with serving(["api.cli.main", "serve"], env, tmp_path) as (server, _):
             context = browser.new_context(viewport=PHONE, is_mobile=True, locale="zh-CN",
-                                          timezone_id="Asia/Shanghai")
+                                          timezone_id=ZONE)
             context.route("**/favicon.ico", lambda route: route.fulfill(status=204))
             context.grant_permissions(["geolocation"], origin=server)
             context.set_geolocation({"latitude": lat, "longitude": lon, "accuracy": 10})

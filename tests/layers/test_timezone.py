@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -73,7 +74,8 @@ def _report(client: TestClient, *local_times: str) -> None:
     issues = [records.NewIssue(category="CTY-05", lon=LON, lat=LAT, description="暴露垃圾",
                                reported_at=datetime.fromisoformat(t).replace(tzinfo=BERLIN))
               for t in local_times]
-    pool: Any = client.app.state.pool  # type: ignore[attr-defined]  # Starlette's app
+    assert isinstance(client.app, FastAPI)  # the client's app is typed as any ASGI app
+    pool: Any = client.app.state.pool
     with pool.connection() as conn:
         records.create_many(conn, load_assigner(conn), issues, actor="t",
                             actor_role="inspector")
@@ -178,7 +180,8 @@ def test_pages_show_times_in_the_configured_zone(app_client: TestClient) -> None
 def test_photo_times_without_a_zone_are_local_to_the_district(
         app_client: TestClient, jpeg: Callable[..., bytes],
         bearer_for: Callable[..., dict[str, str]]) -> None:
-    dsn = app_client.app.state.settings.database_url  # type: ignore[attr-defined]  # Starlette's app
+    assert isinstance(app_client.app, FastAPI)  # the client's app is typed as any ASGI app
+    dsn = app_client.app.state.settings.database_url
     photo = jpeg(lon=LON, lat=LAT, taken=datetime(2026, 5, 3, 9, 30))
     response = app_client.post("/api/v1/evidence", files={"file": ("p.jpg", photo)},
                                headers=bearer_for(dsn, "inspector"))

@@ -10,7 +10,7 @@
   const { T, api, el, fmt, say, when } = SW;
   const $ = (id) => document.getElementById(id);
   const form = $("report");
-  const TOLERANCE = Number(document.documentElement.dataset.tolerance) || 50;
+  const TOLERANCE = Number(document.documentElement.dataset.tolerance);  // the server's
   const ACTIONS = ["market", "construction", "appearance", "compound", "behaviour"];
   const state = { lon: null, lat: null, manual: false, watch: null, nearbyAt: null,
                   fix: null };  // fix: the last accuracy in metres, null before any
