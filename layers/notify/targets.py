@@ -63,7 +63,7 @@ def check(channel: str, target: str, *, allow_private: bool) -> str:
     Control characters are refused first, whatever the channel: a line break in an address
     list would smuggle headers (Bcc) into every mail, one in a URL a second request line."""
     if any(ord(c) < 0x20 or ord(c) == 0x7f for c in target):
-        raise ValidationFailed("目标含控制字符 the target holds a control character (a line break?)")
+        raise ValidationFailed("目标含控制字符 the target holds a control character")
     if channel == "email":
         check_emails(target)
         return target.strip()
