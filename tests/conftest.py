@@ -35,6 +35,7 @@ from layers.auth import tokens
 from layers.db import migrate
 from layers.db.cluster import Cluster
 from layers.db.settings import Settings
+from tests import small_district
 
 # Workers in tests (`serve` starts one) do not refresh map snapshots
 # (layers.analysis.snapshots.Refresher, the worker's refresh-maps job): a round per start
@@ -242,6 +243,19 @@ def anonymous() -> dict[str, str]:
 def bearer_for() -> Callable[..., dict[str, str]]:
     """``bearer_for(dsn, role, unit=None)``: headers of a new token of that role."""
     return bearer
+
+
+@pytest.fixture
+def admin(dsn: str) -> dict[str, str]:
+    """Headers of a new admin token on this test's database."""
+    return bearer(dsn, "admin")
+
+
+@pytest.fixture
+def district(dsn: str) -> small_district.District:
+    """The small two-community district of tests/small_district.py on this test's database."""
+    with psycopg.connect(dsn) as conn:
+        return small_district.build(conn)
 
 
 

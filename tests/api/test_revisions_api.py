@@ -21,17 +21,6 @@ runner = CliRunner()
 Headers = dict[str, str]
 
 
-@pytest.fixture
-def district(dsn: str) -> District:
-    with psycopg.connect(dsn) as conn:
-        return small_district.build(conn)
-
-
-@pytest.fixture
-def admin(dsn: str, bearer_for: Callable[..., Headers]) -> Headers:
-    return bearer_for(dsn, "admin")
-
-
 def _import(client: TestClient, admin: Headers, path: Path) -> Any:
     with path.open("rb") as f:
         response = client.post("/api/v1/imports", headers=admin,

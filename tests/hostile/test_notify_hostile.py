@@ -4,18 +4,11 @@ stored by a refused request."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 Headers = dict[str, str]
-
-
-@pytest.fixture
-def admin(dsn: str, bearer_for: Callable[..., Headers]) -> Headers:
-    return bearer_for(dsn, "admin")
 
 
 def _subscriptions(dsn: str) -> int:

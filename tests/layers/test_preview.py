@@ -24,11 +24,6 @@ def db(dsn: str) -> Iterator[psycopg.Connection[Any]]:
         yield conn
 
 
-@pytest.fixture
-def district(db: psycopg.Connection[Any]) -> District:
-    return small_district.build(db)
-
-
 def test_an_import_preview_shows_what_would_move_and_stores_nothing(
         db: psycopg.Connection[Any], district: District, tmp_path: Path) -> None:
     path = small_district.redrawn_file(tmp_path)

@@ -34,11 +34,6 @@ def db(dsn: str) -> Iterator[psycopg.Connection[Any]]:
         yield conn
 
 
-@pytest.fixture
-def district(db: psycopg.Connection[Any]) -> District:
-    return small_district.build(db)
-
-
 def _answers(conn: psycopg.Connection[Any]) -> dict[int, tuple[Any, ...]]:
     columns = ", ".join(RESULT_COLUMNS)
     return {r[0]: tuple(r[1:]) for r in conn.execute(
