@@ -132,3 +132,12 @@ class Sizes:
         return cls(int(os.environ.get("BENCH_ISSUES", "1000000")),
                    int(os.environ.get("BENCH_GRIDS_PER_COMMUNITY", "170")),
                    float(os.environ.get("BENCH_LOAD_SECONDS", "20")))
+
+
+def run_alone(run: Callable[[Results, Cluster, Sizes], str]) -> None:
+    """``python -m bench.X``: one module's benchmarks alone on a private cluster, sized by the
+    environment as ``make bench`` is; print its rows (``run`` returns the dsn it measured)."""
+    results = Results()
+    with private_cluster() as node:
+        dsn = run(results, node, Sizes.from_environment())
+        print(results.markdown(machine(dsn)))

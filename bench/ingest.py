@@ -29,7 +29,7 @@ import psycopg
 
 from bench import load
 from bench.app import PLAIN_TABLE
-from bench.harness import Results, Row, Sizes, fresh_database, machine, private_cluster
+from bench.harness import Results, Row, fresh_database, run_alone
 from layers.auth import tokens
 from layers.db.cluster import Cluster
 from layers.db.settings import Settings
@@ -90,6 +90,24 @@ def prepare(dsn: str) -> tuple[list[tuple[str, float, float]], list[str], str]:
     return [(str(c), float(x), float(y)) for c, x, y in rows], inspectors, viewer
 
 
+def reporting(reports: list[tuple[str, float, float]], rng: random.Random
+              ) -> tuple[load.Request, load.Request]:
+    """Requests of the ingest load: a report near one of ``reports`` (category, lon, lat),
+    and the same body to the plain one-row insert (the baseline)."""
+
+    def report(c: int, n: int) -> tuple[str, str, object]:
+        category, lon, lat = reports[rng.randrange(len(reports))]
+        return "POST", "/api/v1/issues", {
+            "category": category, "lon": lon + rng.uniform(-2e-4, 2e-4),
+            "lat": lat + rng.uniform(-2e-4, 2e-4), "description": f"bench {c}-{n}",
+            "source": "self_inspection"}  # inspectors may not claim supervision
+
+    def plain(c: int, n: int) -> tuple[str, str, object]:
+        return "POST", "/bench/plain", report(c, n)[2]
+
+    return report, plain
+
+
 def _row(stats: load.Stats, note: str = "") -> str:
     failures = stats.failures()
     return (f"{stats.throughput:.0f} req/s, p50 {stats.ms(50):.0f} ms, p99 {stats.ms(99):.0f}"
@@ -104,15 +122,7 @@ def run(results: Results, node: Cluster, seconds: float) -> str:
     per_client = [{"Authorization": f"Bearer {t}"} for t in inspectors]
     readers = [{"Authorization": f"Bearer {viewer}"}] * CLIENTS
 
-    def report(c: int, n: int) -> tuple[str, str, object]:
-        category, lon, lat = reports[rng.randrange(len(reports))]
-        return "POST", "/api/v1/issues", {
-            "category": category, "lon": lon + rng.uniform(-2e-4, 2e-4),
-            "lat": lat + rng.uniform(-2e-4, 2e-4), "description": f"bench {c}-{n}",
-            "source": "self_inspection"}  # inspectors may not claim supervision
-
-    def plain(c: int, n: int) -> tuple[str, str, object]:
-        return "POST", "/bench/plain", report(c, n)[2]
+    report, plain = reporting(reports, rng)
 
     def bbox(c: int, n: int) -> tuple[str, str, object]:
         _, lon, lat = reports[rng.randrange(len(reports))]
@@ -144,12 +154,7 @@ def run(results: Results, node: Cluster, seconds: float) -> str:
 
 def main() -> None:
     """Run the ingest and read benchmarks alone on a private cluster."""
-    seconds = Sizes.from_environment().load_seconds
-    results = Results()
-    with private_cluster() as node:
-        dsn = run(results, node, seconds)
-        print(results.markdown(machine(dsn)))
-
+    run_alone(lambda results, node, sizes: run(results, node, sizes.load_seconds))
 
 if __name__ == "__main__":
     main()

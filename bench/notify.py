@@ -39,7 +39,7 @@ import httpx
 import psycopg
 
 from bench import load
-from bench.harness import Results, Row, fresh_database, machine, percentile, private_cluster
+from bench.harness import Results, Row, fresh_database, percentile, run_alone
 from bench.ingest import serving
 from layers.auth import tokens
 from layers.db.cluster import Cluster
@@ -261,11 +261,7 @@ def run(results: Results, node: Cluster, seconds: float = 15.0) -> str:
 
 def main() -> None:
     """Run the notification benchmarks alone on a private cluster."""
-    results = Results()
-    with private_cluster() as node:
-        dsn = run(results, node)
-        print(results.markdown(machine(dsn)))
-
+    run_alone(lambda results, node, _: run(results, node))
 
 if __name__ == "__main__":
     main()

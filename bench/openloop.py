@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from bench import ingest, load, notify
-from bench.harness import Results, Row, Sizes, fresh_database, machine, private_cluster
+from bench.harness import Results, Row, fresh_database, run_alone
 from layers.db.cluster import Cluster
 
 RATES = (10.0, 25.0, 50.0)
@@ -40,15 +40,7 @@ def run(results: Results, node: Cluster, seconds: float) -> str:
     rng = random.Random(17)  # noqa: S311 (the shape of the load, not a secret)
     phones = [{"Authorization": f"Bearer {t}"} for t in inspectors]
 
-    def report(c: int, n: int) -> tuple[str, str, object]:
-        category, lon, lat = reports[rng.randrange(len(reports))]
-        return "POST", "/api/v1/issues", {
-            "category": category, "lon": lon + rng.uniform(-2e-4, 2e-4),
-            "lat": lat + rng.uniform(-2e-4, 2e-4), "description": f"open loop {n}",
-            "source": "self_inspection"}
-
-    def plain(c: int, n: int) -> tuple[str, str, object]:
-        return "POST", "/bench/plain", report(c, n)[2]
+    report, plain = ingest.reporting(reports, rng)
 
     highest = None
     tried: list[float] = []
@@ -84,12 +76,7 @@ def run(results: Results, node: Cluster, seconds: float) -> str:
 
 def main() -> None:
     """Run the open-loop ingest benchmark alone on a private cluster."""
-    seconds = Sizes.from_environment().load_seconds
-    results = Results()
-    with private_cluster() as node:
-        dsn = run(results, node, seconds)
-        print(results.markdown(machine(dsn)))
-
+    run_alone(lambda results, node, sizes: run(results, node, sizes.load_seconds))
 
 if __name__ == "__main__":
     main()

@@ -18,11 +18,9 @@ import psycopg
 from bench.harness import (
     Results,
     Row,
-    Sizes,
     fresh_database,
-    machine,
     percentile,
-    private_cluster,
+    run_alone,
     timed,
 )
 from layers.assignment import AssignerCache, load_assigner, reassign
@@ -221,15 +219,10 @@ def run(results: Results, node: Cluster, n_issues: int, grids_per_community: int
 
 
 def main() -> None:
-    """Run the assignment benchmarks alone on a private cluster, sized by ``BENCH_ISSUES``
-    and ``BENCH_GRIDS_PER_COMMUNITY`` as ``make bench`` is; print the rows."""
-    sizes = Sizes.from_environment()
-    n_issues, grids = sizes.issues, sizes.grids_per_community
-    results = Results()
-    with private_cluster() as node:
-        dsn = run(results, node, n_issues, grids)
-        print(results.markdown(machine(dsn)))
-
+    """Run the assignment benchmarks alone, sized by ``BENCH_ISSUES`` and
+    ``BENCH_GRIDS_PER_COMMUNITY`` as ``make bench`` is."""
+    run_alone(lambda results, node, sizes: run(results, node, sizes.issues,
+                                               sizes.grids_per_community))
 
 if __name__ == "__main__":
     main()
