@@ -69,7 +69,11 @@ async def _http(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_down(_: Request, exc: Exception) -> JSONResponse:
-    log.warning("database unavailable: %s", type(exc).__name__)
+    # The server's own words (which lock, which processes, which statement) are for the
+    # operator's log only: a deadlock logged as its class name alone could not be traced.
+    diag = exc.diag if isinstance(exc, psycopg.Error) else None
+    log.warning("database unavailable: %s %s %s", type(exc).__name__,
+                diag.message_detail if diag else "", diag.context if diag else "")
     err = DatabaseUnavailable("The database is unavailable; retry shortly.")
     return problem(err.status, err.code, err.title, err.message)
 

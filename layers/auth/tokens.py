@@ -128,6 +128,10 @@ def authenticate(conn: psycopg.Connection[Any], token: str) -> Principal | None:
     ``last_used_at`` is refreshed at most once a minute and never waits for the row lock:
     updating it on every request made all requests sharing one token (an Open311 app's key,
     an office's shared inspector token) queue behind each other until each committed.
+    The lock is ``FOR NO KEY UPDATE``, the one the UPDATE takes anyway: ``FOR UPDATE`` also
+    blocks the key-share lock a foreign-key check takes on the token row (an idempotency
+    key names its token), so two requests with one token deadlocked, each holding what the
+    other's check waited for.
     """
     with conn.cursor(row_factory=class_row(Principal)) as cur:
         principal = cur.execute(
@@ -141,7 +145,7 @@ def authenticate(conn: psycopg.Connection[Any], token: str) -> Principal | None:
             "UPDATE api_token SET last_used_at = now() WHERE id = ("
             " SELECT id FROM api_token WHERE id = %s"
             " AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')"
-            " FOR UPDATE SKIP LOCKED)", [principal.token_id])
+            " FOR NO KEY UPDATE SKIP LOCKED)", [principal.token_id])
     return principal
 
 

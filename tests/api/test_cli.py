@@ -127,3 +127,19 @@ def test_requests_sharing_a_token_do_not_wait_for_each_other(dsn: str) -> None:
         second.commit()
         stamped = first.execute("SELECT last_used_at IS NOT NULL FROM api_token").fetchone()
         assert stamped == (True,)
+
+
+def test_stamping_a_token_leaves_room_for_rows_that_name_it(dsn: str) -> None:
+    # Two retries of one report: the first stamps the token's last use, the second stores
+    # its idempotency key, whose foreign-key check takes a key-share lock on the token row.
+    # With the stamp holding FOR UPDATE that check waited, and the two deadlocked.
+    with psycopg.connect(dsn) as first, psycopg.connect(dsn) as second:
+        token = tokens.create(first, role="inspector", name="重试")
+        first.commit()
+        principal = tokens.authenticate(first, token)
+        assert principal is not None
+        second.execute("SET lock_timeout = '1s'")
+        second.execute("INSERT INTO idempotency_key (token_id, key, request_hash)"
+                       " VALUES (%s, 'retry', '\\x00')", [principal.token_id])
+        second.commit()
+        first.commit()
