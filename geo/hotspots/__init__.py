@@ -5,7 +5,7 @@ Modules: :mod:`~geo.hotspots.binning` (study grids, empty cells included),
 hot areas split across jurisdictions), :mod:`~geo.hotspots.emerging` (space-time trends),
 :mod:`~geo.hotspots.chronic` (recurring problems at sites) and
 :mod:`~geo.hotspots.clusters` (DBSCAN of single reports). :func:`analyse` runs the cell and
-area pipeline on arrays.
+area pipeline on points, :func:`analyse_counts` on counts per cell and category.
 """
 
 from __future__ import annotations
@@ -72,14 +72,25 @@ def analyse(grid: StudyGrid, lon: NDArray[np.float64], lat: NDArray[np.float64],
     ``min_bin`` is the class an area's cells need (3/2/1: 99/95/90 % confidence, on
     FDR-adjusted p-values when ``fdr``).
     """
-    cell = grid.locate(lon, lat)
-    counts = grid.counts(cell)
+    return analyse_counts(grid, grid.locate(lon, lat), np.asarray(category, dtype=object),
+                          np.ones(len(lon), np.int64), assigner, normalise=normalise,
+                          sites=sites, fdr=fdr, min_bin=min_bin, level=level)
+
+
+def analyse_counts(grid: StudyGrid, cell: NDArray[np.int64], category: NDArray[np.object_],
+                   count: NDArray[np.int64], assigner: Assigner, *,
+                   normalise: Normalise = "none", sites: NDArray[np.float64] | None = None,
+                   fdr: bool = True, min_bin: int = 2, level: str = "community") -> Hotspots:
+    """:func:`analyse` on issues already counted: ``count`` issues of ``category`` in the
+    grid's cell ``cell`` (an index, −1 outside) per row."""
+    count = np.asarray(count, np.int64)
+    counts = grid.counts(cell, count.astype(np.float64))
     values = cell_values(grid, counts, normalise, sites)
     result = gi_star(values, grid.neighbours, fdr=fdr)
     cells = pd.DataFrame({
         "cell": grid.ids, "count": counts.astype(np.int64), "value": values, "z": result.z,
         "p": result.p, "p_fdr": result.p_fdr, "gi_bin": result.gi_bin,
         "geometry": grid.polygons})
-    areas = hot_areas(grid, result, cell, np.asarray(category, dtype=object), assigner,
-                      min_bin=min_bin, level=level)
-    return Hotspots(cells=cells, areas=areas, outside=int((cell < 0).sum()))
+    areas = hot_areas(grid, result, cell, category, assigner, min_bin=min_bin, level=level,
+                      weight=count)
+    return Hotspots(cells=cells, areas=areas, outside=int(count[cell < 0].sum()))

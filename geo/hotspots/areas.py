@@ -95,13 +95,17 @@ def split_by_jurisdiction(assigner: Assigner, geoms: GeomArray, level: str = "co
 
 def hot_areas(grid: StudyGrid, result: GiStar, issue_cell: IntArray,
               issue_category: NDArray[np.object_], assigner: Assigner, *,
-              min_bin: int = 2, level: str = "community", top_categories: int = 3
-              ) -> pd.DataFrame:
+              min_bin: int = 2, level: str = "community", top_categories: int = 3,
+              weight: IntArray | None = None) -> pd.DataFrame:
     """Merge cells with Gi bin ≥ ``min_bin`` into areas; one row per area (``AREA_COLUMNS``).
 
     ``issue_cell`` is each issue's cell index (−1 outside), ``issue_category`` its category
-    code; ``min_bin`` 3/2/1 asks for 99/95/90 % confidence. Areas are ordered by peak z.
+    code; with ``weight``, each row stands for that many issues (counts per cell and
+    category, as the tallies give them). ``min_bin`` 3/2/1 asks for 99/95/90 % confidence.
+    Areas are ordered by peak z.
     """
+    weight = np.ones(len(issue_cell), np.int64) if weight is None else np.asarray(
+        weight, np.int64)
     labels = hot_components(grid, result.gi_bin >= min_bin)
     n_areas = int(labels.max()) + 1
     if n_areas == 0:
@@ -112,12 +116,14 @@ def hot_areas(grid: StudyGrid, result: GiStar, issue_cell: IntArray,
     issue_area = np.full(len(issue_cell), -1, np.int64)
     issue_area[inside] = labels[issue_cell[inside]]
     shares = split_by_jurisdiction(assigner, geoms, level)
-    dominant = [_dominant(issue_category[issue_area == k], top_categories)
-                for k in range(n_areas)]
+    dominant = [_dominant(issue_category[issue_area == k], weight[issue_area == k],
+                          top_categories) for k in range(n_areas)]
     units = _units(assigner, geoms, shares, dominant)
     frame = pd.DataFrame({
         "cells": [list(grid.ids[labels == k]) for k in range(n_areas)],
-        "issue_count": np.bincount(issue_area[issue_area >= 0], minlength=n_areas),
+        "issue_count": np.bincount(issue_area[issue_area >= 0],
+                                   weights=weight[issue_area >= 0],
+                                   minlength=n_areas).astype(np.int64),
         "peak_z": [float(result.z[labels == k].max()) for k in range(n_areas)],
         "categories": dominant,
         "shares": shares,
@@ -131,8 +137,11 @@ def hot_areas(grid: StudyGrid, result: GiStar, issue_cell: IntArray,
     return frame[AREA_COLUMNS]
 
 
-def _dominant(categories: NDArray[np.object_], top: int) -> list[tuple[str, int]]:
-    counts = Counter(str(c) for c in categories.tolist())
+def _dominant(categories: NDArray[np.object_], weights: IntArray, top: int
+              ) -> list[tuple[str, int]]:
+    counts: Counter[str] = Counter()
+    for c, w in zip(categories.tolist(), weights.tolist(), strict=True):
+        counts[str(c)] += int(w)
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
 
 

@@ -29,6 +29,12 @@ from numpy.typing import NDArray
 
 GridKind = Literal["h3", "fishnet"]
 DEFAULT_RESOLUTION = 10
+# Points are binned in their cell at this resolution and counted in its parent at a coarser
+# one. H3 children do not tile their parent exactly (a point near an edge can lie in a
+# resolution-8 cell that is not its resolution-10 cell's parent), so binning each resolution
+# on its own would make counts kept at one grain (layers/analysis/tallies.py) differ from
+# the points' own; through the parent, one grain serves every coarser resolution exactly.
+BIN_RESOLUTION = DEFAULT_RESOLUTION
 DEFAULT_RING = 3
 DEFAULT_CELL_M = 200.0
 OUTSIDE = -1  # cell index of a point outside the study grid
@@ -36,6 +42,16 @@ OUTSIDE = -1  # cell index of a point outside the study grid
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 GeomArray = NDArray[np.object_]
+
+
+def h3_cells(lon: FloatArray, lat: FloatArray, resolution: int = BIN_RESOLUTION
+             ) -> NDArray[np.uint64]:
+    """The H3 cell (as an integer) of each point (EPSG:4326) at ``resolution``."""
+    # h3 has no array API; one C call per point costs ~1 µs, a second per million.
+    return np.fromiter((h3int.latlng_to_cell(b, a, resolution)
+                        for a, b in zip(np.asarray(lon, np.float64).tolist(),
+                                        np.asarray(lat, np.float64).tolist(), strict=True)),
+                       dtype=np.uint64, count=len(lon))
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,18 +97,23 @@ class StudyGrid:
         w = None if weights is None else np.asarray(weights, np.float64)[inside]
         return np.bincount(cell[inside], weights=w, minlength=self.size).astype(np.float64)
 
-    def _locate_h3(self, lon: FloatArray, lat: FloatArray) -> IntArray:
+    def locate_h3_cells(self, cells: NDArray[np.uint64]) -> IntArray:
+        """The cell index holding each H3 cell (integers, at this grid's resolution or
+        finer: a finer one counts in its parent), or ``OUTSIDE``."""
         assert self.resolution is not None
-        res = self.resolution
-        # h3 has no array API; one C call per point costs ~1 µs, a second per million.
-        cells = np.fromiter((h3int.latlng_to_cell(b, a, res)
-                             for a, b in zip(lon.tolist(), lat.tolist(), strict=True)),
-                            dtype=np.uint64, count=len(lon))
+        cells = np.asarray(cells, np.uint64)
+        if len(cells) and self.resolution < int(h3int.get_resolution(int(cells[0]))):
+            cells = np.fromiter((h3int.cell_to_parent(int(c), self.resolution)
+                                 for c in cells.tolist()), dtype=np.uint64, count=len(cells))
         pos = np.searchsorted(self._h3_sorted, cells)
         pos = np.minimum(pos, max(len(self._h3_sorted) - 1, 0))
         found = self._h3_sorted[pos] == cells if len(self._h3_sorted) else np.zeros(
             len(cells), bool)
         return np.where(found, self._h3_order[pos], OUTSIDE).astype(np.int64)
+
+    def _locate_h3(self, lon: FloatArray, lat: FloatArray) -> IntArray:
+        assert self.resolution is not None
+        return self.locate_h3_cells(h3_cells(lon, lat, max(self.resolution, BIN_RESOLUTION)))
 
     def _locate_fishnet(self, lon: FloatArray, lat: FloatArray) -> IntArray:
         assert self._to_metric is not None and self.cell_m is not None

@@ -15,29 +15,35 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
+import h3.api.numpy_int as h3int
 import numpy as np
 import pandas as pd
 import psycopg
 import shapely
+from numpy.typing import NDArray
 from psycopg import sql
 
 from geo.assign import LEVEL_RANK, Assigner
-from geo.hotspots import analyse, sites_per_cell
+from geo.hotspots import analyse_counts, sites_per_cell
 from geo.hotspots import budget as geo_budget
 from geo.hotspots.binning import DEFAULT_RESOLUTION, DEFAULT_RING, StudyGrid, fishnet_grid, h3_grid
 from geo.hotspots.budget import Limits
 from geo.hotspots.chronic import DEFAULT_CYCLE_DAYS, DEFAULT_WINDOW_DAYS, chronic_sites
 from geo.hotspots.clusters import cluster_summary, dbscan_labels
 from geo.hotspots.emerging import Emerging, bin_times, emerging_hotspots, time_steps
-from layers.analysis import budget, hotspot_records
+from layers.analysis import budget, hotspot_records, tallies
 from layers.analysis.hotspot_records import ChronicPair, Cluster, GiResult
+from layers.catalog.periods import Period
 from layers.errors import ValidationFailed
 from layers.vocab import DISMISSED_STATUSES, STATUSES, Status
 
 Method = Literal["h3", "fishnet"]
+# A fishnet counts each tallied H3 cell (about 76 m across) at its centre, so its squares
+# must be a few cells wide for a count to be about the square's own ground.
+MIN_CELL_M = 200.0
 # Rejected and duplicate reports are not problems on the ground.
 COUNTED: tuple[Status, ...] = tuple(s for s in STATUSES if s not in DISMISSED_STATUSES)
 
@@ -50,7 +56,7 @@ class Defaults:
     method: Method = "h3"
     resolution: int = DEFAULT_RESOLUTION
     ring: int = DEFAULT_RING
-    cell_m: float = 100.0
+    cell_m: float = 200.0
     confidence: int = 95
     level: Literal["street", "community", "grid"] = "community"
     # Emerging hotspots: one Gi* per inspection cycle (the supervision group's 10 days).
@@ -83,12 +89,14 @@ class HotspotQuery:
     level: str = DEFAULTS.level
 
     def __post_init__(self) -> None:
-        if self.method == "h3" and not 7 <= self.resolution <= 12:
-            raise ValidationFailed("H3 分辨率须在 7–12 之间 / resolution must be 7-12")
+        if self.method == "h3" and not 7 <= self.resolution <= tallies.RESOLUTION:
+            raise ValidationFailed(f"H3 分辨率须在 7–{tallies.RESOLUTION} 之间 / resolution"
+                                   f" must be 7-{tallies.RESOLUTION}")
         if not 1 <= self.ring <= 5:
             raise ValidationFailed("邻域环数须在 1–5 之间 / ring must be 1-5")
-        if self.method == "fishnet" and not 25 <= self.cell_m <= 2000:
-            raise ValidationFailed("格网边长须在 25–2000 米之间 / cell_m must be 25-2000 m")
+        if self.method == "fishnet" and not MIN_CELL_M <= self.cell_m <= 2000:
+            raise ValidationFailed(f"格网边长须在 {MIN_CELL_M:g}–2000 米之间 / cell_m must be"
+                                   f" {MIN_CELL_M:g}-2000 m")
         if self.confidence not in (90, 95, 99):
             raise ValidationFailed("置信度须为 90、95 或 99 / confidence must be 90, 95 or 99")
         if self.level not in LEVEL_RANK:
@@ -176,24 +184,41 @@ def study_grid(assigner: Assigner, query: HotspotQuery) -> StudyGrid:
 
 def hotspots(conn: psycopg.Connection[Any], assigner: Assigner, query: HotspotQuery,
              limit: Limits | None = None) -> GiResult:
-    """Cells and merged hot areas for the query (see :func:`geo.hotspots.analyse`);
-    :class:`layers.analysis.budget.OverBudget` before any work when it would exceed ``limit``."""
+    """Cells and merged hot areas for the query (see :func:`geo.hotspots.analyse_counts`),
+    from the tallies; :class:`layers.analysis.budget.OverBudget` before any work when the grid
+    would exceed ``limit``."""
     limit = limit or Limits()
     study_area(assigner)  # no jurisdictions: say so rather than estimate nothing
-    _checked_rows(conn, query, limit)
     check_grid(assigner, query, limit)
-    frame = read_issues(conn, query)
+    counted = tallies.count(conn, selection(query), ("cell", "category_code"))
     grid = study_grid(assigner, query)
     sites = None
     if query.normalise == "site":
         mask = (assigner.s_layer == query.layer) if query.layer else np.ones(
             len(assigner.s_ids), bool)
         sites = sites_per_cell(grid, assigner.s_geoms[mask])
-    found = analyse(grid, frame["lon"].to_numpy(np.float64), frame["lat"].to_numpy(np.float64),
-                    frame["category"].to_numpy(object), assigner, normalise=query.normalise,
-                    sites=sites, min_bin=query.min_bin, level=query.level)
+    found = analyse_counts(grid, locate(grid, counted["cell"]),
+                           counted["category_code"].to_numpy(object),
+                           counted["issues"].to_numpy(np.int64), assigner,
+                           normalise=query.normalise, sites=sites, min_bin=query.min_bin,
+                           level=query.level)
     return GiResult(cells=hotspot_records.cells(found.cells),
                     areas=hotspot_records.areas(found.areas), outside=found.outside)
+
+
+def selection(query: HotspotQuery) -> tallies.Selection:
+    """The tallied issues the query counts."""
+    return tallies.Selection(Period(query.since, query.until), query.categories, query.layer)
+
+
+def locate(grid: StudyGrid, cells: pd.Series[Any]) -> NDArray[np.int64]:
+    """The grid's cell index holding each tallied H3 cell (−1 outside the grid)."""
+    tallied = cells.to_numpy(np.int64).astype(np.uint64)
+    if grid.kind == "h3":
+        return grid.locate_h3_cells(tallied)
+    centres = np.array([h3int.cell_to_latlng(int(c)) for c in tallied.tolist()],
+                       dtype=np.float64).reshape(-1, 2)
+    return grid.locate(centres[:, 1], centres[:, 0])
 
 
 @dataclass(frozen=True)
@@ -209,34 +234,39 @@ def emerging(conn: psycopg.Connection[Any], assigner: Assigner, query: HotspotQu
              step_days: float = DEFAULTS.step_days, time_window: int = DEFAULTS.time_window,
              limit: Limits | None = None
              ) -> EmergingResult:
-    """The space-time cube of the query's period in ``step_days`` steps, classified;
+    """The space-time cube of the query's period in ``step_days`` steps (whole local days,
+    ending with the period's last day), classified, from the tallies;
     :class:`layers.analysis.budget.OverBudget` before any work when it would exceed ``limit``."""
     limit = limit or Limits()
+    if step_days != int(step_days) or step_days < 1:
+        raise ValidationFailed("时间步须为整天数 / step_days must be a whole number of days")
     study_area(assigner)
-    _, first = _checked_rows(conn, query, limit)
     cells, near = check_grid(assigner, query, limit)
-    until = query.until.timestamp() if query.until else _now(conn)
-    since = query.since.timestamp() if query.since else (first if first is not None else until)
-    budget.check_cube(cells, near, geo_budget.steps(until - since, step_days), step_days,
-                      time_window, limit)
-    frame = read_issues(conn, query, "ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat,"
-                                     " extract(epoch FROM i.reported_at) AS t")
-    end = query.until.timestamp() if query.until else _now(conn)
-    start = query.since.timestamp() if query.since else (
-        float(frame["t"].min()) if len(frame) else end - step_days * 86400)
+    zone = tallies.basis_zone(conn)
+    counted = tallies.count(conn, selection(query), ("cell", "day"), days=True)
+    first, end = tallies.local_days(Period(query.since, query.until), zone)
+    if query.since is None:
+        first = min(counted["day"], default=end - timedelta(days=step_days))
+
+    def epoch(day: date) -> float:
+        return datetime.combine(day, datetime.min.time(), zone).timestamp()
+
+    budget.check_cube(cells, near, geo_budget.steps(epoch(end) - epoch(first), step_days),
+                      step_days, time_window, limit)
     try:
-        edges, steps = time_steps(start, end, step_days * 86400.0)
+        edges, steps = time_steps(epoch(first), epoch(end), step_days * 86400.0)
     except ValueError:
         raise ValidationFailed("时段短于一个时间步 / the period is shorter than one"
                                " time step") from None
     if steps < 3:
         raise ValidationFailed("趋势分析至少需要 3 个时间步 / a trend needs at least 3 steps")
     grid = study_grid(assigner, query)
-    cell = grid.locate(frame["lon"].to_numpy(np.float64), frame["lat"].to_numpy(np.float64))
-    step = bin_times(frame["t"].to_numpy(np.float64), edges)
+    cell = locate(grid, counted["cell"])
+    step = bin_times(np.array([epoch(d) for d in counted["day"]], np.float64), edges)
     ok = (cell >= 0) & (step >= 0)
-    cube = np.bincount(step[ok] * grid.size + cell[ok], minlength=steps * grid.size
-                       ).reshape(steps, grid.size).T.astype(np.float64)
+    cube = np.bincount(step[ok] * grid.size + cell[ok],
+                       weights=counted["issues"].to_numpy(np.float64)[ok],
+                       minlength=steps * grid.size).reshape(steps, grid.size).T.astype(np.float64)
     if query.normalise == "km2":
         cube = cube / grid.area_km2[:, None]
     result = emerging_hotspots(cube, grid.neighbours, time_window=time_window)

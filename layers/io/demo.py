@@ -15,6 +15,7 @@ import shapely
 from geo.assign import RESULT_COLUMNS
 from geo.demo import DemoDistrict, generate_district
 from geo.demo_issues import generate_issues
+from layers.analysis import tallies
 from layers.assignment import as_db_values, load_assigner
 from layers.db.bulk import bulk_write_mode
 
@@ -53,7 +54,8 @@ def load(
     grids_per_community: int | None = None,
     progress: Progress = _silent,
 ) -> dict[str, int]:
-    """Generate and load the demo district in one transaction; return row counts.
+    """Generate and load the demo district in one transaction, then tally its issues
+    (layers.analysis.tallies); return row counts.
 
     The campaign runs in local time of ``zone`` (the district's), reported up to ``now``.
     """
@@ -85,6 +87,10 @@ def load(
             progress("writing audit trail", 1, 1)
             progress("building indexes and keys", 0, 1)
         progress("building indexes and keys", 1, 1)
+    # Folded here rather than left to a worker: the demo's maps are ready when it returns.
+    progress("tallying issues", 0, 1)
+    tallies.fold(conn, zone, budget_s=float("inf"))
+    progress("tallying issues", 1, 1)
     return {
         "units": len(district.units),
         "jurisdictions": len(district.jurisdictions),

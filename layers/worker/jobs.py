@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 
+from layers.analysis import tallies
 from layers.db import backup, database
 from layers.db.settings import Settings
 from layers.notify import deadlines, deliveries, digest
@@ -145,4 +146,6 @@ JOBS: list[Job] = [
     Job("forget-history", Daily(time(3, 30)), forget_history),
     Job("deadline-lights", Every(60), deadlines.lights_job),
     Job("digest", DailyConfigured(lambda settings: settings.digest_at), digest.send),
+    # Pages show the tallies' lag; every 2 s keeps it at a few seconds under any load.
+    Job("tally", Every(2), tallies.tally_job),
 ]

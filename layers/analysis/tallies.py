@@ -1,0 +1,293 @@
+"""Tallies: issue counts per H3 cell, local day and category, kept as issues change.
+
+Every map page and analysis reads these instead of the issue table, so its cost follows the
+cells, days and categories it covers, not the archive (migration 0023 explains the tables and
+the journal the triggers fill). :func:`fold` is the worker's ``tally`` job: it takes the
+journal in batches, bins each row's point in its H3 cell (:data:`RESOLUTION`; coarser cells
+are its parents, geo.hotspots.binning), adds the signed rows up by key and applies the sums
+to ``tally_day`` and ``tally_month`` in the same transaction that deletes them from the
+journal, so each change is counted exactly once whatever fails.
+
+A period is read as whole local days: its whole months from ``tally_month``, its edge days
+from ``tally_day`` (:func:`period_source`). "Overdue" is counted at reading time from the open
+issues' deadlines, which the tallies keep (open work is small whatever the archive).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import psycopg
+from psycopg import sql
+
+from geo.hotspots.binning import BIN_RESOLUTION, h3_cells
+from layers.catalog.periods import Period
+from layers.db import database
+from layers.db.settings import Settings
+
+RESOLUTION = BIN_RESOLUTION
+# Journal rows folded per transaction: ~0.5 s of work, short enough not to hold the
+# tallies' rows long, large enough that a million-issue backfill takes twenty of them.
+BATCH = 50_000
+# One job run folds for at most this long, then lets the worker's other jobs run.
+BUDGET_S = 30.0
+# pg_advisory_xact_lock key: one folder at a time (two would each add the other's rows'
+# keys in a different order and could deadlock on the tallies' rows).
+_LOCK = 0x7A11E5
+
+KEY = ("cell", "day", "category_code", "jurisdiction_id", "site_id", "open", "deadline",
+       "late", "assessed")
+_COLUMNS = sql.SQL(", ").join(sql.Identifier(c) for c in (*KEY, "n"))
+_CONFLICT = sql.SQL(", ").join(sql.Identifier(c) for c in KEY)
+
+_TAKE = """
+DELETE FROM tally_journal WHERE seq IN (
+    SELECT seq FROM tally_journal ORDER BY seq LIMIT %(batch)s)
+RETURNING sign, lon, lat, (reported_at AT TIME ZONE %(zone)s)::date AS day, category_code,
+          jurisdiction_id, site_id, issue_is_open(status) AS open,
+          CASE WHEN issue_is_open(status) THEN deadline END AS deadline,
+          NOT issue_is_open(status) AND issue_ran_past_deadline(deadline, closed_at, now())
+              AS late,
+          source = 'external_assessment' AS assessed
+"""
+
+
+@dataclass(frozen=True)
+class Folded:
+    """What one :func:`fold` call did: journal rows folded and whether it rebuilt."""
+
+    rows: int
+    rebuilt: bool
+
+
+def fold(conn: psycopg.Connection[Any], zone: tzinfo, *, batch: int = BATCH,
+         budget_s: float = BUDGET_S) -> Folded:
+    """Fold the journal into the tallies until it is empty or ``budget_s`` has passed.
+
+    The tallies are rebuilt from the issue table first when they were built for another time
+    zone or resolution (an operator changed ``SITEWATCH_TIMEZONE``). ``conn`` must not be in
+    a transaction; each batch commits on its own.
+    """
+    zone_name = str(zone)
+    started = time.monotonic()
+    total, rebuilt = 0, False
+    while True:
+        with conn.transaction():
+            locked = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", [_LOCK]).fetchone()
+            if not (locked and locked[0]):
+                return Folded(total, rebuilt)
+            if not rebuilt and _basis_changed(conn, zone_name):
+                rebuild(conn, zone_name)
+                rebuilt = True
+            rows = conn.execute(_TAKE, {"batch": batch, "zone": zone_name}).fetchall()
+            if rows:
+                _apply(conn, _sum_by_key(rows))
+            total += len(rows)
+        if len(rows) < batch or time.monotonic() - started > budget_s:
+            return Folded(total, rebuilt)
+
+
+def _basis_changed(conn: psycopg.Connection[Any], zone_name: str) -> bool:
+    row = conn.execute("SELECT zone, resolution FROM tally_basis").fetchone()
+    if row is None:
+        conn.execute("INSERT INTO tally_basis (zone, resolution) VALUES (%s, %s)",
+                     [zone_name, RESOLUTION])
+        return False
+    return (str(row[0]), int(row[1])) != (zone_name, RESOLUTION)
+
+
+def rebuild(conn: psycopg.Connection[Any], zone_name: str) -> None:
+    """Empty the tallies and journal every issue again (inside the caller's transaction)."""
+    conn.execute("TRUNCATE tally_journal, tally_day, tally_month")
+    conn.execute("""
+        INSERT INTO tally_journal (sign, lon, lat, reported_at, category_code, jurisdiction_id,
+                                   site_id, status, deadline, closed_at, source)
+        SELECT 1, ST_X(geom), ST_Y(geom), reported_at, category_code, jurisdiction_id,
+               site_id, status, deadline, closed_at, source
+        FROM issue WHERE status NOT IN ('rejected', 'duplicate') ORDER BY id""")
+    conn.execute("INSERT INTO tally_basis (zone, resolution) VALUES (%s, %s)"
+                 " ON CONFLICT (one) DO UPDATE SET zone = EXCLUDED.zone,"
+                 " resolution = EXCLUDED.resolution", [zone_name, RESOLUTION])
+
+
+def _sum_by_key(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """The journal rows as signed counts per tally key (zero sums dropped)."""
+    frame = pd.DataFrame(rows, columns=["sign", "lon", "lat", *KEY[1:]]).astype(
+        {"jurisdiction_id": "Int64", "site_id": "Int64", "deadline": object})
+    frame["cell"] = h3_cells(frame["lon"].to_numpy(np.float64),
+                             frame["lat"].to_numpy(np.float64), RESOLUTION).astype(np.int64)
+    summed = frame.groupby(list(KEY), dropna=False, sort=True)["sign"].sum()
+    out = summed[summed != 0].rename("n").reset_index()
+    out["n"] = out["n"].astype(np.int64)
+    return out
+
+
+def _apply(conn: psycopg.Connection[Any], delta: pd.DataFrame) -> None:
+    """Add ``delta`` (counts per key) to tally_day and, by month, to tally_month."""
+    if delta.empty:
+        return
+    months = delta.assign(day=[d.replace(day=1) for d in delta["day"]])
+    months = months.groupby(list(KEY), dropna=False, sort=True)["n"].sum().reset_index()
+    for table, part in (("tally_day", delta), ("tally_month", months[months["n"] != 0])):
+        _upsert(conn, table, part)
+
+
+def _upsert(conn: psycopg.Connection[Any], table: str, part: pd.DataFrame) -> None:
+    columns = [[_plain(v) for v in part[name].tolist()] for name in (*KEY, "n")]
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS tally_delta"
+                 " (LIKE tally_day) ON COMMIT DELETE ROWS")
+    with conn.cursor() as cur:
+        with cur.copy(sql.SQL("COPY tally_delta ({}) FROM STDIN").format(_COLUMNS)) as copy:
+            for record in zip(*columns, strict=True):
+                copy.write_row(record)
+        # Keys are unique in the delta and applied in key order (sorted above).
+        emptied = cur.execute(sql.SQL("""
+            INSERT INTO {table} AS t ({columns}) SELECT {columns} FROM tally_delta
+            ON CONFLICT ({conflict}) DO UPDATE SET n = t.n + EXCLUDED.n
+            RETURNING ctid, n""").format(table=sql.Identifier(table), columns=_COLUMNS,
+                                         conflict=_CONFLICT)).fetchall()
+        gone = [ctid for ctid, n in emptied if n == 0]
+        if gone:
+            # The rows were written by this transaction, which holds them: their ctid stays.
+            cur.execute(sql.SQL("DELETE FROM {} WHERE ctid = ANY(%s::tid[])").format(
+                sql.Identifier(table)), [gone])
+        cur.execute("TRUNCATE tally_delta")
+
+
+def _plain(value: Any) -> Any:
+    """A frame's value as psycopg takes it: missing values as None, numpy ints as int."""
+    if value is None or value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def lag(conn: psycopg.Connection[Any]) -> timedelta:
+    """How far the tallies are behind the issues: the age of the oldest journal row not yet
+    folded (zero when the journal is empty)."""
+    row = conn.execute("SELECT now() - min(at) FROM tally_journal").fetchone()
+    return row[0] if row and row[0] is not None else timedelta(0)
+
+
+# Reading -----------------------------------------------------------------------------------
+
+def basis_zone(conn: psycopg.Connection[Any]) -> tzinfo:
+    """The time zone the tallies' local days are in (UTC before the first fold)."""
+    row = conn.execute("SELECT zone FROM tally_basis").fetchone()
+    return ZoneInfo(str(row[0])) if row else UTC
+
+
+def local_days(period: Period, zone: tzinfo) -> tuple[date, date]:
+    """The period as local days ``[first, end)``: a bound inside a day takes the whole day;
+    an open start is the first day there could be, an open end the end of today."""
+    first = date(1, 1, 1) if period.since is None else period.since.astimezone(zone).date()
+    if period.until is None:
+        return first, datetime.now(zone).date() + timedelta(days=1)
+    local = period.until.astimezone(zone)
+    end = local.date()
+    if local.time() != datetime.min.time():
+        end += timedelta(days=1)
+    return first, end
+
+
+def period_source(first: date, end: date) -> tuple[sql.Composable, dict[str, Any]]:
+    """Tally rows covering local days ``[first, end)``: whole months from tally_month, the
+    days before the first and after the last whole month from tally_day."""
+    month0 = first if first.day == 1 else _next_month(first)
+    month1 = end.replace(day=1)
+    if month0 >= month1:  # no whole month inside: days only
+        month0 = month1 = end
+    query = sql.SQL("""(
+        SELECT * FROM tally_month WHERE day >= %(month0)s AND day < %(month1)s
+        UNION ALL
+        SELECT * FROM tally_day WHERE day >= %(first)s AND day < %(month0)s
+        UNION ALL
+        SELECT * FROM tally_day WHERE day >= %(month1)s AND day < %(end)s)""")
+    return query, {"first": first, "end": end, "month0": month0, "month1": month1}
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which tallied issues to count: a period, categories (none: all), a site layer
+    (issues linked to its sites), or issues at any site."""
+
+    period: Period = field(default_factory=Period)
+    categories: tuple[str, ...] = ()
+    layer: str | None = None
+    at_sites: bool = False
+
+
+# What a reading can count per group; "now" is the reading's moment.
+MEASURES: dict[str, str] = {
+    "issues": "sum(t.n)",
+    "open": "coalesce(sum(t.n) FILTER (WHERE t.open), 0)",
+    "overdue": "coalesce(sum(t.n) FILTER (WHERE t.open AND t.deadline < now()), 0)",
+    # layers.supervision.scores.LOST, at the tallies' grain.
+    "points_lost": "coalesce(sum(t.n * c.points) FILTER (WHERE t.assessed OR t.late"
+                   " OR (t.open AND t.deadline < now())), 0)::float8",
+}
+GROUPS = ("cell", "day", "category_code", "jurisdiction_id", "site_id")
+
+
+def count(conn: psycopg.Connection[Any], selection: Selection, by: tuple[str, ...],
+          measures: tuple[str, ...] = ("issues",), *, days: bool = False) -> pd.DataFrame:
+    """The selection's measures per group of ``by`` (columns of :data:`GROUPS`), one row per
+    group that has issues. ``days``: read days only (a reading by day cannot use months)."""
+    unknown = set(by) - set(GROUPS) | set(measures) - set(MEASURES)
+    if unknown:
+        raise ValueError(f"unknown groups or measures: {sorted(unknown)}")
+    first, end = local_days(selection.period, basis_zone(conn))
+    if days:
+        source: sql.Composable = sql.SQL(
+            "(SELECT * FROM tally_day WHERE day >= %(first)s AND day < %(end)s)")
+        params: dict[str, Any] = {"first": first, "end": end}
+    else:
+        source, params = period_source(first, end)
+    where = [sql.SQL("true")]
+    if selection.categories:
+        where.append(sql.SQL("t.category_code = ANY(%(categories)s)"))
+        params["categories"] = list(selection.categories)
+    if selection.layer is not None:
+        where.append(sql.SQL("t.site_id IN (SELECT id FROM site WHERE layer = %(layer)s)"))
+        params["layer"] = selection.layer
+    elif selection.at_sites:
+        where.append(sql.SQL("t.site_id IS NOT NULL"))
+    keys = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(b)) for b in by)
+    query = sql.SQL("SELECT {keys}{comma}{measures} FROM {source} t {join} WHERE {where}"
+                    " {group}").format(
+        keys=keys, comma=sql.SQL(", ") if by else sql.SQL(""),
+        measures=sql.SQL(", ").join(sql.SQL(f"{MEASURES[m]} AS {m}") for m in measures),
+        source=source,
+        join=sql.SQL("JOIN category c ON c.code = t.category_code")
+        if "points_lost" in measures else sql.SQL(""),
+        where=sql.SQL(" AND ").join(where),
+        group=sql.SQL("GROUP BY {} ORDER BY {}").format(keys, keys) if by else sql.SQL(""))
+    frame = pd.DataFrame(conn.execute(query, params).fetchall(), columns=[*by, *measures])
+    if not by:
+        frame = frame.fillna(0)
+    for m in measures:
+        frame[m] = frame[m].astype(np.float64 if m == "points_lost" else np.int64)
+    return frame
+
+
+def _next_month(d: date) -> date:
+    return (d.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def tally_job(conn: psycopg.Connection[Any], settings: Settings, now: datetime) -> str:
+    """The worker's ``tally`` job: :func:`fold` on a connection of its own, so that each
+    batch commits (the runner's transaction would hold every folded row until the run ended)."""
+    with psycopg.connect(database.conninfo(settings), autocommit=True) as own:
+        done = fold(own, settings.zone)
+    return f"{done.rows} journal row(s) folded" + (" after a rebuild" if done.rebuilt else "")

@@ -1,0 +1,119 @@
+-- depends: 0022_revisions
+-- Tallies (issue 17): the counts every map and analysis reads, kept as issues change, so the
+-- cost of a page follows the cells, days and categories it shows, not the size of the
+-- archive (a city adds about a million cases a year).
+--
+-- The grain is one H3 cell (resolution 10, layers/analysis/tallies.py) x local day x
+-- category x jurisdiction x site, split by what a page counts: open (with its deadline, so
+-- "overdue now" is counted at reading time), closed late, found by external assessment.
+-- tally_month holds the same with the month for the day: a period reads whole months there
+-- and only its edge days in tally_day. Rejected and duplicate reports are not tallied.
+--
+-- The H3 cell needs the h3 library, which this PostgreSQL does not have, so tallies are kept
+-- by the worker (its "tally" job) from a journal the triggers below fill in the writing
+-- transaction: one row with sign +1 for every new or changed issue as it is now and one with
+-- sign -1 for it as it was. Any write path (a report, a transition, an import, a
+-- reassignment, a deletion, a line of SQL) is journalled the same way. (TRUNCATE has no
+-- transition table; the append-only audit trail refuses it for issues anyway.) The job folds the
+-- journal within seconds; pages show its lag (the age of the oldest row not yet folded).
+
+CREATE TABLE tally_journal (
+    seq             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at              timestamptz NOT NULL DEFAULT now(),
+    sign            smallint NOT NULL CHECK (sign IN (-1, 1)),
+    lon             float8 NOT NULL,
+    lat             float8 NOT NULL,
+    reported_at     timestamptz NOT NULL,
+    category_code   text NOT NULL,
+    jurisdiction_id bigint,
+    site_id         bigint,
+    status          text NOT NULL,
+    deadline        timestamptz,
+    closed_at       timestamptz,
+    source          text NOT NULL
+);
+
+-- The tally's view of an issue: its point and the columns a tally reads. An update journals
+-- only the issues whose view changed (a description edit or a version bump does not).
+CREATE FUNCTION journal_issues() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- Each statement names only the transition tables its event has: PL/pgSQL plans a
+    -- statement when it first runs, and a missing one is an error even in a dead branch.
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO tally_journal (sign, lon, lat, reported_at, category_code, jurisdiction_id,
+                                   site_id, status, deadline, closed_at, source)
+        SELECT 1, ST_X(n.geom), ST_Y(n.geom), n.reported_at, n.category_code,
+               n.jurisdiction_id, n.site_id, n.status, n.deadline, n.closed_at, n.source
+        FROM new_rows n WHERE n.status NOT IN ('rejected', 'duplicate');
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO tally_journal (sign, lon, lat, reported_at, category_code, jurisdiction_id,
+                                   site_id, status, deadline, closed_at, source)
+        SELECT -1, ST_X(o.geom), ST_Y(o.geom), o.reported_at, o.category_code,
+               o.jurisdiction_id, o.site_id, o.status, o.deadline, o.closed_at, o.source
+        FROM old_rows o WHERE o.status NOT IN ('rejected', 'duplicate');
+    ELSE
+        INSERT INTO tally_journal (sign, lon, lat, reported_at, category_code, jurisdiction_id,
+                                   site_id, status, deadline, closed_at, source)
+        SELECT v.sign, ST_X(v.geom), ST_Y(v.geom), v.reported_at, v.category_code,
+               v.jurisdiction_id, v.site_id, v.status, v.deadline, v.closed_at, v.source
+        FROM old_rows o JOIN new_rows n ON n.id = o.id
+        CROSS JOIN LATERAL (VALUES
+            (-1::smallint, o.geom, o.reported_at, o.category_code, o.jurisdiction_id,
+             o.site_id, o.status, o.deadline, o.closed_at, o.source),
+            (1::smallint, n.geom, n.reported_at, n.category_code, n.jurisdiction_id,
+             n.site_id, n.status, n.deadline, n.closed_at, n.source))
+            AS v (sign, geom, reported_at, category_code, jurisdiction_id, site_id, status,
+                  deadline, closed_at, source)
+        WHERE v.status NOT IN ('rejected', 'duplicate')
+          AND (n.geom, n.reported_at, n.category_code, n.jurisdiction_id, n.site_id,
+               n.status, n.deadline, n.closed_at, n.source)
+              IS DISTINCT FROM
+              (o.geom, o.reported_at, o.category_code, o.jurisdiction_id, o.site_id,
+               o.status, o.deadline, o.closed_at, o.source);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- A trigger with transition tables fires for one event only.
+CREATE TRIGGER issue_journal_insert AFTER INSERT ON issue
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION journal_issues();
+CREATE TRIGGER issue_journal_update AFTER UPDATE ON issue
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION journal_issues();
+CREATE TRIGGER issue_journal_delete AFTER DELETE ON issue
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION journal_issues();
+
+CREATE TABLE tally_day (
+    cell            bigint NOT NULL,
+    day             date NOT NULL,
+    category_code   text NOT NULL,
+    jurisdiction_id bigint,
+    site_id         bigint,
+    open            boolean NOT NULL,
+    -- Open issues only: when they fall overdue (the open work is small, whatever the archive).
+    deadline        timestamptz CHECK (open OR deadline IS NULL),
+    -- Closed after its deadline: lost its points (issue_ran_past_deadline of 0015).
+    late            boolean NOT NULL,
+    assessed        boolean NOT NULL,
+    n               integer NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (day, cell, category_code, jurisdiction_id, site_id, open,
+                               deadline, late, assessed)
+);
+
+CREATE TABLE tally_month (LIKE tally_day INCLUDING ALL);
+
+-- What the tallies were built with: the job rebuilds them when the district's time zone
+-- (which decides the local day) or the cell resolution changes.
+CREATE TABLE tally_basis (
+    one         boolean PRIMARY KEY DEFAULT true CHECK (one),
+    zone        text NOT NULL,
+    resolution  smallint NOT NULL
+);
+
+-- The issues already stored are journalled once, as if reported now; the job folds them.
+INSERT INTO tally_journal (sign, lon, lat, reported_at, category_code, jurisdiction_id,
+                           site_id, status, deadline, closed_at, source)
+SELECT 1, ST_X(geom), ST_Y(geom), reported_at, category_code, jurisdiction_id, site_id,
+       status, deadline, closed_at, source
+FROM issue WHERE status NOT IN ('rejected', 'duplicate') ORDER BY id;

@@ -1,0 +1,298 @@
+"""The tallies (layers/analysis/tallies.py) equal a recount of the issue table after random
+histories through the normal write paths, and the analyses read from them equal the
+analyses of the raw points, cell for cell."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import h3
+import numpy as np
+import psycopg
+import pytest
+
+from geo.hotspots import analyse, sites_per_cell
+from geo.hotspots.emerging import bin_times, emerging_hotspots, time_steps
+from layers.analysis import hotspots, tallies
+from layers.analysis.hotspots import HotspotQuery
+from layers.assignment import load_assigner
+from layers.auth import tokens
+from layers.auth.tokens import Principal
+from layers.catalog import jurisdictions
+from layers.catalog.periods import Period
+from layers.db.settings import Settings
+from layers.issues import evidence, lifecycle, records
+from tests import small_district
+
+ZONE = Settings().zone
+Key = tuple[Any, ...]
+
+
+def recount(conn: psycopg.Connection[Any], zone: tzinfo, *, months: bool = False
+            ) -> Counter[Key]:
+    """The tallies as they should be, counted from the issue table (independently of the
+    fold: SQL for the columns, h3 per point, a Counter)."""
+    rows = conn.execute("""
+        SELECT ST_X(geom), ST_Y(geom), (reported_at AT TIME ZONE %s)::date, category_code,
+               jurisdiction_id, site_id, status IN ('reported', 'assigned', 'rectified'),
+               deadline, closed_at, source
+        FROM issue WHERE status NOT IN ('rejected', 'duplicate')""", [str(zone)]).fetchall()
+    out: Counter[Key] = Counter()
+    for lon, lat, day, category, jurisdiction, site, is_open, deadline, closed, source in rows:
+        cell = h3.str_to_int(h3.latlng_to_cell(lat, lon, tallies.RESOLUTION))
+        late = not is_open and deadline is not None and closed > deadline
+        out[(cell, day.replace(day=1) if months else day, category, jurisdiction, site,
+             is_open, deadline if is_open else None, late,
+             source == "external_assessment")] += 1
+    return out
+
+
+def stored(conn: psycopg.Connection[Any], table: str) -> Counter[Key]:
+    rows = conn.execute(f"SELECT {', '.join(tallies.KEY)}, n FROM {table}").fetchall()
+    assert all(row[-1] > 0 for row in rows), "a tally row with no issues was kept"
+    return Counter({tuple(row[:-1]): row[-1] for row in rows})
+
+
+def assert_tallies_equal_a_recount(conn: psycopg.Connection[Any], zone: tzinfo) -> None:
+    assert stored(conn, "tally_day") == recount(conn, zone)
+    assert stored(conn, "tally_month") == recount(conn, zone, months=True)
+
+
+SUPERVISORS = ("extend_deadline", "verify", "reopen")
+
+
+class History:
+    """Random changes to the small district through the layers' own write paths."""
+
+    def __init__(self, conn: psycopg.Connection[Any], seed: int, photo: Callable[[], str],
+                 caller: Principal) -> None:
+        self.conn, self.rng, self.photo, self.caller = conn, random.Random(seed), photo, caller
+        supervisor = tokens.authenticate(conn, tokens.create(conn, role="supervisor",
+                                                             name="督查组"))
+        assert supervisor is not None
+        self.supervisor = supervisor
+        self.categories = [c for (c,) in conn.execute(
+            "SELECT code FROM category WHERE active ORDER BY code").fetchall()]
+        self.now = datetime.now(UTC)
+
+    def report(self) -> None:
+        rng = self.rng
+        new = [records.NewIssue(
+            category=rng.choice(self.categories),
+            lon=rng.uniform(small_district.WEST - 0.002, small_district.EAST + 0.002),
+            lat=rng.uniform(small_district.SOUTH, small_district.NORTH),
+            description="随机问题",
+            source=rng.choice(["self_inspection", "supervision", "external_assessment"]),
+            # Across three months, so whole months and edge days both hold issues.
+            reported_at=self.now - timedelta(days=rng.uniform(0, 75)))
+            for _ in range(rng.randint(1, 25))]
+        records.create_many(self.conn, load_assigner(self.conn), new, actor="巡查员",
+                            actor_role="inspector")
+
+    def transition(self) -> None:
+        row = self.conn.execute(
+            "SELECT public_id, status, version, deadline FROM issue WHERE status IN"
+            " ('reported', 'assigned', 'rectified') ORDER BY public_id OFFSET %s LIMIT 1",
+            [self.rng.randrange(3)]).fetchone()
+        if row is None:
+            return
+        public_id, status, version, deadline = row
+        options = {"reported": ["assign", "reject", "mark_duplicate"],
+                   "assigned": ["rectify", "extend_deadline", "reject"],
+                   "rectified": ["verify", "reopen"]}.get(status, [])
+        if not options:
+            return
+        action = self.rng.choice(options)
+        change = lifecycle.Transition(
+            action, version, note="随机",
+            unit=self.rng.choice(["E", "W"]) if action == "assign" else None,
+            duplicate_of=self._other(public_id) if action == "mark_duplicate" else None,
+            deadline=(max(deadline or self.now, self.now) + timedelta(days=3)
+                      if action == "extend_deadline" else None),
+            evidence=(self.photo(),) if action == "rectify" else ())
+        if change.duplicate_of is None and action == "mark_duplicate":
+            return
+        lifecycle.apply(self.conn, public_id, change,
+                        self.supervisor if action in SUPERVISORS else self.caller)
+
+    def _other(self, public_id: str) -> str | None:
+        row = self.conn.execute("SELECT public_id FROM issue WHERE public_id <> %s"
+                                " AND status NOT IN ('rejected', 'duplicate') LIMIT 1",
+                                [public_id]).fetchone()
+        return None if row is None else str(row[0])
+
+    def redraw(self) -> None:
+        border = self.rng.uniform(small_district.WEST + 0.003, small_district.EAST - 0.003)
+        jurisdictions.update(self.conn, "CW", {"geometry": small_district.box(
+            small_district.WEST, border)}, actor="创建办")
+        jurisdictions.update(self.conn, "CE", {"geometry": small_district.box(
+            border, small_district.EAST)}, actor="创建办")
+
+    def fold(self) -> None:
+        tallies.fold(self.conn, ZONE, batch=self.rng.randint(1, 40))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_tallies_kept_through_random_histories_equal_a_recount(
+        dsn: str, seed: int, tmp_path: Path, jpeg: Callable[..., bytes]) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        small_district.build(conn)
+        caller = tokens.authenticate(conn, tokens.create(conn, role="admin", name="创建办"))
+        assert caller is not None
+
+        def photo() -> str:
+            return evidence.save(conn, tmp_path, jpeg(), zone=ZONE, uploader=evidence.Uploader(
+                caller.token_id, caller.unit_id)).ref
+
+        history = History(conn, seed, photo, caller)
+        steps = [history.report] * 4 + [history.transition] * 8 + [history.redraw,
+                                                                    history.fold]
+        for _ in range(60):
+            history.rng.choice(steps)()
+        tallies.fold(conn, ZONE)
+        assert_tallies_equal_a_recount(conn, ZONE)
+        assert tallies.lag(conn) == timedelta(0)
+        # The history touched what the tallies split by.
+        shape = conn.execute("SELECT count(*) FILTER (WHERE open), count(*) FILTER (WHERE"
+                             " NOT open), count(DISTINCT jurisdiction_id),"
+                             " count(DISTINCT date_trunc('month', day)) FROM tally_day"
+                             ).fetchone()
+        assert shape is not None and shape[0] > 0 and shape[1] > 0 and shape[2] >= 2
+        assert shape[3] >= 3
+
+
+def test_a_change_waits_in_the_journal_until_folded_and_the_lag_says_so(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        small_district.build(conn)
+        tallies.fold(conn, ZONE)
+        assert tallies.lag(conn) == timedelta(0)
+        conn.execute("UPDATE issue SET description = '改了描述' WHERE true")
+        assert conn.execute("SELECT count(*) FROM tally_journal").fetchone() == (0,)
+        conn.execute("UPDATE issue SET category_code = 'CTY-04' WHERE true")
+        conn.execute("SELECT pg_sleep(0.05)")
+        assert tallies.lag(conn) > timedelta(0)
+        assert stored(conn, "tally_day") != recount(conn, ZONE)
+        done = tallies.fold(conn, ZONE)
+        assert done.rows == 10  # five issues, each out of its old key and into its new one
+        assert_tallies_equal_a_recount(conn, ZONE)
+
+
+def test_a_deleted_issue_leaves_the_tallies(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        small_district.build(conn)
+        # A line of SQL, not the layers: an issue without events, which alone can be deleted
+        # (the audit trail is append-only).
+        conn.execute("INSERT INTO issue (public_id, category_code, geom, description, source,"
+                     " status) VALUES ('T1', 'CTY-04', ST_SetSRID(ST_MakePoint(120.705,"
+                     " 31.305), 4326), '测试数据', 'supervision', 'reported')")
+        tallies.fold(conn, ZONE)
+        before = stored(conn, "tally_day")
+        conn.execute("DELETE FROM issue WHERE public_id = 'T1'")
+        tallies.fold(conn, ZONE)
+        after = stored(conn, "tally_day")
+        assert sum(before.values()) - sum(after.values()) == 1
+        assert_tallies_equal_a_recount(conn, ZONE)
+
+
+def test_another_time_zone_rebuilds_the_tallies_in_its_days(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        small_district.build(conn)
+        # Reported at 06:30 in Shanghai: 23:30 the day before in London.
+        conn.execute("UPDATE issue SET reported_at = '2026-06-01 06:30+08'")
+        tallies.fold(conn, ZONE)
+        assert {k[1] for k in stored(conn, "tally_day")} == {date(2026, 6, 1)}
+        london = ZoneInfo("Europe/London")
+        assert tallies.fold(conn, london).rebuilt
+        assert {k[1] for k in stored(conn, "tally_day")} == {date(2026, 6, 1) - timedelta(1)}
+        assert_tallies_equal_a_recount(conn, london)
+        assert not tallies.fold(conn, london).rebuilt
+
+
+def raw_points(conn: psycopg.Connection[Any], query: HotspotQuery) -> dict[str, Any]:
+    """The points the query selects, read from the issue table itself."""
+    frame = hotspots.read_issues(conn, query, "ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat,"
+                                 " i.category_code AS category,"
+                                 " extract(epoch FROM i.reported_at) AS t")
+    return {"lon": frame["lon"].to_numpy(np.float64), "lat": frame["lat"].to_numpy(np.float64),
+            "category": frame["category"].to_numpy(object), "t": frame["t"].to_numpy(np.float64)}
+
+
+QUERIES = [
+    HotspotQuery(),
+    HotspotQuery(resolution=8, ring=1),
+    HotspotQuery(since=datetime(2026, 6, 1, tzinfo=ZONE), until=datetime(2026, 9, 17,
+                                                                          tzinfo=ZONE)),
+    HotspotQuery(categories=("MKT-01", "MKT-02", "CTY-04")),
+    HotspotQuery(layer="market", normalise="site"),
+    HotspotQuery(normalise="km2", confidence=99, level="grid"),
+]
+
+
+@pytest.mark.parametrize("query", QUERIES, ids=range(len(QUERIES)))
+def test_hotspots_from_the_tallies_equal_the_raw_points_cell_for_cell(
+        module_demo_dsn: str, query: HotspotQuery) -> None:
+    with psycopg.connect(module_demo_dsn) as conn:
+        engine = load_assigner(conn)
+        got = hotspots.hotspots(conn, engine, query)
+        points = raw_points(conn, query)
+        grid = hotspots.study_grid(engine, query)
+        sites = None
+        if query.normalise == "site":
+            sites = sites_per_cell(grid, engine.s_geoms[engine.s_layer == query.layer])
+        want = analyse(grid, points["lon"], points["lat"], points["category"], engine,
+                       normalise=query.normalise, sites=sites, min_bin=query.min_bin,
+                       level=query.level)
+    assert [c.cell for c in got.cells] == list(want.cells["cell"])
+    assert [c.count for c in got.cells] == list(want.cells["count"])
+    assert sum(c.count for c in got.cells) > 0
+    np.testing.assert_allclose([c.z for c in got.cells], want.cells["z"], rtol=1e-12)
+    np.testing.assert_allclose([c.p_fdr for c in got.cells], want.cells["p_fdr"], rtol=1e-12)
+    assert [c.gi_bin for c in got.cells] == list(want.cells["gi_bin"])
+    assert [(a.cells, a.issue_count, a.categories) for a in got.areas] == [
+        (list(cells), int(count), [tuple(c) for c in categories]) for cells, count, categories
+        in zip(want.areas["cells"], want.areas["issue_count"], want.areas["categories"],
+               strict=True)]
+    assert got.outside == want.outside
+
+
+def test_emerging_hotspots_from_the_tallies_equal_the_raw_cube(module_demo_dsn: str) -> None:
+    query = HotspotQuery(since=datetime(2026, 5, 1, tzinfo=ZONE),
+                         until=datetime(2026, 10, 1, tzinfo=ZONE))
+    with psycopg.connect(module_demo_dsn) as conn:
+        engine = load_assigner(conn)
+        got = hotspots.emerging(conn, engine, query)
+        points = raw_points(conn, query)
+    grid = got.grid
+    edges, steps = time_steps(query.since.timestamp(), query.until.timestamp(),  # type: ignore[union-attr]  # both set above
+                              10 * 86400.0)
+    np.testing.assert_array_equal(got.edges, edges)
+    cell = grid.locate(points["lon"], points["lat"])
+    step = bin_times(points["t"], edges)
+    ok = (cell >= 0) & (step >= 0)
+    cube = np.bincount(step[ok] * grid.size + cell[ok], minlength=steps * grid.size
+                       ).reshape(steps, grid.size).T.astype(np.float64)
+    want = emerging_hotspots(cube, grid.neighbours)
+    assert cube.sum() > 1000
+    np.testing.assert_array_equal(got.result.category, want.category)
+    np.testing.assert_allclose(got.result.trend_z, want.trend_z, rtol=1e-12)
+
+
+def test_a_period_reads_whole_months_and_edge_days(module_demo_dsn: str) -> None:
+    p = Period(datetime(2026, 5, 17, tzinfo=ZONE), datetime(2026, 8, 3, tzinfo=ZONE))
+    with psycopg.connect(module_demo_dsn) as conn:
+        got = tallies.count(conn, tallies.Selection(p), ())
+        by_day = tallies.count(conn, tallies.Selection(p), (), days=True)
+        row = conn.execute("SELECT count(*) FROM issue WHERE status NOT IN ('rejected',"
+                           " 'duplicate') AND reported_at >= %s AND reported_at < %s",
+                           [p.since, p.until]).fetchone()
+        assert row is not None and row[0] > 100
+        assert int(got["issues"][0]) == int(by_day["issues"][0]) == row[0]
+        first, end = tallies.local_days(p, ZONE)
+        _, params = tallies.period_source(first, end)
+        assert (params["month0"], params["month1"]) == (date(2026, 6, 1), date(2026, 8, 1))
