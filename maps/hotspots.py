@@ -1,22 +1,28 @@
-"""The hotspot map: Gi* cells by class, hot areas with their jurisdiction split and lead unit,
-emerging-hotspot categories and chronic sites."""
+"""The hotspot map for a period: Gi* cells by class, hot areas with their jurisdiction split
+and lead unit, emerging-hotspot categories and chronic sites, over the jurisdictions' outlines
+with their names, so that whose ground each hot area is on shows without a click."""
 
 from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Any
 
 import folium
 import geopandas as gpd
+import shapely
+from shapely.geometry import shape
 
+from maps.jurisdictions import add_jurisdictions
 from maps.labels import labels
 from maps.page import (
     AsOf,
     PageOptions,
+    PeriodMenu,
     add_legend,
+    add_period_form,
     add_title,
     basemaps,
     escape_frame,
@@ -24,7 +30,16 @@ from maps.page import (
     layer_control,
     new_map,
 )
-from maps.records import ChronicSite, EmergingCell, GiCell, HotArea, Site, frame, geo_frame
+from maps.records import (
+    ChronicSite,
+    EmergingCell,
+    GiCell,
+    HotArea,
+    Jurisdiction,
+    Site,
+    frame,
+    geo_frame,
+)
 
 # Gi* bins (confidence 99/95/90 %), the ArcGIS colours people know.
 BIN_COLOURS = {3: "#d62f27", 2: "#ed7551", 1: "#fab984", 0: "#eeeeee",
@@ -38,8 +53,8 @@ EMERGING_COLOURS = {"new": "#67000d", "consecutive": "#a50f15", "intensifying": 
 
 @dataclass
 class HotspotData:
-    """Gi* cells, hot areas, emerging-hotspot cells and the chronic ranking, with the sites
-    to draw chronic ones."""
+    """Gi* cells, hot areas, emerging-hotspot cells and the chronic ranking of a period, with
+    the sites to draw chronic ones and the jurisdictions to draw under them."""
 
     cells: Sequence[GiCell]
     areas: Sequence[HotArea]
@@ -47,6 +62,8 @@ class HotspotData:
     chronic: Sequence[ChronicSite]
     sites: Sequence[Site]
     as_of: AsOf | None = None  # when the analysis was computed
+    jurisdictions: Sequence[Jurisdiction] = ()
+    period: PeriodMenu = field(default_factory=PeriodMenu)  # shown, and the form's choices
 
 
 def _collection(features: list[dict[str, Any]]) -> dict[str, Any]:
@@ -60,8 +77,8 @@ def _feature(geometry: Any, properties: dict[str, Any]) -> dict[str, Any]:
 def build_hotspots(data: HotspotData, options: PageOptions) -> folium.Map:
     """Build the hotspot map."""
     t = labels(options.lang)
-    bounds = gpd.GeoSeries([s.geometry for s in data.sites], crs=4326).total_bounds \
-        if data.sites else None
+    framing = [j.geometry for j in data.jurisdictions] or [s.geometry for s in data.sites]
+    bounds = gpd.GeoSeries(framing, crs=4326).total_bounds if framing else None
     if data.cells:
         bounds = gpd.GeoDataFrame.from_features(
             [_feature(c.geometry, {}) for c in data.cells], crs=4326).total_bounds
@@ -69,15 +86,25 @@ def build_hotspots(data: HotspotData, options: PageOptions) -> folium.Map:
     basemaps(fmap, t, options)
     _cells(fmap, data.cells, t)
     _emerging(fmap, data.emerging, t)
+    # Above the cells, which they let clicks through to; below the hot areas' popups.
+    add_jurisdictions(fmap, data.jurisdictions, t, options.zone, interactive=False,
+                      avoid=_hot(data.cells))
     _areas(fmap, data.areas, t)
     _chronic(fmap, data, t, options.zone)
     control = layer_control(fmap, options)
-    add_title(fmap, t["hotspots_title"], data.as_of.text(t) if data.as_of else "")
+    add_title(fmap, t["hotspots_title"], data.period.text(t, data.as_of))
+    add_period_form(fmap, t, data.period, options.lang)
     rows = [(BIN_COLOURS[b], t[BIN_LABELS[b]]) for b in (3, 2, 1, 0, -1, -2, -3)]
     rows += [(c, t["emerging"] + ": " + t[f"em_{k}"]) for k, c in EMERGING_COLOURS.items()]
     rows += [("#000000", t["chronic"])]
     add_legend(fmap, t["legend"], rows, [t["offline_note"]])
     return finish(fmap, control, bounds, t, options)
+
+
+def _hot(cells: Sequence[GiCell]) -> shapely.Geometry | None:
+    """The hot cells (any confidence) as one shape, for the labels to keep clear of."""
+    hot = [shape(dict(c.geometry)) for c in cells if c.gi_bin > 0]
+    return shapely.union_all(hot) if hot else None
 
 
 def _cells(fmap: folium.Map, cells: Sequence[GiCell], t: dict[str, str]) -> None:

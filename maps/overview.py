@@ -16,14 +16,16 @@ import h3
 import pandas as pd
 from folium.plugins import HeatMap, Search, VectorGridProtobuf
 
+from maps.jurisdictions import add_jurisdictions
 from maps.labels import labels
 from maps.page import (
     LIGHT_COLOURS,
     STATUS_COLOURS,
     AsOf,
     PageOptions,
-    add_html,
+    PeriodMenu,
     add_legend,
+    add_period_form,
     add_title,
     basemaps,
     escape_frame,
@@ -38,11 +40,6 @@ LAYER_STYLES: dict[str, dict[str, str | None]] = {
     "construction_site": {"color": "#d35400", "fillColor": "#e67e22", "dashArray": "6 3"},
     "old_compound": {"color": "#16a085", "fillColor": "#1abc9c", "dashArray": "2 3"},
 }
-LEVEL_STYLES = {
-    "street": {"color": "#2c3e50", "weight": 3, "fillOpacity": 0.0},
-    "community": {"color": "#34495e", "weight": 2, "fillOpacity": 0.03},
-    "grid": {"color": "#7f8c8d", "weight": 1, "dashArray": "4 4", "fillOpacity": 0.0},
-}
 CELL_COLOURS = ["#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"]
 
 
@@ -55,9 +52,7 @@ class OverviewData:
     cells: dict[int, CellCounts]  # by H3 resolution
     communities: Sequence[CommunityMeasure]  # for the period
     categories: dict[str, str] = field(default_factory=dict)  # code -> name in the language
-    phases: list[tuple[str, str]] = field(default_factory=list)  # (value "code:year", label)
-    selection: dict[str, str] = field(default_factory=dict)  # the period/measure chosen
-    period_label: str = ""
+    period: PeriodMenu = field(default_factory=PeriodMenu)  # shown, and the form's choices
     tile_query: str = ""  # query string the vector tiles take (the period)
     as_of: AsOf | None = None  # when the cells and community measures were computed
 
@@ -75,15 +70,14 @@ def build_overview(data: OverviewData, options: PageOptions,
     basemaps(fmap, t, options)
     juris = escape_frame(shapes, options.zone)
     _add_choropleth(fmap, juris, frame(data.communities, CommunityMeasure), t, measure)
-    _add_jurisdictions(fmap, juris, t)
+    add_jurisdictions(fmap, data.jurisdictions, t, options.zone)
     cell_layers = _add_cells(fmap, data.cells, t)
     tiles = _add_issue_tiles(fmap, t, options, data.tile_query)
     _add_sites(fmap, escape_frame(sites, options.zone), t, options.lang)
     _add_search(fmap, juris, escape_frame(sites, options.zone), t)
     control = layer_control(fmap, options)
-    period = f'{t["period"]}: {data.period_label or t["all_time"]}'
-    add_title(fmap, t["title"], f"{period} · {data.as_of.text(t)}" if data.as_of else period)
-    _add_period_form(fmap, t, data, measure, options.lang)
+    add_title(fmap, t["title"], data.period.text(t, data.as_of))
+    add_period_form(fmap, t, data.period, options.lang, extra=_measure_field(t, measure))
     rows = [(LIGHT_COLOURS["green"], t["light_green"]), (LIGHT_COLOURS["yellow"],
              t["light_yellow"]), (LIGHT_COLOURS["red"], t["light_red"]),
             (STATUS_COLOURS["verified"], t["closed"])]
@@ -97,36 +91,20 @@ def build_overview(data: OverviewData, options: PageOptions,
                   counts={str(r): len(c.cell) for r, c in data.cells.items()})
 
 
+def _measure_field(t: dict[str, str], measure: str) -> str:
+    """The period form's choice of the choropleth's measure."""
+    measures = "".join(
+        f'<option value="{m}"{" selected" if m == measure else ""}>{html.escape(t[m])}</option>'
+        for m in ("points_lost", "open"))
+    return (f' <label>{html.escape(t["measure"])} <select name="measure">{measures}</select>'
+            '</label>')
+
+
 def _layer_names(sites: gpd.GeoDataFrame, lang: str) -> dict[str, str]:
     column = "layer_en" if lang == "en" else "layer_zh"
     if sites.empty:
         return {}
     return dict(zip(sites["layer"], sites[column], strict=True))
-
-
-def _add_jurisdictions(fmap: folium.Map, frame: gpd.GeoDataFrame, t: dict[str, str]) -> None:
-    for level, style in LEVEL_STYLES.items():
-        part = frame[frame["level"] == level]
-        if part.empty:
-            continue
-        group = folium.FeatureGroup(name=t[level], show=level != "grid")
-        fields, aliases = ["name", "unit"], [t["name"], t["unit"]]
-        layer = folium.GeoJson(
-            part[["code", "name", "unit", "geometry"]].to_json(),
-            style_function=lambda _f, s=style: s,
-            tooltip=folium.GeoJsonTooltip(["name"], labels=False, sticky=False),
-            popup=folium.GeoJsonPopup(fields, aliases=aliases) if level != "street" else None,
-        )
-        layer.add_to(group)
-        group.add_to(fmap)
-        if level == "community":
-            # Labels at each community's inner point; names are escaped text.
-            for row in part.itertuples():
-                point = row.geometry.representative_point()
-                folium.Marker([point.y, point.x], icon=folium.DivIcon(
-                    html=f'<div class="sw-label" style="font:12px sans-serif;color:#2c3e50;'
-                         f'white-space:nowrap;text-shadow:0 0 3px #fff">{row.name}</div>',
-                    icon_size=(0, 0)), interactive=False).add_to(group)
 
 
 def _add_choropleth(fmap: folium.Map, juris: gpd.GeoDataFrame, measures: pd.DataFrame,
@@ -257,27 +235,3 @@ def _add_search(fmap: folium.Map, juris: gpd.GeoDataFrame, sites: gpd.GeoDataFra
     Search(layer, search_label="name", geom_type="Point", search_zoom=16,  # type: ignore[no-untyped-call]  # untyped plugin
            placeholder=t["search"], collapsed=False, position="topleft",
            textErr=t["not_found"]).add_to(fmap)
-
-
-def _add_period_form(fmap: folium.Map, t: dict[str, str], data: OverviewData, measure: str,
-                     lang: str) -> None:
-    """A plain GET form: the server builds the page for the chosen period (phase or days)."""
-    sel = data.selection
-    phase_options = [f'<option value="">{html.escape(t["all_time"])}</option>'] + [
-        f'<option value="{html.escape(v)}"{" selected" if sel.get("phase") == v else ""}>'
-        f'{html.escape(label)}</option>' for v, label in data.phases]
-    measures = "".join(
-        f'<option value="{m}"{" selected" if m == measure else ""}>{html.escape(t[m])}</option>'
-        for m in ("points_lost", "open"))
-    form = (
-        f'<form id="sw-period" method="get" style="position:absolute;z-index:1000;left:50px;'
-        f'top:62px;background:#fffd;padding:4px 8px;border-radius:4px;font:12px sans-serif">'
-        f'<input type="hidden" name="lang" value="{"en" if lang == "en" else "zh"}">'
-        f'<label>{html.escape(t["phase"])} <select name="phase">{"".join(phase_options)}'
-        f'</select></label> <label>{html.escape(t["since"])} <input type="date" name="since"'
-        f' value="{html.escape(sel.get("since", ""))}"></label> '
-        f'<label>{html.escape(t["until"])} <input type="date" name="until"'
-        f' value="{html.escape(sel.get("until", ""))}"></label> '
-        f'<label>{html.escape(t["measure"])} <select name="measure">{measures}</select></label>'
-        f' <button type="submit">{html.escape(t["apply"])}</button></form>')
-    add_html(fmap, form)

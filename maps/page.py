@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -53,6 +53,20 @@ class AsOf:
         """The line the page shows, e.g. "统计于 2026-11-26 09:10（数据已变动，正在更新）"."""
         line = f'{t["as_of"]} {self.computed_at:%Y-%m-%d %H:%M}'
         return line if self.current else f'{line} {t["updating"]}'
+
+
+@dataclass(frozen=True)
+class PeriodMenu:
+    """The period a page shows and the choices of its period form."""
+
+    phases: Sequence[tuple[str, str]] = ()  # (value "code:year", label)
+    selection: Mapping[str, str] = field(default_factory=dict)  # phase or since/until chosen
+    label: str = ""  # the period in the page's language; empty: all time
+
+    def text(self, t: dict[str, str], as_of: AsOf | None = None) -> str:
+        """The line the page shows, e.g. "时段: 2026 巩固提高 · 统计于 2026-11-26 09:10"."""
+        period = f'{t["period"]}: {self.label or t["all_time"]}'
+        return f"{period} · {as_of.text(t)}" if as_of else period
 
 
 @dataclass(frozen=True)
@@ -159,6 +173,27 @@ def add_legend(fmap: folium.Map, title: str, rows: list[tuple[str, str]],
              f'border-radius:4px;font:12px sans-serif;max-width:240px;max-height:45vh;'
              f'overflow:auto"><b>{html.escape(title)}</b>{items}{extra}</div>')
     add_html(fmap, block)
+
+
+def add_period_form(fmap: folium.Map, t: dict[str, str], menu: PeriodMenu, lang: str,
+                    extra: str = "") -> None:
+    """A plain GET form: the server builds the page for the chosen period (phase or days).
+    ``extra`` is the page's own fields (markup the caller escaped), before the button."""
+    sel = menu.selection
+    phase_options = [f'<option value="">{html.escape(t["all_time"])}</option>'] + [
+        f'<option value="{html.escape(v)}"{" selected" if sel.get("phase") == v else ""}>'
+        f'{html.escape(label)}</option>' for v, label in menu.phases]
+    form = (
+        f'<form id="sw-period" method="get" style="position:absolute;z-index:1000;left:50px;'
+        f'top:62px;background:#fffd;padding:4px 8px;border-radius:4px;font:12px sans-serif">'
+        f'<input type="hidden" name="lang" value="{"en" if lang == "en" else "zh"}">'
+        f'<label>{html.escape(t["phase"])} <select name="phase">{"".join(phase_options)}'
+        f'</select></label> <label>{html.escape(t["since"])} <input type="date" name="since"'
+        f' value="{html.escape(sel.get("since", ""))}"></label> '
+        f'<label>{html.escape(t["until"])} <input type="date" name="until"'
+        f' value="{html.escape(sel.get("until", ""))}"></label>{extra}'
+        f' <button type="submit">{html.escape(t["apply"])}</button></form>')
+    add_html(fmap, form)
 
 
 def add_config(fmap: folium.Map, config: dict[str, Any]) -> None:

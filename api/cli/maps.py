@@ -25,10 +25,13 @@ def map_command(
     page: Annotated[str, typer.Option(help="overview, hotspots or unit.")] = "overview",
     unit: Annotated[str | None, typer.Option(help="Unit code (with --page unit).")] = None,
     lang: Annotated[str, typer.Option(help="zh or en.")] = "zh",
-    phase: Annotated[str | None, typer.Option(help="Campaign phase code (overview).")] = None,
+    phase: Annotated[str | None, typer.Option(
+        help="Campaign phase code (overview/hotspots).")] = None,
     year: Annotated[int | None, typer.Option(help="Campaign year of --phase.")] = None,
-    since: Annotated[str | None, typer.Option(help="First day YYYY-MM-DD (overview).")] = None,
-    until: Annotated[str | None, typer.Option(help="Last day YYYY-MM-DD (overview).")] = None,
+    since: Annotated[str | None, typer.Option(
+        help="First day YYYY-MM-DD (overview/hotspots).")] = None,
+    until: Annotated[str | None, typer.Option(
+        help="Last day YYYY-MM-DD (overview/hotspots).")] = None,
 ) -> None:
     """Write a map page as one self-contained HTML file: scripts and styles inlined, no
     server needed. Basemap tiles still load from the internet when there is one; single
@@ -46,11 +49,12 @@ def map_command(
     options = PageOptions(zone=zone, lang="en" if lang == "en" else "zh",
                           tianditu_key=settings.tianditu_key, tiles_url=None)
     with session(settings) as conn:
+        period = map_pages.parse_period(conn, settings, phase, year, since, until)
         if page == "overview":
-            period = map_pages.parse_period(conn, settings, phase, year, since, until)
             html = map_pages.overview(conn, Snapshots(), period, zone=zone, options=options)
         elif page == "hotspots":
-            html = map_pages.hotspots_page(conn, Snapshots(), zone=zone, options=options)
+            html = map_pages.hotspots_page(conn, Snapshots(), zone=zone, options=options,
+                                           period=period)
         else:
             assert unit is not None
             rows = orders.list_orders(

@@ -24,15 +24,16 @@ Day = Annotated[str | None, Query(description="local date YYYY-MM-DD (inclusive)
                                   max_length=10)]
 PhaseQuery = Annotated[str | None, Query(max_length=50, description=(
     "campaign phase code, or code:year as the page's form sends it"))]
+Year = Annotated[int | None, Query(ge=2000, le=2100, description="campaign year of phase")]
 
 
 # Plain ``def`` handlers: FastAPI runs them in its thread pool, so the database reads and the
 # CPU-bound folium rendering stay off the event loop.
 @router.get("/maps/overview", response_class=HTMLResponse)
 def overview(conn: Conn, request: Request, settings: AppSettings, lang: Lang = "zh",
-             phase: PhaseQuery = None, year: Annotated[int | None, Query(ge=2000, le=2100)]
-             = None, since: Day = None, until: Day = None,
-             measure: Literal["points_lost", "open"] = "points_lost") -> HTMLResponse:
+             phase: PhaseQuery = None, year: Year = None, since: Day = None,
+             until: Day = None, measure: Literal["points_lost", "open"] = "points_lost"
+             ) -> HTMLResponse:
     """The office's overview map for a period (all, a campaign phase, or days); a period
     that is not a landing view is counted over the days of it that hold issues."""
     selected = map_pages.parse_period(conn, settings, phase, year, since, until)
@@ -43,14 +44,20 @@ def overview(conn: Conn, request: Request, settings: AppSettings, lang: Lang = "
 
 
 @router.get("/maps/hotspots", response_class=HTMLResponse)
-def hotspot_map(conn: Conn, request: Request, settings: AppSettings, lang: Lang = "zh"
-                ) -> HTMLResponse:
+def hotspot_map(conn: Conn, request: Request, settings: AppSettings, lang: Lang = "zh",
+                phase: PhaseQuery = None, year: Year = None, since: Day = None,
+                until: Day = None) -> HTMLResponse:
     """Gi* cells by class, hot areas (jurisdiction split, lead unit), emerging categories,
-    chronic sites; from the analysis snapshot (layers/analysis/snapshots.py)."""
+    chronic sites over the jurisdictions and their names, for a period (all, a campaign
+    phase, or days; as the overview takes it); from analysis snapshots
+    (layers/analysis/snapshots.py), an ad-hoc one over the days of the period that hold
+    issues when it is not all time."""
+    selected = map_pages.parse_period(conn, settings, phase, year, since, until)
     return HTMLResponse(map_pages.hotspots_page(conn, request.app.state.snapshots,
                                                 zone=settings.zone, lang=lang,
                                                 tianditu_key=settings.tianditu_key,
-                                                gate=request_gate(request).slot))
+                                                gate=request_gate(request).slot,
+                                                period=selected))
 
 
 @router.get("/maps/units/{unit}", response_class=HTMLResponse)
@@ -66,10 +73,8 @@ def unit_map(conn: Conn, settings: AppSettings,
             responses={200: {"content": {"application/vnd.mapbox-vector-tile": {}}}})
 def issue_tile(conn: Conn, settings: AppSettings, z: Annotated[int, Path(ge=0, le=22)],
                x: Annotated[int, Path(ge=0)], y: Annotated[int, Path(ge=0)],
-               phase: PhaseQuery = None,
-               year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
-               since: Day = None, until: Day = None,
-               crs: Literal["wgs84", "gcj02"] = "wgs84") -> Response:
+               phase: PhaseQuery = None, year: Year = None, since: Day = None,
+               until: Day = None, crs: Literal["wgs84", "gcj02"] = "wgs84") -> Response:
     """Single issues of one tile (public fields, at most ``mapviews.TILE_LIMIT``, open and
     newest first); ``crs=gcj02`` shifts them to line up with a GCJ-02 basemap."""
     mapviews.check_tile(z, x, y)  # before the centre is computed from it

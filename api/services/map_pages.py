@@ -34,7 +34,7 @@ from layers.supervision.orders import OrderSummary
 from layers.views import mapdata, mapviews
 from maps.hotspots import HotspotData, build_hotspots
 from maps.overview import OverviewData, build_overview
-from maps.page import AsOf, PageOptions
+from maps.page import AsOf, PageOptions, PeriodMenu
 from maps.records import ChronicSite
 from maps.unit import UnitData, build_unit
 
@@ -127,24 +127,31 @@ def overview_data(conn: psycopg.Connection[Any], snapshots: Snapshots, p: Period
     cells, communities = map_records.overview_records(snap.payload)
     categories = conn.execute("SELECT code, name_zh, name_en FROM category").fetchall()
     en = lang == "en"
-    selection = {**p.query()}
-    if p.phase is not None:
-        selection = {"phase": f"{p.phase.code}:{p.phase.year}"}
-    label = ""
-    if p.phase is not None:
-        label = f"{p.phase.year} {p.phase.name_en if en else p.phase.name_zh}"
-    elif p.since or p.until:
-        q = p.query()
-        label = f'{q.get("since", "…")} – {q.get("until", "…")}'
     return OverviewData(
         jurisdictions=[map_records.jurisdiction(j) for j in mapdata.jurisdictions(conn)],
         sites=[map_records.site(s) for s in mapviews.sites(conn)], cells=cells,
         communities=communities,
         categories={c: (en_name if en else zh) for c, zh, en_name in categories},
-        phases=[(f"{ph.code}:{ph.year}", f"{ph.year} {ph.name_en if en else ph.name_zh}")
-                for ph in phases.list_phases(conn)],
-        selection=selection, period_label=label, tile_query=_tile_query(p),
-        as_of=as_of(snap, zone))
+        period=period_menu(conn, p, lang), tile_query=_tile_query(p), as_of=as_of(snap, zone))
+
+
+def period_menu(conn: psycopg.Connection[Any], p: Period, lang: str) -> PeriodMenu:
+    """Period ``p`` as a page shows it in ``lang`` (a phase by its name, else its days) and
+    as its period form selects it again, with every phase to choose from."""
+    en = lang == "en"
+
+    def name(ph: phases.Phase) -> str:
+        return f"{ph.year} {ph.name_en if en else ph.name_zh}"
+
+    q = p.query()
+    selection, label = q, ""
+    if p.phase is not None:
+        selection, label = {"phase": f"{p.phase.code}:{p.phase.year}"}, name(p.phase)
+    elif p.since or p.until:
+        label = f'{q.get("since", "…")} – {q.get("until", "…")}'
+    return PeriodMenu(phases=[(f"{ph.code}:{ph.year}", name(ph))
+                              for ph in phases.list_phases(conn)],
+                      selection=selection, label=label)
 
 
 def as_of(snap: Snapshot, zone: tzinfo) -> AsOf:
@@ -191,12 +198,24 @@ def _features(payload: list[dict[str, Any]]) -> list[HotspotFeature]:
     return [HotspotFeature.model_validate(f) for f in payload]
 
 
+def hotspot_query(conn: psycopg.Connection[Any], p: Period, zone: tzinfo) -> HotspotQuery:
+    """The default analysis over period ``p``: all time is the hotspot page's landing view;
+    any other period, a phase too, is read over the days of it that hold issues
+    (:func:`data_period`), so that anyone's periods name few ad-hoc snapshots."""
+    shown = data_period(conn, Period(p.since, p.until), zone)
+    return HotspotQuery(since=shown.since, until=shown.until)
+
+
 def hotspot_data(conn: psycopg.Connection[Any], snapshots: Snapshots, zone: tzinfo,
-                 gate: Gate | None = None) -> HotspotData:
+                 gate: Gate | None = None, p: Period | None = None, lang: str = "zh"
+                 ) -> HotspotData:
     """Gi* cells, hot areas, emerging categories and chronic sites at the default
-    parameters, from the snapshots the REST routes share (api/services/hotspot_results.py;
-    computed within ``gate`` when missing); the page's time is its oldest analysis'."""
-    query = HotspotQuery()
+    parameters over period ``p`` (default: all time), from the snapshots the REST routes
+    share (api/services/hotspot_results.py; computed within ``gate`` when missing, an
+    ad-hoc one for a period other than all time); the page's time is its oldest
+    analysis'."""
+    p = p or Period()
+    query = hotspot_query(conn, p, zone)
     gi = snapshots.get(conn, hotspot_results.gi_spec(query, load_assigner), gate)
     emerging = page_emerging(conn, snapshots, query, gate)
     chronic = snapshots.get(conn, hotspot_results.chronic_spec(query), gate)
@@ -209,17 +228,21 @@ def hotspot_data(conn: psycopg.Connection[Any], snapshots: Snapshots, zone: tzin
         chronic=[ChronicSite(code=r["site"], category=r["category"],
                              recurrences=r["recurrences"]) for r in chronic.payload],
         sites=[map_records.site(s) for s in mapviews.sites(conn)],
-        as_of=as_of(replace(oldest, current=all(s.current for s in shown)), zone))
+        as_of=as_of(replace(oldest, current=all(s.current for s in shown)), zone),
+        jurisdictions=[map_records.jurisdiction(j) for j in mapdata.jurisdictions(conn)],
+        period=period_menu(conn, p, lang))
 
 
 def hotspots_page(conn: psycopg.Connection[Any], snapshots: Snapshots, *, zone: tzinfo,
                   lang: str = "zh", tianditu_key: str = "",
-                  options: PageOptions | None = None, gate: Gate | None = None) -> str:
-    """The hotspot page's HTML, times local in ``zone`` (the district's)."""
+                  options: PageOptions | None = None, gate: Gate | None = None,
+                  period: Period | None = None) -> str:
+    """The hotspot page's HTML for ``period`` (default: all time), times local in ``zone``
+    (the district's)."""
     options = options or PageOptions(zone=zone, lang=lang, tianditu_key=tianditu_key,
                                      tiles_url=None)
-    return str(build_hotspots(hotspot_data(conn, snapshots, zone, gate), options)
-               .get_root().render())
+    data = hotspot_data(conn, snapshots, zone, gate, period, options.lang)
+    return str(build_hotspots(data, options).get_root().render())
 
 
 def landing_specs(conn: psycopg.Connection[Any], zone: tzinfo) -> Iterator[Spec]:

@@ -95,6 +95,8 @@ def test_bad_map_requests_are_problems_not_errors(demo_client: TestClient) -> No
                          ("/maps/overview", {"phase": "nope:2026"}),
                          ("/maps/overview", {"since": "2026-13-01"}),
                          ("/maps/overview", {"since": "2026-06-01", "until": "2026-05-01"}),
+                         ("/maps/hotspots", {"phase": "nope:2026"}),
+                         ("/maps/hotspots", {"since": "2026-13-01"}),
                          ("/maps/units/NOPE", {})):
         response = demo_client.get(path, params=params)
         assert response.status_code in (404, 422), (path, params, response.status_code)
@@ -152,7 +154,7 @@ def test_pages_are_built_from_snapshots_refreshed_in_the_background(
 
     first = subtitle("/maps/overview")
     assert "analysed 20" in first and "updating" not in first
-    assert subtitle("/maps/hotspots").startswith("analysed 20")
+    assert subtitle("/maps/hotspots").startswith("Period: All · analysed 20")
     counted = "SELECT count(*) FROM issue WHERE status NOT IN ('rejected', 'duplicate')"
     with psycopg.connect(demo_dsn) as conn:
         before = conn.execute(counted).fetchone()

@@ -59,6 +59,7 @@ BAD: list[tuple[str, dict[str, str]]] = [
     ("/api/v1/hotspots", {"period": "2026-13-01/2026-12-01"}),
     ("/api/v1/sites/chronic", {"period": "2026-13-01/"}),
     ("/maps/overview", {"since": "2026-13-01"}),
+    ("/maps/hotspots", {"since": "2026-13-01"}),
     ("/open311/v2/requests.json", {"start_date": "2026-13-01"}),
 ]
 
@@ -84,6 +85,7 @@ def test_a_bad_date_is_refused_with_the_same_message_on_every_route(
     ("/api/v1/accountability", {"unit": "CG", "since": "2026-06-01", "until": "2026-05-01"}),
     ("/api/v1/hotspots", {"period": "2026-06-01/2026-05-01"}),
     ("/maps/overview", {"since": "2026-06-01", "until": "2026-05-01"}),
+    ("/maps/hotspots", {"since": "2026-06-01", "until": "2026-05-01"}),
     ("/open311/v2/requests.json", {"start_date": "2026-06-01", "end_date": "2026-05-01"}),
 ])
 def test_a_reversed_period_is_refused_with_the_same_message_on_every_route(

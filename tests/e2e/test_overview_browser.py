@@ -135,12 +135,18 @@ def test_hotspot_and_unit_maps(module_server: tuple[str, str], browser: Browser,
                                artifacts: Path) -> None:
     base, dsn = module_server
     visit = Visit(browser, base, "/maps/hotspots?lang=en")
-    assert visit.overlays() == ["Gi* hotspot cells", "Emerging hotspot categories",
-                                "Hotspot areas", "Chronic sites"]
+    assert visit.overlays() == ["Gi* hotspot cells", "Emerging hotspot categories", "Street",
+                                "Communities", "Grids", "Hotspot areas", "Chronic sites"]
     legend = visit.page.locator("#sw-legend").inner_text()
     assert "Hot spot 99%" in legend and "Persistent" in legend and not CHINESE.search(legend)
+    _labels_shown(visit, dsn)
     visit.page.screenshot(path=str(artifacts / "hotspots.png"))
     assert visit.errors == []
+    phase = Visit(browser, base, "/maps/hotspots?phase=attack:2026")
+    assert phase.page.locator("#sw-subtitle").inner_text().startswith("时段: 2026 重点攻坚")
+    _labels_shown(phase, dsn)
+    phase.page.screenshot(path=str(artifacts / "hotspots-attack.png"))
+    assert phase.errors == []
     unit, open_issues = _one_row(
         dsn, "SELECT u.code, count(*) FROM issue i JOIN unit u ON u.id IN"
              " (i.lead_unit_id, i.territorial_unit_id, i.functional_unit_id)"
@@ -153,6 +159,27 @@ def test_hotspot_and_unit_maps(module_server: tuple[str, str], browser: Browser,
     assert markers == open_issues
     assert "粘贴本单位令牌" in phone.page.locator("#sw-orders").inner_text()
     assert phone.errors == []
+
+
+def _labels_shown(visit: Visit, dsn: str) -> None:
+    """Every community's name and the street's are on the map as permanent labels, drawn
+    inside the map's box (not only in popups)."""
+    with psycopg.connect(dsn) as conn:
+        names = {level: sorted(n for (n,) in conn.execute(
+            "SELECT name FROM jurisdiction WHERE level = %s", [level]).fetchall())
+            for level in ("community", "street")}
+    box = visit.page.locator(f"#{visit.js('SW.map')}").bounding_box()
+    assert box is not None
+    for level, expected in names.items():
+        shown = visit.page.locator(f".sw-label-{level}")
+        assert sorted(shown.all_inner_texts()) == expected and expected, level
+        for i in range(shown.count()):
+            label = shown.nth(i)
+            assert label.is_visible()
+            at = label.bounding_box()
+            assert at is not None and at["width"] > 0
+            assert box["x"] <= at["x"] + at["width"] / 2 <= box["x"] + box["width"]
+            assert box["y"] <= at["y"] + at["height"] / 2 <= box["y"] + box["height"]
 
 
 def test_user_input_never_executes(module_server: tuple[str, str], browser: Browser,

@@ -152,6 +152,7 @@ def test_map_pages_over_an_empty_period_or_without_issues(demo_client: TestClien
 
 @pytest.mark.parametrize("path", ["/maps/overview?until=9999-12-31",
                                   "/maps/overview?since=0001-01-01",
+                                  "/maps/hotspots?until=9999-12-31",
                                   "/tiles/issues/16/54000/26000.mvt?until=9999-12-31"])
 def test_days_at_the_end_of_the_calendar_are_a_clear_422(demo_client: TestClient,
                                                          anonymous: dict[str, str],

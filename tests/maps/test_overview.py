@@ -13,7 +13,7 @@ from geo.crs import wgs84_to_gcj02
 from layers.db.settings import Settings
 from maps.assets import inline_assets
 from maps.overview import OverviewData, build_overview
-from maps.page import PageOptions, shift_lattice
+from maps.page import PageOptions, PeriodMenu, shift_lattice
 from maps.records import CellCounts, CommunityMeasure, Jurisdiction, Site, UnitIssue
 from maps.unit import UnitData, build_unit
 
@@ -39,7 +39,7 @@ def _data(site_name: str = "星海农贸市场") -> OverviewData:
     cells = {9: CellCounts(cell=["89309a4a0b7ffff"], issues=[5], open=[2], overdue=[1])}
     communities = [CommunityMeasure(code="11", issues=5, open=2, points_lost=1.5)]
     return OverviewData(juris, sites, cells, communities, categories={"CTY-05": "暴露垃圾"},
-                        phases=[("attack:2026", "2026 重点攻坚")])
+                        period=PeriodMenu(phases=[("attack:2026", "2026 重点攻坚")]))
 
 
 def test_overview_has_every_layer_popups_and_local_time() -> None:
