@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from layers.analysis import tallies
 from layers.assignment import load_assigner
 from layers.db.settings import Settings
 from layers.issues import records
@@ -58,6 +59,7 @@ def clustered(dsn: str, district: District) -> str:
         _report(conn, ATTACK_DAY, _disc(40, 0.0006, 5))
         _report(conn, ATTACK_DAY, _scatter(20, 1))
         _report(conn, COMPLIANCE_DAY, _scatter(20, 2))
+        tallies.fold(conn, ZONE)  # the worker's tally job: the analyses read the tallies
     return dsn
 
 
