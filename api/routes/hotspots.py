@@ -23,8 +23,8 @@ from api.periods import read_period
 from api.schemas.hotspots import ChronicSite, HotspotCollection
 from api.services import hotspot_results
 from geo.assign import Assigner
-from layers.analysis import budget
-from layers.analysis.hotspots import DEFAULTS, HotspotQuery
+from layers.analysis import budget, tallies
+from layers.analysis.hotspots import DEFAULTS, MIN_CELL_M, HotspotQuery
 from layers.analysis.snapshots import Snapshots, Spec
 from layers.assignment import AssignerCache
 from layers.db.settings import Settings
@@ -72,9 +72,9 @@ def get_hotspots(
     conn: Conn, request: Request, settings: AppSettings,
     method: Annotated[Literal["h3", "fishnet", "dbscan"], Query()] = DEFAULTS.method,
     output: Annotated[Literal["areas", "cells"], Query()] = "areas",
-    resolution: Annotated[int, Query(ge=7, le=12)] = DEFAULTS.resolution,
+    resolution: Annotated[int, Query(ge=7, le=tallies.RESOLUTION)] = DEFAULTS.resolution,
     ring: Annotated[int, Query(ge=1, le=5)] = DEFAULTS.ring,
-    cell_m: Annotated[float, Query(ge=25, le=2000)] = DEFAULTS.cell_m,
+    cell_m: Annotated[float, Query(ge=MIN_CELL_M, le=2000)] = DEFAULTS.cell_m,
     period: PeriodQuery = None, category: CategoryQuery = None,
     layer: Annotated[str | None, Query(description="site layer")] = None,
     normalise: Annotated[Normalise, Query()] = "none",
@@ -106,9 +106,9 @@ def get_hotspots(
 def get_emerging(
     conn: Conn, request: Request, settings: AppSettings,
     method: Annotated[Literal["h3", "fishnet"], Query()] = DEFAULTS.method,
-    resolution: Annotated[int, Query(ge=7, le=12)] = DEFAULTS.resolution,
+    resolution: Annotated[int, Query(ge=7, le=tallies.RESOLUTION)] = DEFAULTS.resolution,
     ring: Annotated[int, Query(ge=1, le=5)] = DEFAULTS.ring,
-    cell_m: Annotated[float, Query(ge=25, le=2000)] = DEFAULTS.cell_m,
+    cell_m: Annotated[float, Query(ge=MIN_CELL_M, le=2000)] = DEFAULTS.cell_m,
     period: PeriodQuery = None, category: CategoryQuery = None,
     layer: Annotated[str | None, Query(description="site layer")] = None,
     step_days: Annotated[float, Query(ge=1, le=90)] = DEFAULTS.step_days,

@@ -67,11 +67,13 @@ def connector(conninfo: str) -> Connect:
 
 
 def data_version(conn: psycopg.Connection[Any]) -> str:
-    """A value that changes whenever issues or the assignment inputs change (and only then)."""
+    """A value that changes whenever issues, their tallies (layers.analysis.tallies, a few
+    seconds later) or the assignment inputs change (and only then)."""
     row = conn.execute("SELECT (SELECT version FROM layers_version),"
-                       " (SELECT sum(n) FROM issue_change)").fetchone()
+                       " (SELECT sum(n) FROM issue_change),"
+                       " (SELECT folds FROM tally_basis)").fetchone()
     assert row is not None
-    return f"{int(row[0] or 0)}.{int(row[1] or 0)}"
+    return f"{int(row[0] or 0)}.{int(row[1] or 0)}.{int(row[2] or 0)}"
 
 
 def issue_changes(conn: psycopg.Connection[Any]) -> int:

@@ -88,6 +88,7 @@ def fold(conn: psycopg.Connection[Any], zone: tzinfo, *, batch: int = BATCH,
             rows = conn.execute(_TAKE, {"batch": batch, "zone": zone_name}).fetchall()
             if rows:
                 _apply(conn, _sum_by_key(rows))
+                conn.execute("UPDATE tally_basis SET folds = folds + 1")
             total += len(rows)
         if len(rows) < batch or time.monotonic() - started > budget_s:
             return Folded(total, rebuilt)

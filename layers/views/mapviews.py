@@ -1,8 +1,9 @@
 """What the map pages read, sized so a page stays small at a million issues.
 
 Pages never carry single issues: they carry issue counts per H3 cell at a few resolutions
-(the browser shows the one that suits the zoom), per community (the choropleth) and per
-site; single issues come as vector tiles (:func:`issue_tile`), a tile at a time, capped.
+(the browser shows the one that suits the zoom) and per community (the choropleth), read
+from the tallies (layers.analysis.tallies), and per site; single issues come as vector
+tiles (:func:`issue_tile`), a tile at a time, capped.
 Everything here returns public fields only: no reporter, contact or description.
 """
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import h3
+import h3.api.numpy_int as h3int
 import numpy as np
 import pandas as pd
 import psycopg
@@ -21,17 +22,12 @@ from psycopg import sql
 from psycopg.rows import class_row, dict_row
 from shapely.geometry.base import BaseGeometry
 
+from layers.analysis import tallies
 from layers.catalog.periods import Period
 from layers.errors import ValidationFailed
-from layers.supervision import scores
 
 # H3 resolutions the overview carries (≈ 0.74, 0.11 and 0.015 km² cells), by zoom in the page.
 CELL_RESOLUTIONS = (8, 9, 10)
-# Issues are snapped to this grid (degrees, ≈ 20 m) in SQL before H3 binning in Python: a
-# GROUP BY in PostGIS is much faster than moving a million points out, and h3 then bins a
-# few ten thousand snapped points. A point may land in the neighbouring cell when it lies
-# within 10 m of an edge: fine for a picture of density (the smallest cell is 65 m a side).
-SNAP_DEG = 0.0002
 # Single issues per tile at most (open ones and the newest first): a tile stays light in the
 # browser whatever the density; the page shows the H3 counts for the full picture.
 TILE_LIMIT = 4000
@@ -60,41 +56,22 @@ class CellCounts:
     overdue: list[int]
 
 
-def issue_cells(conn: psycopg.Connection[Any], p: Period, *, unit: str | None = None,
+def issue_cells(conn: psycopg.Connection[Any], p: Period,
                 resolutions: tuple[int, ...] = CELL_RESOLUTIONS) -> dict[int, CellCounts]:
-    """Issues per H3 cell for each resolution.
-
-    Rejected and duplicate reports are not problems on the ground and are left out.
-    """
-    where, params = _where(p)
-    if unit is not None:
-        where = sql.SQL("{} AND u.code = %(unit)s AND u.id IN (i.lead_unit_id,"
-                        " i.territorial_unit_id, i.functional_unit_id)").format(where)
-    query = sql.SQL("""
-        SELECT gx * %(snap)s AS lon, gy * %(snap)s AS lat, n, open, overdue FROM (
-            SELECT round(ST_X(i.geom) / %(snap)s)::int AS gx,
-                   round(ST_Y(i.geom) / %(snap)s)::int AS gy, count(*) AS n,
-                   count(*) FILTER (WHERE issue_is_open(i.status)) AS open,
-                   count(*) FILTER (WHERE issue_is_overdue(i.status, i.deadline, now()))
-                       AS overdue
-            FROM issue i {join}
-            WHERE i.status NOT IN ('rejected', 'duplicate') AND {where}
-            GROUP BY 1, 2) s""").format(
-        join=sql.SQL(", unit u") if unit is not None else sql.SQL(""), where=where)
-    rows = conn.execute(query, {"snap": SNAP_DEG, "unit": unit,
-                                **params}).fetchall()
-    snapped = pd.DataFrame(rows, columns=["lon", "lat", "issues", "open", "overdue"])
-    finest = max(resolutions)
-    # Binned once at the finest resolution; coarser cells are exact parents of finer ones.
-    snapped["cell"] = [h3.latlng_to_cell(lat, lon, finest)
-                       for lon, lat in zip(snapped["lon"], snapped["lat"], strict=True)]
-    fine = snapped.groupby("cell", sort=True)[["issues", "open", "overdue"]].sum()
+    """Issues per H3 cell for each resolution, from the tallies (layers.analysis.tallies):
+    the finest is theirs, coarser cells are its parents. Rejected and duplicate reports are
+    not problems on the ground and are not tallied."""
+    fine = tallies.count(conn, tallies.Selection(p), ("cell",), ("issues", "open", "overdue"))
+    cells = fine["cell"].to_numpy(np.int64).astype(np.uint64)
     out = {}
     for res in resolutions:
-        parents = [h3.cell_to_parent(c, res) for c in fine.index] if res != finest \
-            else list(fine.index)
-        grouped = fine.groupby(np.asarray(parents), sort=True).sum()
-        out[res] = CellCounts(cell=[str(c) for c in grouped.index],
+        if res > tallies.RESOLUTION:
+            raise ValueError(f"the tallies hold cells down to resolution {tallies.RESOLUTION}")
+        parents = cells if res == tallies.RESOLUTION else np.fromiter(
+            (h3int.cell_to_parent(int(c), res) for c in cells.tolist()), np.uint64,
+            count=len(cells))
+        grouped = fine[["issues", "open", "overdue"]].groupby(parents, sort=True).sum()
+        out[res] = CellCounts(cell=[h3int.int_to_str(int(c)) for c in grouped.index],
                               issues=grouped["issues"].astype(np.int64).tolist(),
                               open=grouped["open"].astype(np.int64).tolist(),
                               overdue=grouped["overdue"].astype(np.int64).tolist())
@@ -115,23 +92,23 @@ def community_measures(conn: psycopg.Connection[Any], p: Period
                        ) -> list[CommunityMeasure]:
     """Per community (by code): issues, open issues and points lost (as layers.supervision.scores
     defines them) of the issues reported in the period on its ground (its polygon and its
-    grids'). Counted per jurisdiction first, then rolled up: one pass over the issues."""
-    where, params = _where(p)
-    query = sql.SQL("""
-        WITH per AS (
-            SELECT i.jurisdiction_id, count(*) AS issues,
-                   count(*) FILTER (WHERE issue_is_open(i.status)) AS open,
-                   coalesce(sum(c.points) FILTER (WHERE {lost}), 0)::float8 AS points_lost
-            FROM issue i JOIN category c ON c.code = i.category_code
-            WHERE {where} GROUP BY i.jurisdiction_id)
-        SELECT m.code, sum(per.issues)::bigint AS issues, sum(per.open)::bigint AS open,
-               sum(per.points_lost)::float8 AS points_lost
-        FROM per JOIN jurisdiction j ON j.id = per.jurisdiction_id
+    grids'), from the tallies per jurisdiction, rolled up to the communities."""
+    per = tallies.count(conn, tallies.Selection(p), ("jurisdiction_id",),
+                        ("issues", "open", "points_lost"))
+    if per.empty:
+        return []
+    rows = conn.execute("""
+        SELECT j.id, m.code FROM jurisdiction j
         JOIN jurisdiction m ON m.level = 'community' AND m.id = CASE
-             WHEN j.level = 'community' THEN j.id ELSE j.parent_id END
-        GROUP BY m.code ORDER BY m.code""").format(lost=scores.LOST, where=where)
-    with conn.cursor(row_factory=class_row(CommunityMeasure)) as cur:
-        return cur.execute(query, params).fetchall()
+             WHEN j.level = 'community' THEN j.id ELSE j.parent_id END""").fetchall()
+    community = dict(rows)
+    per["code"] = [community.get(None if pd.isna(j) else int(j)) for j in per["jurisdiction_id"]]
+    summed = per.dropna(subset=["code"]).groupby("code", sort=True)[
+        ["issues", "open", "points_lost"]].sum()
+    return [CommunityMeasure(code=str(code), issues=int(n), open=int(o), points_lost=float(lost))
+            for code, n, o, lost in zip(summed.index, summed["issues"].tolist(),
+                                        summed["open"].tolist(), summed["points_lost"].tolist(),
+                                        strict=True)]
 
 
 @dataclass(frozen=True)

@@ -104,11 +104,15 @@ CREATE TABLE tally_day (
 CREATE TABLE tally_month (LIKE tally_day INCLUDING ALL);
 
 -- What the tallies were built with: the job rebuilds them when the district's time zone
--- (which decides the local day) or the cell resolution changes.
+-- (which decides the local day) or the cell resolution changes. ``folds`` counts the
+-- batches that changed them: part of the data version a stored analysis is compared with
+-- (layers/analysis/snapshots.py), as an analysis changes when the tallies do, which is a
+-- few seconds after the issues.
 CREATE TABLE tally_basis (
     one         boolean PRIMARY KEY DEFAULT true CHECK (one),
     zone        text NOT NULL,
-    resolution  smallint NOT NULL
+    resolution  smallint NOT NULL,
+    folds       bigint NOT NULL DEFAULT 0
 );
 
 -- The issues already stored are journalled once, as if reported now; the job folds them.
