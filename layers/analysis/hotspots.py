@@ -14,7 +14,7 @@ frames; the emerging hotspots leave as geo's arrays per cell (:class:`EmergingRe
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
@@ -27,13 +27,14 @@ from numpy.typing import NDArray
 from psycopg import sql
 
 from geo.assign import LEVEL_RANK, Assigner
-from geo.hotspots import analyse_counts, sites_per_cell
+from geo.hotspots import analyse_counts, cell_values, sites_per_cell
 from geo.hotspots import budget as geo_budget
 from geo.hotspots.binning import DEFAULT_RESOLUTION, DEFAULT_RING, StudyGrid, fishnet_grid, h3_grid
 from geo.hotspots.budget import Limits
 from geo.hotspots.chronic import DEFAULT_CYCLE_DAYS, DEFAULT_WINDOW_DAYS, chronic_sites
 from geo.hotspots.clusters import cluster_summary, dbscan_labels
 from geo.hotspots.emerging import Emerging, bin_times, emerging_hotspots, time_steps
+from geo.hotspots.getis import gi_star
 from layers.analysis import budget, hotspot_records, tallies
 from layers.analysis.hotspot_records import ChronicPair, Cluster, GiResult
 from layers.catalog.periods import Period
@@ -190,13 +191,13 @@ def hotspots(conn: psycopg.Connection[Any], assigner: Assigner, query: HotspotQu
     limit = limit or Limits()
     study_area(assigner)  # no jurisdictions: say so rather than estimate nothing
     check_grid(assigner, query, limit)
-    counted = tallies.count(conn, selection(query), ("cell", "category_code"))
     grid = study_grid(assigner, query)
     sites = None
     if query.normalise == "site":
         mask = (assigner.s_layer == query.layer) if query.layer else np.ones(
             len(assigner.s_ids), bool)
         sites = sites_per_cell(grid, assigner.s_geoms[mask])
+    counted = _counted(conn, grid, query, sites)
     found = analyse_counts(grid, locate(grid, counted["cell"]),
                            counted["category_code"].to_numpy(object),
                            counted["issues"].to_numpy(np.int64), assigner,
@@ -204,6 +205,26 @@ def hotspots(conn: psycopg.Connection[Any], assigner: Assigner, query: HotspotQu
                            level=query.level)
     return GiResult(cells=hotspot_records.cells(found.cells),
                     areas=hotspot_records.areas(found.areas), outside=found.outside)
+
+
+def _counted(conn: psycopg.Connection[Any], grid: StudyGrid, query: HotspotQuery,
+             sites: NDArray[np.float64] | None) -> pd.DataFrame:
+    """The query's issues per tallied cell, by category in the cells that are hot and as one
+    row (category "") elsewhere: only a hot area's categories are shown, and reading the
+    categories of every cell would read the larger tallies for the whole period."""
+    per_cell = tallies.count(conn, selection(query), ("cell",))
+    where = locate(grid, per_cell["cell"])
+    counts = grid.counts(where, per_cell["issues"].to_numpy(np.float64))
+    bins = gi_star(cell_values(grid, counts, query.normalise, sites), grid.neighbours).gi_bin
+    hot = np.zeros(len(where), bool)
+    hot[where >= 0] = bins[where[where >= 0]] >= query.min_bin
+    cold = per_cell[~hot].assign(category_code="")
+    if not hot.any():
+        return cold
+    hot_cells = tuple(int(c) for c in per_cell["cell"][hot])
+    by_category = tallies.count(conn, replace(selection(query), cells=hot_cells),
+                                ("cell", "category_code"))
+    return pd.concat([cold, by_category], ignore_index=True)
 
 
 def selection(query: HotspotQuery) -> tallies.Selection:

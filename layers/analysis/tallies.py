@@ -43,8 +43,8 @@ _LOCK = 0x7A11E5
 
 KEY = ("cell", "day", "category_code", "jurisdiction_id", "site_id", "open", "deadline",
        "late", "assessed")
-_COLUMNS = sql.SQL(", ").join(sql.Identifier(c) for c in (*KEY, "n"))
-_CONFLICT = sql.SQL(", ").join(sql.Identifier(c) for c in KEY)
+# The key of the per-cell tallies (tally_cell_day, tally_cell_month).
+CELL_KEY = ("cell", "day", "open", "deadline")
 
 _TAKE = """
 DELETE FROM tally_journal WHERE seq IN (
@@ -105,7 +105,8 @@ def _basis_changed(conn: psycopg.Connection[Any], zone_name: str) -> bool:
 
 def rebuild(conn: psycopg.Connection[Any], zone_name: str) -> None:
     """Empty the tallies and journal every issue again (inside the caller's transaction)."""
-    conn.execute("TRUNCATE tally_journal, tally_day, tally_month")
+    conn.execute("TRUNCATE tally_journal, tally_day, tally_month, tally_cell_day,"
+                 " tally_cell_month")
     conn.execute("""
         INSERT INTO tally_journal (sign, lon, lat, reported_at, category_code, jurisdiction_id,
                                    site_id, status, deadline, closed_at, source)
@@ -130,35 +131,45 @@ def _sum_by_key(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
 
 
 def _apply(conn: psycopg.Connection[Any], delta: pd.DataFrame) -> None:
-    """Add ``delta`` (counts per key) to tally_day and, by month, to tally_month."""
+    """Add ``delta`` (counts per key) to the day tallies and, by month, to the month ones;
+    to the full key and to the per-cell key."""
     if delta.empty:
         return
     months = delta.assign(day=[d.replace(day=1) for d in delta["day"]])
-    months = months.groupby(list(KEY), dropna=False, sort=True)["n"].sum().reset_index()
-    for table, part in (("tally_day", delta), ("tally_month", months[months["n"] != 0])):
-        _upsert(conn, table, part)
+    for table, frame, key in (("tally_day", delta, KEY), ("tally_month", months, KEY),
+                              ("tally_cell_day", delta, CELL_KEY),
+                              ("tally_cell_month", months, CELL_KEY)):
+        summed = frame.groupby(list(key), dropna=False, sort=True)["n"].sum().reset_index()
+        _upsert(conn, table, key, summed[summed["n"] != 0])
 
 
-def _upsert(conn: psycopg.Connection[Any], table: str, part: pd.DataFrame) -> None:
-    columns = [[_plain(v) for v in part[name].tolist()] for name in (*KEY, "n")]
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS tally_delta"
-                 " (LIKE tally_day) ON COMMIT DELETE ROWS")
+def _upsert(conn: psycopg.Connection[Any], table: str, key: tuple[str, ...],
+            part: pd.DataFrame) -> None:
+    if part.empty:
+        return
+    names = sql.SQL(", ").join(sql.Identifier(c) for c in (*key, "n"))
+    columns = [[_plain(v) for v in part[name].tolist()] for name in (*key, "n")]
+    conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS"
+                         ).format(sql.Identifier(f"{table}_delta"), sql.Identifier(table)))
     with conn.cursor() as cur:
-        with cur.copy(sql.SQL("COPY tally_delta ({}) FROM STDIN").format(_COLUMNS)) as copy:
+        with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(
+                sql.Identifier(f"{table}_delta"), names)) as copy:
             for record in zip(*columns, strict=True):
                 copy.write_row(record)
         # Keys are unique in the delta and applied in key order (sorted above).
         emptied = cur.execute(sql.SQL("""
-            INSERT INTO {table} AS t ({columns}) SELECT {columns} FROM tally_delta
+            INSERT INTO {table} AS t ({names}) SELECT {names} FROM {delta}
             ON CONFLICT ({conflict}) DO UPDATE SET n = t.n + EXCLUDED.n
-            RETURNING ctid, n""").format(table=sql.Identifier(table), columns=_COLUMNS,
-                                         conflict=_CONFLICT)).fetchall()
+            RETURNING ctid, n""").format(
+            table=sql.Identifier(table), names=names,
+            delta=sql.Identifier(f"{table}_delta"),
+            conflict=sql.SQL(", ").join(sql.Identifier(c) for c in key))).fetchall()
         gone = [ctid for ctid, n in emptied if n == 0]
         if gone:
             # The rows were written by this transaction, which holds them: their ctid stays.
             cur.execute(sql.SQL("DELETE FROM {} WHERE ctid = ANY(%s::tid[])").format(
                 sql.Identifier(table)), [gone])
-        cur.execute("TRUNCATE tally_delta")
+        cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(f"{table}_delta")))
 
 
 def _plain(value: Any) -> Any:
@@ -202,31 +213,43 @@ def local_days(period: Period, zone: tzinfo) -> tuple[date, date]:
     return first, end
 
 
-def period_source(first: date, end: date) -> tuple[sql.Composable, dict[str, Any]]:
-    """Tally rows covering local days ``[first, end)``: whole months from tally_month, the
-    days before the first and after the last whole month from tally_day."""
+def period_source(first: date, end: date, *, cells: bool = False
+                  ) -> tuple[sql.Composable, dict[str, Any]]:
+    """Tally rows covering local days ``[first, end)``: whole months from the month table, the
+    days before the first and after the last whole month from the day table (``cells``: the
+    per-cell tallies, else the full ones)."""
     month0 = first if first.day == 1 else _next_month(first)
     month1 = end.replace(day=1)
     if month0 >= month1:  # no whole month inside: days only
         month0 = month1 = end
+    days, months = _tables(cells)
     query = sql.SQL("""(
-        SELECT * FROM tally_month WHERE day >= %(month0)s AND day < %(month1)s
+        SELECT * FROM {months} WHERE day >= %(month0)s AND day < %(month1)s
         UNION ALL
-        SELECT * FROM tally_day WHERE day >= %(first)s AND day < %(month0)s
+        SELECT * FROM {days} WHERE day >= %(first)s AND day < %(month0)s
         UNION ALL
-        SELECT * FROM tally_day WHERE day >= %(month1)s AND day < %(end)s)""")
+        SELECT * FROM {days} WHERE day >= %(month1)s AND day < %(end)s)""").format(
+        days=days, months=months)
     return query, {"first": first, "end": end, "month0": month0, "month1": month1}
+
+
+def _tables(cells: bool) -> tuple[sql.Identifier, sql.Identifier]:
+    if cells:
+        return sql.Identifier("tally_cell_day"), sql.Identifier("tally_cell_month")
+    return sql.Identifier("tally_day"), sql.Identifier("tally_month")
 
 
 @dataclass(frozen=True)
 class Selection:
     """Which tallied issues to count: a period, categories (none: all), a site layer
-    (issues linked to its sites), or issues at any site."""
+    (issues linked to its sites), or issues at any site; in some cells only (H3 integers at
+    :data:`RESOLUTION`; none: all)."""
 
     period: Period = field(default_factory=Period)
     categories: tuple[str, ...] = ()
     layer: str | None = None
     at_sites: bool = False
+    cells: tuple[int, ...] = ()
 
 
 # What a reading can count per group; "now" is the reading's moment.
@@ -249,12 +272,17 @@ def count(conn: psycopg.Connection[Any], selection: Selection, by: tuple[str, ..
     if unknown:
         raise ValueError(f"unknown groups or measures: {sorted(unknown)}")
     first, end = local_days(selection.period, basis_zone(conn))
+    # The per-cell tallies answer whatever needs no category, ground or site.
+    cells = (set(by) <= set(CELL_KEY) and "points_lost" not in measures
+             and not (selection.categories or selection.layer or selection.at_sites
+                      or selection.cells))
     if days:
         source: sql.Composable = sql.SQL(
-            "(SELECT * FROM tally_day WHERE day >= %(first)s AND day < %(end)s)")
+            "(SELECT * FROM {} WHERE day >= %(first)s AND day < %(end)s)").format(
+            _tables(cells)[0])
         params: dict[str, Any] = {"first": first, "end": end}
     else:
-        source, params = period_source(first, end)
+        source, params = period_source(first, end, cells=cells)
     where = [sql.SQL("true")]
     if selection.categories:
         where.append(sql.SQL("t.category_code = ANY(%(categories)s)"))
@@ -264,6 +292,9 @@ def count(conn: psycopg.Connection[Any], selection: Selection, by: tuple[str, ..
         params["layer"] = selection.layer
     elif selection.at_sites:
         where.append(sql.SQL("t.site_id IS NOT NULL"))
+    if selection.cells:
+        where.append(sql.SQL("t.cell = ANY(%(cells)s)"))
+        params["cells"] = list(selection.cells)
     keys = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(b)) for b in by)
     query = sql.SQL("SELECT {keys}{comma}{measures} FROM {source} t {join} WHERE {where}"
                     " {group}").format(

@@ -53,8 +53,17 @@ def recount(conn: psycopg.Connection[Any], zone: tzinfo, *, months: bool = False
     return out
 
 
+def per_cell(full: Counter[Key]) -> Counter[Key]:
+    """A recount on the per-cell key (cell, day, open, deadline)."""
+    out: Counter[Key] = Counter()
+    for key, n in full.items():
+        out[(key[0], key[1], key[5], key[6])] += n
+    return out
+
+
 def stored(conn: psycopg.Connection[Any], table: str) -> Counter[Key]:
-    rows = conn.execute(f"SELECT {', '.join(tallies.KEY)}, n FROM {table}").fetchall()
+    key = tallies.CELL_KEY if table.startswith("tally_cell") else tallies.KEY
+    rows = conn.execute(f"SELECT {', '.join(key)}, n FROM {table}").fetchall()
     assert all(row[-1] > 0 for row in rows), "a tally row with no issues was kept"
     return Counter({tuple(row[:-1]): row[-1] for row in rows})
 
@@ -62,6 +71,8 @@ def stored(conn: psycopg.Connection[Any], table: str) -> Counter[Key]:
 def assert_tallies_equal_a_recount(conn: psycopg.Connection[Any], zone: tzinfo) -> None:
     assert stored(conn, "tally_day") == recount(conn, zone)
     assert stored(conn, "tally_month") == recount(conn, zone, months=True)
+    assert stored(conn, "tally_cell_day") == per_cell(recount(conn, zone))
+    assert stored(conn, "tally_cell_month") == per_cell(recount(conn, zone, months=True))
 
 
 SUPERVISORS = ("extend_deadline", "verify", "reopen")

@@ -7,7 +7,8 @@
 -- category x jurisdiction x site, split by what a page counts: open (with its deadline, so
 -- "overdue now" is counted at reading time), closed late, found by external assessment.
 -- tally_month holds the same with the month for the day: a period reads whole months there
--- and only its edge days in tally_day. Rejected and duplicate reports are not tallied.
+-- and only its edge days in tally_day; tally_cell_day and tally_cell_month count per cell
+-- alone. Rejected and duplicate reports are not tallied.
 --
 -- The H3 cell needs the h3 library, which this PostgreSQL does not have, so tallies are kept
 -- by the worker (its "tally" job) from a journal the triggers below fill in the writing
@@ -102,6 +103,25 @@ CREATE TABLE tally_day (
 );
 
 CREATE TABLE tally_month (LIKE tally_day INCLUDING ALL);
+
+-- The same counts per cell alone (no category, jurisdiction or site): what the unfiltered
+-- analyses read (the overview's cells, Gi* and the space-time cube of all problems). The
+-- full key above holds nearly one row per issue-day at a district's density; this one is
+-- bounded by cells x days whatever the number of issues.
+CREATE TABLE tally_cell_day (
+    cell            bigint NOT NULL,
+    day             date NOT NULL,
+    open            boolean NOT NULL,
+    deadline        timestamptz CHECK (open OR deadline IS NULL),
+    n               integer NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (day, cell, open, deadline)
+);
+
+CREATE TABLE tally_cell_month (LIKE tally_cell_day INCLUDING ALL);
+
+-- A hot area's categories are read for its cells only.
+CREATE INDEX tally_day_cell_idx ON tally_day (cell, day);
+CREATE INDEX tally_month_cell_idx ON tally_month (cell, day);
 
 -- What the tallies were built with: the job rebuilds them when the district's time zone
 -- (which decides the local day) or the cell resolution changes. ``folds`` counts the
