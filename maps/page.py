@@ -7,7 +7,7 @@ import html
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 import folium
@@ -41,6 +41,11 @@ BLANK_TILE = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAw
 SHIFT_STEP = 0.01
 
 
+# The tally job folds every 2 s; a lag beyond this means the worker is down or swamped, and a
+# reader should know the latest reports are not in the counts yet.
+BEHIND_SHOWN = timedelta(seconds=30)
+
+
 @dataclass(frozen=True)
 class AsOf:
     """When a page's analysis was computed (district time) and whether data changed since
@@ -48,10 +53,16 @@ class AsOf:
 
     computed_at: datetime
     current: bool = True
+    # How far the counts are behind the reports (the tallies' lag: layers.analysis.tallies).
+    behind: timedelta = timedelta(0)
 
     def text(self, t: dict[str, str]) -> str:
         """The line the page shows, e.g. "统计于 2026-11-26 09:10（数据已变动，正在更新）"."""
         line = f'{t["as_of"]} {self.computed_at:%Y-%m-%d %H:%M}'
+        if self.behind >= BEHIND_SHOWN:
+            seconds = self.behind.total_seconds()
+            line += t["behind"].format(t["minutes"].format(round(seconds / 60))
+                                       if seconds >= 60 else t["seconds"].format(round(seconds)))
         return line if self.current else f'{line} {t["updating"]}'
 
 

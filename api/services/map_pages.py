@@ -22,6 +22,7 @@ from api import periods as api_periods
 from api.schemas.hotspots import HotspotFeature
 from api.services import hotspot_results, map_records
 from geo.hotspots.budget import Limits
+from layers.analysis import tallies
 from layers.analysis.budget import OverBudget
 from layers.analysis.hotspots import HotspotQuery
 from layers.analysis.snapshots import Snapshot, Snapshots, Spec, adhoc
@@ -132,7 +133,8 @@ def overview_data(conn: psycopg.Connection[Any], snapshots: Snapshots, p: Period
         sites=[map_records.site(s) for s in mapviews.sites(conn)], cells=cells,
         communities=communities,
         categories={c: (en_name if en else zh) for c, zh, en_name in categories},
-        period=period_menu(conn, p, lang), tile_query=_tile_query(p), as_of=as_of(snap, zone))
+        period=period_menu(conn, p, lang), tile_query=_tile_query(p),
+        as_of=as_of(conn, snap, zone))
 
 
 def period_menu(conn: psycopg.Connection[Any], p: Period, lang: str) -> PeriodMenu:
@@ -154,10 +156,10 @@ def period_menu(conn: psycopg.Connection[Any], p: Period, lang: str) -> PeriodMe
                       selection=selection, label=label)
 
 
-def as_of(snap: Snapshot, zone: tzinfo) -> AsOf:
-    """When the page's analysis was computed, local in ``zone`` (the district's), and if it
-    is current."""
-    return AsOf(snap.computed_at.astimezone(zone), snap.current)
+def as_of(conn: psycopg.Connection[Any], snap: Snapshot, zone: tzinfo) -> AsOf:
+    """When the page's analysis was computed, local in ``zone`` (the district's), if it is
+    current, and how far its counts are behind the reports."""
+    return AsOf(snap.computed_at.astimezone(zone), snap.current, tallies.lag(conn))
 
 
 def overview(conn: psycopg.Connection[Any], snapshots: Snapshots, p: Period, *,
@@ -228,7 +230,7 @@ def hotspot_data(conn: psycopg.Connection[Any], snapshots: Snapshots, zone: tzin
         chronic=[ChronicSite(code=r["site"], category=r["category"],
                              recurrences=r["recurrences"]) for r in chronic.payload],
         sites=[map_records.site(s) for s in mapviews.sites(conn)],
-        as_of=as_of(replace(oldest, current=all(s.current for s in shown)), zone),
+        as_of=as_of(conn, replace(oldest, current=all(s.current for s in shown)), zone),
         jurisdictions=[map_records.jurisdiction(j) for j in mapdata.jurisdictions(conn)],
         period=period_menu(conn, p, lang))
 

@@ -202,3 +202,24 @@ def test_refresher_prepares_every_landing_view(demo_client: TestClient, demo_dsn
     assert demo_client.get("/maps/hotspots").status_code == 200
     with psycopg.connect(demo_dsn) as conn:
         assert conn.execute(stored).fetchall() == before  # every page came from a snapshot
+
+
+def test_a_page_says_when_the_counts_are_behind_the_reports(
+        demo_client: TestClient, demo_dsn: str) -> None:
+    def subtitle(lang: str) -> str:
+        page = demo_client.get("/maps/overview", params={"lang": lang}).text
+        found = re.search(r'<div id="sw-subtitle"[^>]*>(.*?)</div>', page)
+        assert found is not None
+        return found.group(1)
+
+    assert "尚未计入" not in subtitle("zh")
+    with psycopg.connect(demo_dsn) as conn:
+        conn.execute("UPDATE issue SET reported_at = reported_at - interval '1 minute'"
+                     " WHERE id = (SELECT min(id) FROM issue WHERE status = 'assigned')")
+        # The worker has not folded it for three minutes.
+        conn.execute("UPDATE tally_journal SET at = now() - interval '3 minutes'")
+    assert "统计于" in (zh := subtitle("zh")) and "（最近3分钟的上报尚未计入）" in zh
+    assert "(reports of the last 3 min not counted yet)" in subtitle("en")
+    with psycopg.connect(demo_dsn, autocommit=True) as conn:
+        tallies.fold(conn, Settings().zone)
+    assert "尚未计入" not in subtitle("zh")
