@@ -33,7 +33,7 @@ from geo.hotspots.binning import DEFAULT_RESOLUTION, DEFAULT_RING, StudyGrid, fi
 from geo.hotspots.budget import Limits
 from geo.hotspots.chronic import DEFAULT_CYCLE_DAYS, DEFAULT_WINDOW_DAYS, chronic_sites
 from geo.hotspots.clusters import cluster_summary, dbscan_labels
-from geo.hotspots.emerging import Emerging, bin_times, emerging_hotspots, time_steps
+from geo.hotspots.emerging import Emerging, emerging_hotspots
 from geo.hotspots.getis import gi_star
 from layers.analysis import budget, hotspot_records, tallies
 from layers.analysis.hotspot_records import ChronicPair, Cluster, GiResult
@@ -264,27 +264,31 @@ def emerging(conn: psycopg.Connection[Any], assigner: Assigner, query: HotspotQu
     study_area(assigner)
     cells, near = check_grid(assigner, query, limit)
     zone = tallies.basis_zone(conn)
-    counted = tallies.count(conn, selection(query), ("cell", "day"), days=True)
     first, end = tallies.local_days(Period(query.since, query.until), zone)
-    if query.since is None:
-        first = min(counted["day"], default=end - timedelta(days=step_days))
+    if query.since is None:  # from the first day with issues
+        first = tallies.first_day(conn, selection(query)) or end
+    # Whole steps ending with the period's last day; a leading remainder is left out.
+    steps = (end - first).days // int(step_days)
+    start = end - timedelta(days=steps * int(step_days))
 
     def epoch(day: date) -> float:
         return datetime.combine(day, datetime.min.time(), zone).timestamp()
 
     budget.check_cube(cells, near, geo_budget.steps(epoch(end) - epoch(first), step_days),
                       step_days, time_window, limit)
-    try:
-        edges, steps = time_steps(epoch(first), epoch(end), step_days * 86400.0)
-    except ValueError:
+    if steps < 1:
         raise ValidationFailed("时段短于一个时间步 / the period is shorter than one"
-                               " time step") from None
+                               " time step")
     if steps < 3:
         raise ValidationFailed("趋势分析至少需要 3 个时间步 / a trend needs at least 3 steps")
+    edges = np.array([epoch(start + timedelta(days=k * int(step_days)))
+                      for k in range(steps + 1)], np.float64)
+    counted = tallies.count(conn, selection(query), ("cell", "step"),
+                            steps=tallies.Steps(start, int(step_days)))
     grid = study_grid(assigner, query)
     cell = locate(grid, counted["cell"])
-    step = bin_times(np.array([epoch(d) for d in counted["day"]], np.float64), edges)
-    ok = (cell >= 0) & (step >= 0)
+    step = counted["step"].to_numpy(np.int64)
+    ok = (cell >= 0) & (step >= 0) & (step < steps)
     cube = np.bincount(step[ok] * grid.size + cell[ok],
                        weights=counted["issues"].to_numpy(np.float64)[ok],
                        minlength=steps * grid.size).reshape(steps, grid.size).T.astype(np.float64)

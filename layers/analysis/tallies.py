@@ -264,25 +264,64 @@ MEASURES: dict[str, str] = {
 GROUPS = ("cell", "day", "category_code", "jurisdiction_id", "site_id")
 
 
+@dataclass(frozen=True)
+class Steps:
+    """Time steps of ``days`` local days from ``start``: the group ``step`` of
+    :func:`count` is the step a day falls in (0 from ``start``)."""
+
+    start: date
+    days: int
+
+
 def count(conn: psycopg.Connection[Any], selection: Selection, by: tuple[str, ...],
-          measures: tuple[str, ...] = ("issues",), *, days: bool = False) -> pd.DataFrame:
-    """The selection's measures per group of ``by`` (columns of :data:`GROUPS`), one row per
-    group that has issues. ``days``: read days only (a reading by day cannot use months)."""
-    unknown = set(by) - set(GROUPS) | set(measures) - set(MEASURES)
+          measures: tuple[str, ...] = ("issues",), *, steps: Steps | None = None
+          ) -> pd.DataFrame:
+    """The selection's measures per group of ``by`` (columns of :data:`GROUPS`, or ``step``
+    with ``steps``, which counts from its start on), one row per group that has issues,
+    ordered by the groups."""
+    unknown = set(by) - set(GROUPS) - ({"step"} if steps else set()) \
+        | set(measures) - set(MEASURES)
     if unknown:
         raise ValueError(f"unknown groups or measures: {sorted(unknown)}")
     first, end = local_days(selection.period, basis_zone(conn))
     # The per-cell tallies answer whatever needs no category, ground or site.
-    cells = (set(by) <= set(CELL_KEY) and "points_lost" not in measures
+    cells = (set(by) <= {*CELL_KEY, "step"} and "points_lost" not in measures
              and not (selection.categories or selection.layer or selection.at_sites
                       or selection.cells))
-    if days:
+    if steps is not None:  # steps need days, which months would blur
         source: sql.Composable = sql.SQL(
             "(SELECT * FROM {} WHERE day >= %(first)s AND day < %(end)s)").format(
             _tables(cells)[0])
-        params: dict[str, Any] = {"first": first, "end": end}
+        params: dict[str, Any] = {"first": max(first, steps.start), "end": end,
+                                  "step0": steps.start, "step_days": steps.days}
     else:
         source, params = period_source(first, end, cells=cells)
+    where = _where(selection, params)
+    keys = sql.SQL(", ").join(
+        sql.SQL("(t.day - %(step0)s) / %(step_days)s") if b == "step"
+        else sql.SQL("t.{}").format(sql.Identifier(b)) for b in by)
+    query = sql.SQL("SELECT {keys}{comma}{measures} FROM {source} t {join} WHERE {where}"
+                    " {group}").format(
+        keys=keys, comma=sql.SQL(", ") if by else sql.SQL(""),
+        measures=sql.SQL(", ").join(sql.SQL(f"{MEASURES[m]} AS {m}") for m in measures),
+        source=source,
+        join=sql.SQL("JOIN category c ON c.code = t.category_code")
+        if "points_lost" in measures else sql.SQL(""),
+        where=where,
+        group=sql.SQL("GROUP BY {} ORDER BY {}").format(keys, keys) if by else sql.SQL(""))
+    frame = pd.DataFrame(conn.execute(query, params).fetchall(), columns=[*by, *measures])
+    if "step" in by:
+        frame["step"] = frame["step"].astype(np.int64)
+    if not by:
+        frame = frame.fillna(0)
+    for m in measures:
+        frame[m] = frame[m].astype(np.float64 if m == "points_lost" else np.int64)
+    return frame
+
+
+def _where(selection: Selection, params: dict[str, Any]) -> sql.Composable:
+    """The selection's categories, layer, sites and cells as a condition on tally rows ``t``
+    (its values added to ``params``)."""
     where = [sql.SQL("true")]
     if selection.categories:
         where.append(sql.SQL("t.category_code = ANY(%(categories)s)"))
@@ -295,22 +334,18 @@ def count(conn: psycopg.Connection[Any], selection: Selection, by: tuple[str, ..
     if selection.cells:
         where.append(sql.SQL("t.cell = ANY(%(cells)s)"))
         params["cells"] = list(selection.cells)
-    keys = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(b)) for b in by)
-    query = sql.SQL("SELECT {keys}{comma}{measures} FROM {source} t {join} WHERE {where}"
-                    " {group}").format(
-        keys=keys, comma=sql.SQL(", ") if by else sql.SQL(""),
-        measures=sql.SQL(", ").join(sql.SQL(f"{MEASURES[m]} AS {m}") for m in measures),
-        source=source,
-        join=sql.SQL("JOIN category c ON c.code = t.category_code")
-        if "points_lost" in measures else sql.SQL(""),
-        where=sql.SQL(" AND ").join(where),
-        group=sql.SQL("GROUP BY {} ORDER BY {}").format(keys, keys) if by else sql.SQL(""))
-    frame = pd.DataFrame(conn.execute(query, params).fetchall(), columns=[*by, *measures])
-    if not by:
-        frame = frame.fillna(0)
-    for m in measures:
-        frame[m] = frame[m].astype(np.float64 if m == "points_lost" else np.int64)
-    return frame
+    return sql.SQL(" AND ").join(where)
+
+
+def first_day(conn: psycopg.Connection[Any], selection: Selection) -> date | None:
+    """The first local day on which the selection has issues (its period's start ignored),
+    found by the day index: the tally rows are read in day order until one matches."""
+    params: dict[str, Any] = {}
+    where = _where(selection, params)
+    filtered = selection.categories or selection.layer or selection.at_sites or selection.cells
+    row = conn.execute(sql.SQL("SELECT min(t.day) FROM {} t WHERE {}").format(
+        _tables(not filtered)[0], where), params).fetchone()
+    return row[0] if row else None
 
 
 def _next_month(d: date) -> date:
