@@ -31,6 +31,7 @@ from PIL import Image
 from psycopg import sql
 
 from api.app import create_app
+from layers.analysis import tallies
 from layers.auth import tokens
 from layers.db import migrate
 from layers.db.cluster import Cluster
@@ -210,6 +211,13 @@ def bearer(dsn: str, role: str, unit: str | None = None) -> dict[str, str]:
     with psycopg.connect(dsn) as connection:
         token = tokens.create(connection, role=role, unit_code=unit, name=f"test {role}")
     return {"Authorization": f"Bearer {token}"}
+
+
+def fold_tallies(dsn: str) -> None:
+    """What the worker's tally job does: fold the issue changes into the tallies the maps,
+    analyses and scores read (layers.analysis.tallies)."""
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        tallies.fold(connection, Settings().zone)
 
 
 def _signed_in(dsn: str, tmp_path: Path) -> TestClient:

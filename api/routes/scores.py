@@ -57,11 +57,10 @@ def ranking(conn: Conn, request: Request, settings: AppSettings, period: PeriodD
     """Points at risk (open issues) and points lost (external assessment, overdue), with
     rework rate, on-time closure rate (each with its cases, 95 % Wilson interval and
     empirical-Bayes adjusted rate) and time to rectify, ranked worst first; issues count in
-    the period by when they were reported. A period of more issues than an analysis may read
-    is refused (422); the ranking runs in an analysis slot (503 while all are busy)."""
+    the period by when they were reported, in whole local days (a bound inside a day takes
+    the day). Counted from the tallies, whatever the number of issues; the ranking runs in an
+    analysis slot (503 while all are busy)."""
     since, until = period.bounded
-    scores.check_budget(conn, since=since, until=until,
-                        limit=budget.limits(settings))
     with request_gate(request).slot():
         return scores.ranking(conn, group=group, since=since, until=until, sort=sort,
                               min_cases=settings.rank_min_cases)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -46,6 +46,7 @@ KEY = ("cell", "day", "category_code", "jurisdiction_id", "site_id", "open", "de
 # The key of the per-cell tallies (tally_cell_day, tally_cell_month).
 CELL_KEY = ("cell", "day", "open", "deadline")
 
+# The journal rows a batch folds, with what the keys and the scores' sums need.
 _TAKE = """
 DELETE FROM tally_journal WHERE seq IN (
     SELECT seq FROM tally_journal ORDER BY seq LIMIT %(batch)s)
@@ -54,8 +55,22 @@ RETURNING sign, lon, lat, (reported_at AT TIME ZONE %(zone)s)::date AS day, cate
           CASE WHEN issue_is_open(status) THEN deadline END AS deadline,
           NOT issue_is_open(status) AND issue_ran_past_deadline(deadline, closed_at, now())
               AS late,
-          source = 'external_assessment' AS assessed
+          source = 'external_assessment' AS assessed, lead_unit_id,
+          status IN ('rejected', 'duplicate') AS dismissed, status = 'verified' AS verified,
+          status = 'verified' AND closed_at <= deadline AS on_time,
+          rework_count AS reworks, (rework_count > 0)::int AS reworked,
+          (status IN ('rectified', 'verified') OR rework_count > 0)::int AS rework_cases,
+          (first_rectified_at IS NOT NULL)::int AS rectified,
+          coalesce(extract(epoch FROM first_rectified_at - reported_at), 0)::float8
+              AS rectify_seconds
 """
+_TAKEN = ("sign", "lon", "lat", "day", "category_code", "jurisdiction_id", "site_id", "open",
+          "deadline", "late", "assessed", "lead_unit_id", "dismissed", "verified", "on_time",
+          "reworks", "reworked", "rework_cases", "rectified", "rectify_seconds")
+# The key of the scores' tallies (duty_day, duty_month) and the sums they keep.
+DUTY_KEY = ("day", "lead_unit_id", "jurisdiction_id", "site_id", "category_code", "open",
+            "deadline", "late", "assessed", "dismissed", "verified", "on_time")
+DUTY_SUMS = ("n", "reworks", "reworked", "rework_cases", "rectified", "rectify_seconds")
 
 
 @dataclass(frozen=True)
@@ -87,7 +102,7 @@ def fold(conn: psycopg.Connection[Any], zone: tzinfo, *, batch: int = BATCH,
                 rebuilt = True
             rows = conn.execute(_TAKE, {"batch": batch, "zone": zone_name}).fetchall()
             if rows:
-                _apply(conn, _sum_by_key(rows))
+                _apply(conn, _signed(rows))
                 conn.execute("UPDATE tally_basis SET folds = folds + 1")
             total += len(rows)
         if len(rows) < batch or time.monotonic() - started > budget_s:
@@ -106,70 +121,75 @@ def _basis_changed(conn: psycopg.Connection[Any], zone_name: str) -> bool:
 def rebuild(conn: psycopg.Connection[Any], zone_name: str) -> None:
     """Empty the tallies and journal every issue again (inside the caller's transaction)."""
     conn.execute("TRUNCATE tally_journal, tally_day, tally_month, tally_cell_day,"
-                 " tally_cell_month")
-    conn.execute("""
-        INSERT INTO tally_journal (sign, lon, lat, reported_at, category_code, jurisdiction_id,
-                                   site_id, status, deadline, closed_at, source)
-        SELECT 1, ST_X(geom), ST_Y(geom), reported_at, category_code, jurisdiction_id,
-               site_id, status, deadline, closed_at, source
-        FROM issue WHERE status NOT IN ('rejected', 'duplicate') ORDER BY id""")
+                 " tally_cell_month, duty_day, duty_month")
+    conn.execute("SELECT journal_every_issue()")
     conn.execute("INSERT INTO tally_basis (zone, resolution) VALUES (%s, %s)"
                  " ON CONFLICT (one) DO UPDATE SET zone = EXCLUDED.zone,"
                  " resolution = EXCLUDED.resolution", [zone_name, RESOLUTION])
 
 
-def _sum_by_key(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
-    """The journal rows as signed counts per tally key (zero sums dropped)."""
-    frame = pd.DataFrame(rows, columns=["sign", "lon", "lat", *KEY[1:]]).astype(
-        {"jurisdiction_id": "Int64", "site_id": "Int64", "deadline": object})
+def _signed(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """The journal rows with their cell, every sum multiplied by the row's sign."""
+    frame = pd.DataFrame(rows, columns=list(_TAKEN)).astype(
+        {"jurisdiction_id": "Int64", "site_id": "Int64", "lead_unit_id": "Int64",
+         "deadline": object})
     frame["cell"] = h3_cells(frame["lon"].to_numpy(np.float64),
                              frame["lat"].to_numpy(np.float64), RESOLUTION).astype(np.int64)
-    summed = frame.groupby(list(KEY), dropna=False, sort=True)["sign"].sum()
-    out = summed[summed != 0].rename("n").reset_index()
-    out["n"] = out["n"].astype(np.int64)
-    return out
+    sign = frame["sign"].to_numpy(np.int64)
+    frame["n"] = sign
+    for column in DUTY_SUMS[1:]:
+        frame[column] = frame[column].to_numpy(np.float64 if column == "rectify_seconds"
+                                               else np.int64) * sign
+    return frame
 
 
-def _apply(conn: psycopg.Connection[Any], delta: pd.DataFrame) -> None:
-    """Add ``delta`` (counts per key) to the day tallies and, by month, to the month ones;
-    to the full key and to the per-cell key."""
-    if delta.empty:
-        return
-    months = delta.assign(day=[d.replace(day=1) for d in delta["day"]])
-    for table, frame, key in (("tally_day", delta, KEY), ("tally_month", months, KEY),
-                              ("tally_cell_day", delta, CELL_KEY),
-                              ("tally_cell_month", months, CELL_KEY)):
-        summed = frame.groupby(list(key), dropna=False, sort=True)["n"].sum().reset_index()
-        _upsert(conn, table, key, summed[summed["n"] != 0])
+# Each tally: its key, its sums and whether it counts rejected and duplicate reports.
+_TALLIES = (("tally_day", KEY, ("n",), False), ("tally_cell_day", CELL_KEY, ("n",), False),
+            ("duty_day", DUTY_KEY, DUTY_SUMS, True))
+
+
+def _apply(conn: psycopg.Connection[Any], frame: pd.DataFrame) -> None:
+    """Add the signed journal rows to each day tally and, by month, to each month tally."""
+    months = frame.assign(day=[d.replace(day=1) for d in frame["day"]])
+    for day_table, key, sums, dismissed in _TALLIES:
+        for table, rows in ((day_table, frame), (day_table.replace("_day", "_month"), months)):
+            part = rows if dismissed else rows[~rows["dismissed"].astype(bool)]
+            summed = part.groupby(list(key), dropna=False, sort=True)[list(sums)].sum()
+            # A change within one key (a rework: one issue out and back in) moves the sums
+            # but not the count: kept unless every sum is zero.
+            _upsert(conn, table, key, sums, summed[(summed != 0).any(axis=1)].reset_index())
 
 
 def _upsert(conn: psycopg.Connection[Any], table: str, key: tuple[str, ...],
-            part: pd.DataFrame) -> None:
+            sums: tuple[str, ...], part: pd.DataFrame) -> None:
+    """Add ``part`` (sums per key, keys unique) to ``table``; drop the rows left without
+    issues."""
     if part.empty:
         return
-    names = sql.SQL(", ").join(sql.Identifier(c) for c in (*key, "n"))
-    columns = [[_plain(v) for v in part[name].tolist()] for name in (*key, "n")]
+    names = sql.SQL(", ").join(sql.Identifier(c) for c in (*key, *sums))
+    columns = [[_plain(v) for v in part[name].tolist()] for name in (*key, *sums)]
+    delta = sql.Identifier(f"{table}_delta")
     conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS"
-                         ).format(sql.Identifier(f"{table}_delta"), sql.Identifier(table)))
+                         ).format(delta, sql.Identifier(table)))
     with conn.cursor() as cur:
-        with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(
-                sql.Identifier(f"{table}_delta"), names)) as copy:
+        with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(delta, names)) as copy:
             for record in zip(*columns, strict=True):
                 copy.write_row(record)
-        # Keys are unique in the delta and applied in key order (sorted above).
+        # Applied in key order (sorted above), one folder at a time (the advisory lock).
         emptied = cur.execute(sql.SQL("""
             INSERT INTO {table} AS t ({names}) SELECT {names} FROM {delta}
-            ON CONFLICT ({conflict}) DO UPDATE SET n = t.n + EXCLUDED.n
+            ON CONFLICT ({conflict}) DO UPDATE SET {add}
             RETURNING ctid, n""").format(
-            table=sql.Identifier(table), names=names,
-            delta=sql.Identifier(f"{table}_delta"),
-            conflict=sql.SQL(", ").join(sql.Identifier(c) for c in key))).fetchall()
+            table=sql.Identifier(table), names=names, delta=delta,
+            conflict=sql.SQL(", ").join(sql.Identifier(c) for c in key),
+            add=sql.SQL(", ").join(sql.SQL("{0} = t.{0} + EXCLUDED.{0}").format(
+                sql.Identifier(c)) for c in sums))).fetchall()
         gone = [ctid for ctid, n in emptied if n == 0]
         if gone:
             # The rows were written by this transaction, which holds them: their ctid stays.
             cur.execute(sql.SQL("DELETE FROM {} WHERE ctid = ANY(%s::tid[])").format(
                 sql.Identifier(table)), [gone])
-        cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(f"{table}_delta")))
+        cur.execute(sql.SQL("TRUNCATE {}").format(delta))
 
 
 def _plain(value: Any) -> Any:
@@ -213,16 +233,16 @@ def local_days(period: Period, zone: tzinfo) -> tuple[date, date]:
     return first, end
 
 
-def period_source(first: date, end: date, *, cells: bool = False
+def period_source(first: date, end: date, *, family: Family = "full"
                   ) -> tuple[sql.Composable, dict[str, Any]]:
     """Tally rows covering local days ``[first, end)``: whole months from the month table, the
-    days before the first and after the last whole month from the day table (``cells``: the
-    per-cell tallies, else the full ones)."""
+    days before the first and after the last whole month from the day table, of one family
+    of tallies."""
     month0 = first if first.day == 1 else _next_month(first)
     month1 = end.replace(day=1)
     if month0 >= month1:  # no whole month inside: days only
         month0 = month1 = end
-    days, months = _tables(cells)
+    days, months = _tables(family)
     query = sql.SQL("""(
         SELECT * FROM {months} WHERE day >= %(month0)s AND day < %(month1)s
         UNION ALL
@@ -233,10 +253,16 @@ def period_source(first: date, end: date, *, cells: bool = False
     return query, {"first": first, "end": end, "month0": month0, "month1": month1}
 
 
-def _tables(cells: bool) -> tuple[sql.Identifier, sql.Identifier]:
-    if cells:
-        return sql.Identifier("tally_cell_day"), sql.Identifier("tally_cell_month")
-    return sql.Identifier("tally_day"), sql.Identifier("tally_month")
+# The tallies by what they are keyed by: the full key, the cell alone, the scores' key.
+Family = Literal["full", "cell", "duty"]
+_FAMILIES: dict[str, tuple[str, str]] = {"full": ("tally_day", "tally_month"),
+                                         "cell": ("tally_cell_day", "tally_cell_month"),
+                                         "duty": ("duty_day", "duty_month")}
+
+
+def _tables(family: Family) -> tuple[sql.Identifier, sql.Identifier]:
+    day, month = _FAMILIES[family]
+    return sql.Identifier(day), sql.Identifier(month)
 
 
 @dataclass(frozen=True)
@@ -291,11 +317,11 @@ def count(conn: psycopg.Connection[Any], selection: Selection, by: tuple[str, ..
     if steps is not None:  # steps need days, which months would blur
         source: sql.Composable = sql.SQL(
             "(SELECT * FROM {} WHERE day >= %(first)s AND day < %(end)s)").format(
-            _tables(cells)[0])
+            _tables("cell" if cells else "full")[0])
         params: dict[str, Any] = {"first": max(first, steps.start), "end": end,
                                   "step0": steps.start, "step_days": steps.days}
     else:
-        source, params = period_source(first, end, cells=cells)
+        source, params = period_source(first, end, family="cell" if cells else "full")
     where = _where(selection, params)
     keys = sql.SQL(", ").join(
         sql.SQL("(t.day - %(step0)s) / %(step_days)s") if b == "step"
@@ -344,7 +370,7 @@ def first_day(conn: psycopg.Connection[Any], selection: Selection) -> date | Non
     where = _where(selection, params)
     filtered = selection.categories or selection.layer or selection.at_sites or selection.cells
     row = conn.execute(sql.SQL("SELECT min(t.day) FROM {} t WHERE {}").format(
-        _tables(not filtered)[0], where), params).fetchone()
+        _tables("full" if filtered else "cell")[0], where), params).fetchone()
     return row[0] if row else None
 
 

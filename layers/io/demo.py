@@ -183,13 +183,13 @@ def _copy_issues(conn: psycopg.Connection[Any], issues: pd.DataFrame, progress: 
         "INSERT INTO issue (public_id, category_code, geom, description, source, reported_at,"
         " status, reporter, rework_count, closed_at, deadline, jurisdiction_id,"
         " territorial_unit_id, on_boundary, outside_all, site_id, via_buffer,"
-        " functional_unit_id, lead_unit_id)"
+        " functional_unit_id, lead_unit_id, first_rectified_at)"
         " SELECT public_id, category, ST_SetSRID(wkb::geometry, 4326), description, source,"
         " to_timestamp(reported_at), status, reporter, rework_count, to_timestamp(closed_at),"
         " issue_deadline(to_timestamp(reported_at), c.deadline_hours,"
         " c.deadline_working_days),"
         " d.jurisdiction_id, d.territorial_unit_id, d.on_boundary, d.outside_all, d.site_id,"
-        " d.via_buffer, d.functional_unit_id, d.lead_unit_id"
+        " d.via_buffer, d.functional_unit_id, d.lead_unit_id, to_timestamp(d.rectified_at)"
         " FROM demo_issue d JOIN category c ON c.code = d.category"
     )
     conn.execute("SELECT setval('issue_public_seq', greatest(%s, 1))", [total])

@@ -50,7 +50,8 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from geo.hotspots.budget import Limits
-from layers.analysis import budget
+from layers.analysis import budget, tallies
+from layers.catalog.periods import Period
 from layers.supervision import rates
 
 Group = Literal["unit", "community", "site"]
@@ -61,53 +62,46 @@ LOST = sql.SQL("""i.status NOT IN ('rejected', 'duplicate')
     AND (i.source = 'external_assessment'
          OR issue_ran_past_deadline(i.deadline, i.closed_at, now()))""")
 
+# The measures from the scores' tallies ``t`` (layers.analysis.tallies: duty_day, duty_month)
+# joined with the category ``c``; "now" is the reading's moment.
 _MEASURES = sql.SQL("""
-    count(*) AS issues,
-    count(*) FILTER (WHERE issue_is_open(i.status)) AS open,
-    count(*) FILTER (WHERE issue_is_overdue(i.status, i.deadline, now())) AS overdue_open,
-    coalesce(sum(c.points) FILTER (WHERE issue_is_open(i.status)), 0)::float8
-        AS points_at_risk,
-    coalesce(sum(c.points) FILTER (WHERE {lost}), 0)::float8 AS points_lost,
-    coalesce(sum(i.rework_count), 0)::int AS reworks,
-    count(*) FILTER (WHERE i.rework_count > 0) AS reworked,
-    count(*) FILTER (WHERE i.status IN ('rectified', 'verified') OR i.rework_count > 0)
-        AS rework_cases,
-    count(*) FILTER (WHERE i.status = 'verified' AND i.closed_at <= i.deadline) AS on_time,
-    count(*) FILTER (WHERE i.status = 'verified') AS on_time_cases,
-    round((avg(extract(epoch FROM r.first_at - i.reported_at)) / 3600)::numeric, 1)::float8
+    sum(t.n)::bigint AS issues,
+    coalesce(sum(t.n) FILTER (WHERE t.open), 0)::bigint AS open,
+    coalesce(sum(t.n) FILTER (WHERE t.open AND t.deadline < now()), 0)::bigint AS overdue_open,
+    coalesce(sum(t.n * c.points) FILTER (WHERE t.open), 0)::float8 AS points_at_risk,
+    coalesce(sum(t.n * c.points) FILTER (WHERE NOT t.dismissed AND (t.assessed OR t.late
+                                         OR (t.open AND t.deadline < now()))), 0)::float8
+        AS points_lost,
+    sum(t.reworks)::int AS reworks,
+    sum(t.reworked)::bigint AS reworked,
+    sum(t.rework_cases)::bigint AS rework_cases,
+    coalesce(sum(t.n) FILTER (WHERE t.on_time), 0)::bigint AS on_time,
+    coalesce(sum(t.n) FILTER (WHERE t.verified), 0)::bigint AS on_time_cases,
+    round((sum(t.rectify_seconds) / nullif(sum(t.rectified), 0) / 3600)::numeric, 1)::float8
         AS avg_hours_to_rectify
-""").format(lost=LOST)
-
-# The first rectification of each issue; the (issue_id, at) index answers it per issue.
-_FIRST_RECTIFY = sql.SQL("""
-    LEFT JOIN LATERAL (SELECT min(e.at) AS first_at FROM issue_event e
-                       WHERE e.issue_id = i.id AND e.action = 'rectify') r ON true
 """)
 
 _BY_UNIT = sql.SQL("""
     SELECT u.code, u.name, u.kind, NULL::text AS layer, {measures}
-    FROM issue i JOIN category c ON c.code = i.category_code {first_rectify}
-    JOIN unit u ON u.id = i.lead_unit_id
-    WHERE i.reported_at >= %(since)s AND i.reported_at < %(until)s
+    FROM {source} t JOIN category c ON c.code = t.category_code
+    JOIN unit u ON u.id = t.lead_unit_id
     GROUP BY u.code, u.name, u.kind
 """)
 
 _BY_COMMUNITY = sql.SQL("""
     SELECT m.code, m.name, 'community' AS kind, NULL::text AS layer, {measures}
-    FROM issue i JOIN category c ON c.code = i.category_code {first_rectify}
-    JOIN jurisdiction j ON j.id = i.jurisdiction_id
+    FROM {source} t JOIN category c ON c.code = t.category_code
+    JOIN jurisdiction j ON j.id = t.jurisdiction_id
     JOIN jurisdiction m ON m.level = 'community'
         AND (m.id = j.id OR m.id = j.parent_id)
-    WHERE i.reported_at >= %(since)s AND i.reported_at < %(until)s
     GROUP BY m.code, m.name
 """)
 
 # Site codes are optional, so a site is grouped by its id and may show no code.
 _BY_SITE = sql.SQL("""
     SELECT s.code, s.name, 'site' AS kind, s.layer, {measures}
-    FROM issue i JOIN category c ON c.code = i.category_code {first_rectify}
-    JOIN site s ON s.id = i.site_id
-    WHERE i.reported_at >= %(since)s AND i.reported_at < %(until)s
+    FROM {source} t JOIN category c ON c.code = t.category_code
+    JOIN site s ON s.id = t.site_id
     GROUP BY s.id, s.code, s.name, s.layer
 """)
 _BASES = {"unit": _BY_UNIT, "community": _BY_COMMUNITY, "site": _BY_SITE}
@@ -180,10 +174,12 @@ def ranking(conn: psycopg.Connection[Any], *, group: Group = "unit",
     """Units, communities or sites ranked worst first by ``sort`` (points lost, then points
     at risk, by default); under a rate, the groups with fewer than ``min_cases`` cases for it
     follow the ranked ones, unranked."""
-    base = _BASES[group].format(measures=_MEASURES, first_rectify=_FIRST_RECTIFY)
+    first, end = tallies.local_days(Period(since, until), tallies.basis_zone(conn))
+    source, params = tallies.period_source(first, end, family="duty")
+    base = _BASES[group].format(measures=_MEASURES, source=source)
     query = sql.SQL("SELECT * FROM ({}) s ORDER BY code, name").format(base)
     with conn.cursor(row_factory=class_row(_Counts)) as cur:
-        counted = cur.execute(query, {"since": since, "until": until}).fetchall()
+        counted = cur.execute(query, params).fetchall()
     return ranked(rated(counted), sort, min_cases)
 
 

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from layers.db.settings import Settings
 from layers.supervision.scores import Score, ranked
+from tests.conftest import fold_tallies
 
 # unit: (cases that reached rectification, of them sent back at least once)
 UNITS = {"BIG": (40, 6), "HALF": (50, 20), "MID": (25, 12), "SMALL": (6, 3), "TINY": (2, 0)}
@@ -37,6 +38,7 @@ def reworked(dsn: str) -> None:
                 " 'supervision', 'verified', '2026-05-10 09:00+08', '2026-05-12 09:00+08',"
                 " '2026-05-11 09:00+08', (n <= %s)::int, (SELECT id FROM unit WHERE code = %s)"
                 " FROM generate_series(1, %s) n", [sent_back, code, cases])
+    fold_tallies(dsn)
 
 
 MAY = {"since": "2026-05-01", "until": "2026-05-31"}

@@ -11,6 +11,8 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.conftest import fold_tallies
+
 PERIOD = {"since": "2026-05-01T00:00:00+08:00", "until": "2026-06-01T00:00:00+08:00"}
 SQUARE = "ST_Multi(ST_GeomFromText('POLYGON((120 31, 121 31, 121 32, 120 32, 120 31))', 4326))"
 
@@ -56,6 +58,7 @@ def scored(dsn: str) -> None:
                 " (SELECT id FROM unit WHERE code = %s),"
                 " (SELECT id FROM jurisdiction WHERE code = %s))",
                 [cat, source, status, reported, deadline, closed, rework, unit, area])
+    fold_tallies(dsn)
 
 
 @pytest.mark.usefixtures("scored")
@@ -168,6 +171,7 @@ def measured(dsn: str) -> None:
                closed="2026-06-07 09:00", rectified=("2026-06-06 11:00",))
         _issue(conn, "D", "MKT-01", "assigned", "2026-05-01 07:00")  # 4-30 23:00 UTC: attack
         _issue(conn, "D", "MKT-01", "assigned", "2026-07-01 07:00")  # 6-30 23:00 UTC: not
+    fold_tallies(dsn)
 
 
 def _by_code(rows: list[dict[str, Any]]) -> dict[str | None, dict[str, Any]]:

@@ -16,6 +16,8 @@ import h3
 import numpy as np
 import psycopg
 import pytest
+from psycopg import sql
+from psycopg.rows import class_row
 
 from geo.hotspots import analyse, sites_per_cell
 from geo.hotspots.emerging import bin_times, emerging_hotspots, time_steps
@@ -28,6 +30,7 @@ from layers.catalog import jurisdictions
 from layers.catalog.periods import Period
 from layers.db.settings import Settings
 from layers.issues import evidence, lifecycle, records
+from layers.supervision import scores
 from tests import small_district
 
 ZONE = Settings().zone
@@ -169,6 +172,10 @@ def test_tallies_kept_through_random_histories_equal_a_recount(
         tallies.fold(conn, ZONE)
         assert_tallies_equal_a_recount(conn, ZONE)
         assert tallies.lag(conn) == timedelta(0)
+        today = datetime.now(ZONE).replace(hour=0, minute=0, second=0, microsecond=0)
+        assert assert_scores_equal_a_recount(conn, today - timedelta(days=80),
+                                             today + timedelta(days=1),
+                                             ("unit", "community")) > 20
         # The history touched what the tallies split by.
         shape = conn.execute("SELECT count(*) FILTER (WHERE open), count(*) FILTER (WHERE"
                              " NOT open), count(DISTINCT jurisdiction_id),"
@@ -314,3 +321,73 @@ def test_a_period_reads_whole_months_and_edge_days(module_demo_dsn: str) -> None
         first, end = tallies.local_days(p, ZONE)
         _, params = tallies.period_source(first, end)
         assert (params["month0"], params["month1"]) == (date(2026, 6, 1), date(2026, 8, 1))
+
+
+# The scores as counted from the issue table before the tallies (layers.supervision.scores
+# until issue 17), the reference the tallies must equal.
+RAW_MEASURES = """
+    count(*) AS issues,
+    count(*) FILTER (WHERE issue_is_open(i.status)) AS open,
+    count(*) FILTER (WHERE issue_is_overdue(i.status, i.deadline, now())) AS overdue_open,
+    coalesce(sum(c.points) FILTER (WHERE issue_is_open(i.status)), 0)::float8
+        AS points_at_risk,
+    coalesce(sum(c.points) FILTER (WHERE i.status NOT IN ('rejected', 'duplicate')
+        AND (i.source = 'external_assessment'
+             OR issue_ran_past_deadline(i.deadline, i.closed_at, now()))), 0)::float8
+        AS points_lost,
+    coalesce(sum(i.rework_count), 0)::int AS reworks,
+    count(*) FILTER (WHERE i.rework_count > 0) AS reworked,
+    count(*) FILTER (WHERE i.status IN ('rectified', 'verified') OR i.rework_count > 0)
+        AS rework_cases,
+    count(*) FILTER (WHERE i.status = 'verified' AND i.closed_at <= i.deadline) AS on_time,
+    count(*) FILTER (WHERE i.status = 'verified') AS on_time_cases,
+    round((avg(extract(epoch FROM r.first_at - i.reported_at)) / 3600)::numeric, 1)::float8
+        AS avg_hours_to_rectify"""
+RAW_FROM = """
+    FROM issue i JOIN category c ON c.code = i.category_code
+    LEFT JOIN LATERAL (SELECT min(e.at) AS first_at FROM issue_event e
+                       WHERE e.issue_id = i.id AND e.action = 'rectify') r ON true"""
+RAW = {
+    "unit": f"""SELECT u.code, u.name, u.kind, NULL::text AS layer, {RAW_MEASURES} {RAW_FROM}
+        JOIN unit u ON u.id = i.lead_unit_id
+        WHERE i.reported_at >= %(since)s AND i.reported_at < %(until)s
+        GROUP BY u.code, u.name, u.kind""",
+    "community": f"""SELECT m.code, m.name, 'community' AS kind, NULL::text AS layer,
+        {RAW_MEASURES} {RAW_FROM}
+        JOIN jurisdiction j ON j.id = i.jurisdiction_id
+        JOIN jurisdiction m ON m.level = 'community' AND (m.id = j.id OR m.id = j.parent_id)
+        WHERE i.reported_at >= %(since)s AND i.reported_at < %(until)s
+        GROUP BY m.code, m.name""",
+    "site": f"""SELECT s.code, s.name, 'site' AS kind, s.layer, {RAW_MEASURES} {RAW_FROM}
+        JOIN site s ON s.id = i.site_id
+        WHERE i.reported_at >= %(since)s AND i.reported_at < %(until)s
+        GROUP BY s.id, s.code, s.name, s.layer""",
+}
+
+
+def assert_scores_equal_a_recount(conn: psycopg.Connection[Any], since: datetime,
+                                  until: datetime, groups: tuple[scores.Group, ...]) -> int:
+    """The scores from the tallies equal those counted from the issue table, group by group
+    (rates, intervals and ranks included); the number of issues compared."""
+    compared = 0
+    for group in groups:
+        with conn.cursor(row_factory=class_row(scores._Counts)) as cur:
+            raw = cur.execute(sql.SQL("SELECT * FROM ({}) s ORDER BY code, name").format(
+                sql.SQL(RAW[group])), {"since": since, "until": until}).fetchall()
+        want = scores.ranked(scores.rated(raw), "points", 20)
+        got = scores.ranking(conn, group=group, since=since, until=until)
+        assert [(g.code, g.rank) for g in got] == [(w.code, w.rank) for w in want], group
+        for g, w in zip(got, want, strict=True):
+            assert g == w, (group, {k: (v, getattr(w, k)) for k, v in vars(g).items()
+                                    if v != getattr(w, k)})
+        compared += sum(w.issues for w in want)
+    return compared
+
+
+@pytest.mark.parametrize(("since", "until"), [
+    (datetime(2026, 5, 1, tzinfo=ZONE), datetime(2026, 11, 21, tzinfo=ZONE)),
+    (datetime(2026, 6, 17, tzinfo=ZONE), datetime(2026, 7, 9, tzinfo=ZONE))])
+def test_scores_from_the_tallies_equal_the_issue_table(
+        module_demo_dsn: str, since: datetime, until: datetime) -> None:
+    with psycopg.connect(module_demo_dsn) as conn:
+        assert assert_scores_equal_a_recount(conn, since, until, scores.GROUPS) > 200
