@@ -1,12 +1,12 @@
 """Analyses from the tallies (issue 17), against reading the period's raw points.
 
-Each analysis is asked for periods nobody asked for before (no stored result can answer),
-at the database's size: the Gi* hotspots, the emerging hotspots and the overview's counts
-(cells at three resolutions, the community choropleth), each against the baseline of merely
-reading the period's points out of the issue table by COPY, in the same run. The scores are
-still counted from the issue table and are timed the same way. Also: the tallies' size on
-disk against the issue table's, what the journal costs a single report (the same reports
-with the journal trigger off), and how fast the worker folds the journal.
+Each page and answer is asked for periods nobody asked for before (no stored result can
+answer), at the database's size, over HTTP of the real app in process: the hotspot page, the
+overview page, the REST hotspot and emerging-hotspot answers and the scores, each against the
+baseline of merely reading the period's points out of the issue table by COPY, in the same
+run. Also: the tallies' size on disk against the issue table's, what the journal costs a
+single report (the same reports with the journal trigger off), and how fast the worker folds
+the journal.
 
 Run alone: ``python -m bench.tallies`` (``BENCH_ISSUES`` sizes it, as ``make bench``).
 """
@@ -14,91 +14,105 @@ Run alone: ``python -m bench.tallies`` (``BENCH_ISSUES`` sizes it, as ``make ben
 from __future__ import annotations
 
 import statistics
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 import psycopg
+from fastapi.testclient import TestClient
+from psycopg import sql
 
+from api.app import create_app
 from bench.harness import Results, Row, Sizes, fresh_database, run_alone, timed
 from layers.analysis import hotspots, tallies
 from layers.assignment import load_assigner
-from layers.catalog.periods import Period
+from layers.auth import tokens
+from layers.catalog import periods
 from layers.db.settings import Settings
 from layers.io import demo
 from layers.issues import records
-from layers.supervision import scores
-from layers.views import mapviews
 
 ZONE = Settings().zone
 NOW = datetime.fromisoformat("2026-11-20T00:00:00+08:00")  # as bench.hotspots
-DAY = timedelta(days=1)
-# Never-seen periods: what leaders ask for (this phase, the last ten days, the run-up to an
-# assessment, most of the year), each starting on a day no other one starts on.
+# Never-seen periods (first and last day): what leaders ask for (this phase, the last ten
+# days, the run-up to an assessment, most of the year), each starting on a day no other one
+# starts on, so no stored result can answer.
 PERIODS = {
-    "a phase (92 days)": (datetime(2026, 6, 3, tzinfo=ZONE), datetime(2026, 9, 3, tzinfo=ZONE)),
-    "the last ten days": (NOW - 10 * DAY, NOW),
-    "a month before an assessment": (datetime(2026, 9, 14, tzinfo=ZONE),
-                                     datetime(2026, 10, 14, tzinfo=ZONE)),
-    "the campaign so far (11 months)": (datetime(2026, 1, 2, tzinfo=ZONE), NOW),
+    "a phase (92 days)": ("2026-06-03", "2026-09-02"),
+    "the last ten days": ("2026-11-10", "2026-11-19"),
+    "a month before an assessment": ("2026-09-14", "2026-10-13"),
+    "the campaign so far (11 months)": ("2026-01-02", "2026-11-19"),
 }
 SINGLE_REPORTS = 500
+TABLES = ("tally_day", "tally_month", "tally_cell_day", "tally_cell_month", "duty_day",
+          "duty_month")
 
 
-def _raw_read(conn: psycopg.Connection[Any], since: datetime, until: datetime) -> float:
-    query = hotspots.HotspotQuery(since=since, until=until)
-    return timed(lambda: hotspots.read_issues(
-        conn, query, "ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.category_code AS category"))[0]
+def _raw_read(conn: psycopg.Connection[Any], first: str, last: str) -> float:
+    """The baseline: the period's points read out of the issue table by COPY."""
+    p = periods.between(first, last, ZONE)
+    query = hotspots.HotspotQuery(since=p.since, until=p.until)
+    return timed(partial(hotspots.read_issues, conn, query,
+                         "ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat,"
+                         " i.category_code AS category"))[0]
 
 
-def overview_counts(conn: psycopg.Connection[Any], period: Period) -> Any:
-    """What the overview page reads for a period."""
-    return mapviews.issue_cells(conn, period), mapviews.community_measures(conn, period)
+def _asks(first: str, last: str) -> dict[str, tuple[str, dict[str, str]]]:
+    """Each page and answer for one period, as a reader asks for it."""
+    dates = {"since": first, "until": last}
+    return {
+        "hotspot page": ("/maps/hotspots", dates),
+        "overview page": ("/maps/overview", dates),
+        "REST hotspots (cells + areas)": ("/api/v1/hotspots", {"period": f"{first}/{last}"}),
+        "REST emerging hotspots": ("/api/v1/hotspots/emerging",
+                                   {"period": f"{first}/{last}"}),
+        "scores by unit": ("/api/v1/scores", dates),
+    }
 
 
 def analyses(results: Results, dsn: str, tag: str) -> None:
-    """Each analysis for each never-seen period, against the raw read of that period."""
+    """Each page and answer for each never-seen period, asked over HTTP of the real app (in
+    process), against the raw read of that period; the slowest period is recorded."""
     worst: dict[str, tuple[float, float, str]] = {}
-    with psycopg.connect(dsn) as conn:
-        engine = load_assigner(conn)
-        for label, (since, until) in PERIODS.items():
-            read = _raw_read(conn, since, until)
-            query = hotspots.HotspotQuery(since=since, until=until)
-            period = Period(since, until)
-            timings = {
-                "hotspots (Gi*+FDR+areas)": timed(
-                    partial(hotspots.hotspots, conn, engine, query))[0],
-                "overview counts (cells 8-10 + choropleth)": timed(
-                    partial(overview_counts, conn, period))[0],
-                "scores by unit (issue table)": timed(
-                    partial(scores.ranking, conn, since=since, until=until))[0],
-            }
-            if until - since >= timedelta(days=30):  # three 10-day steps at least
-                timings["emerging hotspots (10-day steps)"] = timed(
-                    partial(hotspots.emerging, conn, engine, query))[0]
-            for name, seconds in timings.items():
+    headers = {"Authorization": f"Bearer {_token(dsn)}"}
+    with psycopg.connect(dsn) as conn, TestClient(
+            create_app(Settings(database_url=dsn)), headers=headers) as client:
+        for label, (first, last) in PERIODS.items():
+            read = _raw_read(conn, first, last)
+            for name, (path, params) in _asks(first, last).items():
+                if "emerging" in name and label == "the last ten days":
+                    continue  # a trend needs three 10-day steps
+                seconds, answer = timed(partial(client.get, path, params=params))
+                assert answer.status_code == 200, (path, answer.text[:300])
                 if name not in worst or seconds > worst[name][0]:
                     worst[name] = (seconds, read, label)
     for name, (seconds, read, label) in worst.items():
-        target = "—" if "issue table" in name else "< 1 s cold"
         results.add(Row(f"{name}, never-seen period, {tag}", f"{seconds:.2f} s",
-                        f"raw read {read:.2f} s", f"{seconds / read:.2f}× the read", target,
-                        f"slowest of {len(PERIODS)} periods: {label}"))
+                        f"raw read {read:.2f} s", f"{seconds / read:.2f}× the read",
+                        "< 1 s cold", f"slowest of {len(PERIODS)} periods: {label}; over HTTP"
+                        " (in process), computed in the request"))
+
+
+def _token(dsn: str) -> str:
+    with psycopg.connect(dsn) as conn:
+        return tokens.create(conn, role="viewer", name="bench")
 
 
 def footprint(results: Results, dsn: str, tag: str) -> None:
     """The tallies' rows and size on disk against the issue table's."""
     with psycopg.connect(dsn) as conn:
-        row = conn.execute("""
-            SELECT (SELECT count(*) FROM tally_day), (SELECT count(*) FROM tally_month),
-                   pg_total_relation_size('tally_day') + pg_total_relation_size('tally_month'),
-                   (SELECT count(*) FROM issue), pg_total_relation_size('issue')""").fetchone()
+        sizes = {table: conn.execute(
+            sql.SQL("SELECT count(*), pg_total_relation_size(%s) FROM {}").format(
+                sql.Identifier(table)), [table]).fetchone() for table in TABLES}
+        row = conn.execute("SELECT count(*), pg_total_relation_size('issue') FROM issue"
+                           ).fetchone()
     assert row is not None
-    days, months, size, issues, issue_size = (int(v) for v in row)
+    issues, issue_size = int(row[0]), int(row[1])
+    size = sum(int(v[1]) for v in sizes.values() if v)
+    rows = ", ".join(f"{t} {int(v[0]):,}" for t, v in sizes.items() if v)
     results.add(Row(f"tallies on disk, {tag}", f"{size / 2**20:,.0f} MB",
                     f"issue table {issue_size / 2**20:,.0f} MB", f"{size / issue_size:.2f}×",
-                    "grows with cells × days × categories", f"{days:,} day rows, {months:,}"
-                    f" month rows for {issues:,} issues"))
+                    "grows with cells × days × categories", f"rows: {rows}; {issues:,} issues"))
 
 
 def write_cost(results: Results, dsn: str) -> None:

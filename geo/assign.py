@@ -27,6 +27,7 @@ Containment is decided in EPSG:4326 on the stored coordinates, exactly; only dis
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,10 +60,18 @@ def local_metric_crs(geoms: GeomArray) -> pyproj.CRS:
     32651
     """
     minx, miny, maxx, maxy = shapely.total_bounds(geoms)
-    lon, lat = (minx + maxx) / 2, (miny + maxy) / 2
+    return pyproj.CRS.from_epsg(_utm_epsg(round((minx + maxx) / 2, 2),
+                                          round((miny + maxy) / 2, 2)))
+
+
+@functools.cache
+def _utm_epsg(lon: float, lat: float) -> int:
+    # PROJ's search of its database takes 0.12 s a call (measured: 0.49 s of a 3.4 s hotspot
+    # page, which builds two study grids), and a district asks the same question every time;
+    # the centre is rounded to 0.01° (1 km) so that the answers can be kept.
     info = query_utm_crs_info(datum_name="WGS 84",
                               area_of_interest=AreaOfInterest(lon, lat, lon, lat))
-    return pyproj.CRS.from_epsg(int(info[0].code))
+    return int(info[0].code)
 
 
 def _ids(values: Any) -> IntArray:

@@ -22,11 +22,9 @@ from api.gate import request_gate
 from api.periods import read_period
 from api.schemas.hotspots import ChronicSite, HotspotCollection
 from api.services import hotspot_results
-from geo.assign import Assigner
 from layers.analysis import budget, tallies
 from layers.analysis.hotspots import DEFAULTS, MIN_CELL_M, HotspotQuery
 from layers.analysis.snapshots import Snapshots, Spec
-from layers.assignment import AssignerCache
 from layers.db.settings import Settings
 from layers.vocab import Level
 
@@ -147,11 +145,7 @@ def get_chronic(
 
 def _assigner(request: Request) -> hotspot_results.AssignerOf:
     """The app's cached assigner, read on the connection a computation runs on."""
-    cache: AssignerCache = request.app.state.assigner_cache
-
-    def assigner_of(conn: Conn) -> Assigner:
-        return cache.get(conn)
-    return assigner_of
+    return hotspot_results.cached_assigner(request.app.state.assigner_cache)
 
 
 def _describe(query: HotspotQuery) -> dict[str, Any]:

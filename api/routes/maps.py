@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.deps import AppSettings, Conn
 from api.gate import request_gate
-from api.services import map_pages
+from api.services import hotspot_results, map_pages
 from geo.crs import wgs84_to_gcj02
 from layers.views import mapviews
 
@@ -57,7 +57,9 @@ def hotspot_map(conn: Conn, request: Request, settings: AppSettings, lang: Lang 
                                                 zone=settings.zone, lang=lang,
                                                 tianditu_key=settings.tianditu_key,
                                                 gate=request_gate(request).slot,
-                                                period=selected))
+                                                period=selected,
+                                                assigner_of=hotspot_results.cached_assigner(
+                                                    request.app.state.assigner_cache)))
 
 
 @router.get("/maps/units/{unit}", response_class=HTMLResponse)

@@ -21,6 +21,7 @@ import psycopg
 from api import periods as api_periods
 from api.schemas.hotspots import HotspotFeature
 from api.services import hotspot_results, map_records
+from api.services.hotspot_results import AssignerOf
 from geo.hotspots.budget import Limits
 from layers.analysis import tallies
 from layers.analysis.budget import OverBudget
@@ -180,12 +181,13 @@ PAGE_STEP_DAYS = (10.0, 15.0, 20.0, 30.0, 45.0, 60.0)
 
 
 def page_emerging(conn: psycopg.Connection[Any], snapshots: Snapshots, query: HotspotQuery,
-                  gate: Gate | None = None, limit: Limits | None = None) -> Snapshot | None:
+                  gate: Gate | None = None, limit: Limits | None = None,
+                  assigner_of: AssignerOf = load_assigner) -> Snapshot | None:
     """Emerging hotspots in the finest of :data:`PAGE_STEP_DAYS` the budget admits (the
     finest is the REST route's default snapshot); None for a record shorter than a trend
     needs (or too large even in 60-day steps)."""
     for step_days in PAGE_STEP_DAYS:
-        spec = hotspot_results.emerging_spec(query, load_assigner, step_days=step_days,
+        spec = hotspot_results.emerging_spec(query, assigner_of, step_days=step_days,
                                              limit=limit)
         try:
             return snapshots.get(conn, spec, gate)
@@ -209,8 +211,8 @@ def hotspot_query(conn: psycopg.Connection[Any], p: Period, zone: tzinfo) -> Hot
 
 
 def hotspot_data(conn: psycopg.Connection[Any], snapshots: Snapshots, zone: tzinfo,
-                 gate: Gate | None = None, p: Period | None = None, lang: str = "zh"
-                 ) -> HotspotData:
+                 gate: Gate | None = None, p: Period | None = None, lang: str = "zh",
+                 assigner_of: AssignerOf = load_assigner) -> HotspotData:
     """Gi* cells, hot areas, emerging categories and chronic sites at the default
     parameters over period ``p`` (default: all time), from the snapshots the REST routes
     share (api/services/hotspot_results.py; computed within ``gate`` when missing, an
@@ -218,8 +220,8 @@ def hotspot_data(conn: psycopg.Connection[Any], snapshots: Snapshots, zone: tzin
     analysis'."""
     p = p or Period()
     query = hotspot_query(conn, p, zone)
-    gi = snapshots.get(conn, hotspot_results.gi_spec(query, load_assigner), gate)
-    emerging = page_emerging(conn, snapshots, query, gate)
+    gi = snapshots.get(conn, hotspot_results.gi_spec(query, assigner_of), gate)
+    emerging = page_emerging(conn, snapshots, query, gate, assigner_of=assigner_of)
     chronic = snapshots.get(conn, hotspot_results.chronic_spec(query), gate)
     shown = [s for s in (gi, emerging, chronic) if s is not None]
     oldest = min(shown, key=lambda s: s.computed_at)
@@ -238,12 +240,13 @@ def hotspot_data(conn: psycopg.Connection[Any], snapshots: Snapshots, zone: tzin
 def hotspots_page(conn: psycopg.Connection[Any], snapshots: Snapshots, *, zone: tzinfo,
                   lang: str = "zh", tianditu_key: str = "",
                   options: PageOptions | None = None, gate: Gate | None = None,
-                  period: Period | None = None) -> str:
+                  period: Period | None = None, assigner_of: AssignerOf = load_assigner
+                  ) -> str:
     """The hotspot page's HTML for ``period`` (default: all time), times local in ``zone``
-    (the district's)."""
+    (the district's); the server passes its cached engine as ``assigner_of``."""
     options = options or PageOptions(zone=zone, lang=lang, tianditu_key=tianditu_key,
                                      tiles_url=None)
-    data = hotspot_data(conn, snapshots, zone, gate, period, options.lang)
+    data = hotspot_data(conn, snapshots, zone, gate, period, options.lang, assigner_of)
     return str(build_hotspots(data, options).get_root().render())
 
 
