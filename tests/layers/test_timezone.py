@@ -30,6 +30,7 @@ from layers.db import database
 from layers.db.settings import Settings
 from layers.issues import records
 from maps.assets import STATIC_DIR
+from tests.conftest import fold_tallies
 
 BERLIN = ZoneInfo("Europe/Berlin")
 SQUARE = "ST_Multi(ST_GeomFromText('POLYGON((120 31, 121 31, 121 32, 120 32, 120 31))', 4326))"
@@ -144,7 +145,7 @@ def _tile(client: TestClient, **params: str) -> bytes:
 
 
 def test_phase_boundaries_fall_at_local_midnight_of_the_configured_zone(
-        app_client: TestClient) -> None:
+        app_client: TestClient, ground: str) -> None:
     # Berlin: Apr 30 20:00 is before the attack phase (May-June), Jun 30 20:00 and 23:30 are
     # inside it. Shanghai's midnight comes six hours earlier and moves all three.
     _report(app_client, "2026-04-30T20:00", "2026-05-01T00:30", "2026-06-30T20:00",
@@ -153,6 +154,7 @@ def test_phase_boundaries_fall_at_local_midnight_of_the_configured_zone(
     shown = set(re.findall(rb"2026-\d\d-\d\d \d\d:\d\d", tile))
     assert shown == {b"2026-05-01 00:30", b"2026-06-30 20:00", b"2026-06-30 23:30",
                      b"2026-05-04 00:30", b"2026-07-01 20:00", b"2026-07-01 23:30"}
+    fold_tallies(ground)  # the worker's tally job, in the configured zone (Settings())
     [m1] = app_client.get("/api/v1/scores", params={"group": "community", "phase": "attack",
                                                     "year": "2026"}).json()
     assert (m1["code"], m1["issues"]) == ("M1", 3)

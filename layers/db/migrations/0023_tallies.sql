@@ -23,10 +23,18 @@
 -- kept on the issue so that its tallies carry it. Any rectify event moves it earlier (the
 -- lifecycle writes one per rectification; the demo loader sets it with its events).
 ALTER TABLE issue ADD COLUMN first_rectified_at timestamptz;
-UPDATE issue i SET first_rectified_at = r.first
-FROM (SELECT issue_id, min(at) AS first FROM issue_event WHERE action = 'rectify'
-      GROUP BY issue_id) r
-WHERE r.issue_id = i.id;
+-- Only when there is something to fill: an UPDATE of no rows still counts as a change of the
+-- issue table (0011), which would leave a fresh database one version ahead.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM issue_event WHERE action = 'rectify') THEN
+        UPDATE issue i SET first_rectified_at = r.first
+        FROM (SELECT issue_id, min(at) AS first FROM issue_event WHERE action = 'rectify'
+              GROUP BY issue_id) r
+        WHERE r.issue_id = i.id;
+    END IF;
+END
+$$;
 
 CREATE FUNCTION note_first_rectification() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
