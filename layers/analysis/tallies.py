@@ -30,6 +30,7 @@ from geo.hotspots.binning import BIN_RESOLUTION, h3_cells
 from layers.catalog.periods import Period
 from layers.db import database
 from layers.db.settings import Settings
+from layers.vocab import DISMISSED_STATUSES
 
 RESOLUTION = BIN_RESOLUTION
 # Journal rows folded per transaction: ~0.5 s of work, short enough not to hold the
@@ -56,7 +57,7 @@ RETURNING sign, lon, lat, (reported_at AT TIME ZONE %(zone)s)::date AS day, cate
           NOT issue_is_open(status) AND issue_ran_past_deadline(deadline, closed_at, now())
               AS late,
           source = 'external_assessment' AS assessed, lead_unit_id,
-          status IN ('rejected', 'duplicate') AS dismissed, status = 'verified' AS verified,
+          status = ANY(%(dismissed)s) AS dismissed, status = 'verified' AS verified,
           status = 'verified' AND closed_at <= deadline AS on_time,
           rework_count AS reworks, (rework_count > 0)::int AS reworked,
           (status IN ('rectified', 'verified') OR rework_count > 0)::int AS rework_cases,
@@ -100,7 +101,8 @@ def fold(conn: psycopg.Connection[Any], zone: tzinfo, *, batch: int = BATCH,
             if not rebuilt and _basis_changed(conn, zone_name):
                 rebuild(conn, zone_name)
                 rebuilt = True
-            rows = conn.execute(_TAKE, {"batch": batch, "zone": zone_name}).fetchall()
+            rows = conn.execute(_TAKE, {"batch": batch, "zone": zone_name,
+                                        "dismissed": list(DISMISSED_STATUSES)}).fetchall()
             if rows:
                 _apply(conn, _signed(rows))
                 conn.execute("UPDATE tally_basis SET folds = folds + 1")
