@@ -16,6 +16,7 @@ from api.deps import AppSettings, Conn
 from api.gate import request_gate
 from api.services import hotspot_results, map_pages
 from geo.crs import wgs84_to_gcj02
+from layers.analysis import budget
 from layers.views import mapviews
 
 router = APIRouter(tags=["maps"])
@@ -59,7 +60,8 @@ def hotspot_map(conn: Conn, request: Request, settings: AppSettings, lang: Lang 
                                                 gate=request_gate(request).slot,
                                                 period=selected,
                                                 assigner_of=hotspot_results.cached_assigner(
-                                                    request.app.state.assigner_cache)))
+                                                    request.app.state.assigner_cache),
+                                                limit=budget.limits(settings)))
 
 
 @router.get("/maps/units/{unit}", response_class=HTMLResponse)

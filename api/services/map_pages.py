@@ -212,7 +212,8 @@ def hotspot_query(conn: psycopg.Connection[Any], p: Period, zone: tzinfo) -> Hot
 
 def hotspot_data(conn: psycopg.Connection[Any], snapshots: Snapshots, zone: tzinfo,
                  gate: Gate | None = None, p: Period | None = None, lang: str = "zh",
-                 assigner_of: AssignerOf = load_assigner) -> HotspotData:
+                 assigner_of: AssignerOf = load_assigner, limit: Limits | None = None
+                 ) -> HotspotData:
     """Gi* cells, hot areas, emerging categories and chronic sites at the default
     parameters over period ``p`` (default: all time), from the snapshots the REST routes
     share (api/services/hotspot_results.py; computed within ``gate`` when missing, an
@@ -220,9 +221,13 @@ def hotspot_data(conn: psycopg.Connection[Any], snapshots: Snapshots, zone: tzin
     analysis'."""
     p = p or Period()
     query = hotspot_query(conn, p, zone)
-    gi = snapshots.get(conn, hotspot_results.gi_spec(query, assigner_of), gate)
-    emerging = page_emerging(conn, snapshots, query, gate, assigner_of=assigner_of)
-    chronic = snapshots.get(conn, hotspot_results.chronic_spec(query), gate)
+    gi = snapshots.get(conn, hotspot_results.gi_spec(query, assigner_of, limit), gate)
+    emerging = page_emerging(conn, snapshots, query, gate, limit, assigner_of)
+    try:
+        chronic: Snapshot | None = snapshots.get(
+            conn, hotspot_results.chronic_spec(query, limit=limit), gate)
+    except OverBudget:  # the one part that reads single reports
+        chronic = None
     shown = [s for s in (gi, emerging, chronic) if s is not None]
     oldest = min(shown, key=lambda s: s.computed_at)
     return HotspotData(
@@ -230,7 +235,8 @@ def hotspot_data(conn: psycopg.Connection[Any], snapshots: Snapshots, zone: tzin
         areas=map_records.hot_areas(_features(gi.payload["areas"])),
         emerging=map_records.emerging_cells(_features(emerging.payload if emerging else [])),
         chronic=[ChronicSite(code=r["site"], category=r["category"],
-                             recurrences=r["recurrences"]) for r in chronic.payload],
+                             recurrences=r["recurrences"]) for r in chronic.payload]
+        if chronic else [], chronic_skipped=chronic is None,
         sites=[map_records.site(s) for s in mapviews.sites(conn)],
         as_of=as_of(conn, replace(oldest, current=all(s.current for s in shown)), zone),
         jurisdictions=[map_records.jurisdiction(j) for j in mapdata.jurisdictions(conn)],
@@ -240,13 +246,14 @@ def hotspot_data(conn: psycopg.Connection[Any], snapshots: Snapshots, zone: tzin
 def hotspots_page(conn: psycopg.Connection[Any], snapshots: Snapshots, *, zone: tzinfo,
                   lang: str = "zh", tianditu_key: str = "",
                   options: PageOptions | None = None, gate: Gate | None = None,
-                  period: Period | None = None, assigner_of: AssignerOf = load_assigner
-                  ) -> str:
+                  period: Period | None = None, assigner_of: AssignerOf = load_assigner,
+                  limit: Limits | None = None) -> str:
     """The hotspot page's HTML for ``period`` (default: all time), times local in ``zone``
-    (the district's); the server passes its cached engine as ``assigner_of``."""
+    (the district's); the server passes its cached engine as ``assigner_of`` and its
+    analysis ceilings as ``limit``."""
     options = options or PageOptions(zone=zone, lang=lang, tianditu_key=tianditu_key,
                                      tiles_url=None)
-    data = hotspot_data(conn, snapshots, zone, gate, period, options.lang, assigner_of)
+    data = hotspot_data(conn, snapshots, zone, gate, period, options.lang, assigner_of, limit)
     return str(build_hotspots(data, options).get_root().render())
 
 

@@ -6,7 +6,9 @@ map pages' landing snapshots (issue 13, findings 3 and 9)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -137,6 +139,22 @@ def test_analyses_of_the_tallies_read_no_issues_so_any_number_fits(
         few_rows_client: TestClient, path: str) -> None:
     # The same app refuses DBSCAN over the same period (above): these count cells, not issues.
     assert few_rows_client.get(path).status_code == 200
+
+
+def test_the_hotspot_page_leaves_out_chronic_sites_over_the_budget_and_says_so(
+        few_rows_client: TestClient) -> None:
+    # The same app refuses the chronic-site answer over this period (above).
+    def layers(page: Response) -> set[str]:
+        """The names of the page's layer switcher (its overlays)."""
+        assert page.status_code == 200
+        return {json.loads(f'"{name}"') for name in
+                re.findall(r'"([^"]+)"\s*:\s*feature_group_', page.text)}
+
+    wide = layers(few_rows_client.get("/maps/hotspots", params={"since": "2026-05-01"}))
+    assert {"顽疾点位（时段内上报过多，请缩短时段）", "热点区域"} <= wide
+    narrow = layers(few_rows_client.get("/maps/hotspots", params={"since": "2026-11-19",
+                                                                  "until": "2026-11-19"}))
+    assert {"顽疾点位", "热点区域"} <= narrow
 
 
 def test_a_busy_gate_answers_503_and_spares_health_and_reports(
