@@ -31,6 +31,7 @@ from layers.catalog.periods import Period
 from layers.db.settings import Settings
 from layers.issues import evidence, lifecycle, records
 from layers.supervision import scores
+from layers.worker.jobs import JOBS
 from tests import small_district
 
 ZONE = Settings().zone
@@ -199,6 +200,19 @@ def test_a_change_waits_in_the_journal_until_folded_and_the_lag_says_so(dsn: str
         done = tallies.fold(conn, ZONE)
         assert done.rows == 10  # five issues, each out of its old key and into its new one
         assert_tallies_equal_a_recount(conn, ZONE)
+
+
+def test_the_worker_runs_the_tally_job_on_its_own_connection(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        small_district.build(conn)
+    settings = Settings(database_url=dsn)
+    [job] = [j for j in JOBS if j.name == "tally"]
+    with psycopg.connect(dsn) as runner:  # the runner's connection holds a transaction
+        runner.execute("SELECT 1")
+        assert job.run(runner, settings, datetime.now(UTC)) == "5 journal row(s) folded"
+    with psycopg.connect(dsn) as conn:
+        assert_tallies_equal_a_recount(conn, settings.zone)
+        assert tallies.lag(conn) == timedelta(0)
 
 
 def test_a_deleted_issue_leaves_the_tallies(dsn: str) -> None:
