@@ -217,7 +217,11 @@ def lag(conn: psycopg.Connection[Any]) -> timedelta:
 # Reading -----------------------------------------------------------------------------------
 
 def basis_zone(conn: psycopg.Connection[Any]) -> tzinfo:
-    """The time zone the tallies' local days are in (UTC before the first fold)."""
+    """The time zone the tallies' local days are in (UTC before the first fold).
+
+    Readers take it from the tallies rather than from the settings: a period must be cut into
+    the days the tallies were counted in, and after a change of the district's zone they are
+    in the old one until the job has rebuilt them."""
     row = conn.execute("SELECT zone FROM tally_basis").fetchone()
     return ZoneInfo(str(row[0])) if row else UTC
 
