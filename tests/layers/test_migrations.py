@@ -98,3 +98,15 @@ def test_audit_trail_is_append_only(conn: psycopg.Connection[tuple[object, ...]]
         with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
             conn.execute(statement)
     assert conn.execute("SELECT count(*) FROM issue_event").fetchone() == (1,)
+
+
+def test_public_ids_stay_unique_past_ten_million(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT setval('issue_public_seq', 9999998)")
+        for _ in range(3):
+            conn.execute("INSERT INTO issue (category_code, geom, description, source)"
+                         " VALUES ('CTY-04', ST_SetSRID(ST_MakePoint(120.705, 31.305), 4326),"
+                         " '第一千万件', 'supervision')")
+        ids = [r[0] for r in conn.execute("SELECT public_id FROM issue WHERE description ="
+                                          " '第一千万件' ORDER BY id").fetchall()]
+    assert ids == ["SW9999999", "SW10000000", "SW10000001"]

@@ -405,3 +405,4 @@ def test_scores_from_the_tallies_equal_the_issue_table(
         module_demo_dsn: str, since: datetime, until: datetime) -> None:
     with psycopg.connect(module_demo_dsn) as conn:
         assert assert_scores_equal_a_recount(conn, since, until, scores.GROUPS) > 200
+
