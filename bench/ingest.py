@@ -118,7 +118,7 @@ def run(results: Results, node: Cluster, seconds: float) -> str:
     """Run baseline, ingest and reads on a fresh demo database; add the rows; return dsn."""
     dsn = fresh_database(node, "bench_ingest")
     reports, inspectors, viewer = prepare(dsn)
-    rng = random.Random(6)  # noqa: S311 (the shape of the load, not a secret)
+    rng = random.Random(6)  # noqa: S311 -- the shape of the load, not a secret
     per_client = [{"Authorization": f"Bearer {t}"} for t in inspectors]
     readers = [{"Authorization": f"Bearer {viewer}"}] * CLIENTS
 

@@ -37,7 +37,7 @@ def run(results: Results, node: Cluster, seconds: float) -> str:
     """Each rate on a fresh demo database of ``node`` with a worker; the rows; the dsn."""
     dsn = fresh_database(node, "bench_openloop")
     reports, inspectors, _ = ingest.prepare(dsn)  # the same data and tokens as bench.ingest
-    rng = random.Random(17)  # noqa: S311 (the shape of the load, not a secret)
+    rng = random.Random(17)  # noqa: S311 -- the shape of the load, not a secret
     phones = [{"Authorization": f"Bearer {t}"} for t in inspectors]
 
     report, plain = ingest.reporting(reports, rng)

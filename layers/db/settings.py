@@ -144,7 +144,7 @@ class Settings(BaseSettings):
         loopback; https when it serves TLS), without a trailing slash."""
         if self.public_url:
             return self.public_url.rstrip("/")
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104 (compared, not bound)
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104 -- compared, not bound
         if ":" in host:
             host = f"[{host}]"
         scheme = "https" if self.tls_cert else "http"

@@ -73,7 +73,7 @@ def test_without_a_public_url_the_link_names_the_serve_address(dsn: str) -> None
     result = runner.invoke(app, ["token", "create", "--role", "admin", "--name", "管理员",
                                  "--link"],
                            env={"DATABASE_URL": dsn, "SITEWATCH_PUBLIC_URL": "",
-                                "SITEWATCH_HOST": "0.0.0.0",  # noqa: S104 (serve binding all addresses is the case tested)
+                                "SITEWATCH_HOST": "0.0.0.0",  # noqa: S104 -- serve binding all addresses is the case tested
                                 "SITEWATCH_PORT": "8123"})
     link, token = _link_and_token(result)
     assert link == f"http://127.0.0.1:8123/report#token={token}"

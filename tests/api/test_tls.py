@@ -185,7 +185,7 @@ def test_serve_refuses_a_pair_it_cannot_use_before_serving(tmp_path: Path) -> No
 
 
 def test_links_name_https_when_serve_speaks_it(dsn: str, tmp_path: Path) -> None:
-    assert Settings(host="0.0.0.0", port=8443, public_url="",  # noqa: S104 (a bind address serve may be given, compared here)
+    assert Settings(host="0.0.0.0", port=8443, public_url="",  # noqa: S104 -- a bind address serve may be given, compared here
                     tls_cert=tmp_path / "c.pem", tls_key=tmp_path / "k.pem"
                     ).site_url == "https://127.0.0.1:8443"
     assert Settings(host="::1", port=8443, public_url="", tls_cert=None, tls_key=None

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -65,7 +64,7 @@ def _digests(conn: psycopg.Connection[Any]) -> dict[str | None, dict[str, Any]]:
 
 def test_the_digest_lists_what_the_database_says(db: psycopg.Connection[Any]) -> None:
     now = datetime.now(UTC)
-    tallies.fold(db, ZoneInfo(ZONE))  # the worker's tally job: points at risk read them
+    tallies.fold(db, Settings(timezone=ZONE).zone)  # the worker's job: points at risk read them
     assert digest.send(db, Settings(timezone=ZONE), now) == "2 unit digest(s), and the office"
     sent = _digests(db)
     assert set(sent) == {"C01", "C02", None}  # C03 subscribes to nothing

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import h3
 import numpy as np
@@ -44,7 +43,7 @@ def recount(conn: psycopg.Connection[Any], zone: tzinfo, *, months: bool = False
     fold: SQL for the columns, h3 per point, a Counter)."""
     rows = conn.execute("""
         SELECT ST_X(geom), ST_Y(geom), (reported_at AT TIME ZONE %s)::date, category_code,
-               jurisdiction_id, site_id, status IN ('reported', 'assigned', 'rectified'),
+               jurisdiction_id, site_id, issue_is_open(status),
                deadline, closed_at, source
         FROM issue WHERE status NOT IN ('rejected', 'duplicate')""", [str(zone)]).fetchall()
     out: Counter[Key] = Counter()
@@ -112,8 +111,8 @@ class History:
 
     def transition(self) -> None:
         row = self.conn.execute(
-            "SELECT public_id, status, version, deadline FROM issue WHERE status IN"
-            " ('reported', 'assigned', 'rectified') ORDER BY public_id OFFSET %s LIMIT 1",
+            "SELECT public_id, status, version, deadline FROM issue WHERE"
+            " issue_is_open(status) ORDER BY public_id OFFSET %s LIMIT 1",
             [self.rng.randrange(3)]).fetchone()
         if row is None:
             return
@@ -239,7 +238,7 @@ def test_another_time_zone_rebuilds_the_tallies_in_its_days(dsn: str) -> None:
         conn.execute("UPDATE issue SET reported_at = '2026-06-01 06:30+08'")
         tallies.fold(conn, ZONE)
         assert {k[1] for k in stored(conn, "tally_day")} == {date(2026, 6, 1)}
-        london = ZoneInfo("Europe/London")
+        london = Settings(timezone="Europe/London").zone
         assert tallies.fold(conn, london).rebuilt
         assert {k[1] for k in stored(conn, "tally_day")} == {date(2026, 6, 1) - timedelta(1)}
         assert_tallies_equal_a_recount(conn, london)
