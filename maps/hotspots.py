@@ -64,9 +64,6 @@ class HotspotData:
     as_of: AsOf | None = None  # when the analysis was computed
     jurisdictions: Sequence[Jurisdiction] = ()
     period: PeriodMenu = field(default_factory=PeriodMenu)  # shown, and the form's choices
-    # Chronic sites read the period's single reports: over the analysis budget they are left
-    # out, and the layer's name says so, rather than the page failing.
-    chronic_skipped: bool = False
 
 
 def _collection(features: list[dict[str, Any]]) -> dict[str, Any]:
@@ -166,8 +163,7 @@ def _areas(fmap: folium.Map, areas: Sequence[HotArea], t: dict[str, str]) -> Non
 
 
 def _chronic(fmap: folium.Map, data: HotspotData, t: dict[str, str], zone: tzinfo) -> None:
-    group = folium.FeatureGroup(name=t["chronic_skipped"] if data.chronic_skipped
-                                else t["chronic"])
+    group = folium.FeatureGroup(name=t["chronic"])
     if data.chronic and data.sites:
         best = (frame(data.chronic, ChronicSite).dropna(subset=["code"])  # pandas joins nulls
                 .sort_values("recurrences", ascending=False).drop_duplicates("code"))

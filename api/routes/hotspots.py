@@ -129,7 +129,8 @@ def get_chronic(
     conn: Conn, request: Request, settings: AppSettings, period: PeriodQuery = None,
     category: CategoryQuery = None,
     layer: Annotated[str | None, Query(description="site layer")] = None,
-    window_days: Annotated[float, Query(gt=0, le=365)] = DEFAULTS.chronic_window_days,
+    window_days: Annotated[int, Query(ge=1, le=tallies.MAX_GAP_DAYS, description=(
+        "whole days after the previous closure"))] = DEFAULTS.chronic_window_days,
     min_recurrences: Annotated[int | None, Query(ge=1, le=1000, description=(
         "default: one per 10-day inspection cycle over the period"))] = None,
 ) -> Response:
@@ -138,8 +139,7 @@ def get_chronic(
     query = _query(conn, settings, DEFAULTS.method, DEFAULTS.resolution, DEFAULTS.ring,
                    DEFAULTS.cell_m, period, category, layer)
     spec = hotspot_results.chronic_spec(query, window_days=window_days,
-                                        min_recurrences=min_recurrences,
-                                        limit=budget.limits(settings))
+                                        min_recurrences=min_recurrences)
     return _json(_snapshot_payload(request, conn, spec), "application/json")
 
 

@@ -119,19 +119,18 @@ def emerging_spec(query: HotspotQuery, assigner_of: AssignerOf, *,
                  compute, landing)
 
 
-def chronic_spec(query: HotspotQuery, *,
-                 window_days: float = DEFAULTS.chronic_window_days,
-                 min_recurrences: int | None = None, limit: Limits | None = None) -> Spec:
+def chronic_spec(query: HotspotQuery, *, window_days: int = DEFAULTS.chronic_window_days,
+                 min_recurrences: int | None = None) -> Spec:
     """Chronic sites of ``query``, ranked: a list of :class:`ChronicSite` rows."""
     def compute(conn: Conn) -> list[dict[str, Any]]:
         ranked = hotspots.chronic(conn, query, window_days=window_days,
-                                  min_recurrences=min_recurrences, limit=limit)
+                                  min_recurrences=min_recurrences)
         rows: list[dict[str, Any]] = _SITES.dump_python(_chronic_rows(ranked), mode="json")
         return rows
 
     landing = (query == HotspotQuery() and window_days == DEFAULTS.chronic_window_days
                and min_recurrences is None)
-    return _spec("chronic", [query_key(query), f"{window_days:g}", min_recurrences],
+    return _spec("chronic", [query_key(query), str(window_days), min_recurrences],
                  compute, landing)
 
 

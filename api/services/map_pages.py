@@ -223,11 +223,7 @@ def hotspot_data(conn: psycopg.Connection[Any], snapshots: Snapshots, zone: tzin
     query = hotspot_query(conn, p, zone)
     gi = snapshots.get(conn, hotspot_results.gi_spec(query, assigner_of, limit), gate)
     emerging = page_emerging(conn, snapshots, query, gate, limit, assigner_of)
-    try:
-        chronic: Snapshot | None = snapshots.get(
-            conn, hotspot_results.chronic_spec(query, limit=limit), gate)
-    except OverBudget:  # the one part that reads single reports
-        chronic = None
+    chronic = snapshots.get(conn, hotspot_results.chronic_spec(query), gate)
     shown = [s for s in (gi, emerging, chronic) if s is not None]
     oldest = min(shown, key=lambda s: s.computed_at)
     return HotspotData(
@@ -235,8 +231,7 @@ def hotspot_data(conn: psycopg.Connection[Any], snapshots: Snapshots, zone: tzin
         areas=map_records.hot_areas(_features(gi.payload["areas"])),
         emerging=map_records.emerging_cells(_features(emerging.payload if emerging else [])),
         chronic=[ChronicSite(code=r["site"], category=r["category"],
-                             recurrences=r["recurrences"]) for r in chronic.payload]
-        if chronic else [], chronic_skipped=chronic is None,
+                             recurrences=r["recurrences"]) for r in chronic.payload],
         sites=[map_records.site(s) for s in mapviews.sites(conn)],
         as_of=as_of(conn, replace(oldest, current=all(s.current for s in shown)), zone),
         jurisdictions=[map_records.jurisdiction(j) for j in mapdata.jurisdictions(conn)],

@@ -10,6 +10,11 @@ analysis finds those). Pairs are ranked by recurrence count, then by the site's 
 
 Reports that arrive while the previous one is still open are not recurrences: they are the
 same unsolved problem reported again (duplicates), not a problem that came back.
+
+:func:`chronic_sites` ranks a frame of single issues; :func:`recurrence_gaps` and
+:func:`rank_pairs` are its two halves, so that counts kept elsewhere (sitewatch's site
+tallies, which look back over a site's whole history, so a problem closed just before a period
+and back in it recurs in it) are ranked by the same rule.
 """
 
 from __future__ import annotations
@@ -54,25 +59,64 @@ def chronic_sites(issues: pd.DataFrame, *, window_days: float = DEFAULT_WINDOW_D
     [[7, 2]]
     """
     frame = issues[issues["site_id"].notna()].copy()
-    if min_recurrences is None:
-        span = (frame["reported_at"].max() - frame["reported_at"].min()) if len(frame) else None
-        cycles = int(span / pd.Timedelta(days=cycle_days)) if span is not None else 0
-        min_recurrences = max(3, cycles)
     if frame.empty:
-        return pd.DataFrame(columns=CHRONIC_COLUMNS)
+        return rank_pairs(pd.DataFrame(columns=PAIR_COLUMNS), span_days=0.0,
+                          min_recurrences=min_recurrences, cycle_days=cycle_days,
+                          min_share=min_share)
+    span = frame["reported_at"].max() - frame["reported_at"].min()
     frame["site_id"] = frame["site_id"].astype(np.int64)
-    frame = frame.sort_values(["site_id", "category", "reported_at"], kind="stable")
-    closed = frame["closed_at"].where(frame["status"] == "verified")
-    group = [frame["site_id"], frame["category"]]
-    previous_close = closed.groupby(group).shift()
-    window = pd.Timedelta(days=window_days)
-    recurs = ((frame["reported_at"] >= previous_close)
-              & (frame["reported_at"] <= previous_close + window))
-    frame["recurs"] = recurs.fillna(False).astype(bool)
+    gap = recurrence_gaps(frame)
+    frame["recurs"] = (gap <= window_days).to_numpy(bool)  # NaN (no previous closure): False
     pairs = frame.groupby(["site_id", "category"], sort=False).agg(
         recurrences=("recurs", "sum"), issues=("recurs", "size"),
         first_reported=("reported_at", "min"), last_reported=("reported_at", "max"),
     ).reset_index()
+    return rank_pairs(pairs, span_days=span / pd.Timedelta(days=1),
+                      min_recurrences=min_recurrences, cycle_days=cycle_days,
+                      min_share=min_share)
+
+
+def recurrence_gaps(issues: pd.DataFrame) -> pd.Series[float]:
+    """Each issue's gap in days from the closure, as verified, of the previous issue of its
+    site and category (in report order, ties by position) to its report: NaN when there is
+    no such closure or the report came before it (the problem was still open: a duplicate,
+    not a recurrence). ``issues``: site-linked issues with the columns of
+    :func:`chronic_sites`; the result has their index.
+
+    Examples
+    --------
+    >>> t = pd.to_datetime(["2026-05-01", "2026-05-10", "2026-05-12"])
+    >>> frame = pd.DataFrame({"site_id": [7, 7, 7], "category": ["a"] * 3, "reported_at": t,
+    ...     "status": ["verified", "verified", "reported"],
+    ...     "closed_at": pd.to_datetime(["2026-05-05", "2026-05-13", None])})
+    >>> recurrence_gaps(frame).tolist()
+    [nan, 5.0, nan]
+    """
+    order = issues.sort_values(["site_id", "category", "reported_at"], kind="stable")
+    closed = order["closed_at"].where(order["status"] == "verified")
+    previous_close = closed.groupby([order["site_id"], order["category"]]).shift()
+    gap = (order["reported_at"] - previous_close) / pd.Timedelta(days=1)
+    return gap.where(gap >= 0).astype(np.float64).reindex(issues.index)
+
+
+# What :func:`rank_pairs` takes: per (site, category), its recurrences and issues in the period
+# and its first and last report (times or days).
+PAIR_COLUMNS = ["site_id", "category", "recurrences", "issues", "first_reported",
+                "last_reported"]
+
+
+def rank_pairs(pairs: pd.DataFrame, *, span_days: float, min_recurrences: int | None = None,
+               cycle_days: float = DEFAULT_CYCLE_DAYS,
+               min_share: float = DEFAULT_MIN_SHARE) -> pd.DataFrame:
+    """The chronic pairs among ``pairs`` (``PAIR_COLUMNS``), ranked: the rule of
+    :func:`chronic_sites` on counts already made, so that stored counts (the site tallies)
+    and a frame of single issues are ranked alike. ``span_days``: from the period's first
+    site-linked report to its last, which sets the default ``min_recurrences``."""
+    if min_recurrences is None:
+        min_recurrences = max(3, int(span_days / cycle_days))
+    if pairs.empty:
+        return pd.DataFrame(columns=CHRONIC_COLUMNS)
+    pairs = pairs.copy()
     pairs["site_recurrences"] = pairs.groupby("site_id")["recurrences"].transform("sum")
     pairs["share"] = pairs["recurrences"] / pairs["site_recurrences"].where(
         pairs["site_recurrences"] > 0)

@@ -17,7 +17,7 @@ features themselves (about 2.5 s of pydantic models and GeoJSON mappings); measu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date
 from typing import Any
 
 import pandas as pd
@@ -89,8 +89,8 @@ class ChronicPair:
     issues: int
     share: float
     site_recurrences: int
-    first_reported: datetime
-    last_reported: datetime
+    first_reported: date  # local days
+    last_reported: date
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def areas(frame: pd.DataFrame) -> list[Area]:
 
 def chronic(frame: pd.DataFrame) -> list[ChronicPair]:
     """geo.hotspots' chronic frame (``CHRONIC_COLUMNS``) merged with the sites' ``code``,
-    ``name`` and ``layer``, as records. The times stay pandas Timestamps (datetimes, UTC)."""
+    ``name`` and ``layer``, as records (first and last reports as local days)."""
     return [ChronicPair(
         site_id=int(r["site_id"]), code=text(r["code"]), name=text(r["name"]),
         layer=text(r["layer"]), category=str(r["category"]),

@@ -31,7 +31,7 @@ from geo.hotspots import analyse_counts, cell_values, sites_per_cell
 from geo.hotspots import budget as geo_budget
 from geo.hotspots.binning import DEFAULT_RESOLUTION, DEFAULT_RING, StudyGrid, fishnet_grid, h3_grid
 from geo.hotspots.budget import Limits
-from geo.hotspots.chronic import DEFAULT_CYCLE_DAYS, DEFAULT_WINDOW_DAYS, chronic_sites
+from geo.hotspots.chronic import DEFAULT_CYCLE_DAYS, DEFAULT_WINDOW_DAYS, rank_pairs
 from geo.hotspots.clusters import cluster_summary, dbscan_labels
 from geo.hotspots.emerging import Emerging, emerging_hotspots
 from geo.hotspots.getis import gi_star
@@ -63,8 +63,8 @@ class Defaults:
     # Emerging hotspots: one Gi* per inspection cycle (the supervision group's 10 days).
     step_days: float = float(DEFAULT_CYCLE_DAYS)
     time_window: int = 1
-    # Chronic sites: a recurrence comes back within this many days after closure.
-    chronic_window_days: float = float(DEFAULT_WINDOW_DAYS)
+    # Chronic sites: a recurrence comes back within this many whole days after closure.
+    chronic_window_days: int = DEFAULT_WINDOW_DAYS
     # DBSCAN clusters of single reports.
     eps_m: float = 25.0
     min_reports: int = 5
@@ -305,19 +305,22 @@ def _now(conn: psycopg.Connection[Any]) -> float:
 
 
 def chronic(conn: psycopg.Connection[Any], query: HotspotQuery, *,
-            window_days: float = DEFAULTS.chronic_window_days,
-            min_recurrences: int | None = None, limit: Limits | None = None
-            ) -> list[ChronicPair]:
-    """Chronic (site, category) pairs with the site's code, name and layer, ranked."""
-    _checked_rows(conn, query, limit or Limits(), at_sites=True)
-    frame = read_issues(conn, query, "i.site_id, i.category_code AS category, i.status,"
-                                     " extract(epoch FROM i.reported_at) AS reported_at,"
-                                     " extract(epoch FROM i.closed_at) AS closed_at",
-                       at_sites=True)  # chronic_sites looks at site-linked issues only
-    for column in ("reported_at", "closed_at"):
-        frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
-    # Rejected and duplicate reports are filtered by read_issues; verification closes.
-    ranked = chronic_sites(frame, window_days=window_days, min_recurrences=min_recurrences)
+            window_days: int = DEFAULTS.chronic_window_days,
+            min_recurrences: int | None = None) -> list[ChronicPair]:
+    """Chronic (site, category) pairs with the site's code, name and layer, ranked, from the
+    site tallies: a recurrence looks back over the site's whole history, and the period's
+    first and last reports of a pair are local days."""
+    if not 1 <= window_days <= tallies.MAX_GAP_DAYS:
+        raise ValidationFailed(f"复发窗口须在 1–{tallies.MAX_GAP_DAYS} 天之间 / window_days"
+                               f" must be 1-{tallies.MAX_GAP_DAYS}")
+    counted = tallies.site_pairs(conn, selection(query), window_days)
+    ranked = rank_pairs(counted.pairs, span_days=counted.span_days,
+                        min_recurrences=min_recurrences)
+    if ranked.empty:
+        return []
+    days = tallies.pair_days(conn, selection(query), ranked[["site_id", "category"]])
+    ranked = ranked.drop(columns=["first_reported", "last_reported"]).merge(
+        days, on=["site_id", "category"], how="left")
     sites = pd.DataFrame(conn.execute("SELECT id, code, name, layer FROM site").fetchall(),
                          columns=["site_id", "code", "name", "layer"])
     return hotspot_records.chronic(ranked.merge(sites, on="site_id", how="left"))

@@ -46,6 +46,12 @@ KEY = ("cell", "day", "category_code", "jurisdiction_id", "site_id", "open", "de
        "late", "assessed")
 # The key of the per-cell tallies (tally_cell_day, tally_cell_month).
 CELL_KEY = ("cell", "day", "open", "deadline")
+# The key of the per-jurisdiction tallies (ground_day, ground_month).
+GROUND_KEY = ("day", "jurisdiction_id", "category_code", "open", "deadline", "late", "assessed")
+# The longest recurrence window a caller may ask for, in days (site_day.gap: migration 0025).
+MAX_GAP_DAYS = 365
+# (site, category) pairs recounted per transaction (site_day, site_month: migration 0025).
+PAIRS = 2_000
 
 # The journal rows a batch folds, with what the keys and the scores' sums need.
 _TAKE = """
@@ -104,11 +110,28 @@ def fold(conn: psycopg.Connection[Any], zone: tzinfo, *, batch: int = BATCH,
             rows = conn.execute(_TAKE, {"batch": batch, "zone": zone_name,
                                         "dismissed": list(DISMISSED_STATUSES)}).fetchall()
             if rows:
-                _apply(conn, _signed(rows))
+                signed = _signed(rows)
+                _apply(conn, signed)
+                _dirty(conn, signed)
                 conn.execute("UPDATE tally_basis SET folds = folds + 1")
             total += len(rows)
-        if len(rows) < batch or time.monotonic() - started > budget_s:
+        if time.monotonic() - started > budget_s:
             return Folded(total, rebuilt)
+        if len(rows) < batch:
+            break
+    # The journal is empty: recount the pairs it touched (a pair's count depends on its
+    # other issues, so it is recounted once all of them are in).
+    while time.monotonic() - started <= budget_s:
+        with conn.transaction():
+            locked = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", [_LOCK]).fetchone()
+            if not (locked and locked[0]):
+                break
+            pairs = recount_sites(conn, zone_name, pairs=PAIRS)
+            if pairs:
+                conn.execute("UPDATE tally_basis SET folds = folds + 1")
+        if pairs < PAIRS:
+            break
+    return Folded(total, rebuilt)
 
 
 def _basis_changed(conn: psycopg.Connection[Any], zone_name: str) -> bool:
@@ -123,7 +146,8 @@ def _basis_changed(conn: psycopg.Connection[Any], zone_name: str) -> bool:
 def rebuild(conn: psycopg.Connection[Any], zone_name: str) -> None:
     """Empty the tallies and journal every issue again (inside the caller's transaction)."""
     conn.execute("TRUNCATE tally_journal, tally_day, tally_month, tally_cell_day,"
-                 " tally_cell_month, duty_day, duty_month")
+                 " tally_cell_month, duty_day, duty_month, ground_day, ground_month, site_day,"
+                 " site_month, site_dirty")
     conn.execute("SELECT journal_every_issue()")
     conn.execute("INSERT INTO tally_basis (zone, resolution) VALUES (%s, %s)"
                  " ON CONFLICT (one) DO UPDATE SET zone = EXCLUDED.zone,"
@@ -147,7 +171,7 @@ def _signed(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
 
 # Each tally: its key, its sums and whether it counts rejected and duplicate reports.
 _TALLIES = (("tally_day", KEY, ("n",), False), ("tally_cell_day", CELL_KEY, ("n",), False),
-            ("duty_day", DUTY_KEY, DUTY_SUMS, True))
+            ("ground_day", GROUND_KEY, ("n",), False), ("duty_day", DUTY_KEY, DUTY_SUMS, True))
 
 
 def _apply(conn: psycopg.Connection[Any], frame: pd.DataFrame) -> None:
@@ -160,6 +184,69 @@ def _apply(conn: psycopg.Connection[Any], frame: pd.DataFrame) -> None:
             # A change within one key (a rework: one issue out and back in) moves the sums
             # but not the count: kept unless every sum is zero.
             _upsert(conn, table, key, sums, summed[(summed != 0).any(axis=1)].reset_index())
+
+
+def _dirty(conn: psycopg.Connection[Any], frame: pd.DataFrame) -> None:
+    """Mark the (site, category) pairs of the journal rows for recounting."""
+    pairs = frame.loc[frame["site_id"].notna(), ["site_id", "category_code"]].drop_duplicates()
+    if pairs.empty:
+        return
+    conn.execute("""
+        INSERT INTO site_dirty (site_id, category_code)
+        SELECT * FROM unnest(%s::bigint[], %s::text[]) ORDER BY 1, 2
+        ON CONFLICT DO NOTHING""", [[int(v) for v in pairs["site_id"].tolist()],
+                                    pairs["category_code"].tolist()])
+
+
+# The dirty pairs taken for recounting, oldest first.
+_TAKE_PAIRS = """
+WITH taken AS (
+    DELETE FROM site_dirty WHERE (site_id, category_code) IN (
+        SELECT site_id, category_code FROM site_dirty ORDER BY at, site_id, category_code
+        LIMIT %(pairs)s)
+    RETURNING site_id, category_code)
+INSERT INTO site_pairs SELECT * FROM taken
+"""
+# Their counted issues in report order, each with its gap (geo.hotspots.chronic
+# .recurrence_gaps, here in whole days rounded up and kept when 0-365: migration 0025).
+_RECOUNT = """
+INSERT INTO site_day (day, site_id, category_code, gap, n)
+SELECT (reported_at AT TIME ZONE %(zone)s)::date, site_id, category_code,
+       CASE WHEN gap_s BETWEEN 0 AND 365 * 86400 THEN ceil(gap_s / 86400)::smallint END,
+       count(*)
+FROM (SELECT i.reported_at, i.site_id, i.category_code,
+             extract(epoch FROM i.reported_at) - extract(epoch FROM lag(
+                 CASE WHEN i.status = 'verified' THEN i.closed_at END) OVER (
+                 PARTITION BY i.site_id, i.category_code ORDER BY i.reported_at, i.id))
+                 AS gap_s
+      FROM issue i JOIN site_pairs p
+           ON p.site_id = i.site_id AND p.category_code = i.category_code
+      WHERE i.status <> ALL(%(dismissed)s)) ordered
+GROUP BY 1, 2, 3, 4
+"""
+
+
+def recount_sites(conn: psycopg.Connection[Any], zone_name: str, *, pairs: int = PAIRS) -> int:
+    """Recount the site tallies of up to ``pairs`` dirty (site, category) pairs from their
+    issues (inside the caller's transaction); returns how many were recounted."""
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS site_pairs (site_id bigint, category_code"
+                 " text) ON COMMIT DELETE ROWS")
+    conn.execute("TRUNCATE site_pairs")
+    taken = conn.execute(_TAKE_PAIRS, {"pairs": pairs}).rowcount
+    if not taken:
+        return 0
+    for table in ("site_day", "site_month"):
+        conn.execute(sql.SQL("DELETE FROM {} t USING site_pairs p WHERE t.site_id = p.site_id"
+                             " AND t.category_code = p.category_code").format(
+            sql.Identifier(table)))
+    conn.execute(_RECOUNT, {"zone": zone_name, "dismissed": list(DISMISSED_STATUSES)})
+    conn.execute("""
+        INSERT INTO site_month (day, site_id, category_code, gap, n)
+        SELECT date_trunc('month', t.day)::date, t.site_id, t.category_code, t.gap, sum(t.n)
+        FROM site_day t JOIN site_pairs p
+             ON p.site_id = t.site_id AND p.category_code = t.category_code
+        GROUP BY 1, 2, 3, 4""")
+    return taken
 
 
 def _upsert(conn: psycopg.Connection[Any], table: str, key: tuple[str, ...],
@@ -209,8 +296,9 @@ def _plain(value: Any) -> Any:
 
 def lag(conn: psycopg.Connection[Any]) -> timedelta:
     """How far the tallies are behind the issues: the age of the oldest journal row not yet
-    folded (zero when the journal is empty)."""
-    row = conn.execute("SELECT now() - min(at) FROM tally_journal").fetchone()
+    folded or pair not yet recounted (zero when there is none)."""
+    row = conn.execute("SELECT now() - least((SELECT min(at) FROM tally_journal),"
+                       " (SELECT min(at) FROM site_dirty))").fetchone()
     return row[0] if row and row[0] is not None else timedelta(0)
 
 
@@ -260,9 +348,11 @@ def period_source(first: date, end: date, *, family: Family = "full"
 
 
 # The tallies by what they are keyed by: the full key, the cell alone, the scores' key.
-Family = Literal["full", "cell", "duty"]
+Family = Literal["full", "cell", "ground", "site", "duty"]
 _FAMILIES: dict[str, tuple[str, str]] = {"full": ("tally_day", "tally_month"),
                                          "cell": ("tally_cell_day", "tally_cell_month"),
+                                         "ground": ("ground_day", "ground_month"),
+                                         "site": ("site_day", "site_month"),
                                          "duty": ("duty_day", "duty_month")}
 
 
@@ -317,17 +407,15 @@ def count(conn: psycopg.Connection[Any], selection: Selection, by: tuple[str, ..
         raise ValueError(f"unknown groups or measures: {sorted(unknown)}")
     first, end = local_days(selection.period, basis_zone(conn))
     # The per-cell tallies answer whatever needs no category, ground or site.
-    cells = (set(by) <= {*CELL_KEY, "step"} and "points_lost" not in measures
-             and not (selection.categories or selection.layer or selection.at_sites
-                      or selection.cells))
+    family = _family(selection, by, measures)
     if steps is not None:  # steps need days, which months would blur
         source: sql.Composable = sql.SQL(
             "(SELECT * FROM {} WHERE day >= %(first)s AND day < %(end)s)").format(
-            _tables("cell" if cells else "full")[0])
+            _tables(family)[0])
         params: dict[str, Any] = {"first": max(first, steps.start), "end": end,
                                   "step0": steps.start, "step_days": steps.days}
     else:
-        source, params = period_source(first, end, family="cell" if cells else "full")
+        source, params = period_source(first, end, family=family)
     where = _where(selection, params)
     keys = sql.SQL(", ").join(
         sql.SQL("(t.day - %(step0)s) / %(step_days)s") if b == "step"
@@ -349,6 +437,19 @@ def count(conn: psycopg.Connection[Any], selection: Selection, by: tuple[str, ..
     for m in measures:
         frame[m] = frame[m].astype(np.float64 if m == "points_lost" else np.int64)
     return frame
+
+
+def _family(selection: Selection, by: tuple[str, ...], measures: tuple[str, ...]) -> Family:
+    """The smallest tallies that answer: per cell alone whatever needs no category, ground
+    or site; per jurisdiction and category whatever needs no cell or site; else the full key."""
+    groups = set(by) - {"day", "step"}
+    by_site = selection.layer is not None or selection.at_sites or bool(selection.cells)
+    if not groups - {"cell"} and "points_lost" not in measures and not (
+            selection.categories or by_site):
+        return "cell"
+    if not groups - {"jurisdiction_id", "category_code"} and not by_site:
+        return "ground"
+    return "full"
 
 
 def _where(selection: Selection, params: dict[str, Any]) -> sql.Composable:
@@ -374,10 +475,59 @@ def first_day(conn: psycopg.Connection[Any], selection: Selection) -> date | Non
     found by the day index: the tally rows are read in day order until one matches."""
     params: dict[str, Any] = {}
     where = _where(selection, params)
-    filtered = selection.categories or selection.layer or selection.at_sites or selection.cells
     row = conn.execute(sql.SQL("SELECT min(t.day) FROM {} t WHERE {}").format(
-        _tables("full" if filtered else "cell")[0], where), params).fetchone()
+        _tables(_family(selection, (), ()))[0], where), params).fetchone()
     return row[0] if row else None
+
+
+@dataclass(frozen=True)
+class SitePairs:
+    """A selection's (site, category) pairs with their issues and recurrences
+    (geo.hotspots.chronic.PAIR_COLUMNS; first and last reports left empty: see
+    :func:`pair_days`), and the days from its first site-linked report to its last."""
+
+    pairs: pd.DataFrame
+    span_days: float
+
+
+def site_pairs(conn: psycopg.Connection[Any], selection: Selection, window_days: int
+               ) -> SitePairs:
+    """Per (site, category) of the selection's site-linked issues: issues, and recurrences
+    within ``window_days`` whole days of the previous closure (site tallies)."""
+    first, end = local_days(selection.period, basis_zone(conn))
+    source, params = period_source(first, end, family="site")
+    where = _where(selection, params)
+    params["window"] = window_days
+    rows = conn.execute(sql.SQL("""
+        SELECT t.site_id, t.category_code, coalesce(sum(t.n) FILTER (
+                   WHERE t.gap <= %(window)s), 0), sum(t.n)
+        FROM {} t WHERE {} GROUP BY 1, 2 ORDER BY 1, 2""").format(source, where),
+        params).fetchall()
+    pairs = pd.DataFrame(rows, columns=["site_id", "category", "recurrences", "issues"]).astype(
+        {"site_id": np.int64, "recurrences": np.int64, "issues": np.int64})
+    pairs["first_reported"] = pairs["last_reported"] = None
+    span = conn.execute(sql.SQL("""
+        SELECT (SELECT max(t.day) FROM site_day t WHERE {w} AND t.day >= %(first)s
+                AND t.day < %(end)s)
+             - (SELECT min(t.day) FROM site_day t WHERE {w} AND t.day >= %(first)s
+                AND t.day < %(end)s)""").format(w=where), params).fetchone()
+    return SitePairs(pairs, float(span[0]) if span and span[0] is not None else 0.0)
+
+
+def pair_days(conn: psycopg.Connection[Any], selection: Selection, pairs: pd.DataFrame
+              ) -> pd.DataFrame:
+    """The first and last local day of the selection's period on which each of ``pairs``
+    (``site_id``, ``category``: a few, the ranked ones) was reported."""
+    first, end = local_days(selection.period, basis_zone(conn))
+    rows = conn.execute("""
+        SELECT t.site_id, t.category_code, min(t.day), max(t.day)
+        FROM site_day t JOIN unnest(%s::bigint[], %s::text[]) AS p (site_id, category_code)
+             ON p.site_id = t.site_id AND p.category_code = t.category_code
+        WHERE t.day >= %s AND t.day < %s GROUP BY 1, 2""",
+        [[int(v) for v in pairs["site_id"].tolist()], pairs["category"].tolist(),
+         first, end]).fetchall()
+    return pd.DataFrame(rows, columns=["site_id", "category", "first_reported",
+                                       "last_reported"]).astype({"site_id": np.int64})
 
 
 def _next_month(d: date) -> date:

@@ -4,6 +4,7 @@ analyses of the raw points, cell for cell."""
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -13,19 +14,21 @@ from typing import Any
 
 import h3
 import numpy as np
+import pandas as pd
 import psycopg
 import pytest
 from psycopg import sql
 from psycopg.rows import class_row
 
 from geo.hotspots import analyse, sites_per_cell
+from geo.hotspots.chronic import rank_pairs, recurrence_gaps
 from geo.hotspots.emerging import bin_times, emerging_hotspots, time_steps
 from layers.analysis import hotspots, tallies
 from layers.analysis.hotspots import HotspotQuery
 from layers.assignment import load_assigner
 from layers.auth import tokens
 from layers.auth.tokens import Principal
-from layers.catalog import jurisdictions
+from layers.catalog import jurisdictions, sites
 from layers.catalog.periods import Period
 from layers.db.settings import Settings
 from layers.issues import evidence, lifecycle, records
@@ -64,8 +67,43 @@ def per_cell(full: Counter[Key]) -> Counter[Key]:
     return out
 
 
+def per_ground(full: Counter[Key]) -> Counter[Key]:
+    """A recount on the per-jurisdiction key (tallies.GROUND_KEY)."""
+    out: Counter[Key] = Counter()
+    for key, n in full.items():
+        out[(key[1], key[3], key[2], key[5], key[6], key[7], key[8])] += n
+    return out
+
+
+def recount_sites(conn: psycopg.Connection[Any], zone: tzinfo, *, months: bool = False
+                  ) -> Counter[Key]:
+    """The site tallies as they should be: each counted site-linked issue's gap from
+    geo.hotspots.chronic over its pair's whole history, in whole days rounded up."""
+    frame = pd.DataFrame(conn.execute("""
+        SELECT site_id, category_code AS category, status, reported_at, closed_at,
+               (reported_at AT TIME ZONE %s)::date AS day
+        FROM issue WHERE site_id IS NOT NULL AND status NOT IN ('rejected', 'duplicate')
+        ORDER BY id""", [str(zone)]).fetchall(),
+        columns=["site_id", "category", "status", "reported_at", "closed_at", "day"])
+    if frame.empty:
+        return Counter()
+    for column in ("reported_at", "closed_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    gaps = recurrence_gaps(frame)
+    out: Counter[Key] = Counter()
+    for day, site, category, gap in zip(frame["day"], frame["site_id"], frame["category"],
+                                        gaps, strict=True):
+        kept = None if np.isnan(gap) or gap > tallies.MAX_GAP_DAYS else math.ceil(gap)
+        out[(site, category, day.replace(day=1) if months else day, kept)] += 1
+    return out
+
+
+KEYS = {"tally_cell": tallies.CELL_KEY, "ground": tallies.GROUND_KEY,
+        "site": ("site_id", "category_code", "day", "gap"), "tally": tallies.KEY}
+
+
 def stored(conn: psycopg.Connection[Any], table: str) -> Counter[Key]:
-    key = tallies.CELL_KEY if table.startswith("tally_cell") else tallies.KEY
+    key = next(k for prefix, k in KEYS.items() if table.startswith(prefix))
     rows = conn.execute(f"SELECT {', '.join(key)}, n FROM {table}").fetchall()
     assert all(row[-1] > 0 for row in rows), "a tally row with no issues was kept"
     return Counter({tuple(row[:-1]): row[-1] for row in rows})
@@ -76,6 +114,10 @@ def assert_tallies_equal_a_recount(conn: psycopg.Connection[Any], zone: tzinfo) 
     assert stored(conn, "tally_month") == recount(conn, zone, months=True)
     assert stored(conn, "tally_cell_day") == per_cell(recount(conn, zone))
     assert stored(conn, "tally_cell_month") == per_cell(recount(conn, zone, months=True))
+    assert stored(conn, "ground_day") == per_ground(recount(conn, zone))
+    assert stored(conn, "ground_month") == per_ground(recount(conn, zone, months=True))
+    assert stored(conn, "site_day") == recount_sites(conn, zone)
+    assert stored(conn, "site_month") == recount_sites(conn, zone, months=True)
 
 
 SUPERVISORS = ("extend_deadline", "verify", "reopen")
@@ -91,8 +133,9 @@ class History:
                                                              name="督查组"))
         assert supervisor is not None
         self.supervisor = supervisor
+        # A few categories, so that a site sees one category again and again.
         self.categories = [c for (c,) in conn.execute(
-            "SELECT code FROM category WHERE active ORDER BY code").fetchall()]
+            "SELECT code FROM category WHERE active ORDER BY code LIMIT 4").fetchall()]
         self.now = datetime.now(UTC)
 
     def report(self) -> None:
@@ -148,6 +191,18 @@ class History:
         jurisdictions.update(self.conn, "CE", {"geometry": small_district.box(
             border, small_district.EAST)}, actor="创建办")
 
+    def close_back(self) -> None:
+        """An issue at a site closed as verified a few days after its report, as an import of
+        an older system's records writes it (plain SQL): what makes later reports of its site
+        and category recurrences."""
+        self.conn.execute("""
+            UPDATE issue SET status = 'verified',
+                             closed_at = reported_at + %s * interval '1 day'
+            WHERE id = (SELECT id FROM issue WHERE site_id IS NOT NULL
+                        AND status NOT IN ('rejected', 'duplicate')
+                        ORDER BY id OFFSET %s LIMIT 1)""",
+                          [self.rng.uniform(0.2, 6), self.rng.randrange(40)])
+
     def fold(self) -> None:
         tallies.fold(self.conn, ZONE, batch=self.rng.randint(1, 40))
 
@@ -164,9 +219,13 @@ def test_tallies_kept_through_random_histories_equal_a_recount(
             return evidence.save(conn, tmp_path, jpeg(), zone=ZONE, uploader=evidence.Uploader(
                 caller.token_id, caller.unit_id)).ref
 
+        for code, west, east in (("M1", small_district.WEST + 0.001, small_district.MIDDLE),
+                                  ("M2", small_district.MIDDLE + 0.002, small_district.EAST)):
+            sites.create(conn, code=code, name=f"市场{code}", layer="market",
+                         geometry=small_district.box(west, east))
         history = History(conn, seed, photo, caller)
-        steps = [history.report] * 4 + [history.transition] * 8 + [history.redraw,
-                                                                    history.fold]
+        steps = [history.report] * 4 + [history.transition] * 8 + [history.close_back] * 3 + [
+            history.redraw, history.fold]
         for _ in range(60):
             history.rng.choice(steps)()
         tallies.fold(conn, ZONE)
@@ -183,6 +242,11 @@ def test_tallies_kept_through_random_histories_equal_a_recount(
                              ).fetchone()
         assert shape is not None and shape[0] > 0 and shape[1] > 0 and shape[2] >= 2
         assert shape[3] >= 3
+        # ... and what the site tallies split by: pairs, and issues that recur.
+        pairs, recurring = conn.execute(
+            "SELECT count(DISTINCT (site_id, category_code)), count(*) FILTER"
+            " (WHERE gap IS NOT NULL) FROM site_day").fetchone() or (0, 0)
+        assert pairs >= 4 and recurring >= 1
 
 
 def test_a_change_waits_in_the_journal_until_folded_and_the_lag_says_so(dsn: str) -> None:
@@ -290,6 +354,55 @@ def test_hotspots_from_the_tallies_equal_the_raw_points_cell_for_cell(
         in zip(want.areas["cells"], want.areas["issue_count"], want.areas["categories"],
                strict=True)]
     assert got.outside == want.outside
+
+
+def raw_chronic(conn: psycopg.Connection[Any], query: HotspotQuery, window_days: int,
+                min_recurrences: int | None) -> pd.DataFrame:
+    """Chronic pairs ranked from the issue table itself: gaps over each pair's whole history
+    (geo.hotspots.chronic), the query's period, categories and layer, ranked by rank_pairs."""
+    frame = pd.DataFrame(conn.execute("""
+        SELECT i.site_id, i.category_code, i.status, i.reported_at, i.closed_at,
+               (i.reported_at AT TIME ZONE %s)::date, s.layer
+        FROM issue i JOIN site s ON s.id = i.site_id
+        WHERE i.status NOT IN ('rejected', 'duplicate') ORDER BY i.id""",
+        [str(ZONE)]).fetchall(), columns=["site_id", "category", "status", "reported_at",
+                                          "closed_at", "day", "layer"])
+    for column in ("reported_at", "closed_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    frame["recurs"] = (recurrence_gaps(frame) <= window_days).to_numpy(bool)
+    first, end = tallies.local_days(Period(query.since, query.until), ZONE)
+    chosen = frame[(frame["day"] >= first) & (frame["day"] < end)]
+    if query.categories:
+        chosen = chosen[chosen["category"].isin(query.categories)]
+    if query.layer:
+        chosen = chosen[chosen["layer"] == query.layer]
+    pairs = chosen.groupby(["site_id", "category"], sort=True).agg(
+        recurrences=("recurs", "sum"), issues=("recurs", "size"),
+        first_reported=("day", "min"), last_reported=("day", "max")).reset_index()
+    span = (chosen["day"].max() - chosen["day"].min()).days
+    return rank_pairs(pairs, span_days=span, min_recurrences=min_recurrences)
+
+
+CHRONIC = [(HotspotQuery(), 14, None), (HotspotQuery(), 30, 2),
+           (HotspotQuery(since=datetime(2026, 7, 1, tzinfo=ZONE),
+                         until=datetime(2026, 10, 15, 12, tzinfo=ZONE)), 14, None),
+           (HotspotQuery(layer="market"), 7, 1),
+           (HotspotQuery(categories=("MKT-01", "CTY-04")), 365, 1)]
+
+
+@pytest.mark.parametrize(("query", "window", "least"), CHRONIC, ids=range(len(CHRONIC)))
+def test_chronic_sites_from_the_site_tallies_equal_the_issue_table(
+        module_demo_dsn: str, query: HotspotQuery, window: int, least: int | None) -> None:
+    with psycopg.connect(module_demo_dsn) as conn:
+        got = hotspots.chronic(conn, query, window_days=window, min_recurrences=least)
+        want = raw_chronic(conn, query, window, least)
+    assert got, "the demo's planted chronic sites are found"
+    assert [(r.site_id, r.category, r.recurrences, r.issues, r.site_recurrences,
+             r.first_reported, r.last_reported) for r in got] == [
+        (int(r.site_id), r.category, int(r.recurrences), int(r.issues),
+         int(r.site_recurrences), r.first_reported, r.last_reported)
+        for r in want.itertuples()]
+    np.testing.assert_allclose([r.share for r in got], want["share"], rtol=1e-12)
 
 
 @pytest.mark.parametrize("since", [datetime(2026, 5, 1, tzinfo=ZONE), None],
