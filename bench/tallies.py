@@ -44,8 +44,8 @@ PERIODS = {
     "the campaign so far (11 months)": ("2026-01-02", "2026-11-19"),
 }
 SINGLE_REPORTS = 500
-TABLES = ("tally_day", "tally_month", "tally_cell_day", "tally_cell_month", "duty_day",
-          "duty_month")
+TABLES = ("tally_day", "tally_month", "tally_cell_day", "tally_cell_month", "ground_day",
+          "ground_month", "site_day", "site_month", "duty_day", "duty_month")
 
 
 def _raw_read(conn: psycopg.Connection[Any], first: str, last: str) -> float:

@@ -227,7 +227,7 @@ def hotspot_data(conn: psycopg.Connection[Any], snapshots: Snapshots, zone: tzin
     shown = [s for s in (gi, emerging, chronic) if s is not None]
     oldest = min(shown, key=lambda s: s.computed_at)
     return HotspotData(
-        cells=map_records.gi_cells(_features(gi.payload["cells"])),
+        cells=map_records.gi_cells(gi.payload["cells"]),
         areas=map_records.hot_areas(_features(gi.payload["areas"])),
         emerging=map_records.emerging_cells(_features(emerging.payload if emerging else [])),
         chronic=[ChronicSite(code=r["site"], category=r["category"],

@@ -95,8 +95,9 @@ def recurrence_gaps(issues: pd.DataFrame) -> pd.Series[float]:
     order = issues.sort_values(["site_id", "category", "reported_at"], kind="stable")
     closed = order["closed_at"].where(order["status"] == "verified")
     previous_close = closed.groupby([order["site_id"], order["category"]]).shift()
-    gap = (order["reported_at"] - previous_close) / pd.Timedelta(days=1)
-    return gap.where(gap >= 0).astype(np.float64).reindex(issues.index)
+    seconds = (order["reported_at"] - previous_close).dt.total_seconds().to_numpy(np.float64)
+    gap = pd.Series(np.where(seconds >= 0, seconds / 86400.0, np.nan), index=order.index)
+    return gap.reindex(issues.index)
 
 
 # What :func:`rank_pairs` takes: per (site, category), its recurrences and issues in the period

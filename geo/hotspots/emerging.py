@@ -40,7 +40,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from geo.hotspots.getis import fdr_adjust, gi_star_z, two_sided_p
+from geo.hotspots.getis import fdr_adjust, gi_star_z_of, two_sided_p
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -77,6 +77,29 @@ def space_time_weights(spatial: sp.csr_array, steps: int, time_window: int = 1) 
     return sp.csr_array(sp.kron(band, sp.csr_array(spatial, dtype=np.float64), format="csr"))
 
 
+def space_time_z(cube: FloatArray, spatial: sp.csr_array, time_window: int = 1) -> FloatArray:
+    """Gi* z of every bin of ``cube`` (cells × steps) under :func:`space_time_weights`,
+    without building them: a bin's weighted sum is its step's spatial lag plus that of the
+    ``time_window`` steps before it. The weights of a year in 10-day steps over the demo's
+    grid have 6 million entries, and building them took 0.18 s of a 1.4 s hotspot page
+    (scipy's kron, profiled 2026-11-30); this takes one sparse product. Equal to
+    ``gi_star_z`` under the built weights (tests/geo/test_hotspots_emerging.py).
+    """
+    values = np.asarray(cube, np.float64)
+    steps = values.shape[1]
+    w = sp.csr_array(spatial, dtype=np.float64)
+    spatial_lag = np.asarray(w @ values)
+    lag = np.zeros_like(values)
+    reach = np.zeros(steps)  # how many steps each step's bins reach (itself and before)
+    for d in range(min(time_window, steps - 1) + 1):
+        lag[:, d:] += spatial_lag[:, :steps - d]
+        reach[d:] += 1
+    w_sum = np.outer(np.asarray(w.sum(axis=1)).ravel(), reach)
+    w_sq = np.outer(np.asarray(w.multiply(w).sum(axis=1)).ravel(), reach)
+    z = gi_star_z_of(values.T.ravel(), lag.T.ravel(), w_sum.T.ravel(), w_sq.T.ravel())
+    return z.reshape(steps, values.shape[0]).T
+
+
 def mann_kendall(series: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Mann-Kendall trend test on each row of ``series`` (cells × steps): (Z, two-sided p).
 
@@ -111,16 +134,14 @@ def emerging_hotspots(cube: FloatArray, spatial: sp.csr_array, *, time_window: i
                       ) -> Emerging:
     """Classify each cell of ``cube`` (cells × steps of counts) with its spatial weights."""
     values = np.asarray(cube, np.float64)
-    n_cells, steps = values.shape
-    weights = space_time_weights(spatial, steps, time_window)
-    z = gi_star_z(values.T.ravel(), weights).reshape(steps, n_cells).T
-    q = fdr_adjust(two_sided_p(z.ravel())).reshape(n_cells, steps)
+    z = space_time_z(values, spatial, time_window)
+    q = fdr_adjust(two_sided_p(z.ravel())).reshape(values.shape)
     bins = (np.sign(z) * (q <= alpha)).astype(np.int8)
     trend_z, trend_p = mann_kendall(z)
     trend = np.sign(trend_z) * (trend_p <= trend_alpha)
     hot = classify_series(bins, trend)
     cold = classify_series(-bins, -trend)
-    category = np.full(n_cells, "none", dtype=object)
+    category = np.full(values.shape[0], "none", dtype=object)
     category[cold != ""] = [f"{c} cold" for c in cold[cold != ""]]
     category[hot != ""] = [f"{h} hot" for h in hot[hot != ""]]
     return Emerging(category=category, trend_z=trend_z, trend_p=trend_p,

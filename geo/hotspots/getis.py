@@ -64,11 +64,17 @@ def gi_star_z(values: FloatArray | IntArray, weights: sp.csr_array | sp.spmatrix
     [-1.414, 0.0, 0.707]
     """
     x = np.asarray(values, np.float64)
-    n = x.size
     w = sp.csr_array(weights, dtype=np.float64)
-    lag = w @ x
-    w_sum = np.asarray(w.sum(axis=1)).ravel()
-    w_sq = np.asarray(w.multiply(w).sum(axis=1)).ravel()
+    return gi_star_z_of(x, w @ x, np.asarray(w.sum(axis=1)).ravel(),
+                        np.asarray(w.multiply(w).sum(axis=1)).ravel())
+
+
+def gi_star_z_of(x: FloatArray, lag: FloatArray, w_sum: FloatArray, w_sq: FloatArray
+                 ) -> FloatArray:
+    """Gi* z-scores from the values, their weighted sums (``w @ x``) and each row's sum of
+    weights and of squared weights: :func:`gi_star_z` for weights that are never built (the
+    space-time cube's, geo.hotspots.emerging)."""
+    n = x.size
     mean = x.mean()
     s = np.sqrt(max(float((x * x).mean() - mean * mean), 0.0))
     spread = s * np.sqrt(np.maximum(n * w_sq - w_sum * w_sum, 0.0) / max(n - 1, 1))

@@ -14,6 +14,8 @@ frames; the emerging hotspots leave as geo's arrays per cell (:class:`EmergingRe
 from __future__ import annotations
 
 import io
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -175,12 +177,34 @@ def study_area(assigner: Assigner) -> Any:
     return shapely.union_all(assigner.j_geoms[coarsest])
 
 
+# Study grids already built, by engine and grid parameters (the engine itself kept with its
+# grid, so its id is not reused). Building the demo's H3 grid (hexagons and contiguity) took
+# 0.10 s, twice for every hotspot page (Gi* and the space-time cube): a sixth of a cold page at
+# 1M issues once the counts came from the tallies (profiled 2026-11-30). The grid depends on
+# the jurisdictions only, which a new engine follows.
+_GRIDS: OrderedDict[tuple[int, str, int, int, float], tuple[Assigner, StudyGrid]] = \
+    OrderedDict()
+_GRIDS_KEPT = 16
+_GRIDS_LOCK = threading.Lock()
+
+
 def study_grid(assigner: Assigner, query: HotspotQuery) -> StudyGrid:
-    """The grid the query asks for over the study area."""
+    """The grid the query asks for over the study area (built once per engine and
+    parameters; read-only)."""
+    key = (id(assigner), query.method, query.resolution, query.ring, query.cell_m)
+    with _GRIDS_LOCK:
+        kept = _GRIDS.get(key)
+        if kept is not None and kept[0] is assigner:
+            _GRIDS.move_to_end(key)
+            return kept[1]
     area = study_area(assigner)
-    if query.method == "fishnet":
-        return fishnet_grid(area, query.cell_m, query.ring)
-    return h3_grid(area, query.resolution, query.ring)
+    grid = (fishnet_grid(area, query.cell_m, query.ring) if query.method == "fishnet"
+            else h3_grid(area, query.resolution, query.ring))
+    with _GRIDS_LOCK:
+        _GRIDS[key] = (assigner, grid)
+        while len(_GRIDS) > _GRIDS_KEPT:
+            _GRIDS.popitem(last=False)
+    return grid
 
 
 def hotspots(conn: psycopg.Connection[Any], assigner: Assigner, query: HotspotQuery,

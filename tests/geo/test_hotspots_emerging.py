@@ -13,8 +13,11 @@ from geo.hotspots.emerging import (
     emerging_hotspots,
     mann_kendall,
     rebounding,
+    space_time_weights,
+    space_time_z,
     time_steps,
 )
+from geo.hotspots.getis import gi_star_z
 
 H, C, Q = 1, -1, 0  # hot, cold, quiet
 # Ten steps each; trend +1/-1 is a significant increasing/decreasing trend of z.
@@ -83,3 +86,18 @@ def test_time_steps_end_at_the_period_end_and_bin_times() -> None:
     edges, steps = time_steps(0.0, 95.0, 10.0)
     assert steps == 9 and edges[-1] == 95.0 and edges[0] == 5.0
     assert bin_times(np.array([0.0, 5.0, 14.9, 95.0, 96.0]), edges).tolist() == [-1, 0, 0, 8, -1]
+
+
+@pytest.mark.parametrize(("steps", "time_window"), [(12, 1), (7, 2), (3, 5), (1, 1)])
+def test_space_time_z_equals_gi_star_under_the_built_weights(steps: int,
+                                                            time_window: int) -> None:
+    rng = np.random.default_rng(steps * 10 + time_window)
+    n = 60
+    near = sp.random(n, n, density=0.08, random_state=rng)
+    spatial = sp.csr_array(((near + near.T + sp.eye(n)) > 0).astype(np.float64))
+    cube = rng.poisson(rng.uniform(0, 6, (n, 1)), (n, steps)).astype(np.float64)
+    built = space_time_weights(spatial, steps, min(time_window, steps - 1))
+    want = gi_star_z(cube.T.ravel(), built).reshape(steps, n).T
+    got = space_time_z(cube, spatial, time_window)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert np.abs(got).max() > 1  # not all zero
