@@ -34,7 +34,7 @@ DEFAULT_TOLERANCE_M = 50.0
 _PLAIN = revisions.Origin("reassign")
 
 
-def _frame(conn: psycopg.Connection[Any], query: sql.SQL) -> pd.DataFrame:
+def _frame(conn: psycopg.Connection[Any], query: sql.Composable) -> pd.DataFrame:
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(query).fetchall()
         columns = [d.name for d in cur.description or []]
@@ -44,18 +44,36 @@ def _frame(conn: psycopg.Connection[Any], query: sql.SQL) -> pd.DataFrame:
     return frame
 
 
+# What the engine is built from, per argument of Assigner.build: (table, columns). Rows are
+# read in id order: the engine breaks ties between sites, and orders rules, by id.
+ENGINE_INPUTS = {
+    "jurisdictions": ("jurisdiction", "id, code, level, parent_id, unit_id"),
+    "sites": ("site", "id, layer, unit_id, buffer_m"),
+    "rules": ("responsibility_rule", "category_code, jurisdiction_id, site_id, unit_id,"
+              " precedence"),
+    "categories": ("category", "code, site_layer, functional_unit_id, active"),
+}
+_GEOMETRIC = ("jurisdiction", "site")
+
+
+def engine_inputs(conn: psycopg.Connection[Any], extra: dict[str, str] | None = None
+                  ) -> dict[str, pd.DataFrame]:
+    """The tables the engine is built from, as read now, keyed as :meth:`Assigner.build`
+    takes them; ``extra`` adds columns per key (a preview compares more than the engine
+    needs)."""
+    out = {}
+    for key, (table, columns) in ENGINE_INPUTS.items():
+        more = f", {extra[key]}" if extra and key in extra else ""
+        geometry = ", ST_AsBinary(geom) AS wkb" if table in _GEOMETRIC else ""
+        order = " ORDER BY id" if table != "category" else ""
+        out[key] = _frame(conn, sql.SQL("SELECT {} FROM {}{}").format(
+            sql.SQL(columns + more + geometry), sql.Identifier(table), sql.SQL(order)))
+    return out
+
+
 def load_assigner(conn: psycopg.Connection[Any]) -> Assigner:
     """Build the engine from the current tables."""
-    return Assigner.build(
-        _frame(conn, sql.SQL("SELECT id, code, level, parent_id, unit_id,"
-                             " ST_AsBinary(geom) AS wkb FROM jurisdiction ORDER BY id")),
-        _frame(conn, sql.SQL("SELECT id, layer, unit_id, buffer_m, ST_AsBinary(geom) AS wkb"
-                             " FROM site ORDER BY id")),
-        _frame(conn, sql.SQL("SELECT category_code, jurisdiction_id, site_id, unit_id,"
-                             " precedence FROM responsibility_rule ORDER BY id")),
-        _frame(conn, sql.SQL("SELECT code, site_layer, functional_unit_id, active"
-                             " FROM category")),
-    )
+    return Assigner.build(**engine_inputs(conn))
 
 
 def layers_version(conn: psycopg.Connection[Any]) -> int:
@@ -111,21 +129,12 @@ def reassign(
     benchmarks). Returns counts examined/changed, and ``revision`` (its id) when one was
     stored.
     """
-    where: sql.Composable = (sql.SQL("true") if include_closed else
-                             sql.SQL("issue_is_open(status)"))
-    params: list[Any] = []
-    if region_wkb is not None:
-        where = sql.SQL("{} AND ST_Intersects(geom, ST_GeomFromWKB(%s, 4326))").format(where)
-        params.append(region_wkb)
-    current = _copy_out(conn, sql.SQL(
-        "SELECT id, status, ST_X(geom) AS lon, ST_Y(geom) AS lat, category_code, {cols}"
-        " FROM issue WHERE {where}").format(
-            cols=sql.SQL(", ").join(map(sql.Identifier, RESULT_COLUMNS)), where=where), params)
+    current = read_answers(conn, region_wkb=region_wkb, include_closed=include_closed)
     if current.empty:
         return {"examined": 0, "changed": 0}
     result = assigner.assign(current["lon"].to_numpy(), current["lat"].to_numpy(),
                              current["category_code"].to_numpy(object), tolerance_m=tolerance_m)
-    changed = ~(current[RESULT_COLUMNS].reset_index(drop=True) == result).all(axis=1).to_numpy()
+    changed = changed_answers(current, result)
     counts = {"examined": len(current), "changed": int(changed.sum())}
     if not changed.any():
         return counts
@@ -141,6 +150,29 @@ def reassign(
         else:
             revision = _store_changes(conn, current[changed], result[changed], store)
     return {**counts, "revision": revision}
+
+
+def read_answers(conn: psycopg.Connection[Any], *, region_wkb: bytes | None = None,
+                 include_closed: bool = False) -> pd.DataFrame:
+    """The issues a reassignment considers (see :func:`reassign`) with their stored answers:
+    id, status, lon, lat, category_code and the engine's result columns (NONE for none)."""
+    where: sql.Composable = (sql.SQL("true") if include_closed else
+                             sql.SQL("issue_is_open(status)"))
+    params: list[Any] = []
+    if region_wkb is not None:
+        where = sql.SQL("{} AND ST_Intersects(geom, ST_GeomFromWKB(%s, 4326))").format(where)
+        params.append(region_wkb)
+    return _copy_out(conn, sql.SQL(
+        "SELECT id, status, ST_X(geom) AS lon, ST_Y(geom) AS lat, category_code, {cols}"
+        " FROM issue WHERE {where}").format(
+            cols=sql.SQL(", ").join(map(sql.Identifier, RESULT_COLUMNS)), where=where), params)
+
+
+def changed_answers(current: pd.DataFrame, result: pd.DataFrame) -> np.ndarray[Any, Any]:
+    """Per row of ``current`` (:func:`read_answers`): whether the engine's ``result`` differs
+    from the stored answer in any column."""
+    return np.asarray(~(current[RESULT_COLUMNS].reset_index(drop=True) == result)
+                      .all(axis=1).to_numpy(), bool)
 
 
 def _copy_out(conn: psycopg.Connection[Any], query: sql.Composed, params: list[Any]
