@@ -34,7 +34,7 @@ DEFAULT_TOLERANCE_M = 50.0
 _PLAIN = revisions.Origin("reassign")
 
 
-def _frame(conn: psycopg.Connection[Any], query: sql.Composable) -> pd.DataFrame:
+def _frame(conn: psycopg.Connection[Any], query: sql.SQL | sql.Composed) -> pd.DataFrame:
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(query).fetchall()
         columns = [d.name for d in cur.description or []]
