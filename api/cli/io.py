@@ -20,7 +20,7 @@ from rich.table import Table
 
 from api.cli.session import actor, err, session
 from layers.db.settings import Settings
-from layers.io import exports, imports
+from layers.io import exports, import_preview, imports
 from layers.preview import Preview
 
 out = Console(highlight=False)
@@ -60,7 +60,7 @@ PreviewOption = Annotated[bool, typer.Option(
 def _preview(kind: str, file: Path, *, crs: str | None = None, layer: str | None = None
              ) -> None:
     with session() as conn, err.status(f"previewing {kind}..."):
-        shown = imports.preview_import(conn, kind, file, actor=actor(), crs=crs, layer=layer)
+        shown = import_preview.preview_import(conn, kind, file, crs=crs, layer=layer)
     print_preview(shown, file.name)
 
 

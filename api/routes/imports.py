@@ -30,7 +30,7 @@ from layers import preview as previews
 from layers import revisions
 from layers.auth import access
 from layers.errors import PayloadTooLarge, ValidationFailed
-from layers.io import exports, imports
+from layers.io import exports, import_preview, imports
 from layers.io.gisfile import SUFFIXES
 
 router = APIRouter(prefix="/api/v1", tags=["imports"])
@@ -135,8 +135,8 @@ def create_import(
     with tempfile.TemporaryDirectory(prefix="sw-import-") as folder:
         path = _save(file, Path(folder))
         if preview:
-            return preview_response(imports.preview_import(conn, kind, path, actor=actor,
-                                                           crs=crs, layer=layer))
+            return preview_response(import_preview.preview_import(conn, kind, path, crs=crs,
+                                                                  layer=layer))
         report: Any
         if kind == "jurisdictions":
             report = imports.import_jurisdictions(conn, path, crs=crs, actor=actor)

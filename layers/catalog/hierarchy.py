@@ -84,3 +84,18 @@ def misfits(conn: psycopg.Connection[Any], parent: str | None = None
         "   <> array_position(%(levels)s::text[], p.level) + 1 ORDER BY c.code",
         {"parent": parent, "levels": list(LEVELS)}).fetchall()
     return [(str(child), str(up)) for child, up in rows]
+
+
+def misfits_among(codes: list[str], levels: list[str], parents: list[str | None]
+                  ) -> list[tuple[str, str]]:
+    """:func:`misfits` of a set of jurisdictions held in memory (a preview's new set): the
+    (child, parent) codes, by child code, whose level does not fit their parent's.
+
+    >>> misfits_among(["S", "C"], ["grid", "community"], [None, "S"])
+    [('C', 'S')]
+    """
+    level_of = dict(zip(codes, levels, strict=True))
+    bad = [(child, parent) for child, level, parent in zip(codes, levels, parents, strict=True)
+           if parent is not None and parent in level_of
+           and LEVELS.index(level) != LEVELS.index(level_of[parent]) + 1]
+    return sorted(bad)

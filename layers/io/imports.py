@@ -24,7 +24,7 @@ import pandas as pd
 import psycopg
 import shapely
 
-from layers import assignment, preview, revisions
+from layers import assignment, revisions
 from layers.catalog import hierarchy, sites
 from layers.errors import ValidationFailed
 from layers.io.gisfile import (
@@ -92,6 +92,17 @@ class ImportReport:
     repaired: list[dict[str, Any]] = field(default_factory=list)
     reassigned: dict[str, int] = field(default_factory=dict)
     issue_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Checked:
+    """A file's rows after every check of its import: what the import writes, and what a
+    preview (:mod:`layers.io.import_preview`) puts in place of the stored rows."""
+
+    name: str
+    rows: list[dict[str, Any]]
+    found: dict[str, str | None]
+    report: ImportReport
 
 
 class _Errors:
@@ -216,55 +227,15 @@ def _reassign(conn: psycopg.Connection[Any], actor: str, path: Path) -> dict[str
                                origin=revisions.Origin.of_file(path))
 
 
-#: The imports a preview can show: those that change what assignment depends on.
-PREVIEW_KINDS = ("jurisdictions", "sites", "responsibilities")
-_TABLES: dict[str, preview.Table] = {"jurisdictions": "jurisdiction", "sites": "site",
-                                     "responsibilities": "responsibility_rule"}
-
-
-def preview_import(conn: psycopg.Connection[Any], kind: str, path: Path, *, actor: str,
-                   crs: str | None = None, layer: str | None = None) -> preview.Preview:
-    """What importing ``path`` as ``kind`` (one of :data:`PREVIEW_KINDS`) would do; nothing
-    is stored. A file that fails validation raises ``ValidationFailed`` as the import does."""
-    if kind not in _TABLES:
-        raise ValidationFailed(f"a preview is for {', '.join(PREVIEW_KINDS)}, not {kind}")
-    run: dict[str, Any] = {
-        "jurisdictions": lambda: import_jurisdictions(conn, path, crs=crs, actor=actor),
-        "sites": lambda: import_sites(conn, path, layer=layer, crs=crs, actor=actor),
-        "responsibilities": lambda: import_responsibilities(conn, path, actor=actor)}
-    _, shown = preview.run(conn, _TABLES[kind], run[kind])
-    return shown
-
-
 # --- jurisdictions ------------------------------------------------------------------------
 
 
 def import_jurisdictions(conn: psycopg.Connection[Any], path: Path, *, crs: str | None = None,
                          actor: str) -> ImportReport:
     """Upsert jurisdictions by code (parents first, any file order); reassign open issues."""
-    table = read_file(path, crs=crs)
-    found = _columns(table.frame, JURISDICTION_COLUMNS, ("code", "name", "level"), path.name)
-    rows = _records(table.frame, found)
-    report = ImportReport("jurisdictions", len(rows))
-    errors = _Errors(table.errors)
     with conn.transaction():
-        unit_ids = _unit_ids(conn)
-        known = _lookup(conn, "SELECT code, level FROM jurisdiction")
-        _geometries(rows, POLYGONAL, errors, report)
-        seen: dict[str, int] = {}
-        for row in rows:
-            row["code"] = _check_code(row, errors, seen, required=True)
-            row["name"] = _check_name(row, errors, 100)
-            level = cell_text(row["level"])
-            row["level"] = _LEVEL_NAMES.get(level or "", (level or "").lower())
-            wrong_level = hierarchy.level_problem(row["level"])
-            if wrong_level is not None:
-                errors.add(row[ROW], "level", wrong_level)
-            row["unit_id"] = _check_unit(row, unit_ids, errors)
-        levels = {**known, **{r["code"]: r["level"] for r in rows if r["code"]}}
-        for row in rows:
-            _check_parent(row, levels, errors)
-        errors.raise_if_any(path.name)
+        checked = check_jurisdictions(conn, path, crs=crs)
+        rows, report = checked.rows, checked.report
         for level in LEVELS:
             group = [r for r in rows if r["level"] == level]
             if group:
@@ -274,12 +245,42 @@ def import_jurisdictions(conn: psycopg.Connection[Any], path: Path, *, crs: str 
                     "parent": [cell_text(r["parent"]) for r in group],
                     "unit_id": [r["unit_id"] for r in group],
                     "wkb": [shapely.to_wkb(r["geometry"]) for r in group],
-                    "has_unit": found["unit"] is not None})
+                    "has_unit": checked.found["unit"] is not None})
                 report.created += created
                 report.updated += updated
-        _check_hierarchy(conn, {r["code"]: r[ROW] for r in rows}, path.name)
+        raise_misfits(hierarchy.misfits(conn), checked)
         report.reassigned = _reassign(conn, actor, path)
     return report
+
+
+def check_jurisdictions(conn: psycopg.Connection[Any], path: Path, *, crs: str | None = None
+                        ) -> Checked:
+    """Read ``path`` and check every row as :func:`import_jurisdictions` does, writing
+    nothing; ``ValidationFailed`` lists every bad row. The stored hierarchy is checked once
+    the rows are in place (:func:`raise_misfits`)."""
+    table = read_file(path, crs=crs)
+    found = _columns(table.frame, JURISDICTION_COLUMNS, ("code", "name", "level"), path.name)
+    rows = _records(table.frame, found)
+    report = ImportReport("jurisdictions", len(rows))
+    errors = _Errors(table.errors)
+    unit_ids = _unit_ids(conn)
+    known = _lookup(conn, "SELECT code, level FROM jurisdiction")
+    _geometries(rows, POLYGONAL, errors, report)
+    seen: dict[str, int] = {}
+    for row in rows:
+        row["code"] = _check_code(row, errors, seen, required=True)
+        row["name"] = _check_name(row, errors, 100)
+        level = cell_text(row["level"])
+        row["level"] = _LEVEL_NAMES.get(level or "", (level or "").lower())
+        wrong_level = hierarchy.level_problem(row["level"])
+        if wrong_level is not None:
+            errors.add(row[ROW], "level", wrong_level)
+        row["unit_id"] = _check_unit(row, unit_ids, errors)
+    levels = {**known, **{r["code"]: r["level"] for r in rows if r["code"]}}
+    for row in rows:
+        _check_parent(row, levels, errors)
+    errors.raise_if_any(path.name)
+    return Checked(path.name, rows, found, report)
 
 
 def _check_parent(row: dict[str, Any], levels: Mapping[str, str], errors: _Errors) -> None:
@@ -293,13 +294,13 @@ def _check_parent(row: dict[str, Any], levels: Mapping[str, str], errors: _Error
         errors.add(row[ROW], "parent", problem)
 
 
-def _check_hierarchy(conn: psycopg.Connection[Any], rows: Mapping[str, int], name: str
-                     ) -> None:
-    """After the writes: stored children of re-levelled jurisdictions must still fit."""
-    bad = hierarchy.misfits(conn)
+def raise_misfits(bad: list[tuple[str, str]], checked: Checked) -> None:
+    """After the rows are in place: stored children of re-levelled jurisdictions (the
+    (child, parent) codes ``bad``) must still fit, else nothing is imported."""
     if bad:
+        rows = {r["code"]: r[ROW] for r in checked.rows}
         raise ValidationFailed(
-            f"{name}: the hierarchy would break; nothing was imported",
+            f"{checked.name}: the hierarchy would break; nothing was imported",
             details=[row_error(rows.get(parent), "level", hierarchy.misfit_message(child, parent))
                      for child, parent in bad])
 
@@ -324,42 +325,9 @@ RETURNING (xmax = 0)
 def import_sites(conn: psycopg.Connection[Any], path: Path, *, layer: str | None = None,
                  crs: str | None = None, actor: str) -> ImportReport:
     """Upsert sites (by code when given); unknown columns become attributes; reassign."""
-    table = read_file(path, crs=crs)
-    required = ("name",) if layer else ("name", "layer")
-    found = _columns(table.frame, SITE_COLUMNS, required, path.name)
-    rows = _records(table.frame, found)
-    report = ImportReport("sites", len(rows))
-    errors = _Errors(table.errors)
-    own = ({c for c in found.values() if c} | _coordinate_columns(table)
-           | {ROW, "geometry", *_EXPORT_ONLY})
     with conn.transaction():
-        unit_ids = _unit_ids(conn)
-        layers = set(_lookup(conn, "SELECT code, builtin FROM site_layer"))
-        _geometries(rows, ("Point", *POLYGONAL), errors, report)
-        far = sites.outside_service_area(assignment.load_assigner(conn),
-                                         [r["geometry"] for r in rows])
-        seen: dict[str, int] = {}
-        for row, outside in zip(rows, far.tolist(), strict=True):
-            if outside:
-                errors.add(row[ROW], "geometry", sites.OUTSIDE)
-            row["code"] = _check_code(row, errors, seen, required=False)
-            row["name"] = _check_name(row, errors, 200)
-            given = cell_text(row["layer"])
-            if layer and given and given != layer:
-                errors.add(row[ROW], "layer", f"the row says {quoted(given)} but "
-                                              f"{quoted(layer)} was given")
-            row["layer"] = given or layer
-            if row["layer"] not in layers:
-                errors.add(row[ROW], "layer", f"unknown site layer {quoted(row['layer'])}; known: "
-                                              f"{', '.join(sorted(layers))}")
-            row["unit_id"] = _check_unit(row, unit_ids, errors)
-            row["buffer_m"] = _bounded(row, "buffer_m", 0, 1000, errors)
-            interval = _bounded(row, "inspection_interval_days", 1, 366, errors)
-            row["interval"] = None if interval is None else int(interval)
-            row["attributes"] = json.dumps(
-                {str(k): _json_value(v) for k, v in row["_all"].items()
-                 if k not in own and cell_text(v) is not None}, ensure_ascii=False)
-        errors.raise_if_any(path.name)
+        checked = check_sites(conn, path, layer=layer, crs=crs)
+        rows, found, report = checked.rows, checked.found, checked.report
         if rows:
             report.created, report.updated = _upsert(conn, _UPSERT_SITES, {
                 **{k: [r[k] for r in rows] for k in ("code", "name", "layer", "unit_id",
@@ -369,6 +337,47 @@ def import_sites(conn: psycopg.Connection[Any], path: Path, *, layer: str | None
                 "has_interval": found["inspection_interval_days"] is not None})
         report.reassigned = _reassign(conn, actor, path)
     return report
+
+
+def check_sites(conn: psycopg.Connection[Any], path: Path, *, layer: str | None = None,
+                crs: str | None = None) -> Checked:
+    """Read ``path`` and check every row as :func:`import_sites` does, writing nothing."""
+    table = read_file(path, crs=crs)
+    required = ("name",) if layer else ("name", "layer")
+    found = _columns(table.frame, SITE_COLUMNS, required, path.name)
+    rows = _records(table.frame, found)
+    report = ImportReport("sites", len(rows))
+    errors = _Errors(table.errors)
+    own = ({c for c in found.values() if c} | _coordinate_columns(table)
+           | {ROW, "geometry", *_EXPORT_ONLY})
+    unit_ids = _unit_ids(conn)
+    layers = set(_lookup(conn, "SELECT code, builtin FROM site_layer"))
+    _geometries(rows, ("Point", *POLYGONAL), errors, report)
+    far = sites.outside_service_area(assignment.load_assigner(conn),
+                                     [r["geometry"] for r in rows])
+    seen: dict[str, int] = {}
+    for row, outside in zip(rows, far.tolist(), strict=True):
+        if outside:
+            errors.add(row[ROW], "geometry", sites.OUTSIDE)
+        row["code"] = _check_code(row, errors, seen, required=False)
+        row["name"] = _check_name(row, errors, 200)
+        given = cell_text(row["layer"])
+        if layer and given and given != layer:
+            errors.add(row[ROW], "layer", f"the row says {quoted(given)} but "
+                                          f"{quoted(layer)} was given")
+        row["layer"] = given or layer
+        if row["layer"] not in layers:
+            errors.add(row[ROW], "layer", f"unknown site layer {quoted(row['layer'])}; known: "
+                                          f"{', '.join(sorted(layers))}")
+        row["unit_id"] = _check_unit(row, unit_ids, errors)
+        row["buffer_m"] = _bounded(row, "buffer_m", 0, 1000, errors)
+        interval = _bounded(row, "inspection_interval_days", 1, 366, errors)
+        row["interval"] = None if interval is None else int(interval)
+        row["attributes"] = json.dumps(
+            {str(k): _json_value(v) for k, v in row["_all"].items()
+             if k not in own and cell_text(v) is not None}, ensure_ascii=False)
+    errors.raise_if_any(path.name)
+    return Checked(path.name, rows, found, report)
 
 
 def _coordinate_columns(table: Table) -> set[str]:
@@ -528,6 +537,24 @@ def import_responsibilities(conn: psycopg.Connection[Any], path: Path, *, actor:
     A row names a category (code or Chinese name) and/or a community (jurisdiction code or
     name) and/or a site (code or name), and the responsible unit (code or name).
     """
+    with conn.transaction():
+        checked = check_responsibilities(conn, path)
+        rows, report = checked.rows, checked.report
+        if rows:
+            report.created, report.updated = _upsert(conn, _UPSERT_RULES, {
+                k: [r[k] for r in rows] for k in RULE_FIELDS})
+        report.reassigned = _reassign(conn, actor, path)
+    return report
+
+
+#: What a rule row of the file sets (the upsert's columns).
+RULE_FIELDS = ("task", "category_code", "jurisdiction_id", "site_id", "unit_id", "leader",
+               "contact")
+
+
+def check_responsibilities(conn: psycopg.Connection[Any], path: Path) -> Checked:
+    """Read ``path`` and check every row as :func:`import_responsibilities` does, writing
+    nothing."""
     if path.suffix.lower() not in SHEET_SUFFIXES:
         raise ValidationFailed(f"{path.name}: the task breakdown table must be .xlsx or .csv")
     headers = frozenset(a.lower() for aliases in RULE_COLUMNS.values() for a in aliases)
@@ -538,21 +565,15 @@ def import_responsibilities(conn: psycopg.Connection[Any], path: Path, *, actor:
     rows = _records(table.frame, found)
     report = ImportReport("responsibilities", len(rows))
     errors = _Errors(table.errors)
-    with conn.transaction():
-        unit_ids = _unit_ids(conn)
-        categories = {**_lookup(conn, "SELECT name_zh, code FROM category"),
-                      **_lookup(conn, "SELECT code, code FROM category")}
-        places = {"community": _named_ids(conn, "jurisdiction"), "site": _named_ids(conn, "site")}
-        seen: dict[tuple[Any, ...], int] = {}
-        for row in rows:
-            _check_rule(row, categories, places, unit_ids, errors, seen)
-        errors.raise_if_any(path.name)
-        if rows:
-            report.created, report.updated = _upsert(conn, _UPSERT_RULES, {
-                k: [r[k] for r in rows] for k in ("task", "category_code", "jurisdiction_id",
-                                                  "site_id", "unit_id", "leader", "contact")})
-        report.reassigned = _reassign(conn, actor, path)
-    return report
+    unit_ids = _unit_ids(conn)
+    categories = {**_lookup(conn, "SELECT name_zh, code FROM category"),
+                  **_lookup(conn, "SELECT code, code FROM category")}
+    places = {"community": _named_ids(conn, "jurisdiction"), "site": _named_ids(conn, "site")}
+    seen: dict[tuple[Any, ...], int] = {}
+    for row in rows:
+        _check_rule(row, categories, places, unit_ids, errors, seen)
+    errors.raise_if_any(path.name)
+    return Checked(path.name, rows, found, report)
 
 
 def _named_ids(conn: psycopg.Connection[Any], table: str) -> dict[str, list[int]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 from layers import revisions
 from layers.catalog import jurisdictions
 from layers.errors import ValidationFailed
-from layers.io import imports
+from layers.io import import_preview, imports
 from layers.preview import run
 from tests import small_district
 from tests.small_district import District, box
@@ -28,7 +29,7 @@ def test_an_import_preview_shows_what_would_move_and_stores_nothing(
         db: psycopg.Connection[Any], district: District, tmp_path: Path) -> None:
     path = small_district.redrawn_file(tmp_path)
     before = small_district.checksum(db)
-    shown = imports.preview_import(db, "jurisdictions", path, actor="创建办")
+    shown = import_preview.preview_import(db, "jurisdictions", path)
     assert small_district.checksum(db) == before
 
     assert (shown.rows.added, shown.rows.removed, shown.rows.changed) == (0, 0, 2)
@@ -53,7 +54,7 @@ def test_a_preview_of_the_same_file_again_moves_nothing(
         db: psycopg.Connection[Any], district: District, tmp_path: Path) -> None:
     path = small_district.redrawn_file(tmp_path)
     imports.import_jurisdictions(db, path, actor="创建办")
-    shown = imports.preview_import(db, "jurisdictions", path, actor="创建办")
+    shown = import_preview.preview_import(db, "jurisdictions", path)
     assert (shown.rows.added, shown.rows.changed, shown.changed) == (0, 0, 0)
     assert shown.pairs == [] and shown.units == []
 
@@ -63,7 +64,7 @@ def test_an_invalid_file_fails_the_preview_as_the_import_and_stores_nothing(
     path = small_district.redrawn_file(tmp_path, bad_level=True)
     before = small_district.checksum(db)
     with pytest.raises(ValidationFailed) as previewed:
-        imports.preview_import(db, "jurisdictions", path, actor="创建办")
+        import_preview.preview_import(db, "jurisdictions", path)
     with pytest.raises(ValidationFailed) as imported:
         imports.import_jurisdictions(db, path, actor="创建办")
     assert previewed.value.details == imported.value.details
@@ -86,7 +87,7 @@ def test_a_preview_inside_an_open_transaction_rolls_back_only_itself(
 def test_only_the_kinds_that_move_issues_have_a_preview(
         db: psycopg.Connection[Any], tmp_path: Path) -> None:
     with pytest.raises(ValidationFailed):
-        imports.preview_import(db, "issues", tmp_path / "x.csv", actor="创建办")
+        import_preview.preview_import(db, "issues", tmp_path / "x.csv")
 
 
 def test_a_rules_preview_counts_as_the_import_then_stores(
@@ -94,7 +95,7 @@ def test_a_rules_preview_counts_as_the_import_then_stores(
     path = tmp_path / "任务分解表.csv"
     path.write_text("任务,问题类别,社区,责任单位\n清理堆物,乱堆乱放,湖东,W\n", encoding="utf-8")
     before = small_district.checksum(db)
-    shown = imports.preview_import(db, "responsibilities", path, actor="创建办")
+    shown = import_preview.preview_import(db, "responsibilities", path)
     assert small_district.checksum(db) == before
     assert (shown.rows.added, shown.rows.added_codes) == (1, ["CMP-03 / CE / *"])
     assert shown.quality is None
@@ -104,3 +105,50 @@ def test_a_rules_preview_counts_as_the_import_then_stores(
     stored = revisions.summary(db, report.reassigned["revision"])
     assert (stored.units, stored.pairs, stored.points_moved) == (
         shown.units, shown.pairs, shown.points_moved)
+
+
+def test_an_import_preview_writes_nothing_at_all(dsn: str, district: District,
+                                                 tmp_path: Path) -> None:
+    path = small_district.redrawn_file(tmp_path)
+    with psycopg.connect(dsn) as conn:  # the preview runs inside this one transaction
+        shown = import_preview.preview_import(conn, "jurisdictions", path)
+        assert shown.changed == 2
+        # PostgreSQL gives a transaction an id at its first write, a rolled-back savepoint's
+        # included: a preview that wrote and rolled back would leave one here.
+        assert conn.execute("SELECT pg_current_xact_id_if_assigned()").fetchone() == (None,)
+
+
+def test_a_sites_preview_equals_the_revision_of_applying_it(
+        db: psycopg.Connection[Any], district: District, tmp_path: Path) -> None:
+    # An old compound over the two middle issues (their category concerns old compounds),
+    # and one without a code, which the import always adds.
+    ring = [[120.710, 31.300], [120.7135, 31.300], [120.7135, 31.31], [120.710, 31.31],
+            [120.710, 31.300]]
+    features = [{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
+                 "properties": {"code": "OC1", "name": "湖畔小区", "layer": "old_compound",
+                                "unit": "W"}},
+                {"type": "Feature", "geometry": {"type": "Point",
+                                                 "coordinates": [120.703, 31.305]},
+                 "properties": {"name": "无编码小区", "layer": "old_compound",
+                                "buffer_m": 30}}]
+    path = tmp_path / "小区.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}),
+                    encoding="utf-8")
+    before = small_district.checksum(db)
+    shown = import_preview.preview_import(db, "sites", path)
+    assert small_district.checksum(db) == before
+    assert (shown.rows.added, shown.rows.added_codes) == (2, ["OC1", "无编码小区"])
+    # The first issue is within the point site's buffer, the middle two inside the polygon.
+    assert shown.changed == 3 and shown.drawing is not None
+    assert sorted(m.public_id for m in shown.drawing.moves) == sorted(
+        [district.issues[0], *district.moving])
+
+    report = imports.import_sites(db, path, actor="创建办")
+    assert (report.reassigned["examined"], report.reassigned["changed"]) == (
+        shown.examined, shown.changed)
+    stored = revisions.summary(db, report.reassigned["revision"])
+    assert (stored.units, stored.pairs, stored.points_moved) == (
+        shown.units, shown.pairs, shown.points_moved)
+    again = import_preview.preview_import(db, "sites", path)
+    # Applied, the coded site is unchanged; the one without a code would be added again.
+    assert (again.rows.added_codes, again.rows.changed, again.changed) == (["无编码小区"], 0, 0)

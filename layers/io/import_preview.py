@@ -1,0 +1,227 @@
+"""The preview of an import of jurisdictions, sites or responsibility rules: nothing written.
+
+The file is read and checked by the import's own checks (``imports.check_*``), so a file the
+import refuses is refused here with the same errors. Its rows are then upserted in memory over
+the stored rows of that table, as the import's ``INSERT ... ON CONFLICT`` would upsert them
+(by code; rules by category, community and site), and the new set of lines goes to
+:func:`layers.preview.of_lines`, which runs the one assignment engine over the open issues.
+Rows the file adds get ids above every stored id, in file order, as the sequence would give
+them: the engine breaks ties between sites, and orders rules, by id.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+import shapely
+
+from layers import assignment, preview
+from layers.catalog import hierarchy
+from layers.errors import ValidationFailed
+from layers.io import imports
+from layers.io.gisfile import cell_text
+from layers.vocab import LEVELS
+
+#: The imports a preview can show: those that change what assignment depends on.
+PREVIEW_KINDS = ("jurisdictions", "sites", "responsibilities")
+_TABLES: dict[str, preview.Table] = {"jurisdictions": "jurisdiction", "sites": "site",
+                                     "responsibilities": "responsibility_rule"}
+# The columns a preview compares besides those the engine reads (assignment.ENGINE_INPUTS).
+_EXTRA = {"jurisdictions": "name", "sites": "code, name, inspection_interval_days, attributes",
+          "rules": "id, task, leader, contact"}
+# Coordinates of the outlines drawn on the preview's map: 1e-7 degrees is about 1 cm.
+_DIGITS = 7
+
+
+def preview_import(conn: psycopg.Connection[Any], kind: str, path: Path, *,
+                   crs: str | None = None, layer: str | None = None) -> preview.Preview:
+    """What importing ``path`` as ``kind`` (one of :data:`PREVIEW_KINDS`) would do; nothing
+    is written. A file that fails validation raises ``ValidationFailed`` as the import does."""
+    if kind not in _TABLES:
+        raise ValidationFailed(f"a preview is for {', '.join(PREVIEW_KINDS)}, not {kind}")
+    # One transaction for the checks and the reads; it writes nothing.
+    with conn.transaction():
+        inputs = assignment.engine_inputs(conn, _EXTRA)
+        if kind == "jurisdictions":
+            return _jurisdictions(conn, imports.check_jurisdictions(conn, path, crs=crs), inputs)
+        if kind == "sites":
+            return _sites(conn, imports.check_sites(conn, path, layer=layer, crs=crs), inputs)
+        return _rules(conn, imports.check_responsibilities(conn, path), inputs)
+
+
+def _jurisdictions(conn: psycopg.Connection[Any], checked: imports.Checked,
+                   inputs: dict[str, pd.DataFrame]) -> preview.Preview:
+    old = inputs["jurisdictions"]
+    new = old.copy()
+    by_code = {str(c): k for k, c in enumerate(new["code"])}
+    has_unit = checked.found["unit"] is not None
+    notes = _Notes()
+    # Parents first, as the import upserts level by level.
+    for level in LEVELS:
+        for row in (r for r in checked.rows if r["level"] == level):
+            parent = cell_text(row["parent"])
+            values = {"code": row["code"], "name": row["name"], "level": level,
+                      "parent_id": None if parent not in by_code
+                      else int(new["id"].iloc[by_code[parent]]),
+                      "geometry": shapely.multipolygons(shapely.get_parts(row["geometry"]))
+                      if row["geometry"].geom_type == "Polygon" else row["geometry"]}
+            if has_unit or row["code"] not in by_code:
+                values["unit_id"] = row["unit_id"]
+            _upsert(new, by_code, row["code"], values, notes)
+    bad = hierarchy.misfits_among([str(c) for c in new["code"]], list(new["level"]),
+                                  _parent_codes(new))
+    imports.raise_misfits(bad, checked)
+    quality = _quality(new, conn)
+    return preview.of_lines(conn, "jurisdiction", {**inputs, "jurisdictions": new},
+                            notes.rows(), quality=quality, lines=(notes.olds, notes.news),
+                            repaired=checked.report.repaired)
+
+
+def _sites(conn: psycopg.Connection[Any], checked: imports.Checked,
+           inputs: dict[str, pd.DataFrame]) -> preview.Preview:
+    new = inputs["sites"].copy()
+    by_code = {str(c): k for k, c in enumerate(new["code"]) if c is not None}
+    has = {key: checked.found[column] is not None for key, column in (
+        ("unit_id", "unit"), ("buffer_m", "buffer_m"),
+        ("inspection_interval_days", "inspection_interval_days"))}
+    notes = _Notes()
+    for row in checked.rows:
+        code = row["code"]
+        values: dict[str, Any] = {"code": code, "name": row["name"], "layer": row["layer"],
+                                  "geometry": row["geometry"]}
+        stored = by_code.get(code) if code is not None else None
+        # As the upsert: a missing buffer is 0, on insert and on update alike.
+        given = {"unit_id": row["unit_id"], "buffer_m": row["buffer_m"] or 0.0,
+                 "inspection_interval_days": row["interval"]}
+        attributes = json.loads(row["attributes"])
+        if stored is None:
+            values.update(given, attributes=attributes)
+        else:
+            values.update({k: v for k, v in given.items() if has[k]})
+            values["attributes"] = {**(new["attributes"].iloc[stored] or {}), **attributes}
+        _upsert(new, by_code, code, values, notes, label=code or row["name"])
+    return preview.of_lines(conn, "site", {**inputs, "sites": new}, notes.rows(),
+                            lines=(notes.olds, notes.news), repaired=checked.report.repaired)
+
+
+def _rules(conn: psycopg.Connection[Any], checked: imports.Checked,
+           inputs: dict[str, pd.DataFrame]) -> preview.Preview:
+    new = inputs["rules"].copy()
+    key = ["category_code", "jurisdiction_id", "site_id"]
+    by_key = {_rule_key(r): k for k, r in enumerate(new[key].itertuples(index=False))}
+    labels = _rule_labels(conn)
+    notes = _Notes()
+    for row in checked.rows:
+        values = {k: row[k] for k in imports.RULE_FIELDS}
+        # The schema's generated precedence: site > jurisdiction > category, a category
+        # narrowing any (migration 0001).
+        values["precedence"] = ((300 if row["site_id"] is not None else 200
+                                 if row["jurisdiction_id"] is not None else 100)
+                                + (10 if row["category_code"] is not None else 0))
+        label = " / ".join([row["category_code"] or "*",
+                            labels["jurisdiction"].get(row["jurisdiction_id"], "*"),
+                            labels["site"].get(row["site_id"], "*")])
+        _upsert(new, by_key, _rule_key(tuple(row[k] for k in key)), values, notes,
+                label=label)
+    return preview.of_lines(conn, "responsibility_rule", {**inputs, "rules": new},
+                            notes.rows(), repaired=checked.report.repaired)
+
+
+@dataclass
+class _Notes:
+    """What the upserts change: labels of rows added and changed, outlines before and after."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    olds: list[preview.Line] = field(default_factory=list)
+    news: list[preview.Line] = field(default_factory=list)
+
+    def rows(self) -> preview.RowChanges:
+        added, changed = sorted(self.added), sorted(self.changed)
+        cap = preview.MAX_ROWS_LISTED
+        return preview.RowChanges(len(added), 0, len(changed), added[:cap], [], changed[:cap])
+
+
+def _upsert(frame: pd.DataFrame, index: dict[Any, int], key: Any, values: dict[str, Any],
+            notes: _Notes, *, label: str | None = None) -> None:
+    """Set ``values`` on the row of ``frame`` whose key is ``key`` (when ``key`` is not None
+    and ``index`` holds it) or append a new row with the next id; note what it changes."""
+    label = label or str(key)
+    at = index.get(key) if key is not None else None
+    if at is None:
+        values["id"] = int(frame["id"].max()) + 1 if len(frame) else 1
+        frame.loc[len(frame)] = pd.Series(values)
+        if key is not None:
+            index[key] = len(frame) - 1
+        notes.added.append(label)
+        if "geometry" in values:
+            notes.news.append(_line(values))
+        return
+    before = {str(k): v for k, v in frame.iloc[at].items()}
+    if any(not _same(before[k], v) for k, v in values.items()):
+        notes.changed.append(label)
+        if "geometry" in values:
+            notes.olds.append(_line(before))
+            notes.news.append(_line({**before, **values}))
+    for k, v in values.items():
+        frame.at[frame.index[at], k] = v
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, shapely.Geometry) or isinstance(b, shapely.Geometry):
+        return bool(isinstance(a, shapely.Geometry) and isinstance(b, shapely.Geometry)
+                    and shapely.get_type_id(a) == shapely.get_type_id(b)
+                    and shapely.equals_exact(a, b, 0))
+    if _missing(a) or _missing(b):
+        return _missing(a) and _missing(b)
+    if isinstance(a, np.generic):
+        a = a.item()
+    return bool(a == b)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def _line(row: dict[str, Any]) -> preview.Line:
+    geometry = shapely.transform(row["geometry"], lambda c: np.round(c, _DIGITS))
+    return preview.Line(str(row.get("code") or ""), str(row.get("name") or ""),
+                        json.loads(shapely.to_geojson(geometry)))
+
+
+def _rule_key(values: Any) -> tuple[Any, ...]:
+    return tuple(None if _missing(v) else (int(v) if isinstance(v, float | np.integer) else v)
+                 for v in values)
+
+
+def _rule_labels(conn: psycopg.Connection[Any]) -> dict[str, dict[int, str]]:
+    return {"jurisdiction": dict(conn.execute("SELECT id, code FROM jurisdiction").fetchall()),
+            "site": dict(conn.execute("SELECT id, coalesce(code, name) FROM site").fetchall())}
+
+
+def _parent_codes(frame: pd.DataFrame) -> list[str | None]:
+    code_of = {int(i): str(c) for i, c in zip(frame["id"], frame["code"], strict=True)}
+    return [None if _missing(p) else code_of.get(int(p)) for p in frame["parent_id"]]
+
+
+def _quality(frame: pd.DataFrame, conn: psycopg.Connection[Any]) -> preview.Quality:
+    """The data-quality report of the new set, as ``sitewatch check`` reports a stored one."""
+    import geopandas as gpd
+
+    units = dict(conn.execute("SELECT id, name FROM unit").fetchall())
+    ordered = frame.assign(parent=pd.Series(_parent_codes(frame), index=frame.index,
+                                            dtype=object),
+                           unit=pd.Series([None if _missing(u) else units.get(int(u))
+                                           for u in frame["unit_id"]], index=frame.index,
+                                          dtype=object))
+    ordered = ordered.sort_values(["level", "code"], kind="stable")
+    jurisdictions = gpd.GeoDataFrame(
+        ordered[["code", "name", "level", "parent", "unit"]].reset_index(drop=True),
+        geometry=list(ordered["geometry"]), crs="EPSG:4326")
+    return preview.quality_of(jurisdictions)
