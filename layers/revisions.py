@@ -6,8 +6,10 @@ one ``revision`` row (who, when, what file or row caused it, a note, counts) and
 (migration 0022). :mod:`layers.assignment` writes them; this module owns their SQL, and the
 reads behind ``GET /api/v1/revisions`` and ``sitewatch revisions``.
 
-A revision is stored only when at least one issue changed answer: it is the record of a
-reassignment. (Keeping past versions of the lines themselves is a later part of issue 18.)
+A revision is stored when at least one issue changed answer, or when the lines changed
+(layers.history.record_line_change): it is the record of a change of the lines and of the
+reassignment it caused. The lines' own past versions are kept by migration 0026
+(layers.history), and a revision is undone by a new one of kind 'revert' (layers.revert).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class Origin:
     source: str | None = None
     source_sha256: str | None = None
     note: str | None = None
+    #: The revision a revert undoes (kind 'revert' only).
+    reverts: int | None = None
 
     @classmethod
     def of_file(cls, path: Path, *, name: str | None = None) -> Origin:
@@ -59,9 +63,19 @@ def record(conn: psycopg.Connection[Any], origin: Origin, *, actor: str, examine
     row = conn.execute(_RECORD.format(changes=sql.Identifier(changes)), {
         "actor": actor, "kind": origin.kind, "source": origin.source,
         "sha256": origin.source_sha256, "note": origin.note, "examined": examined,
+        "reverts": origin.reverts,
     }).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def record_empty(conn: psycopg.Connection[Any], origin: Origin, *, actor: str) -> int:
+    """Store a revision that moved no issue (it changed lines only); its id."""
+    conn.execute("CREATE TEMP TABLE no_changes (id bigint, status text, category_code text,"
+                 " lead_unit_id bigint, old_lead_unit_id bigint) ON COMMIT DROP")
+    revision = record(conn, origin, actor=actor, examined=0, changes="no_changes")
+    conn.execute("DROP TABLE no_changes")
+    return revision
 
 
 def add_changes(conn: psycopg.Connection[Any], revision_id: int, changes: str) -> None:
@@ -103,8 +117,8 @@ WITH moved AS (
     SELECT from_id, to_id, count(*)::int AS issues, sum(points)::float8 AS points
     FROM moved GROUP BY from_id, to_id
 )
-INSERT INTO revision (actor, kind, source, source_sha256, note, counts)
-SELECT %(actor)s, %(kind)s, %(source)s, %(sha256)s, %(note)s, jsonb_build_object(
+INSERT INTO revision (actor, kind, source, source_sha256, note, reverts, counts)
+SELECT %(actor)s, %(kind)s, %(source)s, %(sha256)s, %(note)s, %(reverts)s, jsonb_build_object(
     'examined', %(examined)s::int,
     'changed', (SELECT count(*) FROM {changes}),
     'lead_changed', (SELECT count(*) FROM moved),

@@ -219,9 +219,9 @@ def update_jurisdiction(conn: Conn, admin: Admin, code: str, body: JurisdictionP
 @router.delete("/jurisdictions/{code}", status_code=status.HTTP_204_NO_CONTENT,
                response_class=Response, tags=["jurisdictions"],
                responses={**_WRITE, **_CONFLICT})
-def delete_jurisdiction(conn: Conn, _: Admin, code: str) -> None:
+def delete_jurisdiction(conn: Conn, admin: Admin, code: str) -> None:
     """Delete a jurisdiction (admin); 409 while it has children or issues refer to it."""
-    jurisdictions.delete(conn, code)
+    jurisdictions.delete(conn, code, actor=admin.actor)
 
 
 # -- sites -----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.rows import class_row
 
+from layers import history, revisions
 from layers.catalog import hierarchy, tables, units
 from layers.catalog.tables import BBox
 from layers.db import statements
@@ -168,8 +169,10 @@ def update(conn: psycopg.Connection[Any], code: str, changes: Mapping[str, Any],
         return get(conn, new_code)
 
 
-def delete(conn: psycopg.Connection[Any], code: str) -> None:
-    """Delete a jurisdiction; Conflict while it has children or issues refer to it."""
+def delete(conn: psycopg.Connection[Any], code: str, *, actor: str = "sitewatch") -> None:
+    """Delete a jurisdiction; Conflict while it has children or issues refer to it.
+
+    No issue moves (none may refer to it), but the change of the lines is a revision."""
     with conn.transaction():
         row = conn.execute(
             "SELECT EXISTS (SELECT 1 FROM jurisdiction c WHERE c.parent_id = j.id),"
@@ -190,3 +193,5 @@ def delete(conn: psycopg.Connection[Any], code: str) -> None:
         except errors.ForeignKeyViolation:
             # A child or issue added concurrently after the check above.
             raise Conflict(f"jurisdiction {code!r} is still referenced") from None
+        history.record_line_change(conn, revisions.Origin("edit", f"jurisdiction {code}"),
+                                   actor=actor)

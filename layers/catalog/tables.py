@@ -14,7 +14,7 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.rows import class_row
 
-from layers import assignment, revisions
+from layers import assignment, history, revisions
 from layers.errors import Conflict, NotFound, ValidationFailed
 
 #: A bounding box in EPSG:4326: min lon, min lat, max lon, max lat.
@@ -89,11 +89,15 @@ def reassigning(conn: psycopg.Connection[Any], table: str, code: str, *, actor: 
     issues its footprint held before or holds after are assigned again, audited as ``actor``,
     in the caller's transaction. A row not there before (a create) or after (a delete) has
     no footprint on that side. ``when`` false: the change cannot move an issue (a rename).
-    The issues that move are stored as one revision of kind 'edit' naming the row."""
+    The change is stored as one revision of kind 'edit' naming the row, with the issues that
+    move."""
     before = assignment.footprint(conn, table, code)
     yield
+    now_code = code if new_code is None else new_code
+    origin = revisions.Origin("edit", f"{table} {now_code}")
     if when:
-        now_code = code if new_code is None else new_code
         after = assignment.footprint(conn, table, now_code)
         assignment.reassign_changed(conn, before, after, actor=actor, only_shape=only_shape,
-                                    origin=revisions.Origin("edit", f"{table} {now_code}"))
+                                    origin=origin)
+    # Changed lines that moved no issue are a revision too (history: revert, refusals).
+    history.record_line_change(conn, origin, actor=actor)

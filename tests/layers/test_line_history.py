@@ -1,0 +1,208 @@
+"""History of the lines (migration 0026) and revert: versions written by trigger, a revision
+for every change of the lines, revert back to the lines and answers before a revision and its
+refusals, "as of" answers from the issue's trail."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from geo.assign import RESULT_COLUMNS
+from layers import history, revert, revisions
+from layers.assignment import load_assigner, reassign
+from layers.catalog import jurisdictions
+from layers.errors import Conflict, NotFound, ValidationFailed
+from layers.io import imports
+from layers.issues import records
+from tests import small_district
+from tests.small_district import District
+
+
+@pytest.fixture
+def db(dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    """Autocommit: every statement its own transaction and time, as in the server."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        yield conn
+
+
+def _answers(conn: psycopg.Connection[Any]) -> dict[int, tuple[Any, ...]]:
+    columns = ", ".join(RESULT_COLUMNS)
+    return {r[0]: tuple(r[1:]) for r in conn.execute(
+        f"SELECT id, {columns} FROM issue ORDER BY id").fetchall()}
+
+
+def _lines(conn: psycopg.Connection[Any]) -> dict[str, list[tuple[Any, ...]]]:
+    """Every line's content, geometry as exact WKB: equal means the same lines."""
+    return {
+        "jurisdiction": conn.execute(
+            "SELECT id, code, name, level, parent_id, unit_id, ST_AsEWKB(geom)"
+            " FROM jurisdiction ORDER BY id").fetchall(),
+        "site": conn.execute(
+            "SELECT id, layer, code, name, ST_AsEWKB(geom), attributes, buffer_m,"
+            " inspection_interval_days, unit_id FROM site ORDER BY id").fetchall(),
+        "responsibility_rule": conn.execute(
+            "SELECT id, task, category_code, jurisdiction_id, site_id, unit_id, leader, contact"
+            " FROM responsibility_rule ORDER BY id").fetchall()}
+
+
+def _redrawn_with_grid(folder: Path) -> Path:
+    """The redrawn communities and a new grid G1 in the west of 湖西, on its first issue."""
+    path = small_district.redrawn_file(folder)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["features"].append({"type": "Feature", "geometry": small_district.box(
+        small_district.WEST, 120.705), "properties": {
+            "code": "G1", "name": "一网格", "level": "grid", "parent": "CW", "unit": "W"}})
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def _versions(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT (SELECT count(*) FROM jurisdiction_version)"
+                       " + (SELECT count(*) FROM site_version)"
+                       " + (SELECT count(*) FROM responsibility_rule_version)").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_the_answer_columns_of_sql_are_those_of_the_engine(db: psycopg.Connection[Any]) -> None:
+    row = db.execute("SELECT issue_answer_columns()").fetchone()
+    assert row is not None and row[0] == list(RESULT_COLUMNS)
+
+
+def test_a_redraw_keeps_the_old_line_with_the_time_it_held(
+        db: psycopg.Connection[Any], district: District, tmp_path: Path) -> None:
+    report = imports.import_jurisdictions(db, small_district.redrawn_file(tmp_path),
+                                          actor="创建办")
+    rows = db.execute(
+        "SELECT v.code, ST_XMax(v.geom), v.valid_to IS NULL, v.xact_from = r.xact,"
+        " v.xact_to = r.xact FROM jurisdiction_version v, revision r WHERE r.id = %s"
+        " AND v.code = 'CW' ORDER BY v.version_id", [report.reassigned["revision"]]).fetchall()
+    assert rows == [("CW", pytest.approx(small_district.MIDDLE), False, False, True),
+                    ("CW", pytest.approx(small_district.REDRAWN), True, True, None)]
+    # The street, rewritten by nobody, keeps its one version.
+    assert db.execute("SELECT count(*) FROM jurisdiction_version WHERE code = 'S'"
+                      ).fetchone() == (1,)
+
+
+def test_a_write_that_changes_no_content_writes_no_version(
+        db: psycopg.Connection[Any], district: District) -> None:
+    before = _versions(db)
+    db.execute("UPDATE jurisdiction SET updated_at = now(), name = name")
+    assert _versions(db) == before
+
+
+def test_an_edit_that_moves_no_issue_is_a_revision_of_its_lines(
+        db: psycopg.Connection[Any], district: District) -> None:
+    jurisdictions.update(db, "CW", {"name": "湖西社区"}, actor="创建办 李四")
+    [stored] = revisions.list_revisions(db, limit=5)
+    assert (stored.kind, stored.source, stored.actor, stored.changed) == (
+        "edit", "jurisdiction CW", "创建办 李四", 0)
+
+
+def test_an_import_that_fails_validation_stores_no_revision_and_no_version(
+        db: psycopg.Connection[Any], district: District, tmp_path: Path) -> None:
+    before = _versions(db), _lines(db)
+    with pytest.raises(ValidationFailed):
+        imports.import_jurisdictions(db, small_district.redrawn_file(tmp_path, bad_level=True),
+                                     actor="创建办")
+    assert (_versions(db), _lines(db)) == before
+    assert db.execute("SELECT count(*) FROM revision").fetchone() == (0,)
+
+
+def test_reverting_an_import_brings_back_every_line_and_answer(
+        db: psycopg.Connection[Any], district: District, tmp_path: Path) -> None:
+    answers, lines = _answers(db), _lines(db)
+    # A grid is added too: the revert removes it again, and its issue goes back.
+    applied = imports.import_jurisdictions(db, _redrawn_with_grid(tmp_path),
+                                           actor="创建办").reassigned
+    assert db.execute("SELECT count(*) FROM issue i JOIN jurisdiction j"
+                      " ON j.id = i.jurisdiction_id WHERE j.code = 'G1'").fetchone() == (1,)
+    assert _answers(db) != answers and _lines(db) != lines
+
+    done = revert.revert(db, applied["revision"], actor="创建办 王五", note="画错了")
+
+    assert _answers(db) == answers
+    assert _lines(db) == lines
+    assert (done.reverts, done.changed, done.lines) == (applied["revision"], 3, 3)
+    [stored, _] = revisions.list_revisions(db, limit=5)
+    assert (stored.id, stored.kind, stored.reverts, stored.note, stored.actor) == (
+        done.revision, "revert", applied["revision"], "画错了", "创建办 王五")
+    found = revisions.summary(db, stored.id)
+    assert [(p.from_unit, p.to_unit, p.issues) for p in found.pairs] == [("W", "E", 2)]
+    assert db.execute("SELECT count(*) FROM jurisdiction WHERE code = 'G1'").fetchone() == (0,)
+
+
+
+def test_a_revert_is_refused_when_a_line_was_changed_since(
+        db: psycopg.Connection[Any], district: District, tmp_path: Path) -> None:
+    applied = imports.import_jurisdictions(db, small_district.redrawn_file(tmp_path),
+                                           actor="创建办").reassigned["revision"]
+    jurisdictions.update(db, "CE", {"name": "湖东新社区"}, actor="创建办")
+    [later, _] = revisions.list_revisions(db, limit=5)
+    answers, lines = _answers(db), _lines(db)
+    with pytest.raises(Conflict) as refused:
+        revert.revert(db, applied, actor="创建办")
+    assert f"revision {later.id}" in refused.value.message and "CE" in refused.value.message
+    assert (_answers(db), _lines(db)) == (answers, lines)
+    # The later one first, then the import.
+    revert.revert(db, later.id, actor="创建办")
+    revert.revert(db, applied, actor="创建办")
+    assert db.execute("SELECT name FROM jurisdiction WHERE code = 'CE'").fetchone() == ("湖东",)
+
+
+def test_a_revision_is_reverted_once(
+        db: psycopg.Connection[Any], district: District, tmp_path: Path) -> None:
+    applied = imports.import_jurisdictions(db, small_district.redrawn_file(tmp_path),
+                                           actor="创建办").reassigned["revision"]
+    done = revert.revert(db, applied, actor="创建办")
+    with pytest.raises(Conflict, match=f"already reverted by revision {done.revision}"):
+        revert.revert(db, applied, actor="创建办")
+    # Reverting the revert applies the redraw again.
+    revert.revert(db, done.revision, actor="创建办")
+    row = db.execute("SELECT ST_XMax(geom) FROM jurisdiction WHERE code = 'CW'").fetchone()
+    assert row is not None and row[0] == pytest.approx(small_district.REDRAWN)
+
+
+def test_a_plain_reassignment_is_not_reverted(
+        db: psycopg.Connection[Any], district: District) -> None:
+    db.execute("UPDATE issue SET lead_unit_id = NULL WHERE public_id = %s",
+               [district.issues[0]])
+    moved = reassign(db, load_assigner(db), actor="test")
+    with pytest.raises(Conflict, match="changed no lines"):
+        revert.revert(db, moved["revision"], actor="创建办")
+    with pytest.raises(NotFound):
+        revert.revert(db, moved["revision"] + 100, actor="创建办")
+
+
+def test_as_of_answers_before_and_after_a_redraw(
+        db: psycopg.Connection[Any], district: District, tmp_path: Path) -> None:
+    moving = district.moving[0]
+    imports.import_jurisdictions(db, small_district.redrawn_file(tmp_path), actor="创建办")
+    [late] = records.store(db, *records.prepare(load_assigner(db), [records.NewIssue(
+        category="CMP-03", lon=120.712, lat=31.305, description="乱堆乱放 新")]),
+        actor="巡查员", actor_role="inspector")
+
+    then = history.as_of(db, moving, history.parse_as_of("reported"))
+    assert (then.answer.jurisdiction, then.answer.lead_unit, then.answer.lead_unit_name) == (
+        "CE", "E", "湖东社区")
+    assert then.answer.unknown == []
+    # The lines valid then: 湖东 as it was, holding the point.
+    [ce] = [v for v in then.lines if v.code == "CE"]
+    assert ce.valid_to is not None and {v.code for v in then.lines} >= {"S", "CE"}
+    assert "CW" not in {v.code for v in then.lines}
+
+    now = history.as_of(db, moving, datetime.now(UTC))
+    assert (now.answer.jurisdiction, now.answer.lead_unit) == ("CW", "W")
+    assert all(v.valid_to is None for v in now.lines)
+
+    reported = history.as_of(db, late, "reported")
+    assert (reported.answer.jurisdiction, reported.answer.lead_unit) == ("CW", "W")
+    issue = records.get(db, late)
+    with pytest.raises(ValidationFailed, match="before the issue was reported"):
+        history.as_of(db, late, issue.reported_at - timedelta(seconds=1))
