@@ -24,7 +24,7 @@ import pandas as pd
 import psycopg
 import shapely
 
-from layers import assignment, revisions
+from layers import assignment, history, revisions
 from layers.catalog import hierarchy, sites
 from layers.errors import ValidationFailed
 from layers.io.gisfile import (
@@ -222,9 +222,13 @@ def _upsert(conn: psycopg.Connection[Any], query: str, params: Mapping[str, Any]
 
 
 def _reassign(conn: psycopg.Connection[Any], actor: str, path: Path) -> dict[str, int]:
-    """Re-run assignment; the issues it moves are stored as one revision naming the file."""
-    return assignment.reassign(conn, assignment.load_assigner(conn), actor=actor,
-                               origin=revisions.Origin.of_file(path))
+    """Re-run assignment; the lines changed and the issues moved are stored as one revision
+    naming the file (none when the file changed nothing)."""
+    origin = revisions.Origin.of_file(path)
+    counts = assignment.reassign(conn, assignment.load_assigner(conn), actor=actor,
+                                 origin=origin)
+    stored = history.record_line_change(conn, origin, actor=actor)
+    return counts if stored is None else {**counts, "revision": stored}
 
 
 # --- jurisdictions ------------------------------------------------------------------------

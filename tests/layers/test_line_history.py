@@ -206,3 +206,21 @@ def test_as_of_answers_before_and_after_a_redraw(
     issue = records.get(db, late)
     with pytest.raises(ValidationFailed, match="before the issue was reported"):
         history.as_of(db, late, issue.reported_at - timedelta(seconds=1))
+
+
+def test_an_import_that_changes_lines_but_moves_no_issue_is_a_revision(
+        db: psycopg.Connection[Any], district: District, tmp_path: Path) -> None:
+    path = small_district.redrawn_file(tmp_path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["features"] = [{"type": "Feature", "geometry": small_district.box(
+        small_district.WEST, small_district.MIDDLE), "properties": {
+            "code": "CW", "name": "湖西社区", "level": "community", "parent": "S"}}]
+    path.write_text(json.dumps(data), encoding="utf-8")
+    report = imports.import_jurisdictions(db, path, actor="创建办")
+    assert report.reassigned["changed"] == 0
+    [stored] = revisions.list_revisions(db, limit=5)
+    assert (stored.id, stored.kind, stored.source, stored.changed) == (
+        report.reassigned["revision"], "import", "redrawn.geojson", 0)
+    # The same file again changes nothing: no revision.
+    imports.import_jurisdictions(db, path, actor="创建办")
+    assert len(revisions.list_revisions(db, limit=5)) == 1
