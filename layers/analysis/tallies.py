@@ -10,7 +10,9 @@ journal, so each change is counted exactly once whatever fails.
 
 A period is read as whole local days: its whole months from ``tally_month``, its edge days
 from ``tally_day`` (:func:`period_source`). "Overdue" is counted at reading time from the open
-issues' deadlines, which the tallies keep (open work is small whatever the archive).
+issues' deadlines, which the tallies keep while they are to come; a deadline that has passed is
+kept as :data:`OVERDUE` (:func:`compact`), so the rows keyed by exact deadlines are the open
+work not yet due, small whatever the archive.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ DELETE FROM tally_journal WHERE seq IN (
     SELECT seq FROM tally_journal ORDER BY seq LIMIT %(batch)s)
 RETURNING sign, lon, lat, (reported_at AT TIME ZONE %(zone)s)::date AS day, category_code,
           jurisdiction_id, site_id, issue_is_open(status) AS open,
-          CASE WHEN issue_is_open(status) THEN deadline END AS deadline,
+          CASE WHEN issue_is_open(status) THEN
+              CASE WHEN deadline < now() THEN 'epoch' ELSE deadline END END AS deadline,
           NOT issue_is_open(status) AND issue_ran_past_deadline(deadline, closed_at, now())
               AS late,
           source = 'external_assessment' AS assessed, lead_unit_id,
@@ -107,6 +110,7 @@ def fold(conn: psycopg.Connection[Any], zone: tzinfo, *, batch: int = BATCH,
             if not rebuilt and _basis_changed(conn, zone_name):
                 rebuild(conn, zone_name)
                 rebuilt = True
+            compact(conn)
             rows = conn.execute(_TAKE, {"batch": batch, "zone": zone_name,
                                         "dismissed": list(DISMISSED_STATUSES)}).fetchall()
             if rows:
@@ -132,6 +136,40 @@ def fold(conn: psycopg.Connection[Any], zone: tzinfo, *, batch: int = BATCH,
         if pairs < PAIRS:
             break
     return Folded(total, rebuilt)
+
+
+# The stand-in deadline of open issues already overdue ('epoch' in SQL; migration 0028): any
+# time before every reading's now() answers "deadline < now()" as the real one did.
+OVERDUE = datetime(1970, 1, 1, tzinfo=UTC)
+# The tallies keyed by an open issue's deadline, with the sums each keeps.
+_DUE = (("tally_day", KEY, ("n",)), ("tally_month", KEY, ("n",)),
+        ("tally_cell_day", CELL_KEY, ("n",)), ("tally_cell_month", CELL_KEY, ("n",)),
+        ("ground_day", GROUND_KEY, ("n",)), ("ground_month", GROUND_KEY, ("n",)),
+        ("duty_day", DUTY_KEY, DUTY_SUMS), ("duty_month", DUTY_KEY, DUTY_SUMS))
+
+
+def compact(conn: psycopg.Connection[Any]) -> None:
+    """Move the open rows whose deadline has passed to :data:`OVERDUE` (inside the caller's
+    transaction, before it folds journal rows, which it maps the same way as of the same
+    now())."""
+    for table, key, sums in _DUE:
+        others = [c for c in key if c != "deadline"]
+        conn.execute(sql.SQL("""
+            WITH passed AS (
+                DELETE FROM {table} WHERE open AND deadline > 'epoch' AND deadline < now()
+                RETURNING {others}, {sums})
+            INSERT INTO {table} AS t ({others}, deadline, {sums})
+            SELECT {others}, 'epoch', {summed} FROM passed GROUP BY {others}
+            ON CONFLICT ({key}) DO UPDATE SET {add}""").format(
+            table=sql.Identifier(table),
+            others=sql.SQL(", ").join(map(sql.Identifier, others)),
+            sums=sql.SQL(", ").join(map(sql.Identifier, sums)),
+            summed=sql.SQL(", ").join(sql.SQL("sum({})").format(sql.Identifier(c))
+                                      for c in sums),
+            key=sql.SQL(", ").join(map(sql.Identifier, key)),
+            add=sql.SQL(", ").join(sql.SQL("{0} = t.{0} + EXCLUDED.{0}").format(
+                sql.Identifier(c)) for c in sums)))
+    conn.execute("UPDATE tally_basis SET compacted_to = now()")
 
 
 def _basis_changed(conn: psycopg.Connection[Any], zone_name: str) -> bool:

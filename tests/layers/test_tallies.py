@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -49,12 +50,16 @@ def recount(conn: psycopg.Connection[Any], zone: tzinfo, *, months: bool = False
                jurisdiction_id, site_id, issue_is_open(status),
                deadline, closed_at, source
         FROM issue WHERE status NOT IN ('rejected', 'duplicate')""", [str(zone)]).fetchall()
+    # Deadlines passed when the tallies were last folded stand as tallies.OVERDUE.
+    compacted = conn.execute("SELECT compacted_to FROM tally_basis").fetchone()
+    passed = compacted[0] if compacted and compacted[0] else datetime.min.replace(tzinfo=UTC)
     out: Counter[Key] = Counter()
     for lon, lat, day, category, jurisdiction, site, is_open, deadline, closed, source in rows:
         cell = h3.str_to_int(h3.latlng_to_cell(lat, lon, tallies.RESOLUTION))
         late = not is_open and deadline is not None and closed > deadline
+        due = (tallies.OVERDUE if deadline is not None and deadline < passed else deadline)
         out[(cell, day.replace(day=1) if months else day, category, jurisdiction, site,
-             is_open, deadline if is_open else None, late,
+             is_open, due if is_open else None, late,
              source == "external_assessment")] += 1
     return out
 
@@ -203,6 +208,16 @@ class History:
                         ORDER BY id OFFSET %s LIMIT 1)""",
                           [self.rng.uniform(0.2, 6), self.rng.randrange(40)])
 
+    def deadline_passes(self) -> None:
+        """An open issue's deadline is now up to two days past (as the clock would make it),
+        or a second ahead, so that it passes between two folds."""
+        self.conn.execute("""
+            UPDATE issue SET deadline = now() + %s * interval '1 second'
+            WHERE id = (SELECT id FROM issue WHERE issue_is_open(status) ORDER BY id
+                        OFFSET %s LIMIT 1)""",
+                          [self.rng.choice([-self.rng.uniform(0, 172_800), 1.0]),
+                           self.rng.randrange(60)])
+
     def fold(self) -> None:
         tallies.fold(self.conn, ZONE, batch=self.rng.randint(1, 40))
 
@@ -225,9 +240,10 @@ def test_tallies_kept_through_random_histories_equal_a_recount(
                          geometry=small_district.box(west, east))
         history = History(conn, seed, photo, caller)
         steps = [history.report] * 4 + [history.transition] * 8 + [history.close_back] * 3 + [
-            history.redraw, history.fold]
+            history.deadline_passes] * 2 + [history.redraw, history.fold]
         for _ in range(60):
             history.rng.choice(steps)()
+        time.sleep(1.1)  # every deadline set a second ahead has passed: compared as overdue
         tallies.fold(conn, ZONE)
         assert_tallies_equal_a_recount(conn, ZONE)
         assert tallies.lag(conn) == timedelta(0)
@@ -247,6 +263,39 @@ def test_tallies_kept_through_random_histories_equal_a_recount(
             "SELECT count(DISTINCT (site_id, category_code)), count(*) FILTER"
             " (WHERE gap IS NOT NULL) FROM site_day").fetchone() or (0, 0)
         assert pairs >= 4 and recurring >= 1
+
+
+def test_a_deadline_that_passes_moves_to_the_overdue_stand_in_and_counts_stay_right(
+        dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        district = small_district.build(conn)
+        first = district.issues[0]
+        conn.execute("UPDATE issue SET deadline = now() + interval '1 second'"
+                     " WHERE public_id = %s", [first])
+        tallies.fold(conn, ZONE)
+        assert stored(conn, "tally_cell_day") == per_cell(recount(conn, ZONE))
+
+        def overdue() -> int:
+            return int(tallies.count(conn, tallies.Selection(), (), ("overdue",))
+                       ["overdue"].iloc[0])
+
+        exact = conn.execute("SELECT count(*) FROM tally_cell_day WHERE open AND deadline >"
+                             " 'epoch'").fetchone()
+        assert exact is not None and exact[0] >= 1
+        before = overdue()
+        time.sleep(1.2)
+        assert overdue() == before + 1  # counted when read, before any fold
+        tallies.fold(conn, ZONE)
+        assert overdue() == before + 1
+        assert conn.execute("SELECT count(*) FROM tally_cell_day WHERE open AND deadline"
+                            " > 'epoch' AND deadline < now()").fetchone() == (0,)
+        assert_tallies_equal_a_recount(conn, ZONE)
+        # Closing it takes it out of the stand-in row it was moved to.
+        conn.execute("UPDATE issue SET status = 'verified', closed_at = now()"
+                     " WHERE public_id = %s", [first])
+        tallies.fold(conn, ZONE)
+        assert overdue() == before
+        assert_tallies_equal_a_recount(conn, ZONE)
 
 
 def test_a_change_waits_in_the_journal_until_folded_and_the_lag_says_so(dsn: str) -> None:
