@@ -1,5 +1,6 @@
 """``sitewatch revisions``: the bulk reassignments stored as revisions (who moved which open
-issues to which unit, from which file or edit). The same as ``GET /api/v1/revisions``."""
+issues to which unit, from which file or edit), and their revert. The same as
+``GET /api/v1/revisions`` and ``POST /api/v1/revisions/{id}/revert``."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.cli.session import session
-from layers import revisions
+from api.cli.session import actor, session
+from layers import revert, revisions
 
-revisions_app = typer.Typer(help="Revisions: the bulk reassignments of open issues.",
+revisions_app = typer.Typer(help="Revisions: the changes of the lines and the reassignments "
+                                 "of open issues they caused; revert one.",
                             no_args_is_help=True)
 out = Console(highlight=False)
 
@@ -81,3 +83,23 @@ def show(
         if len(rows) < r.changed:
             out.print(f"first {len(rows)} of {r.changed:,} changes; more with --changes or"
                       f" GET /api/v1/revisions/{r.id}")
+
+
+@revisions_app.command("revert")
+def revert_command(
+    revision_id: Annotated[int, typer.Argument(metavar="ID", min=1, max=2**63 - 1,
+                                               help="The revision's id (revisions list).")],
+    note: Annotated[str | None, typer.Option(
+        help="Why (at most 4,000 characters), kept with the revert revision.")] = None,
+) -> None:
+    """Put the lines and rules revision ID changed back as they were just before it and
+    reassign the open issues by them, as a new revision of kind 'revert'. Refused when a line
+    it changed was changed again since (revert the later revision first), when it was
+    already reverted, or when it changed no lines (a plain reassign)."""
+    if note is not None and len(note) > 4000:
+        raise typer.BadParameter("at most 4,000 characters", param_hint="--note")
+    with session() as conn:
+        done = revert.revert(conn, revision_id, actor=actor(), note=note)
+    out.print(f"reverted revision {done.reverts} as revision {done.revision}: {done.lines} "
+              f"line(s) put back; {done.changed:,} of {done.examined:,} open issues moved back"
+              f" (sitewatch revisions show {done.revision})")

@@ -13,6 +13,7 @@ from api.auth import Caller, MaybeCaller, require_permission
 from api.deps import AppSettings, Conn
 from api.periods import read_period
 from api.schemas.catalog import parse_bbox
+from api.schemas.history import IssueAsOf
 from api.schemas.issues import (
     IssueCollection,
     IssueCreate,
@@ -24,6 +25,7 @@ from api.schemas.issues import (
 )
 from api.services import reporting
 from geo.crs import lonlat_to_wgs84
+from layers import history
 from layers.auth import access
 from layers.auth.tokens import Principal
 from layers.issues import lifecycle, records
@@ -115,12 +117,20 @@ def list_issues(
         "numberReturned": len(rows), "links": links}))
 
 
-@router.get("/{public_id}", response_model=IssueFeature)
-def get_issue(public_id: str, conn: Conn, caller: MaybeCaller) -> JSONResponse:
+@router.get("/{public_id}", response_model=IssueAsOf | IssueFeature)
+def get_issue(
+    public_id: str, conn: Conn, caller: MaybeCaller,
+    as_of: Annotated[str | None, Query(min_length=1, max_length=40, description=(
+        "reported, or an ISO 8601 date-time with offset: adds `as_of`, the ground and units "
+        "the system answered then (from the issue's trail) and the lines valid then"))] = None,
+) -> JSONResponse:
     """One issue as a GeoJSON Feature (reporter fields for admins and supervisors; photos
-    for a unit only when the issue is its own)."""
+    for a unit only when the issue is its own); with ``as_of``, also as it stood then."""
+    when = None if as_of is None else history.parse_as_of(as_of)
     [row] = _shown(conn, caller, [records.get(conn, public_id)])
-    return _geojson(feature(row))
+    if when is None:
+        return _geojson(feature(row))
+    return _geojson(IssueAsOf.of(feature(row), history.as_of(conn, public_id, when)))
 
 
 def _shown(conn: Conn, caller: Principal | None, rows: list[records.Issue]

@@ -1,9 +1,9 @@
 """``/api/v1/revisions`` (admin, supervisor): the bulk reassignments stored as revisions.
 
 A revision is what an import, a boundary or site edit or ``sitewatch reassign`` did to the
-open issues: who, when, from which file or row, and which issues moved between which units
-(layers.revisions). Reading one is bounded: its counts were written with it, and its changes
-come a page at a time.
+lines and the open issues: who, when, from which file or row, and which issues moved between
+which units (layers.revisions). Reading one is bounded: its counts were written with it, and
+its changes come a page at a time. ``POST /{id}/revert`` (admin) undoes one (layers.revert).
 """
 
 from __future__ import annotations
@@ -11,17 +11,19 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from geojson_pydantic import Point
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import require_permission
 from api.deps import Conn
-from layers import revisions
+from layers import revert, revisions
 from layers.auth.tokens import Principal
 
 router = APIRouter(prefix="/api/v1/revisions", tags=["revisions"])
 Reader = Annotated[Principal, Depends(require_permission("read_revisions"))]
+# A revert writes the lines back, as an import of them would: the same permission (admin).
+Reverter = Annotated[Principal, Depends(require_permission("import_layers"))]
 RevisionId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 # A revision holds at most one change per issue; paging past ten million is no real request.
 MAX_OFFSET = 10_000_000
@@ -122,3 +124,38 @@ def get_revision(
         changes=ChangeCollection.model_validate({
             "features": [ChangeFeature.of(r) for r in rows], "numberMatched": total,
             "numberReturned": len(rows), "links": links}))
+
+
+class RevertRequest(BaseModel):
+    """Why the revision is reverted (kept as the revert revision's note)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(None, max_length=4000)
+
+
+class Reverted(BaseModel):
+    """The revert revision stored, and what it put back."""
+
+    revision: int = Field(description="the new revision, of kind 'revert'")
+    reverts: int = Field(description="the revision reverted")
+    lines: int = Field(description="jurisdictions, sites and rules put back as they were")
+    examined: int = Field(description="open issues assigned again")
+    changed: int = Field(description="open issues whose answer changed back")
+
+
+@router.post("/{revision_id}/revert", status_code=201, response_model=Reverted, responses={
+    409: {"description": "a line it changed was changed again since (the later revision is "
+                         "named: revert it first), already reverted, changed no lines, or "
+                         "stored before the lines' history was kept (problem+json)"}})
+def revert_revision(
+    conn: Conn, caller: Reverter, revision_id: RevisionId, response: Response,
+    body: Annotated[RevertRequest | None, Body()] = None,
+) -> Reverted:
+    """Put the lines and rules the revision changed back as they were just before it, and
+    reassign the open issues by them; stored as a new revision naming the reverted one."""
+    done = revert.revert(conn, revision_id, actor=caller.actor,
+                         note=body.note if body is not None else None)
+    response.headers["Location"] = f"/api/v1/revisions/{done.revision}"
+    return Reverted(revision=done.revision, reverts=done.reverts, lines=done.lines,
+                    examined=done.examined, changed=done.changed)

@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from layers import vocab
 from layers.auth import roles, tokens
+from layers.catalog import jurisdictions
 from layers.db.settings import Settings
 from layers.supervision import orders
 
@@ -162,6 +163,16 @@ def _fresh_site(w: World) -> str:
     return code
 
 
+def _fresh_revision(w: World) -> int:
+    """A revision that can be reverted: a new street added through the catalog."""
+    code = f"RV{w.fresh()}"
+    jurisdictions.create(w.conn, code=code, name="撤销用街道", level="street",
+                         geometry=_square(120.727, 31.30), actor="test")
+    row = w.conn.execute("SELECT max(id) FROM revision").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def _fresh_subscription(w: World) -> int:
     row = w.conn.execute("INSERT INTO subscription (channel, target, created_by) VALUES"
                          " ('email', 'office@example.cn', 'test') RETURNING id").fetchone()
@@ -262,6 +273,7 @@ RECIPES: dict[str, Callable[[World, str], Request]] = {
     "POST /api/v1/issues": lambda w, _: ("POST", "/api/v1/issues", {"json": {
         "category": "CTY-05", "lon": INSIDE[0], "lat": INSIDE[1], "description": "暴露垃圾"}}),
     "GET /api/v1/issues/{public_id}": _get("/api/v1/issues/{w.own_issue}"),
+    "GET /api/v1/issues/{public_id} as_of": _get("/api/v1/issues/{w.own_issue}?as_of=reported"),
     "GET /api/v1/issues/{public_id}/events": _get("/api/v1/issues/{w.own_issue}/events"),
     "POST /api/v1/issues/{public_id}/transitions assign": _transition("assign", "reported"),
     "POST /api/v1/issues/{public_id}/transitions rectify": _transition("rectify", "assigned"),
@@ -343,6 +355,8 @@ RECIPES: dict[str, Callable[[World, str], Request]] = {
         "POST", f"/api/v1/deliveries/{_dead_delivery(w)}/retry", {}),
     "GET /api/v1/revisions": _get("/api/v1/revisions"),
     "GET /api/v1/revisions/{revision_id}": _get("/api/v1/revisions/{w.revision}?limit=10"),
+    "POST /api/v1/revisions/{revision_id}/revert": lambda w, _: (
+        "POST", f"/api/v1/revisions/{_fresh_revision(w)}/revert", {"json": {"note": "撤销"}}),
 }
 
 
