@@ -7,6 +7,12 @@ after the deadline *or closed after it*: wider than "overdue" (open and past the
 SQL ``issue_is_overdue``), because a late fix lost the points all the same. What counts is the
 same as in :mod:`layers.supervision.scores` (points lost), so the register explains a unit's
 score line by line. (The HTTP register keeps its field name ``overdue`` for this.)
+
+The unit an entry counts against is the one answering for the issue (its lead unit) when its
+deadline was missed, as the issue's trail recorded it (SQL ``issue_lead_unit_at``, migration
+0026; see layers.history), not today's: a grid redrawn after the deadline moves the open issue
+to a new unit, but the lateness belongs to the unit that let it happen. An entry whose
+deadline has not passed (a rework, a finding of the assessors) counts against today's unit.
 """
 
 from __future__ import annotations
@@ -36,11 +42,18 @@ _ENTRIES = """
                  ::numeric, 1)::float8 AS hours_late,
            i.source = 'external_assessment' AS found_by_assessors
     FROM issue i JOIN category c ON c.code = i.category_code
-    WHERE i.lead_unit_id = %(unit)s
-      AND i.reported_at >= %(since)s AND i.reported_at < %(until)s
+    CROSS JOIN LATERAL (SELECT least(coalesce(i.deadline, now()), now()) AS at) due
+    WHERE i.reported_at >= %(since)s AND i.reported_at < %(until)s
       AND i.status NOT IN ('rejected', 'duplicate')
       AND (i.source = 'external_assessment' OR i.rework_count > 0
            OR issue_ran_past_deadline(i.deadline, i.closed_at, now()))
+      -- CASE fixes the order: the trail is read only for issues that are the unit's now or
+      -- whose answer changed after the due moment (else it is today's answer).
+      AND CASE WHEN i.lead_unit_id = %(unit)s
+                    OR EXISTS (SELECT 1 FROM issue_answer_record r
+                               WHERE r.issue_id = i.id AND r.at > due.at)
+               THEN issue_lead_unit_at(i.id, due.at) IS NOT DISTINCT FROM %(unit)s
+               ELSE false END
     ORDER BY i.reported_at, i.id
 """
 

@@ -20,6 +20,7 @@ from layers.catalog import jurisdictions
 from layers.errors import Conflict, NotFound, ValidationFailed
 from layers.io import imports
 from layers.issues import records
+from layers.supervision import accountability
 from tests import small_district
 from tests.small_district import District
 
@@ -224,3 +225,24 @@ def test_an_import_that_changes_lines_but_moves_no_issue_is_a_revision(
     # The same file again changes nothing: no revision.
     imports.import_jurisdictions(db, path, actor="创建办")
     assert len(revisions.list_revisions(db, limit=5)) == 1
+
+
+def test_the_register_names_the_unit_answering_when_the_deadline_was_missed(
+        db: psycopg.Connection[Any], district: District, tmp_path: Path) -> None:
+    early, late = district.moving
+    # ``early`` ran past its deadline two days ago, while 湖东 (E) answered for it.
+    db.execute("UPDATE issue SET reported_at = now() - interval '5 days',"
+               " deadline = now() - interval '2 days' WHERE public_id = %s", [early])
+    imports.import_jurisdictions(db, small_district.redrawn_file(tmp_path), actor="创建办")
+    # ``late`` runs past its deadline only after the redraw handed it to 湖西 (W).
+    db.execute("UPDATE issue SET deadline = now() WHERE public_id = %s", [late])
+    since, until = datetime.now(UTC) - timedelta(days=30), datetime.now(UTC) + timedelta(days=1)
+
+    east = accountability.register(db, "E", since=since, until=until)
+    west = accountability.register(db, "W", since=since, until=until)
+
+    assert [e.public_id for e in east.entries] == [early]
+    assert [e.public_id for e in west.entries] == [late]
+    assert east.ran_past_deadline == 1 and west.ran_past_deadline == 1
+    # Today both answer to 湖西.
+    assert {records.get(db, i).lead_unit for i in (early, late)} == {"W"}

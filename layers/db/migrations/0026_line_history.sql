@@ -247,12 +247,15 @@ WHERE e.action IN ('assign', 'reassign');
 -- what the first entry after ``at`` said it was before; else (nothing changed it since) what
 -- it is now. SQL NULL (not JSON null) when the trail cannot tell: the first later entry is an
 -- admin's 'assign', which records the unit it gave, not the one it took from.
+-- Before the issue was in the system (a back-dated report, an imported archive) the answer
+-- it was first given holds: ``at`` is taken as no earlier than the issue's creation.
 CREATE FUNCTION issue_answer_value_at(p_issue bigint, p_at timestamptz, p_column text)
 RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
 DECLARE
     found_value jsonb;
     known boolean;
 BEGIN
+    SELECT greatest(p_at, i.created_at) INTO p_at FROM issue i WHERE i.id = p_issue;
     SELECT r.new -> p_column INTO found_value FROM issue_answer_record r
     WHERE r.issue_id = p_issue AND r.at <= p_at AND r.new ? p_column
     ORDER BY r.at DESC, r.tier DESC, r.seq DESC LIMIT 1;
