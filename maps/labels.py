@@ -45,6 +45,13 @@ LABELS: dict[str, dict[str, str]] = {
         "orders_denied": "令牌无权查看本单位督办单", "orders_error": "督办单读取失败",
         "still_open": "未办结", "overdue_now": "超期", "acknowledged": "已签收",
         "not_acknowledged": "未签收", "issued_at": "下发时间",
+        "pv_title": "界线调整预览", "pv_old_lines": "现行界线", "pv_new_lines": "导入文件界线",
+        "pv_moves": "将变动的问题", "pv_handed_over": "将移交其他单位的问题",
+        "pv_same_unit": "牵头单位不变（辖区或点位变动）", "pv_move": "移交",
+        "pv_ground": "辖区", "pv_points": "分值", "pv_examined": "检查问题",
+        "pv_changed": "将变动", "pv_lead_changed": "将移交", "pv_made": "预览于",
+        "pv_nothing_stored": "未保存任何更改",
+        "pv_capped": "图上显示 {} 个，共 {} 个（计数完整）",
     },
     "en": {
         "title": "Civilized city campaign · sites and issues",
@@ -96,6 +103,14 @@ LABELS: dict[str, dict[str, str]] = {
         "orders_error": "Could not read the orders",
         "still_open": "open", "overdue_now": "overdue", "acknowledged": "acknowledged",
         "not_acknowledged": "not acknowledged", "issued_at": "Issued",
+        "pv_title": "Preview of new lines", "pv_old_lines": "Lines now",
+        "pv_new_lines": "Lines in the file", "pv_moves": "Issues that would move",
+        "pv_handed_over": "Issues handed to another unit",
+        "pv_same_unit": "Same lead unit (other ground or site)", "pv_move": "Moves",
+        "pv_ground": "Ground", "pv_points": "Points", "pv_examined": "issues examined",
+        "pv_changed": "would change", "pv_lead_changed": "change unit",
+        "pv_made": "previewed", "pv_nothing_stored": "nothing stored",
+        "pv_capped": "{} of {} shown on the map (the counts are complete)",
     },
 }
 

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli.session import actor, err, session
+from layers import line_previews
 from layers.db.settings import Settings
 from layers.io import exports, import_preview, imports
 from layers.preview import Preview
@@ -61,7 +62,11 @@ def _preview(kind: str, file: Path, *, crs: str | None = None, layer: str | None
              ) -> None:
     with session() as conn, err.status(f"previewing {kind}..."):
         shown = import_preview.preview_import(conn, kind, file, crs=crs, layer=layer)
+        token = line_previews.save(conn, shown, source=file.name, actor=actor())
     print_preview(shown, file.name)
+    if token is not None:
+        out.print(f"地图 map (24 小时内有效 kept 24 h; 管理员或督查组令牌 admin or supervisor "
+                  f"token): /maps/revisions/preview/{token}")
 
 
 def print_preview(shown: Preview, name: str) -> None:

@@ -26,8 +26,8 @@ from starlette.types import Receive, Scope, Send
 
 from api.auth import Caller
 from api.deps import AppSettings, Conn
+from layers import line_previews, revisions
 from layers import preview as previews
-from layers import revisions
 from layers.auth import access
 from layers.errors import PayloadTooLarge, ValidationFailed
 from layers.io import exports, import_preview, imports
@@ -74,12 +74,21 @@ class PreviewOut(BaseModel):
     pairs: list[revisions.Handover]
     quality: previews.Quality | None
     repaired: list[dict[str, Any]]
+    #: The preview's map page (``/maps/revisions/preview/{token}``, kept 24 h); None for an
+    #: edit's preview, or when the map would exceed ``line_previews.MAX_PAYLOAD_BYTES``.
+    map: str | None = None
 
 
-def preview_response(shown: previews.Preview) -> JSONResponse:
+def preview_response(shown: previews.Preview, map_url: str | None = None) -> JSONResponse:
     """200 with the preview as JSON (the route's own response model is for the act)."""
     body = PreviewOut.model_validate(shown, from_attributes=True)
+    body.map = map_url
     return JSONResponse(body.model_dump(mode="json"))
+
+
+def preview_map_url(token: str | None) -> str | None:
+    """The path of the map page kept under ``token`` (None: no map)."""
+    return None if token is None else f"/maps/revisions/preview/{token}"
 
 
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
@@ -135,8 +144,10 @@ def create_import(
     with tempfile.TemporaryDirectory(prefix="sw-import-") as folder:
         path = _save(file, Path(folder))
         if preview:
-            return preview_response(import_preview.preview_import(conn, kind, path, crs=crs,
-                                                                  layer=layer))
+            shown = import_preview.preview_import(conn, kind, path, crs=crs, layer=layer)
+            token = line_previews.save(conn, shown, source=_safe_name(file.filename),
+                                       actor=actor)
+            return preview_response(shown, preview_map_url(token))
         report: Any
         if kind == "jurisdictions":
             report = imports.import_jurisdictions(conn, path, crs=crs, actor=actor)

@@ -2,21 +2,26 @@
 
 Public: they show public fields only (no reporter, contact or description), like Open311
 reads. A unit's supervision orders are not public: ``/maps/units/{unit}`` fetches them in the
-browser with the token the user pasted (docs/access.md).
+browser with the token the user pasted (docs/access.md). The map of an import's preview
+(``/maps/revisions/preview/{token}``) shows who would gain and lose which issues, as a
+revision does: it needs a token allowed to read revisions (admin, supervisor).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from api.auth import require_permission
 from api.deps import AppSettings, Conn
 from api.gate import request_gate
 from api.services import hotspot_results, map_pages
 from geo.crs import wgs84_to_gcj02
+from layers import line_previews
 from layers.analysis import budget
+from layers.auth.tokens import Principal
 from layers.views import mapviews
 
 router = APIRouter(tags=["maps"])
@@ -71,6 +76,21 @@ def unit_map(conn: Conn, settings: AppSettings,
     its supervision orders are fetched by the page with the unit's own token."""
     return HTMLResponse(map_pages.unit(conn, unit, zone=settings.zone, lang=lang,
                                        tianditu_key=settings.tianditu_key))
+
+
+@router.get("/maps/revisions/preview/{token}", response_class=HTMLResponse,
+            responses={s: {"content": {"application/problem+json": {}}}
+                       for s in (401, 403, 404, 422)})
+def revision_preview_map(
+        conn: Conn, settings: AppSettings,
+        _caller: Annotated[Principal, Depends(require_permission("read_revisions"))],
+        token: Annotated[str, Path(pattern=line_previews.PREVIEW_ID,
+                                   description="the token an import's preview answered")],
+        lang: Lang = "zh") -> HTMLResponse:
+    """The map of an import's preview (kept 24 h): the lines now and in the file, in two
+    colours, and the open issues that would move, "from unit -> to unit"."""
+    return HTMLResponse(map_pages.revision_preview(conn, token, zone=settings.zone, lang=lang,
+                                                   tianditu_key=settings.tianditu_key))
 
 
 @router.get("/tiles/issues/{z}/{x}/{y}.mvt",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
@@ -23,6 +23,7 @@ from api.schemas.hotspots import HotspotFeature
 from api.services import hotspot_results, map_records
 from api.services.hotspot_results import AssignerOf
 from geo.hotspots.budget import Limits
+from layers import line_previews
 from layers.analysis import tallies
 from layers.analysis.budget import OverBudget
 from layers.analysis.hotspots import HotspotQuery
@@ -38,6 +39,13 @@ from maps.hotspots import HotspotData, build_hotspots
 from maps.overview import OverviewData, build_overview
 from maps.page import AsOf, PageOptions, PeriodMenu
 from maps.records import ChronicSite
+from maps.revision_preview import (
+    PreviewData,
+    PreviewLine,
+    PreviewMove,
+    UnitSwing,
+    build_preview,
+)
 from maps.unit import UnitData, build_unit
 
 # Days a map period may name: a campaign's data lies well inside, and a page's ad-hoc
@@ -287,3 +295,22 @@ def unit(conn: psycopg.Connection[Any], code: str, *, zone: tzinfo, lang: str = 
     data.orders = None if orders is None else [map_records.order_counts(o) for o in orders]
     return str(build_unit(data, options).get_root().render())
 
+
+
+def revision_preview(conn: psycopg.Connection[Any], token: str, *, zone: tzinfo,
+                     lang: str = "zh", tianditu_key: str = "") -> str:
+    """The map of the import preview kept under ``token`` (layers.line_previews); NotFound
+    when there is none or it expired."""
+    kept = line_previews.load(conn, token)
+    drawing = kept.drawing
+    data = PreviewData(
+        source=kept.source, table=kept.table, created_at=kept.created_at,
+        expires_at=kept.expires_at, examined=kept.examined, changed=kept.changed,
+        lead_changed=kept.lead_changed, points_moved=kept.points_moved,
+        units=[UnitSwing(**asdict(u)) for u in kept.units],
+        old_lines=[PreviewLine(**asdict(x)) for x in drawing.old_lines],
+        new_lines=[PreviewLine(**asdict(x)) for x in drawing.new_lines],
+        moves=[PreviewMove(**asdict(m)) for m in drawing.moves],
+        unit_names=drawing.unit_names)
+    options = PageOptions(zone=zone, lang=lang, tianditu_key=tianditu_key, tiles_url=None)
+    return str(build_preview(data, options).get_root().render())

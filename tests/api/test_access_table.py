@@ -9,6 +9,7 @@ recipe, or when any caller gets another status than the table says.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -20,6 +21,7 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from psycopg.types.json import Jsonb
 
 from api.app import create_app
 from layers import vocab
@@ -173,6 +175,18 @@ def _fresh_revision(w: World) -> int:
     return int(row[0])
 
 
+def _kept_preview(w: World) -> str:
+    """A preview's map as an import's preview keeps it (layers.line_previews), drawing
+    nothing."""
+    token = secrets.token_urlsafe(32)
+    payload = {"source": "grids.geojson", "table": "jurisdiction", "examined": 0,
+               "changed": 0, "lead_changed": 0, "points_moved": 0.0, "units": [],
+               "drawing": {"old_lines": [], "new_lines": [], "moves": [], "unit_names": {}}}
+    w.conn.execute("INSERT INTO line_preview (token, created_by, payload)"
+                   " VALUES (%s, 'test', %s)", [token, Jsonb(payload)])
+    return token
+
+
 def _fresh_subscription(w: World) -> int:
     row = w.conn.execute("INSERT INTO subscription (channel, target, created_by) VALUES"
                          " ('email', 'office@example.cn', 'test') RETURNING id").fetchone()
@@ -227,6 +241,8 @@ RECIPES: dict[str, Callable[[World, str], Request]] = {
     "GET /maps/overview": _get("/maps/overview"),
     "GET /maps/hotspots": _get("/maps/hotspots"),
     "GET /maps/units/{unit}": _get("/maps/units/{w.own_unit}"),
+    "GET /maps/revisions/preview/{token}": lambda w, _: (
+        "GET", f"/maps/revisions/preview/{_kept_preview(w)}", {}),
     "GET /tiles/issues/{z}/{x}/{y}.mvt": _get("/tiles/issues/16/54740/26761.mvt"),
     "GET /api/v1/units": _get("/api/v1/units"),
     "GET /api/v1/units/{code}": _get("/api/v1/units/{w.own_unit}"),
