@@ -16,7 +16,7 @@ import pytest
 from geo.assign import RESULT_COLUMNS
 from layers import history, revert, revisions
 from layers.assignment import load_assigner, reassign
-from layers.catalog import jurisdictions
+from layers.catalog import jurisdictions, sites
 from layers.errors import Conflict, NotFound, ValidationFailed
 from layers.io import imports
 from layers.issues import records
@@ -246,3 +246,55 @@ def test_the_register_names_the_unit_answering_when_the_deadline_was_missed(
     assert east.ran_past_deadline == 1 and west.ran_past_deadline == 1
     # Today both answer to 湖西.
     assert {records.get(db, i).lead_unit for i in (early, late)} == {"W"}
+
+
+def _shifted_grids(conn: psycopg.Connection[Any], folder: Path) -> Path:
+    """Every grid of the district moved 200 m east, with its code, parent and unit: a new
+    grid set that moves many issues between grids and units."""
+    rows = conn.execute(
+        "SELECT j.code, j.name, p.code, u.code, ST_AsGeoJSON(ST_Translate(j.geom, 0.002, 0))"
+        " FROM jurisdiction j JOIN jurisdiction p ON p.id = j.parent_id"
+        " LEFT JOIN unit u ON u.id = j.unit_id WHERE j.level = 'grid'").fetchall()
+    features = [{"type": "Feature", "geometry": json.loads(geometry), "properties": {
+        "code": code, "name": name, "level": "grid", "parent": parent, "unit": unit}}
+        for code, name, parent, unit, geometry in rows]
+    path = folder / "grids.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}),
+                    encoding="utf-8")
+    return path
+
+
+def test_reverting_a_new_grid_set_of_the_demo_brings_back_every_answer_and_line(
+        demo_dsn: str, tmp_path: Path) -> None:
+    with psycopg.connect(demo_dsn, autocommit=True) as conn:
+        answers, lines = _answers(conn), _lines(conn)
+        path = _shifted_grids(conn, tmp_path)
+        applied = imports.import_jurisdictions(conn, path, actor="创建办").reassigned
+        assert applied["changed"] > 10
+        done = revert.revert(conn, applied["revision"], actor="创建办")
+        assert done.changed == applied["changed"]
+        assert _lines(conn) == lines
+        assert _answers(conn) == answers
+
+
+def test_reverting_rules_sites_and_a_deletion_puts_each_back(
+        db: psycopg.Connection[Any], district: District, tmp_path: Path) -> None:
+    answers, lines = _answers(db), _lines(db)
+    sheet = tmp_path / "任务分解表.csv"
+    sheet.write_text("任务,类别,社区,责任单位\n清理乱堆,CMP-03,CE,W\n", encoding="utf-8")
+    ruled = imports.import_responsibilities(db, sheet, actor="创建办").reassigned["revision"]
+    sites.create(db, code="MK1", name="湖东市场", layer="market",
+                 geometry=small_district.box(120.716, 120.719), actor="创建办")
+    sited = revisions.list_revisions(db, limit=1)[0].id
+    jurisdictions.create(db, code="S2", name="星湖二街道", level="street",
+                         geometry=small_district.box(120.80, 120.81), actor="创建办")
+    jurisdictions.delete(db, "S2", actor="创建办")
+    created, deleted = (r.id for r in revisions.list_revisions(db, limit=2)[::-1])
+    assert _answers(db) != answers
+
+    revert.revert(db, deleted, actor="创建办")
+    assert db.execute("SELECT count(*) FROM jurisdiction WHERE code = 'S2'").fetchone() == (1,)
+    for revision in (created, sited, ruled):
+        revert.revert(db, revision, actor="创建办")
+    assert _answers(db) == answers
+    assert _lines(db) == lines
