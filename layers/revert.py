@@ -166,8 +166,8 @@ def _refuse_later_changes(conn: psycopg.Connection[Any], revision_id: int,
 
 def _refuse_closed_on_added(conn: psycopg.Connection[Any], revision_id: int,
                             added: dict[LineTable, list[int]]) -> None:
-    """Conflict when a closed issue was judged on a jurisdiction or site the revision added:
-    removing the line would rewrite that closed case."""
+    """Conflict when a closed issue was judged on a jurisdiction or site the revision added
+    (removing the line would rewrite that closed case), or a later rule names one."""
     row = conn.execute(
         "SELECT public_id FROM issue WHERE NOT issue_is_open(status)"
         " AND (jurisdiction_id = ANY(%s) OR site_id = ANY(%s)) ORDER BY id LIMIT 1",
@@ -177,6 +177,22 @@ def _refuse_closed_on_added(conn: psycopg.Connection[Any], revision_id: int,
             f"已办结问题 {row[0]} 属于修订 {revision_id} 新增的辖区或点位，无法撤销 / closed "
             f"issue {row[0]} was judged on a jurisdiction or site that revision "
             f"{revision_id} added; it cannot be reverted", details={"issue": row[0]})
+    # A rule written since for a place the revision added would go with it (ON DELETE
+    # CASCADE): a later change lost without a word. Its revision is named instead.
+    rule = conn.execute(
+        "SELECT (SELECT min(r.id) FROM revision r WHERE r.xact = v.xact_from)"
+        " FROM responsibility_rule t JOIN responsibility_rule_version v"
+        "   ON v.id = t.id AND v.valid_to IS NULL"
+        " WHERE (t.jurisdiction_id = ANY(%s) OR t.site_id = ANY(%s)) AND NOT t.id = ANY(%s)"
+        " ORDER BY t.id LIMIT 1",
+        [added["jurisdiction"], added["site"], added["responsibility_rule"]]).fetchone()
+    if rule is not None:
+        zh, en = (("修订 " + str(rule[0]), f"revision {rule[0]}") if rule[0] is not None
+                  else ("未记录修订的改动", "a change stored without a revision"))
+        raise Conflict(
+            f"修订 {revision_id} 新增的辖区或点位已被{zh}写入责任规则，请先撤销后者 / a "
+            f"responsibility rule written since by {en} names a place revision {revision_id} "
+            "added; revert that first", details={"later_revision": rule[0]})
 
 
 def _restore(conn: psycopg.Connection[Any], touched: list[Touched]) -> None:

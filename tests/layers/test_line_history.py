@@ -298,3 +298,25 @@ def test_reverting_rules_sites_and_a_deletion_puts_each_back(
         revert.revert(db, revision, actor="创建办")
     assert _answers(db) == answers
     assert _lines(db) == lines
+
+
+def test_a_revert_that_would_remove_a_place_a_later_rule_or_closed_issue_uses_is_refused(
+        db: psycopg.Connection[Any], district: District, tmp_path: Path) -> None:
+    sites.create(db, code="MK1", name="湖东小区", layer="old_compound",
+                 geometry=small_district.box(120.716, 120.719), actor="创建办")
+    sited = revisions.list_revisions(db, limit=1)[0].id
+    sheet = tmp_path / "任务分解表.csv"
+    sheet.write_text("任务,类别,点位,责任单位\n市场周边,CMP-03,MK1,W\n", encoding="utf-8")
+    ruled = imports.import_responsibilities(db, sheet, actor="创建办").reassigned["revision"]
+    with pytest.raises(Conflict, match=f"by revision {ruled} names a place"):
+        revert.revert(db, sited, actor="创建办")
+    assert db.execute("SELECT count(*) FROM responsibility_rule").fetchone() == (1,)
+    revert.revert(db, ruled, actor="创建办")
+    # A closed issue judged on the compound keeps it.
+    on_site = db.execute("SELECT public_id FROM issue i JOIN site s ON s.id = i.site_id"
+                         " WHERE s.code = 'MK1' LIMIT 1").fetchone()
+    assert on_site is not None
+    db.execute("UPDATE issue SET status = 'rejected', closed_at = now() WHERE public_id = %s",
+               [on_site[0]])
+    with pytest.raises(Conflict, match=f"closed issue {on_site[0]} was judged on"):
+        revert.revert(db, sited, actor="创建办")
