@@ -159,7 +159,7 @@ def _moves(fmap: folium.Map, data: PreviewData, t: dict[str, str]) -> None:
                     "colour": HANDED_OVER if handed else SAME_UNIT}})
         folium.GeoJson(
             {"type": "FeatureCollection", "features": features},
-            marker=folium.CircleMarker(radius=6),
+            marker=folium.CircleMarker(radius=6, fill=True),
             style_function=lambda f: {"color": f["properties"]["colour"], "weight": 1,
                                       "fillColor": f["properties"]["colour"],
                                       "fillOpacity": 0.85},
