@@ -52,8 +52,8 @@ CELL_KEY = ("cell", "day", "open", "deadline")
 GROUND_KEY = ("day", "jurisdiction_id", "category_code", "open", "deadline", "late", "assessed")
 # The longest recurrence window a caller may ask for, in days (site_day.gap: migration 0025).
 MAX_GAP_DAYS = 365
-# (site, category) pairs recounted per transaction (site_day, site_month: migration 0025).
-PAIRS = 2_000
+# Dirty (site, category, day) taken per transaction (site_day, site_month: migration 0025).
+DAYS = 5_000
 
 # The journal rows a batch folds, with what the keys and the scores' sums need.
 _TAKE = """
@@ -123,17 +123,17 @@ def fold(conn: psycopg.Connection[Any], zone: tzinfo, *, batch: int = BATCH,
             return Folded(total, rebuilt)
         if len(rows) < batch:
             break
-    # The journal is empty: recount the pairs it touched (a pair's count depends on its
-    # other issues, so it is recounted once all of them are in).
+    # The journal is empty: recount the days it touched (a day's count depends on the issue
+    # before it, so it is recounted once all of them are in).
     while time.monotonic() - started <= budget_s:
         with conn.transaction():
             locked = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", [_LOCK]).fetchone()
             if not (locked and locked[0]):
                 break
-            pairs = recount_sites(conn, zone_name, pairs=PAIRS)
-            if pairs:
+            done = recount_sites(conn, zone_name)
+            if done:
                 conn.execute("UPDATE tally_basis SET folds = folds + 1")
-        if pairs < PAIRS:
+        if done < DAYS:
             break
     return Folded(total, rebuilt)
 
@@ -225,66 +225,99 @@ def _apply(conn: psycopg.Connection[Any], frame: pd.DataFrame) -> None:
 
 
 def _dirty(conn: psycopg.Connection[Any], frame: pd.DataFrame) -> None:
-    """Mark the (site, category) pairs of the journal rows for recounting."""
-    pairs = frame.loc[frame["site_id"].notna(), ["site_id", "category_code"]].drop_duplicates()
-    if pairs.empty:
+    """Mark the site, category and local day of each site-linked journal row for recounting."""
+    days = frame.loc[frame["site_id"].notna(), ["site_id", "category_code", "day"]
+                     ].drop_duplicates()
+    if days.empty:
         return
     conn.execute("""
-        INSERT INTO site_dirty (site_id, category_code)
-        SELECT * FROM unnest(%s::bigint[], %s::text[]) ORDER BY 1, 2
-        ON CONFLICT DO NOTHING""", [[int(v) for v in pairs["site_id"].tolist()],
-                                    pairs["category_code"].tolist()])
+        INSERT INTO site_dirty (site_id, category_code, day)
+        SELECT * FROM unnest(%s::bigint[], %s::text[], %s::date[]) ORDER BY 1, 2, 3
+        ON CONFLICT DO NOTHING""", [[int(v) for v in days["site_id"].tolist()],
+                                    days["category_code"].tolist(), days["day"].tolist()])
 
 
-# The dirty pairs taken for recounting, oldest first.
-_TAKE_PAIRS = """
+# The dirty days taken for recounting, oldest first, with the day of the next issue of each
+# pair after each (a change on a day moves the gap of the issue that follows it, which is on
+# that day or is the pair's first issue after it).
+_TAKE_DAYS = """
 WITH taken AS (
-    DELETE FROM site_dirty WHERE (site_id, category_code) IN (
-        SELECT site_id, category_code FROM site_dirty ORDER BY at, site_id, category_code
-        LIMIT %(pairs)s)
-    RETURNING site_id, category_code)
-INSERT INTO site_pairs SELECT * FROM taken
+    DELETE FROM site_dirty WHERE (site_id, category_code, day) IN (
+        SELECT site_id, category_code, day FROM site_dirty
+        ORDER BY at, site_id, category_code, day LIMIT %(days)s)
+    RETURNING site_id, category_code, day)
+INSERT INTO site_days
+SELECT site_id, category_code, day FROM taken
+UNION
+SELECT t.site_id, t.category_code, (n.reported_at AT TIME ZONE %(zone)s)::date
+FROM taken t CROSS JOIN LATERAL (
+    SELECT i.reported_at FROM issue i
+    WHERE i.site_id = t.site_id AND i.category_code = t.category_code
+      AND i.reported_at >= ((t.day + 1)::timestamp AT TIME ZONE %(zone)s)
+      AND i.status <> ALL(%(dismissed)s)
+    ORDER BY i.reported_at, i.id LIMIT 1) n
 """
-# Their counted issues in report order, each with its gap (geo.hotspots.chronic
-# .recurrence_gaps, here in whole days rounded up and kept when 0-365: migration 0025).
+# Each day's counted issues with their gap (geo.hotspots.chronic.recurrence_gaps, in whole
+# days rounded up, kept when 0-365: migration 0025), the issue before the day taken along so
+# that the day's first issue has its predecessor.
 _RECOUNT = """
 INSERT INTO site_day (day, site_id, category_code, gap, n)
-SELECT (reported_at AT TIME ZONE %(zone)s)::date, site_id, category_code,
-       CASE WHEN gap_s BETWEEN 0 AND 365 * 86400 THEN ceil(gap_s / 86400)::smallint END,
+SELECT d.day, d.site_id, d.category_code,
+       CASE WHEN x.gap_s BETWEEN 0 AND 365 * 86400 THEN ceil(x.gap_s / 86400)::smallint END,
        count(*)
-FROM (SELECT i.reported_at, i.site_id, i.category_code,
-             extract(epoch FROM i.reported_at) - extract(epoch FROM lag(
-                 CASE WHEN i.status = 'verified' THEN i.closed_at END) OVER (
-                 PARTITION BY i.site_id, i.category_code ORDER BY i.reported_at, i.id))
-                 AS gap_s
-      FROM issue i JOIN site_pairs p
-           ON p.site_id = i.site_id AND p.category_code = i.category_code
-      WHERE i.status <> ALL(%(dismissed)s)) ordered
+FROM site_days d CROSS JOIN LATERAL (
+    SELECT extract(epoch FROM y.reported_at) - extract(epoch FROM lag(
+               CASE WHEN y.status = 'verified' THEN y.closed_at END) OVER (
+               ORDER BY y.reported_at, y.id)) AS gap_s, y.on_day
+    FROM ((SELECT i.id, i.reported_at, i.status, i.closed_at, true AS on_day FROM issue i
+           WHERE i.site_id = d.site_id AND i.category_code = d.category_code
+             AND i.reported_at >= (d.day::timestamp AT TIME ZONE %(zone)s)
+             AND i.reported_at < ((d.day + 1)::timestamp AT TIME ZONE %(zone)s)
+             AND i.status <> ALL(%(dismissed)s))
+          UNION ALL
+          (SELECT i.id, i.reported_at, i.status, i.closed_at, false FROM issue i
+           WHERE i.site_id = d.site_id AND i.category_code = d.category_code
+             AND i.reported_at < (d.day::timestamp AT TIME ZONE %(zone)s)
+             AND i.status <> ALL(%(dismissed)s)
+           ORDER BY i.reported_at DESC, i.id DESC LIMIT 1)) y) x
+WHERE x.on_day
 GROUP BY 1, 2, 3, 4
 """
 
 
-def recount_sites(conn: psycopg.Connection[Any], zone_name: str, *, pairs: int = PAIRS) -> int:
-    """Recount the site tallies of up to ``pairs`` dirty (site, category) pairs from their
-    issues (inside the caller's transaction); returns how many were recounted."""
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS site_pairs (site_id bigint, category_code"
-                 " text) ON COMMIT DELETE ROWS")
-    conn.execute("TRUNCATE site_pairs")
-    taken = conn.execute(_TAKE_PAIRS, {"pairs": pairs}).rowcount
-    if not taken:
+def recount_sites(conn: psycopg.Connection[Any], zone_name: str, *, days: int = DAYS) -> int:
+    """Recount the site tallies of up to ``days`` dirty (site, category, day) and the days
+    their changes reach, from the issues of those days and the one before each (inside the
+    caller's transaction); returns how many days were recounted."""
+    for temp in ("site_days", "site_months"):
+        conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (site_id bigint,"
+                             " category_code text, day date) ON COMMIT DELETE ROWS").format(
+            sql.Identifier(temp)))
+        conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(temp)))
+    params = {"days": days, "zone": zone_name, "dismissed": list(DISMISSED_STATUSES)}
+    conn.execute(_TAKE_DAYS, params)
+    row = conn.execute("SELECT count(*) FROM site_days").fetchone()
+    if not row or not row[0]:
         return 0
-    for table in ("site_day", "site_month"):
-        conn.execute(sql.SQL("DELETE FROM {} t USING site_pairs p WHERE t.site_id = p.site_id"
-                             " AND t.category_code = p.category_code").format(
-            sql.Identifier(table)))
-    conn.execute(_RECOUNT, {"zone": zone_name, "dismissed": list(DISMISSED_STATUSES)})
+    conn.execute("""
+        DELETE FROM site_day t USING site_days d WHERE t.site_id = d.site_id
+        AND t.category_code = d.category_code AND t.day = d.day""")
+    conn.execute(_RECOUNT, params)
+    # The months of those days, summed again from their days.
+    conn.execute("""
+        INSERT INTO site_months SELECT DISTINCT site_id, category_code,
+               date_trunc('month', day)::date FROM site_days""")
+    conn.execute("""
+        DELETE FROM site_month t USING site_months m WHERE t.site_id = m.site_id
+        AND t.category_code = m.category_code AND t.day = m.day""")
     conn.execute("""
         INSERT INTO site_month (day, site_id, category_code, gap, n)
-        SELECT date_trunc('month', t.day)::date, t.site_id, t.category_code, t.gap, sum(t.n)
-        FROM site_day t JOIN site_pairs p
-             ON p.site_id = t.site_id AND p.category_code = t.category_code
+        SELECT m.day, t.site_id, t.category_code, t.gap, sum(t.n)
+        FROM site_months m JOIN site_day t
+             ON t.site_id = m.site_id AND t.category_code = m.category_code
+            AND t.day >= m.day AND t.day < (m.day + interval '1 month')::date
         GROUP BY 1, 2, 3, 4""")
-    return taken
+    return int(row[0])
 
 
 def _upsert(conn: psycopg.Connection[Any], table: str, key: tuple[str, ...],

@@ -9,8 +9,10 @@
 -- * site_*: per local day, site, category and recurrence gap, for the chronic-site ranking
 --   (geo.hotspots.chronic). Whether an issue recurs depends on the previous issue of its
 --   site and category, so these are not folded from the journal row by row: a journal row
---   marks its (site, category) pair dirty (site_dirty), and the job recounts each dirty
---   pair from its issues. A pair's history is short (tens to hundreds of issues).
+--   marks its site, category and local day dirty (site_dirty), and the job recounts that day
+--   and the day of the next issue of the pair (the only other one whose gap can change)
+--   from the issues of those days and the one before them: work per change, whatever the
+--   pair's history.
 
 CREATE TABLE ground_day (
     day             date NOT NULL,
@@ -54,17 +56,22 @@ CREATE TABLE site_month (LIKE site_day INCLUDING ALL);
 CREATE INDEX site_day_day_idx ON site_day (day);
 CREATE INDEX site_month_day_idx ON site_month (day);
 
--- (site, category) pairs whose site tallies must be recounted, oldest first.
+-- (site, category, local day) whose site tallies must be recounted, oldest first.
 CREATE TABLE site_dirty (
     site_id         bigint NOT NULL,
     category_code   text NOT NULL,
+    day             date NOT NULL,
     at              timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (site_id, category_code)
+    PRIMARY KEY (site_id, category_code, day)
 );
+CREATE INDEX site_dirty_at_idx ON site_dirty (at);
 
 -- A pair's issues in report order.
 CREATE INDEX issue_site_category_idx ON issue (site_id, category_code, reported_at)
     WHERE site_id IS NOT NULL;
 
-INSERT INTO site_dirty (site_id, category_code)
-SELECT DISTINCT site_id, category_code FROM issue WHERE site_id IS NOT NULL;
+-- In the days the tallies are counted in (the zone they were built in).
+INSERT INTO site_dirty (site_id, category_code, day)
+SELECT DISTINCT site_id, category_code,
+       (reported_at AT TIME ZONE coalesce((SELECT zone FROM tally_basis), 'UTC'))::date
+FROM issue WHERE site_id IS NOT NULL;
