@@ -98,6 +98,21 @@ def test_a_write_that_changes_no_content_writes_no_version(
     assert _versions(db) == before
 
 
+def test_a_transaction_writes_at_most_one_version_of_a_row(
+        db: psycopg.Connection[Any], district: District) -> None:
+    before = _versions(db)
+    with db.transaction():
+        db.execute("UPDATE jurisdiction SET name = '湖西一' WHERE code = 'CW'")
+        db.execute("UPDATE jurisdiction SET name = '湖西二' WHERE code = 'CW'")
+        db.execute("INSERT INTO jurisdiction (code, name, level, geom) SELECT 'S9', 'x',"
+                   " 'street', geom FROM jurisdiction WHERE code = 'S'")
+        db.execute("DELETE FROM jurisdiction WHERE code = 'S9'")
+    rows = db.execute("SELECT name, valid_to IS NULL FROM jurisdiction_version"
+                      " WHERE code = 'CW' ORDER BY version_id").fetchall()
+    assert rows == [("湖西", False), ("湖西二", True)]
+    assert _versions(db) == before + 1
+
+
 def test_an_edit_that_moves_no_issue_is_a_revision_of_its_lines(
         db: psycopg.Connection[Any], district: District) -> None:
     jurisdictions.update(db, "CW", {"name": "湖西社区"}, actor="创建办 李四")

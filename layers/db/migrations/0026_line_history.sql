@@ -5,8 +5,8 @@
 --
 -- One version table per line table, with the row's content in typed columns (geometry stays
 -- geometry, so "which grid held this point then" is a spatial query on the past) rather than
--- one shared table of JSON. Row triggers write them, so every writer (imports, the REST edits,
--- a revert, psql by hand) is covered without calling anything.
+-- one shared table of JSON. Triggers write them, so every writer (imports, the REST edits, a
+-- revert, psql by hand) is covered without calling anything.
 --
 -- A version is valid from ``valid_from`` (the writing transaction's now(), the time its
 -- revision also carries) until ``valid_to`` (NULL while current). ``xact_from``/``xact_to``
@@ -94,80 +94,43 @@ CREATE INDEX responsibility_rule_version_time_idx ON responsibility_rule_version
 CREATE INDEX responsibility_rule_version_from_idx ON responsibility_rule_version (xact_from);
 CREATE INDEX responsibility_rule_version_to_idx ON responsibility_rule_version (xact_to);
 
--- The current version of row ``row_id`` of ``tbl`` ends now: replaced outright when this same
--- transaction wrote it (one version per row and transaction), else closed.
-CREATE FUNCTION line_version_end(tbl regclass, row_id bigint) RETURNS void
-LANGUAGE plpgsql AS $$
+-- Statement triggers with transition tables, set-based: a new grid set of thousands of rows
+-- costs three statements, not a PL/pgSQL call per row (measured: per-row triggers added
+-- 0.46 s to an update of 5,000 grids that took 0.08 s). One function serves the three
+-- tables; its argument lists the table's content columns (those a version keeps and
+-- compares; updated_at and the generated precedence are not content).
+--
+-- Ending a row's current version: one this transaction wrote is replaced outright (one
+-- version per row and transaction), an older one is closed now.
+CREATE FUNCTION line_keep_versions() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    versions text := quote_ident(TG_TABLE_NAME || '_version');
+    cols text := TG_ARGV[0];
+    new_cols text := 'n.' || replace(TG_ARGV[0], ', ', ', n.');
+    old_cols text := 'o.' || replace(TG_ARGV[0], ', ', ', o.');
+    changed text := format('FROM new_rows n JOIN old_rows o ON o.id = n.id'
+                           ' WHERE (%s) IS DISTINCT FROM (%s)', new_cols, old_cols);
+    ended text;
 BEGIN
-    EXECUTE format('DELETE FROM %s WHERE id = $1 AND valid_to IS NULL'
-                   ' AND xact_from = pg_current_xact_id()', tbl::text || '_version')
-        USING row_id;
-    EXECUTE format('UPDATE %s SET valid_to = now(), xact_to = pg_current_xact_id()'
-                   ' WHERE id = $1 AND valid_to IS NULL', tbl::text || '_version')
-        USING row_id;
-END
-$$;
-
-CREATE FUNCTION jurisdiction_keep_version() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'UPDATE' AND (NEW.code, NEW.name, NEW.level, NEW.parent_id, NEW.unit_id,
-                             NEW.geom) IS NOT DISTINCT FROM
-                            (OLD.code, OLD.name, OLD.level, OLD.parent_id, OLD.unit_id,
-                             OLD.geom) THEN
-        RETURN NULL;
+    IF TG_OP = 'UPDATE' THEN
+        ended := 'SELECT n.id ' || changed;
+    ELSIF TG_OP = 'DELETE' THEN
+        ended := 'SELECT o.id FROM old_rows o';
     END IF;
-    IF TG_OP <> 'INSERT' THEN
-        PERFORM line_version_end('jurisdiction', OLD.id);
+    IF ended IS NOT NULL THEN
+        EXECUTE format('DELETE FROM %s WHERE valid_to IS NULL'
+                       ' AND xact_from = pg_current_xact_id() AND id IN (%s)', versions, ended);
+        EXECUTE format('UPDATE %s SET valid_to = now(), xact_to = pg_current_xact_id()'
+                       ' WHERE valid_to IS NULL AND id IN (%s)', versions, ended);
     END IF;
-    IF TG_OP <> 'DELETE' THEN
-        INSERT INTO jurisdiction_version (id, code, name, level, parent_id, unit_id, geom,
-                                          valid_from, xact_from)
-        VALUES (NEW.id, NEW.code, NEW.name, NEW.level, NEW.parent_id, NEW.unit_id, NEW.geom,
-                now(), pg_current_xact_id());
-    END IF;
-    RETURN NULL;
-END
-$$;
-
-CREATE FUNCTION site_keep_version() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'UPDATE' AND (NEW.layer, NEW.code, NEW.name, NEW.geom, NEW.attributes,
-                             NEW.buffer_m, NEW.inspection_interval_days, NEW.unit_id)
-                            IS NOT DISTINCT FROM
-                            (OLD.layer, OLD.code, OLD.name, OLD.geom, OLD.attributes,
-                             OLD.buffer_m, OLD.inspection_interval_days, OLD.unit_id) THEN
-        RETURN NULL;
-    END IF;
-    IF TG_OP <> 'INSERT' THEN
-        PERFORM line_version_end('site', OLD.id);
-    END IF;
-    IF TG_OP <> 'DELETE' THEN
-        INSERT INTO site_version (id, layer, code, name, geom, attributes, buffer_m,
-                                  inspection_interval_days, unit_id, valid_from, xact_from)
-        VALUES (NEW.id, NEW.layer, NEW.code, NEW.name, NEW.geom, NEW.attributes, NEW.buffer_m,
-                NEW.inspection_interval_days, NEW.unit_id, now(), pg_current_xact_id());
-    END IF;
-    RETURN NULL;
-END
-$$;
-
-CREATE FUNCTION responsibility_rule_keep_version() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'UPDATE' AND (NEW.task, NEW.category_code, NEW.jurisdiction_id, NEW.site_id,
-                             NEW.unit_id, NEW.leader, NEW.contact) IS NOT DISTINCT FROM
-                            (OLD.task, OLD.category_code, OLD.jurisdiction_id, OLD.site_id,
-                             OLD.unit_id, OLD.leader, OLD.contact) THEN
-        RETURN NULL;
-    END IF;
-    IF TG_OP <> 'INSERT' THEN
-        PERFORM line_version_end('responsibility_rule', OLD.id);
-    END IF;
-    IF TG_OP <> 'DELETE' THEN
-        INSERT INTO responsibility_rule_version (id, task, category_code, jurisdiction_id,
-                                                 site_id, unit_id, leader, contact,
-                                                 valid_from, xact_from)
-        VALUES (NEW.id, NEW.task, NEW.category_code, NEW.jurisdiction_id, NEW.site_id,
-                NEW.unit_id, NEW.leader, NEW.contact, now(), pg_current_xact_id());
+    IF TG_OP = 'INSERT' THEN
+        EXECUTE format('INSERT INTO %s (id, %s, valid_from, xact_from)'
+                       ' SELECT n.id, %s, now(), pg_current_xact_id() FROM new_rows n',
+                       versions, cols, new_cols);
+    ELSIF TG_OP = 'UPDATE' THEN
+        EXECUTE format('INSERT INTO %s (id, %s, valid_from, xact_from)'
+                       ' SELECT n.id, %s, now(), pg_current_xact_id() %s',
+                       versions, cols, new_cols, changed);
     END IF;
     RETURN NULL;
 END
@@ -189,12 +152,40 @@ INSERT INTO responsibility_rule_version (id, task, category_code, jurisdiction_i
 SELECT id, task, category_code, jurisdiction_id, site_id, unit_id, leader, contact, now()
 FROM responsibility_rule;
 
-CREATE TRIGGER jurisdiction_keeps_versions AFTER INSERT OR UPDATE OR DELETE ON jurisdiction
-    FOR EACH ROW EXECUTE FUNCTION jurisdiction_keep_version();
-CREATE TRIGGER site_keeps_versions AFTER INSERT OR UPDATE OR DELETE ON site
-    FOR EACH ROW EXECUTE FUNCTION site_keep_version();
-CREATE TRIGGER responsibility_rule_keeps_versions AFTER INSERT OR UPDATE OR DELETE
-    ON responsibility_rule FOR EACH ROW EXECUTE FUNCTION responsibility_rule_keep_version();
+-- A trigger with transition tables takes one event, hence three per table.
+CREATE TRIGGER jurisdiction_versions_insert AFTER INSERT ON jurisdiction
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION line_keep_versions('code, name, level, parent_id, unit_id, geom');
+CREATE TRIGGER jurisdiction_versions_update AFTER UPDATE ON jurisdiction
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION line_keep_versions('code, name, level, parent_id, unit_id, geom');
+CREATE TRIGGER jurisdiction_versions_delete AFTER DELETE ON jurisdiction
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION line_keep_versions('code, name, level, parent_id, unit_id, geom');
+CREATE TRIGGER site_versions_insert AFTER INSERT ON site
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION line_keep_versions('layer, code, name, geom, attributes, buffer_m,'
+                                        ' inspection_interval_days, unit_id');
+CREATE TRIGGER site_versions_update AFTER UPDATE ON site
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION line_keep_versions('layer, code, name, geom, attributes, buffer_m,'
+                                        ' inspection_interval_days, unit_id');
+CREATE TRIGGER site_versions_delete AFTER DELETE ON site
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION line_keep_versions('layer, code, name, geom, attributes, buffer_m,'
+                                        ' inspection_interval_days, unit_id');
+CREATE TRIGGER responsibility_rule_versions_insert AFTER INSERT ON responsibility_rule
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION line_keep_versions('task, category_code, jurisdiction_id, site_id,'
+                                        ' unit_id, leader, contact');
+CREATE TRIGGER responsibility_rule_versions_update AFTER UPDATE ON responsibility_rule
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION line_keep_versions('task, category_code, jurisdiction_id, site_id,'
+                                        ' unit_id, leader, contact');
+CREATE TRIGGER responsibility_rule_versions_delete AFTER DELETE ON responsibility_rule
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION line_keep_versions('task, category_code, jurisdiction_id, site_id,'
+                                        ' unit_id, leader, contact');
 
 -- The columns of an answer of assignment (geo.assign.RESULT_COLUMNS; a test holds them equal).
 CREATE FUNCTION issue_answer_columns() RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
