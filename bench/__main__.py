@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import exports, hotspots, ingest, maps, notify, openloop, reassign, tallies
+from bench import (
+    exports,
+    hotspots,
+    ingest,
+    maps,
+    notify,
+    openloop,
+    preview,
+    reassign,
+    tallies,
+)
 from bench.harness import Results, Sizes, machine, private_cluster
 
 
@@ -22,6 +32,7 @@ def main() -> None:
         print(f"assignment benchmarks: {n_issues:,} issues, {grids} grids per community",
               flush=True)
         dsn = reassign.run(results, node, n_issues, grids)
+        preview.run(results, dsn)  # the same data set: every grid redrawn, previewed
         tallies.run(results, dsn)  # first: it folds the reassignments' journal
         hotspots.run(results, dsn)
         maps.run(results, dsn)

@@ -9,6 +9,7 @@ analysis was computed.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -308,8 +309,10 @@ def revision_preview(conn: psycopg.Connection[Any], token: str, *, zone: tzinfo,
         expires_at=kept.expires_at, examined=kept.examined, changed=kept.changed,
         lead_changed=kept.lead_changed, points_moved=kept.points_moved,
         units=[UnitSwing(**asdict(u)) for u in kept.units],
-        old_lines=[PreviewLine(**asdict(x)) for x in drawing.old_lines],
-        new_lines=[PreviewLine(**asdict(x)) for x in drawing.new_lines],
+        old_lines=[PreviewLine(x.code, x.name, json.loads(x.geometry))
+                   for x in drawing.old_lines],
+        new_lines=[PreviewLine(x.code, x.name, json.loads(x.geometry))
+                   for x in drawing.new_lines],
         moves=[PreviewMove(**asdict(m)) for m in drawing.moves],
         unit_names=drawing.unit_names)
     options = PageOptions(zone=zone, lang=lang, tianditu_key=tianditu_key, tiles_url=None)
