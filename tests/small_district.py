@@ -75,7 +75,8 @@ def redrawn_file(folder: Path, *, bad_level: bool = False) -> Path:
 
 #: The tables an import or edit of the lines writes to, directly or by trigger.
 WRITTEN_TABLES = ("jurisdiction", "site", "responsibility_rule", "issue", "issue_event",
-                  "revision", "revision_change", "outbox", "delivery", "layers_version")
+                  "revision", "revision_change", "outbox", "delivery", "layers_version",
+                  "jurisdiction_version", "site_version", "responsibility_rule_version")
 
 
 def checksum(conn: psycopg.Connection[Any]) -> dict[str, str | None]:
