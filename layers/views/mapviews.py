@@ -159,22 +159,26 @@ def sites(conn: psycopg.Connection[Any]) -> list[Site]:
     return out
 
 
+# Open and overdue issues per site now, from issue_open_site_idx alone (migration 0029).
+OPEN_BY_SITE = """
+    SELECT site_id, count(*) AS open,
+           count(*) FILTER (WHERE issue_is_overdue(status, deadline, now())) AS overdue
+    FROM issue WHERE issue_is_open(status) AND site_id IS NOT NULL GROUP BY site_id"""
+
+
 def site_status(conn: psycopg.Connection[Any]) -> list[SiteStatus]:
     """Per site: open and overdue issues now, and the last inspection visit (or None)."""
     with conn.cursor(row_factory=class_row(SiteStatus)) as cur:
-        return cur.execute("""
+        return cur.execute(sql.SQL("""
             SELECT s.id, s.code,
                    coalesce(o.open, 0) AS open_issues, coalesce(o.overdue, 0) AS overdue,
                    v.last_inspection
             FROM site s
-            LEFT JOIN (SELECT site_id, count(*) AS open,
-                              count(*) FILTER (WHERE issue_is_overdue(status, deadline,
-                                                                      now())) AS overdue
-                       FROM issue WHERE issue_is_open(status) AND site_id IS NOT NULL
-                       GROUP BY site_id) o ON o.site_id = s.id
-            LEFT JOIN (SELECT site_id, max(visited_at) AS last_inspection
-                       FROM inspection_stop GROUP BY site_id) v ON v.site_id = s.id
-            """).fetchall()
+            LEFT JOIN ({}) o ON o.site_id = s.id
+            -- Each site's last visit from the end of its index, not a pass over every visit.
+            LEFT JOIN LATERAL (SELECT max(visited_at) AS last_inspection
+                               FROM inspection_stop WHERE site_id = s.id) v ON true
+            """).format(sql.SQL(OPEN_BY_SITE))).fetchall()
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import pytest
 from geo import assign, demo_issues
 from layers.issues import lifecycle
 from layers.supervision import orders
+from layers.views import mapviews
 from layers.vocab import (
     ACTIONS,
     AWAITING_UNIT_STATUSES,
@@ -67,10 +68,11 @@ def test_closed_statuses_are_those_that_carry_closed_at(conn: Conn) -> None:
     assert [_quoted(d) for d in defs] == [CLOSED_STATUSES]
 
 
-def test_partial_index_covers_exactly_the_open_statuses(conn: Conn) -> None:
+@pytest.mark.parametrize("index", ["issue_open_deadline_idx", "issue_open_site_idx"])
+def test_partial_index_covers_exactly_the_open_statuses(conn: Conn, index: str) -> None:
     row = conn.execute("SELECT pg_get_expr(indpred, indrelid) FROM pg_index"
-                       " WHERE indexrelid = 'issue_open_deadline_idx'::regclass").fetchone()
-    assert row is not None and _quoted(row[0]) == OPEN_STATUSES
+                       " WHERE indexrelid = %s::regclass", [index]).fetchone()
+    assert row is not None and _quoted(row[0].split(" AND ")[0]) == OPEN_STATUSES
 
 
 def test_issue_is_open_agrees_with_open_statuses(conn: Conn) -> None:
@@ -156,3 +158,15 @@ def test_open_and_overdue_queries_still_read_the_partial_index(demo_dsn: str) ->
         params = {"unit": None, "awaiting": list(AWAITING_UNIT_STATUSES)}
         assert _uses_open_index(conn, orders._OVERDUE, params)
         assert _uses_open_index(conn, orders._NEW_OPEN, params)
+
+
+def test_the_sites_open_work_is_read_from_its_own_index_alone(demo_dsn: str) -> None:
+    # Every map page draws each site's open and overdue issues (mapviews.site_status); at
+    # the 10M demo's 154,000 open issues, fetching their rows took 0.65 s, the index alone
+    # 38 ms (migration 0029).
+    with psycopg.connect(demo_dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE issue")
+        row = conn.execute("EXPLAIN (FORMAT JSON) " + mapviews.OPEN_BY_SITE).fetchone()
+    assert row is not None
+    plan = json.dumps(row[0])
+    assert "Index Only Scan" in plan and "issue_open_site_idx" in plan
