@@ -144,14 +144,15 @@ class Preview:
 
 def of_lines(conn: psycopg.Connection[Any], table: Table, inputs: dict[str, pd.DataFrame],
              rows: RowChanges, *, lines: tuple[list[Line], list[Line]] = ([], []),
-             quality: Quality | None = None, repaired: list[dict[str, Any]] | None = None
-             ) -> Preview:
+             quality: Quality | None = None, repaired: list[dict[str, Any]] | None = None,
+             include_closed: bool = False) -> Preview:
     """What the engine built from ``inputs`` (the new set of lines, keyed as
     :meth:`Assigner.build` takes them; jurisdictions with their codes) would change in the
     open issues a reassignment considers, as a :class:`Preview`; nothing is written.
-    ``lines``: the outlines before and after, for the map."""
+    ``lines``: the outlines before and after, for the map; ``include_closed``: closed issues
+    too (see :func:`layers.assignment.reassign`)."""
     engine = Assigner.build(**inputs)
-    current = assignment.read_answers(conn)
+    current = assignment.read_answers(conn, include_closed=include_closed)
     if current.empty:
         after = current
         changed = np.zeros(0, bool)

@@ -40,23 +40,28 @@ _DIGITS = 7
 
 
 def preview_import(conn: psycopg.Connection[Any], kind: str, path: Path, *,
-                   crs: str | None = None, layer: str | None = None) -> preview.Preview:
+                   crs: str | None = None, layer: str | None = None,
+                   include_closed: bool = False) -> preview.Preview:
     """What importing ``path`` as ``kind`` (one of :data:`PREVIEW_KINDS`) would do; nothing
-    is written. A file that fails validation raises ``ValidationFailed`` as the import does."""
+    is written. A file that fails validation raises ``ValidationFailed`` as the import does.
+    ``include_closed``: over closed issues too, as ``reassign(include_closed=True)`` would
+    (benchmarks; the import itself moves open issues only)."""
     if kind not in _TABLES:
         raise ValidationFailed(f"a preview is for {', '.join(PREVIEW_KINDS)}, not {kind}")
     # One transaction for the checks and the reads; it writes nothing.
     with conn.transaction():
         inputs = assignment.engine_inputs(conn, _EXTRA)
         if kind == "jurisdictions":
-            return _jurisdictions(conn, imports.check_jurisdictions(conn, path, crs=crs), inputs)
+            return _jurisdictions(conn, imports.check_jurisdictions(conn, path, crs=crs), inputs,
+                                  include_closed)
         if kind == "sites":
-            return _sites(conn, imports.check_sites(conn, path, layer=layer, crs=crs), inputs)
-        return _rules(conn, imports.check_responsibilities(conn, path), inputs)
+            return _sites(conn, imports.check_sites(conn, path, layer=layer, crs=crs), inputs,
+                          include_closed)
+        return _rules(conn, imports.check_responsibilities(conn, path), inputs, include_closed)
 
 
 def _jurisdictions(conn: psycopg.Connection[Any], checked: imports.Checked,
-                   inputs: dict[str, pd.DataFrame]) -> preview.Preview:
+                   inputs: dict[str, pd.DataFrame], include_closed: bool) -> preview.Preview:
     new = _Rows(inputs["jurisdictions"])
     by_code = {str(r["code"]): k for k, r in enumerate(new.records)}
     has_unit = checked.found["unit"] is not None
@@ -80,11 +85,11 @@ def _jurisdictions(conn: psycopg.Connection[Any], checked: imports.Checked,
     quality = _quality(frame, conn)
     return preview.of_lines(conn, "jurisdiction", {**inputs, "jurisdictions": frame},
                             notes.rows(), quality=quality, lines=notes.lines(),
-                            repaired=checked.report.repaired)
+                            repaired=checked.report.repaired, include_closed=include_closed)
 
 
 def _sites(conn: psycopg.Connection[Any], checked: imports.Checked,
-           inputs: dict[str, pd.DataFrame]) -> preview.Preview:
+           inputs: dict[str, pd.DataFrame], include_closed: bool) -> preview.Preview:
     new = _Rows(inputs["sites"])
     by_code = {str(r["code"]): k for k, r in enumerate(new.records) if r["code"] is not None}
     has = {key: checked.found[column] is not None for key, column in (
@@ -107,11 +112,12 @@ def _sites(conn: psycopg.Connection[Any], checked: imports.Checked,
             values["attributes"] = {**(new.records[stored]["attributes"] or {}), **attributes}
         _upsert(new, by_code, code, values, notes, label=code or row["name"])
     return preview.of_lines(conn, "site", {**inputs, "sites": new.frame()}, notes.rows(),
-                            lines=notes.lines(), repaired=checked.report.repaired)
+                            lines=notes.lines(), repaired=checked.report.repaired,
+                            include_closed=include_closed)
 
 
 def _rules(conn: psycopg.Connection[Any], checked: imports.Checked,
-           inputs: dict[str, pd.DataFrame]) -> preview.Preview:
+           inputs: dict[str, pd.DataFrame], include_closed: bool) -> preview.Preview:
     new = _Rows(inputs["rules"])
     key = ["category_code", "jurisdiction_id", "site_id"]
     by_key = {_rule_key(r[k] for k in key): k for k, r in enumerate(new.records)}
@@ -130,7 +136,8 @@ def _rules(conn: psycopg.Connection[Any], checked: imports.Checked,
         _upsert(new, by_key, _rule_key(tuple(row[k] for k in key)), values, notes,
                 label=label)
     return preview.of_lines(conn, "responsibility_rule", {**inputs, "rules": new.frame()},
-                            notes.rows(), repaired=checked.report.repaired)
+                            notes.rows(), repaired=checked.report.repaired,
+                            include_closed=include_closed)
 
 
 @dataclass
