@@ -131,3 +131,7 @@ def test_cli_preview_prints_the_summary_and_stores_nothing(
     assert "变更 changed 2" in text and "CE, CW" in text
     assert "转移分值 points at risk changing hands 0.4" in text
     assert "原单位 from" in text and "数据质量 data quality" in text
+    # Its map is kept (not a line, not an issue) under the token printed.
+    with psycopg.connect(dsn) as conn:
+        [(token,)] = conn.execute("SELECT token FROM line_preview").fetchall()
+    assert f"/maps/revisions/preview/{token}" in text
