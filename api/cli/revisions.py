@@ -52,7 +52,8 @@ def show(
         found = revisions.summary(conn, revision_id)
         rows = revisions.changes(conn, revision_id, limit=changes) if changes else []
     r = found.revision
-    out.print(f"revision {r.id}: {r.kind} by {r.actor} at {_when(r)}")
+    out.print(f"revision {r.id}: {r.kind} by {r.actor} at {_when(r)}"
+              + (f", reverting revision {r.reverts}" if r.reverts is not None else ""))
     if r.source:
         out.print(f"  source: {r.source}" + (f" (sha256 {r.source_sha256})"
                                              if r.source_sha256 else ""))

@@ -183,3 +183,4 @@ def test_cli_reverts_and_refuses_twice(dsn: str, district: District, tmp_path: P
     assert "already reverted by revision 2" in " ".join(twice.output.split())
     shown = runner.invoke(app, ["revisions", "show", "2"], env=env)
     assert "revision 2: revert by cli:" in shown.output and "画错了" in shown.output
+    assert "reverting revision 1" in shown.output
