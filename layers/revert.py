@@ -27,6 +27,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from geo.assign import Assigner
 from layers import assignment, history, revisions
 from layers.errors import Conflict, NotFound
 from layers.history import LINE_TABLES, LineTable
@@ -115,9 +116,15 @@ def _revertible(conn: psycopg.Connection[Any], revision_id: int) -> Any:
 
 
 def _touched(conn: psycopg.Connection[Any], table: LineTable, xact: Any) -> list[Touched]:
+    # A rule is named as a preview names it: category / community / site, '*' for any.
     label = (sql.SQL("coalesce(a.code, b.code, a.name, b.name)") if table != "responsibility_rule"
-             else sql.SQL("concat_ws(' / ', coalesce(coalesce(a.category_code, b.category_code),"
-                          " '*'), coalesce(a.unit_id, b.unit_id))"))
+             else sql.SQL(
+                 "concat_ws(' / ', coalesce(a.category_code, b.category_code, '*'),"
+                 " coalesce((SELECT code FROM jurisdiction_version WHERE id ="
+                 "  coalesce(a.jurisdiction_id, b.jurisdiction_id) ORDER BY version_id DESC"
+                 "  LIMIT 1), '*'),"
+                 " coalesce((SELECT coalesce(code, name) FROM site_version WHERE id ="
+                 "  coalesce(a.site_id, b.site_id) ORDER BY version_id DESC LIMIT 1), '*'))"))
     rows = conn.execute(sql.SQL("""
         SELECT coalesce(a.id, b.id), {label}, b.version_id, a.version_id
         FROM (SELECT * FROM {versions} WHERE xact_to = %(x)s) b
@@ -231,21 +238,23 @@ def _restore(conn: psycopg.Connection[Any], touched: list[Touched]) -> None:
 
 
 def _engine_without(conn: psycopg.Connection[Any], added: dict[LineTable, list[int]]
-                    ) -> Any:
+                    ) -> Assigner:
     """The engine of the restored lines without the rows the revision added.
 
-    Those rows go only after the reassignment (open issues still refer to them until it
-    moves them), so the engine is built in a savepoint where they are already gone and
-    which is then rolled back; the engine is plain data and outlives it.
+    Those rows can go only after the reassignment (open issues still refer to them until it
+    moves them), so the engine is built from the tables as read now, less those rows and the
+    rules that name them (which would go with them).
     """
-    if not any(added.values()):
-        return assignment.load_assigner(conn)
-    with conn.transaction(force_rollback=True):
-        conn.execute("UPDATE issue SET jurisdiction_id = NULL WHERE jurisdiction_id = ANY(%s)",
-                     [added["jurisdiction"]])
-        conn.execute("UPDATE issue SET site_id = NULL WHERE site_id = ANY(%s)", [added["site"]])
-        _delete_rows(conn, added)
-        return assignment.load_assigner(conn)
+    frames = assignment.engine_inputs(conn, extra={"rules": "id"})
+    places: dict[str, LineTable] = {"jurisdictions": "jurisdiction", "sites": "site"}
+    for key, table in places.items():
+        frames[key] = frames[key][~frames[key]["id"].isin(added[table])]
+    rules = frames["rules"]
+    gone = (rules["id"].isin(added["responsibility_rule"])
+            | rules["jurisdiction_id"].isin(added["jurisdiction"])
+            | rules["site_id"].isin(added["site"]))
+    frames["rules"] = rules[~gone].drop(columns="id")
+    return Assigner.build(**frames)
 
 
 def _delete_added(conn: psycopg.Connection[Any], revision_id: int,

@@ -335,3 +335,16 @@ def test_a_revert_that_would_remove_a_place_a_later_rule_or_closed_issue_uses_is
                [on_site[0]])
     with pytest.raises(Conflict, match=f"closed issue {on_site[0]} was judged on"):
         revert.revert(db, sited, actor="创建办")
+
+
+def test_a_refusal_names_a_changed_rule_by_its_category_and_place(
+        db: psycopg.Connection[Any], district: District, tmp_path: Path) -> None:
+    sheet = tmp_path / "任务分解表.csv"
+    sheet.write_text("任务,类别,社区,责任单位\n清理乱堆,CMP-03,CE,W\n", encoding="utf-8")
+    first = imports.import_responsibilities(db, sheet, actor="创建办").reassigned["revision"]
+    sheet.write_text("任务,类别,社区,责任单位\n清理乱堆,CMP-03,CE,E\n", encoding="utf-8")
+    second = imports.import_responsibilities(db, sheet, actor="创建办").reassigned["revision"]
+    with pytest.raises(Conflict) as refused:
+        revert.revert(db, first, actor="创建办")
+    assert f"responsibility_rule CMP-03 / CE / * was changed again after revision {first}, " \
+           f"by revision {second}" in refused.value.message
