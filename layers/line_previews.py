@@ -5,7 +5,7 @@ own (``/maps/revisions/preview/{token}``), opened after the answer. What the pag
 kept here under a random token (256 bits: unguessable, as the page is also behind a role),
 for :data:`LIFETIME`, at most :data:`MAX_PAYLOAD_BYTES` of it (the moving issues are already
 capped by :data:`layers.preview.MAX_MOVES_DRAWN`, the counts complete). Every save purges
-what expired, so the table holds one day of previews at most.
+what expired and all but the newest :data:`MAX_KEPT`, so the table stays bounded.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from layers.preview import Drawing, Line, Move, Preview
 LIFETIME = timedelta(hours=24)
 #: A preview whose map would be larger is answered without one (its counts still are).
 MAX_PAYLOAD_BYTES = 4 * 2**20
+#: At most this many maps are kept at once (the newest): with MAX_PAYLOAD_BYTES, 200 MB.
+MAX_KEPT = 50
 #: What a token looks like (secrets.token_urlsafe(32)); the route refuses anything else.
 PREVIEW_ID = r"^[A-Za-z0-9_-]{43}$"
 
@@ -63,16 +65,18 @@ def save(conn: psycopg.Connection[Any], shown: Preview, *, source: str, actor: s
         return None
     token = secrets.token_urlsafe(32)
     with conn.transaction():
-        purge(conn)
+        purge(conn, keep=MAX_KEPT - 1)
         conn.execute("INSERT INTO line_preview (token, created_by, payload, expires_at)"
                      " VALUES (%s, %s, %s::jsonb, now() + %s)",
                      [token, actor, payload, LIFETIME])
     return token
 
 
-def purge(conn: psycopg.Connection[Any]) -> int:
-    """Delete the previews that expired; how many."""
-    return conn.execute("DELETE FROM line_preview WHERE expires_at <= now()").rowcount
+def purge(conn: psycopg.Connection[Any], *, keep: int = MAX_KEPT) -> int:
+    """Delete the previews that expired, and all but the newest ``keep``; how many."""
+    return conn.execute(
+        "DELETE FROM line_preview WHERE expires_at <= now() OR token IN (SELECT token FROM"
+        " line_preview ORDER BY created_at DESC, token OFFSET %s)", [keep]).rowcount
 
 
 def load(conn: psycopg.Connection[Any], token: str) -> StoredPreview:
