@@ -19,10 +19,12 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli.session import actor, err, session
+from api.services import map_pages
 from layers import line_previews
 from layers.db.settings import Settings
 from layers.io import exports, import_preview, imports
 from layers.preview import Preview
+from maps.assets import inline_assets
 
 out = Console(highlight=False)
 #: The most from -> to pairs a preview prints (the largest; the counts cover them all).
@@ -58,15 +60,35 @@ PreviewOption = Annotated[bool, typer.Option(
                       "between units, points at risk, data quality); store nothing.")]
 
 
-def _preview(kind: str, file: Path, *, crs: str | None = None, layer: str | None = None
-             ) -> None:
-    with session() as conn, err.status(f"previewing {kind}..."):
+MapOption = Annotated[Path | None, typer.Option(
+    "--map", help="With --preview: also write its map (lines now and in the file, the issues "
+                  "that would move) as one self-contained FILE.html.")]
+
+
+def _preview(kind: str, file: Path, *, crs: str | None = None, layer: str | None = None,
+             map_file: Path | None = None) -> None:
+    settings = Settings()
+    html = None
+    with session(settings) as conn, err.status(f"previewing {kind}..."):
         shown = import_preview.preview_import(conn, kind, file, crs=crs, layer=layer)
         token = line_previews.save(conn, shown, source=file.name, actor=actor())
+        if token is not None and map_file is not None:
+            html = map_pages.revision_preview(conn, token, zone=settings.zone,
+                                              tianditu_key=settings.tianditu_key)
     print_preview(shown, file.name)
-    if token is not None:
-        out.print(f"地图 map (24 小时内有效 kept 24 h; 管理员或督查组令牌 admin or supervisor "
-                  f"token): /maps/revisions/preview/{token}")
+    if token is None:
+        out.print("地图过大，未保存 the map would be too large; not kept")
+        return
+    out.print(f"地图 map (24 小时内有效 kept 24 h; 管理员或督查组令牌 admin or supervisor "
+              f"token): /maps/revisions/preview/{token}")
+    if html is not None and map_file is not None:
+        map_file.write_text(inline_assets(html, "/static"), encoding="utf-8")
+        out.print(f"{map_file}: {map_file.stat().st_size / 1e6:.2f} MB")
+
+
+def _needs_preview(preview: bool, map_file: Path | None) -> None:
+    if map_file is not None and not preview:
+        raise typer.BadParameter("--map 需与 --preview 同用 / --map goes with --preview")
 
 
 def print_preview(shown: Preview, name: str) -> None:
@@ -110,10 +132,11 @@ def print_preview(shown: Preview, name: str) -> None:
 
 @import_app.command("jurisdictions")
 def import_jurisdictions(file: FileArg, crs: CrsOption = None,
-                         preview: PreviewOption = False) -> None:
+                         preview: PreviewOption = False, map_file: MapOption = None) -> None:
     """Jurisdictions: code, name, level (street|community|grid), parent, [unit]."""
+    _needs_preview(preview, map_file)
     if preview:
-        _preview("jurisdictions", file, crs=crs)
+        _preview("jurisdictions", file, crs=crs, map_file=map_file)
         return
     _import("jurisdictions", lambda conn: imports.import_jurisdictions(
         conn, file, crs=crs, actor=actor()))
@@ -126,10 +149,12 @@ def import_sites(
         help="Site layer for every row (market, construction_site, ...).")] = None,
     crs: CrsOption = None,
     preview: PreviewOption = False,
+    map_file: MapOption = None,
 ) -> None:
     """Sites: name, layer (or --layer), [code, unit, buffer_m]; other columns are attributes."""
+    _needs_preview(preview, map_file)
     if preview:
-        _preview("sites", file, crs=crs, layer=layer)
+        _preview("sites", file, crs=crs, layer=layer, map_file=map_file)
         return
     _import("sites", lambda conn: imports.import_sites(
         conn, file, layer=layer, crs=crs, actor=actor()))
@@ -143,10 +168,12 @@ def import_issues(file: FileArg, crs: CrsOption = None) -> None:
 
 
 @import_app.command("responsibilities")
-def import_responsibilities(file: FileArg, preview: PreviewOption = False) -> None:
+def import_responsibilities(file: FileArg, preview: PreviewOption = False,
+                            map_file: MapOption = None) -> None:
     """The task breakdown table (任务分解表): task, category, community or site, unit, ..."""
+    _needs_preview(preview, map_file)
     if preview:
-        _preview("responsibilities", file)
+        _preview("responsibilities", file, map_file=map_file)
         return
     _import("responsibility rules", lambda conn: imports.import_responsibilities(
         conn, file, actor=actor()))

@@ -121,7 +121,8 @@ def test_a_site_patch_preview_stores_nothing(
 def test_cli_preview_prints_the_summary_and_stores_nothing(
         dsn: str, district: District, tmp_path: Path) -> None:
     before = _checksum(dsn)
-    shown = runner.invoke(app, ["import", "jurisdictions", "--preview",
+    page = tmp_path / "预览.html"
+    shown = runner.invoke(app, ["import", "jurisdictions", "--preview", "--map", str(page),
                                 str(small_district.redrawn_file(tmp_path))],
                           env={"DATABASE_URL": dsn})
     assert shown.exit_code == 0, shown.output
@@ -135,3 +136,11 @@ def test_cli_preview_prints_the_summary_and_stores_nothing(
     with psycopg.connect(dsn) as conn:
         [(token,)] = conn.execute("SELECT token FROM line_preview").fetchall()
     assert f"/maps/revisions/preview/{token}" in text
+    # --map wrote the page as one file, its scripts inlined (no server needed).
+    html = page.read_text(encoding="utf-8")
+    assert all(public_id in html for public_id in district.moving)
+    assert "pv_new_lines" in html and 'src="/static' not in html
+    alone = runner.invoke(app, ["import", "jurisdictions", "--map", str(page),
+                                str(small_district.redrawn_file(tmp_path))],
+                          env={"DATABASE_URL": dsn})
+    assert alone.exit_code != 0 and "--preview" in alone.output
