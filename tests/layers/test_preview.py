@@ -152,3 +152,23 @@ def test_a_sites_preview_equals_the_revision_of_applying_it(
     again = import_preview.preview_import(db, "sites", path)
     # Applied, the coded site is unchanged; the one without a code would be added again.
     assert (again.rows.added_codes, again.rows.changed, again.changed) == (["无编码小区"], 0, 0)
+
+
+def test_a_file_that_would_break_the_stored_hierarchy_fails_the_preview_as_the_import(
+        db: psycopg.Connection[Any], district: District, tmp_path: Path) -> None:
+    db.execute("INSERT INTO jurisdiction (code, name, level, parent_id, geom)"
+               " SELECT 'G1', '一号网格', 'grid', id, geom FROM jurisdiction WHERE code = 'CW'")
+    # 湖西 becomes a grid of 湖东: its stored grid G1 would hang under a grid.
+    feature = {"type": "Feature", "geometry": box(small_district.WEST, small_district.MIDDLE),
+               "properties": {"code": "CW", "name": "湖西", "level": "grid", "parent": "CE"}}
+    path = tmp_path / "relevel.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}),
+                    encoding="utf-8")
+    before = small_district.checksum(db)
+    with pytest.raises(ValidationFailed) as previewed:
+        import_preview.preview_import(db, "jurisdictions", path)
+    with pytest.raises(ValidationFailed) as imported:
+        imports.import_jurisdictions(db, path, actor="创建办")
+    assert previewed.value.details == imported.value.details
+    assert "G1" in str(previewed.value.details)
+    assert small_district.checksum(db) == before
