@@ -137,7 +137,10 @@ def _lines(fmap: folium.Map, lines: Sequence[PreviewLine], name: str, colour: st
             for x in lines]}
         style = {"color": colour, "weight": 3 if dashed else 2, "fillOpacity": 0.03,
                  **({"dashArray": "6 4"} if dashed else {})}
+        # A point site is drawn as a ring (Leaflet's default pin is an image this page
+        # does not carry).
         folium.GeoJson(collection, style_function=lambda _f, s=style: s,
+                       marker=folium.CircleMarker(radius=9),
                        tooltip=folium.GeoJsonTooltip(["code", "name"], labels=False)
                        ).add_to(group)
     group.add_to(fmap)

@@ -37,7 +37,8 @@ def _page(changed: int = 2, lang: str = "zh") -> str:
         lead_changed=1, points_moved=0.2,
         units=[UnitSwing("W", "湖西社区", 1, 0, 0.2, 0.0), UnitSwing("E", EVIL, 0, 1, 0.0, 0.2)],
         old_lines=[PreviewLine("CW", "湖西", mapping(box(120.70, 31.30, 120.71, 31.31)))],
-        new_lines=[PreviewLine("CW", EVIL, mapping(box(120.70, 31.30, 120.714, 31.31)))],
+        new_lines=[PreviewLine("CW", EVIL, mapping(box(120.70, 31.30, 120.714, 31.31))),
+                   PreviewLine("M1", "菜场", {"type": "Point", "coordinates": [120.705, 31.305]})],
         moves=moves, unit_names={"E": EVIL, "W": "湖西社区"})
     return str(build_preview(data, PageOptions(zone=Settings().zone, lang=lang,
                                                tiles_url=None)).get_root().render())
@@ -50,6 +51,8 @@ def test_both_line_layers_and_the_moves_in_their_colours() -> None:
     for colour in (OLD_COLOUR, NEW_COLOUR, HANDED_OVER, SAME_UNIT):
         assert colour in page
     assert '"dashArray": "6 4"' in page  # the file's lines are dashed
+    # Points of every layer are rings (Leaflet's default pin is an image the page lacks).
+    assert page.count("_pointToLayer(feature, latlng) {") == 3
     assert "2026-11-30 13:00" in page  # made at, in the district's time
 
 
