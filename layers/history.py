@@ -259,7 +259,7 @@ def _lines_then(conn: psycopg.Connection[Any], values: dict[str, Any], at: datet
 
 
 def record_line_change(conn: psycopg.Connection[Any], origin: revisions.Origin, *,
-                       actor: str) -> int | None:
+                       actor: str, examined: int = 0) -> int | None:
     """Make sure lines changed in this transaction belong to a revision; its id.
 
     A reassignment stores a revision only when issues move; an edit or import that changes
@@ -281,4 +281,4 @@ def record_line_change(conn: psycopg.Connection[Any], origin: revisions.Origin, 
     existing, changed = row
     if existing is not None or not changed:
         return None if existing is None else int(existing)
-    return revisions.record_empty(conn, origin, actor=actor)
+    return revisions.record_empty(conn, origin, actor=actor, examined=examined)

@@ -92,7 +92,8 @@ def revert(conn: psycopg.Connection[Any], revision_id: int, *, actor: str,
         counts = assignment.reassign(conn, _engine_without(conn, added), actor=actor,
                                      origin=origin)
         _delete_added(conn, revision_id, added)
-        stored = history.record_line_change(conn, origin, actor=actor)
+        stored = history.record_line_change(conn, origin, actor=actor,
+                                            examined=counts["examined"])
         assert stored is not None  # restoring wrote versions
     return Reverted(stored, revision_id, len(touched), counts["examined"], counts["changed"])
 

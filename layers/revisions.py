@@ -69,11 +69,12 @@ def record(conn: psycopg.Connection[Any], origin: Origin, *, actor: str, examine
     return int(row[0])
 
 
-def record_empty(conn: psycopg.Connection[Any], origin: Origin, *, actor: str) -> int:
-    """Store a revision that moved no issue (it changed lines only); its id."""
+def record_empty(conn: psycopg.Connection[Any], origin: Origin, *, actor: str,
+                 examined: int = 0) -> int:
+    """Store a revision that moved no issue of the ``examined`` (it changed lines only)."""
     conn.execute("CREATE TEMP TABLE no_changes (id bigint, status text, category_code text,"
                  " lead_unit_id bigint, old_lead_unit_id bigint) ON COMMIT DROP")
-    revision = record(conn, origin, actor=actor, examined=0, changes="no_changes")
+    revision = record(conn, origin, actor=actor, examined=examined, changes="no_changes")
     conn.execute("DROP TABLE no_changes")
     return revision
 

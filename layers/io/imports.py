@@ -227,7 +227,8 @@ def _reassign(conn: psycopg.Connection[Any], actor: str, path: Path) -> dict[str
     origin = revisions.Origin.of_file(path)
     counts = assignment.reassign(conn, assignment.load_assigner(conn), actor=actor,
                                  origin=origin)
-    stored = history.record_line_change(conn, origin, actor=actor)
+    stored = history.record_line_change(conn, origin, actor=actor,
+                                        examined=counts["examined"])
     return counts if stored is None else {**counts, "revision": stored}
 
 

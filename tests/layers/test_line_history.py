@@ -235,8 +235,8 @@ def test_an_import_that_changes_lines_but_moves_no_issue_is_a_revision(
     report = imports.import_jurisdictions(db, path, actor="创建办")
     assert report.reassigned["changed"] == 0
     [stored] = revisions.list_revisions(db, limit=5)
-    assert (stored.id, stored.kind, stored.source, stored.changed) == (
-        report.reassigned["revision"], "import", "redrawn.geojson", 0)
+    assert (stored.id, stored.kind, stored.source, stored.changed, stored.examined) == (
+        report.reassigned["revision"], "import", "redrawn.geojson", 0, 5)
     # The same file again changes nothing: no revision.
     imports.import_jurisdictions(db, path, actor="创建办")
     assert len(revisions.list_revisions(db, limit=5)) == 1
