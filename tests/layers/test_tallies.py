@@ -34,6 +34,7 @@ from layers.catalog.periods import Period
 from layers.db.settings import Settings
 from layers.issues import evidence, lifecycle, records
 from layers.supervision import scores
+from layers.vocab import DISMISSED_STATUSES
 from layers.worker.jobs import JOBS
 from tests import small_district
 
@@ -87,8 +88,8 @@ def recount_sites(conn: psycopg.Connection[Any], zone: tzinfo, *, months: bool =
     frame = pd.DataFrame(conn.execute("""
         SELECT site_id, category_code AS category, status, reported_at, closed_at,
                (reported_at AT TIME ZONE %s)::date AS day
-        FROM issue WHERE site_id IS NOT NULL AND status NOT IN ('rejected', 'duplicate')
-        ORDER BY id""", [str(zone)]).fetchall(),
+        FROM issue WHERE site_id IS NOT NULL AND status <> ALL(%s)
+        ORDER BY id""", [str(zone), list(DISMISSED_STATUSES)]).fetchall(),
         columns=["site_id", "category", "status", "reported_at", "closed_at", "day"])
     if frame.empty:
         return Counter()
@@ -204,9 +205,9 @@ class History:
             UPDATE issue SET status = 'verified',
                              closed_at = reported_at + %s * interval '1 day'
             WHERE id = (SELECT id FROM issue WHERE site_id IS NOT NULL
-                        AND status NOT IN ('rejected', 'duplicate')
-                        ORDER BY id OFFSET %s LIMIT 1)""",
-                          [self.rng.uniform(0.2, 6), self.rng.randrange(40)])
+                        AND status <> ALL(%s) ORDER BY id OFFSET %s LIMIT 1)""",
+                          [self.rng.uniform(0.2, 6), list(DISMISSED_STATUSES),
+                           self.rng.randrange(40)])
 
     def deadline_passes(self) -> None:
         """An open issue's deadline is now up to two days past (as the clock would make it),
@@ -413,9 +414,9 @@ def raw_chronic(conn: psycopg.Connection[Any], query: HotspotQuery, window_days:
         SELECT i.site_id, i.category_code, i.status, i.reported_at, i.closed_at,
                (i.reported_at AT TIME ZONE %s)::date, s.layer
         FROM issue i JOIN site s ON s.id = i.site_id
-        WHERE i.status NOT IN ('rejected', 'duplicate') ORDER BY i.id""",
-        [str(ZONE)]).fetchall(), columns=["site_id", "category", "status", "reported_at",
-                                          "closed_at", "day", "layer"])
+        WHERE i.status <> ALL(%s) ORDER BY i.id""",
+        [str(ZONE), list(DISMISSED_STATUSES)]).fetchall(),
+        columns=["site_id", "category", "status", "reported_at", "closed_at", "day", "layer"])
     for column in ("reported_at", "closed_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     frame["recurs"] = (recurrence_gaps(frame) <= window_days).to_numpy(bool)
