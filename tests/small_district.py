@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from geo.assign import RESULT_COLUMNS
 from layers.assignment import load_assigner
 from layers.issues import records
 
@@ -88,3 +89,10 @@ def checksum(conn: psycopg.Connection[Any]) -> dict[str, str | None]:
                                    " FROM {} t").format(sql.Identifier(table))).fetchone()
         out[table] = row[0] if row else None
     return out
+
+
+def answers(conn: psycopg.Connection[Any]) -> dict[int, tuple[Any, ...]]:
+    """Every issue's stored assignment answer (geo.assign.RESULT_COLUMNS), by id."""
+    columns = ", ".join(RESULT_COLUMNS)
+    return {r[0]: tuple(r[1:]) for r in conn.execute(
+        f"SELECT id, {columns} FROM issue ORDER BY id").fetchall()}

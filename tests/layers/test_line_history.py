@@ -5,7 +5,6 @@ refusals, "as of" answers from the issue's trail."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,19 +22,6 @@ from layers.issues import records
 from layers.supervision import accountability
 from tests import small_district
 from tests.small_district import District
-
-
-@pytest.fixture
-def db(dsn: str) -> Iterator[psycopg.Connection[Any]]:
-    """Autocommit: every statement its own transaction and time, as in the server."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        yield conn
-
-
-def _answers(conn: psycopg.Connection[Any]) -> dict[int, tuple[Any, ...]]:
-    columns = ", ".join(RESULT_COLUMNS)
-    return {r[0]: tuple(r[1:]) for r in conn.execute(
-        f"SELECT id, {columns} FROM issue ORDER BY id").fetchall()}
 
 
 def _lines(conn: psycopg.Connection[Any]) -> dict[str, list[tuple[Any, ...]]]:
@@ -133,17 +119,17 @@ def test_an_import_that_fails_validation_stores_no_revision_and_no_version(
 
 def test_reverting_an_import_brings_back_every_line_and_answer(
         db: psycopg.Connection[Any], district: District, tmp_path: Path) -> None:
-    answers, lines = _answers(db), _lines(db)
+    answers, lines = small_district.answers(db), _lines(db)
     # A grid is added too: the revert removes it again, and its issue goes back.
     applied = imports.import_jurisdictions(db, _redrawn_with_grid(tmp_path),
                                            actor="创建办").reassigned
     assert db.execute("SELECT count(*) FROM issue i JOIN jurisdiction j"
                       " ON j.id = i.jurisdiction_id WHERE j.code = 'G1'").fetchone() == (1,)
-    assert _answers(db) != answers and _lines(db) != lines
+    assert small_district.answers(db) != answers and _lines(db) != lines
 
     done = revert.revert(db, applied["revision"], actor="创建办 王五", note="画错了")
 
-    assert _answers(db) == answers
+    assert small_district.answers(db) == answers
     assert _lines(db) == lines
     assert (done.reverts, done.changed, done.lines) == (applied["revision"], 3, 3)
     [stored, _] = revisions.list_revisions(db, limit=5)
@@ -161,11 +147,11 @@ def test_a_revert_is_refused_when_a_line_was_changed_since(
                                            actor="创建办").reassigned["revision"]
     jurisdictions.update(db, "CE", {"name": "湖东新社区"}, actor="创建办")
     [later, _] = revisions.list_revisions(db, limit=5)
-    answers, lines = _answers(db), _lines(db)
+    answers, lines = small_district.answers(db), _lines(db)
     with pytest.raises(Conflict) as refused:
         revert.revert(db, applied, actor="创建办")
     assert f"revision {later.id}" in refused.value.message and "CE" in refused.value.message
-    assert (_answers(db), _lines(db)) == (answers, lines)
+    assert (small_district.answers(db), _lines(db)) == (answers, lines)
     # The later one first, then the import.
     revert.revert(db, later.id, actor="创建办")
     revert.revert(db, applied, actor="创建办")
@@ -282,19 +268,19 @@ def _shifted_grids(conn: psycopg.Connection[Any], folder: Path) -> Path:
 def test_reverting_a_new_grid_set_of_the_demo_brings_back_every_answer_and_line(
         demo_dsn: str, tmp_path: Path) -> None:
     with psycopg.connect(demo_dsn, autocommit=True) as conn:
-        answers, lines = _answers(conn), _lines(conn)
+        answers, lines = small_district.answers(conn), _lines(conn)
         path = _shifted_grids(conn, tmp_path)
         applied = imports.import_jurisdictions(conn, path, actor="创建办").reassigned
         assert applied["changed"] > 10
         done = revert.revert(conn, applied["revision"], actor="创建办")
         assert done.changed == applied["changed"]
         assert _lines(conn) == lines
-        assert _answers(conn) == answers
+        assert small_district.answers(conn) == answers
 
 
 def test_reverting_rules_sites_and_a_deletion_puts_each_back(
         db: psycopg.Connection[Any], district: District, tmp_path: Path) -> None:
-    answers, lines = _answers(db), _lines(db)
+    answers, lines = small_district.answers(db), _lines(db)
     sheet = tmp_path / "任务分解表.csv"
     sheet.write_text("任务,类别,社区,责任单位\n清理乱堆,CMP-03,CE,W\n", encoding="utf-8")
     ruled = imports.import_responsibilities(db, sheet, actor="创建办").reassigned["revision"]
@@ -305,13 +291,13 @@ def test_reverting_rules_sites_and_a_deletion_puts_each_back(
                          geometry=small_district.box(120.80, 120.81), actor="创建办")
     jurisdictions.delete(db, "S2", actor="创建办")
     created, deleted = (r.id for r in revisions.list_revisions(db, limit=2)[::-1])
-    assert _answers(db) != answers
+    assert small_district.answers(db) != answers
 
     revert.revert(db, deleted, actor="创建办")
     assert db.execute("SELECT count(*) FROM jurisdiction WHERE code = 'S2'").fetchone() == (1,)
     for revision in (created, sited, ruled):
         revert.revert(db, revision, actor="创建办")
-    assert _answers(db) == answers
+    assert small_district.answers(db) == answers
     assert _lines(db) == lines
 
 

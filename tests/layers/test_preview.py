@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +16,6 @@ from layers.io import import_preview, imports
 from layers.preview import run
 from tests import small_district
 from tests.small_district import District, box
-
-
-@pytest.fixture
-def db(dsn: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        yield conn
 
 
 def test_an_import_preview_shows_what_would_move_and_stores_nothing(

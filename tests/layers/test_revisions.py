@@ -4,7 +4,6 @@ showing each change as the issue's event, nothing stored for a refused file, the
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,19 +26,6 @@ from tests.small_district import District
 ADMIN = Principal(0, "创建办 李四", "admin", None)
 
 
-@pytest.fixture
-def db(dsn: str) -> Iterator[psycopg.Connection[Any]]:
-    """Autocommit: every statement its own transaction and time, as in the server."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        yield conn
-
-
-def _answers(conn: psycopg.Connection[Any]) -> dict[int, tuple[Any, ...]]:
-    columns = ", ".join(RESULT_COLUMNS)
-    return {r[0]: tuple(r[1:]) for r in conn.execute(
-        f"SELECT id, {columns} FROM issue ORDER BY id").fetchall()}
-
-
 def test_the_change_table_holds_old_and_new_of_every_result_column(
         db: psycopg.Connection[Any]) -> None:
     columns = [r[0] for r in db.execute(
@@ -51,10 +37,10 @@ def test_the_change_table_holds_old_and_new_of_every_result_column(
 
 def test_an_import_that_moves_issues_stores_one_revision_with_its_changes(
         db: psycopg.Connection[Any], district: District, tmp_path: Path) -> None:
-    before = _answers(db)
+    before = small_district.answers(db)
     path = small_district.redrawn_file(tmp_path)
     report = imports.import_jurisdictions(db, path, actor="创建办 李四")
-    after = _answers(db)
+    after = small_district.answers(db)
 
     assert report.reassigned["examined"] == 5 and report.reassigned["changed"] == 2
     [listed] = revisions.list_revisions(db, limit=10)
@@ -93,13 +79,13 @@ def test_an_import_that_moves_issues_stores_one_revision_with_its_changes(
 
 def test_an_import_that_fails_validation_stores_no_revision(
         db: psycopg.Connection[Any], district: District, tmp_path: Path) -> None:
-    before = _answers(db)
+    before = small_district.answers(db)
     with pytest.raises(ValidationFailed):
         imports.import_jurisdictions(db, small_district.redrawn_file(tmp_path, bad_level=True),
                                      actor="创建办")
     assert db.execute("SELECT count(*) FROM revision").fetchone() == (0,)
     assert db.execute("SELECT count(*) FROM revision_change").fetchone() == (0,)
-    assert _answers(db) == before
+    assert small_district.answers(db) == before
 
 
 def test_a_pass_that_moves_nothing_stores_no_revision(
