@@ -23,6 +23,7 @@ from api.cli.io import export, import_app
 from api.cli.maps import map_command
 from api.cli.notify import notify_app
 from api.cli.orders import orders_app
+from api.cli.replica import replica_app
 from api.cli.reports import reports_app
 from api.cli.revisions import revisions_app
 from api.cli.session import actor, err, reported_errors, session
@@ -42,6 +43,7 @@ evidence_app = typer.Typer(help="Evidence photos.", no_args_is_help=True)
 calendar_app = typer.Typer(help="Holidays and make-up working days (working-day deadlines).",
                            no_args_is_help=True)
 app.add_typer(db_app, name="db")
+db_app.add_typer(replica_app, name="replica")
 app.add_typer(token_app, name="token")
 app.add_typer(evidence_app, name="evidence")
 app.add_typer(calendar_app, name="calendar")

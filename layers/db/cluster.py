@@ -27,6 +27,12 @@ import psycopg
 from psycopg import sql
 
 SUPERUSER = "sitewatch"
+# What a hot standby (`sitewatch db replica start`, layers/db/standby.py) needs of its primary,
+# set on every start so no cluster needs a manual step: WAL with replica detail, senders and
+# slots for standbys, and a cap on the WAL a slot of a long-stopped standby may hold back
+# (past it the standby must be made again, rather than the primary's disk filling up).
+REPLICATION_OPTIONS = ("wal_level=replica", "max_wal_senders=10", "max_replication_slots=10",
+                       "max_slot_wal_keep_size=2GB")
 # sockaddr_un.sun_path holds 108 bytes on Linux, including the terminating NUL.
 _MAX_SOCKET_PATH = 100
 Status = Literal["running", "stopped", "absent"]
@@ -162,12 +168,13 @@ class Cluster:
             self._init()
         if self.status() != "running":
             self._prepare_dirs()
+            _allow_local_replication(self.pgdata)
             opts = [
                 "-c listen_addresses=''",
                 f"-c port={self.port}",
                 f"-c unix_socket_directories='{self.socket_dir}'",
                 "-c unix_socket_permissions=0700",
-                *(f"-c {o}" for o in self.options),
+                *(f"-c {o}" for o in (*REPLICATION_OPTIONS, *self.options)),
             ]
             result = self._pg(
                 "pg_ctl", "start", "-D", str(self.pgdata), "-l", str(self.log_file),
@@ -234,6 +241,19 @@ class Cluster:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
         with psycopg.connect(self.conninfo(), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+
+
+def _allow_local_replication(pgdata: Path) -> None:
+    """Make sure pg_hba.conf lets a local standby stream over the unix socket (initdb's
+    default file has the line; a file edited by hand may not)."""
+    hba = pgdata / "pg_hba.conf"
+    lines = hba.read_text().splitlines()
+    if any(line.split()[:3] == ["local", "replication", "all"] for line in lines
+           if not line.lstrip().startswith("#")):
+        return
+    with hba.open("a") as out:
+        out.write("\n# sitewatch: local hot standbys (sitewatch db replica start)\n"
+                  "local   replication     all                                     trust\n")
 
 
 def _can_reach(user: str, path: Path) -> bool:

@@ -37,6 +37,19 @@ class Settings(BaseSettings):
     pool_max_size: int = Field(default=10, ge=1)
     # Seconds a request waits for a pooled connection before answering 503.
     pool_timeout: float = Field(default=5.0, gt=0)
+    # Read replicas (layers/db/replicas.py, docs/deploy.md): libpq DSNs of hot standbys,
+    # comma-separated; read-only requests and the worker's analyses read from them. Unset and
+    # `sitewatch db replica start` has made the managed standby: that one is used.
+    replica_url: str = ""
+    # A replica further behind than this many seconds is skipped (the primary answers): a
+    # leader's map must not show an hour-old picture because a standby fell behind.
+    replica_max_lag: float = Field(default=10.0, ge=0)
+    # After a write, the writer's next read waits this long on a replica for the write's WAL
+    # position to be replayed there, else the primary answers: callers read their own writes.
+    replica_wait: float = Field(default=0.5, ge=0)
+    # Seconds between checks of the replicas' state (up, lag): requests read the last check,
+    # never probe a replica themselves.
+    replica_check_interval: float = Field(default=2.0, gt=0)
     # The district's clock (an IANA name), the one home of the time zone: Python code gets it
     # as ``Settings.zone``, passed explicitly; SQL as every session's TimeZone, which
     # layers.db.database.conninfo sets on every connection (working-day deadlines, times shown
@@ -131,6 +144,11 @@ class Settings(BaseSettings):
     def zone(self) -> ZoneInfo:
         """The district's time zone (``timezone``) for local dates and clock times."""
         return ZoneInfo(self.timezone)
+
+    @property
+    def replica_urls(self) -> list[str]:
+        """The DSNs of ``replica_url``, in order, without blanks."""
+        return [u.strip() for u in self.replica_url.split(",") if u.strip()]
 
     @property
     def managed(self) -> bool:
