@@ -179,6 +179,10 @@ def _copy_issues(conn: psycopg.Connection[Any], issues: pd.DataFrame, progress: 
             frame.iloc[start:start + _CHUNK].to_csv(buf, header=False, index=False)
             copy.write(buf.getvalue())
             progress("copying issues", min(start + _CHUNK, total), total)
+    # The months of the issues and of their trail first (0030), not the default partitions.
+    conn.execute("SELECT issue_month_partitions(to_timestamp(min(reported_at)), to_timestamp("
+                 "max(greatest(reported_at, assigned_at, rectified_at, closed_at))))"
+                 " FROM demo_issue")
     conn.execute(
         "INSERT INTO issue (public_id, category_code, geom, description, source, reported_at,"
         " status, reporter, rework_count, closed_at, deadline, jurisdiction_id,"

@@ -26,6 +26,7 @@ import shapely
 
 from layers import assignment, history, revisions
 from layers.catalog import hierarchy, sites
+from layers.db import partitions
 from layers.errors import ValidationFailed
 from layers.io.gisfile import (
     LAT_NAMES,
@@ -464,6 +465,10 @@ def import_issues(conn: psycopg.Connection[Any], path: Path, *, zone: tzinfo,
             issue = _new_issue(row, by_name, now, zone, errors)
             if issue is not None:
                 good.append((row[ROW], issue))
+        # Back-dated reports (an archive) go to their months, not the default partition.
+        dated = [issue.reported_at for _, issue in good if issue.reported_at is not None]
+        if dated:
+            partitions.ensure(conn, min(dated), max(dated))
         try:
             ids = records.create_many(conn, assignment.load_assigner(conn),
                                      [issue for _, issue in good], actor=actor,

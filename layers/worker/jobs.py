@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 
 from layers.analysis import tallies
-from layers.db import backup, database
+from layers.db import backup, database, partitions
 from layers.db.settings import Settings
 from layers.notify import deadlines, deliveries, digest
 from layers.supervision import orders
@@ -137,6 +137,14 @@ def forget_history(conn: psycopg.Connection[Any], settings: Settings, now: datet
     return f"{runs} run(s) and {gone} worker(s) forgotten"
 
 
+def keep_partitions(conn: psycopg.Connection[Any], settings: Settings, now: datetime) -> str:
+    """Create this month's and the next months' partitions of the issue tables (0030)."""
+    made = partitions.keep_ahead(conn, now)
+    waiting, events = partitions.in_default(conn)
+    return (f"{made} month(s) created; {waiting} issue(s) and {events} event(s) in the"
+            " default partitions")
+
+
 JOBS: list[Job] = [
     Job("escalate", Every(300), escalate_overdue),
     Job("deliver", EveryConfigured(lambda settings: settings.deliver_every),
@@ -144,6 +152,8 @@ JOBS: list[Job] = [
     Job("backup", Daily(time(2, 30)), nightly_backup,
         enabled=lambda settings: settings.backup_dir is not None),
     Job("forget-history", Daily(time(3, 30)), forget_history),
+    # Daily: months are created AHEAD_MONTHS ahead, so a missed day costs nothing.
+    Job("partitions", Daily(time(0, 15)), keep_partitions),
     Job("deadline-lights", Every(60), deadlines.lights_job),
     Job("digest", DailyConfigured(lambda settings: settings.digest_at), digest.send),
     # Pages show the tallies' lag; every 2 s keeps it at a few seconds under any load.

@@ -1,0 +1,92 @@
+"""Monthly partitions of ``issue`` and ``issue_event`` (migration 0030).
+
+A month is a local month in the district's time zone (the session's TimeZone). Rows of a month
+that has no partition land in the DEFAULT partitions; :func:`ensure` creates the months of a
+period (moving what the defaults hold of them), and the worker's ``partitions`` job keeps the
+coming months created so that new reports never wait there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.rows import class_row
+
+# Months the worker keeps created ahead of now: a stopped worker has this long before new
+# reports start landing in the default partitions (where they still work, only unpruned).
+AHEAD_MONTHS = 3
+# How far back a bulk load creates months: an archive reaching further (a date typed wrong,
+# a 1990 record) would otherwise add hundreds of near-empty partitions; its rows wait in the
+# default partitions, where they are read as any other (only without pruning).
+SPAN = timedelta(days=3660)
+
+
+@dataclass(frozen=True)
+class Month:
+    """One monthly partition of the issue table, with its bounds and its rows (estimate)."""
+
+    name: str
+    lower: datetime
+    upper: datetime
+    rows: int
+
+
+def ensure(conn: psycopg.Connection[Any], start: datetime, end: datetime) -> int:
+    """Create every month from ``start``'s to ``end``'s (both included, at most :data:`SPAN`
+    back from ``end``) that does not exist yet; the number created. Rows of those months
+    waiting in the default partitions move in.
+    """
+    if end < start:
+        raise ValueError("end before start")
+    row = conn.execute("SELECT issue_month_partitions(%s, %s)",
+                       [max(start, end - SPAN), end]).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def ensure_for_rows(conn: psycopg.Connection[Any], table: str, column: str) -> int:
+    """Create the months a (temporary) table's ``column`` of instants spans: bulk loaders
+    call it with their staging table before moving the rows in. ``table`` and ``column`` are
+    identifiers of the caller's own code, never user input."""
+    row = conn.execute(psycopg.sql.SQL("SELECT min({c}), max({c}) FROM {t}").format(
+        c=psycopg.sql.Identifier(column), t=psycopg.sql.Identifier(table))).fetchone()
+    if row is None or row[0] is None:
+        return 0
+    return ensure(conn, row[0], row[1])
+
+
+def months(conn: psycopg.Connection[Any]) -> list[Month]:
+    """The monthly partitions of ``issue``, oldest first (rows as the planner estimates)."""
+    with conn.cursor(row_factory=class_row(Month)) as cur:
+        return cur.execute(
+            """
+            SELECT c.relname AS name,
+                   (regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                                 'FROM \\(''([^'']+)''\\)'))[1]::timestamptz AS lower,
+                   (regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                                 'TO \\(''([^'']+)''\\)'))[1]::timestamptz AS upper,
+                   greatest(c.reltuples, 0)::bigint AS rows
+            FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
+            WHERE h.inhparent = 'issue'::regclass AND c.relname <> 'issue_default'
+            ORDER BY 2
+            """).fetchall()
+
+
+def in_default(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+    """Issues and events waiting in the default partitions (months not yet created)."""
+    row = conn.execute("SELECT (SELECT count(*) FROM issue_default),"
+                       " (SELECT count(*) FROM issue_event_default)").fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def keep_ahead(conn: psycopg.Connection[Any], now: datetime,
+               ahead: int = AHEAD_MONTHS) -> int:
+    """Create this month and the next ``ahead`` (the worker's job); the number created."""
+    row = conn.execute("SELECT %s::timestamptz + make_interval(months => %s)",
+                       [now, ahead]).fetchone()
+    assert row is not None
+    return ensure(conn, now, row[0])
