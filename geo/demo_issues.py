@@ -7,7 +7,9 @@ Patterns, all placed from :class:`geo.demo.DemoDistrict` fields:
   July-August, many again from October;
 - chronic: at each of ``chronic_sites`` one category recurs, each report a few days after
   the previous one was closed;
-- background: the rest over the district, weighted towards sites.
+- background: the rest over the district, weighted towards sites;
+- street borders (a district of several streets): :data:`BORDER_SHARE` of each street's
+  issues lie exactly on vertices of the borders it shares with its neighbours.
 
 Everything is vectorised with numpy and shapely 2, so a million issues take seconds.
 """
@@ -25,7 +27,8 @@ import shapely
 from numpy.typing import NDArray
 from pyproj import Transformer
 
-from geo.demo import METRIC_CRS, WGS84, DemoDistrict, sample_in_polygons, to_metric
+from geo.demo import GRID_M, METRIC_CRS, WGS84, DemoDistrict, sample_in_polygons, to_metric
+from geo.demo_streets import street_borders
 
 SOURCES = ("self_inspection", "supervision", "external_assessment", "citizen")
 STATUSES = ("reported", "assigned", "rectified", "verified", "rejected", "duplicate")
@@ -40,6 +43,8 @@ _LAYERS = ("market", "construction_site", "old_compound")
 _LAYER_WEIGHT = (2.0, 1.5, 1.0)
 #: Share of ``n`` for market hotspot A, market hotspot B, back street, rebound, chronic (cap).
 _SHARES = (0.09, 0.08, 0.06, 0.05, 0.05)
+#: Share of each street's issues put on street borders (a district of several streets).
+BORDER_SHARE = 0.01
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -61,7 +66,8 @@ class _Geo:
     @classmethod
     def build(cls, district: DemoDistrict) -> _Geo:
         j = district.jurisdictions
-        street = to_metric(j[j["level"] == "street"])[0]
+        streets = to_metric(j[j["level"] == "street"])
+        street = streets[0] if len(streets) == 1 else shapely.union_all(streets, grid_size=GRID_M)
         # 1 m inside, so no point can leave the street through reprojection round-off
         inner = shapely.buffer(street, -1.0)
         sites = district.sites[district.sites["layer"].isin(_LAYERS)].reset_index(drop=True)
@@ -359,7 +365,8 @@ def generate_issues(
         The category catalog: ``code``, ``site_layer`` (a site layer or missing for general
         categories), ``deadline_hours``; ``name_zh`` is used in descriptions when present.
     n : int
-        Number of issues.
+        Number of issues, per street for a district of several streets (where
+        :data:`BORDER_SHARE` of each street's lie on its borders with its neighbours).
     seed : int
         Seed for :func:`numpy.random.default_rng`; the same seed gives an identical frame.
     start, end, now : datetime.datetime
@@ -382,6 +389,25 @@ def generate_issues(
     span = min((_local(end, zone) - t0).total_seconds(), now_s)
     if span <= 0 or n < 0:
         raise ValueError("need start < min(end, now) and n >= 0")
+    if not district.streets:
+        return _street_issues(district, categories, n, rng, t0, now_s, span)
+    # Each street as the one-street demo on its own stream, less its share on the borders.
+    on_border = int(n * BORDER_SHARE)
+    frames = [_street_issues(part, categories, n - on_border, np.random.default_rng([seed, s]),
+                             t0, now_s, span) for s, part in enumerate(district.streets)]
+    frames.append(_border_issues(district, categories, on_border * len(district.streets),
+                                 np.random.default_rng([seed, len(district.streets)]),
+                                 t0, now_s, span))
+    frame = pd.concat(frames, ignore_index=True)
+    order = np.argsort(frame["reported_at"].to_numpy(), kind="stable")
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def _street_issues(
+    district: DemoDistrict, categories: pd.DataFrame, n: int, rng: np.random.Generator,
+    t0: pd.Timestamp, now_s: float, span: float,
+) -> pd.DataFrame:
+    """The issues of one street (the whole one-street demo): patterns and background."""
     geo = _Geo.build(district)
     catalog = _Catalog.build(categories, rng)
     chronic, chronic_plan = _chronic(geo, district.chronic_sites, catalog,
@@ -399,13 +425,47 @@ def generate_issues(
     return _frame(geo, catalog, batch, plan, both, t0, now_s, rng)
 
 
+def border_points(district: DemoDistrict, n: int, rng: np.random.Generator
+                  ) -> tuple[FloatArray, FloatArray]:
+    """``n`` points (lon, lat) on the borders adjacent streets share, each exactly on one of
+    their vertices (a district's community edges have one at least every 25 m), so that the
+    point lies on both streets' polygons as stored; borders drawn in proportion to their
+    vertices."""
+    j = district.jurisdictions
+    lines = street_borders(np.asarray(j[j["level"] == "street"].geometry.array, dtype=object))
+    if n == 0 or lines.size == 0:
+        return np.empty(0), np.empty(0)
+    vertices = shapely.get_coordinates(lines)
+    pick = rng.integers(0, len(vertices), n)
+    return vertices[pick, 0], vertices[pick, 1]
+
+
+def _border_issues(
+    district: DemoDistrict, categories: pd.DataFrame, n: int, rng: np.random.Generator,
+    t0: pd.Timestamp, now_s: float, span: float,
+) -> pd.DataFrame:
+    """Issues on the streets' shared borders, reported evenly over the period."""
+    geo = _Geo.build(district)
+    catalog = _Catalog.build(categories, rng)
+    lon, lat = border_points(district, n, rng)
+    x, y = Transformer.from_crs(WGS84, METRIC_CRS, always_xy=True).transform(lon, lat)
+    batch = _batch(np.asarray(x), np.asarray(y), rng.uniform(0.0, span, lon.size))
+    context = _context(geo, batch.x, batch.y)
+    batch.cat = catalog.pick(np.where(context[0] >= 0, geo.layer[context[0]], -1), rng)
+    plan = _plan(catalog.deadline_s[batch.cat], rng, terminal=True)
+    return _frame(geo, catalog, batch, plan, context, t0, now_s, rng, lonlat=(lon, lat))
+
+
 def _frame(
     geo: _Geo, catalog: _Catalog, batch: _Batch, plan: _Plan, context: tuple[IntArray, ...],
     t0: pd.Timestamp, now_s: float, rng: np.random.Generator,
+    lonlat: tuple[FloatArray, FloatArray] | None = None,
 ) -> pd.DataFrame:
-    """Assemble the output frame, sorted by report time."""
+    """Assemble the output frame, sorted by report time; ``lonlat`` gives the points' exact
+    stored coordinates when a round trip through the metric CRS would move them."""
     lifecycle = _resolve(batch.t, plan, now_s)
-    lon, lat = Transformer.from_crs(METRIC_CRS, WGS84, always_xy=True).transform(batch.x, batch.y)
+    lon, lat = lonlat or Transformer.from_crs(METRIC_CRS, WGS84, always_xy=True).transform(
+        batch.x, batch.y)
     site, inside, community = context
     frame = pd.DataFrame({
         "category": np.asarray(catalog.codes, dtype=object)[batch.cat],

@@ -149,6 +149,9 @@ def demo(
                                            help="Do nothing when data exists.")] = False,
     grids_per_community: Annotated[int | None, typer.Option(
         min=1, max=999, help="Grids per community instead of 3-6 (benchmarks).")] = None,
+    streets: Annotated[int, typer.Option(
+        min=1, max=20, help="Adjacent streets in the district, --issues each (default: the "
+                            "one demo street).")] = 1,
 ) -> None:
     """Load the generated demo district (empty database only)."""
     from layers.io import demo as demo_loader
@@ -171,7 +174,8 @@ def demo(
                 progress.update(tasks[step], completed=done, total=total)
 
             counts = demo_loader.load(conn, zone=settings.zone, n_issues=issues, seed=seed,
-                                      progress=report, grids_per_community=grids_per_community)
+                                      progress=report, grids_per_community=grids_per_community,
+                                      streets=streets)
     print("demo loaded: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 

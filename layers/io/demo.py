@@ -52,15 +52,19 @@ def load(
     seed: int = 20260501,
     now: datetime | None = None,
     grids_per_community: int | None = None,
+    streets: int = 1,
     progress: Progress = _silent,
 ) -> dict[str, int]:
     """Generate and load the demo district in one transaction, then tally its issues
     (layers.analysis.tallies); return row counts.
 
     The campaign runs in local time of ``zone`` (the district's), reported up to ``now``.
+    ``streets`` above one loads a district of that many adjacent streets
+    (:func:`geo.demo.generate_district`), ``n_issues`` each.
     """
     now = now or datetime.now(zone)
-    district = generate_district(seed, grids_per_community=grids_per_community)
+    district = generate_district(seed, grids_per_community=grids_per_community,
+                                 streets=streets)
     with conn.transaction():
         _load_units(conn, district)
         _load_jurisdictions(conn, district)
@@ -92,6 +96,7 @@ def load(
     tallies.fold(conn, zone, budget_s=float("inf"))
     progress("tallying issues", 1, 1)
     return {
+        **({"streets": streets} if streets > 1 else {}),
         "units": len(district.units),
         "jurisdictions": len(district.jurisdictions),
         "sites": len(district.sites),
