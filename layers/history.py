@@ -25,6 +25,7 @@ from psycopg.rows import class_row, dict_row
 
 from geo.assign import RESULT_COLUMNS
 from layers import revisions
+from layers.db import partitions
 from layers.errors import NotFound, ValidationFailed
 from layers.text import quoted
 
@@ -112,8 +113,9 @@ def as_of(conn: psycopg.Connection[Any], public_id: str, when: str | datetime) -
     A time before the issue was reported is refused (ValidationFailed).
     """
     row = conn.execute(
-        "SELECT id, reported_at, greatest(reported_at, created_at), category_code, geom"
-        " FROM issue WHERE public_id = %s", [public_id]).fetchone()
+        sql.SQL("SELECT id, reported_at, greatest(reported_at, created_at), category_code,"
+                " geom FROM issue i WHERE {}").format(partitions.ISSUE_BY_PUBLIC_ID),
+        [public_id]).fetchone()
     if row is None:
         raise NotFound(f"no issue {quoted(public_id)}")
     issue_id, reported_at, recorded_at, category, geom = row

@@ -22,10 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from layers.auth import roles
 from layers.auth.roles import Permission
 from layers.auth.tokens import Principal
+from layers.db import partitions
 from layers.errors import Forbidden, NotFound, ValidationFailed
 
 
@@ -106,8 +108,9 @@ def require_issue_detail(conn: psycopg.Connection[Any], caller: Principal,
     require(caller, "read_issue_details")
     if not roles.own_only(caller.role, "read_issue_details"):
         return
-    row = conn.execute("SELECT lead_unit_id, territorial_unit_id, functional_unit_id"
-                       " FROM issue WHERE public_id = %s", [public_id]).fetchone()
+    row = conn.execute(sql.SQL("SELECT lead_unit_id, territorial_unit_id, functional_unit_id"
+                               " FROM issue i WHERE {}").format(partitions.ISSUE_BY_PUBLIC_ID),
+                       [public_id]).fetchone()
     if row is None:
         raise NotFound(f"no issue {public_id!r}")
     if not holds(caller, "read_issue_details", tuple(row)):

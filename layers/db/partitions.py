@@ -13,7 +13,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import class_row
+
+#: The condition finding one issue (alias ``i``) by its public id (the one parameter) through
+#: issue_key: the executor then reads the one partition holding it, not every month's index.
+ISSUE_BY_PUBLIC_ID = sql.SQL("(i.public_id, i.reported_at) = (SELECT k.public_id,"
+                             " k.reported_at FROM issue_key k WHERE k.public_id = %s)")
 
 # Months the worker keeps created ahead of now: a stopped worker has this long before new
 # reports start landing in the default partitions (where they still work, only unpruned).
@@ -51,8 +57,8 @@ def ensure_for_rows(conn: psycopg.Connection[Any], table: str, column: str) -> i
     """Create the months a (temporary) table's ``column`` of instants spans: bulk loaders
     call it with their staging table before moving the rows in. ``table`` and ``column`` are
     identifiers of the caller's own code, never user input."""
-    row = conn.execute(psycopg.sql.SQL("SELECT min({c}), max({c}) FROM {t}").format(
-        c=psycopg.sql.Identifier(column), t=psycopg.sql.Identifier(table))).fetchone()
+    row = conn.execute(sql.SQL("SELECT min({c}), max({c}) FROM {t}").format(
+        c=sql.Identifier(column), t=sql.Identifier(table))).fetchone()
     if row is None or row[0] is None:
         return 0
     return ensure(conn, row[0], row[1])

@@ -15,12 +15,14 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from layers.auth import access
 from layers.auth.roles import Permission
 from layers.auth.tokens import Principal
+from layers.db import partitions
 from layers.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from layers.issues import evidence
 from layers.vocab import ACTIONS, AWAITING_UNIT_STATUSES, OPEN_STATUSES, Status
@@ -66,6 +68,7 @@ class _Locked:
     """The issue as a transition finds it, locked until the transaction ends."""
 
     id: int
+    reported_at: datetime  # the partition key: the update reads one partition
     status: Status
     version: int
     deadline: datetime | None
@@ -98,8 +101,9 @@ def apply(conn: psycopg.Connection[Any], public_id: str, change: Transition,
     with conn.transaction():
         with conn.cursor(row_factory=class_row(_Locked)) as cur:
             issue = cur.execute(
-                "SELECT id, status, version, deadline, lead_unit_id, territorial_unit_id,"
-                " functional_unit_id FROM issue WHERE public_id = %s FOR UPDATE",
+                sql.SQL("SELECT id, reported_at, status, version, deadline, lead_unit_id,"
+                        " territorial_unit_id, functional_unit_id FROM issue i WHERE {}"
+                        " FOR UPDATE").format(partitions.ISSUE_BY_PUBLIC_ID),
                 [public_id]).fetchone()
         if issue is None:
             raise NotFound(f"no issue {public_id!r}")
@@ -132,8 +136,9 @@ def apply(conn: psycopg.Connection[Any], public_id: str, change: Transition,
             " lead_unit_id = coalesce(%(lead)s, lead_unit_id),"
             " deadline = coalesce(%(deadline)s, deadline),"
             " duplicate_of = %(duplicate_of)s"
-            " WHERE id = %(id)s",
-            {"target": target, "id": issue.id, "rework": updates.rework, "lead": updates.lead,
+            " WHERE id = %(id)s AND reported_at = %(reported_at)s",
+            {"target": target, "id": issue.id, "reported_at": issue.reported_at,
+             "rework": updates.rework, "lead": updates.lead,
              "deadline": updates.deadline, "duplicate_of": updates.duplicate_of})
         conn.execute(
             "INSERT INTO issue_event (issue_id, actor, actor_role, action, from_status,"
@@ -165,8 +170,9 @@ def _particulars(conn: psycopg.Connection[Any], change: Transition, issue: _Lock
             raise ValidationFailed("say why verification failed (note)")
         return _Updates(rework=1), data
     elif change.action == "mark_duplicate":
-        row = conn.execute("SELECT id FROM issue WHERE public_id = %s AND id <> %s",
-                           [change.duplicate_of, issue.id]).fetchone()
+        # Through the issue: a street-scoped caller names only its street's issues.
+        row = conn.execute(sql.SQL("SELECT i.id FROM issue i WHERE {} AND i.id <> %s").format(
+            partitions.ISSUE_BY_PUBLIC_ID), [change.duplicate_of, issue.id]).fetchone()
         if row is None:
             raise ValidationFailed("'duplicate_of' must name another existing issue")
         data["duplicate_of"] = change.duplicate_of

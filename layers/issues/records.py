@@ -17,6 +17,7 @@ from psycopg.rows import class_row
 from geo.assign import NONE, Assigner
 from layers.assignment import DEFAULT_TOLERANCE_M
 from layers.auth import roles
+from layers.db import partitions
 from layers.errors import Forbidden, NotFound, ValidationFailed
 from layers.text import quoted
 from layers.vocab import SOURCES, Source, Status
@@ -303,7 +304,7 @@ class Issue:
 def get(conn: psycopg.Connection[Any], public_id: str) -> Issue:
     """One issue by public id, with names of its ground, site and units."""
     with conn.cursor(row_factory=class_row(Issue)) as cur:
-        row = cur.execute(ISSUE_SELECT + sql.SQL(" WHERE i.public_id = %s"),
+        row = cur.execute(ISSUE_SELECT + sql.SQL(" WHERE ") + partitions.ISSUE_BY_PUBLIC_ID,
                           [public_id]).fetchone()
     if row is None:
         raise NotFound(f"no issue {quoted(public_id)}")
@@ -424,7 +425,10 @@ TRAIL_ORDER = sql.SQL("at, revision_id NULLS FIRST, event_id, revision_id")
 def events(conn: psycopg.Connection[Any], public_id: str) -> list[IssueEvent]:
     """The audit trail of one issue, oldest first: its events and, each as a 'reassign'
     event naming its revision, the revision changes that moved it."""
-    row = conn.execute("SELECT id FROM issue WHERE public_id = %s", [public_id]).fetchone()
+    # Through the issue, not issue_key alone: a street-scoped caller finds only its street's
+    # issues (the policies of migration 0032 are on issue).
+    row = conn.execute(sql.SQL("SELECT i.id FROM issue i WHERE {}").format(
+        partitions.ISSUE_BY_PUBLIC_ID), [public_id]).fetchone()
     if row is None:
         raise NotFound(f"no issue {quoted(public_id)}")
     with conn.cursor(row_factory=class_row(IssueEvent)) as cur:
