@@ -88,6 +88,18 @@ async def _bad_data(_: Request, exc: Exception) -> JSONResponse:
                    "contains a NUL character or is out of range).")
 
 
+async def _outside_scope(_: Request, exc: Exception) -> JSONResponse:
+    # SQLSTATE 42501 from the street policies (migration 0032, layers.auth.scope): a
+    # street-scoped caller wrote something that lands outside its street (a report on the
+    # other side of the border), or touched the district's catalog.
+    diag = exc.diag if isinstance(exc, psycopg.Error) else None
+    log.info("refused by the database's privileges: %s", diag.message_primary if diag else "")
+    return problem(403, "outside-scope", "Outside your scope",
+                   "超出本街道范围：该数据属于其他街道或区级目录，本令牌无权写入 / outside your "
+                   "street: this belongs to another street or to the district's catalog, which "
+                   "this token may not change.")
+
+
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return problem(500, "internal-error", "Internal error",
@@ -155,5 +167,6 @@ def install(app: FastAPI) -> None:
                           (StarletteHTTPException, _http), (PoolTimeout, _database_down),
                           (psycopg.OperationalError, _database_down),
                           (psycopg.DataError, _bad_data),
+                          (psycopg.errors.InsufficientPrivilege, _outside_scope),
                           (Exception, _unexpected)):
         app.add_exception_handler(kind, _open311_aware(handler))

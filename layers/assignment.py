@@ -21,6 +21,7 @@ from psycopg.rows import dict_row
 
 from geo.assign import NONE, RESULT_COLUMNS, Assigner
 from layers import revisions
+from layers.auth import scope
 from layers.db.bulk import bulk_write_mode
 
 _FLAGS = ("on_boundary", "outside_all", "via_buffer")
@@ -60,14 +61,20 @@ def engine_inputs(conn: psycopg.Connection[Any], extra: dict[str, str] | None = 
                   ) -> dict[str, pd.DataFrame]:
     """The tables the engine is built from, as read now, keyed as :meth:`Assigner.build`
     takes them; ``extra`` adds columns per key (a preview compares more than the engine
-    needs)."""
+    needs).
+
+    The whole district is read whoever asks (layers.auth.scope.district): a point belongs
+    where every polygon says, so a street-scoped caller's engine is the district's, and the
+    street policies then refuse what lands outside its street.
+    """
     out = {}
-    for key, (table, columns) in ENGINE_INPUTS.items():
-        more = f", {extra[key]}" if extra and key in extra else ""
-        geometry = ", ST_AsBinary(geom) AS wkb" if table in _GEOMETRIC else ""
-        order = " ORDER BY id" if table != "category" else ""
-        out[key] = _frame(conn, sql.SQL("SELECT {} FROM {}{}").format(
-            sql.SQL(columns + more + geometry), sql.Identifier(table), sql.SQL(order)))
+    with scope.district(conn):
+        for key, (table, columns) in ENGINE_INPUTS.items():
+            more = f", {extra[key]}" if extra and key in extra else ""
+            geometry = ", ST_AsBinary(geom) AS wkb" if table in _GEOMETRIC else ""
+            order = " ORDER BY id" if table != "category" else ""
+            out[key] = _frame(conn, sql.SQL("SELECT {} FROM {}{}").format(
+                sql.SQL(columns + more + geometry), sql.Identifier(table), sql.SQL(order)))
     return out
 
 

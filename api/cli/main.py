@@ -278,6 +278,9 @@ def token_create(
     name: Annotated[str | None, typer.Option(
         help="The person who holds the token (shown in the audit trail and on orders).")] = None,
     unit: Annotated[str | None, typer.Option(help="Unit code or name (role unit).")] = None,
+    street: Annotated[str | None, typer.Option(
+        help="Confine the token to one street (街道) by its code; without it the token sees"
+             " the whole district.")] = None,
     post: Annotated[str | None, typer.Option(help="The holder's post (职务).")] = None,
     mobile: Annotated[str | None, typer.Option(
         help="The holder's mobile number (for @mentions in group chats).")] = None,
@@ -296,7 +299,7 @@ def token_create(
     # --name is checked here rather than by typer so that its absence reads as one line.
     with session(settings) as conn, conn.transaction():
         token = tokens.create(conn, role=role, unit_code=unit, name=name or "", post=post,
-                              mobile=mobile, expires_at=expires)
+                              mobile=mobile, expires_at=expires, street_code=street)
         if link or qr is not None:
             # Inside the transaction: a link that cannot be made (a viewer, a bad file name)
             # leaves no token behind.
@@ -334,7 +337,8 @@ def token_list() -> None:
     for t in listed:
         state = "live" if t.live else ("revoked" if t.revoked_at else "expired")
         used = f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never used"
-        print(f"{t.id:>5}  {t.role:10} {t.unit or '-':10} {state:8} {used:16}"
+        print(f"{t.id:>5}  {t.role:10} {t.unit or '-':10} {t.street or '-':10} {state:8}"
+              f" {used:16}"
               f" {tokens.person(t.name, t.post)} {t.mobile or ''}".rstrip())
 
 

@@ -112,6 +112,9 @@ class IssueProperties(BaseModel):
     on_boundary: bool
     outside_all: bool
     via_buffer: bool
+    street: str | None = Field(None, description="the street (街道) of the issue's ground")
+    on_street_border: bool = Field(
+        False, description="on the border between two streets (the district settles it)")
     rework_count: int
     version: int
     reporter: str | None = Field(None, description="admin and supervisor only")
@@ -191,6 +194,7 @@ def feature(row: Issue) -> IssueFeature:
         functional_unit=row.functional_unit, lead_unit=row.lead_unit,
         lead_unit_name=row.lead_unit_name, site=row.site, site_name=row.site_name,
         on_boundary=row.on_boundary, outside_all=row.outside_all, via_buffer=row.via_buffer,
+        street=row.street, on_street_border=row.on_street_border,
         rework_count=row.rework_count, version=row.version, reporter=row.reporter,
         reporter_contact=row.reporter_contact)
     return IssueFeature(id=row.public_id,

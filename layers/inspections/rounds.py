@@ -165,7 +165,10 @@ def rounds_since(conn: psycopg.Connection[Any]) -> dict[Stratum, int]:
 def _date_for(conn: psycopg.Connection[Any], request: PlanRequest, zone: tzinfo) -> date:
     """The round's date: as asked, or the next in the rhythm from today in ``zone`` (the
     district's); refused when out of order."""
-    row = conn.execute("SELECT max(planned_for) FROM inspection_round").fetchone()
+    # Each office plans its own rounds (a street's, or the district's: migration 0032).
+    row = conn.execute("SELECT max(planned_for) FROM inspection_round"
+                       " WHERE street_id IS NOT DISTINCT FROM sitewatch_scope_street()"
+                       ).fetchone()
     last: date | None = row[0] if row else None
     today = datetime.now(zone).date()
     if request.planned_for is None:
