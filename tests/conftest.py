@@ -53,7 +53,8 @@ _serial = count()
 FOLDER_MARKERS = {"e2e": "browser", "reliability": "reliability"}
 # ...and every test on the demo district (thousands of issues, seconds of setup and queries)
 # is `slow`, as is any other test marked so where it is written.
-DEMO_FIXTURES = {"demo_template", "demo_dsn", "module_demo_dsn", "demo_client"}
+DEMO_FIXTURES = {"demo_template", "demo_dsn", "module_demo_dsn", "demo_client",
+                 "streets_template", "streets_dsn"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -155,6 +156,34 @@ def demo_dsn(cluster: Cluster, demo_template: str) -> Iterator[str]:
 def module_demo_dsn(cluster: Cluster, demo_template: str) -> Iterator[str]:
     """A copy of the demo district shared by one test module (for long property runs)."""
     name = _clone(cluster, demo_template)
+    yield cluster.conninfo(name)
+    _drop(cluster, name)
+
+
+# A demo district of three streets (`sitewatch demo --streets 3`), small: street rankings, the
+# district map page.
+STREETS_TEMPLATE = "sw_streets"
+STREETS_ISSUES = 400
+
+
+@pytest.fixture(scope="session")
+def streets_template(cluster: Cluster) -> str:
+    """A template database holding a demo district of three streets (built once)."""
+    from layers.io import demo
+
+    with psycopg.connect(cluster.conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(STREETS_TEMPLATE), sql.Identifier(TEMPLATE)))
+    with psycopg.connect(cluster.conninfo(STREETS_TEMPLATE)) as conn:
+        demo.load(conn, zone=Settings().zone, now=DEMO_NOW, streets=3,
+                  n_issues=STREETS_ISSUES)
+    return STREETS_TEMPLATE
+
+
+@pytest.fixture(scope="module")
+def streets_dsn(cluster: Cluster, streets_template: str) -> Iterator[str]:
+    """A copy of the three-street demo district shared by one test module (read only)."""
+    name = _clone(cluster, streets_template)
     yield cluster.conninfo(name)
     _drop(cluster, name)
 

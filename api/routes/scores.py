@@ -1,7 +1,7 @@
 """``/api/v1/scores``: who is losing points (谁丢分、谁负责), per unit, community or site; the
 same ranking as a workbook for meetings (``/api/v1/scores.xlsx``); the line/block hand-over
 matrix (``/api/v1/scores/handovers``); the campaign phases a ranking can be read by
-(``/api/v1/scores/phases``)."""
+(``/api/v1/scores/phases``); the street ranking of a district (``/api/v1/scores/streets``)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from layers.analysis import budget
 from layers.catalog import periods, phases
 from layers.catalog.periods import Period
 from layers.io.exports import MEDIA_TYPES
-from layers.supervision import handovers, score_sheet, scores
+from layers.supervision import handovers, score_sheet, scores, street_ranking
 
 router = APIRouter(prefix="/api/v1/scores", tags=["scores"])
 
@@ -66,6 +66,29 @@ def ranking(conn: Conn, request: Request, settings: AppSettings, period: PeriodD
                               min_cases=settings.rank_min_cases)
 
 
+@router.get("/streets", response_model=list[street_ranking.StreetScore],
+            responses={s: {"content": {"application/problem+json": {}}}
+                       for s in (401, 404, 422)})
+def street_scores(
+    conn: Conn, request: Request, settings: AppSettings, period: PeriodDep,
+    by: Annotated[street_ranking.Measure, Query(description=(
+        "the measure the list is ordered by, worst first: points_lost (扣分, default),"
+        " on_time_rate (按期办结率), rework_rate (返工率)"))] = "points_lost",
+    street: Annotated[str | None, Query(max_length=40, pattern=r"^[A-Za-z0-9_.-]{1,40}$",
+                                        description="one street's code: its row alone, "
+                                                    "ranked among all")] = None,
+) -> list[street_ranking.StreetScore]:
+    """The street ranking (街道排名) of the district for a period or campaign phase, as the
+    assessors rank streets: points lost, on-time closure rate and rework rate, each street's
+    rank on each (the rates raw, over streets with at least SITEWATCH_RANK_MIN_CASES cases);
+    the same rules and tallies as the units' ranking, so a street's figures are its
+    communities' sums. Every street is listed; an unknown ``street`` is 404."""
+    since, until = period.bounded
+    with request_gate(request).slot():
+        return street_ranking.ranking(conn, since=since, until=until, by=by,
+                                      min_cases=settings.rank_min_cases, street=street)
+
+
 @router.get("/handovers", response_model=handovers.Matrix)
 def handover_matrix(conn: Conn, request: Request, settings: AppSettings,
                     period: PeriodDep) -> handovers.Matrix:
@@ -94,8 +117,8 @@ def campaign_phases(
 def ranking_workbook(conn: Conn, request: Request, settings: AppSettings, period: PeriodDep,
                      group: GroupQuery = "unit", sort: SortQuery = "points") -> Response:
     """The ranking as an XLSX workbook for meetings: title, how to read the rates (Chinese,
-    then English), bilingual headers, percentages; the hand-over matrix as a second sheet;
-    bounded and gated as the JSON ranking is."""
+    then English), bilingual headers, percentages; the hand-over matrix as a second sheet,
+    the street ranking (街道排名) as a third; bounded and gated as the JSON ranking is."""
     since, until = period.bounded
     scores.check_budget(conn, since=since, until=until,
                         limit=budget.limits(settings))
@@ -103,9 +126,11 @@ def ranking_workbook(conn: Conn, request: Request, settings: AppSettings, period
         rows = scores.ranking(conn, group=group, since=since, until=until, sort=sort,
                               min_cases=settings.rank_min_cases)
         moves = handovers.matrix(conn, since=since, until=until)
+        streets = street_ranking.ranking(conn, since=since, until=until,
+                                         min_cases=settings.rank_min_cases)
     body = score_sheet.workbook(rows, group, since, until, zone=settings.zone,
                                 phase=period.phase, min_cases=settings.rank_min_cases,
-                                handovers=moves)
+                                handovers=moves, streets=streets)
     name = score_sheet.filename(group, since, until, zone=settings.zone)
     zh_name = f"得分排名-{name.removeprefix('scores-')}"
     return Response(body, media_type=MEDIA_TYPES["xlsx"], headers={

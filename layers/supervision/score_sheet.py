@@ -2,7 +2,8 @@
 the period, a line in Chinese and one in English saying how to read the rates, the table of
 :func:`layers.supervision.scores.ranking` with bilingual headers, numbers stored as numbers
 and rates formatted as percentages, so the sheet can be sorted and summed; a second sheet
-holds the line/block hand-over matrix (:mod:`layers.supervision.handovers`) when given.
+holds the line/block hand-over matrix (:mod:`layers.supervision.handovers`) when given, a
+third the street ranking (街道排名, :mod:`layers.supervision.street_ranking`) when given.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from layers.catalog.phases import Phase
 from layers.io import xlsx
 from layers.supervision.handovers import Matrix, Pair
 from layers.supervision.scores import Group, Score
+from layers.supervision.street_ranking import StreetScore
 
 # The sheet's columns are the ranking's fields, in their order (the cells are their values).
 FIELDS = tuple(f.name for f in fields(Score))
@@ -48,9 +50,18 @@ DIRECTION_NAMES = {"territorial->functional": "块转条（属地→职能）",
                    "functional->functional": "条转条（职能→职能）"}
 # Kinds in words a meeting reads; the API keeps the codes.
 KIND_NAMES = {"territorial": "属地单位", "functional": "职能部门", "community": "社区",
-              "site": "点位"}
+              "site": "点位", "street": "街道"}
 GROUP_NAMES = {"unit": ("责任单位", "unit"), "community": ("社区", "community"),
                "site": ("点位", "site")}
+# The street ranking's columns: each measure beside its rank, then the counts behind them.
+STREET_FIELDS = ("rank", "code", "name", "name_en", "points_lost", "points_lost_rank",
+                 "on_time_rate", "on_time_cases", "on_time_rank", "rework_rate",
+                 "rework_cases", "rework_rank", "issues", "open", "overdue_open",
+                 "points_at_risk")
+STREET_LABELS = {**LABELS, "name": "街道", "name_en": "英文名称", "points_lost": "扣分",
+                 "points_lost_rank": "扣分排名", "on_time_rate": "按期办结率",
+                 "on_time_cases": "按期办结率案卷数", "on_time_rank": "按期办结率排名",
+                 "rework_rank": "返工率排名"}
 
 
 def days(since: datetime, until: datetime, zone: tzinfo) -> tuple[date, date]:
@@ -99,10 +110,12 @@ def _cells(row: Score) -> list[object]:
 
 def workbook(rows: Sequence[Score], group: Group, since: datetime, until: datetime,
              *, zone: tzinfo, phase: Phase | None = None, as_of: datetime | None = None,
-             min_cases: int, handovers: Matrix | None = None) -> bytes:
+             min_cases: int, handovers: Matrix | None = None,
+             streets: Sequence[StreetScore] | None = None) -> bytes:
     """The ranking as XLSX bytes: title rows, the rates' explanation (Chinese, then
     English), two header rows, one row per entry; days and the time it was made as local in
-    ``zone``. With ``handovers``, a second sheet holds its unit pairs."""
+    ``zone``. With ``handovers``, a second sheet holds its unit pairs; with ``streets``,
+    another the street ranking (街道排名)."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
@@ -118,6 +131,8 @@ def workbook(rows: Sequence[Score], group: Group, since: datetime, until: dateti
                      number_formats=NUMBER_FORMATS, title=title_cells)
     if handovers is not None:
         _handover_sheet(book.create_sheet("条块移交"), handovers, zone)
+    if streets is not None:
+        _street_sheet(book.create_sheet("街道排名"), streets, since, until, zone, phase)
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -139,3 +154,25 @@ def _handover_sheet(sheet: Any, found: Matrix, zone: tzinfo) -> None:
               for i, v in enumerate(astuple(p))] for p in found.pairs)
     xlsx.write_table(sheet, HANDOVER_FIELDS, HANDOVER_LABELS, cells,
                      title=[*heading, *totals])
+
+
+def _street_sheet(sheet: Any, rows: Sequence[StreetScore], since: datetime, until: datetime,
+                  zone: tzinfo, phase: Phase | None) -> None:
+    """The street ranking: a title, how it ranks, one row per street (ordered by points lost)."""
+    from openpyxl.styles import Font
+
+    first, last = days(since, until, zone)
+    zh_phase = f"{phase.name_zh} " if phase else ""
+    en_phase = f", {phase.name_en} phase" if phase else ""
+    grey = Font(italic=True, color="808080")
+    heading = [
+        xlsx.cell(sheet, f"街道排名 {zh_phase}{first} 至 {last}", font=Font(bold=True, size=14)),
+        xlsx.cell(sheet, f"Street ranking{en_phase}, {first} to {last}", font=grey),
+        xlsx.cell(sheet, "扣分、按期办结率、返工率各自排名，1 为最差；案卷过少的比率不排名。",
+                  font=grey),
+        xlsx.cell(sheet, "Points lost, on-time closure rate and rework rate each ranked, 1 the "
+                         "worst; a rate over too few cases is not ranked.", font=grey)]
+    xlsx.write_table(sheet, STREET_FIELDS, STREET_LABELS,
+                     ([getattr(r, f) for f in STREET_FIELDS] for r in rows),
+                     number_formats={f: v for f, v in NUMBER_FORMATS.items()
+                                     if f in STREET_FIELDS}, title=heading)

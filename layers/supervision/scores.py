@@ -35,7 +35,10 @@ still moves 5 points a case.
 
 Issues count in the period by the time they were reported; the measures describe those issues
 as they stand now. A unit is charged for the issues it leads; a community for the issues on
-its ground (its own polygon and its grids'); a site for the issues linked to it.
+its ground (its own polygon and its grids'); a street for the issues on its ground (its
+communities' and grids', layers.catalog.hierarchy.STREET_OF); a site for the issues linked to
+it. So a street's figures are the sums of its communities' (plus any issue on the street's
+own polygon outside every community), and the streets' together the units'.
 """
 
 from __future__ import annotations
@@ -51,11 +54,15 @@ from psycopg.rows import class_row
 
 from geo.hotspots.budget import Limits
 from layers.analysis import budget, tallies
+from layers.catalog.hierarchy import STREET_OF
 from layers.catalog.periods import Period
 from layers.supervision import rates
 
 Group = Literal["unit", "community", "site"]
-GROUPS: tuple[Group, ...] = ("unit", "community", "site")
+GROUPS: tuple[Group, ...] = get_args(Group)
+# What a ranking can group by: the groups above, and streets for layers.supervision.street_ranking,
+# which adds their ranks on each measure.
+Grouping = Group | Literal["street"]
 
 # Whether issue ``i`` lost its category's points (one definition: rankings and maps).
 LOST = sql.SQL("""i.status NOT IN ('rejected', 'duplicate')
@@ -104,7 +111,14 @@ _BY_SITE = sql.SQL("""
     JOIN site s ON s.id = t.site_id
     GROUP BY s.id, s.code, s.name, s.layer
 """)
-_BASES = {"unit": _BY_UNIT, "community": _BY_COMMUNITY, "site": _BY_SITE}
+_BY_STREET = sql.SQL("""
+    SELECT st.code, st.name, 'street' AS kind, NULL::text AS layer, {measures}
+    FROM {source} t JOIN category c ON c.code = t.category_code
+    JOIN {street_of} so ON so.jurisdiction_id = t.jurisdiction_id
+    JOIN jurisdiction st ON st.id = so.street_id
+    GROUP BY st.code, st.name
+""")
+_BASES = {"unit": _BY_UNIT, "community": _BY_COMMUNITY, "site": _BY_SITE, "street": _BY_STREET}
 
 
 #: What a ranking orders by: points (lost, then at risk), or one rate, adjusted or raw.
@@ -146,7 +160,7 @@ class Score:
     rank: int | None
     code: str | None  # a site may have no code
     name: str
-    kind: str  # territorial, functional (units), community or site
+    kind: str  # territorial, functional (units), community, street or site
     layer: str | None  # sites only
     issues: int
     open: int
@@ -168,19 +182,27 @@ class Score:
     too_few_cases: bool
 
 
-def ranking(conn: psycopg.Connection[Any], *, group: Group = "unit",
+def ranking(conn: psycopg.Connection[Any], *, group: Grouping = "unit",
             since: datetime, until: datetime, sort: Sort = "points",
             min_cases: int = rates.MIN_CASES) -> list[Score]:
-    """Units, communities or sites ranked worst first by ``sort`` (points lost, then points
+    """Units, communities, streets or sites ranked worst first by ``sort`` (points lost, then points
     at risk, by default); under a rate, the groups with fewer than ``min_cases`` cases for it
     follow the ranked ones, unranked."""
     first, end = tallies.local_days(Period(since, until), tallies.basis_zone(conn))
     source, params = tallies.period_source(first, end, family="duty")
-    base = _BASES[group].format(measures=_MEASURES, source=source)
+    base = _BASES[group].format(measures=_MEASURES, source=source, street_of=STREET_OF)
     query = sql.SQL("SELECT * FROM ({}) s ORDER BY code, name").format(base)
     with conn.cursor(row_factory=class_row(_Counts)) as cur:
         counted = cur.execute(query, params).fetchall()
     return ranked(rated(counted), sort, min_cases)
+
+
+def empty(code: str, name: str, kind: str) -> Score:
+    """The score of a group none of whose issues fall in the period: zeros, no rates."""
+    zero = _Counts(code=code, name=name, kind=kind, layer=None, issues=0, open=0,
+                   overdue_open=0, points_at_risk=0.0, points_lost=0.0, reworks=0, reworked=0,
+                   rework_cases=0, on_time=0, on_time_cases=0, avg_hours_to_rectify=None)
+    return rated([zero])[0]
 
 
 def _rounded(values: np.ndarray[Any, np.dtype[np.float64]]) -> list[float | None]:

@@ -313,6 +313,7 @@ RECIPES: dict[str, Callable[[World, str], Request]] = {
     "GET /api/v1/scores.xlsx": _get("/api/v1/scores.xlsx"),
     "GET /api/v1/scores/phases": _get("/api/v1/scores/phases?year=2026"),
     "GET /api/v1/scores/handovers": _get("/api/v1/scores/handovers"),
+    "GET /api/v1/scores/streets": _get("/api/v1/scores/streets?phase=attack&year=2026"),
     "GET /api/v1/accountability": lambda w, _: ("GET", "/api/v1/accountability", {
         "params": {"unit": w.own_unit, **PERIOD}}),
     "GET /api/v1/inspections": _get("/api/v1/inspections"),

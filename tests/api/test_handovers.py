@@ -147,7 +147,7 @@ def test_the_workbook_carries_the_matrix_as_its_second_sheet(client: TestClient)
     response = client.get("/api/v1/scores.xlsx")
     assert response.status_code == 200, response.text
     book = openpyxl.load_workbook(io.BytesIO(response.content))
-    assert book.sheetnames == ["得分排名", "条块移交"]
+    assert book.sheetnames == ["得分排名", "条块移交", "街道排名"]
     sheet = book["条块移交"]
     assert str(sheet["A1"].value).startswith("条块移交矩阵")
     assert [(sheet.cell(r, 1).value, sheet.cell(r, 2).value) for r in range(3, 7)] == [
