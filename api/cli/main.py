@@ -25,6 +25,7 @@ from api.cli.notify import notify_app
 from api.cli.orders import orders_app
 from api.cli.replica import replica_app
 from api.cli.reports import reports_app
+from api.cli.retention import retention_app
 from api.cli.revisions import revisions_app
 from api.cli.session import actor, err, reported_errors, session
 from api.cli.tls import tls_app
@@ -53,6 +54,7 @@ app.add_typer(orders_app, name="orders")
 app.add_typer(notify_app, name="notify")
 app.add_typer(tls_app, name="tls")
 app.add_typer(revisions_app, name="revisions")
+app.add_typer(retention_app, name="retention")
 app.add_typer(reports_app)  # scores, phases
 app.command("export")(export)
 app.command("hotspots")(hotspots_command)

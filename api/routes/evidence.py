@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from api.auth import Caller, require_permission
 from api.deps import Conn
+from layers import retention
 from layers.auth import access
 from layers.auth.tokens import Principal
 from layers.db.settings import Settings
@@ -70,4 +71,5 @@ def download(ref: str, conn: Conn, caller: Caller, request: Request,
     settings: Settings = request.app.state.settings
     path, media_type = evidence.path_of(conn, settings.data_dir, ref, original=original)
     access.require_evidence(conn, caller, ref)
+    retention.refuse_archived(conn, ref)
     return FileResponse(path, media_type=media_type)

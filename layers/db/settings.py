@@ -123,6 +123,11 @@ class Settings(BaseSettings):
     backup_keep: int = Field(default=7, ge=1)
     # The daily digest (每日通报) is written at this local time (HH:MM in ``timezone``).
     digest_at: time = time(8, 30)
+    # Years a closed issue keeps its reporter's name and contact and its photos in the live
+    # system (layers/retention.py, docs/security.md): three, one assessment cycle of the
+    # national civilized-city title (全国文明城市, 三年一届), during which a closed case may be
+    # rechecked or appealed; after it, 个人信息保护法 art. 19 wants the personal data gone.
+    retention_years: int = Field(default=3, ge=1, le=100)
 
     @field_validator("pg_bindir", "backup_dir", "tls_cert", "tls_key", mode="before")
     @classmethod

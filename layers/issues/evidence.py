@@ -238,6 +238,12 @@ def strip_stored(conn: psycopg.Connection[Any], root: Path, *, keep_original: bo
     return cleaned, already
 
 
+def stored_file(root: Path, digest: str, media_type: str, *, original: bool = False) -> Path:
+    """Where the photo ``digest`` (or, ``original``, its upload as sent) is kept on disk."""
+    return _file(root, digest, "jpg" if media_type == "image/jpeg" else "png",
+                 original=original)
+
+
 def path_of(conn: psycopg.Connection[Any], root: Path, ref: str, *, original: bool = False
             ) -> tuple[Path, str]:
     """The stored file (or the upload as sent) and media type of ``ref``; NotFound if unknown

@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 
+from layers import retention
 from layers.analysis import tallies
 from layers.db import backup, database, partitions
 from layers.db.settings import Settings
@@ -145,6 +146,18 @@ def keep_partitions(conn: psycopg.Connection[Any], settings: Settings, now: date
             " default partitions")
 
 
+def retention_run(conn: psycopg.Connection[Any], settings: Settings, now: datetime) -> str:
+    """``sitewatch retention run``, signed by the worker. On a connection of its own: each
+    batch commits alone (the job's transaction only holds the claim of the slot)."""
+    with database.connect(settings) as own:
+        own.autocommit = True
+        done = retention.run(own, data_dir=settings.data_dir, years=settings.retention_years,
+                             now=now, actor=SYSTEM_ACTOR)
+    c = done.counts
+    return (f"run {done.run_id}: {c.issues} issue(s) closed before {done.cutoff:%Y-%m-%d},"
+            f" {c.with_personal_data} reporter(s) erased, {c.photos} photo(s) archived")
+
+
 JOBS: list[Job] = [
     Job("escalate", Every(300), escalate_overdue),
     Job("deliver", EveryConfigured(lambda settings: settings.deliver_every),
@@ -154,6 +167,7 @@ JOBS: list[Job] = [
     Job("forget-history", Daily(time(3, 30)), forget_history),
     # Daily: months are created AHEAD_MONTHS ahead, so a missed day costs nothing.
     Job("partitions", Daily(time(0, 15)), keep_partitions),
+    Job("retention", Daily(time(4, 0)), retention_run),
     Job("deadline-lights", Every(60), deadlines.lights_job),
     Job("digest", DailyConfigured(lambda settings: settings.digest_at), digest.send),
     # Pages show the tallies' lag; every 2 s keeps it at a few seconds under any load.
