@@ -49,6 +49,24 @@ def overview(conn: Conn, request: Request, settings: AppSettings, lang: Lang = "
     return HTMLResponse(page)
 
 
+@router.get("/maps/district", response_class=HTMLResponse,
+            responses={422: {"content": {"application/problem+json": {}}}})
+def district_map(conn: Conn, request: Request, settings: AppSettings, lang: Lang = "zh",
+                 phase: PhaseQuery = None, year: Year = None, since: Day = None,
+                 until: Day = None,
+                 measure: Literal["points_lost", "on_time_rate", "rework_rate"] = "points_lost"
+                 ) -> HTMLResponse:
+    """The district's streets as a choropleth of their ranking for a period (all, a
+    campaign phase, or days): points lost (扣分), on-time closure rate (按期办结率) or rework
+    rate (返工率), the others as layers; each street's ranks in its popup, with a link to its
+    overview (``/maps/overview?street=CODE``). Public fields only."""
+    selected = map_pages.parse_period(conn, settings, phase, year, since, until)
+    return HTMLResponse(map_pages.district(conn, selected, zone=settings.zone, lang=lang,
+                                           measure=measure, tianditu_key=settings.tianditu_key,
+                                           min_cases=settings.rank_min_cases,
+                                           gate=request_gate(request).slot))
+
+
 @router.get("/maps/hotspots", response_class=HTMLResponse)
 def hotspot_map(conn: Conn, request: Request, settings: AppSettings, lang: Lang = "zh",
                 phase: PhaseQuery = None, year: Year = None, since: Day = None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
@@ -34,8 +34,10 @@ from layers.catalog import phases
 from layers.catalog.periods import Period
 from layers.db.settings import Settings
 from layers.errors import NotFound, ValidationFailed
+from layers.supervision import street_ranking
 from layers.supervision.orders import OrderSummary
 from layers.views import mapdata, mapviews
+from maps.district import DistrictData, StreetFigures, build_district
 from maps.hotspots import HotspotData, build_hotspots
 from maps.overview import OverviewData, build_overview
 from maps.page import AsOf, PageOptions, PeriodMenu
@@ -296,6 +298,27 @@ def unit(conn: psycopg.Connection[Any], code: str, *, zone: tzinfo, lang: str = 
     data.orders = None if orders is None else [map_records.order_counts(o) for o in orders]
     return str(build_unit(data, options).get_root().render())
 
+
+
+def district(conn: psycopg.Connection[Any], p: Period, *, zone: tzinfo, lang: str = "zh",
+             measure: street_ranking.Measure = "points_lost", tianditu_key: str = "",
+             min_cases: int, gate: Gate | None = None) -> str:
+    """The district map's HTML: every street ranked over period ``p`` (all time: from
+    :data:`EARLIEST_DAY` to now, local in ``zone``) from the scores' tallies, within ``gate``
+    like the scores route."""
+    since = p.since or datetime.combine(EARLIEST_DAY, time(), zone)
+    until = p.until or datetime.now(zone)
+    with gate() if gate is not None else nullcontext():
+        ranked = street_ranking.ranking(conn, since=since, until=until, min_cases=min_cases)
+    outlines = {j.code: j.geometry for j in mapdata.jurisdictions(conn, streets_only=True)}
+    figures = [StreetFigures(
+        code=str(s.code), name=s.name, name_en=s.name_en, geometry=outlines[str(s.code)],
+        issues=s.issues, points_lost=s.points_lost, on_time_rate=s.on_time_rate,
+        rework_rate=s.rework_rate, points_lost_rank=s.points_lost_rank,
+        on_time_rank=s.on_time_rank, rework_rank=s.rework_rank) for s in ranked]
+    data = DistrictData(streets=figures, period=period_menu(conn, p, lang))
+    options = PageOptions(zone=zone, lang=lang, tianditu_key=tianditu_key, tiles_url=None)
+    return str(build_district(data, options, measure=measure).get_root().render())
 
 
 def revision_preview(conn: psycopg.Connection[Any], token: str, *, zone: tzinfo,

@@ -37,14 +37,18 @@ class Jurisdiction:
     geometry: BaseGeometry
 
 
-def jurisdictions(conn: psycopg.Connection[Any]) -> list[Jurisdiction]:
-    """Every jurisdiction, by level and code."""
+def jurisdictions(conn: psycopg.Connection[Any], *, streets_only: bool = False
+                  ) -> list[Jurisdiction]:
+    """Every jurisdiction (or the streets alone, the roots of the hierarchy), by level and
+    code."""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             "SELECT j.code, j.name, j.level, p.code AS parent, u.name AS unit,"
             " ST_AsBinary(j.geom) AS wkb"
             " FROM jurisdiction j LEFT JOIN jurisdiction p ON p.id = j.parent_id"
-            " LEFT JOIN unit u ON u.id = j.unit_id ORDER BY j.level, j.code").fetchall()
+            " LEFT JOIN unit u ON u.id = j.unit_id"
+            " WHERE NOT %(streets_only)s OR (j.level = 'street' AND j.parent_id IS NULL)"
+            " ORDER BY j.level, j.code", {"streets_only": streets_only}).fetchall()
     return [Jurisdiction(code=r["code"], name=r["name"], level=r["level"], parent=r["parent"],
                          unit=r["unit"], geometry=geometry)
             for r, geometry in zip(rows, shapely.from_wkb([bytes(r["wkb"]) for r in rows]),

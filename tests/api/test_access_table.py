@@ -240,6 +240,7 @@ RECIPES: dict[str, Callable[[World, str], Request]] = {
     "GET /health": _get("/health"),
     "GET /maps/overview": _get("/maps/overview"),
     "GET /maps/hotspots": _get("/maps/hotspots"),
+    "GET /maps/district": _get("/maps/district"),
     "GET /maps/units/{unit}": _get("/maps/units/{w.own_unit}"),
     "GET /maps/revisions/preview/{token}": lambda w, _: (
         "GET", f"/maps/revisions/preview/{_kept_preview(w)}", {}),

@@ -1,0 +1,74 @@
+"""``GET /maps/district``: public, the streets ranked for a period with links to their
+overviews, public fields only; bad parameters are 422 problem JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from layers.db.settings import Settings
+
+STREETS = ("320571001", "320571002", "320571003")
+
+
+@pytest.fixture(scope="module")
+def public(streets_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    app = create_app(Settings(database_url=streets_dsn, data_dir=tmp_path_factory.mktemp("d")))
+    with TestClient(app) as client:  # no token: the page is public
+        yield client
+
+
+def test_the_district_page_ranks_every_street_with_a_link_to_its_overview(
+    public: TestClient, streets_dsn: str
+) -> None:
+    response = public.get("/maps/district", params={"phase": "attack:2026"})
+    assert response.status_code == 200
+    page = response.text
+    with psycopg.connect(streets_dsn) as conn:
+        names = [r[0] for r in conn.execute(
+            "SELECT name FROM jurisdiction WHERE level = 'street' ORDER BY code").fetchall()]
+    decoder = json.JSONDecoder()
+    layers = [decoder.raw_decode(page, m.end())[0]["features"]
+              for m in re.finditer(r"geo_json_\w+_add\(", page)]
+    assert len(layers) == 3  # points lost, on-time closure, rework
+    for layer in layers:
+        shown = {f["properties"]["name"]: f["properties"] for f in layer}
+        assert sorted(shown) == sorted(names)
+        assert all("Sub-district Office" in p["name_en"] for p in shown.values())
+        assert sorted(p["link"].split("street=")[1][:9] for p in shown.values()) == list(STREETS)
+    for title in ("街道排名: 失分", "街道排名: 按期办结率", "街道排名: 返工率"):
+        assert json.dumps(title)[1:-1] in page  # the layer switcher's names, as JSON
+
+
+def test_the_district_page_shows_no_personal_data(public: TestClient, streets_dsn: str
+                                                  ) -> None:
+    page = public.get("/maps/district").text
+    with psycopg.connect(streets_dsn) as conn:
+        private = [r[0] for r in conn.execute(
+            "SELECT DISTINCT reporter FROM issue WHERE reporter IS NOT NULL"
+            " UNION SELECT contact FROM unit WHERE contact IS NOT NULL"
+            " UNION SELECT leader FROM unit WHERE leader IS NOT NULL").fetchall()]
+    assert len(private) > 10
+    assert not [p for p in private if p in page]
+
+
+def test_the_district_page_in_english(public: TestClient) -> None:
+    page = public.get("/maps/district", params={"lang": "en", "measure": "rework_rate"}).text
+    assert "Street ranking: Rework rate" in page
+    assert "Civilized city campaign · Street ranking" in page
+
+
+@pytest.mark.parametrize("params", [
+    {"measure": "popularity"}, {"phase": "no_such_phase"}, {"since": "2026-13-01"},
+    {"year": "3000", "phase": "attack"}, {"lang": "fr"}, {"since": "2026-05-01" * 3},
+])
+def test_bad_parameters_are_problems(public: TestClient, params: dict[str, str]) -> None:
+    response = public.get("/maps/district", params=params)
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
