@@ -111,7 +111,9 @@ def _with_texts(escaped: gpd.GeoDataFrame, raw: gpd.GeoDataFrame, t: dict[str, s
         out[f"{m}_rank_text"] = [_rank(r, total) for r in raw[RANK_FIELDS[m]]]
     links = []
     for code in raw["code"]:
-        url = f"{data.overview_url}?{urlencode({'street': code, 'lang': lang})}"
+        # The street's overview for the same period the ranking was read over.
+        query = {"street": code, "lang": lang, **data.period.selection}
+        url = f"{data.overview_url}?{urlencode(query)}"
         links.append(f'<a href="{html.escape(url)}">{html.escape(t["street_overview"])}</a>')
     out["link"] = links
     return out

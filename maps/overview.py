@@ -55,6 +55,7 @@ class OverviewData:
     period: PeriodMenu = field(default_factory=PeriodMenu)  # shown, and the form's choices
     tile_query: str = ""  # query string the vector tiles take (the period)
     as_of: AsOf | None = None  # when the cells and community measures were computed
+    street: tuple[str, str] | None = None  # (code, name) of the one street shown, if focused
 
 
 def build_overview(data: OverviewData, options: PageOptions,
@@ -76,8 +77,15 @@ def build_overview(data: OverviewData, options: PageOptions,
     _add_sites(fmap, escape_frame(sites, options.zone), t, options.lang)
     _add_search(fmap, juris, escape_frame(sites, options.zone), t)
     control = layer_control(fmap, options)
-    add_title(fmap, t["title"], data.period.text(t, data.as_of))
-    add_period_form(fmap, t, data.period, options.lang, extra=_measure_field(t, measure))
+    subtitle = data.period.text(t, data.as_of)
+    extra = _measure_field(t, measure)
+    if data.street is not None:
+        code, name = data.street
+        subtitle = f"{name} · {subtitle}"
+        # The period form keeps the page on its street.
+        extra += f'<input type="hidden" name="street" value="{html.escape(code)}">'
+    add_title(fmap, t["title"], subtitle)
+    add_period_form(fmap, t, data.period, options.lang, extra=extra)
     rows = [(LIGHT_COLOURS["green"], t["light_green"]), (LIGHT_COLOURS["yellow"],
              t["light_yellow"]), (LIGHT_COLOURS["red"], t["light_red"]),
             (STATUS_COLOURS["verified"], t["closed"])]

@@ -38,14 +38,18 @@ Year = Annotated[int | None, Query(ge=2000, le=2100, description="campaign year 
 @router.get("/maps/overview", response_class=HTMLResponse)
 def overview(conn: Conn, request: Request, settings: AppSettings, lang: Lang = "zh",
              phase: PhaseQuery = None, year: Year = None, since: Day = None,
-             until: Day = None, measure: Literal["points_lost", "open"] = "points_lost"
+             until: Day = None, measure: Literal["points_lost", "open"] = "points_lost",
+             street: Annotated[str | None, Query(
+                 max_length=40, pattern=r"^[A-Za-z0-9_.-]{1,40}$",
+                 description="one street's code: the map shows that street only")] = None,
              ) -> HTMLResponse:
     """The office's overview map for a period (all, a campaign phase, or days); a period
-    that is not a landing view is counted over the days of it that hold issues."""
+    that is not a landing view is counted over the days of it that hold issues. With
+    ``street``, one street's ground, sites and cells (a view; 404 for an unknown street)."""
     selected = map_pages.parse_period(conn, settings, phase, year, since, until)
     page = map_pages.overview(conn, request.app.state.snapshots, selected, zone=settings.zone,
                               lang=lang, measure=measure, tianditu_key=settings.tianditu_key,
-                              gate=request_gate(request).slot)
+                              gate=request_gate(request).slot, street=street)
     return HTMLResponse(page)
 
 

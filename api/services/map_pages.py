@@ -21,7 +21,7 @@ import psycopg
 
 from api import periods as api_periods
 from api.schemas.hotspots import HotspotFeature
-from api.services import hotspot_results, map_records
+from api.services import hotspot_results, map_records, street_focus
 from api.services.hotspot_results import AssignerOf
 from geo.hotspots.budget import Limits
 from layers import line_previews
@@ -132,21 +132,26 @@ def overview_spec(p: Period, zone: tzinfo) -> Spec:
 
 
 def overview_data(conn: psycopg.Connection[Any], snapshots: Snapshots, p: Period,
-                  lang: str, zone: tzinfo, gate: Gate | None = None) -> OverviewData:
+                  lang: str, zone: tzinfo, gate: Gate | None = None,
+                  street: str | None = None) -> OverviewData:
     """Everything the overview shows for period ``p``: the aggregates from their snapshot
     (computed within ``gate`` when missing), the rest (names, units, sites, inspection
-    visits) read now, in milliseconds."""
+    visits) read now, in milliseconds; with ``street``, what lies in that street only
+    (api.services.street_focus; NotFound for an unknown street)."""
+    found = mapdata.jurisdictions(conn)
+    focus = street_focus.find(found, street) if street is not None else None
     snap = snapshots.get(conn, overview_spec(data_period(conn, p, zone), zone), gate)
     cells, communities = map_records.overview_records(snap.payload)
     categories = conn.execute("SELECT code, name_zh, name_en FROM category").fetchall()
     en = lang == "en"
-    return OverviewData(
-        jurisdictions=[map_records.jurisdiction(j) for j in mapdata.jurisdictions(conn)],
+    data = OverviewData(
+        jurisdictions=[map_records.jurisdiction(j) for j in found],
         sites=[map_records.site(s) for s in mapviews.sites(conn)], cells=cells,
         communities=communities,
         categories={c: (en_name if en else zh) for c, zh, en_name in categories},
         period=period_menu(conn, p, lang), tile_query=_tile_query(p),
         as_of=as_of(conn, snap, zone))
+    return data if focus is None else street_focus.focused(data, focus)
 
 
 def period_menu(conn: psycopg.Connection[Any], p: Period, lang: str) -> PeriodMenu:
@@ -177,11 +182,12 @@ def as_of(conn: psycopg.Connection[Any], snap: Snapshot, zone: tzinfo) -> AsOf:
 def overview(conn: psycopg.Connection[Any], snapshots: Snapshots, p: Period, *,
              zone: tzinfo, lang: str = "zh", measure: str = "points_lost",
              tianditu_key: str = "", options: PageOptions | None = None,
-             gate: Gate | None = None) -> str:
-    """The overview page's HTML, times and days local in ``zone`` (the district's)."""
+             gate: Gate | None = None, street: str | None = None) -> str:
+    """The overview page's HTML, times and days local in ``zone`` (the district's); one
+    street's only with ``street``."""
     options = options or PageOptions(zone=zone, lang=lang, tianditu_key=tianditu_key)
-    fmap = build_overview(overview_data(conn, snapshots, p, lang, zone, gate), options,
-                          measure=measure)
+    fmap = build_overview(overview_data(conn, snapshots, p, lang, zone, gate, street),
+                          options, measure=measure)
     return str(fmap.get_root().render())
 
 

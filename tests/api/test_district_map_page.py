@@ -72,3 +72,38 @@ def test_bad_parameters_are_problems(public: TestClient, params: dict[str, str])
     response = public.get("/maps/district", params=params)
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def _codes(page: str) -> set[str]:
+    """The codes of every feature the page's GeoJSON layers carry."""
+    decoder = json.JSONDecoder()
+    return {str(f["properties"].get("code")) for m in re.finditer(r"geo_json_\w+_add\(", page)
+            for f in decoder.raw_decode(page, m.end())[0]["features"]}
+
+
+def test_the_overview_of_one_street_shows_that_street_only(public: TestClient,
+                                                            streets_dsn: str) -> None:
+    whole = _codes(public.get("/maps/overview").text)
+    response = public.get("/maps/overview", params={"street": "320571002"})
+    assert response.status_code == 200
+    mine = _codes(response.text)
+    with psycopg.connect(streets_dsn) as conn:
+        own_sites = {r[0] for r in conn.execute(
+            "SELECT s.code FROM site s JOIN jurisdiction st ON st.code = '320571002'"
+            " WHERE ST_Covers(st.geom, ST_PointOnSurface(s.geom))").fetchall()}
+    jurisdictions = {c for c in mine if c.startswith("320571")}
+    assert "320571002" in jurisdictions and len(jurisdictions) > 10
+    assert all(c.startswith("320571002") for c in jurisdictions)
+    assert {c for c in whole if c.startswith("320571001")}  # the others were there before
+    assert own_sites and own_sites <= mine
+    assert not {c for c in mine if c.startswith(("S01", "S03"))}  # other streets' sites
+    assert 'name="street" value="320571002"' in response.text  # the period form keeps it
+
+
+@pytest.mark.parametrize(("street", "status"), [
+    ("320571999", 404), ("320571002001", 404), ("x' OR '1'='1", 422), ("9" * 41, 422)])
+def test_an_unknown_or_malformed_street_is_a_problem(public: TestClient, street: str,
+                                                     status: int) -> None:
+    response = public.get("/maps/overview", params={"street": street})
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("application/problem+json")

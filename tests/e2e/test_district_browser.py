@@ -54,10 +54,19 @@ def test_a_streets_popup_ranks_it_and_links_to_its_overview(
     for label in ("失分", "按期办结率", "返工率", "排名"):
         assert label in text
     link = popup.locator("a")
-    assert link.get_attribute("href") == "/maps/overview?street=320571002&lang=zh"
+    assert link.get_attribute("href") == ("/maps/overview?street=320571002&lang=zh"
+                                          "&phase=attack%3A2026")
     link.click()
     visit.page.wait_for_url("**/maps/overview?street=320571002*")
     visit.page.wait_for_function("window.swReadyDone === true")
+    # The street's own overview: its name in the heading, its outline the only street drawn.
+    heading = visit.page.locator("#sw-head").inner_text()
+    assert name in heading and "重点攻坚" in heading
+    outlines = visit.js("""() => { let n = 0;
+        window[SW.control + '_layers'].overlays['街道'].eachLayer(function walk(l) {
+            if (l.eachLayer) l.eachLayer(walk); else if (l.getLatLngs) n++; }); return n; }""")
+    visit.page.screenshot(path=str(artifacts / "street-overview.png"))
+    assert outlines == 1
     assert visit.errors == []
 
 
