@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
-from api import errors, gate, guards
+from api import errors, gate, guards, reads
 from api.auth import required_caller
 from api.deps import DatabaseState
 from api.routes import (
@@ -37,6 +37,7 @@ from api.routes import (
 from layers.analysis.snapshots import Snapshots
 from layers.assignment import AssignerCache
 from layers.db import database
+from layers.db.replicas import ReplicaSet
 from layers.db.settings import Settings
 from maps.assets import STATIC_DIR
 
@@ -65,10 +66,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # wait=False: the API starts (and answers 503 on data routes) even while the database
         # is down, and the pool connects in the background once it is back.
         pool.open(wait=False)
+        replica_set.open()
         try:
             yield
         finally:
             app.state.snapshots.close()
+            replica_set.close()
             pool.close()
 
     app = FastAPI(
@@ -80,6 +83,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.pool = pool
     app.state.database = DatabaseState()
+    # Read replicas (layers/db/replicas.py): read-only requests read from a usable one
+    # (api.deps.get_conn); each caller's latest write position, for reading its own writes.
+    replica_set = ReplicaSet(
+        database.replica_conninfos(settings), lambda: pool.connection(timeout=1.0),
+        max_lag=settings.replica_max_lag, check_interval=settings.replica_check_interval,
+        pool=lambda conninfo: ConnectionPool(
+            conninfo, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
+            open=False, check=ConnectionPool.check_connection,
+            reconnect_timeout=RECONNECT_SECONDS))
+    app.state.replicas = replica_set
+    app.state.positions = reads.Positions()
+    app.add_middleware(reads.PositionEcho)
     app.state.assigner_cache = AssignerCache()
     # Heavy analyses take a slot of bounded concurrency (api/gate.py).
     app.state.analysis_gate = gate.for_settings(settings)

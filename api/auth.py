@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from api import reads
 from api.deps import Conn
 from layers.auth import access, tokens
 from layers.auth.roles import Permission
@@ -34,9 +35,12 @@ def bearer_token(header: str) -> str | None:
 
 def authenticate(request: Request, conn: Conn, token: str) -> Principal | None:
     """The live token's principal (marking the request authenticated), else None."""
-    principal = tokens.authenticate(conn, token)
+    replica = reads.on_replica(request)  # a standby refuses the last-use update
+    principal = tokens.authenticate(conn, token, touch_use=not replica)
     if principal is not None:
         request.scope[AUTHENTICATED] = True
+        if replica:
+            reads.touch_token(request, principal.token_id)
     return principal
 
 

@@ -10,6 +10,8 @@ import psycopg
 from fastapi import Depends, Query, Request, Response
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from api import reads
+from layers.db.replicas import ReplicaSet, ReplicaWriteRefused
 from layers.db.settings import Settings
 
 T = TypeVar("T")
@@ -36,6 +38,39 @@ class DatabaseState:
 def get_conn(request: Request) -> Iterator[psycopg.Connection[Any]]:
     """A pooled connection; the request's work commits when the handler returns.
 
+    Read-only requests (api.reads.reads_only) take it from a usable read replica that has
+    replayed the caller's own latest write, when there is one (layers.db.replicas); a write
+    attempted on it is refused (ReplicaWriteRefused). Every other request, and every read
+    no replica can take, gets the primary's; after a request that may have written, the
+    caller's write position is remembered (api.reads.remember_write).
+    """
+    replica_set: ReplicaSet = request.app.state.replicas
+    read = reads.reads_only(request)
+    if replica_set and read:
+        settings: Settings = request.app.state.settings
+        held = replica_set.acquire(reads.caller_position(request), settings.replica_wait)
+        if held is not None:
+            stack, conn = held
+            setattr(request.state, reads.ON_REPLICA, True)
+            with stack:
+                try:
+                    yield conn
+                except psycopg.errors.ReadOnlySqlTransaction as exc:
+                    raise ReplicaWriteRefused(
+                        "只读请求试图在只读副本上写入，已拒绝 / this read tried to write on a "
+                        "read replica; refused") from exc
+            return
+    yield from _primary(request, remember=bool(replica_set) and not read)
+
+
+def get_primary_conn(request: Request) -> Iterator[psycopg.Connection[Any]]:
+    """A pooled connection of the primary, whatever the request (``/health``)."""
+    yield from _primary(request, remember=False)
+
+
+def _primary(request: Request, *, remember: bool) -> Iterator[psycopg.Connection[Any]]:
+    """The primary's pooled connection.
+
     PoolTimeout and OperationalError propagate (and become 503); they also mark the database
     unreachable, so the following requests fail fast until one gets a connection again.
     """
@@ -48,6 +83,8 @@ def get_conn(request: Request) -> Iterator[psycopg.Connection[Any]]:
         with pool.connection(timeout=wait) as conn:
             state.reachable = True
             yield conn
+            if remember:
+                reads.remember_write(request, conn)
     except psycopg.OperationalError:
         state.reachable = False
         raise

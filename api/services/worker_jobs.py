@@ -13,7 +13,7 @@ import psycopg
 
 from api.services import map_pages, order_papers
 from layers.analysis import snapshots
-from layers.db import database
+from layers.db import database, replicas
 from layers.db.settings import Settings
 from layers.notify import deliveries
 from layers.worker.jobs import JOBS, Every, Job
@@ -21,11 +21,16 @@ from layers.worker.jobs import JOBS, Every, Job
 
 def refresh_maps(conn: psycopg.Connection[Any], settings: Settings, now: datetime) -> str:
     """Refresh the snapshots behind the map pages' landing views that are missing or stale,
-    so the web processes only read them (layers.analysis.snapshots.Refresher)."""
+    so the web processes only read them (layers.analysis.snapshots.Refresher); the data is
+    read on a read replica when one is usable, the results stored on the primary."""
+    primary = database.conninfo(settings)
     refresher = snapshots.Refresher(
-        snapshots.connector(database.conninfo(settings)),
+        snapshots.connector(primary),
         functools.partial(map_pages.landing_specs, zone=settings.zone),
-        settings.snapshot_interval, settings.snapshot_max_age)
+        settings.snapshot_interval, settings.snapshot_max_age,
+        # The analyses read a usable replica when there is one (the primary stores them).
+        source=replicas.read_connector(primary, database.replica_conninfos(settings),
+                                       settings.replica_max_lag))
     return f"{refresher.run_once()} snapshot(s) refreshed"
 
 

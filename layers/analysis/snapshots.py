@@ -44,6 +44,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from layers.db import replicas
 from layers.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -145,17 +146,21 @@ def write(conn: psycopg.Connection[Any], key: str, version: str, payload: Any,
 
 
 def compute_and_write(conn: psycopg.Connection[Any], spec: Spec,
-                      max_age: float = float("inf")) -> Snapshot:
+                      max_age: float = float("inf"),
+                      source: psycopg.Connection[Any] | None = None) -> Snapshot:
     """Compute ``spec`` at the current data version and store it, once across processes:
     whoever holds the key's advisory lock computes; who waited reads the stored result.
-    The lock is the transaction's: the caller's commit publishes the snapshot and frees it."""
+    The lock is the transaction's: the caller's commit publishes the snapshot and frees it.
+    ``source`` (a read replica's session) is where the data and its version are read, when
+    not ``conn`` (the primary's, where the lock and the snapshot are)."""
+    source = conn if source is None else source
     row = conn.execute("SELECT clock_timestamp()").fetchone()
     asked = row[0] if row else None
     conn.execute("SELECT pg_advisory_xact_lock(hashtext('analysis_snapshot'), hashtext(%s))",
                  [spec.key])
     # Read the version before the data: a change landing during the computation then makes
     # the stored snapshot look stale (computed again), never a stale one look current.
-    version = data_version(conn)
+    version = data_version(source)
     found = read(conn, spec.key)
     if found is not None and fresh(found, version, max_age):
         return found
@@ -165,7 +170,7 @@ def compute_and_write(conn: psycopg.Connection[Any], spec: Spec,
         # waiter would queue them one behind the other.
         return replace(found, current=found.data_version == version)
     started = time.perf_counter()
-    payload = spec.compute(conn)
+    payload = spec.compute(source)
     return write(conn, spec.key, version, payload, time.perf_counter() - started)
 
 
@@ -207,9 +212,9 @@ class Snapshots:
                     self.refresh_later(spec)
                 return replace(found, current=same)
         if gate is None:
-            return compute_and_write(conn, spec, self.max_age)
+            return self._compute(conn, spec)
         with gate():
-            return compute_and_write(conn, spec, self.max_age)
+            return self._compute(conn, spec)
 
     def current(self, conn: psycopg.Connection[Any], spec: Spec,
                 gate: Callable[[], AbstractContextManager[object]] | None = None) -> Snapshot:
@@ -221,9 +226,18 @@ class Snapshots:
             assert found is not None
             return found
         if gate is None:
-            return compute_and_write(conn, spec, self.max_age)
+            return self._compute(conn, spec)
         with gate():
-            return compute_and_write(conn, spec, self.max_age)
+            return self._compute(conn, spec)
+
+    def _compute(self, conn: psycopg.Connection[Any], spec: Spec) -> Snapshot:
+        """Compute and store ``spec`` in the request: on a read replica's session the data
+        is read there and the snapshot stored on the primary (``connect``), which a replica
+        cannot write."""
+        if self._connect is not None and replicas.is_read_only(conn):
+            with self._connect() as primary:
+                return compute_and_write(primary, spec, self.max_age, source=conn)
+        return compute_and_write(conn, spec, self.max_age)
 
     def refresh_later(self, spec: Spec) -> None:
         """Refresh ``spec`` in the background unless a refresh of it is already queued."""
@@ -262,7 +276,11 @@ class Refresher:
 
     def __init__(self, connect: Connect,
                  specs: Callable[[psycopg.Connection[Any]], Iterable[Spec]],
-                 interval: float, max_age: float = 900.0) -> None:
+                 interval: float, max_age: float = 900.0, source: Connect | None = None
+                 ) -> None:
+        # ``source``: where the analyses read their data (a read replica, else ``connect``);
+        # the snapshots are always stored through ``connect`` (the primary).
+        self._source = source
         self._connect = connect
         self._specs = specs
         self.interval = interval
@@ -280,6 +298,13 @@ class Refresher:
                 log.info("snapshot %s not refreshed: %s", spec.key, exc.message)
         return done
 
+    def _compute(self, conn: psycopg.Connection[Any], spec: Spec) -> None:
+        if self._source is None:
+            compute_and_write(conn, spec, self.max_age)
+            return
+        with self._source() as source:
+            compute_and_write(conn, spec, self.max_age, source=source)
+
     def _refresh_due(self, spec: Spec) -> int:
         """Refresh ``spec`` when missing or stale; 1 if it was."""
         with self._connect() as conn:
@@ -294,7 +319,7 @@ class Refresher:
                                    "'analysis_snapshot'), hashtext(%s))",
                                    [spec.key]).fetchone()
                 if got and got[0]:
-                    compute_and_write(conn, spec, self.max_age)
+                    self._compute(conn, spec)
                     done = 1
             conn.commit()
         return done

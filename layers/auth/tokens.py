@@ -122,7 +122,8 @@ def create(
     return token
 
 
-def authenticate(conn: psycopg.Connection[Any], token: str) -> Principal | None:
+def authenticate(conn: psycopg.Connection[Any], token: str, *, touch_use: bool = True
+                 ) -> Principal | None:
     """The principal for a live (unexpired, unrevoked) token, or None.
 
     ``last_used_at`` is refreshed at most once a minute and never waits for the row lock:
@@ -140,13 +141,20 @@ def authenticate(conn: psycopg.Connection[Any], token: str) -> Principal | None:
             " AND (expires_at IS NULL OR expires_at > now())",
             [_hash(token)],
         ).fetchone()
-    if principal is not None:
-        conn.execute(
-            "UPDATE api_token SET last_used_at = now() WHERE id = ("
-            " SELECT id FROM api_token WHERE id = %s"
-            " AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')"
-            " FOR NO KEY UPDATE SKIP LOCKED)", [principal.token_id])
+    if principal is not None and touch_use:
+        touch(conn, principal.token_id)
     return principal
+
+
+def touch(conn: psycopg.Connection[Any], token_id: int) -> None:
+    """Record that the token was used now, unless it was less than a minute ago or another
+    request holds its row (see :func:`authenticate`). On the primary: a read answered by a
+    replica calls it apart, with ``touch_use=False`` there (api.reads.touch_token)."""
+    conn.execute(
+        "UPDATE api_token SET last_used_at = now() WHERE id = ("
+        " SELECT id FROM api_token WHERE id = %s"
+        " AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')"
+        " FOR NO KEY UPDATE SKIP LOCKED)", [token_id])
 
 
 def revoke(conn: psycopg.Connection[Any], token_or_id: str) -> TokenInfo:
