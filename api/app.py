@@ -36,6 +36,7 @@ from api.routes import (
 )
 from layers.analysis.snapshots import Snapshots
 from layers.assignment import AssignerCache
+from layers.auth import scope
 from layers.db import database
 from layers.db.replicas import ReplicaSet
 from layers.db.settings import Settings
@@ -90,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_lag=settings.replica_max_lag, check_interval=settings.replica_check_interval,
         pool=lambda conninfo: ConnectionPool(
             conninfo, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
-            open=False, check=ConnectionPool.check_connection,
+            open=False, check=ConnectionPool.check_connection, reset=scope.release,
             reconnect_timeout=RECONNECT_SECONDS))
     app.state.replicas = replica_set
     app.state.positions = reads.Positions()

@@ -2,9 +2,10 @@
 
 The choice is made in one place, :func:`api.deps.get_conn`, with the helpers here:
 
-- **read-only requests** are GET and HEAD, except the routes marked :func:`writes` (a read
-  that must store something on the way); everything else, and every read while no replica
-  is usable, gets the primary;
+- **read-only requests** are GET and HEAD: everything else, and every read while no replica
+  is usable, gets the primary. So a GET route must not write: what reads store on the way
+  goes to the primary on a connection of its own (token last use below, map snapshots in
+  layers.analysis.snapshots), and a write attempted on a replica's session is refused;
 - **read-your-writes**: after a request that may have written, the primary's WAL insert
   position is remembered for the caller (:class:`Positions`, keyed by a hash of the
   ``Authorization`` header) and given back as the ``X-Sitewatch-LSN`` header and the
@@ -23,8 +24,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 from fastapi import Request
@@ -36,9 +36,7 @@ from layers.db import replicas
 
 log = logging.getLogger(__name__)
 
-F = TypeVar("F", bound=Callable[..., Any])
 READ_METHODS = frozenset({"GET", "HEAD"})
-_WRITES = "_sitewatch_writes"
 LSN_HEADER = "X-Sitewatch-LSN"
 LSN_COOKIE = "sitewatch_lsn"
 # Seconds a client keeps the cookie: far longer than any replica should take to replay it.
@@ -52,17 +50,9 @@ TOUCH_SECONDS = 60.0
 TOUCH_WAIT = 0.2
 
 
-def writes(endpoint: F) -> F:
-    """Mark a GET route that writes: the primary always answers it."""
-    setattr(endpoint, _WRITES, True)
-    return endpoint
-
-
 def reads_only(request: Request) -> bool:
-    """Whether a replica may answer ``request``: a GET or HEAD of a route not marked
-    :func:`writes`."""
-    endpoint = request.scope.get("endpoint")
-    return request.method in READ_METHODS and not getattr(endpoint, _WRITES, False)
+    """Whether a replica may answer ``request``: a GET or HEAD."""
+    return request.method in READ_METHODS
 
 
 def on_replica(request: Request) -> bool:

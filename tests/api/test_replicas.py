@@ -30,10 +30,12 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from api.app import create_app
 from api.deps import Conn
 from layers.analysis import snapshots
+from layers.auth import tokens
 from layers.db import database, replicas, standby
 from layers.db.cluster import Cluster
 from layers.db.replicas import ReplicaSet
 from layers.db.settings import Settings
+from tests import two_streets
 from tests.api.test_access_table import RECIPES, World
 from tests.api.test_access_table import world as world  # the fixture, reused
 from tests.conftest import bearer
@@ -434,3 +436,22 @@ _NOW = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+([+-]\d\d:\d\d|Z)?")
 NO_DATABASE = {"GET /health", "GET /report", "GET /report.webmanifest", "GET /field-sw.js",
                "GET /units/{unit}/work", "GET /units/{unit}/work.webmanifest",
                "GET /open311/v2/discovery.{fmt}", "GET /ogc/", "GET /ogc/conformance"}
+
+
+def test_a_street_scoped_read_on_the_replica_leaves_its_connection_to_the_district(
+        dsn: str, replica_node: standby.Standby, tmp_path: Path) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        district = two_streets.build(conn)
+        bravo = tokens.create(conn, role="viewer", name="乙街道", street_code=district.b.code)
+    whole = bearer(dsn, "viewer")
+    # One connection per pool: the district's read reuses the street's replica connection.
+    with TestClient(replica_app(dsn, replica_node, tmp_path, pool_min_size=1,
+                                pool_max_size=1)) as client:
+        catch_up(dsn, replica_node)
+        checked(client)
+        before = served(client)
+        street = client.get("/api/v1/issues", headers={"Authorization": f"Bearer {bravo}"})
+        everything = client.get("/api/v1/issues", headers=whole)
+        assert served(client) == before + 2
+    assert {f["id"] for f in street.json()["features"]} == set(district.b.issues)
+    assert len(everything.json()["features"]) == 5
