@@ -21,14 +21,10 @@ from layers.vocab import LEVELS
 _ZH = {"street": "街道", "community": "社区", "grid": "网格"}
 
 # The street of every jurisdiction (``jurisdiction_id``, ``street_id``): the street at the root
-# of its parent chain, a street its own. The one place a query finds a street; migration
-# 0032_streets keeps ``jurisdiction.street_id`` for it, and this becomes a read of that column.
-STREET_OF = sql.SQL("""(
-    WITH RECURSIVE up (jurisdiction_id, street_id) AS (
-        SELECT id, id FROM jurisdiction WHERE parent_id IS NULL AND level = 'street'
-        UNION ALL
-        SELECT j.id, up.street_id FROM jurisdiction j JOIN up ON j.parent_id = up.jurisdiction_id)
-    SELECT jurisdiction_id, street_id FROM up)""")
+# of its parent chain, a street its own, as migration 0032_streets keeps it in
+# ``jurisdiction.street_id`` (a trigger, whatever the writer). The one place a query finds a
+# jurisdiction's street.
+STREET_OF = sql.SQL("(SELECT id AS jurisdiction_id, street_id FROM jurisdiction)")
 
 
 def level_problem(level: str | None) -> str | None:
