@@ -455,3 +455,22 @@ def test_a_street_scoped_read_on_the_replica_leaves_its_connection_to_the_distri
         assert served(client) == before + 2
     assert {f["id"] for f in street.json()["features"]} == set(district.b.issues)
     assert len(everything.json()["features"]) == 5
+
+
+def test_a_made_up_write_position_only_sends_its_own_read_to_the_primary(
+        dsn: str, replica_node: standby.Standby, tmp_path: Path) -> None:
+    viewer = bearer(dsn, "viewer")
+    with TestClient(replica_app(dsn, replica_node, tmp_path, replica_wait=0.05)) as client:
+        catch_up(dsn, replica_node)
+        checked(client)
+        before = served(client)
+        for junk in ("not-a-position", "1/2 OR 1=1", "0/" + "F" * 40, ""):
+            client.cookies.set("sitewatch_lsn", junk)
+            answer = client.get("/api/v1/units", headers={**viewer, "X-Sitewatch-LSN": junk})
+            assert answer.status_code == 200, junk
+        assert served(client) == before + 4  # ignored: the replica answered each
+        client.cookies.clear()
+        ahead = client.get("/api/v1/units", headers={**viewer,
+                                                     "X-Sitewatch-LSN": "FFFFFFFF/FFFFFFFF"})
+        assert ahead.status_code == 200  # waited its bounded time, then the primary answered
+        assert served(client) == before + 4
