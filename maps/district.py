@@ -19,6 +19,7 @@ import geopandas as gpd
 import pandas as pd
 from shapely.geometry.base import BaseGeometry
 
+from maps.jurisdictions import add_jurisdictions
 from maps.labels import labels
 from maps.page import (
     PageOptions,
@@ -32,7 +33,7 @@ from maps.page import (
     layer_control,
     new_map,
 )
-from maps.records import geo_frame
+from maps.records import Jurisdiction, geo_frame
 
 Measure = Literal["points_lost", "on_time_rate", "rework_rate"]
 MEASURES: tuple[Measure, ...] = get_args(Measure)
@@ -82,6 +83,9 @@ def build_district(data: DistrictData, options: PageOptions,
     streets = _with_texts(escape_frame(shapes, options.zone), shapes, t, data, options.lang)
     for m in MEASURES:
         _add_measure(fmap, streets, t, m, shown=m == measure)
+    # The streets' names on the map, outlines that let clicks through to the ranking beneath.
+    add_jurisdictions(fmap, [Jurisdiction(s.code, s.name, "street", None, s.geometry)
+                             for s in data.streets], t, options.zone, interactive=False)
     control = layer_control(fmap, options)
     add_title(fmap, t["district_title"], data.period.text(t))
     add_period_form(fmap, t, data.period, options.lang, extra=_measure_field(t, measure))

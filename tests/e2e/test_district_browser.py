@@ -40,7 +40,7 @@ def test_a_streets_popup_ranks_it_and_links_to_its_overview(
         assert name in overlays
     shown = visit.js("""() => Object.entries(window[SW.control + '_layers'].overlays)
         .filter(([, l]) => swMap.hasLayer(l)).map(([n]) => n)""")
-    assert shown == ["街道排名: 失分"]
+    assert shown == ["街道排名: 失分", "街道"]  # one measure at a time, and the names
     name, lat, lon = _street(dsn, "320571002")
     point = visit.js(f"swMap.latLngToContainerPoint([{lat}, {lon}])")
     box = visit.page.locator(f"#{visit.js('SW.map')}").bounding_box()

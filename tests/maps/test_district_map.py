@@ -26,10 +26,12 @@ def _street(code: str, x: float, points: float, on_time: float | None,
 
 
 def _layers(html: str) -> list[list[dict[str, Any]]]:
-    """The features of each GeoJSON layer folium embedded, in the order they were added."""
+    """The features of each ranking layer folium embedded (those coloured by a measure, not
+    the names' outlines), in the order they were added."""
     decoder = json.JSONDecoder()
-    return [decoder.raw_decode(html, m.end())[0]["features"]
-            for m in re.finditer(r"geo_json_\w+_add\(", html)]
+    layers = [decoder.raw_decode(html, m.end())[0]["features"]
+              for m in re.finditer(r"geo_json_\w+_add\(", html)]
+    return [f for f in layers if f and "colour" in f[0]["properties"]]
 
 
 def _names(html: str) -> list[str]:
