@@ -1,15 +1,16 @@
 """Monthly partitions of ``issue`` and ``issue_event`` (migration 0030).
 
-A month is a local month in the district's time zone (the session's TimeZone). Rows of a month
-that has no partition land in the DEFAULT partitions; :func:`ensure` creates the months of a
-period (moving what the defaults hold of them), and the worker's ``partitions`` job keeps the
-coming months created so that new reports never wait there.
+A month is a local month in the district's time zone (the session's TimeZone). The months are
+contiguous, between two open-ended partitions (``issue_before``, ``issue_after`` and the same
+of ``issue_event``) that take the rows of a month that has no partition; :func:`ensure` creates
+the months of a period (moving what the ends hold of them), and the worker's ``partitions`` job
+keeps the coming months created so that new reports never wait there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -24,10 +25,9 @@ ISSUE_BY_PUBLIC_ID = sql.SQL("(i.public_id, i.reported_at) = (SELECT k.public_id
 # Months the worker keeps created ahead of now: a stopped worker has this long before new
 # reports start landing in the default partitions (where they still work, only unpruned).
 AHEAD_MONTHS = 3
-# How far back a bulk load creates months: an archive reaching further (a date typed wrong,
-# a 1990 record) would otherwise add hundreds of near-empty partitions; its rows wait in the
-# default partitions, where they are read as any other (only without pruning).
-SPAN = timedelta(days=3660)
+# How long the partitions job waits for the issue tables (adding a month holds them
+# exclusively for an instant): past it the job fails and tries again the next day.
+LOCK_TIMEOUT = "10s"
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,14 @@ class Month:
 
 
 def ensure(conn: psycopg.Connection[Any], start: datetime, end: datetime) -> int:
-    """Create every month from ``start``'s to ``end``'s (both included, at most :data:`SPAN`
-    back from ``end``) that does not exist yet; the number created. Rows of those months
-    waiting in the default partitions move in.
+    """Create every month from the months there are to ``start``'s and ``end``'s (the months
+    stay contiguous; at most ten years before and five after now: rows further out wait in the
+    end partitions, read as any other); the number created. Rows of those months waiting in the
+    end partitions move in.
     """
     if end < start:
         raise ValueError("end before start")
-    row = conn.execute("SELECT issue_month_partitions(%s, %s)",
-                       [max(start, end - SPAN), end]).fetchone()
+    row = conn.execute("SELECT issue_month_partitions(%s, %s)", [start, end]).fetchone()
     assert row is not None
     return int(row[0])
 
@@ -76,15 +76,18 @@ def months(conn: psycopg.Connection[Any]) -> list[Month]:
                                  'TO \\(''([^'']+)''\\)'))[1]::timestamptz AS upper,
                    greatest(c.reltuples, 0)::bigint AS rows
             FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
-            WHERE h.inhparent = 'issue'::regclass AND c.relname <> 'issue_default'
+            WHERE h.inhparent = 'issue'::regclass
+              AND c.relname NOT IN ('issue_before', 'issue_after')
             ORDER BY 2
             """).fetchall()
 
 
-def in_default(conn: psycopg.Connection[Any]) -> tuple[int, int]:
-    """Issues and events waiting in the default partitions (months not yet created)."""
-    row = conn.execute("SELECT (SELECT count(*) FROM issue_default),"
-                       " (SELECT count(*) FROM issue_event_default)").fetchone()
+def outside_months(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+    """Issues and events waiting in the end partitions (their months not created)."""
+    row = conn.execute("SELECT (SELECT count(*) FROM issue_before)"
+                       " + (SELECT count(*) FROM issue_after),"
+                       " (SELECT count(*) FROM issue_event_before)"
+                       " + (SELECT count(*) FROM issue_event_after)").fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
 
@@ -92,6 +95,7 @@ def in_default(conn: psycopg.Connection[Any]) -> tuple[int, int]:
 def keep_ahead(conn: psycopg.Connection[Any], now: datetime,
                ahead: int = AHEAD_MONTHS) -> int:
     """Create this month and the next ``ahead`` (the worker's job); the number created."""
+    conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
     row = conn.execute("SELECT %s::timestamptz + make_interval(months => %s)",
                        [now, ahead]).fetchone()
     assert row is not None

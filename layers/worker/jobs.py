@@ -141,9 +141,9 @@ def forget_history(conn: psycopg.Connection[Any], settings: Settings, now: datet
 def keep_partitions(conn: psycopg.Connection[Any], settings: Settings, now: datetime) -> str:
     """Create this month's and the next months' partitions of the issue tables (0030)."""
     made = partitions.keep_ahead(conn, now)
-    waiting, events = partitions.in_default(conn)
-    return (f"{made} month(s) created; {waiting} issue(s) and {events} event(s) in the"
-            " default partitions")
+    waiting, events = partitions.outside_months(conn)
+    return (f"{made} month(s) created; {waiting} issue(s) and {events} event(s) outside"
+            " the months (end partitions)")
 
 
 def retention_run(conn: psycopg.Connection[Any], settings: Settings, now: datetime) -> str:

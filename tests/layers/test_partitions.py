@@ -1,5 +1,5 @@
 """Monthly partitions of issue and issue_event (migration 0030): keys stay unique across
-months, rows find their month (or the default partition, until their month is created),
+months, rows find their month (or an end partition, until their month is created),
 the audit trail stays append-only in every partition, and the worker keeps months ahead."""
 
 from __future__ import annotations
@@ -73,21 +73,36 @@ def test_keys_into_issues_hold_across_partitions(db: psycopg.Connection[Any]) ->
         == (1,)
 
 
-def test_a_month_created_later_takes_its_rows_out_of_the_default_partition(
+def _month(at: datetime, months: int = 0) -> datetime:
+    """The local month of ``at``, ``months`` later."""
+    k = at.year * 12 + at.month - 1 + months
+    return datetime(k // 12, k % 12 + 1, 1, tzinfo=ZONE)
+
+
+def test_a_month_created_later_takes_its_rows_out_of_the_end_partitions(
         db: psycopg.Connection[Any]) -> None:
-    at = datetime(2015, 3, 10, 9, tzinfo=ZONE)
-    issue, public_id = _report(db, at)
-    db.execute("INSERT INTO issue_event (issue_id, at, actor, action) VALUES (%s, %s, 'a',"
-               " 'report')", [issue, at])
-    assert _where(db, "issue", "id", issue) == "issue_default"
-    assert partitions.in_default(db) == (1, 1)
+    now = datetime.now(ZONE)
+    old, ahead = _month(now, -24) + timedelta(days=9), _month(now, 24) + timedelta(days=2)
+    issue, public_id = _report(db, old)
+    later, _ = _report(db, ahead)
+    for at, which in ((old, issue), (ahead, later)):
+        db.execute("INSERT INTO issue_event (issue_id, at, actor, action) VALUES (%s, %s, 'a',"
+                   " 'report')", [which, at])
+    assert _where(db, "issue", "id", issue) == "issue_before"
+    assert _where(db, "issue", "id", later) == "issue_after"
+    assert partitions.outside_months(db) == (2, 2)
     journal = db.execute("SELECT count(*) FROM tally_journal").fetchone()
     changes = db.execute("SELECT sum(n) FROM issue_change").fetchone()
 
-    assert partitions.ensure(db, at, at) == 1
-    assert _where(db, "issue", "id", issue) == "issue_y2015m03"
-    assert _where(db, "issue_event", "issue_id", issue) == "issue_event_y2015m03"
-    assert partitions.in_default(db) == (0, 0)
+    # Every month between stays covered: the months are made contiguous.
+    assert partitions.ensure(db, old, ahead) >= 24 + 24 - 4
+    name = f"{old:_y%Ym%m}"
+    assert _where(db, "issue", "id", issue) == "issue" + name
+    assert _where(db, "issue_event", "issue_id", issue) == "issue_event" + name
+    assert _where(db, "issue", "id", later) == f"issue{ahead:_y%Ym%m}"
+    assert partitions.outside_months(db) == (0, 0)
+    lowers = [m.lower for m in partitions.months(db)]
+    assert lowers == [_month(old, k) for k in range(49)]
     # Moving rows is no change of the issues: nothing journalled for the tallies, no change
     # counted for the caches, the key as it was, the trail's guard back on.
     assert db.execute("SELECT count(*) FROM tally_journal").fetchone() == journal
@@ -95,10 +110,11 @@ def test_a_month_created_later_takes_its_rows_out_of_the_default_partition(
     assert db.execute("SELECT public_id FROM issue_key WHERE id = %s", [issue]).fetchone() \
         == (public_id,)
     db.execute("INSERT INTO issue_event (issue_id, at, actor, action) VALUES (%s, %s, 'a',"
-               " 'note')", [issue, at - timedelta(days=3660)])
-    with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        db.execute("DELETE FROM issue_event_default")
-    assert partitions.ensure(db, at, at) == 0
+               " 'note')", [issue, now - timedelta(days=366 * 12)])
+    for statement in ("DELETE FROM issue_event_before", f"DELETE FROM issue_event{name}"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            db.execute(statement)
+    assert partitions.ensure(db, old, ahead) == 0
 
 
 def test_the_audit_trail_is_append_only_in_every_partition(
@@ -112,7 +128,8 @@ def test_the_audit_trail_is_append_only_in_every_partition(
     assert month.startswith("issue_event_y")
     for statement in ("UPDATE issue_event SET note = 'x'", "DELETE FROM issue_event",
                       f"UPDATE {month} SET note = 'x'", f"DELETE FROM {month}",
-                      f"TRUNCATE {month}", "TRUNCATE issue_event_default",
+                      f"TRUNCATE {month}", "TRUNCATE issue_event_before",
+                      "TRUNCATE issue_event_after",
                       "TRUNCATE issue_event CASCADE"):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             db.execute(statement)
@@ -120,28 +137,25 @@ def test_the_audit_trail_is_append_only_in_every_partition(
 
 
 def test_the_worker_keeps_the_coming_months_created(db: psycopg.Connection[Any]) -> None:
-    now = datetime(2031, 6, 15, 12, tzinfo=ZONE)
+    now = datetime.now(ZONE) + timedelta(days=200)  # past the months the migration made
     summary = jobs.keep_partitions(db, Settings(), now)
-    assert summary.startswith("4 month(s) created")
-    names = {m.name for m in partitions.months(db)}
-    assert {"issue_y2031m06", "issue_y2031m07", "issue_y2031m08", "issue_y2031m09"} <= names
-    assert "issue_y2031m10" not in names
+    assert summary.startswith(("4 month(s) created", "5 month(s) created", "6 month(s)",
+                               "7 month(s)", "8 month(s)"))
+    lowers = [m.lower for m in partitions.months(db)]
+    assert lowers[-1] == _month(now, partitions.AHEAD_MONTHS)
+    assert lowers == [_month(lowers[0], k) for k in range(len(lowers))]  # no gap
     assert jobs.keep_partitions(db, Settings(), now).startswith("0 month(s) created")
-    # A report of next month lands in its month, not the default.
-    issue, _ = _report(db, now + timedelta(days=30))
-    assert _where(db, "issue", "id", issue) == "issue_y2031m07"
-    bounds = next(m for m in partitions.months(db) if m.name == "issue_y2031m07")
-    assert (bounds.lower, bounds.upper) == (datetime(2031, 7, 1, tzinfo=ZONE),
-                                            datetime(2031, 8, 1, tzinfo=ZONE))
+    # A report of next month lands in its month, not an end partition.
+    issue, _ = _report(db, _month(now, 1) + timedelta(days=3))
+    assert _where(db, "issue", "id", issue) == f"issue{_month(now, 1):_y%Ym%m}"
+    bounds = next(m for m in partitions.months(db) if m.lower == _month(now, 1))
+    assert bounds.upper == _month(now, 2)
 
 
-def test_a_bulk_load_creates_no_more_than_ten_years_of_months(
-        db: psycopg.Connection[Any]) -> None:
-    end = datetime(2030, 1, 1, tzinfo=ZONE)
-    partitions.ensure(db, datetime(1990, 1, 1, tzinfo=ZONE), end)
-    lowers = {m.lower for m in partitions.months(db)}
-    # From the month of end - SPAN (December 2019) to end's, every month and none before.
-    wanted = {datetime(2019 + (11 + k) // 12, (11 + k) % 12 + 1, 1, tzinfo=ZONE)
-              for k in range(122)}
-    assert wanted <= lowers
-    assert min(lowers) == datetime(2019, 12, 1, tzinfo=ZONE)
+def test_months_go_ten_years_back_and_five_ahead_at_most(db: psycopg.Connection[Any]) -> None:
+    now = datetime.now(ZONE)
+    partitions.ensure(db, datetime(1990, 1, 1, tzinfo=ZONE), now + timedelta(days=366 * 20))
+    lowers = [m.lower for m in partitions.months(db)]
+    assert lowers[0] == _month(now, -120)
+    assert lowers[-1] == _month(now, 60)
+    assert len(lowers) == 181

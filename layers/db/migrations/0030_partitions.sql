@@ -25,11 +25,17 @@
 -- triggers must not see the copy).
 --
 -- Partitions: one per local month (the session's TimeZone, the district's, as the deadline
--- functions of 0016 use) named issue_yYYYYmMM / issue_event_yYYYYmMM, and a DEFAULT partition
--- each that catches any row whose month does not exist yet. issue_month_partition(month)
--- creates a month (moving what the default partitions hold of it); issue_month_partitions(from,
--- to) a range. The worker keeps the coming months created (layers.db.partitions); bulk paths
--- create the months of their rows first.
+-- functions of 0016 use) named issue_yYYYYmMM / issue_event_yYYYYmMM, contiguous, between two
+-- open-ended ones: issue_before (MINVALUE to the first month) and issue_after (the end of the
+-- last month to MAXVALUE) catch any row whose month does not exist yet. Why not a DEFAULT
+-- partition: a default partition may hold any value, so the planner can no longer read the
+-- partitions in order, and "the latest issue before a day" (the tallies' site recount, the
+-- newest page of the issues list) then opens every month (a Merge Append) instead of reading
+-- back from the newest one (an ordered Append). issue_month_partition(month) creates the month
+-- next to either end (moving the rows the end partition holds of it); issue_month_partitions(
+-- from, to) every month from the range there is to the period asked, at most ten years back
+-- and five ahead of now. The worker keeps the coming months created (layers.db.partitions);
+-- bulk paths create the months of their rows first.
 
 CREATE TABLE issue_key (
     id          bigint PRIMARY KEY,
@@ -38,63 +44,96 @@ CREATE TABLE issue_key (
     reported_at timestamptz NOT NULL
 );
 
--- One local month of both tables, moving the rows their default partitions hold of it; false
--- when it exists already. The default partitions are locked first: a row of the month written
--- meanwhile would make the ATTACH fail. Moving a row between partitions is no change of the
--- issue: the user triggers of the default partitions (the audit trail's append-only guard, the
--- key upkeep) are disabled for the move, and the tallies' statement triggers on the parent
--- tables do not fire for statements on a partition.
+-- The finite bound of an end partition: issue_before's upper, issue_after's lower.
+CREATE FUNCTION issue_partition_edge(p_part regclass) RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+    SELECT (regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                         CASE WHEN pg_get_expr(c.relpartbound, c.oid) LIKE '%MINVALUE%'
+                              THEN 'TO \(''([^'']+)''\)' ELSE 'FROM \(''([^'']+)''\)' END)
+            )[1]::timestamptz
+    FROM pg_class c WHERE c.oid = p_part
+$$;
+
+-- One local month of both tables, next to either end of the months there are: the end
+-- partition that holds its range is detached, gives the month's rows to the new partition and
+-- is attached again with the rest of its range. False when the month exists already. DETACH
+-- holds the parent table exclusively until the transaction ends: instant when the end
+-- partition is empty, as the worker keeps it. Moving a row between partitions is no change of
+-- the issue: a detached partition has none of the parent's triggers (the audit trail's
+-- append-only guard, the key upkeep), and the tallies' statement triggers on the parent do
+-- not fire for statements on a partition.
 CREATE FUNCTION issue_month_partition(p_month date) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
     lo timestamptz := date_trunc('month', p_month::timestamptz);
     hi timestamptz := date_trunc('month', p_month::timestamptz) + interval '1 month';
+    upward boolean;
     parent text;
     keycol text;
     part text;
-    moved bigint;
-    created boolean := false;
+    edge text;
 BEGIN
-    LOCK TABLE issue_default, issue_event_default IN EXCLUSIVE MODE;
+    IF to_regclass('issue' || to_char(lo, '"_y"YYYY"m"MM')) IS NOT NULL THEN
+        RETURN false;
+    END IF;
+    IF lo = issue_partition_edge('issue_after') THEN
+        upward := true;
+    ELSIF hi = issue_partition_edge('issue_before') THEN
+        upward := false;
+    ELSE
+        RAISE EXCEPTION 'month % is not next to the months there are (% to %)',
+            to_char(lo, 'YYYY-MM'), issue_partition_edge('issue_before'),
+            issue_partition_edge('issue_after');
+    END IF;
     FOREACH parent IN ARRAY ARRAY['issue', 'issue_event'] LOOP
         keycol := CASE parent WHEN 'issue' THEN 'reported_at' ELSE 'at' END;
         part := parent || to_char(lo, '"_y"YYYY"m"MM');
-        CONTINUE WHEN to_regclass(part) IS NOT NULL;
+        edge := parent || CASE WHEN upward THEN '_after' ELSE '_before' END;
+        EXECUTE format('ALTER TABLE %I DETACH PARTITION %I', parent, edge);
         EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING CONSTRAINTS)', part, parent);
-        EXECUTE format('INSERT INTO %I SELECT * FROM %I WHERE %I >= $1 AND %I < $2',
-                       part, parent || '_default', keycol, keycol) USING lo, hi;
-        GET DIAGNOSTICS moved = ROW_COUNT;
-        IF moved > 0 THEN
-            EXECUTE format('ALTER TABLE %I DISABLE TRIGGER USER', parent || '_default');
-            EXECUTE format('DELETE FROM %I WHERE %I >= $1 AND %I < $2',
-                           parent || '_default', keycol, keycol) USING lo, hi;
-            EXECUTE format('ALTER TABLE %I ENABLE TRIGGER USER', parent || '_default');
-        END IF;
+        EXECUTE format('WITH moved AS (DELETE FROM %I WHERE %I >= $1 AND %I < $2 RETURNING *)'
+                       ' INSERT INTO %I SELECT * FROM moved', edge, keycol, keycol, part)
+            USING lo, hi;
         EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
                        parent, part, lo, hi);
+        IF upward THEN
+            EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM (%L)'
+                           ' TO (MAXVALUE)', parent, edge, hi);
+        ELSE
+            EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM (MINVALUE)'
+                           ' TO (%L)', parent, edge, lo);
+        END IF;
         IF parent = 'issue_event' THEN
             -- A statement trigger of the parent does not guard TRUNCATE of a partition.
             EXECUTE format('CREATE TRIGGER issue_event_no_truncate BEFORE TRUNCATE ON %I'
                            ' FOR EACH STATEMENT EXECUTE FUNCTION issue_event_append_only()',
                            part);
         END IF;
-        created := true;
     END LOOP;
-    RETURN created;
+    RETURN true;
 END
 $$;
 
--- Every month from p_from's to p_to's (both included); the number created.
+-- Every month from the months there are to p_from's and p_to's, at most ten years before
+-- and five years after now (rows further out wait in the end partitions); the number created.
 CREATE FUNCTION issue_month_partitions(p_from timestamptz, p_to timestamptz) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
+    lo timestamptz := greatest(date_trunc('month', p_from),
+                               date_trunc('month', now() - interval '10 years'));
+    hi timestamptz := least(date_trunc('month', p_to),
+                            date_trunc('month', now() + interval '5 years'));
     m timestamptz;
     n integer := 0;
 BEGIN
-    FOR m IN SELECT generate_series(date_trunc('month', p_from), date_trunc('month', p_to),
+    FOR m IN SELECT generate_series(issue_partition_edge('issue_after'), hi,
                                     interval '1 month') LOOP
-        -- A month exists when its issue partition does (both are made together).
-        CONTINUE WHEN to_regclass('issue' || to_char(m, '"_y"YYYY"m"MM')) IS NOT NULL;
+        IF issue_month_partition((m AT TIME ZONE current_setting('TimeZone'))::date) THEN
+            n := n + 1;
+        END IF;
+    END LOOP;
+    FOR m IN SELECT generate_series(issue_partition_edge('issue_before') - interval '1 month',
+                                    lo, interval '-1 month') LOOP
         IF issue_month_partition((m AT TIME ZONE current_setting('TimeZone'))::date) THEN
             n := n + 1;
         END IF;
@@ -204,18 +243,21 @@ BEGIN
                        ' INCLUDING STATISTICS) PARTITION BY RANGE (%I)',
                        tbl, tbl || '_unpartitioned',
                        CASE tbl WHEN 'issue' THEN 'reported_at' ELSE 'at' END);
-        EXECUTE format('CREATE TABLE %I PARTITION OF %I DEFAULT', tbl || '_default', tbl);
+        -- The months start at this one; issue_month_partitions adds the others.
+        EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (MINVALUE) TO (%L)',
+                       tbl || '_before', tbl, date_trunc('month', now()));
+        EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (MAXVALUE)',
+                       tbl || '_after', tbl, date_trunc('month', now()));
     END LOOP;
 
-    -- The months of the rows (at most ten years back: older rows wait in the default
-    -- partitions until someone creates their months) and the next three.
+    -- The months of the rows (at most ten years back: older rows wait in issue_before until
+    -- someone creates their months) and the next three.
     SELECT least(min(t), now()), greatest(max(t), now()) INTO lo, hi
     FROM (SELECT min(reported_at) AS t FROM issue_unpartitioned
           UNION ALL SELECT max(reported_at) FROM issue_unpartitioned
           UNION ALL SELECT min(at) FROM issue_event_unpartitioned
           UNION ALL SELECT max(at) FROM issue_event_unpartitioned) b;
-    PERFORM issue_month_partitions(greatest(lo, now() - interval '10 years'),
-                                   hi + interval '3 months');
+    PERFORM issue_month_partitions(lo, hi + interval '3 months');
 
     INSERT INTO issue SELECT * FROM issue_unpartitioned;
     INSERT INTO issue_event SELECT * FROM issue_event_unpartitioned;
@@ -249,7 +291,9 @@ CREATE TRIGGER issue_key_update AFTER UPDATE OF public_id, reported_at ON issue
     EXECUTE FUNCTION issue_key_update();
 CREATE TRIGGER issue_key_delete AFTER DELETE ON issue
     FOR EACH ROW EXECUTE FUNCTION issue_key_delete();
-CREATE TRIGGER issue_event_no_truncate BEFORE TRUNCATE ON issue_event_default
+CREATE TRIGGER issue_event_no_truncate BEFORE TRUNCATE ON issue_event_before
+    FOR EACH STATEMENT EXECUTE FUNCTION issue_event_append_only();
+CREATE TRIGGER issue_event_no_truncate BEFORE TRUNCATE ON issue_event_after
     FOR EACH STATEMENT EXECUTE FUNCTION issue_event_append_only();
 
 ANALYZE issue_key;
