@@ -16,6 +16,7 @@ from bench import (
     maps,
     notify,
     openloop,
+    partitions,
     preview,
     reassign,
     tallies,
@@ -34,6 +35,7 @@ def main() -> None:
         dsn = reassign.run(results, node, n_issues, grids)
         preview.run(results, dsn)  # the same data set: every grid redrawn, previewed
         tallies.run(results, dsn)  # first: it folds the reassignments' journal
+        partitions.run(results, dsn)  # the same rows, partitioned and not
         hotspots.run(results, dsn)
         maps.run(results, dsn)
         maps.run_sizes(results, node)
