@@ -55,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         open=False,
         # A server restart leaves dead connections in the pool; check before handing out.
         check=ConnectionPool.check_connection,
+        # A street-scoped request's connection returns to the district (layers.auth.scope).
+        reset=scope.release,
         # A failed reconnection backs off exponentially until this many seconds, then gives
         # up; the next request starts a fresh attempt at once. So the API is back within
         # seconds of the database, however long it was away (the default, 300 s, lets the

@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 
 from api import reads
 from api.deps import Conn
-from layers.auth import access, tokens
+from layers.auth import access, scope, tokens
 from layers.auth.roles import Permission
 from layers.auth.tokens import Principal
 from layers.errors import Unauthorized
@@ -34,13 +34,19 @@ def bearer_token(header: str) -> str | None:
 
 
 def authenticate(request: Request, conn: Conn, token: str) -> Principal | None:
-    """The live token's principal (marking the request authenticated), else None."""
+    """The live token's principal (marking the request authenticated), else None.
+
+    A street-scoped token's connection is confined to its street from here on
+    (layers.auth.scope): every query the request makes sees that street only.
+    """
     replica = reads.on_replica(request)  # a standby refuses the last-use update
     principal = tokens.authenticate(conn, token, touch_use=not replica)
     if principal is not None:
         request.scope[AUTHENTICATED] = True
         if replica:
             reads.touch_token(request, principal.token_id)
+        if principal.street_id is not None:
+            scope.enter(conn, principal.street_id)
     return principal
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import threading
+from collections import OrderedDict
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,18 +59,20 @@ ENGINE_INPUTS = {
 _GEOMETRIC = ("jurisdiction", "site")
 
 
-def engine_inputs(conn: psycopg.Connection[Any], extra: dict[str, str] | None = None
-                  ) -> dict[str, pd.DataFrame]:
+def engine_inputs(conn: psycopg.Connection[Any], extra: dict[str, str] | None = None, *,
+                  whole: bool = True) -> dict[str, pd.DataFrame]:
     """The tables the engine is built from, as read now, keyed as :meth:`Assigner.build`
     takes them; ``extra`` adds columns per key (a preview compares more than the engine
     needs).
 
-    The whole district is read whoever asks (layers.auth.scope.district): a point belongs
-    where every polygon says, so a street-scoped caller's engine is the district's, and the
-    street policies then refuse what lands outside its street.
+    ``whole``: the whole district is read whoever asks (layers.auth.scope.district), as
+    assignment needs: a point belongs where every polygon says, so a street-scoped caller's
+    engine is the district's, and the street policies then refuse what lands outside its
+    street. Without it, the lines as the session sees them: a street's own ground, the study
+    area of its analyses (:meth:`AssignerCache.view`).
     """
     out = {}
-    with scope.district(conn):
+    with scope.district(conn) if whole else nullcontext():
         for key, (table, columns) in ENGINE_INPUTS.items():
             more = f", {extra[key]}" if extra and key in extra else ""
             geometry = ", ST_AsBinary(geom) AS wkb" if table in _GEOMETRIC else ""
@@ -79,7 +83,7 @@ def engine_inputs(conn: psycopg.Connection[Any], extra: dict[str, str] | None = 
 
 
 def load_assigner(conn: psycopg.Connection[Any]) -> Assigner:
-    """Build the engine from the current tables."""
+    """Build the engine from the current tables (the whole district's)."""
     return Assigner.build(**engine_inputs(conn))
 
 
@@ -90,21 +94,46 @@ def layers_version(conn: psycopg.Connection[Any]) -> int:
 
 
 class AssignerCache:
-    """One engine per process, rebuilt when ``layers_version`` moves (thread-safe)."""
+    """One engine per process, rebuilt when ``layers_version`` moves (thread-safe); and one
+    per street for the street-scoped callers' analyses (:meth:`view`)."""
+
+    # Streets' views kept at once: a district has ten to twenty streets.
+    STREET_VIEWS = 32
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._version = -1
         self._assigner: Assigner | None = None
+        self._views: OrderedDict[tuple[int, int], Assigner] = OrderedDict()
 
     def get(self, conn: psycopg.Connection[Any]) -> Assigner:
-        """The engine matching the database as ``conn`` sees it."""
+        """The engine of the whole district (assignment), whoever asks."""
         version = layers_version(conn)
         with self._lock:
             if self._assigner is None or version != self._version:
                 self._assigner = load_assigner(conn)
                 self._version = version
             return self._assigner
+
+    def view(self, conn: psycopg.Connection[Any]) -> Assigner:
+        """The engine of the ground the caller sees: the district's, or for a street-scoped
+        session its street's lines only, which is the study area of its hotspots and the
+        sites of its inspection rounds (analyses, never assignment)."""
+        street = scope.current(conn)
+        if street is None:
+            return self.get(conn)
+        key = (layers_version(conn), street)
+        with self._lock:
+            found = self._views.get(key)
+            if found is not None:
+                self._views.move_to_end(key)
+                return found
+        built = Assigner.build(**engine_inputs(conn, whole=False))
+        with self._lock:
+            self._views[key] = built
+            while len(self._views) > self.STREET_VIEWS:
+                self._views.popitem(last=False)
+        return built
 
 
 def as_db_values(result: pd.DataFrame) -> pd.DataFrame:

@@ -51,10 +51,11 @@ _SITES = TypeAdapter(list[ChronicSite])
 
 
 def cached_assigner(cache: AssignerCache) -> AssignerOf:
-    """The app's cached assignment engine, read on the connection a computation runs on
-    (loading it afresh costs 0.16 s at the demo's size)."""
+    """The app's cached engine of the ground the caller sees (a street-scoped caller's
+    analyses cover its street: AssignerCache.view), read on the connection a computation runs
+    on (loading it afresh costs 0.16 s at the demo's size)."""
     def assigner_of(conn: Conn) -> Assigner:
-        return cache.get(conn)
+        return cache.view(conn)
     return assigner_of
 
 

@@ -24,6 +24,10 @@ they never push out the landing views, whose keys are bounded by construction (a
 year's phases, the hotspot page). Computing one in a request takes a slot of the caller's
 gate (:meth:`Snapshots.get`), like any heavy analysis.
 
+A street-scoped caller (layers.auth.scope) sees its street only, so its results are kept
+under keys of their own (``street:<id>:...``, :func:`for_scope`), computed and refreshed in
+its scope, and never served to the district or another street.
+
 The data version is :func:`data_version`: the assignment inputs' counter and the issue
 table's change counter (both moved by triggers in the writers' own transactions, migrations
 0003 and 0011), so reading it costs two tiny queries instead of a scan of the issue table.
@@ -44,6 +48,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from layers.auth import scope
 from layers.db import replicas
 from layers.errors import DomainError
 
@@ -139,9 +144,11 @@ def write(conn: psycopg.Connection[Any], key: str, version: str, payload: Any,
             payload = excluded.payload
         RETURNING computed_at""", [key, version, seconds, Jsonb(payload)]).fetchone()
     assert row is not None
+    # Each scope keeps its own most recent ad-hoc results (a street's keys carry its prefix).
+    adhoc_keys = key.partition(ADHOC)[0] + ADHOC if ADHOC in key else ADHOC
     conn.execute("DELETE FROM analysis_snapshot WHERE key IN (SELECT key FROM"
                  " analysis_snapshot WHERE starts_with(key, %s)"
-                 " ORDER BY computed_at DESC OFFSET %s)", [ADHOC, KEEP])
+                 " ORDER BY computed_at DESC OFFSET %s)", [adhoc_keys, KEEP])
     return Snapshot(key, version, row[0], seconds, payload)
 
 
@@ -174,6 +181,22 @@ def compute_and_write(conn: psycopg.Connection[Any], spec: Spec,
     return write(conn, spec.key, version, payload, time.perf_counter() - started)
 
 
+_STREET = "street:"
+
+
+def for_scope(conn: psycopg.Connection[Any], spec: Spec) -> Spec:
+    """``spec`` as the scope of ``conn`` sees it: a street's under a key of its own."""
+    street = scope.current(conn)
+    return spec if street is None else Spec(f"{_STREET}{street}:{spec.key}", spec.compute)
+
+
+def _street_of(key: str) -> int | None:
+    """The street a scoped key belongs to (None: the district's)."""
+    if not key.startswith(_STREET):
+        return None
+    return int(key[len(_STREET):].partition(":")[0])
+
+
 class Snapshots:
     """The serving rule above, for one process.
 
@@ -201,6 +224,7 @@ class Snapshots:
             gate: Callable[[], AbstractContextManager[object]] | None = None) -> Snapshot:
         """The snapshot a page should show now (see the module's rule); computing it here,
         in the request, happens within ``gate()`` (a slot of bounded concurrency)."""
+        spec = for_scope(conn, spec)
         found = read(conn, spec.key)
         if found is not None:
             version = data_version(conn)
@@ -221,6 +245,7 @@ class Snapshots:
         """The snapshot of ``spec`` at the current data version, never a stale one (what the
         REST routes promise): the stored one when current, else computed here, within
         ``gate()``, and stored for everyone (pages included)."""
+        spec = for_scope(conn, spec)
         found = read(conn, spec.key)
         if fresh(found, data_version(conn), self.max_age):
             assert found is not None
@@ -253,8 +278,13 @@ class Snapshots:
         assert self._connect is not None
         try:
             with self._connect() as conn:
-                compute_and_write(conn, spec, self.max_age)
-                conn.commit()
+                # A street's result is recomputed in that street's scope, as it was asked.
+                scope.enter(conn, _street_of(spec.key))
+                try:
+                    compute_and_write(conn, spec, self.max_age)
+                    conn.commit()
+                finally:
+                    scope.reset(conn)
         except Exception:  # a background job has no caller to tell; the next view retries
             log.exception("refreshing snapshot %s failed", spec.key)
         finally:

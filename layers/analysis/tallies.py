@@ -29,6 +29,7 @@ import psycopg
 from psycopg import sql
 
 from geo.hotspots.binning import BIN_RESOLUTION, h3_cells
+from layers.auth import scope
 from layers.catalog.periods import Period
 from layers.db import database
 from layers.db.settings import Settings
@@ -478,7 +479,7 @@ def count(conn: psycopg.Connection[Any], selection: Selection, by: tuple[str, ..
         raise ValueError(f"unknown groups or measures: {sorted(unknown)}")
     first, end = local_days(selection.period, basis_zone(conn))
     # The per-cell tallies answer whatever needs no category, ground or site.
-    family = _family(selection, by, measures)
+    family = _family(selection, by, measures, scoped=scope.current(conn) is not None)
     if steps is not None:  # steps need days, which months would blur
         source: sql.Composable = sql.SQL(
             "(SELECT * FROM {} WHERE day >= %(first)s AND day < %(end)s)").format(
@@ -510,12 +511,15 @@ def count(conn: psycopg.Connection[Any], selection: Selection, by: tuple[str, ..
     return frame
 
 
-def _family(selection: Selection, by: tuple[str, ...], measures: tuple[str, ...]) -> Family:
+def _family(selection: Selection, by: tuple[str, ...], measures: tuple[str, ...], *,
+            scoped: bool = False) -> Family:
     """The smallest tallies that answer: per cell alone whatever needs no category, ground
-    or site; per jurisdiction and category whatever needs no cell or site; else the full key."""
+    or site; per jurisdiction and category whatever needs no cell or site; else the full key.
+    A street-scoped session (layers.auth.scope) never reads the per-cell tallies: they carry
+    no ground for the street policies to filter by (migration 0032 hides them from it)."""
     groups = set(by) - {"day", "step"}
     by_site = selection.layer is not None or selection.at_sites or bool(selection.cells)
-    if not groups - {"cell"} and "points_lost" not in measures and not (
+    if not scoped and not groups - {"cell"} and "points_lost" not in measures and not (
             selection.categories or by_site):
         return "cell"
     if not groups - {"jurisdiction_id", "category_code"} and not by_site:
@@ -547,7 +551,8 @@ def first_day(conn: psycopg.Connection[Any], selection: Selection) -> date | Non
     params: dict[str, Any] = {}
     where = _where(selection, params)
     row = conn.execute(sql.SQL("SELECT min(t.day) FROM {} t WHERE {}").format(
-        _tables(_family(selection, (), ()))[0], where), params).fetchone()
+        _tables(_family(selection, (), (), scoped=scope.current(conn) is not None))[0],
+        where), params).fetchone()
     return row[0] if row else None
 
 

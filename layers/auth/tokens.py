@@ -26,6 +26,8 @@ class Principal:
     role: str
     unit_id: int | None
     post: str | None = None
+    # The street a street-scoped token is confined to (layers.auth.scope); None: the district.
+    street_id: int | None = None
 
     @property
     def actor(self) -> str:
@@ -56,6 +58,7 @@ class TokenInfo:
     mobile: str | None
     role: Role
     unit: str | None
+    street: str | None
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
@@ -65,10 +68,11 @@ class TokenInfo:
 
 # The metadata of the tokens in ``{}`` (the table or a CTE of its rows), as TokenInfo.
 _INFO = sql.SQL(
-    "SELECT t.id, t.name, t.post, t.mobile, t.role, u.code AS unit, t.created_at, t.expires_at,"
-    " t.revoked_at, t.last_used_at,"
+    "SELECT t.id, t.name, t.post, t.mobile, t.role, u.code AS unit, s.code AS street,"
+    " t.created_at, t.expires_at, t.revoked_at, t.last_used_at,"
     " t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now()) AS live"
-    " FROM {} t LEFT JOIN unit u ON u.id = t.unit_id")
+    " FROM {} t LEFT JOIN unit u ON u.id = t.unit_id"
+    " LEFT JOIN jurisdiction s ON s.id = t.street_id")
 
 
 def _hash(token: str) -> bytes:
@@ -90,9 +94,11 @@ def create(
     post: str | None = None,
     mobile: str | None = None,
     expires_at: datetime | None = None,
+    street_code: str | None = None,
 ) -> str:
     """Create a token for the person ``name`` (with their ``post`` and ``mobile`` when given)
-    and return it; only its hash is stored."""
+    and return it; only its hash is stored. ``street_code`` confines it to one street
+    (layers.auth.scope)."""
     name, post = name.strip(), (post or "").strip() or None
     mobile = re.sub(r"[\s-]", "", mobile or "") or None
     if not name:
@@ -113,13 +119,35 @@ def create(
         if row is None:
             raise NotFound(f"no unit with code or name {unit_code!r}")
         unit_id = row[0]
+    street_id = _street(conn, role, street_code)
     token = "sw_" + secrets.token_urlsafe(32)
     conn.execute(
-        "INSERT INTO api_token (name, post, mobile, token_hash, role, unit_id, expires_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        [name, post, mobile, _hash(token), role, unit_id, expires_at],
+        "INSERT INTO api_token (name, post, mobile, token_hash, role, unit_id, expires_at,"
+        " street_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        [name, post, mobile, _hash(token), role, unit_id, expires_at, street_id],
     )
     return token
+
+
+# The roles a street's office hands out. A unit token is scoped by its unit already: a district
+# department's token sees its line across every street, a community's its own ground.
+STREET_ROLES = ("admin", "supervisor", "inspector", "viewer")
+
+
+def _street(conn: psycopg.Connection[Any], role: str, street_code: str | None) -> int | None:
+    """The id of the street a token is confined to (None: the district), checked."""
+    if street_code is None:
+        return None
+    if role not in STREET_ROLES:
+        raise ValidationFailed(f"--street is for the roles {', '.join(STREET_ROLES)}; a unit"
+                               " token sees its unit's issues wherever they are")
+    row = conn.execute("SELECT id, level FROM jurisdiction WHERE code = %s",
+                       [street_code]).fetchone()
+    if row is None:
+        raise NotFound(f"no jurisdiction with code {street_code!r}")
+    if row[1] != "street":
+        raise ValidationFailed(f"{street_code!r} is a {row[1]}, not a street (街道)")
+    return int(row[0])
 
 
 def authenticate(conn: psycopg.Connection[Any], token: str, *, touch_use: bool = True
@@ -136,7 +164,7 @@ def authenticate(conn: psycopg.Connection[Any], token: str, *, touch_use: bool =
     """
     with conn.cursor(row_factory=class_row(Principal)) as cur:
         principal = cur.execute(
-            "SELECT id AS token_id, name, role, unit_id, post FROM api_token"
+            "SELECT id AS token_id, name, role, unit_id, post, street_id FROM api_token"
             " WHERE token_hash = %s AND revoked_at IS NULL"
             " AND (expires_at IS NULL OR expires_at > now())",
             [_hash(token)],

@@ -240,9 +240,11 @@ SELECT i.id, i.public_id, i.category_code AS category, c.name_zh AS category_zh,
        j.code AS jurisdiction, j.name AS jurisdiction_name,
        tu.code AS territorial_unit, fu.code AS functional_unit, lu.code AS lead_unit,
        lu.name AS lead_unit_name, s.code AS site, s.name AS site_name,
-       i.on_boundary, i.outside_all, i.via_buffer, i.rework_count, i.version, i.updated_at
+       i.on_boundary, i.outside_all, i.via_buffer, i.rework_count, i.version, i.updated_at,
+       st.code AS street, i.on_street_border
 FROM issue i JOIN category c ON c.code = i.category_code
 LEFT JOIN jurisdiction j ON j.id = i.jurisdiction_id
+LEFT JOIN jurisdiction st ON st.id = i.street_id
 LEFT JOIN unit tu ON tu.id = i.territorial_unit_id
 LEFT JOIN unit fu ON fu.id = i.functional_unit_id
 LEFT JOIN unit lu ON lu.id = i.lead_unit_id
@@ -290,6 +292,10 @@ class Issue:
     rework_count: int
     version: int
     updated_at: datetime
+    # The street (街道) of the issue's ground, and whether it lies on a border between two
+    # streets (migration 0032): the district office settles those.
+    street: str | None = None
+    on_street_border: bool = False
     # Personal data is never read with the issue: a caller who may see it gets it added
     # (layers.auth.access.personal_data), so no other read can pass it on by mistake.
     reporter: str | None = None

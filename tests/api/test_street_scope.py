@@ -115,9 +115,9 @@ def test_street_of_every_jurisdiction_site_and_issue(world: World) -> None:
     sites = world.conn.execute("SELECT t.code, s.code FROM site t"
                                " JOIN jurisdiction s ON s.id = t.street_id ORDER BY 1").fetchall()
     assert sites == [("ALPHAMKT", "ALPHAST"), ("BRAVOMKT", "BRAVOST")]
-    issues: dict[object, object] = dict(world.conn.execute(
+    issues = {row[0]: row[1] for row in world.conn.execute(
         "SELECT i.public_id, s.code || (CASE WHEN on_street_border THEN ' border' ELSE '' END)"
-        " FROM issue i JOIN jurisdiction s ON s.id = i.street_id").fetchall())
+        " FROM issue i JOIN jurisdiction s ON s.id = i.street_id").fetchall()}
     d = world.district
     assert issues == {**{i: "ALPHAST" for i in d.a.issues}, **{i: "BRAVOST" for i in d.b.issues},
                       d.border_issue: "ALPHAST border"}

@@ -1,4 +1,4 @@
--- depends: 0030_partitions
+-- depends: 0031_retention
 -- Many streets in one install (issue 19): a district holds several street roots, and a token
 -- may be scoped to one street, seeing and acting on that street's ground and issues only.
 --
@@ -291,9 +291,10 @@ CREATE POLICY street_write ON responsibility_rule FOR ALL TO sitewatch_street
 
 -- The tallies the analyses and scores read (migrations 0023, 0025): a street's session reads
 -- the rows of its ground, and writes none (only the worker folds them, as the owner).
--- The per-cell tallies carry no ground: a street's hotspots are computed over the cells of
--- its own outline (its study area is its jurisdictions), so a cell astride the border counts
--- both sides' reports, which the public maps show anyway.
+-- The per-cell tallies carry no ground, so a street's session reads none of them (RLS on, no
+-- policy: nothing visible); its analyses count from the full key (layers.analysis.tallies).
+ALTER TABLE tally_cell_day ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tally_cell_month ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tally_day ENABLE ROW LEVEL SECURITY;
 CREATE POLICY street_read ON tally_day FOR SELECT TO sitewatch_street
     USING (jurisdiction_id IN (SELECT id FROM jurisdiction));
