@@ -66,12 +66,18 @@ def _photo(conn: psycopg.Connection[Any], root: Path, shade: int) -> str:
 @pytest.fixture
 def case(dsn: str, tmp_path: Path) -> Case:
     with psycopg.connect(dsn) as conn:
+        # A subscriber: the trail's events then also write notification payloads (outbox).
+        conn.execute("INSERT INTO subscription (channel, target, created_by) VALUES"
+                     " ('webhook', 'https://example.org/hook', 'test')")
         photo, after, open_photo, shared = (_photo(conn, tmp_path, s) for s in (10, 60, 110, 160))
         old_id, old_closed = _issue(conn, OLD, "verified", [photo, shared], NAME)
         conn.execute("INSERT INTO issue_event (issue_id, at, actor, actor_role, action,"
                      " from_status, to_status, evidence) VALUES (%s, %s, '湖东社区', 'unit',"
                      " 'rectify', 'assigned', 'rectified', %s)",
                      [old_id, OLD + timedelta(days=1), json.dumps([after])])
+        conn.execute("INSERT INTO issue_event (issue_id, at, actor, actor_role, action,"
+                     " from_status, to_status) VALUES (%s, %s, '督查组', 'supervisor', 'verify',"
+                     " 'rectified', 'verified')", [old_id, OLD + timedelta(days=2)])
         _, old_open = _issue(conn, OLD, "assigned", [open_photo, shared], "李四")
         _, recent = _issue(conn, NOW - timedelta(days=30), "verified", [], "王五")
         token = conn.execute("INSERT INTO api_token (name, token_hash, role) VALUES ('app',"
@@ -136,6 +142,7 @@ def test_old_closed_issues_lose_reporter_data_and_photos_everywhere(
         marked: dict[str, str | None] = dict(conn.execute(
             "SELECT 'sha256:' || sha256, archive FROM evidence").fetchall())
     # Gone from every table (issue columns, trail, idempotency records, outbox, ...).
+    assert tables["outbox"]  # payloads were written, and hold no reporter either
     assert [t for t, text in tables.items() if NAME in text] == []
     assert tables["issue"].count(CONTACT) == 2  # the other two issues' contacts
     assert rows[case.old_closed] == "(,)"
