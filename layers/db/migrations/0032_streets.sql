@@ -179,15 +179,20 @@ ALTER TABLE inspection_round
 
 -- ---------------------------------------------------------------------------------------
 -- The role a street-scoped request runs under.
+-- Creating it needs CREATEROLE (the managed cluster's user is a superuser); on a server where
+-- the application's user lacks it, a DBA creates the role and grants it to that user first
+-- (docs/deploy.md), and this only checks. The owner switches to it per request (SET ROLE),
+-- which needs membership unless superuser.
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sitewatch_street') THEN
         CREATE ROLE sitewatch_street NOLOGIN;
     END IF;
+    IF NOT pg_has_role(current_user, 'sitewatch_street', 'MEMBER') THEN
+        EXECUTE format('GRANT sitewatch_street TO %I', current_user);
+    END IF;
 END
 $$;
--- The owner switches to it per request (SET ROLE), which needs membership unless superuser.
-GRANT sitewatch_street TO CURRENT_USER;
 GRANT USAGE ON SCHEMA public TO sitewatch_street;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO sitewatch_street;
 GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO sitewatch_street;
