@@ -48,7 +48,8 @@ def get_conn(request: Request) -> Iterator[psycopg.Connection[Any]]:
     read = reads.reads_only(request)
     if replica_set and read:
         settings: Settings = request.app.state.settings
-        held = replica_set.acquire(reads.caller_position(request), settings.replica_wait)
+        held = replica_set.acquire(reads.caller_position(request), settings.replica_wait,
+                                   busy_wait=settings.pool_timeout)
         if held is not None:
             stack, conn = held
             setattr(request.state, reads.ON_REPLICA, True)

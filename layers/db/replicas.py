@@ -261,15 +261,22 @@ class ReplicaSet:
         start = next(self._turn) % len(usable)
         return usable[start:] + usable[:start]
 
-    def acquire(self, after: int | None, wait: float
+    def acquire(self, after: int | None, wait: float, busy_wait: float = ACQUIRE_SECONDS
                 ) -> tuple[ExitStack, psycopg.Connection[Any]] | None:
         """A connection of a usable replica that has replayed ``after`` (waiting at most
         ``wait`` seconds), held by the returned stack (close it to give the connection back:
-        commit, or rollback on an exception); None when the primary must answer."""
+        commit, or rollback on an exception); None when the primary must answer.
+
+        A pool with all its connections open and busy is queued on for up to ``busy_wait``
+        seconds (the primary's pool is as busy under that load: sending the overflow there
+        after a short wait only added the wait); one still connecting gets ACQUIRE_SECONDS,
+        so a replica that went away costs a read half a second at most."""
         for replica in self._usable_in_turn():
             stack = ExitStack()
+            full = replica.pool.get_stats().get("pool_size", 0) >= replica.pool.max_size
             try:
-                conn = stack.enter_context(replica.pool.connection(timeout=ACQUIRE_SECONDS))
+                conn = stack.enter_context(replica.pool.connection(
+                    timeout=max(busy_wait, ACQUIRE_SECONDS) if full else ACQUIRE_SECONDS))
                 if after is not None and not wait_replayed(conn, after, wait):
                     stack.close()
                     return None  # behind the caller's own write: the primary has it
