@@ -412,9 +412,10 @@ def generate_district(seed: int = 20260501, *, grids_per_community: int | None =
     streets : int
         How many adjacent streets (1 to 20). One is the demo street 星湖街道 as it has always
         been; several tile a district of about 14 km² a street, named ``320571001``,
-        ``320571002``... (:func:`geo.demo_streets.street_code`), each with 10-15 communities,
-        its own office, community units, sites and planted patterns (:attr:`DemoDistrict.streets`),
-        sharing the four functional departments.
+        ``320571002``... (:func:`geo.demo_streets.street_code`): 10-15 communities drawn a
+        street, grouped into contiguous streets of about equal area (so a street holds roughly
+        that many), each street with its own office, community units, sites and planted
+        patterns (:attr:`DemoDistrict.streets`), sharing the four functional departments.
 
     Returns
     -------
