@@ -91,8 +91,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     replica_set = ReplicaSet(
         database.replica_conninfos(settings), lambda: pool.connection(timeout=1.0),
         max_lag=settings.replica_max_lag, check_interval=settings.replica_check_interval,
+        # min_size 0: no connection is kept open (and retried in the background, logging)
+        # while a replica is away; the checks find it back, reads then open what they need.
         pool=lambda conninfo: ConnectionPool(
-            conninfo, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
+            conninfo, min_size=0, max_size=settings.pool_max_size,
             open=False, check=ConnectionPool.check_connection, reset=scope.release,
             reconnect_timeout=RECONNECT_SECONDS))
     app.state.replicas = replica_set
