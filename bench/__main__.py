@@ -19,6 +19,7 @@ from bench import (
     partitions,
     preview,
     reassign,
+    replica,
     tallies,
 )
 from bench.harness import Results, Sizes, machine, private_cluster
@@ -42,6 +43,7 @@ def main() -> None:
         exports.run_sizes(results, node, dsn)
         ingest.run(results, node, seconds)
         openloop.run(results, node, seconds)
+        replica.run(results, node, seconds)  # a standby of this cluster, then gone
         notify.run(results, node)
         text = results.markdown(machine(dsn))
     out = Path(__file__).with_name("RESULTS.md")

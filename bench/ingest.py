@@ -50,10 +50,11 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(dsn: str, folder: Path) -> Iterator[str]:
-    """uvicorn serving ``bench.app`` with the production worker count; its base URL."""
+def serving(dsn: str, folder: Path, extra: dict[str, str] | None = None) -> Iterator[str]:
+    """uvicorn serving ``bench.app`` with the production worker count (and the settings
+    ``extra`` adds to the environment); its base URL."""
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": dsn, "SITEWATCH_DATA_DIR": str(folder)}
+    env = {**os.environ, "DATABASE_URL": dsn, "SITEWATCH_DATA_DIR": str(folder), **(extra or {})}
     with (folder / "uvicorn.log").open("w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "bench.app:create_bench_app", "--factory",
