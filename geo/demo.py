@@ -33,8 +33,8 @@ STREET_UNIT = "JD"
 GRID_M = 0.001
 _CENTRE_LONLAT = (120.70, 31.31)
 _SITE_GAP_M = 30.0
-#: A district of several streets has a vertex on its community edges (street borders among
-#: them) at least this often, in metres: geo.demo_issues puts its border issues on them.
+#: The borders between the streets of a district have a vertex at least this often, in metres:
+#: geo.demo_issues puts its border issues on them.
 _BORDER_VERTEX_M = 25.0
 
 _COMMUNITIES = (
@@ -178,25 +178,18 @@ def _spread_seeds(area: Any, k: int, rng: np.random.Generator) -> FloatArray:
     return nearest
 
 
-def _tile(area: Any, seeds: FloatArray, densify_m: float | None = None
-          ) -> list[shapely.MultiPolygon]:
+def _tile(area: Any, seeds: FloatArray) -> list[shapely.MultiPolygon]:
     """Split ``area`` into the Voronoi cells of ``seeds``, one MultiPolygon per seed.
 
     The cell edges and the area's boundary are noded together on the snap-rounding grid and
-    polygonised, so neighbouring cells share identical edges: no gaps, no overlaps. With
-    ``densify_m``, each noded edge gets a vertex at least every that many metres before it is
-    polygonised, so both cells along it have the same many vertices (points exactly on a
-    border are then easy to draw).
+    polygonised, so neighbouring cells share identical edges: no gaps, no overlaps.
     """
     xmin, ymin, xmax, ymax = area.bounds
     envelope = shapely.box(xmin - 500, ymin - 500, xmax + 500, ymax + 500)
     edges = shapely.voronoi_polygons(shapely.multipoints(seeds), extend_to=envelope,
                                      only_edges=True)
-    lines = shapely.get_parts(shapely.union_all([area.boundary, edges], grid_size=GRID_M))
-    if densify_m:
-        # New vertices go on the snap-rounding grid too, or merging the faces would move them.
-        lines = shapely.set_precision(shapely.segmentize(lines, densify_m), GRID_M)
-    faces = shapely.get_parts(shapely.polygonize(lines))
+    lines = shapely.union_all([area.boundary, edges], grid_size=GRID_M)
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(lines)))
     inner = shapely.point_on_surface(faces)
     keep = shapely.contains(area, inner)
     faces, xy = faces[keep], shapely.get_coordinates(inner[keep])
@@ -468,6 +461,34 @@ def _street_district(
         chronic_sites=chronic)
 
 
+def _densify_borders(cells: list[shapely.MultiPolygon], owner: NDArray[np.int64]
+                     ) -> list[shapely.MultiPolygon]:
+    """``cells`` with a vertex every :data:`_BORDER_VERTEX_M` along the edges between cells
+    of different streets (``owner``), the same on both sides: the edges are noded once,
+    those borders densified on the snap-rounding grid, and the faces polygonised again. Only
+    the borders, so the rest of the district keeps its few vertices (maps stay light)."""
+    polygons = np.array(cells, dtype=object)
+    edges = shapely.get_parts(shapely.union_all(shapely.boundary(polygons), grid_size=GRID_M))
+    middle = shapely.line_interpolate_point(edges, 0.5, normalized=True)
+    tree = shapely.STRtree(polygons)
+    edge, cell = tree.query(middle, predicate="dwithin", distance=GRID_M)
+    low = np.full(len(edges), len(cells))
+    high = np.full(len(edges), -1)
+    np.minimum.at(low, edge, owner[cell])
+    np.maximum.at(high, edge, owner[cell])
+    border = low < high
+    # New vertices go on the snap-rounding grid too, or merging the faces would move them.
+    edges[border] = shapely.set_precision(shapely.segmentize(edges[border], _BORDER_VERTEX_M),
+                                          GRID_M)
+    faces = shapely.get_parts(shapely.polygonize(edges))
+    face, home = tree.query(shapely.point_on_surface(faces), predicate="within")
+    out = []
+    for j in range(len(cells)):
+        parts = shapely.get_parts(shapely.union_all(faces[face[home == j]], grid_size=GRID_M))
+        out.append(shapely.MultiPolygon(list(parts)))
+    return out
+
+
 def _district(seed: int, streets: int, grids_per_community: int | None) -> DemoDistrict:
     """A district of ``streets`` adjacent streets: its communities tiled at once (shared
     edges identical), grouped into contiguous streets, each street then built on its own
@@ -476,10 +497,10 @@ def _district(seed: int, streets: int, grids_per_community: int | None) -> DemoD
     outline = _outline(rng, streets)
     counts = rng.integers(10, 16, streets)
     names = community_names(int(counts.sum()), rng)
-    communities = _tile(outline, _spread_seeds(outline, int(counts.sum()), rng),
-                        densify_m=_BORDER_VERTEX_M)
+    communities = _tile(outline, _spread_seeds(outline, int(counts.sum()), rng))
     owner = group_streets(np.array(communities, dtype=object),
                           _spread_seeds(outline, streets, rng))
+    communities = _densify_borders(communities, owner)
     parts = []
     for s in range(streets):
         members = np.flatnonzero(owner == s)
