@@ -122,6 +122,13 @@ class RateLimits:
 
         def lookup() -> bool:
             try:
+                # A read: a usable replica answers it when there is one (layers.db.replicas),
+                # without recording the token's use (a standby cannot; the route does).
+                held = state.replicas.acquire(None, 0.0) if state.replicas else None
+                if held is not None:
+                    stack, conn = held
+                    with stack:
+                        return tokens.authenticate(conn, token, touch_use=False) is not None
                 with state.pool.connection(timeout=state.settings.pool_timeout) as conn:
                     return tokens.authenticate(conn, token) is not None
             except Exception:  # no database: the route would fail anyway; stay refused

@@ -488,3 +488,18 @@ def test_a_made_up_write_position_only_sends_its_own_read_to_the_primary(
                                                      "X-Sitewatch-LSN": "FFFFFFFF/FFFFFFFF"})
         assert ahead.status_code == 200  # waited its bounded time, then the primary answered
         assert served(client) == before + 4
+
+
+def test_the_rate_limits_token_check_reads_the_replica(
+        dsn: str, replica_node: standby.Standby, tmp_path: Path) -> None:
+    viewer = bearer(dsn, "viewer")
+    # A token on a public route spends the address's anonymous quota (the route never looks
+    # at it); past the quota, the guard looks the token up before letting the request on.
+    with TestClient(replica_app(dsn, replica_node, tmp_path,
+                                anonymous_rate="1/minute")) as client:
+        catch_up(dsn, replica_node)
+        checked(client)
+        assert client.get("/ogc/collections", headers=viewer).status_code == 200
+        before = served(client)
+        assert client.get("/ogc/collections", headers=viewer).status_code == 200
+        assert served(client) == before + 2  # the guard's look-up, then the route
