@@ -107,10 +107,13 @@ def _rank(rank: float | None, total: int) -> str:
 
 def _with_texts(escaped: gpd.GeoDataFrame, raw: gpd.GeoDataFrame, t: dict[str, str],
                 data: DistrictData, lang: str) -> gpd.GeoDataFrame:
-    """The popup's and tooltip's texts: each measure with its rank, and the overview link."""
+    """The popup's and tooltip's texts (each measure with its rank), each measure's colour
+    and the overview link."""
     total = len(raw)
     out = escaped.assign(name_en=escaped["name_en"].replace("", "—"))
     for m in MEASURES:
+        # From the numbers, not their escaped text (a rate no street has is "" there).
+        out[f"{m}_colour"] = _colour(raw, m)
         out[f"{m}_text"] = [_text(m, v) for v in raw[m]]
         out[f"{m}_rank_text"] = [_rank(r, total) for r in raw[RANK_FIELDS[m]]]
     links = []
@@ -140,7 +143,7 @@ def _add_measure(fmap: folium.Map, streets: gpd.GeoDataFrame, t: dict[str, str],
                  measure: Measure, *, shown: bool) -> None:
     if streets.empty:
         return
-    frame = streets.assign(colour=_colour(streets, measure),
+    frame = streets.assign(colour=streets[f"{measure}_colour"],
                            value=streets[f"{measure}_text"],
                            rank=streets[f"{measure}_rank_text"])
     columns = ["code", "name", "name_en", "issues", "value", "rank", "colour", "link",

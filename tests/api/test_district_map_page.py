@@ -108,3 +108,24 @@ def test_an_unknown_or_malformed_street_is_a_problem(public: TestClient, street:
     response = public.get("/maps/overview", params={"street": street})
     assert response.status_code == status
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_a_new_install_shows_an_empty_district_map(client: TestClient,
+                                                   anonymous: dict[str, str]) -> None:
+    response = client.get("/maps/district", headers=anonymous)
+    assert response.status_code == 200 and "leaflet" in response.text
+
+
+@pytest.mark.parametrize("params", [{"since": "2025-01-01", "until": "2025-01-02"}, {}])
+def test_the_district_map_of_a_period_without_issues(public: TestClient,
+                                                     params: dict[str, str]) -> None:
+    response = public.get("/maps/district", params=params)
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("params", [{"until": "9999-12-31"}, {"since": "0001-01-01"}])
+def test_days_at_the_end_of_the_calendar_are_a_clear_422(public: TestClient,
+                                                         params: dict[str, str]) -> None:
+    response = public.get("/maps/district", params=params)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
