@@ -91,15 +91,18 @@ _IN_SCOPE = """
 # Photos (sha256) of the given issues that no issue outside the scope names, on the issue or
 # as evidence of one of its events, and not archived yet.
 _ARCHIVABLE = """
-WITH refs AS (
-    SELECT i.id AS issue_id, i.public_id, i.reported_at, r.ref
-    FROM issue i CROSS JOIN LATERAL jsonb_array_elements_text(i.photos) r(ref)
+WITH batch AS MATERIALIZED (
+    SELECT i.id, i.public_id, i.reported_at, i.photos FROM issue i
     WHERE i.id = ANY(%(ids)s) AND i.reported_at < %(cutoff)s
+), refs AS (
+    SELECT b.id AS issue_id, b.public_id, b.reported_at, r.ref
+    FROM batch b CROSS JOIN LATERAL jsonb_array_elements_text(b.photos) r(ref)
     UNION
-    SELECT i.id, i.public_id, i.reported_at, r.ref
-    FROM issue_event e JOIN issue i ON i.id = e.issue_id AND i.reported_at < %(cutoff)s
+    -- Each issue's own events (their issue index), not every event with evidence.
+    SELECT b.id, b.public_id, b.reported_at, r.ref
+    FROM batch b
+    CROSS JOIN LATERAL (SELECT e.evidence FROM issue_event e WHERE e.issue_id = b.id) e
     CROSS JOIN LATERAL jsonb_array_elements_text(e.evidence) r(ref)
-    WHERE e.issue_id = ANY(%(ids)s) AND e.evidence <> '[]'
 )
 SELECT v.sha256, v.media_type, array_agg(DISTINCT r.public_id ORDER BY r.public_id) AS issues,
        array_agg(DISTINCT r.issue_id) AS issue_ids,
@@ -125,7 +128,7 @@ def _params(when: datetime, **more: Any) -> dict[str, Any]:
 def plan(conn: psycopg.Connection[Any], when: datetime, *, batch: int = BATCH) -> Counts:
     """What a run with this cutoff would do (a dry run), read batch by batch; nothing changes."""
     issues = personal = photos = forgotten = 0
-    for ids in _batches(conn, when, batch, lock=False):
+    for ids in _batches(conn, when, batch):
         row = conn.execute(
             "SELECT count(*) FILTER (WHERE i.reporter IS NOT NULL"
             " OR i.reporter_contact IS NOT NULL),"
@@ -141,23 +144,26 @@ def plan(conn: psycopg.Connection[Any], when: datetime, *, batch: int = BATCH) -
     return Counts(issues, personal, photos, forgotten)
 
 
-def _batches(conn: psycopg.Connection[Any], when: datetime, size: int, *, lock: bool
-             ) -> Iterator[list[int]]:
-    """Ids of the issues in scope, oldest first, ``size`` at a time (keyset: a batch handled
-    drops out of the scope, a dry run moves past it)."""
+def _next_batch(conn: psycopg.Connection[Any], when: datetime, size: int,
+                after: tuple[datetime, int] | None, *, lock: bool) -> list[tuple[datetime, int]]:
+    """(reported_at, id) of the next ``size`` issues in scope after ``after``, oldest first.
+    Keyset, never from the start again: the rows a batch handled leave dead entries at the
+    head of the scope's index, which a scan from the start would wade through every time."""
+    keyset = "AND (i.reported_at, i.id) > (%(at)s, %(id)s)" if after else ""
+    rows = conn.execute(
+        f"SELECT i.reported_at, i.id FROM issue i WHERE {_IN_SCOPE} {keyset}"  # noqa: S608 -- fixed fragments, values are parameters
+        " ORDER BY i.reported_at, i.id LIMIT %(size)s" + (" FOR UPDATE" if lock else ""),
+        _params(when, size=size, at=after[0] if after else None,
+                id=after[1] if after else None)).fetchall()
+    return [(r[0], int(r[1])) for r in rows]
+
+
+def _batches(conn: psycopg.Connection[Any], when: datetime, size: int) -> Iterator[list[int]]:
+    """Ids of the issues in scope, oldest first, ``size`` at a time (a dry run's reading)."""
     after: tuple[datetime, int] | None = None
-    while True:
-        keyset = "AND (i.reported_at, i.id) > (%(at)s, %(id)s)" if after else ""
-        rows = conn.execute(
-            f"SELECT i.id, i.reported_at FROM issue i WHERE {_IN_SCOPE} {keyset}"  # noqa: S608 -- fixed fragments, values are parameters
-            " ORDER BY i.reported_at, i.id LIMIT %(size)s"
-            + (" FOR UPDATE" if lock else ""),
-            _params(when, size=size, at=after[0] if after else None,
-                    id=after[1] if after else None)).fetchall()
-        if not rows:
-            return
-        after = (rows[-1][1], rows[-1][0])
-        yield [int(r[0]) for r in rows]
+    while rows := _next_batch(conn, when, size, after, lock=False):
+        after = rows[-1]
+        yield [i for _, i in rows]
 
 
 def count_in_scope(conn: psycopg.Connection[Any], when: datetime) -> int:
@@ -188,13 +194,16 @@ def run(conn: psycopg.Connection[Any], *, data_dir: Path, years: int, now: datet
     run_id = int(row[0])
     total = count_in_scope(conn, when)
     done = [0, 0, 0, 0]
+    after: tuple[datetime, int] | None = None
     try:
         while True:
             with conn.transaction():
-                ids = next(_batches(conn, when, batch, lock=True), None)
-                if ids is None:
+                rows = _next_batch(conn, when, batch, after, lock=True)
+                if not rows:
                     break
-                counts, archived = _one_batch(conn, data_dir, when, run_id, ids)
+                after = rows[-1]
+                counts, archived = _one_batch(conn, data_dir, when, run_id,
+                                              [i for _, i in rows])
                 conn.execute(
                     "UPDATE retention_run SET issues_erased = issues_erased + %s,"
                     " photos_archived = photos_archived + %s,"
