@@ -159,3 +159,14 @@ def test_months_go_ten_years_back_and_five_ahead_at_most(db: psycopg.Connection[
     assert lowers[0] == _month(now, -120)
     assert lowers[-1] == _month(now, 60)
     assert len(lowers) == 181
+
+
+def test_a_session_in_another_zone_finds_the_same_months(dsn: str) -> None:
+    # The months are the district's (issue_partition_zone, fixed by the migration), whatever
+    # zone a session has: a DBA's psql, or the app started with another SITEWATCH_TIMEZONE.
+    with psycopg.connect(dsn, autocommit=True, options="-c TimeZone=Europe/Berlin") as conn:
+        start = partitions.months(conn)[0].lower.astimezone(ZONE)
+        assert partitions.ensure(conn, start - timedelta(days=40), start) == 2
+        lowers = [m.lower for m in partitions.months(conn)]
+    assert lowers[:3] == [_month(start, -2), _month(start, -1), start]
+    assert all(m.astimezone(ZONE).hour == 0 for m in lowers)

@@ -24,8 +24,8 @@
 -- growing it row by row, and the tallies already count every copied issue (their journal
 -- triggers must not see the copy).
 --
--- Partitions: one per local month (the session's TimeZone, the district's, as the deadline
--- functions of 0016 use) named issue_yYYYYmMM / issue_event_yYYYYmMM, contiguous, between two
+-- Partitions: one per local month (in the district's zone, the migrating session's TimeZone,
+-- kept by issue_partition_zone()) named issue_yYYYYmMM / issue_event_yYYYYmMM, contiguous, between two
 -- open-ended ones: issue_before (MINVALUE to the first month) and issue_after (the end of the
 -- last month to MAXVALUE) catch any row whose month does not exist yet. Why not a DEFAULT
 -- partition: a default partition may hold any value, so the planner can no longer read the
@@ -43,6 +43,16 @@ CREATE TABLE issue_key (
     -- The partition key of the issue: a look-up by id or public id reads one partition.
     reported_at timestamptz NOT NULL
 );
+
+-- The zone of the months: the district's, as the session migrating had it (every connection
+-- sitewatch opens sets it: layers.db.database.conninfo). Fixed here, not read from each
+-- session: a session in another zone (a test, a DBA's psql) must find the same month bounds.
+DO $$
+BEGIN
+    EXECUTE format('CREATE FUNCTION issue_partition_zone() RETURNS text LANGUAGE sql'
+                   ' IMMUTABLE AS %L', format('SELECT %L::text', current_setting('TimeZone')));
+END
+$$;
 
 -- The finite bound of an end partition: issue_before's upper, issue_after's lower.
 CREATE FUNCTION issue_partition_edge(p_part regclass) RETURNS timestamptz
@@ -65,15 +75,18 @@ $$;
 CREATE FUNCTION issue_month_partition(p_month date) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
-    lo timestamptz := date_trunc('month', p_month::timestamptz);
-    hi timestamptz := date_trunc('month', p_month::timestamptz) + interval '1 month';
+    zone text := issue_partition_zone();
+    local timestamp := date_trunc('month', p_month::timestamp);
+    lo timestamptz := date_trunc('month', p_month::timestamp) AT TIME ZONE zone;
+    hi timestamptz := (date_trunc('month', p_month::timestamp) + interval '1 month')
+                      AT TIME ZONE zone;
     upward boolean;
     parent text;
     keycol text;
     part text;
     edge text;
 BEGIN
-    IF to_regclass('issue' || to_char(lo, '"_y"YYYY"m"MM')) IS NOT NULL THEN
+    IF to_regclass('issue' || to_char(local, '"_y"YYYY"m"MM')) IS NOT NULL THEN
         RETURN false;
     END IF;
     IF lo = issue_partition_edge('issue_after') THEN
@@ -82,12 +95,12 @@ BEGIN
         upward := false;
     ELSE
         RAISE EXCEPTION 'month % is not next to the months there are (% to %)',
-            to_char(lo, 'YYYY-MM'), issue_partition_edge('issue_before'),
+            to_char(local, 'YYYY-MM'), issue_partition_edge('issue_before'),
             issue_partition_edge('issue_after');
     END IF;
     FOREACH parent IN ARRAY ARRAY['issue', 'issue_event'] LOOP
         keycol := CASE parent WHEN 'issue' THEN 'reported_at' ELSE 'at' END;
-        part := parent || to_char(lo, '"_y"YYYY"m"MM');
+        part := parent || to_char(local, '"_y"YYYY"m"MM');
         edge := parent || CASE WHEN upward THEN '_after' ELSE '_before' END;
         EXECUTE format('ALTER TABLE %I DETACH PARTITION %I', parent, edge);
         EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING CONSTRAINTS)', part, parent);
@@ -119,22 +132,24 @@ $$;
 CREATE FUNCTION issue_month_partitions(p_from timestamptz, p_to timestamptz) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
-    lo timestamptz := greatest(date_trunc('month', p_from),
-                               date_trunc('month', now() - interval '10 years'));
-    hi timestamptz := least(date_trunc('month', p_to),
-                            date_trunc('month', now() + interval '5 years'));
-    m timestamptz;
+    zone text := issue_partition_zone();
+    lo timestamp := greatest(date_trunc('month', p_from AT TIME ZONE zone),
+                             date_trunc('month', (now() - interval '10 years') AT TIME ZONE zone));
+    hi timestamp := least(date_trunc('month', p_to AT TIME ZONE zone),
+                          date_trunc('month', (now() + interval '5 years') AT TIME ZONE zone));
+    m timestamp;
     n integer := 0;
 BEGIN
-    FOR m IN SELECT generate_series(issue_partition_edge('issue_after'), hi,
+    FOR m IN SELECT generate_series(issue_partition_edge('issue_after') AT TIME ZONE zone, hi,
                                     interval '1 month') LOOP
-        IF issue_month_partition((m AT TIME ZONE current_setting('TimeZone'))::date) THEN
+        IF issue_month_partition(m::date) THEN
             n := n + 1;
         END IF;
     END LOOP;
-    FOR m IN SELECT generate_series(issue_partition_edge('issue_before') - interval '1 month',
-                                    lo, interval '-1 month') LOOP
-        IF issue_month_partition((m AT TIME ZONE current_setting('TimeZone'))::date) THEN
+    FOR m IN SELECT generate_series(
+                 (issue_partition_edge('issue_before') AT TIME ZONE zone) - interval '1 month',
+                 lo, interval '-1 month') LOOP
+        IF issue_month_partition(m::date) THEN
             n := n + 1;
         END IF;
     END LOOP;
@@ -245,9 +260,11 @@ BEGIN
                        CASE tbl WHEN 'issue' THEN 'reported_at' ELSE 'at' END);
         -- The months start at this one; issue_month_partitions adds the others.
         EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (MINVALUE) TO (%L)',
-                       tbl || '_before', tbl, date_trunc('month', now()));
+                       tbl || '_before', tbl, date_trunc('month', now() AT TIME ZONE
+                       issue_partition_zone()) AT TIME ZONE issue_partition_zone());
         EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (MAXVALUE)',
-                       tbl || '_after', tbl, date_trunc('month', now()));
+                       tbl || '_after', tbl, date_trunc('month', now() AT TIME ZONE
+                       issue_partition_zone()) AT TIME ZONE issue_partition_zone());
     END LOOP;
 
     -- The months of the rows (at most ten years back: older rows wait in issue_before until
