@@ -333,6 +333,8 @@ class Refresher:
             compute_and_write(conn, spec, self.max_age)
             return
         with self._source() as source:
+            # A street's result reads that street only, as the web's refresh does (_refresh).
+            scope.enter(source, _street_of(spec.key))
             compute_and_write(conn, spec, self.max_age, source=source)
 
     def _refresh_due(self, spec: Spec) -> int:

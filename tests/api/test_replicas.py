@@ -361,13 +361,15 @@ def test_a_map_snapshot_missing_on_the_replica_is_stored_on_the_primary(
     assert row is not None and row[0] >= 1
 
 
+def count_issues(conn: psycopg.Connection[Any]) -> int:
+    """An analysis as small as can be: the issues its session sees."""
+    row = conn.execute("SELECT count(*) FROM issue").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def test_the_workers_analyses_read_the_replica_and_store_on_the_primary(
         dsn: str, replica_node: standby.Standby) -> None:
-    def count_issues(conn: psycopg.Connection[Any]) -> int:
-        row = conn.execute("SELECT count(*) FROM issue").fetchone()
-        assert row is not None
-        return int(row[0])
-
     spec = snapshots.Spec("test:issues", count_issues)
     catch_up(dsn, replica_node)
     source = replicas.read_connector(dsn, [replica_node.conninfo(dbname(dsn))], 3600.0)
@@ -503,3 +505,21 @@ def test_the_rate_limits_token_check_reads_the_replica(
         before = served(client)
         assert client.get("/ogc/collections", headers=viewer).status_code == 200
         assert served(client) == before + 2  # the guard's look-up, then the route
+
+
+def test_the_workers_street_analyses_read_the_replica_in_the_streets_scope(
+        dsn: str, replica_node: standby.Standby) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        district = two_streets.build(conn)
+        row = conn.execute("SELECT id FROM jurisdiction WHERE code = %s",
+                           [district.b.code]).fetchone()
+    assert row is not None
+    spec = snapshots.Spec(f"street:{row[0]}:test:issues", count_issues)
+    catch_up(dsn, replica_node)
+    source = replicas.read_connector(dsn, [replica_node.conninfo(dbname(dsn))], 3600.0)
+    refresher = snapshots.Refresher(snapshots.connector(dsn), lambda c: [spec], interval=0.0,
+                                    source=source)
+    assert refresher.run_once() == 1
+    with psycopg.connect(dsn) as conn:
+        stored = snapshots.read(conn, spec.key)
+    assert stored is not None and stored.payload == len(district.b.issues)
