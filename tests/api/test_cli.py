@@ -30,7 +30,7 @@ def test_help_lists_the_commands() -> None:
     db_help = runner.invoke(app, ["db", "--help"])
     assert db_help.exit_code == 0
     assert _listed(db_help.output) == {"start", "stop", "status", "migrate", "backup",
-                                       "restore"}
+                                       "restore", "replica"}
     calendar_help = runner.invoke(app, ["calendar", "--help"])
     assert _listed(calendar_help.output) == {"set", "unset", "list"}
 
@@ -88,7 +88,9 @@ def test_token_revoke_by_id_or_token_takes_effect_at_once(dsn: str) -> None:
     listed = runner.invoke(app, ["token", "list"], env=env)
     assert listed.exit_code == 0
     lines = [line.split() for line in listed.stdout.splitlines()]
-    assert [(line[1], line[3]) for line in lines] == [("viewer", "live"), ("inspector", "live")]
+    # id, role, unit, street, state: neither token has a unit or a street.
+    assert [(line[1], line[3], line[4]) for line in lines] == [("viewer", "-", "live"),
+                                                               ("inspector", "-", "live")]
     by_id = runner.invoke(app, ["token", "revoke", lines[0][0]], env=env)
     assert by_id.exit_code == 0, by_id.output
     by_token = runner.invoke(app, ["token", "revoke", second], env=env)
@@ -96,7 +98,7 @@ def test_token_revoke_by_id_or_token_takes_effect_at_once(dsn: str) -> None:
     with psycopg.connect(dsn) as conn:
         assert tokens.authenticate(conn, first) is None
         assert tokens.authenticate(conn, second) is None
-    states = [line.split()[3] for line in
+    states = [line.split()[4] for line in
               runner.invoke(app, ["token", "list"], env=env).stdout.splitlines()]
     assert states == ["revoked", "revoked"]
     unknown = runner.invoke(app, ["token", "revoke", "sw_nothing"], env=env)

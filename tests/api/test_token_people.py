@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from api.cli.main import app
 from layers.auth import tokens
+from tests import two_streets
 
 
 def test_an_order_and_its_printed_page_name_the_person_who_issued_it(
@@ -58,3 +59,14 @@ def test_token_list_shows_each_person_with_post_and_mobile(dsn: str) -> None:
     rows = listed.stdout.strip().splitlines()
     assert rows[0].endswith(" 巡查员 小李（网格员） +8613800138000")
     assert rows[1].endswith(" 挂钩领导")
+
+
+def test_token_list_shows_the_street_of_a_street_token(dsn: str) -> None:
+    with psycopg.connect(dsn) as conn:
+        two_streets.build(conn)
+        tokens.create(conn, role="supervisor", name="乙街道督查", street_code="BRAVOST")
+        tokens.create(conn, role="supervisor", name="区督查")
+    listed = CliRunner().invoke(app, ["token", "list"], env={"DATABASE_URL": dsn})
+    assert listed.exit_code == 0, listed.output
+    streets = [row.split()[3] for row in listed.stdout.strip().splitlines()]
+    assert streets == ["BRAVOST", "-"]
