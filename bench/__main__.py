@@ -20,6 +20,7 @@ from bench import (
     preview,
     reassign,
     replica,
+    streets,
     tallies,
 )
 from bench.harness import Results, Sizes, machine, private_cluster
@@ -40,6 +41,7 @@ def main() -> None:
         hotspots.run(results, dsn)
         maps.run(results, dsn)
         maps.run_sizes(results, node)
+        streets.run(results, node, streets.default_streets(), n_issues // 4)
         exports.run_sizes(results, node, dsn)
         ingest.run(results, node, seconds)
         openloop.run(results, node, seconds)
