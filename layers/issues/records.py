@@ -377,8 +377,14 @@ def list_issues(conn: psycopg.Connection[Any], f: IssueFilter) -> tuple[list[Iss
             ISSUE_SELECT + where + sql.SQL(" ORDER BY i.reported_at DESC, i.id DESC"
                                             " LIMIT %s OFFSET %s"),
             [*params, f.limit, f.offset]).fetchall()
+    # The total from the issue table alone unless a filter names a joined table (unit, site):
+    # every issue has its category, so the count is the same, and a period alone (under a
+    # street's policy too: index (street_id, reported_at)) is counted from the index, not
+    # from every heap page of the period, which a street's issues share with the other
+    # streets' (EXPLAIN ANALYZE, one street of ten at 30,000 issues each: 175 ms against 7 ms).
+    counted = ISSUE_SELECT if f.unit or f.site else sql.SQL("SELECT 1 FROM issue i")
     total = conn.execute(
-        sql.SQL("SELECT count(*) FROM ({}) q").format(ISSUE_SELECT + where), params).fetchone()
+        sql.SQL("SELECT count(*) FROM ({}) q").format(counted + where), params).fetchone()
     return rows, int(total[0]) if total else 0
 
 
