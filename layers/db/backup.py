@@ -54,6 +54,16 @@ def _bindir(conninfo: str, override: Path | None) -> Path:
                       f"postgresql-client-{major} or set SITEWATCH_PG_BINDIR")
 
 
+def _partitioned_tables(conninfo: str) -> list[str]:
+    """The partitioned tables of the database, qualified and quoted."""
+    with psycopg.connect(conninfo) as conn:
+        rows = conn.execute("SELECT c.oid::regclass::text FROM pg_class c"
+                            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                            " WHERE c.relkind = 'p' AND NOT c.relispartition"
+                            " AND n.nspname = 'public'").fetchall()
+    return [f"public.{r[0]}" if "." not in r[0] else r[0] for r in rows]
+
+
 def _run(program: Path, *args: str) -> None:
     result = subprocess.run([str(program), *args], capture_output=True, text=True,
                             check=False)
@@ -88,10 +98,10 @@ def restore(conninfo: str, data_dir: Path, archive_path: Path, *,
             pg_bindir: Path | None = None) -> Summary:
     """Replace the database's contents with the backup's and put its photos back.
 
-    The database part is one transaction (``pg_restore --single-transaction --clean``): it
-    lands whole or not at all. Photos are content-addressed, so existing ones are kept and
-    missing ones written (each under a temporary name first). Stop the server before
-    restoring: open sessions would hold the locks the restore needs.
+    The database part is one transaction (the script of ``pg_restore --clean`` run by ``psql
+    --single-transaction``): it lands whole or not at all. Photos are content-addressed, so
+    existing ones are kept and missing ones written (each under a temporary name first).
+    Stop the server before restoring: open sessions would hold the locks the restore needs.
     """
     bindir = _bindir(conninfo, pg_bindir)
     with tempfile.TemporaryDirectory(prefix="sw-restore-") as work:
@@ -106,9 +116,19 @@ def restore(conninfo: str, data_dir: Path, archive_path: Path, *,
         except (tarfile.TarError, OSError) as exc:
             raise BackupError(f"{archive_path.name} cannot be read: {exc}") from None
         dump = Path(work) / DUMP
+        # pg_restore --clean drops a partition's primary key before its table, which
+        # PostgreSQL refuses (the key is its parent's): the partitioned tables (migration
+        # 0030) are dropped first, whole, in the same transaction as the restore's script,
+        # whose drops of what they held then find nothing (IF EXISTS).
+        script = Path(work) / "restore.sql"
         _run(bindir / "pg_restore", "--clean", "--if-exists", "--no-owner",
-             "--no-privileges", "--single-transaction", "--exit-on-error",
-             f"--dbname={conninfo}", str(dump))
+             "--no-privileges", f"--file={script}", str(dump))
+        first = Path(work) / "partitioned.sql"
+        first.write_text("".join(f"DROP TABLE IF EXISTS {name} CASCADE;\n"
+                                 for name in _partitioned_tables(conninfo)), encoding="utf-8")
+        _run(bindir / "psql", "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1",
+             "--single-transaction", f"--file={first}", f"--file={script}",
+             f"--dbname={conninfo}")
         photos = sorted(p for p in (Path(work) / EVIDENCE).rglob("*") if p.is_file()) \
             if (Path(work) / EVIDENCE).is_dir() else []
         for photo in photos:

@@ -280,7 +280,8 @@ def read_stored(dsn: str, tag: str) -> dict[str, dict[str, Any]]:
                             FILTER (WHERE e.id IS NOT NULL), '{}')
             FROM issue i LEFT JOIN issue_event e ON e.issue_id = i.id
             WHERE i.description LIKE %s
-            GROUP BY i.id ORDER BY i.id""", [f"{tag}-%"]).fetchall()
+            GROUP BY i.id, i.description, i.public_id, i.version, i.status, i.lead_unit_id
+            ORDER BY i.id""", [f"{tag}-%"]).fetchall()
     out: dict[str, dict[str, Any]] = {}
     for key, public_id, version, status, has_lead, actions in rows:
         assert key not in out, f"{key} stored twice"
