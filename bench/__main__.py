@@ -41,7 +41,7 @@ def main() -> None:
         hotspots.run(results, dsn)
         maps.run(results, dsn)
         maps.run_sizes(results, node)
-        streets.run(results, node, streets.default_streets(), n_issues // 4)
+        streets.run(results, node, sizes.streets, n_issues // sizes.streets)
         exports.run_sizes(results, node, dsn)
         ingest.run(results, node, seconds)
         openloop.run(results, node, seconds)

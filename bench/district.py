@@ -12,7 +12,6 @@ median of :data:`REPEAT` asks.
 
 from __future__ import annotations
 
-import os
 import statistics
 from functools import partial
 from typing import Any
@@ -29,10 +28,6 @@ from layers.io import demo
 REPEAT = 5
 PHASE = {"phase": "attack", "year": "2026"}
 PAGE_PHASE = {"phase": "attack:2026"}
-
-
-def _streets() -> int:
-    return int(os.environ.get("BENCH_STREETS", "10"))
 
 
 def _load(results: Results, dsn: str, streets: int, per_street: int, label: str) -> None:
@@ -97,7 +92,7 @@ def measure(results: Results, district: str, single: str, streets: int) -> None:
 
 def alone(results: Results, node: Any, sizes: Sizes) -> str:
     """``python -m bench.district``."""
-    streets = _streets()
+    streets = sizes.streets
     per_street = sizes.issues // streets
     district = fresh_database(node, "bench_district")
     _load(results, district, streets, per_street, f"{streets} streets × {per_street:,}")

@@ -119,19 +119,22 @@ def machine(dsn: str) -> str:
 @dataclass(frozen=True)
 class Sizes:
     """How big ``make bench`` and each ``python -m bench.X`` run: ``BENCH_ISSUES`` (default
-    1,000,000), ``BENCH_GRIDS_PER_COMMUNITY`` (170, over 2,000 grid polygons) and
-    ``BENCH_LOAD_SECONDS`` (20, each ingest and read run), read here only."""
+    1,000,000), ``BENCH_GRIDS_PER_COMMUNITY`` (170, over 2,000 grid polygons),
+    ``BENCH_LOAD_SECONDS`` (20, each ingest and read run) and ``BENCH_STREETS`` (10, the
+    streets of a district the issues are shared by), read here only."""
 
     issues: int
     grids_per_community: int
     load_seconds: float
+    streets: int = 10
 
     @classmethod
     def from_environment(cls) -> Sizes:
         """The sizes the environment asks for."""
         return cls(int(os.environ.get("BENCH_ISSUES", "1000000")),
                    int(os.environ.get("BENCH_GRIDS_PER_COMMUNITY", "170")),
-                   float(os.environ.get("BENCH_LOAD_SECONDS", "20")))
+                   float(os.environ.get("BENCH_LOAD_SECONDS", "20")),
+                   int(os.environ.get("BENCH_STREETS", "10")))
 
 
 def run_alone(run: Callable[[Results, Cluster, Sizes], str]) -> None:

@@ -19,6 +19,7 @@ import re
 import statistics
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -65,7 +66,7 @@ def _flat_copies(conn: psycopg.Connection[Any]) -> float:
 
 
 def _median_ms(run: Callable[[Any], object], arguments: list[Any]) -> float:
-    times = [timed(lambda a=a: run(a))[0] for a in arguments]  # type: ignore[misc]
+    times = [timed(partial(run, a))[0] for a in arguments]
     return statistics.median(times) * 1000
 
 

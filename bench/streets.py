@@ -2,7 +2,7 @@
 slow down because the install holds other streets too.
 
 Two demo databases are loaded in the same run with the same issues per street: a district of
-``BENCH_STREETS`` adjacent streets (default 3; 10 by hand) and a single street. A viewer token
+``BENCH_STREETS`` adjacent streets (default 10) and a single street. A viewer token
 scoped to the first street (layers.auth.scope: row-level security under the role
 ``sitewatch_street``) asks each answer for periods nobody asked before, over HTTP of the real
 app in process; the district's time is reported as a ratio of the lone street's. Also: how
@@ -11,13 +11,12 @@ token's answers over every street, for context. In ``make bench`` the same two d
 give bench.district's rows (the street ranking, the district map, a street's overview, the
 workbook), so the district is loaded once.
 
-Run alone: ``python -m bench.streets``; ``BENCH_STREET_ISSUES`` (default ``BENCH_ISSUES``/4)
-sets the issues per street.
+Run alone: ``python -m bench.streets`` (``BENCH_STREETS`` streets sharing ``BENCH_ISSUES``;
+``bench.harness.Sizes``).
 """
 
 from __future__ import annotations
 
-import os
 from functools import partial
 from typing import Any
 
@@ -167,15 +166,10 @@ def run(results: Results, node: Any, streets: int, per_street: int) -> str:
     return many
 
 
-def default_streets() -> int:
-    """``BENCH_STREETS``: how many streets the district has (3; 10 by hand)."""
-    return int(os.environ.get("BENCH_STREETS", "3"))
-
-
 def alone(results: Results, node: Any, sizes: Sizes) -> str:
-    """``python -m bench.streets``: sized by ``BENCH_STREETS`` and ``BENCH_STREET_ISSUES``."""
-    per_street = int(os.environ.get("BENCH_STREET_ISSUES", str(sizes.issues // 4)))
-    return run(results, node, default_streets(), per_street)
+    """``python -m bench.streets``: ``BENCH_STREETS`` streets sharing ``BENCH_ISSUES`` evenly
+    (as bench.district), and one street of one street's share."""
+    return run(results, node, sizes.streets, sizes.issues // sizes.streets)
 
 
 if __name__ == "__main__":

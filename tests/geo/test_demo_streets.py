@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import numpy as np
@@ -16,9 +15,10 @@ import shapely
 from geo.demo import METRIC_CRS, DemoDistrict, generate_district
 from geo.demo_issues import BORDER_SHARE, generate_issues
 from geo.demo_streets import group_streets, street_borders
+from layers.db.settings import Settings
 
 CATALOG = Path(__file__).resolve().parents[2] / "layers" / "data" / "categories.csv"
-ZONE = ZoneInfo("Asia/Shanghai")
+ZONE = Settings().zone
 START = datetime(2026, 5, 1, tzinfo=ZONE)
 END = datetime(2026, 12, 31, 23, 59, tzinfo=ZONE)
 NOW = datetime(2026, 12, 1, 9, tzinfo=ZONE)

@@ -187,8 +187,8 @@ def _answers(conn: psycopg.Connection[Any]) -> dict[str, Any]:
         conn, "SELECT id, issue_lead_unit_at(id, reported_at + interval '1 day'),"
               " issue_lead_unit_at(id, %s) FROM issue ORDER BY id", [NOW])
     out["open work by site"] = _rows(
-        conn, "SELECT site_id, count(*), min(deadline) FROM issue WHERE status IN"
-              " ('reported', 'assigned', 'rectified') GROUP BY 1 ORDER BY 1")
+        conn, "SELECT site_id, count(*), min(deadline) FROM issue WHERE issue_is_open(status)"
+              " GROUP BY 1 ORDER BY 1")
     out["overdue now"] = _rows(conn, "SELECT public_id FROM issue WHERE"
                                      " issue_is_overdue(status, deadline, %s) ORDER BY id",
                                [NOW])

@@ -7,17 +7,17 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from layers.catalog import phases
+from layers.db.settings import Settings
 from layers.errors import NotFound
 from layers.supervision import scores, street_ranking
 
-ZONE = ZoneInfo("Asia/Shanghai")
+ZONE = Settings().zone
 SUMMED = ("issues", "open", "overdue_open", "points_at_risk", "points_lost", "reworks",
           "rework_cases", "on_time_cases")
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import shapely
 
+from layers.db.settings import Settings
 from maps.district import NO_RATE_COLOUR, DistrictData, StreetFigures, build_district
 from maps.page import PageOptions
 
-OPTIONS = PageOptions(zone=ZoneInfo("Asia/Shanghai"), tiles_url=None)
+OPTIONS = PageOptions(zone=Settings().zone, tiles_url=None)
 
 
 def _street(code: str, x: float, points: float, on_time: float | None,
