@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import psycopg
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from api.cli.session import reported_errors, session
+from layers.auth import scope
 from layers.catalog import periods, phases
 from layers.db.settings import Settings
-from layers.errors import ValidationFailed
+from layers.errors import NotFound, ValidationFailed
 from layers.supervision import handovers, score_sheet, scores
 
 reports_app = typer.Typer()
@@ -54,9 +56,12 @@ def scores_command(
     sort: Annotated[str, typer.Option(help=(
         "points, or a rate: rework_rate_adjusted, on_time_rate_adjusted, rework_rate,"
         " on_time_rate."))] = "points",
+    street: Annotated[str | None, typer.Option(
+        help="A street's code: that street's ranking, as its office's token reads it.")
+                      ] = None,
 ) -> None:
     """Scores and rankings (谁丢分、谁负责): points at risk and lost, rework and on-time rates
-    with their adjusted rates."""
+    with their adjusted rates; the district's, or one street's with --street."""
     with reported_errors():
         chosen = _GROUPS.get(group)
         if chosen is None:
@@ -67,6 +72,7 @@ def scores_command(
     settings = Settings()
     zone, min_cases = settings.zone, settings.rank_min_cases
     with session(settings) as conn:
+        street_name = _enter_street(conn, street) if street is not None else None
         period = periods.resolve(conn, zone, phase=phase, year=year, since=since,
                                  until=until, names=("--since", "--until")
                                  ).or_last(periods.RANKING_DAYS, datetime.now(zone))
@@ -74,11 +80,12 @@ def scores_command(
         rows = scores.ranking(conn, group=chosen, since=start, until=end, sort=order,
                               min_cases=min_cases)
         moves = handovers.matrix(conn, since=start, until=end) if xlsx else None
-    zh_title, _ = score_sheet.title(chosen, start, end, period.phase, zone=zone)
+    zh_title, _ = score_sheet.title(chosen, start, end, period.phase, zone=zone,
+                                    street=street_name)
     if xlsx is not None:
         xlsx.write_bytes(score_sheet.workbook(rows, chosen, start, end, zone=zone,
                                               phase=period.phase, min_cases=min_cases,
-                                              handovers=moves))
+                                              handovers=moves, street=street_name))
         print(f"wrote {len(rows)} row(s) to {xlsx}")
         return
     # Made per call, so the width is the terminal's (COLUMNS) now, not at import.
@@ -96,6 +103,17 @@ def scores_command(
                       _percent(r.rework_rate), _percent(r.rework_rate_adjusted),
                       _percent(r.on_time_rate), _percent(r.on_time_rate_adjusted), hours)
     out.print(table)
+
+
+def _enter_street(conn: psycopg.Connection[Any], code: str) -> str:
+    """Scope the session to the street ``code`` (layers.auth.scope: what its office's token
+    sees) and return its name; NotFound for anything but a street."""
+    row = conn.execute("SELECT id, name FROM jurisdiction WHERE code = %s"
+                       " AND level = 'street' AND parent_id IS NULL", [code]).fetchone()
+    if row is None:
+        raise NotFound(f"没有街道 {code!r} / no street {code!r}")
+    scope.enter(conn, int(row[0]))
+    return str(row[1])
 
 
 @phases_app.command("list")

@@ -17,12 +17,17 @@ from fastapi.responses import HTMLResponse, Response
 from api.auth import require_permission
 from api.deps import AppSettings, Conn
 from api.gate import request_gate
-from api.services import hotspot_results, map_pages
+from api.services import hotspot_results, map_pages, street_focus
 from geo.crs import wgs84_to_gcj02
 from layers import line_previews
 from layers.analysis import budget
 from layers.auth.tokens import Principal
 from layers.views import mapviews
+
+# One street's code (the overview's street view and its tiles).
+StreetQuery = Annotated[str | None, Query(
+    max_length=40, pattern=r"^[A-Za-z0-9_.-]{1,40}$",
+    description="one street's code: that street's ground and issues only")]
 
 router = APIRouter(tags=["maps"])
 Lang = Annotated[Literal["zh", "en"], Query(description="page language")]
@@ -39,10 +44,7 @@ Year = Annotated[int | None, Query(ge=2000, le=2100, description="campaign year 
 def overview(conn: Conn, request: Request, settings: AppSettings, lang: Lang = "zh",
              phase: PhaseQuery = None, year: Year = None, since: Day = None,
              until: Day = None, measure: Literal["points_lost", "open"] = "points_lost",
-             street: Annotated[str | None, Query(
-                 max_length=40, pattern=r"^[A-Za-z0-9_.-]{1,40}$",
-                 description="one street's code: the map shows that street only")] = None,
-             ) -> HTMLResponse:
+             street: StreetQuery = None) -> HTMLResponse:
     """The office's overview map for a period (all, a campaign phase, or days); a period
     that is not a landing view is counted over the days of it that hold issues. With
     ``street``, one street's ground, sites and cells (a view; 404 for an unknown street)."""
@@ -120,16 +122,19 @@ def revision_preview_map(
 def issue_tile(conn: Conn, settings: AppSettings, z: Annotated[int, Path(ge=0, le=22)],
                x: Annotated[int, Path(ge=0)], y: Annotated[int, Path(ge=0)],
                phase: PhaseQuery = None, year: Year = None, since: Day = None,
-               until: Day = None, crs: Literal["wgs84", "gcj02"] = "wgs84") -> Response:
+               until: Day = None, crs: Literal["wgs84", "gcj02"] = "wgs84",
+               street: StreetQuery = None) -> Response:
     """Single issues of one tile (public fields, at most ``mapviews.TILE_LIMIT``, open and
-    newest first); ``crs=gcj02`` shifts them to line up with a GCJ-02 basemap."""
+    newest first); ``crs=gcj02`` shifts them to line up with a GCJ-02 basemap; ``street``,
+    one street's issues only (the overview's street view; 404 for an unknown street)."""
     mapviews.check_tile(z, x, y)  # before the centre is computed from it
     selected = map_pages.parse_period(conn, settings, phase, year, since, until)
+    street_id = None if street is None else street_focus.street_id(conn, street)
     shift = (0.0, 0.0)
     if crs == "gcj02":
         lon, lat = map_pages.tile_centre(z, x, y)
         glon, glat = wgs84_to_gcj02(lon, lat)
         shift = (float(glon) - lon, float(glat) - lat)
-    body = mapviews.issue_tile(conn, z, x, y, selected, shift=shift)
+    body = mapviews.issue_tile(conn, z, x, y, selected, shift=shift, street=street_id)
     return Response(body, media_type="application/vnd.mapbox-vector-tile",
                     headers={"Cache-Control": "max-age=60"})

@@ -28,7 +28,7 @@ from layers import line_previews
 from layers.analysis import tallies
 from layers.analysis.budget import OverBudget
 from layers.analysis.hotspots import HotspotQuery
-from layers.analysis.snapshots import Snapshot, Snapshots, Spec, adhoc
+from layers.analysis.snapshots import Snapshot, Snapshots, Spec, adhoc, street_key
 from layers.assignment import load_assigner
 from layers.catalog import phases
 from layers.catalog.periods import Period
@@ -81,8 +81,10 @@ def tile_centre(z: int, x: int, y: int) -> tuple[float, float]:
     return lon, lat
 
 
-def _tile_query(p: Period) -> str:
-    return "&".join(f"{k}={v}" for k, v in p.query().items())
+def _tile_query(p: Period, street: str | None = None) -> str:
+    """The tiles' query string: the period, and the street of a street view."""
+    query = {**p.query(), **({"street": street} if street is not None else {})}
+    return "&".join(f"{k}={v}" for k, v in query.items())
 
 
 Gate = Callable[[], AbstractContextManager[object]]
@@ -118,16 +120,19 @@ def data_period(conn: psycopg.Connection[Any], p: Period, zone: tzinfo) -> Perio
     return Period(since, until)
 
 
-def overview_spec(p: Period, zone: tzinfo) -> Spec:
+def overview_spec(p: Period, zone: tzinfo, street: int | None = None) -> Spec:
     """The overview's aggregates over the issues of period ``p`` (cells, communities); an
     ad-hoc snapshot unless ``p`` is a landing view in ``zone`` (pass ad-hoc periods through
-    :func:`data_period` first)."""
+    :func:`data_period` first). With ``street`` (a street's id), of that street's issues,
+    read from its own tally rows and stored under the key its scoped offices use
+    (snapshots.for_scope), so the public street view and the street's office share one."""
     def compute(conn: psycopg.Connection[Any]) -> dict[str, Any]:
-        return map_records.overview_payload(mapviews.issue_cells(conn, p),
-                                            mapviews.community_measures(conn, p))
+        return map_records.overview_payload(
+            mapviews.issue_cells(conn, p, street=street),
+            mapviews.community_measures(conn, p, street=street))
 
     ends = [t.isoformat() if t else "" for t in (p.since, p.until)]
-    key = f"map-overview:{ends[0]}:{ends[1]}"
+    key = street_key(street, f"map-overview:{ends[0]}:{ends[1]}")
     return Spec(key, compute) if is_landing(p, zone) else adhoc(key, compute)
 
 
@@ -139,8 +144,9 @@ def overview_data(conn: psycopg.Connection[Any], snapshots: Snapshots, p: Period
     visits) read now, in milliseconds; with ``street``, what lies in that street only
     (api.services.street_focus; NotFound for an unknown street)."""
     found = mapdata.jurisdictions(conn)
-    focus = street_focus.find(found, street) if street is not None else None
-    snap = snapshots.get(conn, overview_spec(data_period(conn, p, zone), zone), gate)
+    focus = street_focus.find(conn, found, street) if street is not None else None
+    snap = snapshots.get(conn, overview_spec(data_period(conn, p, zone), zone,
+                                             focus.id if focus else None), gate)
     cells, communities = map_records.overview_records(snap.payload)
     categories = conn.execute("SELECT code, name_zh, name_en FROM category").fetchall()
     en = lang == "en"
@@ -149,7 +155,7 @@ def overview_data(conn: psycopg.Connection[Any], snapshots: Snapshots, p: Period
         sites=[map_records.site(s) for s in mapviews.sites(conn)], cells=cells,
         communities=communities,
         categories={c: (en_name if en else zh) for c, zh, en_name in categories},
-        period=period_menu(conn, p, lang), tile_query=_tile_query(p),
+        period=period_menu(conn, p, lang), tile_query=_tile_query(p, street),
         as_of=as_of(conn, snap, zone))
     return data if focus is None else street_focus.focused(data, focus)
 

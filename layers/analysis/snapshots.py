@@ -184,10 +184,19 @@ def compute_and_write(conn: psycopg.Connection[Any], spec: Spec,
 _STREET = "street:"
 
 
+def street_key(street: int | None, key: str) -> str:
+    """The key of a street's result ``key`` (None: the district's)."""
+    return key if street is None else f"{_STREET}{street}:{key}"
+
+
 def for_scope(conn: psycopg.Connection[Any], spec: Spec) -> Spec:
-    """``spec`` as the scope of ``conn`` sees it: a street's under a key of its own."""
+    """``spec`` as the scope of ``conn`` sees it: a street's under a key of its own. A spec
+    already keyed by a street (a district caller's view of one street, computed from that
+    street's rows alone) is that street's result for its office too."""
     street = scope.current(conn)
-    return spec if street is None else Spec(f"{_STREET}{street}:{spec.key}", spec.compute)
+    if street is None or spec.key.startswith(_STREET):
+        return spec
+    return Spec(street_key(street, spec.key), spec.compute)
 
 
 def _street_of(key: str) -> int | None:

@@ -29,7 +29,6 @@ import psycopg
 from psycopg import sql
 
 from geo.hotspots.binning import BIN_RESOLUTION, h3_cells
-from layers.auth import scope
 from layers.catalog.periods import Period
 from layers.db import database
 from layers.db.settings import Settings
@@ -45,12 +44,15 @@ BUDGET_S = 30.0
 # keys in a different order and could deadlock on the tallies' rows).
 _LOCK = 0x7A11E5
 
+# Every day-keyed tally is also keyed by the issue's street (migration 0033), so a street's
+# analyses read its own rows.
 KEY = ("cell", "day", "category_code", "jurisdiction_id", "site_id", "open", "deadline",
-       "late", "assessed")
+       "late", "assessed", "street_id")
 # The key of the per-cell tallies (tally_cell_day, tally_cell_month).
-CELL_KEY = ("cell", "day", "open", "deadline")
+CELL_KEY = ("cell", "day", "open", "deadline", "street_id")
 # The key of the per-jurisdiction tallies (ground_day, ground_month).
-GROUND_KEY = ("day", "jurisdiction_id", "category_code", "open", "deadline", "late", "assessed")
+GROUND_KEY = ("day", "jurisdiction_id", "category_code", "open", "deadline", "late", "assessed",
+              "street_id")
 # The longest recurrence window a caller may ask for, in days (site_day.gap: migration 0025).
 MAX_GAP_DAYS = 365
 # Dirty (site, category, day) taken per transaction (site_day, site_month: migration 0025).
@@ -73,14 +75,14 @@ RETURNING sign, lon, lat, (reported_at AT TIME ZONE %(zone)s)::date AS day, cate
           (status IN ('rectified', 'verified') OR rework_count > 0)::int AS rework_cases,
           (first_rectified_at IS NOT NULL)::int AS rectified,
           coalesce(extract(epoch FROM first_rectified_at - reported_at), 0)::float8
-              AS rectify_seconds
+              AS rectify_seconds, street_id
 """
 _TAKEN = ("sign", "lon", "lat", "day", "category_code", "jurisdiction_id", "site_id", "open",
           "deadline", "late", "assessed", "lead_unit_id", "dismissed", "verified", "on_time",
-          "reworks", "reworked", "rework_cases", "rectified", "rectify_seconds")
+          "reworks", "reworked", "rework_cases", "rectified", "rectify_seconds", "street_id")
 # The key of the scores' tallies (duty_day, duty_month) and the sums they keep.
 DUTY_KEY = ("day", "lead_unit_id", "jurisdiction_id", "site_id", "category_code", "open",
-            "deadline", "late", "assessed", "dismissed", "verified", "on_time")
+            "deadline", "late", "assessed", "dismissed", "verified", "on_time", "street_id")
 DUTY_SUMS = ("n", "reworks", "reworked", "rework_cases", "rectified", "rectify_seconds")
 
 
@@ -197,7 +199,7 @@ def _signed(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
     """The journal rows with their cell, every sum multiplied by the row's sign."""
     frame = pd.DataFrame(rows, columns=list(_TAKEN)).astype(
         {"jurisdiction_id": "Int64", "site_id": "Int64", "lead_unit_id": "Int64",
-         "deadline": object})
+         "street_id": "Int64", "deadline": object})
     frame["cell"] = h3_cells(frame["lon"].to_numpy(np.float64),
                              frame["lat"].to_numpy(np.float64), RESOLUTION).astype(np.int64)
     sign = frame["sign"].to_numpy(np.int64)
@@ -437,13 +439,15 @@ def _tables(family: Family) -> tuple[sql.Identifier, sql.Identifier]:
 class Selection:
     """Which tallied issues to count: a period, categories (none: all), a site layer
     (issues linked to its sites), or issues at any site; in some cells only (H3 integers at
-    :data:`RESOLUTION`; none: all)."""
+    :data:`RESOLUTION`; none: all); of one street only (its jurisdiction id; none: every
+    street the session sees, a street-scoped session its own by the street policies)."""
 
     period: Period = field(default_factory=Period)
     categories: tuple[str, ...] = ()
     layer: str | None = None
     at_sites: bool = False
     cells: tuple[int, ...] = ()
+    street: int | None = None
 
 
 # What a reading can count per group; "now" is the reading's moment.
@@ -455,7 +459,7 @@ MEASURES: dict[str, str] = {
     "points_lost": "coalesce(sum(t.n * c.points) FILTER (WHERE t.assessed OR t.late"
                    " OR (t.open AND t.deadline < now())), 0)::float8",
 }
-GROUPS = ("cell", "day", "category_code", "jurisdiction_id", "site_id")
+GROUPS = ("cell", "day", "category_code", "jurisdiction_id", "site_id", "street_id")
 
 
 @dataclass(frozen=True)
@@ -479,7 +483,7 @@ def count(conn: psycopg.Connection[Any], selection: Selection, by: tuple[str, ..
         raise ValueError(f"unknown groups or measures: {sorted(unknown)}")
     first, end = local_days(selection.period, basis_zone(conn))
     # The per-cell tallies answer whatever needs no category, ground or site.
-    family = _family(selection, by, measures, scoped=scope.current(conn) is not None)
+    family = _family(selection, by, measures)
     if steps is not None:  # steps need days, which months would blur
         source: sql.Composable = sql.SQL(
             "(SELECT * FROM {} WHERE day >= %(first)s AND day < %(end)s)").format(
@@ -488,7 +492,7 @@ def count(conn: psycopg.Connection[Any], selection: Selection, by: tuple[str, ..
                                   "step0": steps.start, "step_days": steps.days}
     else:
         source, params = period_source(first, end, family=family)
-    where = _where(selection, params)
+    where = _where(selection, params, family)
     keys = sql.SQL(", ").join(
         sql.SQL("(t.day - %(step0)s) / %(step_days)s") if b == "step"
         else sql.SQL("t.{}").format(sql.Identifier(b)) for b in by)
@@ -511,15 +515,14 @@ def count(conn: psycopg.Connection[Any], selection: Selection, by: tuple[str, ..
     return frame
 
 
-def _family(selection: Selection, by: tuple[str, ...], measures: tuple[str, ...], *,
-            scoped: bool = False) -> Family:
+def _family(selection: Selection, by: tuple[str, ...], measures: tuple[str, ...]) -> Family:
     """The smallest tallies that answer: per cell alone whatever needs no category, ground
     or site; per jurisdiction and category whatever needs no cell or site; else the full key.
-    A street-scoped session (layers.auth.scope) never reads the per-cell tallies: they carry
-    no ground for the street policies to filter by (migration 0032 hides them from it)."""
-    groups = set(by) - {"day", "step"}
+    Every one of them is keyed by street too (migration 0033), so a street, named or scoped,
+    reads the same family as the district."""
+    groups = set(by) - {"day", "step", "street_id"}
     by_site = selection.layer is not None or selection.at_sites or bool(selection.cells)
-    if not scoped and not groups - {"cell"} and "points_lost" not in measures and not (
+    if not groups - {"cell"} and "points_lost" not in measures and not (
             selection.categories or by_site):
         return "cell"
     if not groups - {"jurisdiction_id", "category_code"} and not by_site:
@@ -527,10 +530,15 @@ def _family(selection: Selection, by: tuple[str, ...], measures: tuple[str, ...]
     return "full"
 
 
-def _where(selection: Selection, params: dict[str, Any]) -> sql.Composable:
-    """The selection's categories, layer, sites and cells as a condition on tally rows ``t``
-    (its values added to ``params``)."""
+def _where(selection: Selection, params: dict[str, Any], family: Family) -> sql.Composable:
+    """The selection's categories, layer, sites, cells and street as a condition on tally
+    rows ``t`` of ``family`` (its values added to ``params``)."""
     where = [sql.SQL("true")]
+    if selection.street is not None:
+        # The site tallies are keyed by site, which lies in one street.
+        where.append(sql.SQL("t.site_id IN (SELECT id FROM site WHERE street_id = %(street)s)")
+                     if family == "site" else sql.SQL("t.street_id = %(street)s"))
+        params["street"] = selection.street
     if selection.categories:
         where.append(sql.SQL("t.category_code = ANY(%(categories)s)"))
         params["categories"] = list(selection.categories)
@@ -549,10 +557,10 @@ def first_day(conn: psycopg.Connection[Any], selection: Selection) -> date | Non
     """The first local day on which the selection has issues (its period's start ignored),
     found by the day index: the tally rows are read in day order until one matches."""
     params: dict[str, Any] = {}
-    where = _where(selection, params)
+    family = _family(selection, (), ())
+    where = _where(selection, params, family)
     row = conn.execute(sql.SQL("SELECT min(t.day) FROM {} t WHERE {}").format(
-        _tables(_family(selection, (), (), scoped=scope.current(conn) is not None))[0],
-        where), params).fetchone()
+        _tables(family)[0], where), params).fetchone()
     return row[0] if row else None
 
 
@@ -572,7 +580,7 @@ def site_pairs(conn: psycopg.Connection[Any], selection: Selection, window_days:
     within ``window_days`` whole days of the previous closure (site tallies)."""
     first, end = local_days(selection.period, basis_zone(conn))
     source, params = period_source(first, end, family="site")
-    where = _where(selection, params)
+    where = _where(selection, params, "site")
     params["window"] = window_days
     rows = conn.execute(sql.SQL("""
         SELECT t.site_id, t.category_code, coalesce(sum(t.n) FILTER (

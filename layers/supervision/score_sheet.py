@@ -80,15 +80,18 @@ def filename(group: Group, since: datetime, until: datetime, *, zone: tzinfo) ->
 
 
 def title(group: Group, since: datetime, until: datetime, phase: Phase | None = None, *,
-          zone: tzinfo) -> tuple[str, str]:
+          zone: tzinfo, street: str | None = None) -> tuple[str, str]:
     """The Chinese and English titles, e.g. ``创建工作得分排名（责任单位） 2026-05-01 至
-    2026-06-30`` (local days in ``zone``)."""
+    2026-06-30`` (local days in ``zone``); one street's ranking is headed by the street's
+    name (``street``)."""
     first, last = days(since, until, zone)
     zh_group, en_group = GROUP_NAMES[group]
     zh_phase = f"{phase.name_zh} " if phase else ""
     en_phase = f", {phase.name_en} phase" if phase else ""
-    return (f"创建工作得分排名（{zh_group}） {zh_phase}{first} 至 {last}",
-            f"Scores and rankings by {en_group}{en_phase}, {first} to {last}")
+    zh_street = f"{street} " if street else ""
+    en_street = f"{street}: " if street else ""
+    return (f"{zh_street}创建工作得分排名（{zh_group}） {zh_phase}{first} 至 {last}",
+            f"{en_street}Scores and rankings by {en_group}{en_phase}, {first} to {last}")
 
 
 def explanation(min_cases: int) -> tuple[str, str]:
@@ -111,15 +114,15 @@ def _cells(row: Score) -> list[object]:
 def workbook(rows: Sequence[Score], group: Group, since: datetime, until: datetime,
              *, zone: tzinfo, phase: Phase | None = None, as_of: datetime | None = None,
              min_cases: int, handovers: Matrix | None = None,
-             streets: Sequence[StreetScore] | None = None) -> bytes:
+             streets: Sequence[StreetScore] | None = None, street: str | None = None) -> bytes:
     """The ranking as XLSX bytes: title rows, the rates' explanation (Chinese, then
     English), two header rows, one row per entry; days and the time it was made as local in
     ``zone``. With ``handovers``, a second sheet holds its unit pairs; with ``streets``,
-    another the street ranking (街道排名)."""
+    another the street ranking (街道排名); ``street`` names the one street the rows are of."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
-    zh, en = title(group, since, until, phase, zone=zone)
+    zh, en = title(group, since, until, phase, zone=zone, street=street)
     as_of = (as_of or datetime.now(zone)).astimezone(zone)
     book = Workbook(write_only=True)
     sheet = book.create_sheet("得分排名")

@@ -57,11 +57,14 @@ class CellCounts:
 
 
 def issue_cells(conn: psycopg.Connection[Any], p: Period,
-                resolutions: tuple[int, ...] = CELL_RESOLUTIONS) -> dict[int, CellCounts]:
+                resolutions: tuple[int, ...] = CELL_RESOLUTIONS, *, street: int | None = None
+                ) -> dict[int, CellCounts]:
     """Issues per H3 cell for each resolution, from the tallies (layers.analysis.tallies):
-    the finest is theirs, coarser cells are its parents. Rejected and duplicate reports are
-    not problems on the ground and are not tallied."""
-    fine = tallies.count(conn, tallies.Selection(p), ("cell",), ("issues", "open", "overdue"))
+    the finest is theirs, coarser cells are its parents; of one street's issues only with
+    ``street`` (its id). Rejected and duplicate reports are not problems on the ground and
+    are not tallied."""
+    fine = tallies.count(conn, tallies.Selection(p, street=street), ("cell",),
+                         ("issues", "open", "overdue"))
     cells = fine["cell"].to_numpy(np.int64).astype(np.uint64)
     out = {}
     for res in resolutions:
@@ -88,12 +91,13 @@ class CommunityMeasure:
     points_lost: float
 
 
-def community_measures(conn: psycopg.Connection[Any], p: Period
+def community_measures(conn: psycopg.Connection[Any], p: Period, *, street: int | None = None
                        ) -> list[CommunityMeasure]:
     """Per community (by code): issues, open issues and points lost (as layers.supervision.scores
     defines them) of the issues reported in the period on its ground (its polygon and its
-    grids'), from the tallies per jurisdiction, rolled up to the communities."""
-    per = tallies.count(conn, tallies.Selection(p), ("jurisdiction_id",),
+    grids'), from the tallies per jurisdiction, rolled up to the communities; of one street's
+    issues only with ``street`` (its id)."""
+    per = tallies.count(conn, tallies.Selection(p, street=street), ("jurisdiction_id",),
                         ("issues", "open", "points_lost"))
     if per.empty:
         return []
@@ -267,8 +271,10 @@ def check_tile(z: int, x: int, y: int) -> None:
 
 
 def issue_tile(conn: psycopg.Connection[Any], z: int, x: int, y: int, p: Period, *,
-               shift: tuple[float, float] = (0.0, 0.0), limit: int = TILE_LIMIT) -> bytes:
-    """One Mapbox vector tile (layer ``issues``) of single issues with public fields.
+               shift: tuple[float, float] = (0.0, 0.0), limit: int = TILE_LIMIT,
+               street: int | None = None) -> bytes:
+    """One Mapbox vector tile (layer ``issues``) of single issues with public fields; of one
+    street's issues only with ``street`` (its id: the street view of the overview).
 
     ``shift`` (degrees) moves the tile's points, e.g. the GCJ-02 offset at the tile's centre
     (the offset changes by well under a metre across a tile at the zooms served). An empty
@@ -276,6 +282,9 @@ def issue_tile(conn: psycopg.Connection[Any], z: int, x: int, y: int, p: Period,
     """
     check_tile(z, x, y)
     where, params = _where(p)
+    if street is not None:
+        where = sql.SQL("{} AND i.street_id = %(street)s").format(where)
+        params["street"] = street
     row = conn.execute(_TILE.format(where=where), {
         "z": z, "x": x, "y": y, "dx": shift[0], "dy": shift[1],
         "limit": limit, **params}).fetchone()

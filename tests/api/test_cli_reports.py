@@ -14,6 +14,8 @@ from api.cli.main import app
 from layers.catalog import periods
 from layers.db.settings import Settings
 from layers.supervision import scores
+from tests import two_streets
+from tests.conftest import fold_tallies
 
 runner = CliRunner()
 
@@ -46,6 +48,22 @@ def test_scores_xlsx_writes_the_workbook(dsn: str, tmp_path: Path) -> None:
     assert sheet is not None
     # --until is the last day, inclusive
     assert sheet["A1"].value == "创建工作得分排名（点位） 2026-05-01 至 2026-05-31"
+
+
+def test_scores_of_one_street_are_its_offices(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        two_streets.build(conn)
+    fold_tallies(dsn)
+    env = {"DATABASE_URL": dsn, "COLUMNS": "200"}
+    whole = runner.invoke(app, ["scores", "--since", "2020-01-01"], env=env)
+    street = runner.invoke(app, ["scores", "--since", "2020-01-01", "--street", "BRAVOST"],
+                           env=env)
+    assert whole.exit_code == street.exit_code == 0, (whole.output, street.output)
+    assert "东湖社区" in whole.output and "西湖社区" in whole.output
+    assert "西湖街道 创建工作得分排名（责任单位）" in street.output
+    assert "西湖社区" in street.output and "东湖社区" not in street.output
+    missing = runner.invoke(app, ["scores", "--street", "BRAVOC1"], env=env)
+    assert missing.exit_code == 1 and "no street 'BRAVOC1'" in missing.output
 
 
 def test_phases_set_and_list(dsn: str) -> None:

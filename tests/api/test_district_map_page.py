@@ -12,7 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.services import map_pages
+from layers.analysis.snapshots import Snapshots
+from layers.catalog.periods import Period
 from layers.db.settings import Settings
+from layers.vocab import DISMISSED_STATUSES
 
 STREETS = ("320571001", "320571002", "320571003")
 
@@ -101,13 +105,62 @@ def test_the_overview_of_one_street_shows_that_street_only(public: TestClient,
     assert 'name="street" value="320571002"' in response.text  # the period form keeps it
 
 
+def test_a_streets_overview_counts_its_own_issues_border_cells_included(streets_dsn: str
+                                                                        ) -> None:
+    with psycopg.connect(streets_dsn) as conn:
+        data = map_pages.overview_data(conn, Snapshots(), Period(), "zh", Settings().zone,
+                                       street="320571002")
+        row = conn.execute("""
+            SELECT count(*), count(*) FILTER (WHERE on_street_border) FROM issue i
+            JOIN jurisdiction s ON s.id = i.street_id AND s.code = '320571002'
+            WHERE i.status <> ALL(%s)""", [list(DISMISSED_STATUSES)]).fetchone()
+    assert row is not None
+    own, on_border = row
+    # Every one of the street's issues is in its cells, those in cells a border crosses too,
+    # and no other street's.
+    for counts in data.cells.values():
+        assert sum(counts.issues) == own > on_border > 0
+
+
+def test_a_streets_tiles_carry_its_own_issues_only(public: TestClient, streets_dsn: str
+                                                   ) -> None:
+    with psycopg.connect(streets_dsn) as conn:
+        # The z14 tile of one of the street's issues on a border, and every issue in it.
+        row = conn.execute("""
+            SELECT t.x, t.y FROM issue i JOIN jurisdiction s ON s.id = i.street_id,
+                 LATERAL (SELECT floor((ST_X(i.geom) + 180) / 360 * 16384)::int AS x,
+                          floor((1 - ln(tan(radians(ST_Y(i.geom))) + 1 / cos(radians(
+                              ST_Y(i.geom)))) / pi()) / 2 * 16384)::int AS y) t
+            WHERE s.code = '320571002' AND i.on_street_border ORDER BY i.id LIMIT 1
+            """).fetchone()
+        assert row is not None
+        x, y = row
+        inside = conn.execute("""
+            SELECT i.public_id, s.code = '320571002' FROM issue i
+            JOIN jurisdiction s ON s.id = i.street_id
+            WHERE i.geom && ST_Transform(ST_TileEnvelope(14, %s, %s), 4326)""",
+            [x, y]).fetchall()
+    mine = {p for p, own in inside if own}
+    others = {p for p, own in inside if not own}
+    assert mine and others  # the tile holds both streets' issues
+    whole = public.get(f"/tiles/issues/14/{x}/{y}.mvt").content
+    street = public.get(f"/tiles/issues/14/{x}/{y}.mvt", params={"street": "320571002"})
+    assert street.status_code == 200
+    assert all(p.encode() in whole for p in mine | others)
+    assert all(p.encode() in street.content for p in mine)
+    assert not any(p.encode() in street.content for p in others)
+    page = public.get("/maps/overview", params={"street": "320571002"}).text
+    assert "street=320571002" in page  # the street view asks for its own tiles
+
+
 @pytest.mark.parametrize(("street", "status"), [
     ("320571999", 404), ("320571002001", 404), ("x' OR '1'='1", 422), ("9" * 41, 422)])
 def test_an_unknown_or_malformed_street_is_a_problem(public: TestClient, street: str,
                                                      status: int) -> None:
-    response = public.get("/maps/overview", params={"street": street})
-    assert response.status_code == status
-    assert response.headers["content-type"].startswith("application/problem+json")
+    for path in ("/maps/overview", "/tiles/issues/14/13700/6690.mvt"):
+        response = public.get(path, params={"street": street})
+        assert response.status_code == status, path
+        assert response.headers["content-type"].startswith("application/problem+json")
 
 
 def test_a_new_install_shows_an_empty_district_map(client: TestClient,

@@ -21,7 +21,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from layers.auth import tokens
+from layers.analysis import tallies
+from layers.auth import scope, tokens
+from layers.catalog.periods import Period
 from layers.db.settings import Settings
 from layers.errors import NotFound, ValidationFailed
 from layers.supervision import orders
@@ -272,6 +274,47 @@ def test_scores_count_the_streets_own_issues_only(world: World, dsn: str) -> Non
     assert whole["CG"] == 2 and whole["CA"] >= 1, whole
     bravo = issues_by_unit(world.bravo["viewer"])
     assert bravo["CG"] == 1 and "CA" not in bravo and "JA" not in bravo, bravo
+
+
+def _cell_counts(conn: psycopg.Connection[tuple[object, ...]], street: int | None = None
+                 ) -> dict[int, int]:
+    found = tallies.count(conn, tallies.Selection(Period(), street=street), ("cell",))
+    return dict(zip(found["cell"].tolist(), found["issues"].tolist(), strict=True))
+
+
+def test_a_streets_tallies_are_its_own_issues_and_follow_a_moved_community(
+        world: World, dsn: str) -> None:
+    c = world.conn
+    fold_tallies(dsn)
+    ids = {str(code): int(str(i)) for code, i in c.execute(
+        "SELECT code, id FROM jurisdiction WHERE level = 'street'").fetchall()}
+
+    def seen_by(street: str) -> dict[int, int]:
+        """Per-cell counts as the street's scoped session reads them (its policy alone)."""
+        with psycopg.connect(dsn, autocommit=True) as own:
+            scope.enter(own, ids[street])
+            return _cell_counts(own)
+
+    def issues_of(street: str) -> int:
+        row = c.execute("SELECT count(*) FROM issue WHERE street_id = %s",
+                        [ids[street]]).fetchone()
+        return int(str(row[0])) if row else 0
+
+    district = _cell_counts(c)
+    for street in ("ALPHAST", "BRAVOST"):
+        named = _cell_counts(c, ids[street])
+        # The per-cell tallies (what the hotspots read) hold the street's issues only, the
+        # same whether the street is named by a district caller or is the session's scope.
+        assert seen_by(street) == named and sum(named.values()) == issues_of(street)
+    assert sum(district.values()) == issues_of("ALPHAST") + issues_of("BRAVOST") == 5
+    # ALPHA's community (its two issues and the border one) moves to BRAVO: once folded, the
+    # tallies count them in BRAVO.
+    c.execute("UPDATE jurisdiction SET parent_id = (SELECT id FROM jurisdiction"
+              " WHERE code = 'BRAVOST') WHERE code = 'ALPHAC1'")
+    fold_tallies(dsn)
+    assert sum(seen_by("BRAVOST").values()) == issues_of("BRAVOST") == 5
+    assert seen_by("ALPHAST") == {}
+    assert _cell_counts(c) == district
 
 
 def test_street_results_are_stored_apart(world: World) -> None:

@@ -49,27 +49,28 @@ def recount(conn: psycopg.Connection[Any], zone: tzinfo, *, months: bool = False
     rows = conn.execute("""
         SELECT ST_X(geom), ST_Y(geom), (reported_at AT TIME ZONE %s)::date, category_code,
                jurisdiction_id, site_id, issue_is_open(status),
-               deadline, closed_at, source
+               deadline, closed_at, source, street_id
         FROM issue WHERE status NOT IN ('rejected', 'duplicate')""", [str(zone)]).fetchall()
     # Deadlines passed when the tallies were last folded stand as tallies.OVERDUE.
     compacted = conn.execute("SELECT compacted_to FROM tally_basis").fetchone()
     passed = compacted[0] if compacted and compacted[0] else datetime.min.replace(tzinfo=UTC)
     out: Counter[Key] = Counter()
-    for lon, lat, day, category, jurisdiction, site, is_open, deadline, closed, source in rows:
+    for (lon, lat, day, category, jurisdiction, site, is_open, deadline, closed, source,
+         street) in rows:
         cell = h3.str_to_int(h3.latlng_to_cell(lat, lon, tallies.RESOLUTION))
         late = not is_open and deadline is not None and closed > deadline
         due = (tallies.OVERDUE if deadline is not None and deadline < passed else deadline)
         out[(cell, day.replace(day=1) if months else day, category, jurisdiction, site,
              is_open, due if is_open else None, late,
-             source == "external_assessment")] += 1
+             source == "external_assessment", street)] += 1
     return out
 
 
 def per_cell(full: Counter[Key]) -> Counter[Key]:
-    """A recount on the per-cell key (cell, day, open, deadline)."""
+    """A recount on the per-cell key (cell, day, open, deadline, street)."""
     out: Counter[Key] = Counter()
     for key, n in full.items():
-        out[(key[0], key[1], key[5], key[6])] += n
+        out[(key[0], key[1], key[5], key[6], key[9])] += n
     return out
 
 
@@ -77,7 +78,7 @@ def per_ground(full: Counter[Key]) -> Counter[Key]:
     """A recount on the per-jurisdiction key (tallies.GROUND_KEY)."""
     out: Counter[Key] = Counter()
     for key, n in full.items():
-        out[(key[1], key[3], key[2], key[5], key[6], key[7], key[8])] += n
+        out[(key[1], key[3], key[2], key[5], key[6], key[7], key[8], key[9])] += n
     return out
 
 

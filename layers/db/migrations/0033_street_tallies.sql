@@ -1,0 +1,128 @@
+-- depends: 0032_streets
+-- The tallies know their street (issue 19): a street's analyses read the street's own rows,
+-- found by an index, instead of filtering the whole district's rows of a period through a
+-- policy on their jurisdiction (measured at ten streets of 100,000 issues: one street's
+-- answers took 1.2-2.8 times what the same street took alone, and its hotspots could not
+-- use the per-cell tallies at all, which had no ground to filter by).
+--
+-- 1. The journal carries the issue's ``street_id`` (migration 0032), and an issue whose
+--    street changes (its jurisdiction moved to another street) is journalled out of the old
+--    and into the new.
+-- 2. Every tally keyed by day (the full key, per cell, per jurisdiction, the scores') gains
+--    ``street_id`` in its key, first in its unique index, so that "this street, these days"
+--    is one range of it; a plain index on the day serves the district's readers, which read
+--    every street. The per-cell tallies split a cell on a street border into one row per
+--    street: a few more rows, and the cells become readable by a street.
+-- 3. The street policies compare ``street_id`` with the session's street, as the issue's
+--    policy does, so a street sees in its tallies exactly the issues it sees in the table.
+-- 4. The existing rows cannot be split by street (a cell or an unassigned issue's row may
+--    hold several streets' issues): the tallies are emptied and every issue journalled again,
+--    as a change of time zone does (layers.analysis.tallies.rebuild). The worker refolds them
+--    (about 24,000 issues a second); the data version moves, so stored analyses are
+--    recomputed from the new rows.
+
+ALTER TABLE tally_journal ADD COLUMN street_id bigint;
+
+CREATE OR REPLACE FUNCTION journal_issues() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- Each statement names only the transition tables its event has: PL/pgSQL plans a
+    -- statement when it first runs, and a missing one is an error even in a dead branch.
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO tally_journal (sign, lon, lat, reported_at, category_code, jurisdiction_id,
+                                   site_id, lead_unit_id, status, deadline, closed_at, source,
+                                   rework_count, first_rectified_at, street_id)
+        SELECT 1, ST_X(n.geom), ST_Y(n.geom), n.reported_at, n.category_code,
+               n.jurisdiction_id, n.site_id, n.lead_unit_id, n.status, n.deadline,
+               n.closed_at, n.source, n.rework_count, n.first_rectified_at, n.street_id
+        FROM new_rows n;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO tally_journal (sign, lon, lat, reported_at, category_code, jurisdiction_id,
+                                   site_id, lead_unit_id, status, deadline, closed_at, source,
+                                   rework_count, first_rectified_at, street_id)
+        SELECT -1, ST_X(o.geom), ST_Y(o.geom), o.reported_at, o.category_code,
+               o.jurisdiction_id, o.site_id, o.lead_unit_id, o.status, o.deadline,
+               o.closed_at, o.source, o.rework_count, o.first_rectified_at, o.street_id
+        FROM old_rows o;
+    ELSE
+        INSERT INTO tally_journal (sign, lon, lat, reported_at, category_code, jurisdiction_id,
+                                   site_id, lead_unit_id, status, deadline, closed_at, source,
+                                   rework_count, first_rectified_at, street_id)
+        SELECT v.sign, ST_X(v.geom), ST_Y(v.geom), v.reported_at, v.category_code,
+               v.jurisdiction_id, v.site_id, v.lead_unit_id, v.status, v.deadline,
+               v.closed_at, v.source, v.rework_count, v.first_rectified_at, v.street_id
+        FROM old_rows o JOIN new_rows n ON n.id = o.id
+        CROSS JOIN LATERAL (VALUES
+            (-1::smallint, o.geom, o.reported_at, o.category_code, o.jurisdiction_id,
+             o.site_id, o.lead_unit_id, o.status, o.deadline, o.closed_at, o.source,
+             o.rework_count, o.first_rectified_at, o.street_id),
+            (1::smallint, n.geom, n.reported_at, n.category_code, n.jurisdiction_id,
+             n.site_id, n.lead_unit_id, n.status, n.deadline, n.closed_at, n.source,
+             n.rework_count, n.first_rectified_at, n.street_id))
+            AS v (sign, geom, reported_at, category_code, jurisdiction_id, site_id,
+                  lead_unit_id, status, deadline, closed_at, source, rework_count,
+                  first_rectified_at, street_id)
+        WHERE (n.geom, n.reported_at, n.category_code, n.jurisdiction_id, n.site_id,
+               n.lead_unit_id, n.status, n.deadline, n.closed_at, n.source, n.rework_count,
+               n.first_rectified_at, n.street_id)
+              IS DISTINCT FROM
+              (o.geom, o.reported_at, o.category_code, o.jurisdiction_id, o.site_id,
+               o.lead_unit_id, o.status, o.deadline, o.closed_at, o.source, o.rework_count,
+               o.first_rectified_at, o.street_id);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION journal_every_issue() RETURNS void LANGUAGE sql AS $$
+    INSERT INTO tally_journal (sign, lon, lat, reported_at, category_code, jurisdiction_id,
+                               site_id, lead_unit_id, status, deadline, closed_at, source,
+                               rework_count, first_rectified_at, street_id)
+    SELECT 1, ST_X(geom), ST_Y(geom), reported_at, category_code, jurisdiction_id, site_id,
+           lead_unit_id, status, deadline, closed_at, source, rework_count, first_rectified_at,
+           street_id
+    FROM issue ORDER BY id
+$$;
+
+TRUNCATE tally_journal, tally_day, tally_month, tally_cell_day, tally_cell_month, duty_day,
+         duty_month, ground_day, ground_month, site_day, site_month, site_dirty;
+
+-- Each day-keyed tally: the street in its key (first), its day indexed for the district, the
+-- street policy on the street. The unique constraints of the month tables were copied with
+-- generated names (LIKE ... INCLUDING ALL), so each is found in the catalog.
+DO $$
+DECLARE
+    t text;
+    keys text;
+    old text;
+BEGIN
+    FOR t, keys IN VALUES
+        ('tally_day', 'day, cell, category_code, jurisdiction_id, site_id, open, deadline,'
+                      ' late, assessed'),
+        ('tally_month', 'day, cell, category_code, jurisdiction_id, site_id, open, deadline,'
+                        ' late, assessed'),
+        ('tally_cell_day', 'day, cell, open, deadline'),
+        ('tally_cell_month', 'day, cell, open, deadline'),
+        ('ground_day', 'day, jurisdiction_id, category_code, open, deadline, late, assessed'),
+        ('ground_month', 'day, jurisdiction_id, category_code, open, deadline, late, assessed'),
+        ('duty_day', 'day, lead_unit_id, jurisdiction_id, site_id, category_code, open,'
+                     ' deadline, late, assessed, dismissed, verified, on_time'),
+        ('duty_month', 'day, lead_unit_id, jurisdiction_id, site_id, category_code, open,'
+                       ' deadline, late, assessed, dismissed, verified, on_time')
+    LOOP
+        SELECT conname INTO STRICT old FROM pg_constraint
+        WHERE conrelid = t::regclass AND contype = 'u';
+        EXECUTE format('ALTER TABLE %I DROP CONSTRAINT %I', t, old);
+        EXECUTE format('ALTER TABLE %I ADD COLUMN street_id bigint', t);
+        EXECUTE format('ALTER TABLE %I ADD CONSTRAINT %I UNIQUE NULLS NOT DISTINCT'
+                       ' (street_id, %s)', t, t || '_key', keys);
+        EXECUTE format('CREATE INDEX %I ON %I (day)', t || '_day_idx', t);
+        EXECUTE format('DROP POLICY IF EXISTS street_read ON %I', t);
+        EXECUTE format('CREATE POLICY street_read ON %I FOR SELECT TO sitewatch_street'
+                       ' USING (street_id = sitewatch_scope_street())', t);
+    END LOOP;
+END
+$$;
+
+SELECT journal_every_issue();
+-- Stored analyses were computed from the old rows: the data version moves.
+UPDATE tally_basis SET folds = folds + 1;
