@@ -278,12 +278,17 @@ def hotspots_page(conn: psycopg.Connection[Any], snapshots: Snapshots, *, zone: 
 def landing_specs(conn: psycopg.Connection[Any], zone: tzinfo) -> Iterator[Spec]:
     """The snapshots behind the pages' landing views, kept current by the worker's
     refresh-maps job: the overview of all time and of each phase of this campaign year (the
-    page's period menu; phases and the year local in ``zone``, the district's), the hotspot
-    page."""
-    yield overview_spec(Period(), zone)
+    page's period menu; phases and the year local in ``zone``, the district's), the same for
+    each street of a district of several (the district map's links), the hotspot page."""
     year = datetime.now(zone).year
-    for phase in phases.list_phases(conn, year):
-        yield overview_spec(Period(phase.since(zone), phase.until(zone), phase), zone)
+    landing = [Period(), *(Period(phase.since(zone), phase.until(zone), phase)
+                           for phase in phases.list_phases(conn, year))]
+    streets = [int(r[0]) for r in conn.execute(
+        "SELECT id FROM jurisdiction WHERE level = 'street' AND parent_id IS NULL"
+        " ORDER BY code").fetchall()]
+    for street in [None, *(streets if len(streets) > 1 else [])]:
+        for p in landing:
+            yield overview_spec(p, zone, street)
     yield from hotspot_results.landing_specs(load_assigner)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import datetime
+from functools import partial
 
 import psycopg
 import pytest
@@ -13,7 +15,9 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.services import map_pages
-from layers.analysis.snapshots import Snapshots
+from layers.analysis import snapshots
+from layers.analysis.snapshots import Refresher, Snapshots
+from layers.catalog import phases
 from layers.catalog.periods import Period
 from layers.db.settings import Settings
 from layers.vocab import DISMISSED_STATUSES
@@ -151,6 +155,24 @@ def test_a_streets_tiles_carry_its_own_issues_only(public: TestClient, streets_d
     assert not any(p.encode() in street.content for p in others)
     page = public.get("/maps/overview", params={"street": "320571002"}).text
     assert "street=320571002" in page  # the street view asks for its own tiles
+
+
+def test_the_worker_prepares_each_streets_overview(public: TestClient, streets_dsn: str
+                                                   ) -> None:
+    zone = Settings().zone
+    Refresher(snapshots.connector(streets_dsn), partial(map_pages.landing_specs, zone=zone),
+              interval=0).run_once()
+    stored = "SELECT key, computed_at FROM analysis_snapshot ORDER BY key"
+    with psycopg.connect(streets_dsn) as conn:
+        before = conn.execute(stored).fetchall()
+        menu = phases.list_phases(conn, datetime.now(zone).year)
+    assert sum(key.startswith("street:") for key, _ in before) >= len(STREETS) * (1 + len(menu))
+    for street in STREETS:
+        for params in [{}, *({"phase": f"{p.code}:{p.year}"} for p in menu)]:
+            page = public.get("/maps/overview", params={**params, "street": street})
+            assert page.status_code == 200, page.text
+    with psycopg.connect(streets_dsn) as conn:
+        assert conn.execute(stored).fetchall() == before  # every page came from a snapshot
 
 
 @pytest.mark.parametrize(("street", "status"), [
