@@ -12,19 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from layers.errors import ValidationFailed
 from layers.text import quoted
 from layers.vocab import LEVELS
 
 _ZH = {"street": "街道", "community": "社区", "grid": "网格"}
-
-# The street of every jurisdiction (``jurisdiction_id``, ``street_id``): the street at the root
-# of its parent chain, a street its own, as migration 0032_streets keeps it in
-# ``jurisdiction.street_id`` (a trigger, whatever the writer). The one place a query finds a
-# jurisdiction's street.
-STREET_OF = sql.SQL("(SELECT id AS jurisdiction_id, street_id FROM jurisdiction)")
 
 
 def level_problem(level: str | None) -> str | None:

@@ -36,7 +36,8 @@ still moves 5 points a case.
 Issues count in the period by the time they were reported; the measures describe those issues
 as they stand now. A unit is charged for the issues it leads; a community for the issues on
 its ground (its own polygon and its grids'); a street for the issues on its ground (its
-communities' and grids', layers.catalog.hierarchy.STREET_OF); a site for the issues linked to
+communities' and grids': the issue's ``street_id``, migration 0032, kept in the tallies by
+0033); a site for the issues linked to
 it. So a street's figures are the sums of its communities' (plus any issue on the street's
 own polygon outside every community), and the streets' together the units'.
 """
@@ -54,7 +55,6 @@ from psycopg.rows import class_row
 
 from geo.hotspots.budget import Limits
 from layers.analysis import budget, tallies
-from layers.catalog.hierarchy import STREET_OF
 from layers.catalog.periods import Period
 from layers.supervision import rates
 
@@ -114,8 +114,7 @@ _BY_SITE = sql.SQL("""
 _BY_STREET = sql.SQL("""
     SELECT st.code, st.name, 'street' AS kind, NULL::text AS layer, {measures}
     FROM {source} t JOIN category c ON c.code = t.category_code
-    JOIN {street_of} so ON so.jurisdiction_id = t.jurisdiction_id
-    JOIN jurisdiction st ON st.id = so.street_id
+    JOIN jurisdiction st ON st.id = t.street_id
     GROUP BY st.code, st.name
 """)
 _BASES = {"unit": _BY_UNIT, "community": _BY_COMMUNITY, "site": _BY_SITE, "street": _BY_STREET}
@@ -190,7 +189,7 @@ def ranking(conn: psycopg.Connection[Any], *, group: Grouping = "unit",
     follow the ranked ones, unranked."""
     first, end = tallies.local_days(Period(since, until), tallies.basis_zone(conn))
     source, params = tallies.period_source(first, end, family="duty")
-    base = _BASES[group].format(measures=_MEASURES, source=source, street_of=STREET_OF)
+    base = _BASES[group].format(measures=_MEASURES, source=source)
     query = sql.SQL("SELECT * FROM ({}) s ORDER BY code, name").format(base)
     with conn.cursor(row_factory=class_row(_Counts)) as cur:
         counted = cur.execute(query, params).fetchall()
