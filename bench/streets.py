@@ -133,11 +133,36 @@ def partitions_read(dsn: str) -> tuple[int, int]:
     return len(scanned), int(total[0])
 
 
+# Alternated rounds of the lone street's and the district street's answers, the stored
+# results cleared before each: the best of each answer is kept, so a burst of other work on
+# this shared machine during one round does not decide the ratio.
+ROUNDS = 2
+
+
+def _cold(dsn: str) -> None:
+    """Forget every stored analysis result, so the next answers are computed."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DELETE FROM analysis_snapshot")
+
+
+def _best(best: dict[str, float | None], found: dict[str, float | None]) -> None:
+    """Keep the least time of each answer (None, refused over its budget, stays None)."""
+    for name, seconds in found.items():
+        before = best.get(name, seconds)
+        best[name] = None if seconds is None or before is None else min(before, seconds)
+
+
 def measure(results: Results, one: str, many: str, streets: int, per_street: int) -> None:
     """The rows: a street of the district ``many`` against the lone street ``one``."""
-    lone = answers(one, _scoped_token(one)[0])
+    lone_token = _scoped_token(one)[0]
     street_token, district_token = _scoped_token(many)
-    scoped = answers(many, street_token)
+    lone: dict[str, float | None] = {}
+    scoped: dict[str, float | None] = {}
+    for _ in range(ROUNDS):
+        for dsn, token, best in ((one, lone_token, lone), (many, street_token, scoped)):
+            _cold(dsn)
+            _best(best, answers(dsn, token))
+    _cold(many)
     whole = answers(many, district_token)
     for name, seconds in scoped.items():
         alone_s = lone[name]
@@ -148,7 +173,8 @@ def measure(results: Results, one: str, many: str, streets: int, per_street: int
             _shown(seconds), f"the street alone {_shown(alone_s)}", ratio,
             "≈ 1× (as fast as one street)",
             f"street-scoped viewer token (row-level security); slowest of {len(PERIODS)}"
-            f" never-seen periods, over HTTP in process; the district token over all"
+            f" periods never asked (stored results cleared), over HTTP in process, best of"
+            f" {ROUNDS} alternated rounds; the district token over all"
             f" {streets} streets: {_shown(whole[name])}"))
     read, total = partitions_read(many)
     results.add(Row(f"one month's issues list, {streets * per_street:,} issues",
