@@ -136,6 +136,7 @@ class History:
     def __init__(self, conn: psycopg.Connection[Any], seed: int, photo: Callable[[], str],
                  caller: Principal) -> None:
         self.conn, self.rng, self.photo, self.caller = conn, random.Random(seed), photo, caller
+        self.bulk_days = tallies.BULK_DAYS
         supervisor = tokens.authenticate(conn, tokens.create(conn, role="supervisor",
                                                              name="督查组"))
         assert supervisor is not None
@@ -221,12 +222,16 @@ class History:
                            self.rng.randrange(60)])
 
     def fold(self) -> None:
-        tallies.fold(self.conn, ZONE, batch=self.rng.randint(1, 40))
+        tallies.fold(self.conn, ZONE, batch=self.rng.randint(1, 40), bulk_days=self.bulk_days)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+# The third history's site tallies are counted again whole at every fold (tallies.BULK_DAYS
+# passed: tallies.rebuild_sites), the others' day by day.
+@pytest.mark.parametrize(("seed", "bulk_days"), [(1, tallies.BULK_DAYS), (2, tallies.BULK_DAYS),
+                                                 (3, 0)])
 def test_tallies_kept_through_random_histories_equal_a_recount(
-        dsn: str, seed: int, tmp_path: Path, jpeg: Callable[..., bytes]) -> None:
+        dsn: str, seed: int, bulk_days: int, tmp_path: Path, jpeg: Callable[..., bytes]
+) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         small_district.build(conn)
         caller = tokens.authenticate(conn, tokens.create(conn, role="admin", name="创建办"))
@@ -241,12 +246,13 @@ def test_tallies_kept_through_random_histories_equal_a_recount(
             sites.create(conn, code=code, name=f"市场{code}", layer="market",
                          geometry=small_district.box(west, east))
         history = History(conn, seed, photo, caller)
+        history.bulk_days = bulk_days
         steps = [history.report] * 4 + [history.transition] * 8 + [history.close_back] * 3 + [
             history.deadline_passes] * 2 + [history.redraw, history.fold]
         for _ in range(60):
             history.rng.choice(steps)()
         time.sleep(1.1)  # every deadline set a second ahead has passed: compared as overdue
-        tallies.fold(conn, ZONE)
+        tallies.fold(conn, ZONE, bulk_days=bulk_days)
         assert_tallies_equal_a_recount(conn, ZONE)
         assert tallies.lag(conn) == timedelta(0)
         today = datetime.now(ZONE).replace(hour=0, minute=0, second=0, microsecond=0)
