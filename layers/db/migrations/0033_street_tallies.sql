@@ -137,6 +137,14 @@ BEGIN
 END
 $$;
 
+-- A street's sites on its map: their open work is counted from issue_open_site_idx alone
+-- (migration 0029), and under the street's policy the index must hold the street too, else
+-- every open issue of the district is fetched from the heap to be filtered out (one street of
+-- ten at 1M each: 0.65 s for its map's site markers).
+DROP INDEX issue_open_site_idx;
+CREATE INDEX issue_open_site_idx ON issue (site_id, deadline) INCLUDE (status, street_id)
+    WHERE status IN ('reported', 'assigned', 'rectified') AND site_id IS NOT NULL;
+
 SELECT journal_every_issue();
 -- Stored analyses were computed from the old rows: the data version moves.
 UPDATE tally_basis SET folds = folds + 1;
