@@ -132,8 +132,9 @@ def overview_spec(p: Period, zone: tzinfo, street: int | None = None) -> Spec:
             mapviews.community_measures(conn, p, street=street))
 
     ends = [t.isoformat() if t else "" for t in (p.since, p.until)]
-    key = street_key(street, f"map-overview:{ends[0]}:{ends[1]}")
-    return Spec(key, compute) if is_landing(p, zone) else adhoc(key, compute)
+    key = f"map-overview:{ends[0]}:{ends[1]}"
+    spec = Spec(key, compute) if is_landing(p, zone) else adhoc(key, compute)
+    return Spec(street_key(street, spec.key), compute)
 
 
 def overview_data(conn: psycopg.Connection[Any], snapshots: Snapshots, p: Period,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -21,7 +22,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from layers.analysis import tallies
+from api.services import map_pages
+from layers.analysis import snapshots, tallies
 from layers.auth import scope, tokens
 from layers.catalog.periods import Period
 from layers.db.settings import Settings
@@ -315,6 +317,20 @@ def test_a_streets_tallies_are_its_own_issues_and_follow_a_moved_community(
     assert sum(seen_by("BRAVOST").values()) == issues_of("BRAVOST") == 5
     assert seen_by("ALPHAST") == {}
     assert _cell_counts(c) == district
+
+
+def test_the_public_street_view_shares_the_street_offices_stored_overview(
+        world: World, dsn: str) -> None:
+    zone = Settings().zone
+    bravo = world.conn.execute("SELECT id FROM jurisdiction WHERE code = 'BRAVOST'").fetchone()
+    assert bravo is not None
+    for p in (Period(), Period(datetime(2026, 5, 3, tzinfo=zone), datetime(2026, 6, 1,
+                                                                          tzinfo=zone))):
+        with psycopg.connect(dsn, autocommit=True) as office:
+            scope.enter(office, int(str(bravo[0])))
+            scoped = snapshots.for_scope(office, map_pages.overview_spec(p, zone)).key
+        public = map_pages.overview_spec(p, zone, int(str(bravo[0]))).key
+        assert public == scoped and scoped.startswith(f"street:{bravo[0]}:")
 
 
 def test_street_results_are_stored_apart(world: World) -> None:
