@@ -299,16 +299,17 @@ def district(dsn: str) -> small_district.District:
 # --- real server processes ---------------------------------------------------------------
 
 
-def _child_env(env: dict[str, str]) -> dict[str, str]:
-    """This process's environment with ``env`` on top, for a child process."""
-    return {**os.environ, **env}
+def child_env(env: dict[str, str], *, without: tuple[str, ...] = ()) -> dict[str, str]:
+    """This process's environment without ``without`` and with ``env`` on top, for a child
+    process."""
+    return {**{k: v for k, v in os.environ.items() if k not in without}, **env}
 
 
 def _sitewatch(args: list[str], dsn: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     """Run ``sitewatch ARGS`` on ``dsn`` with its data under ``data_dir``; its output as text
     (not checked: a test reads the exit code and output it expects)."""
     return subprocess.run([sys.executable, "-m", "api.cli.main", *args], capture_output=True,
-                          text=True, timeout=120, check=False, env=_child_env(
+                          text=True, timeout=120, check=False, env=child_env(
                               {"DATABASE_URL": dsn, "SITEWATCH_DATA_DIR": str(data_dir)}))
 
 
@@ -331,7 +332,7 @@ def _serving(args: list[str], env: dict[str, str], folder: Path, *, ca: Path | N
     log_path = folder / "server.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen([sys.executable, "-m", *args, "--port", str(port)],
-                                env=_child_env(env), stdout=log,
+                                env=child_env(env), stdout=log,
                                 stderr=subprocess.STDOUT)
         base = f"{'https' if ca else 'http'}://127.0.0.1:{port}"
         verify = ssl.create_default_context(cafile=ca) if ca else True

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -39,7 +38,7 @@ from layers.db.settings import Settings
 from tests import two_streets
 from tests.api.test_access_table import RECIPES, World
 from tests.api.test_access_table import world as world  # the fixture, reused
-from tests.conftest import bearer
+from tests.conftest import bearer, child_env
 
 INSIDE = (120.7002, 31.3105)
 CATCH_UP_SECONDS = 60.0
@@ -138,9 +137,8 @@ def managed_root() -> Iterator[Path]:
 
 def cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``sitewatch ARGS`` on the managed cluster under ``data`` (no DATABASE_URL)."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "SITEWATCH_REPLICA_URL")}
-    env["SITEWATCH_DATA_DIR"] = str(data)
+    env = child_env({"SITEWATCH_DATA_DIR": str(data)},
+                    without=("DATABASE_URL", "SITEWATCH_REPLICA_URL"))
     return subprocess.run([sys.executable, "-m", "api.cli.main", *args], capture_output=True,
                           text=True, timeout=300, check=False, env=env)
 

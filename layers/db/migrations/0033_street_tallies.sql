@@ -142,6 +142,8 @@ $$;
 -- every open issue of the district is fetched from the heap to be filtered out (one street of
 -- ten at 1M each: 0.65 s for its map's site markers).
 DROP INDEX issue_open_site_idx;
+-- Its predicate is 0029's, written out as issue_is_open's statuses (0015) so the planner can
+-- prove it; tests/layers/test_vocab.py holds it equal to layers.vocab.OPEN_STATUSES.
 CREATE INDEX issue_open_site_idx ON issue (site_id, deadline) INCLUDE (status, street_id)
     WHERE status IN ('reported', 'assigned', 'rectified') AND site_id IS NOT NULL;
 
