@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from psycopg import sql
 from layers.db import database, migrate
 from layers.db.cluster import Cluster
 from layers.db.settings import Settings
+from layers.io import demo
 
 
 @dataclass
@@ -102,6 +104,19 @@ def fresh_database(node: Cluster, name: str) -> str:
     # Sessions in the district's zone, as the app's (layers.db.database.conninfo).
     dsn = database.with_timezone(node.conninfo(name), Settings().timezone)
     migrate.apply(dsn)
+    return dsn
+
+
+def demo_database(node: Cluster, name: str, *, issues: int, now: datetime, streets: int = 1
+                  ) -> str:
+    """A fresh database ``name`` holding a demo district of ``streets`` streets of
+    ``issues`` issues each (layers.io.demo), as of ``now``, vacuumed and analysed; its
+    conninfo."""
+    dsn = fresh_database(node, name)
+    with psycopg.connect(dsn) as conn:
+        demo.load(conn, zone=Settings().zone, n_issues=issues, now=now, streets=streets)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
     return dsn
 
 

@@ -25,10 +25,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from bench.harness import Results, Row, Sizes, fresh_database, run_alone, timed
+from bench.harness import Results, Row, Sizes, demo_database, run_alone, timed
 from layers.db import partitions
 from layers.db.settings import Settings
-from layers.io import demo
 from layers.issues import records
 
 ZONE = Settings().zone
@@ -179,11 +178,7 @@ def run(results: Results, dsn: str, label: str = "") -> None:
 
 def alone(results: Results, node: Any, sizes: Sizes) -> str:
     """``python -m bench.partitions``: a demo district of ``sizes.issues`` issues."""
-    dsn = fresh_database(node, "bench_partitions")
-    with psycopg.connect(dsn) as conn:
-        demo.load(conn, zone=ZONE, n_issues=sizes.issues, now=NOW)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE")
+    dsn = demo_database(node, "bench_partitions", issues=sizes.issues, now=NOW)
     run(results, dsn)
     return dsn
 

@@ -18,6 +18,7 @@ Run alone: ``python -m bench.streets`` (``BENCH_STREETS`` streets sharing ``BENC
 from __future__ import annotations
 
 import gc
+from datetime import date, datetime, time
 from functools import partial
 from typing import Any
 
@@ -26,11 +27,10 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from bench import district, tallies
-from bench.harness import Results, Row, Sizes, fresh_database, run_alone, timed
+from bench.harness import Results, Row, Sizes, demo_database, run_alone, timed
 from bench.tallies import NOW, ZONE
 from layers.auth import tokens
 from layers.db.settings import Settings
-from layers.io import demo
 
 # Never-seen periods, bench.tallies' (no stored result can answer) but the last ten days,
 # too short for an emerging trend.
@@ -48,19 +48,20 @@ def _asks(first: str, last: str, street: str) -> dict[str, tuple[str, dict[str, 
         "scores by unit": ("/api/v1/scores", dates),
         "chronic sites": ("/api/v1/sites/chronic", dates),
         "issues list (first 100, with total)": (
-            "/api/v1/issues", {"since": f"{first}T00:00:00+08:00",
-                               "until": f"{last}T23:59:59+08:00", "limit": "100"}),
+            "/api/v1/issues", {"since": _local(first, time.min), "until": _local(last, time.max),
+                               "limit": "100"}),
     }
+
+
+def _local(day: str, at: time) -> str:
+    """``day`` (YYYY-MM-DD) at ``at`` in the district's zone, as ISO 8601 with its offset."""
+    return datetime.combine(date.fromisoformat(day), at.replace(microsecond=0), ZONE
+                            ).isoformat()
 
 
 def load(node: Any, name: str, streets: int, per_street: int) -> str:
     """A demo district of ``streets`` streets, ``per_street`` issues each; its conninfo."""
-    dsn = fresh_database(node, name)
-    with psycopg.connect(dsn) as conn:
-        demo.load(conn, zone=ZONE, n_issues=per_street, now=NOW, streets=streets)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE")
-    return dsn
+    return demo_database(node, name, issues=per_street, now=NOW, streets=streets)
 
 
 def first_street(dsn: str) -> str:

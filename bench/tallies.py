@@ -23,13 +23,12 @@ from fastapi.testclient import TestClient
 from psycopg import sql
 
 from api.app import create_app
-from bench.harness import Results, Row, Sizes, fresh_database, run_alone, timed
+from bench.harness import Results, Row, Sizes, demo_database, run_alone, timed
 from layers.analysis import hotspots, tallies
 from layers.assignment import load_assigner
 from layers.auth import tokens
 from layers.catalog import periods
 from layers.db.settings import Settings
-from layers.io import demo
 from layers.issues import records
 
 ZONE = Settings().zone
@@ -186,11 +185,7 @@ def run(results: Results, dsn: str, label: str = "") -> None:
 
 def alone(results: Results, node: Any, sizes: Sizes) -> str:
     """``python -m bench.tallies``: a demo district of ``sizes.issues`` issues."""
-    dsn = fresh_database(node, "bench_tallies")
-    with psycopg.connect(dsn) as conn:
-        demo.load(conn, zone=ZONE, n_issues=sizes.issues, now=NOW)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE")
+    dsn = demo_database(node, "bench_tallies", issues=sizes.issues, now=NOW)
     run(results, dsn)
     return dsn
 
